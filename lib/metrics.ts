@@ -1,0 +1,31 @@
+// Prometheus metrics (prom-client), one registry per process. Each role
+// records into its own metric names, so the supervisor of `countd start`
+// can serve the concatenated text of every child process on --metrics-port.
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export const registry = new Registry();
+
+const latencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export const metrics = {
+  framesAcked: new Counter({ name: 'countd_write_frames_acked_total', help: 'Write frames acknowledged with WIN', registers: [registry] }),
+  framesRejected: new Counter({ name: 'countd_write_frames_rejected_total', help: 'Write frames answered BAD', registers: [registry] }),
+  framesFailed: new Counter({ name: 'countd_write_frames_failed_total', help: 'Write frames answered ERR', registers: [registry] }),
+  fsyncSeconds: new Histogram({ name: 'countd_write_fsync_seconds', help: 'Latency of one group commit (write + fdatasync)', buckets: latencyBuckets, registers: [registry] }),
+  groupCommitFrames: new Histogram({
+    name: 'countd_write_group_commit_frames',
+    help: 'Frames made durable by one group commit',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192],
+    registers: [registry],
+  }),
+  logsHandedOver: new Counter({ name: 'countd_write_logs_handed_over_total', help: 'Commit logs sealed and marked dirty', labelNames: ['reason'], registers: [registry] }),
+  writeConnections: new Gauge({ name: 'countd_write_connections', help: 'Open write connections', registers: [registry] }),
+  dirtyBacklogLogs: new Gauge({ name: 'countd_worker_backlog_logs', help: 'Dirty commit logs waiting to be applied', registers: [registry] }),
+  framesApplied: new Counter({ name: 'countd_worker_frames_applied_total', help: 'Frames applied to the database', registers: [registry] }),
+  logsApplied: new Counter({ name: 'countd_worker_logs_applied_total', help: 'Commit logs applied and marked clean', registers: [registry] }),
+  applySeconds: new Histogram({ name: 'countd_worker_apply_seconds', help: 'Latency of applying one batch of logs', buckets: latencyBuckets, registers: [registry] }),
+  readRequests: new Counter({ name: 'countd_read_requests_total', help: 'Read requests answered', labelNames: ['kind'], registers: [registry] }),
+  readSeconds: new Histogram({ name: 'countd_read_request_seconds', help: 'Latency of one read request', buckets: latencyBuckets, registers: [registry] }),
+  readConnections: new Gauge({ name: 'countd_read_connections', help: 'Open read connections', registers: [registry] }),
+};
