@@ -1,0 +1,249 @@
+// The byte format of countd's commit logs: file header, records, entries.
+// Specified in docs/commit-log-format.md; keep the two in step.
+//
+//   log    := header(4096) record* tail
+//   record := crc u32 | length u32 | type u8 | 0 0 0 | generation u64 | seq u64 | count u32 | payload
+//   entry  := increment i64 | ksLen u16 | keyLen u16 | keyspace | key
+//
+// All integers are little-endian. The hot paths (writeEntryFromFrame on the
+// write side, forEachEntry on the worker side) allocate nothing per entry
+// beyond the subarray views handed to the callback.
+
+import { crc32 } from 'node:zlib';
+import { CountdError, ErrorCodes } from '../errors.js';
+import { FieldSizes } from '../protocol/fields.js';
+
+// ---- constants (docs/commit-log-format.md, "Constants") --------------------
+
+/** "CNTDCLOG": the first 8 bytes of every used log. */
+export const LOG_MAGIC = Buffer.from('CNTDCLOG', 'ascii');
+export const LOG_FORMAT_VERSION = 1;
+/** The header occupies the first block; records start here. */
+export const HEADER_SIZE = 4096;
+/** Bytes of the header covered by its CRC (the CRC itself follows them). */
+export const HEADER_CRC_OFFSET = 56;
+export const HEADER_USED_SIZE = 60;
+
+export const RECORD_HEADER_SIZE = 32;
+export const RECORD_BATCH = 1;
+export const RECORD_SEAL = 2;
+export const SEAL_PAYLOAD_SIZE = 16;
+export const SEAL_RECORD_SIZE = RECORD_HEADER_SIZE + SEAL_PAYLOAD_SIZE;
+
+/** increment (8) + ksLen (2) + keyLen (2). */
+export const ENTRY_FIXED_SIZE = 12;
+/** The smallest entry: one-byte keyspace, one-byte key. */
+export const MIN_ENTRY_SIZE = ENTRY_FIXED_SIZE + 2;
+export const MAX_RECORD_PAYLOAD = 0xffff_ffff;
+
+/** Default size of a preallocated log: 2 MiB. */
+export const DEFAULT_LOG_SIZE = 2 * 1024 * 1024;
+
+// ---- file header ------------------------------------------------------------
+
+export interface LogHeader {
+  version: number;
+  keyspaceSize: number;
+  keySize: number;
+  /** Random, unique per use of the file: tells this use's records from an earlier use's. */
+  generation: bigint;
+  /** The writer process (stream) that filled this use of the file. */
+  streamId: bigint;
+  /** Sequence number of the first frame written in this use. */
+  firstSeq: bigint;
+  /** When the writer started this use (ms since the epoch); orders dirty logs oldest first. */
+  openedAt: number;
+}
+
+/** Encode a header into the first HEADER_SIZE bytes of `target` (the rest of the block is zeroed). */
+export function encodeHeader(header: LogHeader, target: Buffer = Buffer.alloc(HEADER_SIZE)): Buffer {
+  target.fill(0, 0, HEADER_SIZE);
+  LOG_MAGIC.copy(target, 0);
+  target.writeUInt16LE(header.version, 8);
+  target.writeUInt16LE(0, 10);
+  target.writeUInt32LE(header.keyspaceSize, 12);
+  target.writeUInt32LE(header.keySize, 16);
+  target.writeUInt32LE(0, 20);
+  target.writeBigUInt64LE(header.generation, 24);
+  target.writeBigUInt64LE(header.streamId, 32);
+  target.writeBigUInt64LE(header.firstSeq, 40);
+  target.writeBigUInt64LE(BigInt(header.openedAt), 48);
+  target.writeUInt32LE(crc32(target.subarray(0, HEADER_CRC_OFFSET)), HEADER_CRC_OFFSET);
+  return target;
+}
+
+export type HeaderResult =
+  | { kind: 'ok'; header: LogHeader }
+  /** Never used since preallocation: the first block is all zero. */
+  | { kind: 'empty' }
+  | { kind: 'bad'; reason: string };
+
+export function decodeHeader(buf: Buffer): HeaderResult {
+  if (buf.length < HEADER_SIZE) return { kind: 'bad', reason: `file of ${buf.length} bytes is shorter than the ${HEADER_SIZE}-byte header` };
+  if (isZero(buf, 0, HEADER_USED_SIZE)) return { kind: 'empty' };
+  if (!buf.subarray(0, 8).equals(LOG_MAGIC)) return { kind: 'bad', reason: 'bad magic: not a countd commit log' };
+  if (crc32(buf.subarray(0, HEADER_CRC_OFFSET)) !== buf.readUInt32LE(HEADER_CRC_OFFSET)) return { kind: 'bad', reason: 'header checksum mismatch' };
+  const version = buf.readUInt16LE(8);
+  if (version !== LOG_FORMAT_VERSION) return { kind: 'bad', reason: `unsupported log format version ${version}` };
+  return {
+    kind: 'ok',
+    header: {
+      version,
+      keyspaceSize: buf.readUInt32LE(12),
+      keySize: buf.readUInt32LE(16),
+      generation: buf.readBigUInt64LE(24),
+      streamId: buf.readBigUInt64LE(32),
+      firstSeq: buf.readBigUInt64LE(40),
+      openedAt: Number(buf.readBigUInt64LE(48)),
+    },
+  };
+}
+
+// ---- records ----------------------------------------------------------------
+
+/**
+ * Fill `target[0, RECORD_HEADER_SIZE)` with a record header for `payload`
+ * (the CRC covers the header from byte 4 on, then the payload). The writer
+ * keeps one such buffer and sends it with the payload in one pwritev.
+ */
+export function writeRecordHeader(target: Buffer, type: number, generation: bigint, seq: bigint, count: number, payload: Buffer): void {
+  target.writeUInt32LE(payload.length, 4);
+  target[8] = type;
+  target[9] = 0;
+  target[10] = 0;
+  target[11] = 0;
+  target.writeBigUInt64LE(generation, 12);
+  target.writeBigUInt64LE(seq, 20);
+  target.writeUInt32LE(count, 28);
+  target.writeUInt32LE(crc32(payload, crc32(target.subarray(4, RECORD_HEADER_SIZE))), 0);
+}
+
+/** A whole SEAL record: `frames` frames in `records` BATCH records were written before it; `nextSeq` follows the last. */
+export function encodeSealRecord(generation: bigint, nextSeq: bigint, frames: number, records: number): Buffer {
+  const buf = Buffer.alloc(SEAL_RECORD_SIZE);
+  const payload = buf.subarray(RECORD_HEADER_SIZE);
+  payload.writeBigUInt64LE(BigInt(frames), 0);
+  payload.writeUInt32LE(records, 8);
+  writeRecordHeader(buf, RECORD_SEAL, generation, nextSeq, 0, payload);
+  return buf;
+}
+
+export interface SealPayload {
+  frames: number;
+  records: number;
+}
+
+export function decodeSealPayload(payload: Buffer): SealPayload {
+  return { frames: Number(payload.readBigUInt64LE(0)), records: payload.readUInt32LE(8) };
+}
+
+// ---- entries ----------------------------------------------------------------
+
+/** Bytes of one encoded entry. */
+export function entrySize(ksLen: number, keyLen: number): number {
+  return ENTRY_FIXED_SIZE + ksLen + keyLen;
+}
+
+/** The largest entry the field sizes allow. */
+export function maxEntrySize(sizes: FieldSizes): number {
+  return entrySize(sizes.keyspaceSize, sizes.keySize);
+}
+
+/**
+ * Copy one already-validated write frame (PROTOCOL.md section 1) at
+ * frame[frameOffset] into entry form at target[offset]; ksLen and keyLen are
+ * the name lengths validateFrame() found. Returns the offset after the entry.
+ * Allocation-free and unchecked: the server's hot path.
+ */
+export function writeEntryFromFrame(
+  target: Buffer,
+  offset: number,
+  frame: Buffer,
+  frameOffset: number,
+  ksLen: number,
+  keyLen: number,
+  sizes: FieldSizes,
+): number {
+  for (let i = 0; i < 8; i++) target[offset + i] = frame[frameOffset + i]!;
+  target[offset + 8] = ksLen & 0xff;
+  target[offset + 9] = ksLen >>> 8;
+  target[offset + 10] = keyLen & 0xff;
+  target[offset + 11] = keyLen >>> 8;
+  let p = offset + ENTRY_FIXED_SIZE;
+  const ks = frameOffset + 8;
+  const key = ks + sizes.keyspaceSize;
+  // Names are short as a rule; up to 64 bytes a plain loop beats the native call of Buffer.copy.
+  if (ksLen <= 64) for (let i = 0; i < ksLen; i++) target[p + i] = frame[ks + i]!;
+  else frame.copy(target, p, ks, ks + ksLen);
+  p += ksLen;
+  if (keyLen <= 64) for (let i = 0; i < keyLen; i++) target[p + i] = frame[key + i]!;
+  else frame.copy(target, p, key, key + keyLen);
+  return p + keyLen;
+}
+
+/** Encode one entry at target[offset]; returns the offset after it. Names must be non-empty and at most 65535 bytes. */
+export function encodeEntry(target: Buffer, offset: number, increment: bigint, keyspace: Buffer, key: Buffer): number {
+  target.writeBigInt64LE(increment, offset);
+  target.writeUInt16LE(keyspace.length, offset + 8);
+  target.writeUInt16LE(key.length, offset + 10);
+  let p = offset + ENTRY_FIXED_SIZE;
+  p += keyspace.copy(target, p);
+  p += key.copy(target, p);
+  return p;
+}
+
+function corruptEntry(offset: number, why: string): CountdError {
+  return new CountdError(ErrorCodes.CORRUPTION, `commit log entry at payload offset ${offset}: ${why}`);
+}
+
+/**
+ * Call fn for every entry of a BATCH payload, in order; returns the number of
+ * entries. keyspace and key are views into `payload` (copy them to keep
+ * them). Throws COUNTD_CORRUPTION if the payload is not a whole number of
+ * well-formed entries (a CRC-valid record never is, unless written wrong).
+ */
+export function forEachEntry(payload: Buffer, fn: (increment: bigint, keyspace: Buffer, key: Buffer) => void): number {
+  const end = payload.length;
+  // DataView.getBigInt64 is about 1.5x faster than Buffer.readBigInt64LE here.
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  let p = 0;
+  let n = 0;
+  while (p < end) {
+    if (end - p < ENTRY_FIXED_SIZE) throw corruptEntry(p, 'truncated entry header');
+    const ksLen = payload[p + 8]! | (payload[p + 9]! << 8);
+    const keyLen = payload[p + 10]! | (payload[p + 11]! << 8);
+    const ks = p + ENTRY_FIXED_SIZE;
+    const key = ks + ksLen;
+    const next = key + keyLen;
+    if (ksLen === 0 || keyLen === 0) throw corruptEntry(p, 'empty name');
+    if (next > end) throw corruptEntry(p, 'entry runs past the end of the record');
+    fn(view.getBigInt64(p, true), payload.subarray(ks, key), payload.subarray(key, next));
+    p = next;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Count the entries of a payload without decoding them, checking structure
+ * and that no name exceeds the field sizes. Returns -1 if malformed.
+ */
+export function countEntries(payload: Buffer, sizes: FieldSizes): number {
+  const end = payload.length;
+  let p = 0;
+  let n = 0;
+  while (p < end) {
+    if (end - p < ENTRY_FIXED_SIZE) return -1;
+    const ksLen = payload[p + 8]! | (payload[p + 9]! << 8);
+    const keyLen = payload[p + 10]! | (payload[p + 11]! << 8);
+    if (ksLen === 0 || keyLen === 0 || ksLen > sizes.keyspaceSize || keyLen > sizes.keySize) return -1;
+    p += ENTRY_FIXED_SIZE + ksLen + keyLen;
+    n++;
+  }
+  return p === end ? n : -1;
+}
+
+export function isZero(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
+  return true;
+}

@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { ChildProcess, fork } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isCountdError } from '../../lib/errors.js';
+import { lockName, logName, ownerName, parsePoolName } from '../../lib/commitlog/filenames.js';
+import { tryPoolMutex } from '../../lib/commitlog/locks.js';
+import { CommitLogPool } from '../../lib/commitlog/pool.js';
+import { readLogFile } from '../../lib/commitlog/reader.js';
+import { CommitLogWriter } from '../../lib/commitlog/writer.js';
+import { decode, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const fixture = (name: string): string => path.join(here, 'fixtures', name);
+
+const children = new Set<ChildProcess>();
+
+function spawn(script: string, args: string[]): ChildProcess {
+  const child = fork(fixture(script), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function message<T>(child: ChildProcess): Promise<T> {
+  return new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve(m as T));
+    child.once('exit', (code, signal) => reject(new Error(`child exited (${code ?? signal}) before reporting`)));
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+}
+
+async function killHard(child: ChildProcess): Promise<void> {
+  child.kill('SIGKILL');
+  await exited(child);
+}
+
+function names(dir: string, kind: 'log' | 'lock' | 'owner'): number[] {
+  return fs
+    .readdirSync(dir)
+    .map((n) => parsePoolName(n))
+    .flatMap((p) => (p.kind === kind ? [p.index] : []))
+    .sort((a, b) => a - b);
+}
+
+/** Fill `n` logs through a writer (handed over dirty at close or rotation). */
+async function dirtyLogs(dir: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const w = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
+    await w.append(taggedBatch(`d${i}`, 2), 2);
+    await w.close();
+  }
+}
+
+describe('commit log: pool', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(async () => {
+    for (const c of [...children]) await killHard(c);
+    removeDir(dir);
+  });
+
+  it('claims dirty logs oldest first, exclusively, and releases them clean or dirty', async () => {
+    await dirtyLogs(dir, 3);
+    const pool = await CommitLogPool.open({ dir, sizes });
+    assert.deepEqual(await pool.status(), { logs: 3, clean: 0, dirty: 3, locked: 0, other: 0, backlogFrames: 6 });
+    const first = await pool.claimDirty(2);
+    assert.deepEqual(first.map((l) => l.index), [0, 1], 'oldest first');
+    assert.equal(first[0]!.path, path.join(dir, logName(0)));
+    assert.deepEqual(names(dir, 'lock'), [0, 1]);
+    assert.deepEqual((await pool.status()).locked, 2);
+    const second = await pool.claimDirty(5);
+    assert.deepEqual(second.map((l) => l.index), [2], 'held logs are not claimed twice');
+    assert.deepEqual(await pool.claimDirty(5), []);
+    await pool.release(first[0]!, 'clean');
+    await pool.release(first[1]!, 'dirty');
+    await pool.release(second[0]!, 'clean');
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
+    assert.equal(modeOf(path.join(dir, logName(1))), 0o400);
+    assert.deepEqual(names(dir, 'lock'), []);
+    assert.deepEqual(names(dir, 'owner'), []);
+    assert.deepEqual(await pool.status(), { logs: 3, clean: 2, dirty: 1, locked: 0, other: 0, backlogFrames: 2 });
+    assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [1]);
+    await assert.rejects(pool.claimDirty(-1), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    await assert.rejects(pool.release(first[0]!, 'sticky' as 'clean'), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+  });
+
+  it('reports logs in other modes in status and never claims them', async () => {
+    await dirtyLogs(dir, 2);
+    fs.chmodSync(path.join(dir, logName(1)), 0o644);
+    const pool = await CommitLogPool.open({ dir, sizes });
+    assert.deepEqual(await pool.status(), { logs: 2, clean: 0, dirty: 1, locked: 0, other: 1, backlogFrames: 2 });
+    assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [0]);
+  });
+
+  it('grows by the next free index when no clean log can be claimed, and reuses clean logs first', async () => {
+    const a = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
+    const b = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
+    assert.deepEqual(names(dir, 'log'), [0, 1]);
+    for (const f of names(dir, 'log')) {
+      assert.equal(fs.statSync(path.join(dir, logName(f))).size, 8192);
+      assert.equal(modeOf(path.join(dir, logName(f))), 0o200);
+    }
+    await a.close();
+    const c = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
+    assert.deepEqual(names(dir, 'log'), [0, 1], 'the clean log 0 was reused');
+    assert.deepEqual(names(dir, 'lock'), [0, 1]);
+    await b.close();
+    await c.close();
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((n) => parsePoolName(n).kind !== 'log'),
+      [],
+      'no temp files, locks or owner files are left',
+    );
+  });
+
+  it('two processes contending for logs never hold the same one, and every acknowledged frame is consumed exactly once', async function () {
+    this.timeout(40000);
+    type Report = { streamId: string; acked: number; consumed: Array<[string, string, number]>; violations: string[] };
+    const kids = [spawn('contender.js', [dir, '150', 'A']), spawn('contender.js', [dir, '150', 'B'])];
+    const reports = await Promise.all(kids.map((k) => message<Report>(k)));
+    await Promise.all(kids.map(exited));
+    // Drain what the children's workers left dirty.
+    const pool = await CommitLogPool.open({ dir, sizes });
+    const consumed = reports.flatMap((r) => r.consumed);
+    for (const log of await pool.claimDirty(1000)) {
+      const c = await readLogFile(log.path, sizes);
+      assert.deepEqual(c.problems, []);
+      for (const r of c.records) consumed.push([String(c.streamId), String(r.seq), r.count]);
+      await pool.release(log, 'clean');
+    }
+    for (const r of reports) {
+      assert.deepEqual(r.violations, []);
+      const mine = consumed.filter(([s]) => s === r.streamId).map(([, seq, count]) => [BigInt(seq), count] as const);
+      mine.sort((x, y) => (x[0] < y[0] ? -1 : 1));
+      let next = 0n;
+      for (const [seq, count] of mine) {
+        assert.equal(seq, next, `stream ${r.streamId}: records continue without hole or duplicate`);
+        next += BigInt(count);
+      }
+      assert.equal(next, BigInt(r.acked), 'every acknowledged frame consumed once');
+    }
+    assert.equal(consumed.length > 0, true);
+    const status = await pool.status();
+    assert.equal(status.dirty + status.locked + status.other, 0);
+    assert.ok(status.logs >= 2, `the pool grew to ${status.logs} logs`);
+  });
+
+  it('recovers the lock of a writer killed with SIGKILL: its log becomes dirty when it had records', async () => {
+    const child = spawn('holder.js', [dir, '3']);
+    const { held } = await message<{ held: number[] }>(child);
+    assert.deepEqual(held, [0]);
+    await killHard(child);
+    assert.deepEqual(names(dir, 'lock'), [0], 'the dead writer left its lock');
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
+    const pool = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    assert.equal(await pool.recoverStaleLocks(), 1);
+    assert.deepEqual(names(dir, 'lock'), []);
+    assert.deepEqual(names(dir, 'owner'), []);
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o400);
+    const c = await readLogFile(path.join(dir, logName(0)), sizes);
+    assert.deepEqual(c.problems, []);
+    assert.equal(c.sealed, false);
+    assert.deepEqual(c.records.flatMap((r) => decode(r.payload).map((e) => e.key)), ['h0-0', 'h0-1', 'h1-0', 'h1-1', 'h2-0', 'h2-1']);
+    assert.equal(await pool.recoverStaleLocks(), 0, 'nothing left to recover');
+  });
+
+  it('a killed writer\'s lock is recovered by the next writer open (after the grace period)', async function () {
+    this.timeout(10000);
+    const child = spawn('holder.js', [dir, '2']);
+    await message(child);
+    await killHard(child);
+    const log = path.join(dir, logName(0));
+    // The default grace is 2 s, measured from the log's ctime.
+    const age = Date.now() - fs.statSync(log).ctimeMs;
+    await new Promise((r) => setTimeout(r, Math.max(0, 2100 - age)));
+    const w = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
+    assert.equal(modeOf(log), 0o400, 'the dead writer\'s log is dirty: its acknowledged frames will be applied');
+    assert.deepEqual(names(dir, 'lock'), [1], 'the new writer took a new log, and log 0 is unlocked');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, ownerName(1)), 'utf8')).pid, process.pid);
+    await w.close();
+    assert.equal((await readLogFile(log, sizes)).frames, 4);
+  });
+
+  it('a killed writer\'s log without records is recovered clean', async () => {
+    const child = spawn('holder.js', [dir, '0']);
+    await message(child);
+    await killHard(child);
+    const pool = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    assert.equal(await pool.recoverStaleLocks(), 1);
+    assert.deepEqual(names(dir, 'lock'), []);
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
+  });
+
+  it('never recovers the lock of a live owner', async () => {
+    const child = spawn('holder.js', [dir, '2']);
+    await message(child);
+    const pool = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    assert.equal(await pool.recoverStaleLocks(), 0);
+    assert.deepEqual(names(dir, 'lock'), [0]);
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
+    assert.deepEqual(await pool.claimDirty(5), []);
+  });
+
+  it('treats a lock without owner file as stale only after the grace period', async () => {
+    await dirtyLogs(dir, 1);
+    // A claimer that died between link(2) and writing its owner file.
+    fs.linkSync(path.join(dir, logName(0)), path.join(dir, lockName(0)));
+    const patient = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 60_000 });
+    assert.equal(await patient.recoverStaleLocks(), 0);
+    assert.deepEqual(names(dir, 'lock'), [0]);
+    const eager = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    assert.equal(await eager.recoverStaleLocks(), 1);
+    assert.deepEqual(names(dir, 'lock'), []);
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o400, 'a dirty log stays dirty');
+  });
+
+  it('removes temp files and owner files left by dead processes', async () => {
+    await dirtyLogs(dir, 1);
+    const deadPid = 2 ** 22 + 12345; // above pid_max's default: never a live process
+    fs.writeFileSync(path.join(dir, `new-${deadPid}-abcd.tmp`), 'x');
+    fs.writeFileSync(path.join(dir, `owner-0000000000.tmp-${deadPid}`), 'x');
+    fs.writeFileSync(path.join(dir, ownerName(0)), JSON.stringify({ pid: deadPid, start: '1', boot: '' }));
+    const pool = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    assert.equal(await pool.recoverStaleLocks(), 0, 'no lock was involved');
+    assert.deepEqual(fs.readdirSync(dir), [logName(0)]);
+  });
+
+  it('the recovery mutex admits one holder at a time; a holder killed with SIGKILL frees it', async () => {
+    const real = fs.realpathSync(dir);
+    const m = await tryPoolMutex(real);
+    assert.ok(m);
+    assert.equal(await tryPoolMutex(real), null, 'not twice, even in one process');
+    await m.release();
+
+    const child = spawn('mutex-holder.js', [dir]);
+    assert.deepEqual(await message(child), { held: true });
+    assert.equal(await tryPoolMutex(real), null, 'held by the child');
+    // While another process recovers, recovery is skipped rather than raced.
+    await dirtyLogs(dir, 1);
+    fs.linkSync(path.join(dir, logName(0)), path.join(dir, lockName(0)));
+    const pool = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    assert.equal(await pool.recoverStaleLocks(), 0);
+    assert.deepEqual(names(dir, 'lock'), [0]);
+    await killHard(child);
+    assert.equal(await pool.recoverStaleLocks(), 1, 'the kernel freed the mutex of the killed holder');
+    assert.deepEqual(names(dir, 'lock'), []);
+  });
+});

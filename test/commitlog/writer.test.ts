@@ -1,0 +1,261 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { isCountdError } from '../../lib/errors.js';
+import { lockName, logName, ownerName, parsePoolName } from '../../lib/commitlog/filenames.js';
+import { HEADER_SIZE, RECORD_HEADER_SIZE, SEAL_RECORD_SIZE } from '../../lib/commitlog/format.js';
+import { LogContents, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
+import { CommitLogWriter, CommitLogWriterOptions } from '../../lib/commitlog/writer.js';
+import { FaultFileOps } from './fault-fileops.js';
+import { decode, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
+
+function logsIn(dir: string): number[] {
+  return fs
+    .readdirSync(dir)
+    .map((n) => parsePoolName(n))
+    .flatMap((p) => (p.kind === 'log' ? [p.index] : []))
+    .sort((a, b) => a - b);
+}
+
+function locksIn(dir: string): number[] {
+  return fs
+    .readdirSync(dir)
+    .map((n) => parsePoolName(n))
+    .flatMap((p) => (p.kind === 'lock' ? [p.index] : []));
+}
+
+async function readAll(dir: string): Promise<LogContents[]> {
+  const out: LogContents[] = [];
+  for (const i of logsIn(dir)) out.push(await readLogFile(path.join(dir, logName(i)), sizes));
+  return out;
+}
+
+/** Keys of every entry in the pool, in stream order. */
+function keysInOrder(logs: LogContents[]): string[] {
+  const used = logs.filter((l) => l.header !== null && l.records.length > 0);
+  used.sort((a, b) => (a.header!.firstSeq < b.header!.firstSeq ? -1 : 1));
+  return used.flatMap((l) => l.records.flatMap((r) => decode(r.payload).map((e) => e.key)));
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('commit log: writer', () => {
+  let dir: string;
+  const writers: CommitLogWriter[] = [];
+  const open = async (o: Partial<CommitLogWriterOptions> = {}): Promise<CommitLogWriter> => {
+    const w = await CommitLogWriter.open({ dir, sizes, logSize: 16384, ...o });
+    writers.push(w);
+    return w;
+  };
+
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(async () => {
+    for (const w of writers.splice(0)) await w.close().catch(() => {});
+    removeDir(dir);
+  });
+
+  it('claims a clean log at open, keeps it locked while filling, hands it over dirty and sealed at close', async () => {
+    const w = await open();
+    assert.deepEqual(logsIn(dir), [0]);
+    const log = path.join(dir, logName(0));
+    assert.equal(modeOf(log), 0o200, 'clean while being filled');
+    assert.ok(fs.existsSync(path.join(dir, lockName(0))));
+    const owner = JSON.parse(fs.readFileSync(path.join(dir, ownerName(0)), 'utf8')) as { pid: number };
+    assert.equal(owner.pid, process.pid);
+    assert.equal(fs.statSync(log).size, 16384);
+
+    await w.append(taggedBatch('a', 3), 3);
+    await w.append(taggedBatch('b', 2), 2);
+    assert.equal(modeOf(log), 0o200);
+    await w.close();
+    assert.equal(modeOf(log), 0o400, 'dirty after hand-over');
+    assert.deepEqual(locksIn(dir), []);
+    assert.ok(!fs.existsSync(path.join(dir, ownerName(0))));
+
+    const c = await readLogFile(log, sizes);
+    assert.deepEqual(c.problems, []);
+    assert.equal(c.sealed, true);
+    assert.equal(c.streamId, w.streamId);
+    assert.deepEqual(c.records.map((r) => [r.seq, r.count]), [[0n, 3], [3n, 2]]);
+    assert.deepEqual(keysInOrder([c]), ['a-0', 'a-1', 'a-2', 'b-0', 'b-1']);
+    await assert.rejects(w.append(taggedBatch('c', 1), 1), (err) => isCountdError(err, 'COUNTD_CLOSED'));
+  });
+
+  it('releases a log without records clean, not dirty', async () => {
+    const w = await open();
+    await w.close();
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
+    assert.deepEqual(locksIn(dir), []);
+  });
+
+  it('preallocates 2 MiB logs by default, so one append may carry 2,092,976 entry bytes', async () => {
+    const w = await CommitLogWriter.open({ dir, sizes });
+    writers.push(w);
+    assert.equal(fs.statSync(path.join(dir, logName(0))).size, 2_097_152);
+    assert.equal(w.maxBatchBytes, 2_092_976);
+  });
+
+  it('rotates by size: seals each full log and continues the stream in the next', async () => {
+    const w = await open({ logSize: 8192 });
+    let frames = 0;
+    for (let i = 0; i < 30; i++) {
+      await w.append(taggedBatch(`s${i}`, 10), 10); // ~210 bytes each: about 18 per log
+      frames += 10;
+    }
+    await w.close();
+    const logs = await readAll(dir);
+    assert.ok(logs.length >= 2, `pool grew to ${logs.length} logs`);
+    for (const l of logs) {
+      assert.deepEqual(l.problems, []);
+      assert.equal(l.sealed, true);
+      assert.equal(modeOf(path.join(dir, logName(l.index!))), 0o400);
+    }
+    assert.deepEqual(streamGaps(logs), []);
+    assert.equal(logs.reduce((n, l) => n + l.frames, 0), frames);
+    assert.deepEqual(
+      keysInOrder(logs),
+      Array.from({ length: 30 }, (_, i) => Array.from({ length: 10 }, (_, j) => `s${i}-${j}`)).flat(),
+    );
+  });
+
+  it('rotates by time: hands a log over after handoverMs and uses another log next', async () => {
+    const w = await open({ handoverMs: 30 });
+    await w.append(taggedBatch('t', 2), 2);
+    const first = path.join(dir, logName(0));
+    await waitFor('hand-over by time', () => modeOf(first) === 0o400);
+    const c = await readLogFile(first, sizes);
+    assert.equal(c.sealed, true);
+    assert.equal(c.frames, 2);
+    await w.append(taggedBatch('u', 1), 1);
+    const held = locksIn(dir);
+    assert.equal(held.length, 1);
+    assert.notEqual(held[0], 0, 'the next append went to another log');
+    await w.close();
+    const logs = await readAll(dir);
+    assert.deepEqual(streamGaps(logs), []);
+    assert.deepEqual(keysInOrder(logs), ['t-0', 't-1', 'u-0']);
+  });
+
+  it('accepts a batch of exactly maxBatchBytes (it fits an empty log), rejects one byte more', async () => {
+    const w = await open({ logSize: 8192 });
+    assert.equal(w.maxBatchBytes, 8192 - HEADER_SIZE - RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
+    // Build a batch of exactly maxBatchBytes: full-size entries (44 bytes), then one or two smaller ones.
+    const entryOfSize = (size: number): Buffer => {
+      const ksLen = Math.ceil((size - 12) / 2);
+      const e = Buffer.alloc(size, 0x61);
+      e.writeBigInt64LE(1n, 0);
+      e.writeUInt16LE(ksLen, 8);
+      e.writeUInt16LE(size - 12 - ksLen, 10);
+      return e;
+    };
+    const full = Math.floor(w.maxBatchBytes / 44);
+    const rest = w.maxBatchBytes - full * 44;
+    const sizesOf = Array<number>(full).fill(44);
+    if (rest >= 14) sizesOf.push(rest);
+    else if (rest > 0) sizesOf.splice(-1, 1, 44 + rest - 14, 14);
+    const entries = sizesOf.map(entryOfSize);
+    const n = entries.length;
+    const buf = Buffer.concat(entries);
+    assert.equal(buf.length, w.maxBatchBytes, 'test built an exact batch');
+    await w.append(taggedBatch('x', 1), 1); // so the big one must rotate
+    await w.append(buf, n);
+    await assert.rejects(w.append(Buffer.concat([buf, Buffer.alloc(1)]), n), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    await w.close();
+    const logs = await readAll(dir);
+    assert.equal(logs.reduce((s, l) => s + l.frames, 0), n + 1);
+    for (const l of logs) assert.deepEqual(l.problems, []);
+  });
+
+  it('validates its arguments', async () => {
+    const w = await open();
+    const bad = (p: Promise<void>) => assert.rejects(p, (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    await bad(w.append(taggedBatch('a', 2), 3));
+    await bad(w.append(taggedBatch('a', 2), 0));
+    await bad(w.append('x' as unknown as Buffer, 1));
+    await bad(w.append(Buffer.alloc(20), 1));
+    await assert.rejects(CommitLogWriter.open({ dir, sizes, logSize: 100 }), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    await assert.rejects(CommitLogWriter.open({ dir, sizes, handoverMs: 0 }), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+  });
+
+  it('queues overlapping appends: all resolve, in order, one write and one fdatasync each', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    const writes = ops.count('pwritev');
+    const syncs = ops.count('fdatasync');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => w.append(taggedBatch(`q${i}`, 2), 2)));
+    assert.equal(ops.count('pwritev') - writes, 20);
+    assert.equal(ops.count('fdatasync') - syncs, 20);
+    await w.close();
+    assert.deepEqual(
+      keysInOrder(await readAll(dir)),
+      Array.from({ length: 20 }, (_, i) => [`q${i}-0`, `q${i}-1`]).flat(),
+    );
+  });
+
+  it('fail-stop: a failed fdatasync rejects the batch, cuts it off, and the next append goes to another log', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    await w.append(taggedBatch('ok', 2), 2);
+    ops.fail('fdatasync', 'EIO');
+    await assert.rejects(w.append(taggedBatch('lost', 3), 3), (err) => isCountdError(err, 'COUNTD_IO_ERROR'));
+    // The failed log was handed over with its acknowledged batch only.
+    const first = path.join(dir, logName(0));
+    assert.equal(modeOf(first), 0o400);
+    const c = await readLogFile(first, sizes);
+    assert.deepEqual(c.problems, []);
+    assert.equal(c.sealed, true);
+    assert.deepEqual(keysInOrder([c]), ['ok-0', 'ok-1'], 'the failed batch reached the page cache but is cut off by the SEAL');
+    await w.append(taggedBatch('next', 1), 1);
+    assert.deepEqual(locksIn(dir).filter((i) => i === 0), [], 'log 0 is no longer used');
+    await w.close();
+    const logs = await readAll(dir);
+    assert.deepEqual(keysInOrder(logs), ['ok-0', 'ok-1', 'next-0']);
+    assert.deepEqual(streamGaps(logs), [], 'rejected frames use no sequence numbers');
+  });
+
+  it('fail-stop on a log without records releases it clean', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    ops.fail('pwritev', 'ENOSPC');
+    await assert.rejects(w.append(taggedBatch('a', 1), 1), (err) => isCountdError(err, 'COUNTD_NO_SPACE'));
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
+    assert.ok(!locksIn(dir).includes(0));
+    await w.append(taggedBatch('b', 1), 1);
+    await w.close();
+    assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
+  });
+
+  it('a pool that cannot grow (ENOSPC while preallocating) fails with COUNTD_NO_SPACE and leaves no temp file', async () => {
+    const ops = new FaultFileOps();
+    ops.fail('pwritev', 'ENOSPC', { path: /new-.*\.tmp$/ });
+    await assert.rejects(CommitLogWriter.open({ dir, sizes, fileOps: ops }), (err) => isCountdError(err, 'COUNTD_NO_SPACE'));
+    assert.deepEqual(fs.readdirSync(dir), []);
+  });
+
+  it('power loss during fdatasync loses only the unacknowledged batch, whole or torn', async () => {
+    for (const keep of [0, 7, RECORD_HEADER_SIZE + 5]) {
+      const sub = path.join(dir, `keep-${keep}`);
+      const ops = new FaultFileOps();
+      const w = await CommitLogWriter.open({ dir: sub, sizes, logSize: 16384, fileOps: ops });
+      await w.append(taggedBatch('a', 2), 2);
+      await w.append(taggedBatch('b', 2), 2);
+      ops.stall('fdatasync');
+      let settled = false;
+      void w.append(taggedBatch('c', 4), 4).finally(() => (settled = true));
+      await waitFor('the write to be issued', () => ops.count('fdatasync') >= 4);
+      assert.equal(settled, false);
+      ops.powerLoss(keep);
+      const c = await readLogFile(path.join(sub, logName(0)), sizes);
+      assert.deepEqual(c.problems, [], `keep ${keep}`);
+      assert.deepEqual(keysInOrder([c]), ['a-0', 'a-1', 'b-0', 'b-1'], `keep ${keep}`);
+    }
+  });
+});
