@@ -40,6 +40,8 @@ export const ErrorCodes = {
   CLOSED: 'COUNTD_CLOSED',
   /** A migration found a problem it may not skip (with --strict), or verification failed. */
   MIGRATE: 'COUNTD_MIGRATE',
+  /** The key asked for (get, rank, around) does not exist in the keyspace. */
+  NOT_FOUND: 'COUNTD_NOT_FOUND',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

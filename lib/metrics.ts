@@ -28,4 +28,5 @@ export const metrics = {
   readRequests: new Counter({ name: 'countd_read_requests_total', help: 'Read requests answered', labelNames: ['kind'], registers: [registry] }),
   readSeconds: new Histogram({ name: 'countd_read_request_seconds', help: 'Latency of one read request', buckets: latencyBuckets, registers: [registry] }),
   readConnections: new Gauge({ name: 'countd_read_connections', help: 'Open read connections', registers: [registry] }),
+  childRestarts: new Counter({ name: 'countd_supervisor_child_restarts_total', help: 'Children of countd start restarted after they died', labelNames: ['child'], registers: [registry] }),
 };

@@ -199,6 +199,10 @@ export class CommitLogWriter {
     let fd = -1;
     try {
       fd = await this.ops.open(claimed.path, fs.constants.O_RDWR);
+      // Make the lock link durable before any record: after a power cut, a
+      // clean (0200) log without its lock looks free and would be refilled,
+      // losing acknowledged frames (test/crash/power-loss.test.ts).
+      await this.ops.fsyncDir(this.pool.dir);
       const generation = randomBytes(8).readBigUInt64LE(0);
       encodeHeader(
         {

@@ -1,0 +1,172 @@
+// `npm run bench:worker`: how fast countd-worker drains a backlog of dirty
+// commit logs into the store.
+//
+// For each workload, dirty logs are generated directly with CommitLogWriter
+// (no network), then a worker is started on them and timed until no dirty log
+// is left. Workloads: frames over 1,000,000 keys (key i in keyspace i % 1000),
+//   (a) uniform random keys,
+//   (b) Zipf s = 1.1 (ranks scrambled over the keys).
+// Prints applied frames per second and where the time went (reading and
+// summing the logs vs the store's batch). Targets: (a) >= 100,000 frames/s,
+// (b) >= 300,000 frames/s.
+//
+// Options (environment): COUNTD_BENCH_FRAMES (default 2,000,000 per workload),
+// COUNTD_BENCH_DIR (default os.tmpdir()), COUNTD_BENCH_SYNC=0 to apply without fsync,
+// COUNTD_BENCH_NULL_STORE=1 to time the worker alone (read, verify, sum,
+// release) against a store whose apply() does nothing.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CommitLogWriter } from '../lib/commitlog/writer.js';
+import { encodeEntry, entrySize } from '../lib/commitlog/format.js';
+import { openDataDir } from '../lib/datadir/meta.js';
+import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
+import { startWorker } from '../lib/roles/worker.js';
+import { Store } from '../lib/store/store.js';
+
+const KEYS = 1_000_000;
+const KEYSPACES = 1000;
+const FRAMES = Number(process.env.COUNTD_BENCH_FRAMES ?? 2_000_000);
+const SYNC = process.env.COUNTD_BENCH_SYNC !== '0';
+const NULL_STORE = process.env.COUNTD_BENCH_NULL_STORE === '1';
+const SCRAMBLE = 1_000_003; // coprime with KEYS: spreads Zipf ranks over keys as a bijection
+
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function uniform(seed: number): () => number {
+  const r = random(seed);
+  return () => Math.floor(r() * KEYS);
+}
+
+function zipf(seed: number, s: number): () => number {
+  const cdf = new Float64Array(KEYS);
+  let sum = 0;
+  for (let i = 0; i < KEYS; i++) cdf[i] = sum += 1 / Math.pow(i + 1, s);
+  for (let i = 0; i < KEYS; i++) cdf[i]! /= sum;
+  const r = random(seed);
+  return () => {
+    const u = r();
+    let lo = 0;
+    let hi = KEYS - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cdf[mid]! < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return (lo * SCRAMBLE) % KEYS;
+  };
+}
+
+interface Result {
+  name: string;
+  frames: number;
+  logs: number;
+  distinct: number;
+  generateSeconds: number;
+  drainSeconds: number;
+  applySeconds: number;
+  applies: number;
+}
+
+async function runWorkload(name: string, draw: () => number): Promise<Result> {
+  const root = await mkdtemp(path.join(process.env.COUNTD_BENCH_DIR ?? os.tmpdir(), 'countd-bench-worker-'));
+  try {
+    const dataDir = await openDataDir(path.join(root, 'data'), { sizes: DEFAULT_FIELD_SIZES });
+    // Generate: appends of up to ~1 MiB of entries each, straight into the pool.
+    const t0 = performance.now();
+    const writer = await CommitLogWriter.open({ dir: dataDir.paths.commitlog, sizes: dataDir.sizes, handoverMs: 3_600_000 });
+    const names = Array.from({ length: KEYSPACES }, (_, i) => Buffer.from(`ks${i}`));
+    const seen = new Uint8Array(KEYS);
+    let distinct = 0;
+    const buf = Buffer.allocUnsafe(Math.min(writer.maxBatchBytes, 1 << 20));
+    let at = 0;
+    let count = 0;
+    for (let i = 0; i < FRAMES; i++) {
+      const k = draw();
+      if (seen[k] === 0) {
+        seen[k] = 1;
+        distinct++;
+      }
+      const key = Buffer.from(`key${k}`);
+      const ks = names[k % KEYSPACES]!;
+      if (at + entrySize(ks.length, key.length) > buf.length) {
+        await writer.append(buf.subarray(0, at), count);
+        at = 0;
+        count = 0;
+      }
+      at = encodeEntry(buf, at, 1n, ks, key);
+      count++;
+    }
+    if (count > 0) await writer.append(buf.subarray(0, at), count);
+    await writer.close();
+    const generateSeconds = (performance.now() - t0) / 1000;
+
+    const store = await Store.open({ location: dataDir.paths.db, sizes: dataDir.sizes, sync: SYNC });
+    let applySeconds = 0;
+    let applies = 0;
+    const apply = store.apply.bind(store);
+    store.apply = async (...args) => {
+      const s = performance.now();
+      try {
+        return NULL_STORE ? { keys: args[0].keys, saturated: 0 } : await apply(...args);
+      } finally {
+        applySeconds += (performance.now() - s) / 1000;
+        applies++;
+      }
+    };
+    const logs = (await import('node:fs')).readdirSync(dataDir.paths.commitlog).filter((n) => /^\d{10}$/.test(n)).length;
+    const t1 = performance.now();
+    const worker = await startWorker({ dataDir, store });
+    await worker.drained();
+    const drainSeconds = (performance.now() - t1) / 1000;
+    await worker.close();
+    // Sanity: every frame arrived (each frame adds 1 to some key).
+    if (!NULL_STORE) {
+      let total = 0n;
+      for (const { name: ks } of await store.keyspaces()) for await (const e of store.iterate(ks)) total += e.count;
+      if (total !== BigInt(FRAMES)) throw new Error(`${name}: the store holds ${total} increments, not ${FRAMES}`);
+    }
+    await store.close();
+    return { name, frames: FRAMES, logs, distinct, generateSeconds, drainSeconds, applySeconds, applies };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+async function main(): Promise<void> {
+  console.log(
+    `countd-worker drain: ${fmt(FRAMES)} frames per workload, ${fmt(KEYS)} keys over ${KEYSPACES} keyspaces, ` +
+      (NULL_STORE ? 'NULL store (worker alone)' : `store sync=${SYNC}`),
+  );
+  const workloads: Array<[string, () => number, number]> = [
+    ['(a) uniform', uniform(1), 100_000],
+    ['(b) Zipf s=1.1', zipf(2, 1.1), 300_000],
+  ];
+  for (const [name, draw, target] of workloads) {
+    const r = await runWorkload(name, draw);
+    const rate = r.frames / r.drainSeconds;
+    console.log(
+      `${r.name.padEnd(16)} ${fmt(rate).padStart(10)} frames/s  (target ${fmt(target)}: ${rate >= target ? 'met' : 'MISSED'})` +
+        `  drain ${r.drainSeconds.toFixed(2)} s, ${r.logs} logs, ${fmt(r.distinct)} distinct keys,` +
+        ` store.apply ${r.applySeconds.toFixed(2)} s in ${r.applies} batches (${((100 * r.applySeconds) / r.drainSeconds).toFixed(0)}%),` +
+        ` read+sum+release ${(r.drainSeconds - r.applySeconds).toFixed(2)} s; generate ${r.generateSeconds.toFixed(2)} s`,
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exitCode = 1;
+});

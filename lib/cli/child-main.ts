@@ -1,0 +1,78 @@
+// Entry point of a child of `countd start` (forked by lib/roles/supervisor.ts
+// with an IPC channel). Runs the writer, or the store (worker + reader),
+// reports its ports when it listens, answers metric requests, and stops in
+// order when told to or when its channel closes (the supervisor died).
+// SIGINT and SIGTERM are ignored: sent to the whole process group they would
+// stop both children at once, and the supervisor stops them in order itself.
+
+import { openDataDir } from '../datadir/meta.js';
+import { CountdError, ErrorCodes } from '../errors.js';
+import { registry } from '../metrics.js';
+import { CHILD_SPEC_ENV, ChildMessage, ChildSpec, SupervisorMessage } from '../roles/supervisor.js';
+import { createLogger } from '../util/log.js';
+import { RunningRole, runStore, runWriter } from './roles.js';
+
+function send(msg: ChildMessage): void {
+  if (process.connected) process.send?.(msg);
+}
+
+export async function childMain(): Promise<void> {
+  const spec = JSON.parse(process.env[CHILD_SPEC_ENV] ?? 'null') as ChildSpec | null;
+  if (!spec || !process.send) {
+    process.stderr.write('countd: child-main.js is started by `countd start`, not by hand\n');
+    process.exitCode = 2;
+    return;
+  }
+  const logger = createLogger({ role: spec.kind, format: spec.logFormat, debug: spec.debug });
+  let role: RunningRole | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.debug('stopping', { why });
+      let code = 0;
+      try {
+        await role?.close();
+      } catch (err) {
+        logger.error('error while stopping', { error: (err as Error).message });
+        code = 1;
+      }
+      process.exit(code);
+    })();
+    return stopping;
+  };
+  // Signals sent to the whole process group (Ctrl-C, `timeout`, a service manager's
+  // control-group kill) must not stop the children out of order: the supervisor
+  // receives them too and stops the writer first, then the store.
+  const ignore = (signal: NodeJS.Signals): void => logger.debug(`${signal} ignored: the supervisor stops this child`);
+  process.on('SIGINT', ignore);
+  process.on('SIGTERM', ignore);
+  process.on('disconnect', () => void stop('supervisor gone'));
+  process.on('message', (msg: SupervisorMessage) => {
+    if (msg.type === 'stop') void stop('asked by the supervisor');
+    else if (msg.type === 'metrics') {
+      registry.getMetricsAsJSON().then(
+        (metrics) => send({ type: 'metrics', id: msg.id, metrics: metrics as object[] }),
+        () => send({ type: 'metrics', id: msg.id, metrics: [] }),
+      );
+    }
+  });
+
+  try {
+    const dataDir = await openDataDir(spec.dataDir, { create: false });
+    if (spec.kind === 'writer') {
+      role = await runWriter(dataDir, { listen: spec.listen, port: spec.port, ...spec.writer }, logger);
+    } else {
+      role = await runStore(dataDir, { listen: spec.listen, port: spec.port, ...spec.reader }, logger);
+    }
+  } catch (err) {
+    const e = err instanceof CountdError ? err : new CountdError(ErrorCodes.IO_ERROR, (err as Error).message, { cause: err });
+    if (spec.debug) process.stderr.write(`${(err as Error).stack}\n`);
+    process.removeAllListeners('disconnect');
+    process.send({ type: 'fatal', code: e.code, message: e.message } satisfies ChildMessage, () => process.exit(1));
+    return;
+  }
+  if (stopping) return; // told to stop while starting: stop() closes the role just set
+  send({ type: 'ready', ports: role.ports });
+}
+
+void childMain();

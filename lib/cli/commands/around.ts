@@ -1,0 +1,46 @@
+// countd around <keyspace> <key> [--n N]: the neighbourhood of one key in rank order.
+
+import type { Argv } from 'yargs';
+import {
+  Flags,
+  aroundOptions,
+  commonOptions,
+  daemonAddressOf,
+  daemonOptions,
+  dataDirOf,
+  jsonOption,
+  keyPositional,
+  keyspacePositional,
+  withOptions,
+} from '../options.js';
+import { Output, entryLine } from '../output.js';
+import { openReadSource } from '../source.js';
+import { notFound } from './get.js';
+
+export const command = 'around <keyspace> <key>';
+export const describe = 'print up to --n entries around one key in rank order: rank<TAB>key<TAB>count';
+
+export function builder(y: Argv): Argv {
+  return withOptions(
+    y.positional('keyspace', keyspacePositional).positional('key', keyPositional),
+    commonOptions,
+    aroundOptions,
+    jsonOption,
+    daemonOptions,
+  );
+}
+
+export async function handler(argv: Flags): Promise<void> {
+  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
+  const keyspace = argv.keyspace as Buffer;
+  const key = argv.key as Buffer;
+  try {
+    const entries = await source.around(keyspace, key, argv.n as bigint);
+    if (entries.length === 0) throw notFound(keyspace, key);
+    const out = new Output();
+    for (const e of entries) await out.write(entryLine(e.key, e.count, argv.json === true, e.rank));
+    await out.flush();
+  } finally {
+    await source.close();
+  }
+}

@@ -1,0 +1,49 @@
+// countd get <keyspace> <key>: the count of one key.
+
+import type { Argv } from 'yargs';
+import { CountdError, ErrorCodes } from '../../errors.js';
+import { escapeName } from '../escape.js';
+import {
+  Flags,
+  commonOptions,
+  daemonAddressOf,
+  daemonOptions,
+  dataDirOf,
+  jsonOption,
+  keyPositional,
+  keyspacePositional,
+  withOptions,
+} from '../options.js';
+import { Output, entryLine } from '../output.js';
+import { openReadSource } from '../source.js';
+
+export const command = 'get <keyspace> <key>';
+export const describe = 'print the count of one key (key<TAB>count); exit 1 if the key does not exist';
+
+export function builder(y: Argv): Argv {
+  return withOptions(
+    y.positional('keyspace', keyspacePositional).positional('key', keyPositional),
+    commonOptions,
+    jsonOption,
+    daemonOptions,
+  );
+}
+
+export async function handler(argv: Flags): Promise<void> {
+  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
+  const keyspace = argv.keyspace as Buffer;
+  const key = argv.key as Buffer;
+  try {
+    const count = await source.get(keyspace, key);
+    if (count === undefined) throw notFound(keyspace, key);
+    const out = new Output();
+    await out.write(entryLine(key, count, argv.json === true));
+    await out.flush();
+  } finally {
+    await source.close();
+  }
+}
+
+export function notFound(keyspace: Buffer, key: Buffer): CountdError {
+  return new CountdError(ErrorCodes.NOT_FOUND, `key ${escapeName(key)} not found in keyspace ${escapeName(keyspace)}`);
+}

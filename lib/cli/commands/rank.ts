@@ -1,0 +1,44 @@
+// countd rank <keyspace> <key>: where one key stands (0-based rank, as a page offset).
+
+import type { Argv } from 'yargs';
+import {
+  Flags,
+  commonOptions,
+  daemonAddressOf,
+  daemonOptions,
+  dataDirOf,
+  jsonOption,
+  keyPositional,
+  keyspacePositional,
+  withOptions,
+} from '../options.js';
+import { Output, entryLine } from '../output.js';
+import { openReadSource } from '../source.js';
+import { notFound } from './get.js';
+
+export const command = 'rank <keyspace> <key>';
+export const describe = 'print the rank (0-based: entries ranked above it) and count of one key: rank<TAB>key<TAB>count';
+
+export function builder(y: Argv): Argv {
+  return withOptions(
+    y.positional('keyspace', keyspacePositional).positional('key', keyPositional),
+    commonOptions,
+    jsonOption,
+    daemonOptions,
+  );
+}
+
+export async function handler(argv: Flags): Promise<void> {
+  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
+  const keyspace = argv.keyspace as Buffer;
+  const key = argv.key as Buffer;
+  try {
+    const r = await source.rank(keyspace, key);
+    if (r === undefined) throw notFound(keyspace, key);
+    const out = new Output();
+    await out.write(entryLine(r.key, r.count, argv.json === true, r.rank));
+    await out.flush();
+  } finally {
+    await source.close();
+  }
+}

@@ -1,0 +1,78 @@
+// countd status: is a daemon running (and on which ports), the state of the
+// commit-log pool, and how many keyspaces the database holds.
+
+import type { Argv } from 'yargs';
+import { CommitLogPool, PoolStatus } from '../../commitlog/pool.js';
+import { DaemonRecord, readLiveDaemonRecord } from '../../datadir/daemon-record.js';
+import { openDataDir } from '../../datadir/meta.js';
+import { isCountdError } from '../../errors.js';
+import { Flags, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
+import { Output } from '../output.js';
+import { openReadSource } from '../source.js';
+
+export const command = 'status';
+export const describe = 'show whether a daemon runs (and its ports), commit logs clean/dirty/locked, backlog, keyspaces';
+
+export function builder(y: Argv): Argv {
+  return withOptions(y, commonOptions, jsonOption, daemonOptions);
+}
+
+export interface StatusReport {
+  dataDir: string;
+  keyspaceSize: number;
+  keySize: number;
+  daemon: ({ running: true } & DaemonRecord) | { running: false };
+  commitLogs: PoolStatus;
+  /** null when the database could not be asked (held by a process that serves no reads). */
+  keyspaces: number | null;
+  keyspacesNote?: string;
+}
+
+export async function handler(argv: Flags): Promise<void> {
+  const dir = await openDataDir(dataDirOf(argv), { create: false });
+  const record = await readLiveDaemonRecord(dir.paths);
+  const pool = await CommitLogPool.open({ dir: dir.paths.commitlog, sizes: dir.sizes });
+  const commitLogs = await pool.status();
+  let keyspaces: number | null = null;
+  let keyspacesNote: string | undefined;
+  try {
+    const source = await openReadSource(dir.paths.root, daemonAddressOf(argv));
+    try {
+      keyspaces = (await source.keyspaces()).length;
+    } finally {
+      await source.close();
+    }
+  } catch (err) {
+    if (!isCountdError(err)) throw err;
+    keyspacesNote = err.message;
+  }
+  const report: StatusReport = {
+    dataDir: dir.paths.root,
+    keyspaceSize: dir.sizes.keyspaceSize,
+    keySize: dir.sizes.keySize,
+    daemon: record ? { running: true, ...record } : { running: false },
+    commitLogs,
+    keyspaces,
+    ...(keyspacesNote === undefined ? {} : { keyspacesNote }),
+  };
+  const out = new Output();
+  await out.write(argv.json === true ? JSON.stringify(report) + '\n' : formatStatus(report));
+  await out.flush();
+}
+
+function formatStatus(r: StatusReport): string {
+  const d = r.daemon;
+  const daemon = d.running
+    ? `running (pid ${d.pid}, since ${d.startedAt}): listen ${d.listen}, write port ${d.writePort}, read port ${d.readPort}` +
+      (d.metricsPort === undefined ? '' : `, metrics port ${d.metricsPort}`)
+    : 'not running';
+  const c = r.commitLogs;
+  const lines = [
+    `data directory: ${r.dataDir} (keyspace size ${r.keyspaceSize}, key size ${r.keySize})`,
+    `daemon:         ${daemon}`,
+    `commit logs:    ${c.logs} (clean ${c.clean}, dirty ${c.dirty}, locked ${c.locked}${c.other ? `, OTHER MODE ${c.other}` : ''})`,
+    `backlog:        ${c.backlogFrames} frames not yet applied`,
+    `keyspaces:      ${r.keyspaces ?? `unknown (${r.keyspacesNote ?? 'database unavailable'})`}`,
+  ];
+  return lines.join('\n') + '\n';
+}

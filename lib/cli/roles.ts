@@ -1,0 +1,113 @@
+// Wiring of the roles into processes, shared by the role binaries
+// (countd-write, countd-worker, countd-read: role-main.ts) and the children
+// of `countd start` (child-main.ts). A "store" process holds the database:
+// the worker and, when it serves reads, the reader (LevelDB admits one
+// process per database).
+
+import { DataDir } from '../datadir/meta.js';
+import { CountdError, ErrorCodes, isCountdError } from '../errors.js';
+import { startReader } from '../roles/reader.js';
+import { startWorker } from '../roles/worker.js';
+import { startWriter } from '../roles/writer.js';
+import { Store } from '../store/store.js';
+import { Logger } from '../util/log.js';
+
+export interface WriterSettings {
+  listen: string;
+  port: number;
+  logSize?: number;
+  handoverMs?: number;
+  maxConnections?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface ReaderSettings {
+  listen: string;
+  port: number;
+  pageLimit?: number;
+  maxConnections?: number;
+  idleTimeoutMs?: number;
+}
+
+/** A running role process: its bound ports, and how to stop it in order. */
+export interface RunningRole {
+  ports: { write?: number; read?: number };
+  close(): Promise<void>;
+}
+
+export async function runWriter(dataDir: DataDir, s: WriterSettings, logger: Logger): Promise<RunningRole> {
+  const writer = await startWriter({ dataDir, ...defined(s), logger: logger.child('write') });
+  return { ports: { write: writer.port }, close: () => writer.close() };
+}
+
+/** Open the database, start the worker and, with `reader` given, the reader on the same store. */
+export async function runStore(
+  dataDir: DataDir,
+  reader: ReaderSettings | undefined,
+  logger: Logger,
+  options: { lockedHint?: string } = {},
+): Promise<RunningRole> {
+  let store: Store;
+  try {
+    store = await Store.open({ location: dataDir.paths.db, sizes: dataDir.sizes, logger: logger.child('store') });
+  } catch (err) {
+    if (isCountdError(err, ErrorCodes.LOCKED) && options.lockedHint) {
+      throw new CountdError(ErrorCodes.LOCKED, options.lockedHint, { cause: err });
+    }
+    throw err;
+  }
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  let read: Awaited<ReturnType<typeof startReader>> | undefined;
+  try {
+    worker = await startWorker({ dataDir, store, logger: logger.child('worker') });
+    if (reader) read = await startReader({ store, sizes: dataDir.sizes, ...defined(reader), logger: logger.child('read') });
+  } catch (err) {
+    await worker?.close().catch(() => {});
+    await store.close().catch(() => {});
+    throw err;
+  }
+  return {
+    ports: read ? { read: read.port } : {},
+    async close() {
+      // Readers first (no new requests), then the worker finishes its apply, then the database closes.
+      await read?.close();
+      await worker?.close();
+      await store.close();
+    },
+  };
+}
+
+/** Reads alone: the database must be free (no worker holds it). */
+export async function runReader(dataDir: DataDir, s: ReaderSettings, logger: Logger): Promise<RunningRole> {
+  let store: Store;
+  try {
+    store = await Store.open({ location: dataDir.paths.db, sizes: dataDir.sizes, logger: logger.child('store') });
+  } catch (err) {
+    if (isCountdError(err, ErrorCodes.LOCKED)) {
+      throw new CountdError(
+        ErrorCodes.LOCKED,
+        `the database ${dataDir.paths.db} is held by another process; run \`countd start\` (or countd-worker --read-port) which serves reads together with the worker`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  try {
+    const read = await startReader({ store, sizes: dataDir.sizes, ...defined(s), logger: logger.child('read') });
+    return {
+      ports: { read: read.port },
+      async close() {
+        await read.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** Drop undefined settings, so the roles apply their own defaults. */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,276 @@
+// The countd client library: increments over the write port (PROTOCOL.md
+// section 1), pages and lookups over the read port (section 2 and
+// docs/read-protocol-extensions.md). One connection per port, opened on the
+// first call and reopened lazily for the next call after a loss. Calls made
+// concurrently are pipelined on that connection.
+//
+// An increment whose connection is lost before its reply rejects with
+// COUNTD_CONNECTION and is never retried: it may or may not have been
+// applied, and only the caller can decide whether to send it again.
+
+import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
+import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
+import { dataDirPaths } from '../datadir/layout.js';
+import { readMeta } from '../datadir/meta.js';
+import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../protocol/fields.js';
+import { encodeFrame } from '../protocol/write-frame.js';
+import { KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
+import { toUint64 } from '../protocol/read-request.js';
+import { ReadConnection } from './read-connection.js';
+import { WriteConnection } from './write-connection.js';
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_WRITE_PORT = 48879;
+export const DEFAULT_READ_PORT = 48880;
+/** Entries per request when dump() and keyspaces() page through a whole list. */
+export const DEFAULT_DUMP_PAGE = 1000;
+
+export type Name = string | Uint8Array;
+
+/** One ranked entry: the key (bytes) and its exact count. */
+export type Entry = ReadEntry;
+export type { KeyspaceInfo };
+
+export interface ClientOptions {
+  /** Server host. Default: the daemon's listen address from `dataDir`, else 127.0.0.1. */
+  host?: string;
+  /** Write port. Default: the daemon's (from `dataDir`), else 48879. */
+  writePort?: number;
+  /** Read port. Default: the daemon's (from `dataDir`), else 48880. */
+  readPort?: number;
+  /** Find the running daemon through `<dataDir>/daemon.json`, and the field sizes through its meta file. */
+  dataDir?: string;
+  /** KS: keyspace field size of the server. Default: the data directory's, else 256. */
+  keyspaceSize?: number;
+  /** K: key field size of the server. Default: the data directory's, else 256. */
+  keySize?: number;
+  /** Entries per request in dump() and keyspaces(). Default 1000 (the server's page limit is 10,000 by default). */
+  pageSize?: number;
+}
+
+/** Where a rank or around answer starts: `rank` is the 0-based position of the first entry in rank order. */
+export interface RankedEntry extends Entry {
+  rank: bigint;
+}
+
+// The ok responses, by shape (read-response.ts decodes them; the op decides the shape).
+type EntriesResponse = { entries: Entry[] };
+type PositionedResponse = { first: bigint; entries: Entry[] };
+type KeyspacesResponse = { keyspaces: KeyspaceInfo[] };
+
+interface Resolved {
+  host: string;
+  writePort: number;
+  readPort: number;
+  sizes: FieldSizes;
+}
+
+export class Client {
+  readonly #options: ClientOptions;
+  readonly #pageSize: number;
+  #resolved: Resolved | undefined;
+  #resolving: Promise<Resolved> | undefined;
+  #write: WriteConnection | undefined;
+  #read: ReadConnection | undefined;
+  #closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalidArgument('Client options must be an object');
+    for (const port of ['writePort', 'readPort'] as const) {
+      const v = options[port];
+      if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 65535)) {
+        throw invalidArgument(`${port} must be an integer from 1 to 65535, got ${String(v)}`);
+      }
+    }
+    if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) {
+      throw invalidArgument('host must be a non-empty string');
+    }
+    if (options.dataDir !== undefined && (typeof options.dataDir !== 'string' || options.dataDir === '')) {
+      throw invalidArgument('dataDir must be a non-empty string');
+    }
+    const sizes = { ...DEFAULT_FIELD_SIZES, ...definedSizes(options) };
+    checkFieldSizes(sizes);
+    const pageSize = options.pageSize ?? DEFAULT_DUMP_PAGE;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw invalidArgument(`pageSize must be a positive integer, got ${String(pageSize)}`);
+    this.#pageSize = pageSize;
+    this.#options = { ...options };
+    if (options.dataDir === undefined) {
+      this.#resolved = {
+        host: options.host ?? DEFAULT_HOST,
+        writePort: options.writePort ?? DEFAULT_WRITE_PORT,
+        readPort: options.readPort ?? DEFAULT_READ_PORT,
+        sizes,
+      };
+    }
+  }
+
+  /** Create a client and resolve where the server is (reads `dataDir` now, so a missing daemon fails here). */
+  static async connect(options: ClientOptions = {}): Promise<Client> {
+    const client = new Client(options);
+    await client.#resolve();
+    return client;
+  }
+
+  /** The field sizes this client encodes with (after connect(), or after the first call when `dataDir` is used). */
+  get sizes(): FieldSizes | undefined {
+    return this.#resolved?.sizes;
+  }
+
+  /**
+   * Add `by` (default 1; signed 64-bit) to the count of `key` in `keyspace`.
+   * Resolves when the server acknowledged it durable (WIN). Rejects with
+   * COUNTD_INVALID_ARGUMENT (nothing sent), COUNTD_REJECTED (BAD),
+   * COUNTD_SERVER_ERROR (ERR: not applied) or COUNTD_CONNECTION (lost before
+   * the reply: it may or may not have been applied; not retried).
+   */
+  async increment(keyspace: Name, key: Name, by: bigint | number = 1): Promise<void> {
+    const r = this.#resolved ?? (await this.#resolve());
+    const frame = encodeFrame(by, keyspace, key, r.sizes); // validates first
+    this.#checkOpen();
+    if (this.#write === undefined || !this.#write.usable) {
+      this.#write = new WriteConnection({ host: r.host, port: r.writePort });
+    }
+    return this.#write.send(frame);
+  }
+
+  /** Up to `length` entries of `keyspace` in rank order, skipping the first `offset`. */
+  async page(keyspace: Name, offset: bigint | number, length: bigint | number): Promise<Entry[]> {
+    const res = await this.#request({ op: 'page', keyspace, offset, length });
+    return (res as EntriesResponse).entries;
+  }
+
+  /**
+   * Every entry of `keyspace` in rank order, fetched a page at a time. Not a
+   * snapshot: increments applied while it runs may move keys across pages.
+   */
+  async *dump(keyspace: Name, options: { pageSize?: number } = {}): AsyncGenerator<Entry, void, undefined> {
+    const pageSize = options.pageSize ?? this.#pageSize;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw invalidArgument(`pageSize must be a positive integer, got ${String(pageSize)}`);
+    let offset = 0n;
+    for (;;) {
+      const entries = await this.page(keyspace, offset, pageSize);
+      yield* entries;
+      if (entries.length < pageSize) return;
+      offset += BigInt(entries.length);
+    }
+  }
+
+  /** The count of `key`, or undefined when the keyspace has no such key. */
+  async get(keyspace: Name, key: Name): Promise<bigint | undefined> {
+    const res = (await this.#request({ op: 'get', keyspace, key })) as EntriesResponse;
+    return res.entries[0]?.count;
+  }
+
+  /** The 0-based rank and count of `key`, or undefined when the keyspace has no such key. */
+  async rank(keyspace: Name, key: Name): Promise<RankedEntry | undefined> {
+    const res = (await this.#request({ op: 'rank', keyspace, key })) as PositionedResponse;
+    const entry = res.entries[0];
+    return entry === undefined ? undefined : { rank: res.first, key: entry.key, count: entry.count };
+  }
+
+  /**
+   * Up to `n` entries around `key` in rank order (the key near the middle),
+   * each with its 0-based rank; empty when the keyspace has no such key.
+   */
+  async around(keyspace: Name, key: Name, n: bigint | number = 11): Promise<RankedEntry[]> {
+    const res = (await this.#request({ op: 'around', keyspace, key, length: n })) as PositionedResponse;
+    return res.entries.map((e, i) => ({ rank: res.first + BigInt(i), key: e.key, count: e.count }));
+  }
+
+  /** Every keyspace with its number of keys, in name order. */
+  async keyspaces(): Promise<KeyspaceInfo[]> {
+    const all: KeyspaceInfo[] = [];
+    let offset = 0n;
+    for (;;) {
+      const res = (await this.#request({ op: 'keyspaces', offset, length: this.#pageSize })) as KeyspacesResponse;
+      all.push(...res.keyspaces);
+      if (res.keyspaces.length < this.#pageSize) return all;
+      offset += BigInt(res.keyspaces.length);
+    }
+  }
+
+  /** Wait for calls in flight, then close both connections. Later calls reject with COUNTD_CLOSED. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const w = this.#write;
+    const r = this.#read;
+    this.#write = undefined;
+    this.#read = undefined;
+    await Promise.all([w?.close(), r?.close()]);
+  }
+
+  async #request(req: Parameters<ReadConnection['request']>[0]): Promise<ReadResponse> {
+    const r = this.#resolved ?? (await this.#resolve());
+    if ('keyspace' in req && req.keyspace !== undefined) nameBytes(req.keyspace, 'keyspace', r.sizes.keyspaceSize);
+    if ('offset' in req) toUint64(req.offset, 'offset');
+    if ('length' in req) toUint64(req.length, req.op === 'around' ? 'n' : 'length');
+    this.#checkOpen();
+    if (this.#read === undefined || !this.#read.usable) {
+      this.#read = new ReadConnection({ host: r.host, port: r.readPort }, r.sizes);
+    }
+    return this.#read.request(req);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new CountdError(ErrorCodes.CLOSED, 'the client is closed');
+  }
+
+  /** Find the daemon and the field sizes through the data directory (once; retried after a failure). */
+  #resolve(): Promise<Resolved> {
+    if (this.#resolved) return Promise.resolve(this.#resolved);
+    this.#resolving ??= resolveFromDataDir(this.#options).then(
+      (r) => {
+        this.#resolved = r;
+        return r;
+      },
+      (err: unknown) => {
+        this.#resolving = undefined;
+        throw err;
+      },
+    );
+    return this.#resolving;
+  }
+}
+
+async function resolveFromDataDir(options: ClientOptions): Promise<Resolved> {
+  const paths = dataDirPaths(options.dataDir!);
+  const meta = await readMeta(paths);
+  if (meta === undefined) {
+    throw new CountdError(ErrorCodes.NO_DATA_DIR, `${paths.root} is not a countd data directory (no COUNTD file)`);
+  }
+  const wanted = definedSizes(options);
+  for (const field of ['keyspaceSize', 'keySize'] as const) {
+    if (wanted[field] !== undefined && wanted[field] !== meta[field]) {
+      throw new CountdError(
+        ErrorCodes.DATA_DIR_MISMATCH,
+        `data directory ${paths.root} was created with ${field} ${meta[field]}, not ${wanted[field]}`,
+      );
+    }
+  }
+  const sizes = { keyspaceSize: meta.keyspaceSize, keySize: meta.keySize };
+  const needDaemon = options.writePort === undefined || options.readPort === undefined || options.host === undefined;
+  const record = needDaemon ? await readLiveDaemonRecord(paths) : undefined;
+  if (needDaemon && record === undefined && (options.writePort === undefined || options.readPort === undefined)) {
+    throw new CountdError(ErrorCodes.NOT_RUNNING, `no countd daemon is running on ${paths.root} (start one with: countd start)`);
+  }
+  return {
+    host: options.host ?? connectableHost(record?.listen ?? DEFAULT_HOST),
+    writePort: options.writePort ?? record!.writePort,
+    readPort: options.readPort ?? record!.readPort,
+    sizes,
+  };
+}
+
+/** A wildcard listen address is not an address to connect to: use loopback of the same family. */
+export function connectableHost(listen: string): string {
+  if (listen === '0.0.0.0' || listen === '') return '127.0.0.1';
+  if (listen === '::' || listen === '[::]') return '::1';
+  return listen.replace(/^\[(.*)\]$/, '$1');
+}
+
+function definedSizes(options: ClientOptions): Partial<FieldSizes> {
+  const out: { keyspaceSize?: number; keySize?: number } = {};
+  if (options.keyspaceSize !== undefined) out.keyspaceSize = options.keyspaceSize;
+  if (options.keySize !== undefined) out.keySize = options.keySize;
+  return out;
+}

@@ -1,0 +1,56 @@
+// A pipelined connection to the read port (PROTOCOL.md section 2 and
+// docs/read-protocol-extensions.md). Requests are encoded and responses
+// decoded by the shared codecs in lib/protocol/; this module only pairs each
+// response with the call that asked for it.
+
+import { CountdError, ErrorCodes } from '../errors.js';
+import { FieldSizes } from '../protocol/fields.js';
+import { ReadRequestInput, encodeReadRequest } from '../protocol/read-request.js';
+import { ReadResponse, ReadResponseDecoder } from '../protocol/read-response.js';
+import { Connection, Endpoint } from './connection.js';
+import { Pending } from './pending.js';
+
+export class ReadConnection extends Connection<Pending<ReadResponse>> {
+  readonly #sizes: FieldSizes;
+  readonly #decoder: ReadResponseDecoder;
+
+  constructor(endpoint: Endpoint, sizes: FieldSizes) {
+    super(endpoint, 'read');
+    this.#sizes = sizes;
+    this.#decoder = new ReadResponseDecoder(sizes);
+  }
+
+  /**
+   * Send one request; resolves with its response when the status is ok,
+   * rejects with COUNTD_REJECTED (n = -1: the server then closes the
+   * connection) or COUNTD_PAGE_TOO_LARGE (n = -2).
+   */
+  request(req: ReadRequestInput): Promise<ReadResponse> {
+    const bytes = encodeReadRequest(req, this.#sizes); // validates: throws before anything is queued
+    return new Promise<ReadResponse>((resolve, reject) => {
+      this.#decoder.expect(req.op);
+      this.enqueue(bytes, { resolve, reject });
+    });
+  }
+
+  protected onData(chunk: Buffer): void {
+    this.#decoder.push(chunk);
+    for (;;) {
+      const res = this.#decoder.next(); // throws COUNTD_CONNECTION on a stream no server sends: fails the connection
+      if (res === undefined) break;
+      const call = this.pending.shift();
+      if (call === undefined) throw new CountdError(ErrorCodes.CONNECTION, 'read response with no request outstanding');
+      if (res.status === 'malformed') {
+        this.retire();
+        call.reject(new CountdError(ErrorCodes.REJECTED, `the server rejected the ${res.op} request as malformed (n = -1)`));
+      } else if (res.status === 'page-too-large') {
+        call.reject(
+          new CountdError(ErrorCodes.PAGE_TOO_LARGE, `the ${res.op} length is above the server's page limit (n = -2)`),
+        );
+      } else {
+        call.resolve(res);
+      }
+    }
+    if (this.pending.length === 0) this.settled();
+  }
+}

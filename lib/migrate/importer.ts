@@ -1,0 +1,551 @@
+// `countd migrate`: import the original countd's flat-file storage (a legacy
+// directory, PROTOCOL.md section 3) into a countd data directory. The formats
+// and the import design are in docs/legacy-format.md.
+//
+// The import works per legacy keyspace ("unit"): its keyspace file plus the
+// frames of every dirty log that name it. A unit is applied in batches of
+// `batchRecords` file records; each batch is ONE Store.apply together with the
+// unit's mark (marks.ts), which records how far the file got. The log frames
+// and `done` go with the last batch. So a crash leaves every unit either
+// untouched, done, or with a mark saying exactly which records are in, and a
+// rerun resumes after them: each record is applied exactly once.
+//
+// The legacy directory is only read (scan.ts, read-chunks.ts open O_RDONLY).
+
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { escapeName } from '../cli/escape.js';
+import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
+import { dataDirPaths, type DataDirPaths } from '../datadir/layout.js';
+import { openDataDir, readMeta } from '../datadir/meta.js';
+import { CountdError, ErrorCodes, errnoCode, invalidArgument, translateFsError } from '../errors.js';
+import { checkFieldSizes, DEFAULT_FIELD_SIZES, type FieldSizes } from '../protocol/fields.js';
+import { IncrementBatch, Store } from '../store/store.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { combineFingerprints, fingerprintFile } from './fingerprint.js';
+import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
+import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
+import { keyspaceFileRelativePath, newTotals, readKeyspaceFile } from './keyspace-file.js';
+import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from './marks.js';
+import { readBack, verifyKeyspace } from './verify.js';
+import { ProblemLog, isDamage, type Problem, type ProblemKind } from './problems.js';
+import { scanLegacyDir, type LegacyKeyspaceFile } from './scan.js';
+
+export const DEFAULT_BATCH_RECORDS = 100_000;
+const VERIFY_CONCURRENCY = 4;
+
+export interface MigrateProgress {
+  phase: 'fingerprint' | 'import' | 'verify';
+  /** Keyspace-file records and log frames handled so far, of `recordsTotal`. */
+  records: number;
+  recordsTotal: number;
+  bytes: number;
+  bytesTotal: number;
+}
+
+export interface MigrateOptions {
+  /** The original countd's data directory (read only). */
+  legacyDir: string;
+  /** The countd data directory to import into (created when missing, except with dryRun). */
+  dataDir: string;
+  /** Any damage is fatal (nothing is imported). */
+  strict?: boolean;
+  /** Import even though legacy `lock-` links exist. */
+  force?: boolean;
+  /** A keyspace that already exists in the data directory: add the legacy counts to it. */
+  merge?: boolean;
+  /** A keyspace that already exists in the data directory: delete it, then import. */
+  replace?: boolean;
+  /** Report what would be imported; change nothing. */
+  dryRun?: boolean;
+  /** Field sizes of a data directory created by the migration (default 256/256). */
+  sizes?: Partial<FieldSizes>;
+  /** File records per Store.apply (default 100,000). */
+  batchRecords?: number;
+  logger?: Logger;
+  onProgress?: (progress: MigrateProgress) => void;
+  onProblem?: (problem: Problem) => void;
+  /** Called after every Store.apply; tests throw from it to simulate a crash. */
+  afterApply?: (info: { keyspace: Buffer; next: number; done: boolean }) => void;
+}
+
+export type ConflictReason = 'exists' | 'changed';
+
+export interface KeyspaceReport {
+  keyspace: string;
+  action: 'import' | 'resume' | 'already-imported' | 'merge' | 'replace' | 'refused';
+  keys: number;
+  frames: number;
+}
+
+export interface MigrateSummary {
+  dryRun: boolean;
+  legacyDir: string;
+  dataDir: string;
+  keyspaces: {
+    /** Legacy keyspaces whose name fits the target (files and log-only keyspaces). */
+    total: number;
+    /** Imported (or, in a dry run, to be imported) by this run, including resumed, merged, replaced. */
+    imported: number;
+    resumed: number;
+    merged: number;
+    replaced: number;
+    /** Done by an earlier run with the same sources: nothing to do. */
+    alreadyImported: number;
+  };
+  /** Keyspace-file keys imported by this run. */
+  keys: number;
+  logs: { dirty: number; clean: number; locks: number };
+  frames: { replayed: number; padding: number; skipped: number };
+  problems: { damage: number; byKind: Record<string, number>; details: Problem[] };
+  conflicts: Array<{ keyspace: string; reason: ConflictReason }>;
+  /** Why the run refused to import (dry run: why a real run would), or null. */
+  refused: string | null;
+  /** Keyspaces whose keys and sum were read back and matched (0 in a dry run). */
+  verified: number;
+  /** Nothing was left to import: every keyspace was done by an earlier run. */
+  nothingToDo: boolean;
+  records: number;
+  bytes: number;
+  elapsedMs: number;
+  recordsPerSecond: number;
+}
+
+/** One legacy keyspace: its file and the log frames for it. */
+interface Unit {
+  name: Buffer;
+  label: string;
+  file: LegacyKeyspaceFile | undefined;
+  fileFingerprint: string | null;
+  logs: Array<{ contents: LegacyLogContents; contribution: LogContribution }>;
+  unit: string;
+  action: KeyspaceReport['action'];
+  mark: KeyspaceMark | undefined;
+  mode: ImportMode;
+  conflict?: ConflictReason;
+}
+
+/** Import a legacy directory. See docs/legacy-format.md; returns what was done. */
+export async function migrate(options: MigrateOptions): Promise<MigrateSummary> {
+  if (options === null || typeof options !== 'object') throw invalidArgument('migrate options must be an object');
+  if (typeof options.legacyDir !== 'string' || options.legacyDir === '') throw invalidArgument('legacyDir must be a non-empty string');
+  if (typeof options.dataDir !== 'string' || options.dataDir === '') throw invalidArgument('dataDir must be a non-empty string');
+  if (options.merge && options.replace) throw invalidArgument('--merge and --replace exclude each other');
+  const batchRecords = options.batchRecords ?? DEFAULT_BATCH_RECORDS;
+  if (!Number.isSafeInteger(batchRecords) || batchRecords < 1) throw invalidArgument(`batchRecords must be a positive integer, got ${String(batchRecords)}`);
+  if (options.sizes !== undefined) checkFieldSizes({ ...DEFAULT_FIELD_SIZES, ...definedSizes(options.sizes) });
+  return new Migration(options, batchRecords).run();
+}
+
+class Migration {
+  readonly #o: MigrateOptions;
+  readonly #batchRecords: number;
+  readonly #logger: Logger;
+  readonly #legacyDir: string;
+  readonly #paths: DataDirPaths;
+  readonly #problems: ProblemLog;
+  /** Where the keyspace-file reader of the import pass reports (a scratch log after a --strict pass). */
+  #fileProblems: ProblemLog;
+  #store: Store | undefined;
+  #sizes: FieldSizes = DEFAULT_FIELD_SIZES;
+  readonly #started = Date.now();
+  readonly #progress: MigrateProgress = { phase: 'fingerprint', records: 0, recordsTotal: 0, bytes: 0, bytesTotal: 0 };
+  readonly #summary: MigrateSummary;
+
+  constructor(options: MigrateOptions, batchRecords: number) {
+    this.#o = options;
+    this.#batchRecords = batchRecords;
+    this.#logger = options.logger ?? silentLogger;
+    this.#legacyDir = path.resolve(options.legacyDir);
+    this.#paths = dataDirPaths(options.dataDir);
+    this.#problems = new ProblemLog(options.onProblem);
+    this.#fileProblems = this.#problems;
+    this.#summary = {
+      dryRun: options.dryRun === true,
+      legacyDir: this.#legacyDir,
+      dataDir: this.#paths.root,
+      keyspaces: { total: 0, imported: 0, resumed: 0, merged: 0, replaced: 0, alreadyImported: 0 },
+      keys: 0,
+      logs: { dirty: 0, clean: 0, locks: 0 },
+      frames: { replayed: 0, padding: 0, skipped: 0 },
+      problems: { damage: 0, byKind: {}, details: [] },
+      conflicts: [],
+      refused: null,
+      verified: 0,
+      nothingToDo: false,
+      records: 0,
+      bytes: 0,
+      elapsedMs: 0,
+      recordsPerSecond: 0,
+    };
+  }
+
+  async run(): Promise<MigrateSummary> {
+    await this.#checkDirectories();
+    const layout = await scanLegacyDir(this.#legacyDir, this.#problems);
+    this.#summary.logs = { dirty: layout.dirtyLogs.length, clean: layout.cleanLogs.length, locks: layout.locks.length };
+    if (layout.locks.length > 0) {
+      if (!this.#o.force) {
+        throw new CountdError(
+          ErrorCodes.MIGRATE,
+          `${this.#legacyDir} has legacy lock links (${layout.locks.slice(0, 3).join(', ')}${layout.locks.length > 3 ? ', …' : ''}): ` +
+            'the original countd may still be running and writing; stop it, or pass --force to import what is on disk',
+        );
+      }
+      for (const lock of layout.locks) {
+        this.#problems.add({ kind: 'legacy-lock', source: lock, detail: 'legacy lock link present; imported anyway (--force)' });
+      }
+    }
+    try {
+      await this.#openTarget();
+      const units = await this.#plan(layout);
+      this.#summary.keyspaces.total = units.length;
+      this.#collectConflicts(units);
+      if (this.#summary.refused !== null && !this.#summary.dryRun) {
+        throw new CountdError(ErrorCodes.MIGRATE, this.#summary.refused);
+      }
+      const todo = units.filter((u) => u.action !== 'already-imported' && u.action !== 'refused');
+      this.#progress.recordsTotal = todo.reduce((n, u) => n + Math.floor((u.file?.size ?? 0) / KEYSPACE_RECORD_SIZE) + u.logs.reduce((m, l) => m + l.contribution.frames, 0), 0);
+      this.#progress.bytesTotal = todo.reduce((n, u) => n + (u.file?.size ?? 0), 0);
+      if (this.#o.strict && !this.#summary.dryRun) await this.#strictCheck(todo);
+      this.#progress.phase = 'import';
+      this.#progress.records = 0;
+      this.#progress.bytes = 0;
+      for (const unit of todo) await this.#importUnit(unit);
+      if (this.#summary.dryRun && this.#o.strict && this.#problems.damage > 0 && this.#summary.refused === null) {
+        this.#summary.refused = `--strict: the legacy directory is damaged (${this.#problems.damage} problems); nothing would be imported`;
+      }
+      if (!this.#summary.dryRun) {
+        this.#progress.phase = 'verify';
+        this.#emitProgress();
+        await this.#verify(units.filter((u) => u.action !== 'refused'));
+      }
+      this.#summary.nothingToDo = todo.length === 0 && this.#summary.refused === null;
+    } finally {
+      await this.#store?.close().catch((err: unknown) => this.#logger.warn('closing the store failed', { error: String(err) }));
+    }
+    return this.#finish();
+  }
+
+  // ---------------------------------------------------------------- setup
+
+  async #checkDirectories(): Promise<void> {
+    const rel = path.relative(this.#legacyDir, this.#paths.root);
+    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+      throw invalidArgument(`the data directory ${this.#paths.root} must not be the legacy directory or inside it (the legacy directory is never modified)`);
+    }
+    const daemon = await readLiveDaemonRecord(this.#paths);
+    if (daemon !== undefined) {
+      throw new CountdError(
+        ErrorCodes.ALREADY_RUNNING,
+        `a countd daemon (pid ${daemon.pid}) is running on ${this.#paths.root}; stop it (countd stop) before migrating into it`,
+      );
+    }
+  }
+
+  /** Open the target; a dry run creates nothing and opens the database only if it exists. */
+  async #openTarget(): Promise<void> {
+    if (this.#summary.dryRun) {
+      const meta = await readMeta(this.#paths);
+      if (meta === undefined) {
+        const entries = await fsp.readdir(this.#paths.root).catch((err: unknown) => {
+          if (errnoCode(err) === 'ENOENT') return [] as string[];
+          throw translateFsError(err, `read ${this.#paths.root}`);
+        });
+        // Not a countd directory and not empty: let openDataDir say why.
+        if (entries.length > 0) await openDataDir(this.#paths.root, { create: false });
+        this.#sizes = checkFieldSizes({ ...DEFAULT_FIELD_SIZES, ...definedSizes(this.#o.sizes) });
+        return;
+      }
+      this.#sizes = { keyspaceSize: meta.keyspaceSize, keySize: meta.keySize };
+      const hasDb = await fsp.stat(this.#paths.db).then(() => true, () => false);
+      if (hasDb) this.#store = await Store.open({ location: this.#paths.db, sizes: this.#sizes, logger: this.#logger });
+      return;
+    }
+    const dir = await openDataDir(this.#paths.root, { create: true, sizes: definedSizes(this.#o.sizes) });
+    this.#sizes = dir.sizes;
+    this.#store = await Store.open({ location: dir.paths.db, sizes: dir.sizes, logger: this.#logger });
+  }
+
+  /** Read the dirty logs, fingerprint the keyspace files, and decide what to do with every keyspace. */
+  async #plan(layout: Awaited<ReturnType<typeof scanLegacyDir>>): Promise<Unit[]> {
+    const units = new Map<string, Unit>();
+    const unitOf = (name: Buffer): Unit => {
+      const id = name.toString('latin1');
+      let u = units.get(id);
+      if (u === undefined) {
+        u = { name, label: escapeName(name), file: undefined, fileFingerprint: null, logs: [], unit: '', action: 'import', mark: undefined, mode: 'new' };
+        units.set(id, u);
+      }
+      return u;
+    };
+    this.#progress.bytesTotal = layout.keyspaceFiles.reduce((n, f) => n + f.size, 0) + layout.dirtyLogs.reduce((n, l) => n + l.size, 0);
+    for (const log of layout.dirtyLogs) {
+      const contents = await readLegacyLog(log, this.#sizes, this.#problems);
+      this.#summary.frames.padding += contents.padding;
+      this.#summary.frames.skipped += contents.skipped;
+      for (const contribution of contents.keyspaces.values()) unitOf(contribution.keyspace).logs.push({ contents, contribution });
+      this.#advance(0, log.size);
+    }
+    for (const file of layout.keyspaceFiles) {
+      if (file.name.length > this.#sizes.keyspaceSize) {
+        this.#problems.add({
+          kind: 'keyspace-too-long',
+          source: file.label,
+          detail: `keyspace name of ${file.name.length} bytes does not fit the target's ${this.#sizes.keyspaceSize}; keyspace skipped`,
+        });
+        this.#advance(0, file.size);
+        continue;
+      }
+      const u = unitOf(file.name);
+      u.file = file;
+      u.fileFingerprint = await fingerprintFile(file.path, keyspaceFileRelativePath(file), file.size, file.label, (n) => this.#advance(0, n));
+    }
+    const existing = new Set<string>();
+    if (this.#store) for (const ks of await this.#store.keyspaces()) if (ks.size > 0) existing.add(ks.name.toString('latin1'));
+    const list = [...units.values()].sort((a, b) => a.name.compare(b.name));
+    for (const u of list) {
+      u.unit = combineFingerprints([
+        ...(u.fileFingerprint ? [`file:${u.fileFingerprint}`] : []),
+        ...u.logs.map((l) => `log:${l.contents.fingerprint}`),
+      ]);
+      u.mark = this.#store ? await readKeyspaceMark(this.#store, u.name) : undefined;
+      if (u.mark !== undefined && u.mark.unit === u.unit) {
+        u.action = u.mark.done ? 'already-imported' : 'resume';
+        if (u.mark.done) this.#summary.keyspaces.alreadyImported++;
+        u.mode = u.mark.mode;
+        continue;
+      }
+      if (u.mark !== undefined) u.conflict = 'changed';
+      else if (existing.has(u.name.toString('latin1'))) u.conflict = 'exists';
+      if (u.conflict === undefined) continue;
+      if (this.#o.merge) {
+        u.action = 'merge';
+        u.mode = 'merge';
+      } else if (this.#o.replace) {
+        u.action = 'replace';
+        u.mode = 'replace';
+      } else {
+        u.action = 'refused';
+      }
+    }
+    return list;
+  }
+
+  #collectConflicts(units: Unit[]): void {
+    for (const u of units) if (u.conflict !== undefined) this.#summary.conflicts.push({ keyspace: u.label, reason: u.conflict });
+    const refused = units.filter((u) => u.action === 'refused');
+    if (refused.length === 0) return;
+    const names = refused.slice(0, 5).map((u) => `${JSON.stringify(u.label)} (${u.conflict === 'changed' ? 'imported before from other legacy files' : 'already exists'})`);
+    this.#summary.refused =
+      `${refused.length} keyspace${refused.length === 1 ? '' : 's'} of the legacy directory already in ${this.#paths.root} and not from this migration: ` +
+      `${names.join(', ')}${refused.length > 5 ? ', …' : ''}; pass --merge to add the legacy counts to them or --replace to replace them`;
+  }
+
+  /** --strict: read everything first; any damage refuses the whole migration before anything is written. */
+  async #strictCheck(todo: Unit[]): Promise<void> {
+    for (const u of todo) if (u.file) for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#problems, newTotals())) void records;
+    if (this.#problems.damage > 0) {
+      const kinds = Object.entries(this.#problems.byKind())
+        .filter(([k]) => isDamage(k as ProblemKind))
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+      throw new CountdError(ErrorCodes.MIGRATE, `--strict: the legacy directory is damaged (${kinds}); nothing was imported (rerun without --strict to skip the damage)`);
+    }
+    // The import pass reads the files again and would report the same notices: count them once.
+    this.#fileProblems = new ProblemLog();
+  }
+
+  // ---------------------------------------------------------------- import
+
+  async #importUnit(u: Unit): Promise<void> {
+    const store = this.#store;
+    const dry = this.#summary.dryRun;
+    const s = this.#summary.keyspaces;
+    s.imported++;
+    if (u.action === 'resume') s.resumed++;
+    if (u.action === 'merge') s.merged++;
+    if (u.action === 'replace') s.replaced++;
+
+    let mark: KeyspaceMark;
+    if (u.action === 'resume') {
+      mark = { ...u.mark!, at: new Date().toISOString() };
+    } else {
+      mark = {
+        v: 1,
+        keyspace: u.label,
+        unit: u.unit,
+        file: u.fileFingerprint,
+        logs: u.logs.map((l) => l.contents.fingerprint),
+        mode: u.mode,
+        base: null,
+        next: 0,
+        done: false,
+        expect: null,
+        saturated: false,
+        at: new Date().toISOString(),
+      };
+      if (!dry && store && u.action === 'merge') {
+        const { keys, sum } = await readBack(store, u.name);
+        mark.base = { keys, sum: sum.toString() };
+      }
+      if (!dry && store && u.action === 'replace') {
+        // Delete and claim the keyspace in one batch: a crash after it resumes as our own import.
+        await store.deleteKeyspace(u.name, [{ name: keyspaceMarkName(u.name), value: encodeMark(mark) }]);
+      }
+    }
+
+    // Two batches: the file is read into one while the store applies the other (one apply in
+    // flight at a time, in order, so each batch's mark still follows the previous one's).
+    const batches = [new IncrementBatch(), new IncrementBatch()];
+    let batch = batches[0]!;
+    let inflight: Promise<void> | undefined;
+    const apply = async (next: number, done: boolean): Promise<void> => {
+      mark.next = next;
+      mark.done = done;
+      const full = batch;
+      batch = full === batches[0] ? batches[1]! : batches[0]!;
+      if (inflight) await inflight; // frees `batch` for the caller
+      if (dry || !store) {
+        full.clear();
+        return;
+      }
+      const marks = [{ name: keyspaceMarkName(u.name), value: encodeMark(mark) }];
+      inflight = store.apply(full, marks).then((result) => {
+        if (result.saturated > 0 && !mark.saturated) {
+          this.#problems.add({ kind: 'saturated', source: u.label, detail: `${result.saturated} counts clamped to the signed 64-bit range; the sum cannot be verified` });
+        }
+        mark.saturated ||= result.saturated > 0;
+        full.clear();
+        this.#o.afterApply?.({ keyspace: u.name, next, done });
+      });
+      if (done) await inflight;
+    };
+
+    const totals = newTotals();
+    const resumeAt = mark.next;
+    let boundary = (Math.floor(resumeAt / this.#batchRecords) + 1) * this.#batchRecords;
+    let pendingRecords = 0;
+    try {
+      if (u.file) {
+        let bytesSeen = 0;
+        let recordsSeen = 0;
+        for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#fileProblems, totals)) {
+          for (const r of records) {
+            if (r.index < resumeAt) continue;
+            if (r.index >= boundary) {
+              // Every record before this batch boundary is in the batch (or was skipped as damage).
+              const at = Math.floor(r.index / this.#batchRecords) * this.#batchRecords;
+              if (pendingRecords > 0) await apply(at, false);
+              pendingRecords = 0;
+              boundary = at + this.#batchRecords;
+            }
+            if (!dry) addRecord(batch, u.name, r.key, r.count);
+            pendingRecords++;
+            this.#summary.keys++;
+          }
+          const bytes = Math.min(u.file.size, totals.records * KEYSPACE_RECORD_SIZE) - bytesSeen;
+          bytesSeen += bytes;
+          this.#advance(totals.records - recordsSeen, bytes);
+          recordsSeen = totals.records;
+        }
+        if (totals.fingerprint !== u.fileFingerprint) {
+          throw new CountdError(ErrorCodes.MIGRATE, `${u.file.label} changed while it was being imported (is the original countd still running?); rerun once it is stopped`);
+        }
+      }
+
+      // The log frames, then `done`, in the last batch.
+      let logSum = 0n;
+      let logOnlyKeys = 0;
+      const logKeys = new Set<string>();
+      for (const { contribution } of u.logs) {
+        for (const [id, d] of contribution.deltas) {
+          if (!logKeys.has(id)) {
+            logKeys.add(id);
+            if (!totals.seen.has(id)) logOnlyKeys++;
+          }
+          if (!dry) addRecord(batch, u.name, d.key, d.delta);
+          logSum += d.delta;
+        }
+        this.#summary.frames.replayed += contribution.frames;
+        this.#advance(contribution.frames, 0);
+      }
+      const frames = u.logs.reduce((n, l) => n + l.contribution.frames, 0);
+      mark.expect = { keys: totals.keys + logOnlyKeys, sum: (totals.sum + logSum).toString(), frames, records: totals.records };
+      await apply(totals.records, true);
+    } catch (err) {
+      // Settle an apply still in flight before the store is closed; its own error, if any, came first.
+      await inflight?.catch(() => {});
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- verify
+
+  async #verify(units: Unit[]): Promise<void> {
+    const failures: string[] = [];
+    // A few keyspaces at a time: the database reads run on libuv's threads while JS decodes.
+    let nextUnit = 0;
+    const worker = async (): Promise<void> => {
+      while (nextUnit < units.length) {
+        const u = units[nextUnit++]!;
+        const failure = await verifyKeyspace(this.#store!, u.name, u.label);
+        if (failure === undefined) this.#summary.verified++;
+        else failures.push(failure);
+      }
+    };
+    await Promise.all(Array.from({ length: VERIFY_CONCURRENCY }, worker));
+    if (failures.length > 0) {
+      throw new CountdError(
+        ErrorCodes.MIGRATE,
+        `verification failed for ${failures.length} keyspace${failures.length === 1 ? '' : 's'}: ${failures.slice(0, 5).join('; ')}${failures.length > 5 ? '; …' : ''}`,
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- reporting
+
+  #advance(records: number, bytes: number): void {
+    this.#progress.records += records;
+    this.#progress.bytes += bytes;
+    if (this.#progress.phase === 'import') {
+      this.#summary.records += records;
+      this.#summary.bytes += bytes;
+    }
+    this.#emitProgress();
+  }
+
+  #emitProgress(): void {
+    this.#o.onProgress?.({ ...this.#progress });
+  }
+
+  #finish(): MigrateSummary {
+    const problems = this.#problems;
+    const s = this.#summary;
+    s.problems = { damage: problems.damage, byKind: problems.byKind(), details: problems.details };
+    s.elapsedMs = Date.now() - this.#started;
+    s.recordsPerSecond = s.elapsedMs > 0 ? Math.round((s.records * 1000) / s.elapsedMs) : 0;
+    return s;
+  }
+}
+
+/**
+ * Add one legacy count. A count of 0 must still create the key (the original
+ * kept it; countd's apply creates a key touched by a non-zero delta even when
+ * the deltas sum to 0), so it is added as +1 and -1.
+ */
+function addRecord(batch: IncrementBatch, keyspace: Buffer, key: Buffer, count: bigint): void {
+  if (count !== 0n) {
+    batch.add(keyspace, key, count);
+    return;
+  }
+  batch.add(keyspace, key, 1n);
+  batch.add(keyspace, key, -1n);
+}
+
+function definedSizes(sizes: Partial<FieldSizes> | undefined): Partial<FieldSizes> {
+  const out: { keyspaceSize?: number; keySize?: number } = {};
+  if (sizes?.keyspaceSize !== undefined) out.keyspaceSize = sizes.keyspaceSize;
+  if (sizes?.keySize !== undefined) out.keySize = sizes.keySize;
+  return out;
+}

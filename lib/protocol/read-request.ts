@@ -1,0 +1,230 @@
+// The read request of PROTOCOL.md section 2 and its backward-compatible
+// extensions (docs/read-protocol-extensions.md):
+//
+//   offset (u64 LE) | length (u64 LE) | keyspace (KS bytes, NUL-padded)   16 + KS bytes: a page
+//
+// An offset of 2^63 or more can never select an entry of a real page, so the
+// extensions use that half of the offset field as an opcode:
+// offset = 0x8000_0000_0000_0000 | op. An op may be followed by an extra
+// field (a K-byte key, or an 8-byte keyspace-page offset), so a request's size
+// is known once its first 8 bytes are in. Both sides use this module: the
+// reader decodes with ReadRequestDecoder, clients encode with encodeReadRequest.
+
+import { invalidArgument } from '../errors.js';
+import { FieldSizes, fieldNameLength, nameBytes, readRequestSize, writeField } from './fields.js';
+
+/** Offsets at or above this value are opcodes (docs/read-protocol-extensions.md). */
+export const OPCODE_FLAG = 1n << 63n;
+
+export const OP_HELLO = 0;
+export const OP_GET = 1;
+export const OP_RANK = 2;
+export const OP_AROUND = 3;
+export const OP_KEYSPACES = 4;
+
+/** Version of the extension set answered to OP_HELLO. */
+export const READ_EXTENSIONS_VERSION = 1n;
+
+export const UINT64_MAX = (1n << 64n) - 1n;
+
+export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces';
+
+/** A decoded request. Names are copies (safe to keep). */
+export type ReadRequest =
+  | { op: 'page'; offset: bigint; length: bigint; keyspace: Buffer }
+  | { op: 'hello'; length: bigint; keyspace: Buffer }
+  | { op: 'get'; keyspace: Buffer; key: Buffer }
+  | { op: 'rank'; keyspace: Buffer; key: Buffer }
+  | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer }
+  | { op: 'keyspaces'; offset: bigint; length: bigint };
+
+/** What a caller gives encodeReadRequest: names as strings or bytes, numbers or bigints. */
+export type ReadRequestInput =
+  | { op: 'page'; offset: bigint | number; length: bigint | number; keyspace: string | Uint8Array }
+  | { op: 'hello'; keyspace?: string | Uint8Array }
+  | { op: 'get'; keyspace: string | Uint8Array; key: string | Uint8Array }
+  | { op: 'rank'; keyspace: string | Uint8Array; key: string | Uint8Array }
+  | { op: 'around'; length: bigint | number; keyspace: string | Uint8Array; key: string | Uint8Array }
+  | { op: 'keyspaces'; offset: bigint | number; length: bigint | number };
+
+/** The keyspace name a client puts in an OP_HELLO request (any valid name does). */
+export const HELLO_KEYSPACE = 'countd';
+
+/** Bytes of the request whose offset field holds `offsetField`, or -1 for an unknown opcode. */
+export function requestSizeFor(offsetField: bigint, sizes: FieldSizes): number {
+  const base = readRequestSize(sizes);
+  if (offsetField < OPCODE_FLAG) return base;
+  switch (Number(offsetField - OPCODE_FLAG)) {
+    case OP_HELLO:
+      return base;
+    case OP_GET:
+    case OP_RANK:
+    case OP_AROUND:
+      return base + sizes.keySize;
+    case OP_KEYSPACES:
+      return base + 8;
+    default:
+      return -1;
+  }
+}
+
+/** Encode one request; validates its arguments (throws COUNTD_INVALID_ARGUMENT). */
+export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buffer {
+  const KS = sizes.keyspaceSize;
+  const base = readRequestSize(sizes);
+  switch (req.op) {
+    case 'page': {
+      const offset = toUint64(req.offset, 'offset');
+      if (offset >= OPCODE_FLAG) throw invalidArgument(`page offset ${offset} is 2^63 or more (reserved for opcodes)`);
+      const buf = Buffer.allocUnsafe(base);
+      header(buf, offset, toUint64(req.length, 'length'), nameBytes(req.keyspace, 'keyspace', KS), KS);
+      return buf;
+    }
+    case 'hello': {
+      const buf = Buffer.allocUnsafe(base);
+      header(buf, OPCODE_FLAG | BigInt(OP_HELLO), 1n, nameBytes(req.keyspace ?? HELLO_KEYSPACE, 'keyspace', KS), KS);
+      return buf;
+    }
+    case 'get':
+    case 'rank':
+    case 'around': {
+      const op = req.op === 'get' ? OP_GET : req.op === 'rank' ? OP_RANK : OP_AROUND;
+      let length = 0n;
+      if (req.op === 'around') {
+        length = toUint64(req.length, 'length');
+        if (length === 0n) throw invalidArgument('around: length must be at least 1');
+      }
+      const buf = Buffer.allocUnsafe(base + sizes.keySize);
+      header(buf, OPCODE_FLAG | BigInt(op), length, nameBytes(req.keyspace, 'keyspace', KS), KS);
+      writeField(buf, base, sizes.keySize, nameBytes(req.key, 'key', sizes.keySize));
+      return buf;
+    }
+    case 'keyspaces': {
+      const buf = Buffer.alloc(base + 8); // keyspace field all NUL
+      buf.writeBigUInt64LE(OPCODE_FLAG | BigInt(OP_KEYSPACES), 0);
+      buf.writeBigUInt64LE(toUint64(req.length, 'length'), 8);
+      buf.writeBigUInt64LE(toUint64(req.offset, 'offset'), base);
+      return buf;
+    }
+    default:
+      throw invalidArgument(`unknown read request op ${String((req as { op: unknown }).op)}`);
+  }
+}
+
+export type DecodeRequestResult =
+  | { kind: 'request'; request: ReadRequest; size: number }
+  /** Not enough bytes yet; `size` is the total needed (or 8 when the op is not known yet). */
+  | { kind: 'partial'; size: number }
+  | { kind: 'malformed'; reason: string };
+
+/**
+ * Decode the request starting at buf[start]. Decides "malformed" as early as
+ * the bytes allow (an unknown opcode needs only the first 8 bytes).
+ */
+export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes): DecodeRequestResult {
+  const avail = buf.length - start;
+  if (avail < 8) return { kind: 'partial', size: 8 };
+  const offset = buf.readBigUInt64LE(start);
+  const size = requestSizeFor(offset, sizes);
+  if (size < 0) return { kind: 'malformed', reason: `unknown opcode ${offset - OPCODE_FLAG}` };
+  if (avail < size) return { kind: 'partial', size };
+  const length = buf.readBigUInt64LE(start + 8);
+  const KS = sizes.keyspaceSize;
+  const ksStart = start + 16;
+  const keyStart = ksStart + KS;
+  const ksLen = fieldNameLength(buf, ksStart, KS);
+  const keyspace = (): Buffer => Buffer.from(buf.subarray(ksStart, ksStart + ksLen));
+
+  if (offset < OPCODE_FLAG) {
+    if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
+    return { kind: 'request', size, request: { op: 'page', offset, length, keyspace: keyspace() } };
+  }
+  const op = Number(offset - OPCODE_FLAG);
+  if (op === OP_KEYSPACES) {
+    if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspaces: keyspace field must be all NUL' };
+    const pageOffset = buf.readBigUInt64LE(keyStart);
+    return { kind: 'request', size, request: { op: 'keyspaces', offset: pageOffset, length } };
+  }
+  if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
+  if (op === OP_HELLO) {
+    if (length !== 1n) return { kind: 'malformed', reason: 'hello: length must be 1' };
+    return { kind: 'request', size, request: { op: 'hello', length, keyspace: keyspace() } };
+  }
+  const keyLen = fieldNameLength(buf, keyStart, sizes.keySize);
+  if (keyLen < 0) return { kind: 'malformed', reason: 'invalid key field' };
+  const key = Buffer.from(buf.subarray(keyStart, keyStart + keyLen));
+  switch (op) {
+    case OP_GET:
+    case OP_RANK:
+      if (length !== 0n) return { kind: 'malformed', reason: `${op === OP_GET ? 'get' : 'rank'}: length must be 0` };
+      return { kind: 'request', size, request: { op: op === OP_GET ? 'get' : 'rank', keyspace: keyspace(), key } };
+    default: // OP_AROUND: requestSizeFor admitted no other op
+      if (length === 0n) return { kind: 'malformed', reason: 'around: length must be at least 1' };
+      return { kind: 'request', size, request: { op: 'around', length, keyspace: keyspace(), key } };
+  }
+}
+
+/**
+ * Incremental decoder for a stream of pipelined requests (the server side).
+ * push() bytes as they arrive, then call next() until it returns undefined.
+ * After a 'malformed' result the stream is unusable (the server closes it).
+ */
+export class ReadRequestDecoder {
+  readonly #sizes: FieldSizes;
+  #buf: Buffer = Buffer.alloc(0);
+  #pos = 0;
+  #failed = false;
+
+  constructor(sizes: FieldSizes) {
+    this.#sizes = sizes;
+  }
+
+  /** Bytes received but not yet decoded. */
+  get buffered(): number {
+    return this.#buf.length - this.#pos;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#failed) return;
+    const rest = this.#buf.length - this.#pos;
+    if (rest === 0) this.#buf = chunk;
+    else this.#buf = Buffer.concat([this.#buf.subarray(this.#pos), chunk]);
+    this.#pos = 0;
+  }
+
+  /** The next request, a malformed marker, or undefined when more bytes are needed. */
+  next(): ReadRequest | { malformed: string } | undefined {
+    if (this.#failed) return undefined;
+    const r = decodeReadRequest(this.#buf, this.#pos, this.#sizes);
+    if (r.kind === 'partial') return undefined;
+    if (r.kind === 'malformed') {
+      this.#failed = true;
+      this.#buf = Buffer.alloc(0);
+      this.#pos = 0;
+      return { malformed: r.reason };
+    }
+    this.#pos += r.size;
+    return r.request;
+  }
+}
+
+function header(buf: Buffer, offset: bigint, length: bigint, keyspace: Buffer, KS: number): void {
+  buf.writeBigUInt64LE(offset, 0);
+  buf.writeBigUInt64LE(length, 8);
+  writeField(buf, 16, KS, keyspace);
+}
+
+function allZero(buf: Buffer, start: number, size: number): boolean {
+  for (let i = start; i < start + size; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** Check that a number or bigint is an integer in the unsigned 64-bit range. */
+export function toUint64(value: bigint | number, what: string): bigint {
+  let v: bigint;
+  if (typeof value === 'bigint') v = value;
+  else if (typeof value === 'number' && Number.isSafeInteger(value)) v = BigInt(value);
+  else throw invalidArgument(`${what} must be a bigint or a safe integer, got ${String(value)}`);
+  if (v < 0n || v > UINT64_MAX) throw invalidArgument(`${what} ${v} is outside the unsigned 64-bit range`);
+  return v;
+}

@@ -1,0 +1,207 @@
+// The read response of PROTOCOL.md section 2 and of the extension ops of
+// docs/read-protocol-extensions.md. Every response starts with a signed
+// 64-bit n; n < 0 ends the response (-1 malformed, -2 page too large).
+// For n >= 0 the body depends on the request's op:
+//
+//   page, get, hello:  n × (count i64 | key K bytes, NUL-padded)
+//   rank, around:      first u64 (rank of the first record) | n × (count i64 | key K)
+//   keyspaces:         n × (size i64 | keyspace name KS bytes, NUL-padded)
+//
+// The server encodes with the encode* functions; a client queues the op of
+// every request it sends with ReadResponseDecoder.expect() and decodes the
+// responses, which come back in request order, from the byte stream.
+
+import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
+import { FieldSizes, readRecordSize } from './fields.js';
+import { READ_EXTENSIONS_VERSION, ReadOpName } from './read-request.js';
+
+export const N_MALFORMED = -1n;
+export const N_PAGE_TOO_LARGE = -2n;
+
+/** One ranked entry as it travels on the wire (same shape as the store's Entry). */
+export interface ReadEntry {
+  key: Buffer;
+  count: bigint;
+}
+
+/** One keyspace and its number of keys. */
+export interface KeyspaceInfo {
+  name: Buffer;
+  size: bigint;
+}
+
+export type ReadResponse =
+  | { op: ReadOpName; status: 'malformed' }
+  | { op: ReadOpName; status: 'page-too-large' }
+  | { op: 'page' | 'get'; status: 'ok'; entries: ReadEntry[] }
+  | { op: 'hello'; status: 'ok'; version: bigint }
+  | { op: 'rank' | 'around'; status: 'ok'; first: bigint; entries: ReadEntry[] }
+  | { op: 'keyspaces'; status: 'ok'; keyspaces: KeyspaceInfo[] };
+
+/** The 8-byte response n = -1 or n = -2. */
+export function encodeStatusResponse(n: bigint): Buffer {
+  if (n !== N_MALFORMED && n !== N_PAGE_TOO_LARGE) throw invalidArgument(`status response must be -1 or -2, got ${n}`);
+  const buf = Buffer.allocUnsafe(8);
+  buf.writeBigInt64LE(n, 0);
+  return buf;
+}
+
+/** Response to a page or get request: n, then n × (count, key). */
+export function encodePageResponse(entries: readonly ReadEntry[], sizes: FieldSizes): Buffer {
+  const buf = Buffer.allocUnsafe(8 + entries.length * readRecordSize(sizes));
+  buf.writeBigInt64LE(BigInt(entries.length), 0);
+  writeRecords(buf, 8, entries, sizes.keySize);
+  return buf;
+}
+
+/** Response to a rank or around request: n, first, then n × (count, key). */
+export function encodePositionedResponse(first: bigint | number, entries: readonly ReadEntry[], sizes: FieldSizes): Buffer {
+  const buf = Buffer.allocUnsafe(16 + entries.length * readRecordSize(sizes));
+  buf.writeBigInt64LE(BigInt(entries.length), 0);
+  buf.writeBigUInt64LE(BigInt(first), 8);
+  writeRecords(buf, 16, entries, sizes.keySize);
+  return buf;
+}
+
+/** Response to a keyspaces request: n, then n × (size, name). */
+export function encodeKeyspacesResponse(
+  keyspaces: ReadonlyArray<{ name: Uint8Array; size: number | bigint }>,
+  sizes: FieldSizes,
+): Buffer {
+  const KS = sizes.keyspaceSize;
+  const rec = 8 + KS;
+  const buf = Buffer.allocUnsafe(8 + keyspaces.length * rec);
+  buf.writeBigInt64LE(BigInt(keyspaces.length), 0);
+  let at = 8;
+  for (const ks of keyspaces) {
+    if (ks.name.length === 0 || ks.name.length > KS) throw invalidArgument(`keyspace name of ${ks.name.length} bytes does not fit a ${KS}-byte field`);
+    buf.writeBigInt64LE(BigInt(ks.size), at);
+    buf.set(ks.name, at + 8);
+    buf.fill(0, at + 8 + ks.name.length, at + rec);
+    at += rec;
+  }
+  return buf;
+}
+
+/** Response to a hello request: n = 1, one record whose count is the extension version and whose key field is all NUL. */
+export function encodeHelloResponse(sizes: FieldSizes): Buffer {
+  const buf = Buffer.alloc(8 + readRecordSize(sizes));
+  buf.writeBigInt64LE(1n, 0);
+  buf.writeBigInt64LE(READ_EXTENSIONS_VERSION, 8);
+  return buf;
+}
+
+function writeRecords(buf: Buffer, at: number, entries: readonly ReadEntry[], K: number): void {
+  const rec = 8 + K;
+  for (const e of entries) {
+    if (e.key.length === 0 || e.key.length > K) throw invalidArgument(`key of ${e.key.length} bytes does not fit a ${K}-byte field`);
+    buf.writeBigInt64LE(e.count, at);
+    buf.set(e.key, at + 8);
+    buf.fill(0, at + 8 + e.key.length, at + rec);
+    at += rec;
+  }
+}
+
+export interface ReadResponseDecoderOptions {
+  /** Largest n accepted before the stream is declared invalid. Default 1,000,000. */
+  maxRecords?: number;
+}
+
+/**
+ * Incremental decoder of the responses to pipelined requests (the client
+ * side). Call expect(op) for every request sent, in order; push() bytes as
+ * they arrive; call next() until it returns undefined. Records are decoded as
+ * soon as they arrive, so a large page never sits in memory twice.
+ * Throws COUNTD_CONNECTION when the server sends something no response can be.
+ */
+export class ReadResponseDecoder {
+  readonly #sizes: FieldSizes;
+  readonly #maxRecords: number;
+  readonly #expected: ReadOpName[] = [];
+  #buf: Buffer = Buffer.alloc(0);
+  #pos = 0;
+  // The response being decoded: n and body so far.
+  #n = -1;
+  #first: bigint | undefined;
+  #records: Array<ReadEntry | KeyspaceInfo> = [];
+
+  constructor(sizes: FieldSizes, options: ReadResponseDecoderOptions = {}) {
+    this.#sizes = sizes;
+    this.#maxRecords = options.maxRecords ?? 1_000_000;
+  }
+
+  /** Requests sent whose response is not complete yet. */
+  get pending(): number {
+    return this.#expected.length;
+  }
+
+  expect(op: ReadOpName): void {
+    this.#expected.push(op);
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#pos >= this.#buf.length) this.#buf = chunk;
+    else this.#buf = Buffer.concat([this.#buf.subarray(this.#pos), chunk]);
+    this.#pos = 0;
+  }
+
+  next(): ReadResponse | undefined {
+    const buf = this.#buf;
+    if (this.#pos >= buf.length) return undefined;
+    const op = this.#expected[0];
+    if (op === undefined) throw invalid(`${buf.length - this.#pos} bytes arrived with no request outstanding`);
+    if (this.#n < 0) {
+      if (buf.length - this.#pos < 8) return undefined;
+      const n = buf.readBigInt64LE(this.#pos);
+      this.#pos += 8;
+      if (n === N_MALFORMED || n === N_PAGE_TOO_LARGE) {
+        this.#expected.shift();
+        return { op, status: n === N_MALFORMED ? 'malformed' : 'page-too-large' };
+      }
+      if (n < 0n) throw invalid(`response n = ${n}`);
+      if (n > BigInt(this.#maxRecords)) throw invalid(`response n = ${n} is above the limit of ${this.#maxRecords}`);
+      if (op === 'hello' && n !== 1n) throw invalid(`hello response n = ${n}`);
+      this.#n = Number(n);
+      this.#first = undefined;
+      this.#records = [];
+    }
+    if ((op === 'rank' || op === 'around') && this.#first === undefined) {
+      if (buf.length - this.#pos < 8) return undefined;
+      this.#first = buf.readBigUInt64LE(this.#pos);
+      this.#pos += 8;
+    }
+    const isKeyspaces = op === 'keyspaces';
+    const nameSize = isKeyspaces ? this.#sizes.keyspaceSize : this.#sizes.keySize;
+    const rec = 8 + nameSize;
+    while (this.#records.length < this.#n && buf.length - this.#pos >= rec) {
+      const count = buf.readBigInt64LE(this.#pos);
+      const nameStart = this.#pos + 8;
+      let end = nameStart;
+      const limit = nameStart + nameSize;
+      while (end < limit && buf[end] !== 0) end++;
+      const name = Buffer.from(buf.subarray(nameStart, end));
+      this.#records.push(isKeyspaces ? { name, size: count } : { key: name, count });
+      this.#pos += rec;
+    }
+    if (this.#records.length < this.#n) return undefined;
+    this.#expected.shift();
+    this.#n = -1;
+    const records = this.#records;
+    this.#records = [];
+    switch (op) {
+      case 'hello':
+        return { op, status: 'ok', version: (records[0] as ReadEntry).count };
+      case 'keyspaces':
+        return { op, status: 'ok', keyspaces: records as KeyspaceInfo[] };
+      case 'rank':
+      case 'around':
+        return { op, status: 'ok', first: this.#first!, entries: records as ReadEntry[] };
+      default:
+        return { op, status: 'ok', entries: records as ReadEntry[] };
+    }
+  }
+}
+
+function invalid(what: string): CountdError {
+  return new CountdError(ErrorCodes.CONNECTION, `invalid read response from server: ${what}`);
+}

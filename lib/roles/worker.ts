@@ -1,0 +1,374 @@
+// countd-worker: applies dirty commit logs to the store, exactly once.
+//
+// Loop: claim up to maxLogsPerApply dirty logs (mode 0400, lock-<index>
+// linked by us); read and verify each; sum their entries into one
+// IncrementBatch; write the sums AND one mark `applied/<index>` = generation
+// per log in ONE atomic store.apply(); then release each log clean (mode
+// 0200, lock removed) so the writer may reuse it.
+//
+// Why every frame counts exactly once, whatever is killed when
+// ------------------------------------------------------------
+// A log's contents are fixed once it is dirty: the writer sealed it before
+// the chmod to 0400, and nobody writes a dirty log. Each use of a log file
+// has a fresh random 64-bit generation in its header, so (index, generation)
+// names one use of one file. The database holds, atomically with the counts,
+// the generation of the last use of each index that was applied.
+//
+//  1. Killed before claiming, or after claiming but before store.apply()
+//     commits: the database has none of the log's frames and no mark. The log
+//     is still 0400; its lock-<index> names a dead owner, so recoverStaleLocks()
+//     (at start and every recoverEveryMs) removes the lock, and a worker claims
+//     and applies it later. Counted once.
+//  2. Killed during store.apply(): a LevelDB write batch is atomic (one record
+//     of its write-ahead log, replayed whole or not at all), and the marks
+//     are in the same batch as the counts. Either case 1 or case 3.
+//  3. Killed after store.apply() commits, before release() finishes (chmod
+//     0200, unlink lock): the log is still dirty and is claimed again, but
+//     its mark applied/<index> equals its generation, so this worker skips
+//     its entries and only releases it clean. Counted once.
+//  4. Killed after the chmod to 0200 but before the lock is removed: the
+//     pool's stale-lock recovery sees a locked log with records of its current
+//     generation and marks it dirty again (it cannot tell a dead worker from a
+//     dead writer); the next claim finds mark = generation: case 3.
+//  5. The writer reuses the log: the new use has a new generation, which
+//     differs from the mark (a collision has probability 2^-64), so the new
+//     use is applied; its mark then replaces the old one.
+//  6. store.apply() fails (database error): nothing was written; the logs are
+//     released dirty and retried after an exponential backoff.
+//  7. release() fails after a successful apply: the mark already protects the
+//     log; it is released again on the next rounds (case 3 if it is dirty).
+//
+// Durability: chmod to 0200 happens only after store.apply() resolved, and
+// the store writes its batch with sync (storage-format.md), so a power loss
+// cannot leave a clean log whose counts are not in the database.
+//
+// A log's corrupt parts (CRC mismatch, bytes that are no record) are
+// logged with their offsets and the bytes dropped; its valid records are
+// still applied. A log whose header is unreadable has no generation to
+// mark; it is logged and released clean without applying anything.
+
+import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
+import { metrics } from '../metrics.js';
+import { Logger, silentLogger } from '../util/log.js';
+import { DataDir } from '../datadir/meta.js';
+import { CommitLogPool } from '../commitlog/pool.js';
+import { readLogFile } from '../commitlog/reader.js';
+import { forEachEntry } from '../commitlog/format.js';
+import { IncrementBatch } from '../store/increment-batch.js';
+import type { Store } from '../store/store.js';
+
+export interface WorkerOptions {
+  dataDir: DataDir;
+  store: Store;
+  logger?: Logger;
+  /** How often to look for dirty logs when idle. Default 50 ms. */
+  pollMs?: number;
+  /** Logs summed into one database batch at most. Default 8. */
+  maxLogsPerApply?: number;
+  /** How often to free locks of dead processes. Default 5,000 ms. */
+  recoverEveryMs?: number;
+  /** Passed to the commit-log pool: how old a lock without a live owner must be to count as stale. */
+  staleLockGraceMs?: number;
+}
+
+export interface WorkerHandle {
+  /** Finish the apply in progress, then stop. Does not close the store. */
+  close(): Promise<void>;
+  /** Resolves once no dirty log waits and no apply runs. */
+  drained(): Promise<void>;
+}
+
+/** The database mark that records which use (generation) of log `index` was applied last. */
+export function appliedMarkName(index: number): string {
+  return `applied/${index}`;
+}
+
+const MAX_BACKOFF_MS = 5000;
+const STATUS_EVERY_MS = 1000;
+
+export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
+  const pollMs = options.pollMs ?? 50;
+  const maxLogs = options.maxLogsPerApply ?? 8;
+  const recoverEveryMs = options.recoverEveryMs ?? 5000;
+  if (!options.dataDir || !options.store) throw invalidArgument('worker needs a data directory and a store');
+  if (!Number.isSafeInteger(pollMs) || pollMs < 1) throw invalidArgument(`pollMs must be a positive integer, got ${pollMs}`);
+  if (!Number.isSafeInteger(maxLogs) || maxLogs < 1) throw invalidArgument(`maxLogsPerApply must be a positive integer, got ${maxLogs}`);
+  if (!Number.isSafeInteger(recoverEveryMs) || recoverEveryMs < 1) throw invalidArgument(`recoverEveryMs must be a positive integer, got ${recoverEveryMs}`);
+  const logger = (options.logger ?? silentLogger).child('worker');
+  const pool = await CommitLogPool.open({
+    dir: options.dataDir.paths.commitlog,
+    sizes: options.dataDir.sizes,
+    logger,
+    ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
+  });
+  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, recoverEveryMs);
+  await worker.recover();
+  worker.start();
+  return { close: () => worker.close(), drained: () => worker.drained() };
+}
+
+type ClaimedLog = Awaited<ReturnType<CommitLogPool['claimDirty']>>[number];
+
+/** Claimed logs read and summed, ready for one store.apply(). */
+interface Prepared {
+  started: bigint;
+  /** The claimed logs that could be read: released clean after the apply. */
+  claimed: ClaimedLog[];
+  batch: IncrementBatch;
+  marks: Array<{ name: string; value: Buffer }>;
+  toApply: ClaimedLog[];
+  /** Already applied (mark = generation) or without a header: released clean, nothing applied. */
+  alreadyApplied: ClaimedLog[];
+  /** Logs that could not be read (already released dirty). */
+  unreadable: number;
+  frames: number;
+}
+type Sizes = DataDir['sizes'];
+
+class Worker {
+  #stopping = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #lastRecover = 0;
+  #lastStatus = 0;
+  #drainWaiters: Array<() => void> = [];
+  /** Applied logs whose release failed: released again on later rounds. */
+  #unreleased: ClaimedLog[] = [];
+
+  constructor(
+    readonly pool: CommitLogPool,
+    readonly store: Store,
+    readonly sizes: Sizes,
+    readonly logger: Logger,
+    readonly pollMs: number,
+    readonly maxLogs: number,
+    readonly recoverEveryMs: number,
+  ) {}
+
+  async recover(): Promise<void> {
+    this.#lastRecover = Date.now();
+    const freed = await this.pool.recoverStaleLocks();
+    if (freed > 0) this.logger.info('freed stale commit-log locks', { locks: freed });
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async close(): Promise<void> {
+    this.#stopping = true;
+    this.#wake?.();
+    await this.#loop;
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+  }
+
+  drained(): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    // No wake-up: a worker backing off after a failure keeps backing off.
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  // Two batches overlap: while the store writes batch N (LevelDB works in its
+  // own thread), the loop reads and sums batch N + 1. Their logs are disjoint
+  // (each is locked by its claim), so the argument above holds for each.
+  async #run(): Promise<void> {
+    /** The batch being committed; resolves to its error, never rejects (no unhandled rejection while we prepare the next). */
+    let inflight: Promise<unknown> | undefined;
+    const settle = async (): Promise<void> => {
+      if (inflight === undefined) return;
+      const err = await inflight;
+      inflight = undefined;
+      if (err !== undefined) throw err;
+    };
+    while (!this.#stopping) {
+      let delay = this.pollMs;
+      try {
+        if (Date.now() - this.#lastRecover >= this.recoverEveryMs) await this.recover();
+        await this.#retryReleases();
+        const claimed = await this.pool.claimDirty(this.maxLogs);
+        const prepared = claimed.length > 0 ? await this.#prepare(claimed) : undefined;
+        try {
+          await settle();
+        } catch (err) {
+          if (prepared) await this.#releaseAll(prepared.claimed, 'dirty');
+          throw err;
+        }
+        if (prepared) inflight = this.#commit(prepared).then(() => undefined, (err: unknown) => err ?? new Error('apply failed'));
+        if (claimed.length === this.maxLogs) {
+          // A full batch suggests a backlog: prepare the next one at once.
+          delay = 0;
+        } else {
+          await settle();
+          await this.#idle();
+        }
+        if (prepared && prepared.unreadable > 0) throw new CountdError(ErrorCodes.IO_ERROR, `${prepared.unreadable} commit log(s) could not be read`);
+        this.#failures = 0;
+      } catch (err) {
+        // An error of the preparation may leave the previous batch in flight: let it finish first.
+        await settle().catch((e: unknown) => this.logger.error('apply failed', { error: describe(e) }));
+        this.#failures++;
+        delay = Math.min(MAX_BACKOFF_MS, this.pollMs * 2 ** Math.min(this.#failures, 16));
+        this.logger.error('apply failed; retrying', {
+          error: describe(err),
+          code: err instanceof CountdError ? err.code : undefined,
+          attempt: this.#failures,
+          retryInMs: delay,
+        });
+      }
+      if (delay > 0 && !this.#stopping) await this.#sleep(delay);
+    }
+    await settle().catch((e: unknown) => this.logger.error('apply failed', { error: describe(e) }));
+  }
+
+  /** Nothing more to claim: refresh the backlog gauge and wake drained() waiters if no dirty log is left. */
+  async #idle(): Promise<void> {
+    const now = Date.now();
+    if (this.#drainWaiters.length === 0 && now - this.#lastStatus < STATUS_EVERY_MS) return;
+    this.#lastStatus = now;
+    const status = await this.pool.status();
+    metrics.dirtyBacklogLogs.set(status.dirty);
+    if (status.dirty === 0 && this.#unreleased.length === 0) {
+      for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(this.#timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * Read, verify and sum the claimed logs. Logs that cannot be read are
+   * released dirty at once (one bad log must not hold back the others). On
+   * any other error every claimed log is released dirty and the error thrown.
+   */
+  async #prepare(claimed: ClaimedLog[]): Promise<Prepared> {
+    const p: Prepared = {
+      started: process.hrtime.bigint(),
+      claimed: [],
+      batch: new IncrementBatch(),
+      marks: [],
+      toApply: [],
+      alreadyApplied: [],
+      unreadable: 0,
+      frames: 0,
+    };
+    const unreadable: ClaimedLog[] = [];
+    try {
+      for (const log of claimed) {
+        let contents: Awaited<ReturnType<typeof readLogFile>>;
+        try {
+          contents = await readLogFile(log.path, this.sizes);
+        } catch (err) {
+          this.logger.error('cannot read commit log; will retry', { log: log.index, error: describe(err) });
+          unreadable.push(log);
+          continue;
+        }
+        p.claimed.push(log);
+        for (const problem of contents.problems) {
+          this.logger.warn('commit log damaged; dropping bytes', {
+            log: log.index,
+            offset: problem.offset,
+            bytesDropped: problem.bytesDropped,
+            reason: problem.reason,
+          });
+        }
+        if (contents.header === null || contents.generation === null) {
+          this.logger.warn('commit log has no readable header; nothing to apply', { log: log.index, records: contents.records.length });
+          p.alreadyApplied.push(log);
+          continue;
+        }
+        const mark = encodeGeneration(contents.generation);
+        const previous = await this.store.getMark(appliedMarkName(log.index));
+        if (previous !== undefined && previous.equals(mark)) {
+          // Case 3 of the comment above: applied, then killed before release.
+          this.logger.info('commit log already applied; releasing it', { log: log.index, generation: contents.generation });
+          p.alreadyApplied.push(log);
+          continue;
+        }
+        if (!contents.sealed) this.logger.debug('applying an unsealed commit log', { log: log.index });
+        const batch = p.batch;
+        for (const record of contents.records) forEachEntry(record.payload, (inc, ks, key) => batch.add(ks, key, inc));
+        p.frames += contents.frames;
+        p.marks.push({ name: appliedMarkName(log.index), value: mark });
+        p.toApply.push(log);
+      }
+    } catch (err) {
+      await this.#releaseAll(claimed, 'dirty');
+      throw err;
+    }
+    await this.#releaseAll(unreadable, 'dirty');
+    p.unreadable = unreadable.length;
+    return p;
+  }
+
+  /** ONE store.apply() for the prepared logs, then release them clean. On failure they are released dirty. */
+  async #commit(p: Prepared): Promise<void> {
+    if (p.marks.length > 0) {
+      try {
+        const result = await this.store.apply(p.batch, p.marks);
+        if (result.saturated > 0) this.logger.warn('counts saturated at the signed 64-bit range', { keys: result.saturated });
+      } catch (err) {
+        // Nothing was committed: put every log back for a later attempt.
+        await this.#releaseAll(p.claimed, 'dirty');
+        throw err;
+      }
+      metrics.applySeconds.observe(Number(process.hrtime.bigint() - p.started) / 1e9);
+      metrics.framesApplied.inc(p.frames);
+      metrics.logsApplied.inc(p.toApply.length);
+      this.logger.debug('applied commit logs', { logs: p.toApply.map((l) => l.index).join(','), frames: p.frames, keys: p.batch.keys });
+    }
+    for (const log of p.claimed) {
+      try {
+        await this.pool.release(log, 'clean');
+      } catch (err) {
+        this.logger.error('cannot release an applied commit log; will retry', { log: log.index, error: describe(err) });
+        this.#unreleased.push(log);
+      }
+    }
+  }
+
+  async #retryReleases(): Promise<void> {
+    const pending = this.#unreleased.splice(0);
+    for (const log of pending) {
+      try {
+        await this.pool.release(log, 'clean');
+      } catch (err) {
+        this.#unreleased.push(log);
+        throw err;
+      }
+    }
+  }
+
+  async #releaseAll(logs: ClaimedLog[], state: 'clean' | 'dirty'): Promise<void> {
+    for (const log of logs) {
+      try {
+        await this.pool.release(log, state);
+      } catch (err) {
+        this.logger.error('cannot release a commit log', { log: log.index, state, error: describe(err) });
+      }
+    }
+  }
+}
+
+/** The mark value: the generation as 8 bytes, little-endian. */
+function encodeGeneration(generation: bigint): Buffer {
+  const buf = Buffer.allocUnsafe(8);
+  buf.writeBigUInt64LE(generation, 0);
+  return buf;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

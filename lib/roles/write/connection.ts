@@ -1,0 +1,320 @@
+// One client connection of countd-write: cuts the byte stream into fixed-size
+// frames (PROTOCOL.md section 1), validates each in place and hands it to the
+// group commit, then answers WIN / BAD / ERR in frame order.
+//
+// Hot path without per-frame allocation: whole frames are validated and
+// encoded straight from the socket's chunk; only a frame split across chunks
+// is copied, into a carry buffer of one frame.
+//
+// Memory is bounded: the connection stops reading (socket.pause) while
+//   - it has maxPendingFrames frames not yet answered,
+//   - the current batch is full (GroupCommit calls roomAvailable later), or
+//   - its socket's write buffer is full (the client does not read replies).
+// The unprocessed rest of the chunk in hand is kept (at most one chunk).
+
+import type { Socket } from 'node:net';
+import { metrics } from '../../metrics.js';
+import type { FieldSizes } from '../../protocol/fields.js';
+import { REPLY_BAD, validateFrame } from '../../protocol/write-frame.js';
+import type { Logger } from '../../util/log.js';
+import type { BatchMember, GroupCommit } from './group-commit.js';
+import type { ReplyWriter } from './replies.js';
+
+/** Settings and shared objects of all connections of one server. */
+export interface ConnectionContext {
+  readonly sizes: FieldSizes;
+  readonly frameSize: number;
+  readonly maxPendingFrames: number;
+  readonly groupCommit: GroupCommit;
+  readonly replies: ReplyWriter;
+  readonly logger: Logger;
+  /** Scratch for validateFrame: [keyspace length, key length]. */
+  readonly lengths: Int32Array;
+  /** How long a closing connection may linger for the client to read its last replies. */
+  readonly lingerMs: number;
+  /** Called when the socket is closed (for any reason). */
+  closed(conn: WriteConnection): void;
+}
+
+const enum State {
+  /** Reading and answering frames. */
+  Open,
+  /** A frame was malformed: answer the frames before it, then BAD, then close. */
+  Rejecting,
+  /** Its last replies are written (or it failed): the socket is ending. */
+  Ending,
+  /** The socket is closed. */
+  Closed,
+}
+
+export class WriteConnection implements BatchMember {
+  readonly socket: Socket;
+  readonly slotFrames = new Int32Array(2);
+  failing = false;
+  waitingRoom = false;
+  /** Bytes came in or replies went out since the idle sweep last looked (see writer.ts). */
+  active = true;
+  /** Idle sweeps in a row that found the connection inactive. */
+  idleSweeps = 0;
+  /** Frames taken into batches and not answered yet. */
+  private pending = 0;
+  private state = State.Open;
+  /** The part of a frame that ended a chunk; carryLen === frameSize: a whole frame not yet taken. */
+  private carry: Buffer | null = null;
+  private carryLen = 0;
+  /** Rest of a chunk not processed yet (reading is paused meanwhile). */
+  private stash: Buffer | null = null;
+  private stashOff = 0;
+  private paused = false;
+  private pendingFull = false;
+  private writeFull = false;
+  private readEnded = false;
+  /** The server is closing: read nothing more, answer what was received, then end. */
+  private draining = false;
+  private lingerTimer: NodeJS.Timeout | null = null;
+  private readonly ctx: ConnectionContext;
+
+  constructor(socket: Socket, ctx: ConnectionContext) {
+    this.socket = socket;
+    this.ctx = ctx;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', (err: Error) => this.ctx.logger.debug('write connection error', { error: err.message }));
+    socket.on('close', () => this.onClose());
+  }
+
+  /** Nothing received waits for an answer: no frame pending and no unprocessed bytes. */
+  get quiet(): boolean {
+    return this.pending === 0 && this.stash === null && this.carryLen < this.ctx.frameSize;
+  }
+
+  get closed(): boolean {
+    return this.state === State.Closed;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.active = true;
+    if (this.state !== State.Open) return; // after BAD or ERR, input is discarded
+    if (this.stash !== null) {
+      // Data that was already on its way when reading paused; rare.
+      this.stash = Buffer.concat([this.stash.subarray(this.stashOff), chunk]);
+      this.stashOff = 0;
+      return;
+    }
+    this.stash = chunk;
+    this.stashOff = 0;
+    this.run();
+    this.ctx.groupCommit.schedule();
+  }
+
+  /** Take frames from the carry and the stash until they run out or something blocks. */
+  private run(): void {
+    const size = this.ctx.frameSize;
+    if (this.carryLen === size) {
+      if (!this.take(this.carry!, 0)) return;
+      this.carryLen = 0;
+    }
+    const buf = this.stash;
+    if (buf === null) return;
+    let off = this.stashOff;
+    const end = buf.length;
+    if (this.carryLen > 0) {
+      const n = Math.min(size - this.carryLen, end - off);
+      buf.copy(this.carry!, this.carryLen, off, off + n);
+      this.carryLen += n;
+      off += n;
+      if (this.carryLen < size) {
+        this.stash = null;
+        return;
+      }
+      if (!this.take(this.carry!, 0)) {
+        this.keep(buf, off);
+        return;
+      }
+      this.carryLen = 0;
+    }
+    while (end - off >= size) {
+      if (!this.take(buf, off)) {
+        this.keep(buf, off);
+        return;
+      }
+      off += size;
+    }
+    if (off < end) {
+      this.carry ??= Buffer.allocUnsafe(size);
+      buf.copy(this.carry, 0, off, end);
+      this.carryLen = end - off;
+    }
+    this.stash = null;
+  }
+
+  /** Remember where processing stopped (unless the connection stopped reading for good). */
+  private keep(buf: Buffer, off: number): void {
+    if (this.state !== State.Open || off >= buf.length) {
+      this.stash = null;
+      return;
+    }
+    this.stash = buf;
+    this.stashOff = off;
+  }
+
+  /** Validate and batch the frame at buf[off]; false when it was not taken (blocked or rejected). */
+  private take(buf: Buffer, off: number): boolean {
+    const ctx = this.ctx;
+    if (this.pending >= ctx.maxPendingFrames) {
+      this.pendingFull = true;
+      this.pauseReading();
+      return false;
+    }
+    const lengths = ctx.lengths;
+    if (!validateFrame(buf, off, ctx.sizes, lengths)) {
+      this.reject();
+      return false;
+    }
+    if (buf.readInt32LE(off) === 0 && buf.readInt32LE(off + 4) === 0) {
+      ctx.groupCommit.addEmpty(this);
+    } else if (!ctx.groupCommit.add(this, buf, off, lengths[0]!, lengths[1]!)) {
+      this.pauseReading();
+      return false;
+    }
+    this.pending++;
+    return true;
+  }
+
+  private reject(): void {
+    metrics.framesRejected.inc();
+    this.state = State.Rejecting;
+    this.stash = null;
+    this.carryLen = 0;
+    this.pauseReading();
+    this.finishIfDone();
+  }
+
+  durable(frames: number): number {
+    this.pending -= frames;
+    this.active = true;
+    let sent = 0;
+    if (this.state === State.Open || this.state === State.Rejecting) {
+      if (!this.ctx.replies.win(this.socket, frames) && !this.writeFull) {
+        this.writeFull = true;
+        this.pauseReading();
+      }
+      sent = frames;
+    }
+    if (this.pendingFull && this.pending < this.ctx.maxPendingFrames) {
+      this.pendingFull = false;
+      this.resume();
+    }
+    this.finishIfDone();
+    return sent;
+  }
+
+  failed(frames: number, _err: unknown): number {
+    this.pending -= frames;
+    this.failing = false;
+    this.ctx.groupCommit.forget(this);
+    if (this.state === State.Closed || this.state === State.Ending) return 0;
+    this.ctx.replies.err(this.socket, frames);
+    this.end();
+    return frames;
+  }
+
+  roomAvailable(): void {
+    this.resume();
+  }
+
+  private onDrain(): void {
+    if (!this.writeFull) return;
+    this.writeFull = false;
+    this.resume();
+  }
+
+  /** A block cleared: process what was kept, then read again if nothing blocks. */
+  private resume(): void {
+    if (this.state !== State.Open) return;
+    if (this.waitingRoom || this.pendingFull || (this.writeFull && !this.draining)) return;
+    if (this.stash !== null || this.carryLen === this.ctx.frameSize) {
+      this.run();
+      this.ctx.groupCommit.schedule();
+      if (this.state !== State.Open || this.stash !== null || this.carryLen === this.ctx.frameSize) return;
+    }
+    if (this.paused && !this.draining && !this.readEnded) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    this.finishIfDone();
+  }
+
+  private pauseReading(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  private onEnd(): void {
+    // The client will send nothing more (it may still read): answer what it sent, then end.
+    this.readEnded = true;
+    this.finishIfDone();
+  }
+
+  /** Server shutdown: read nothing more; the connection ends once what it received is answered. */
+  drain(): void {
+    this.draining = true;
+    this.pauseReading();
+    if (this.writeFull) this.resume();
+    this.finishIfDone();
+  }
+
+  /** End the connection once nothing it sent waits for an answer. */
+  private finishIfDone(): void {
+    if (this.pending > 0) return;
+    if (this.state === State.Rejecting) {
+      this.socket.write(REPLY_BAD);
+      this.end();
+    } else if (this.state === State.Open && (this.readEnded || this.draining) && this.stash === null && this.carryLen < this.ctx.frameSize) {
+      // A partial frame left in carry is dropped: never applied, never answered.
+      this.end();
+    }
+  }
+
+  /**
+   * Half-close, then give the client a moment to read its last replies
+   * before the socket is destroyed. Closing at once would turn unread input
+   * into a TCP reset, which can make the client lose those replies.
+   */
+  private end(): void {
+    if (this.state === State.Ending || this.state === State.Closed) return;
+    this.state = State.Ending;
+    this.stash = null;
+    this.carryLen = 0;
+    this.ctx.groupCommit.forget(this);
+    this.socket.end();
+    if (!this.readEnded) {
+      // Keep reading (and discarding) so the client's close is seen.
+      this.paused = false;
+      this.socket.resume();
+    }
+    this.lingerTimer = setTimeout(() => this.socket.destroy(), this.ctx.lingerMs);
+    this.lingerTimer.unref();
+  }
+
+  /** Idle for the whole timeout: close if nothing waits for an answer. */
+  idle(): void {
+    if (this.state !== State.Open || this.quiet) this.destroy();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    if (this.state === State.Closed) return;
+    this.state = State.Closed;
+    this.stash = null;
+    this.carryLen = 0;
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.ctx.groupCommit.forget(this);
+    this.ctx.closed(this);
+  }
+}

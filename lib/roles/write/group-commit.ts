@@ -1,0 +1,325 @@
+// Group commit for countd-write: frames from every connection are encoded
+// into one batch, and a batch becomes durable with ONE CommitLogWriter.append
+// (one write + one fdatasync). Two preallocated batch buffers alternate:
+// while one is being appended ("in flight"), validated frames are encoded
+// into the other ("current"). When the append resolves, the next one starts
+// at once if frames are waiting, and every connection of the finished batch
+// gets its WINs in one write. So the disk never waits for the CPU to answer,
+// and the fdatasync cost is shared by every frame that arrived meanwhile.
+//
+// Per-connection order holds because a connection's frames enter batches in
+// the order they arrive and batches complete in the order they start.
+//
+// Failure: when an append rejects, every frame of that batch fails, and so do
+// the later frames of the same connections that wait in the current batch
+// (they are removed from it before it is appended, so "ERR: nothing of it is
+// applied" stays true). Those connections get ERR for each and are closed;
+// the other frames of the current batch go on to the next append.
+
+import { entrySize, writeEntryFromFrame } from '../../commitlog/format.js';
+import { invalidArgument } from '../../errors.js';
+import { metrics } from '../../metrics.js';
+import type { FieldSizes } from '../../protocol/fields.js';
+import type { Logger } from '../../util/log.js';
+
+/** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
+export interface CommitLogSink {
+  readonly maxBatchBytes: number;
+  append(entries: Buffer, count: number): Promise<void>;
+}
+
+/** What a batch needs from a connection. */
+export interface BatchMember {
+  /** Frames of this member in batch slot 0 and 1; owned and updated by GroupCommit. */
+  readonly slotFrames: Int32Array;
+  /** Set by GroupCommit when an append holding frames of this member failed. */
+  failing: boolean;
+  /** Set while the member waits in GroupCommit for room in the current batch. */
+  waitingRoom: boolean;
+  /** `frames` of this member are durable, in order; returns how many WINs it sent. */
+  durable(frames: number): number;
+  /** `frames` of this member could not be made durable (err says why); returns how many ERRs it sent. */
+  failed(frames: number, err: unknown): number;
+  /** The current batch has room again (after waitForRoom). */
+  roomAvailable(): void;
+}
+
+class Batch {
+  readonly slot: 0 | 1;
+  readonly buf: Buffer;
+  /** Bytes of encoded entries in buf. */
+  bytes = 0;
+  /** Entries in buf (frames with increment 0 take no entry). */
+  entries = 0;
+  /** Frames in the batch, entries or not. */
+  frames = 0;
+  /** Members with at least one frame here, each once (its slotFrames[slot] went 0 → 1). */
+  members: BatchMember[] = [];
+  /** Owner and end offset of each entry, to remove a failed member's entries. */
+  readonly owners: Array<BatchMember | undefined> = [];
+  ends = new Int32Array(1024);
+
+  constructor(slot: 0 | 1, size: number) {
+    this.slot = slot;
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  reset(): void {
+    this.owners.fill(undefined, 0, this.entries);
+    this.bytes = 0;
+    this.entries = 0;
+    this.frames = 0;
+    this.members.length = 0;
+  }
+}
+
+const NO_APPEND = Promise.resolve();
+
+export class GroupCommit {
+  private readonly log: CommitLogSink;
+  private readonly sizes: FieldSizes;
+  private readonly logger: Logger;
+  private readonly batches: readonly [Batch, Batch];
+  private current: Batch;
+  private inflight: Batch | null = null;
+  private startedAt = 0;
+  private scheduled = false;
+  private waiters: BatchMember[] = [];
+  private spareWaiters: BatchMember[] = [];
+  private spareMembers: BatchMember[] = [];
+  private ackCounts = new Int32Array(256);
+  private idleWaiters: Array<() => void> = [];
+  private readonly startBound = (): void => this.start();
+  /** Members of the batch whose WINs deliver() is about to send. */
+  private acking: BatchMember[] | null = null;
+  private readonly doneBound = (): void => this.done();
+  private readonly deliverBound = (): void => this.deliver();
+  private readonly failBound = (err: unknown): void => this.fail(err);
+
+  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger) {
+    this.log = log;
+    this.sizes = sizes;
+    this.logger = logger;
+    const size = log.maxBatchBytes;
+    const largest = entrySize(sizes.keyspaceSize, sizes.keySize);
+    if (!(size >= largest)) {
+      throw invalidArgument(`commit log batch size ${size} is below one entry of ${largest} bytes (raise logSize)`);
+    }
+    this.batches = [new Batch(0, size), new Batch(1, size)];
+    this.current = this.batches[0];
+  }
+
+  /** True when no frame waits in a batch or an append. */
+  get idle(): boolean {
+    return this.inflight === null && this.acking === null && this.current.frames === 0 && this.waiters.length === 0;
+  }
+
+  /** Resolves once idle (used by close: every frame received is acked first). */
+  whenIdle(): Promise<void> {
+    if (this.idle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Encode the valid frame at frame[offset] (names of ksLen and keyLen bytes)
+   * into the current batch. Returns false when the batch has no room: the
+   * member is then told roomAvailable() once a fresh batch is current.
+   */
+  add(member: BatchMember, frame: Buffer, offset: number, ksLen: number, keyLen: number): boolean {
+    const b = this.current;
+    const end = b.bytes + entrySize(ksLen, keyLen);
+    if (end > b.buf.length) {
+      this.waitForRoom(member);
+      return false;
+    }
+    writeEntryFromFrame(b.buf, b.bytes, frame, offset, ksLen, keyLen, this.sizes);
+    b.bytes = end;
+    const i = b.entries++;
+    if (i === b.ends.length) {
+      const ends = new Int32Array(i * 2);
+      ends.set(b.ends);
+      b.ends = ends;
+    }
+    b.owners[i] = member;
+    b.ends[i] = b.bytes;
+    this.count(member, b);
+    return true;
+  }
+
+  /** Add a frame with increment 0: nothing is written, but its WIN waits for the frames before it. */
+  addEmpty(member: BatchMember): void {
+    this.count(member, this.current);
+  }
+
+  private count(member: BatchMember, b: Batch): void {
+    if (member.slotFrames[b.slot]++ === 0) b.members.push(member);
+    b.frames++;
+  }
+
+  private waitForRoom(member: BatchMember): void {
+    if (member.waitingRoom) return;
+    member.waitingRoom = true;
+    this.waiters.push(member);
+  }
+
+  /**
+   * Start an append soon if none is in flight. Deferred with setImmediate so
+   * that every socket read of this event-loop turn joins the batch.
+   */
+  schedule(): void {
+    if (this.inflight !== null || this.scheduled || this.current.frames === 0) return;
+    this.scheduled = true;
+    setImmediate(this.startBound);
+  }
+
+  private start(): void {
+    this.scheduled = false;
+    if (this.inflight !== null || this.current.frames === 0) return;
+    const b = this.current;
+    this.inflight = b;
+    this.current = this.batches[1 - b.slot]!;
+    let appended: Promise<void>;
+    if (b.entries === 0) {
+      appended = NO_APPEND;
+    } else {
+      this.startedAt = performance.now();
+      try {
+        appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries);
+      } catch (err) {
+        appended = Promise.reject(err);
+      }
+    }
+    appended.then(this.doneBound, this.failBound);
+    this.wakeWaiters();
+  }
+
+  /**
+   * The in-flight append is durable: start the next one, then send WINs.
+   * The WINs go out in a microtask queued after the one in which the commit
+   * log writer issues the next write, so the disk starts before we spend
+   * time answering.
+   */
+  private done(): void {
+    const b = this.inflight!;
+    if (b.entries > 0) metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
+    metrics.groupCommitFrames.observe(b.frames);
+    // Take the batch's members and counts out before the batch is reused.
+    const members = b.members;
+    b.members = this.spareMembers;
+    const n = members.length;
+    if (this.ackCounts.length < n) this.ackCounts = new Int32Array(n * 2);
+    const counts = this.ackCounts;
+    for (let i = 0; i < n; i++) {
+      const m = members[i]!;
+      counts[i] = m.slotFrames[b.slot]!;
+      m.slotFrames[b.slot] = 0;
+    }
+    b.reset();
+    this.inflight = null;
+    this.acking = members;
+    this.start();
+    queueMicrotask(this.deliverBound);
+  }
+
+  /** Send the WINs of the batch done() took apart. */
+  private deliver(): void {
+    const members = this.acking!;
+    this.acking = null;
+    const counts = this.ackCounts;
+    let acked = 0;
+    for (let i = 0; i < members.length; i++) acked += members[i]!.durable(counts[i]!);
+    members.length = 0;
+    this.spareMembers = members;
+    if (acked > 0) metrics.framesAcked.inc(acked);
+    this.schedule();
+    this.notifyIdle();
+  }
+
+  /** The in-flight append failed: ERR its frames and the later frames of the same connections. */
+  private fail(err: unknown): void {
+    const b = this.inflight!;
+    const c = this.current;
+    const members = b.members;
+    b.members = this.spareMembers;
+    this.logger.error('group commit failed; answering ERR and closing the connections concerned', {
+      frames: b.frames,
+      connections: members.length,
+      error: err instanceof Error ? err.message : String(err),
+      code: (err as { code?: string } | null)?.code,
+    });
+    for (const m of members) m.failing = true;
+    this.removeFailing(c);
+    let failed = 0;
+    const counts: number[] = [];
+    for (const m of members) {
+      counts.push(m.slotFrames[0]! + m.slotFrames[1]!);
+      m.slotFrames[0] = 0;
+      m.slotFrames[1] = 0;
+    }
+    b.reset();
+    this.inflight = null;
+    for (let i = 0; i < members.length; i++) failed += members[i]!.failed(counts[i]!, err);
+    members.length = 0;
+    this.spareMembers = members;
+    if (failed > 0) metrics.framesFailed.inc(failed);
+    this.start();
+    this.schedule();
+    this.notifyIdle();
+  }
+
+  /** Remove the entries and frame counts of failing members from batch c (not yet appended). */
+  private removeFailing(c: Batch): void {
+    let dst = 0;
+    let kept = 0;
+    let from = 0;
+    for (let i = 0; i < c.entries; i++) {
+      const end = c.ends[i]!;
+      const owner = c.owners[i]!;
+      if (!owner.failing) {
+        if (dst !== from) c.buf.copy(c.buf, dst, from, end);
+        dst += end - from;
+        c.owners[kept] = owner;
+        c.ends[kept] = dst;
+        kept++;
+      }
+      from = end;
+    }
+    c.owners.fill(undefined, kept, c.entries);
+    c.entries = kept;
+    c.bytes = dst;
+    let keptMembers = 0;
+    for (const m of c.members) {
+      if (m.failing) c.frames -= m.slotFrames[c.slot]!;
+      else c.members[keptMembers++] = m;
+    }
+    c.members.length = keptMembers;
+  }
+
+  /** A fresh batch is current: let the members that found the last one full go on. */
+  private wakeWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = this.spareWaiters;
+    for (const m of waiters) {
+      m.waitingRoom = false;
+      m.roomAvailable();
+    }
+    waiters.length = 0;
+    this.spareWaiters = waiters;
+  }
+
+  /** Forget a member that is gone (closed connection) from the waiting list. */
+  forget(member: BatchMember): void {
+    if (!member.waitingRoom) return;
+    member.waitingRoom = false;
+    const i = this.waiters.indexOf(member);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  private notifyIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.idle) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

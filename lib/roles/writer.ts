@@ -1,0 +1,228 @@
+// countd-write: the TCP server of the write protocol (PROTOCOL.md section 1).
+// Frames from every connection are made durable together by group commit
+// (write/group-commit.ts) into the commit-log pool (commitlog/writer.ts);
+// each connection parses and answers its own frames (write/connection.ts).
+//
+// Shutdown (close()): stop accepting, stop reading, make durable and answer
+// every frame already received, end the connections, then close the commit
+// log writer (which hands the current log over dirty and releases its locks).
+
+import net from 'node:net';
+import { CountdError, ErrorCodes, errnoCode, invalidArgument } from '../errors.js';
+import { CommitLogWriter } from '../commitlog/writer.js';
+import type { FileOps } from '../commitlog/fileops.js';
+import type { DataDir } from '../datadir/meta.js';
+import { metrics } from '../metrics.js';
+import { writeFrameSize } from '../protocol/fields.js';
+import { type Logger, silentLogger } from '../util/log.js';
+import { WriteConnection, type ConnectionContext } from './write/connection.js';
+import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
+import { ReplyWriter } from './write/replies.js';
+
+export const DEFAULT_WRITE_PORT = 48879;
+export const DEFAULT_LISTEN = '127.0.0.1';
+export const DEFAULT_MAX_CONNECTIONS = 10000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+export const DEFAULT_MAX_PENDING_FRAMES = 4096;
+/** How long an ending connection may stay open for the client to read its last replies. */
+const LINGER_MS = 2000;
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+const IDLE_SWEEPS = 4;
+
+export interface WriterOptions {
+  /** The data directory, from openDataDir(). */
+  dataDir: DataDir;
+  /** Address to listen on; default 127.0.0.1. */
+  listen?: string;
+  /** TCP port; default 48879; 0 picks a free port. */
+  port?: number;
+  /** Passed to CommitLogWriter: log file size and handover interval. */
+  logSize?: number;
+  handoverMs?: number;
+  /** Open connections allowed; beyond it new sockets are closed at once. Default 10000. */
+  maxConnections?: number;
+  /** A connection with no traffic and nothing pending is closed after this long; 0 = never. Default 300000. */
+  idleTimeoutMs?: number;
+  /** Unanswered frames per connection before it stops reading. Default 4096. */
+  maxPendingFrames?: number;
+  logger?: Logger;
+  fileOps?: FileOps;
+}
+
+export interface WriterHandle {
+  readonly port: number;
+  readonly address: string;
+  /** Stop accepting, answer every frame received, close connections, close the commit log. */
+  close(): Promise<void>;
+}
+
+/** Start countd-write on an open data directory. */
+export async function startWriter(options: WriterOptions): Promise<WriterHandle> {
+  const settings = checkOptions(options);
+  const logger = options.logger ?? silentLogger;
+  const log = await CommitLogWriter.open({
+    dir: options.dataDir.paths.commitlog,
+    sizes: options.dataDir.sizes,
+    ...(options.logSize !== undefined ? { logSize: options.logSize } : {}),
+    ...(options.handoverMs !== undefined ? { handoverMs: options.handoverMs } : {}),
+    ...(options.fileOps !== undefined ? { fileOps: options.fileOps } : {}),
+    logger,
+  });
+  try {
+    return await serve(log, options.dataDir, settings, logger);
+  } catch (err) {
+    await log.close().catch(() => {});
+    throw err;
+  }
+}
+
+interface Settings {
+  listen: string;
+  port: number;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  maxPendingFrames: number;
+}
+
+function checkOptions(options: WriterOptions): Settings {
+  if (options === null || typeof options !== 'object') throw invalidArgument('writer options must be an object');
+  const dataDir = options.dataDir;
+  if (!dataDir || typeof dataDir.paths?.commitlog !== 'string' || !dataDir.sizes) {
+    throw invalidArgument('writer options.dataDir must be an open data directory (openDataDir)');
+  }
+  const listen = options.listen ?? DEFAULT_LISTEN;
+  if (typeof listen !== 'string' || listen === '') throw invalidArgument('listen address must be a non-empty string');
+  return {
+    listen,
+    port: integer(options.port, DEFAULT_WRITE_PORT, 0, 65535, 'port'),
+    maxConnections: integer(options.maxConnections, DEFAULT_MAX_CONNECTIONS, 1, 1_000_000, 'maxConnections'),
+    idleTimeoutMs: integer(options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31 - 1, 'idleTimeoutMs'),
+    maxPendingFrames: integer(options.maxPendingFrames, DEFAULT_MAX_PENDING_FRAMES, 1, 1 << 20, 'maxPendingFrames'),
+  };
+}
+
+function integer(value: number | undefined, fallback: number, min: number, max: number, what: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidArgument(`${what} must be an integer from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Serve the write protocol into `log`; the handle's close() closes the log. */
+async function serve(
+  log: CommitLogSink & { close(): Promise<void> },
+  dataDir: DataDir,
+  settings: Settings,
+  logger: Logger,
+): Promise<WriterHandle> {
+  const groupCommit = new GroupCommit(log, dataDir.sizes, logger);
+  const connections = new Set<WriteConnection>();
+  let closedAll: (() => void) | null = null;
+  const ctx: ConnectionContext = {
+    sizes: dataDir.sizes,
+    frameSize: writeFrameSize(dataDir.sizes),
+    maxPendingFrames: settings.maxPendingFrames,
+    groupCommit,
+    replies: new ReplyWriter(settings.maxPendingFrames),
+    logger,
+    lengths: new Int32Array(2),
+    lingerMs: LINGER_MS,
+    closed(conn) {
+      connections.delete(conn);
+      metrics.writeConnections.dec();
+      if (closedAll !== null && connections.size === 0) closedAll();
+    },
+  };
+
+  let refused = 0;
+  let lastRefusalLog = -Infinity;
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+  server.on('connection', (socket) => {
+    if (connections.size >= settings.maxConnections) {
+      socket.destroy();
+      refused++;
+      const now = Date.now();
+      if (now - lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
+        // At most one line per interval: a flood of connections must not flood the log.
+        logger.warn('too many write connections; closing new ones', { limit: settings.maxConnections, refused });
+        lastRefusalLog = now;
+        refused = 0;
+      }
+      return;
+    }
+    socket.setNoDelay(true);
+    const conn = new WriteConnection(socket, ctx);
+    connections.add(conn);
+    metrics.writeConnections.inc();
+  });
+  // Idle connections are found by a sweep rather than by socket.setTimeout,
+  // which re-arms a timer on every read and write (a few percent of the CPU
+  // at full load). A connection inactive for IDLE_SWEEPS sweeps in a row,
+  // one every idleTimeoutMs / IDLE_SWEEPS, has been idle for at least
+  // idleTimeoutMs (and is closed within 1.25 × idleTimeoutMs).
+  let sweeper: NodeJS.Timeout | null = null;
+  if (settings.idleTimeoutMs > 0) {
+    sweeper = setInterval(() => {
+      for (const conn of connections) {
+        if (conn.active) {
+          conn.active = false;
+          conn.idleSweeps = 0;
+        } else if (++conn.idleSweeps >= IDLE_SWEEPS) {
+          conn.idleSweeps = 0;
+          conn.idle();
+        }
+      }
+    }, Math.max(1, Math.floor(settings.idleTimeoutMs / IDLE_SWEEPS)));
+    sweeper.unref();
+  }
+  server.on('error', (err) => logger.error('write server error', { error: err.message }));
+
+  await listen(server, settings.listen, settings.port);
+  const bound = server.address() as net.AddressInfo;
+  logger.info('countd-write listening', { address: bound.address, port: bound.port });
+
+  let closing: Promise<void> | null = null;
+  const close = async (): Promise<void> => {
+    server.close();
+    if (sweeper !== null) clearInterval(sweeper);
+    // Read nothing more; every frame already received is made durable and answered.
+    for (const conn of connections) conn.drain();
+    await groupCommit.whenIdle();
+    // Each connection has ended itself once answered; give clients a moment to read, then cut.
+    if (connections.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        closedAll = resolve;
+        timer = setTimeout(resolve, LINGER_MS);
+      });
+      clearTimeout(timer);
+      for (const conn of connections) conn.destroy();
+    }
+    await log.close();
+    logger.info('countd-write closed');
+  };
+  return {
+    port: bound.port,
+    address: bound.address,
+    close: () => (closing ??= close()),
+  };
+}
+
+function listen(server: net.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.off('listening', onListening);
+      const code = errnoCode(err);
+      const why = code === 'EADDRINUSE' ? 'address in use' : code === 'EACCES' ? 'permission denied' : err.message;
+      reject(new CountdError(ErrorCodes.INVALID_ARGUMENT, `cannot listen on ${host}:${port}: ${why}`, { cause: err }));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ host, port });
+  });
+}

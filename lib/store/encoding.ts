@@ -1,0 +1,167 @@
+// Byte layout of every LevelDB key and value the store writes. The grammar,
+// the constants and a worked example are in docs/storage-format.md; keep the
+// two in step.
+//
+// Every key starts with a one-byte tag. Per-keyspace records then carry the
+// keyspace's 8-byte id (not its name): ids keep keys short, give every
+// keyspace a contiguous range, and let deleteKeyspace drop a name atomically
+// with one tiny write and clear the id's records afterwards.
+
+import { INT64_MAX } from '../protocol/write-frame.js';
+
+/** `V`: store format record. */
+export const TAG_VERSION = 0x56;
+/** `N`: the next keyspace id to hand out. */
+export const TAG_NEXT_ID = 0x4e;
+/** `K` name: keyspace directory record -> id and size. */
+export const TAG_KEYSPACE = 0x4b;
+/** `C` id key: the count of one key. */
+export const TAG_COUNT = 0x43;
+/** `I` id rankcount key: count index entry (empty value). */
+export const TAG_INDEX = 0x49;
+/** `F` id suffix: rank fence -> entries from this fence to the next. */
+export const TAG_FENCE = 0x46;
+/** `M` name: a mark (metadata written atomically with an apply). */
+export const TAG_MARK = 0x4d;
+/** `X` id: a deleted keyspace whose records are still being cleared. */
+export const TAG_DEAD = 0x58;
+
+/** Bytes of a keyspace id. */
+export const ID_SIZE = 8;
+/** Bytes of the tag plus the id that start every per-keyspace key. */
+export const PREFIX_SIZE = 1 + ID_SIZE;
+/** Bytes of the order-preserving count at the start of an index suffix. */
+export const RANK_COUNT_SIZE = 8;
+/** Bytes of a count value. */
+export const COUNT_SIZE = 8;
+/** Bytes of a keyspace directory value: id then size. */
+export const KEYSPACE_VALUE_SIZE = 16;
+/** Bytes of a fence value: unsigned 32-bit entry count. */
+export const FENCE_VALUE_SIZE = 4;
+
+export const VERSION_KEY = Buffer.from([TAG_VERSION]);
+export const NEXT_ID_KEY = Buffer.from([TAG_NEXT_ID]);
+export const EMPTY = Buffer.alloc(0);
+
+/** `tag id`: the 9 bytes that start every record of one keyspace of one kind. */
+export function idPrefix(tag: number, id: number): Buffer {
+  const buf = Buffer.allocUnsafe(PREFIX_SIZE);
+  buf[0] = tag;
+  writeId(buf, 1, id);
+  return buf;
+}
+
+/** Ids are safe integers below 2^53, written as unsigned 64-bit big-endian. */
+export function writeId(buf: Buffer, offset: number, id: number): void {
+  buf.writeUInt32BE(Math.floor(id / 0x1_0000_0000), offset);
+  buf.writeUInt32BE(id >>> 0, offset + 4);
+}
+
+export function readId(buf: Buffer, offset: number): number {
+  return buf.readUInt32BE(offset) * 0x1_0000_0000 + buf.readUInt32BE(offset + 4);
+}
+
+/** `prefix bytes`, in one allocation. */
+export function withPrefix(prefix: Buffer, bytes: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(prefix.length + bytes.length);
+  prefix.copy(buf, 0);
+  bytes.copy(buf, prefix.length);
+  return buf;
+}
+
+/** `tag name` for the keyspace directory and marks. */
+export function taggedName(tag: number, name: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(1 + name.length);
+  buf[0] = tag;
+  name.copy(buf, 1);
+  return buf;
+}
+
+/**
+ * The rank count: INT64_MAX - count as unsigned 64-bit big-endian. Flipping
+ * the sign bit maps signed to unsigned order; inverting makes it descending.
+ * Together that is one subtraction, and it covers the whole signed range:
+ * INT64_MAX -> 0x0000000000000000, INT64_MIN -> 0xffffffffffffffff.
+ */
+export function writeRankCount(buf: Buffer, offset: number, count: bigint): void {
+  buf.writeBigUInt64BE(INT64_MAX - count, offset);
+}
+
+export function readRankCount(buf: Buffer, offset: number): bigint {
+  return INT64_MAX - buf.readBigUInt64BE(offset);
+}
+
+/**
+ * Index suffix: `rankcount key`. The count part is fixed-width and the key is
+ * last, so a key sorts before its extensions and ties break by key bytes.
+ */
+export function indexSuffix(count: bigint, key: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(RANK_COUNT_SIZE + key.length);
+  writeRankCount(buf, 0, count);
+  key.copy(buf, RANK_COUNT_SIZE);
+  return buf;
+}
+
+/** Full index key `I id rankcount key`. */
+export function indexKey(prefix: Buffer, count: bigint, key: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(PREFIX_SIZE + RANK_COUNT_SIZE + key.length);
+  prefix.copy(buf, 0);
+  writeRankCount(buf, PREFIX_SIZE, count);
+  key.copy(buf, PREFIX_SIZE + RANK_COUNT_SIZE);
+  return buf;
+}
+
+/**
+ * Full index key from a count value's bytes (signed 64-bit big-endian), with
+ * no bigint arithmetic: INT64_MAX - c equals ~c with the top bit flipped, so
+ * the first byte is b0 ^ 0x7f and the others are ~b. This runs twice per
+ * changed key in an apply.
+ */
+export function indexKeyFromCount(prefix: Buffer, countValue: Buffer, key: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(PREFIX_SIZE + RANK_COUNT_SIZE + key.length);
+  prefix.copy(buf, 0);
+  buf[PREFIX_SIZE] = countValue[0] ^ 0x7f;
+  for (let i = 1; i < RANK_COUNT_SIZE; i++) buf[PREFIX_SIZE + i] = ~countValue[i] & 0xff;
+  key.copy(buf, PREFIX_SIZE + RANK_COUNT_SIZE);
+  return buf;
+}
+
+/** The first key after every key that starts with `prefix`: the range end of a prefix scan. */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] !== 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  throw new RangeError('prefix has no successor');
+}
+
+export function encodeCount(count: bigint): Buffer {
+  const buf = Buffer.allocUnsafe(COUNT_SIZE);
+  buf.writeBigInt64BE(count, 0);
+  return buf;
+}
+
+export function decodeCount(buf: Buffer): bigint {
+  return buf.readBigInt64BE(0);
+}
+
+export function encodeKeyspaceValue(id: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(KEYSPACE_VALUE_SIZE);
+  writeId(buf, 0, id);
+  writeId(buf, 8, size);
+  return buf;
+}
+
+export function encodeFenceValue(entries: number): Buffer {
+  const buf = Buffer.allocUnsafe(FENCE_VALUE_SIZE);
+  buf.writeUInt32BE(entries, 0);
+  return buf;
+}
+
+/** An index entry (suffix after the 9-byte prefix) as count and key; the key shares memory with `suffix`. */
+export function decodeIndexSuffix(suffix: Buffer): { key: Buffer; count: bigint } {
+  return { key: suffix.subarray(RANK_COUNT_SIZE), count: readRankCount(suffix, 0) };
+}

@@ -1,0 +1,394 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { FieldSizes } from '../../lib/protocol/fields.js';
+import { OPCODE_FLAG, encodeReadRequest } from '../../lib/protocol/read-request.js';
+import { ReadResponse } from '../../lib/protocol/read-response.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { ReaderHandle, startReader } from '../../lib/roles/reader.js';
+import { IncrementBatch, Store } from '../../lib/store/store.js';
+import { ModelStore, RawReadClient } from './reader-helpers.js';
+
+const sizes: FieldSizes = { keyspaceSize: 16, keySize: 12 };
+
+/** A tiny seeded PRNG (mulberry32), so failures reproduce. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const okEntries = (r: ReadResponse | undefined) => {
+  assert.ok(r && r.status === 'ok' && 'entries' in r, `expected entries, got ${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}`);
+  return r.entries.map((e) => [e.key.toString('latin1'), e.count] as const);
+};
+
+describe('countd-read', function () {
+  let dir: string;
+  let store: Store;
+  let reader: ReaderHandle;
+  const model = new ModelStore();
+  const clients: RawReadClient[] = [];
+
+  const connect = async (): Promise<RawReadClient> => {
+    const c = await RawReadClient.connect(reader.port, sizes);
+    clients.push(c);
+    return c;
+  };
+  const apply = async (rows: Array<[string, string, bigint]>): Promise<void> => {
+    const batch = new IncrementBatch();
+    for (const [ks, k, d] of rows) {
+      batch.add(Buffer.from(ks, 'latin1'), Buffer.from(k, 'latin1'), d);
+      model.add(Buffer.from(ks, 'latin1'), Buffer.from(k, 'latin1'), d);
+    }
+    await store.apply(batch);
+  };
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'countd-test-reader-'));
+    store = await Store.open({ location: path.join(dir, 'db'), sizes, sync: false });
+    // pages: the worked example of docs/read-protocol-extensions.md, with ties.
+    await apply([
+      ['pages', 'home', 7n],
+      ['pages', 'blog', 3n],
+      ['pages', 'about', 3n],
+      ['pages', 'faq', -2n],
+      ['extremes', 'max', INT64_MAX],
+      ['extremes', 'min', INT64_MIN],
+      ['extremes', 'zero-sum', 5n],
+      ['extremes', 'zero-sum', -5n],
+      ['extremes', 'big', 2n ** 53n + 1n],
+      ['extremes', 'big2', 2n ** 53n],
+    ]);
+    // A larger keyspace of random counts with many ties.
+    const rnd = prng(42);
+    const rows: Array<[string, string, bigint]> = [];
+    for (let i = 0; i < 3000; i++) rows.push(['many', `k${Math.floor(rnd() * 1500)}`, BigInt(Math.floor(rnd() * 20) - 5)]);
+    await apply(rows);
+    reader = await startReader({ store, sizes, port: 0, pageLimit: 100 });
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await reader?.close();
+    await store?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const page = (offset: number | bigint, length: number | bigint, keyspace: string) =>
+    encodeReadRequest({ op: 'page', offset, length, keyspace }, sizes);
+
+  it('listens on 127.0.0.1 and a free port', () => {
+    assert.equal(reader.address, '127.0.0.1');
+    assert.ok(reader.port > 0);
+  });
+
+  it('answers pages in rank order: count descending, ties by key bytes', async () => {
+    const c = await connect();
+    c.send('page', page(0, 10, 'pages'));
+    const [r] = await c.waitFor(1);
+    assert.deepEqual(okEntries(r), [['home', 7n], ['about', 3n], ['blog', 3n], ['faq', -2n]]);
+  });
+
+  it('answers pipelined requests in request order', async () => {
+    const c = await connect();
+    const expected: Array<Array<readonly [string, bigint]>> = [];
+    const all = model.ranked('many');
+    const rnd = prng(7);
+    const reqs: Buffer[] = [];
+    for (let i = 0; i < 200; i++) {
+      const offset = Math.floor(rnd() * (all.length + 20));
+      const length = Math.floor(rnd() * 60);
+      reqs.push(page(offset, length, 'many'));
+      c.decoder.expect('page');
+      expected.push(all.slice(offset, offset + length).map((e) => [e.key.toString('latin1'), e.count] as const));
+    }
+    c.socket.write(Buffer.concat(reqs)); // all at once: the server must split and order them
+    const responses = await c.waitFor(200);
+    assert.equal(responses.length, 200);
+    responses.forEach((r, i) => assert.deepEqual(okEntries(r), expected[i], `response ${i}`));
+  });
+
+  it('serves the full signed 64-bit count range and offsets up to 2^63 - 1', async () => {
+    const c = await connect();
+    c.send('page', page(0, 10, 'extremes'));
+    c.send('page', page(OPCODE_FLAG - 1n, 10, 'extremes'));
+    c.send('page', page(2n ** 53n + 1n, 10, 'extremes'));
+    c.send('page', page(4, 10, 'extremes'));
+    const rs = await c.waitFor(4);
+    assert.deepEqual(okEntries(rs[0]), [
+      ['max', INT64_MAX],
+      ['big', 2n ** 53n + 1n],
+      ['big2', 2n ** 53n],
+      ['zero-sum', 0n],
+      ['min', INT64_MIN],
+    ]);
+    assert.deepEqual(okEntries(rs[1]), []);
+    assert.deepEqual(okEntries(rs[2]), []);
+    assert.deepEqual(okEntries(rs[3]), [['min', INT64_MIN]]);
+  });
+
+  it('reads an unknown keyspace as empty (n = 0)', async () => {
+    const c = await connect();
+    c.send('page', page(0, 10, 'nope'));
+    assert.deepEqual(okEntries((await c.waitFor(1))[0]), []);
+  });
+
+  it('answers n = -2 above the page limit and keeps the connection usable', async () => {
+    const c = await connect();
+    c.send('page', page(0, 101, 'pages'));
+    c.send('page', page(0, 2n ** 64n - 1n, 'pages'));
+    c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key: 'home', length: 101 }, sizes));
+    c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 0, length: 101 }, sizes));
+    c.send('page', page(0, 100, 'pages'));
+    const rs = await c.waitFor(5);
+    assert.deepEqual(rs.slice(0, 4).map((r) => r.status), ['page-too-large', 'page-too-large', 'page-too-large', 'page-too-large']);
+    assert.equal(okEntries(rs[4]).length, 4);
+    assert.equal(c.closed, false);
+  });
+
+  it('answers n = -1 to a malformed request and closes only that connection, after answering earlier ones', async () => {
+    const bad = await connect();
+    const good = await connect();
+    const malformed = Buffer.alloc(16 + sizes.keyspaceSize); // empty keyspace
+    bad.send('page', page(0, 1, 'pages'));
+    bad.send('page', malformed);
+    bad.send('page', page(0, 1, 'pages')); // never answered
+    await bad.waitClosed();
+    assert.deepEqual(okEntries(bad.responses[0]), [['home', 7n]]);
+    assert.equal(bad.responses[1]?.status, 'malformed');
+    assert.equal(bad.responses.length, 2);
+    good.send('page', page(1, 1, 'pages'));
+    assert.deepEqual(okEntries((await good.waitFor(1))[0]), [['about', 3n]]);
+  });
+
+  it('closes on an unknown opcode as soon as its first 8 bytes arrive', async () => {
+    const c = await connect();
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(OPCODE_FLAG | 99n);
+    c.send('page', b);
+    await c.waitClosed();
+    assert.equal(c.responses[0]?.status, 'malformed');
+  });
+
+  it('answers a request split across many small writes', async () => {
+    const c = await connect();
+    const req = encodeReadRequest({ op: 'rank', keyspace: 'pages', key: 'blog' }, sizes);
+    c.decoder.expect('rank');
+    for (let i = 0; i < req.length; i += 5) {
+      c.socket.write(req.subarray(i, i + 5));
+      await new Promise((r) => setImmediate(r));
+    }
+    const [r] = await c.waitFor(1);
+    assert.deepEqual(r, { op: 'rank', status: 'ok', first: 2n, entries: [{ key: Buffer.from('blog'), count: 3n }] });
+  });
+
+  describe('extension ops', () => {
+    it('hello answers the extension version', async () => {
+      const c = await connect();
+      c.send('hello', encodeReadRequest({ op: 'hello' }, sizes));
+      assert.deepEqual((await c.waitFor(1))[0], { op: 'hello', status: 'ok', version: 1n });
+    });
+
+    it('get answers a count, or n = 0 for an absent key or keyspace', async () => {
+      const c = await connect();
+      c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'faq' }, sizes));
+      c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'nope' }, sizes));
+      c.send('get', encodeReadRequest({ op: 'get', keyspace: 'nope', key: 'faq' }, sizes));
+      c.send('get', encodeReadRequest({ op: 'get', keyspace: 'extremes', key: 'min' }, sizes));
+      const rs = await c.waitFor(4);
+      assert.deepEqual(okEntries(rs[0]), [['faq', -2n]]);
+      assert.deepEqual(okEntries(rs[1]), []);
+      assert.deepEqual(okEntries(rs[2]), []);
+      assert.deepEqual(okEntries(rs[3]), [['min', INT64_MIN]]);
+    });
+
+    it('rank agrees with the model for every key, ties included', async () => {
+      const c = await connect();
+      const all = model.ranked('many');
+      // Pairs of neighbours (ranks 10j and 10j + 1): in a keyspace this full of ties most pairs tie.
+      const picked = all.map((_e, i) => i).filter((i) => i % 10 === 0 || i % 10 === 1);
+      for (const i of picked) c.send('rank', encodeReadRequest({ op: 'rank', keyspace: 'many', key: all[i]!.key }, sizes));
+      const rs = await c.waitFor(picked.length);
+      picked.forEach((i, j) => {
+        assert.deepEqual(rs[j], { op: 'rank', status: 'ok', first: BigInt(i), entries: [all[i]] });
+      });
+      c.send('rank', encodeReadRequest({ op: 'rank', keyspace: 'many', key: 'absent' }, sizes));
+      assert.deepEqual((await c.waitFor(picked.length + 1))[picked.length], { op: 'rank', status: 'ok', first: 0n, entries: [] });
+    });
+
+    it('around returns a window containing the key, shifted inside the keyspace', async () => {
+      const c = await connect();
+      const cases: Array<[string, number]> = [['home', 3], ['about', 3], ['faq', 3], ['blog', 2], ['about', 100], ['faq', 1]];
+      for (const [key, n] of cases) c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key, length: n }, sizes));
+      c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key: 'absent', length: 3 }, sizes));
+      const rs = await c.waitFor(cases.length + 1);
+      for (let i = 0; i < cases.length; i++) {
+        const [key, n] = cases[i]!;
+        const want = await model.around('pages', key, n);
+        const r = rs[i]!;
+        assert.ok(r.status === 'ok' && r.op === 'around');
+        assert.equal(r.first, BigInt(want!.offset), `first of around(${key}, ${n})`);
+        assert.deepEqual(r.entries, want!.entries);
+        assert.ok(r.entries.some((e) => e.key.toString() === key));
+      }
+      assert.deepEqual(rs[cases.length], { op: 'around', status: 'ok', first: 0n, entries: [] });
+    });
+
+    it('keyspaces pages over every keyspace by name with its size', async () => {
+      const c = await connect();
+      c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 0, length: 100 }, sizes));
+      c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 1, length: 1 }, sizes));
+      c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 2n ** 64n - 1n, length: 1 }, sizes));
+      const rs = await c.waitFor(3);
+      const list = (r: ReadResponse | undefined) => {
+        assert.ok(r && r.status === 'ok' && r.op === 'keyspaces');
+        return r.keyspaces.map((k) => [k.name.toString(), k.size]);
+      };
+      assert.deepEqual(list(rs[0]), [
+        ['extremes', 5n],
+        ['many', BigInt(await model.size('many'))],
+        ['pages', 4n],
+      ]);
+      assert.deepEqual(list(rs[1]), [['many', BigInt(await model.size('many'))]]);
+      assert.deepEqual(list(rs[2]), []);
+    });
+  });
+
+  it('matches the model on random pages of a keyspace with ties', async () => {
+    const c = await connect();
+    const all = model.ranked('many');
+    const rnd = prng(99);
+    for (let i = 0; i < 50; i++) {
+      const offset = Math.floor(rnd() * all.length);
+      c.send('page', page(offset, 100, 'many'));
+    }
+    const rs = await c.waitFor(50);
+    assert.ok(rs.every((r) => r.status === 'ok'));
+    // Re-derive the offsets from the same seed.
+    const rnd2 = prng(99);
+    rs.forEach((r) => {
+      const offset = Math.floor(rnd2() * all.length);
+      assert.deepEqual(okEntries(r), all.slice(offset, offset + 100).map((e) => [e.key.toString('latin1'), e.count] as const));
+    });
+  });
+
+  it('answers a client that half-closes after its requests, then closes', async () => {
+    const c = await connect();
+    c.send('page', page(0, 2, 'pages'));
+    c.socket.end();
+    await c.waitClosed();
+    assert.deepEqual(okEntries(c.responses[0]), [['home', 7n], ['about', 3n]]);
+  });
+});
+
+describe('countd-read lifecycle', () => {
+  it('keeps memory bounded: stops reading requests while a client does not read its answers', async () => {
+    // Huge requests (64 KiB keyspace field) with 256 KiB answers: 1,000 of them are
+    // 64 MB of requests, more than every socket buffer on the way can hold, so
+    // if the server stops reading, the client's writes must back up.
+    const big: FieldSizes = { keyspaceSize: 65535, keySize: 4096 };
+    const model = new ModelStore();
+    for (let i = 0; i < 64; i++) model.add('big', Buffer.alloc(4096, 0x41 + (i % 26)).fill(0x30 + (i % 10), 0, 2), BigInt(i + 1));
+    const reader = await startReader({ store: model, sizes: big, port: 0 });
+    const s = net.connect(reader.port, '127.0.0.1');
+    try {
+      await new Promise((r) => s.once('connect', r));
+      s.pause(); // never read the answers
+      s.on('error', () => {});
+      const req = encodeReadRequest({ op: 'page', offset: 0, length: 64, keyspace: 'big' }, big);
+      const n = 1000;
+      let written = 0;
+      let stop = false;
+      void (async () => {
+        for (let i = 0; i < n && !stop; i++) {
+          if (!s.write(req)) await new Promise((r) => s.once('drain', r));
+          written++;
+        }
+      })();
+      let last = -1;
+      while (written !== last) {
+        last = written;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      stop = true;
+      assert.ok(written < n, `the server read all ${n} requests (${(n * req.length) / 1e6} MB) while its answers were not read`);
+    } finally {
+      s.destroy();
+    }
+    // The server survives the abandoned connection and serves a new one.
+    const c = await RawReadClient.connect(reader.port, big);
+    c.send('page', encodeReadRequest({ op: 'page', offset: 63, length: 5, keyspace: 'big' }, big));
+    const [r] = await c.waitFor(1);
+    assert.ok(r?.status === 'ok' && r.op === 'page' && r.entries.length === 1 && r.entries[0]!.count === 1n);
+    c.close();
+    await reader.close();
+  });
+
+  it('rejects invalid options', async () => {
+    const store = new ModelStore();
+    await assert.rejects(startReader({ store, sizes, port: 70000 }), /port/);
+    await assert.rejects(startReader({ store, sizes, port: 0, pageLimit: 0 }), /page limit/);
+  });
+
+  it('closes idle connections after idleTimeoutMs, and refuses connections above maxConnections', async () => {
+    const reader = await startReader({ store: new ModelStore(), sizes, port: 0, idleTimeoutMs: 100, maxConnections: 1 });
+    try {
+      const a = await RawReadClient.connect(reader.port, sizes);
+      const b = await RawReadClient.connect(reader.port, sizes); // above the limit: the server drops it
+      await b.waitClosed();
+      a.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'x' }, sizes));
+      assert.equal((await a.waitFor(1))[0]?.status, 'ok', 'the first connection is served');
+      await a.waitClosed(); // then closed for idleness
+      assert.equal(a.responses.length, 1);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('close() ends open connections and stops listening', async () => {
+    const reader = await startReader({ store: new ModelStore(), sizes, port: 0 });
+    const c = await RawReadClient.connect(reader.port, sizes);
+    c.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'x' }, sizes));
+    await c.waitFor(1);
+    await reader.close();
+    await c.waitClosed();
+    await assert.rejects(RawReadClient.connect(reader.port, sizes));
+  });
+
+  it('closes a connection when the store fails, and keeps serving others', async () => {
+    const model = new ModelStore();
+    let fail = true;
+    const store = {
+      ...model,
+      page: async (ks: string | Uint8Array, o: number | bigint, l: number) => {
+        if (fail) throw new Error('database exploded');
+        return model.page(ks, o, l);
+      },
+      get: model.get.bind(model),
+      around: model.around.bind(model),
+      keyspaces: model.keyspaces.bind(model),
+    };
+    const reader = await startReader({ store, sizes, port: 0 });
+    try {
+      const c = await RawReadClient.connect(reader.port, sizes);
+      c.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'x' }, sizes));
+      await c.waitClosed();
+      assert.equal(c.responses.length, 0);
+      fail = false;
+      const d = await RawReadClient.connect(reader.port, sizes);
+      d.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'x' }, sizes));
+      assert.deepEqual((await d.waitFor(1))[0], { op: 'page', status: 'ok', entries: [] });
+      d.close();
+    } finally {
+      await reader.close();
+    }
+  });
+});

@@ -1,0 +1,283 @@
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readLogFile } from '../../lib/commitlog/reader.js';
+import { DataDir } from '../../lib/datadir/meta.js';
+import { CountdError, ErrorCodes } from '../../lib/errors.js';
+import { metrics } from '../../lib/metrics.js';
+import { FieldSizes } from '../../lib/protocol/fields.js';
+import { appliedMarkName, startWorker } from '../../lib/roles/worker.js';
+import { Store } from '../../lib/store/store.js';
+import { Logger, createLogger } from '../../lib/util/log.js';
+import { ModelStore } from './reader-helpers.js';
+import { Frame, frame, tempDataDir, writeFrames } from './worker-helpers.js';
+
+const sizes: FieldSizes = { keyspaceSize: 16, keySize: 24 };
+const LOG_NAME = /^\d{10}$/;
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function logFiles(dataDir: DataDir): string[] {
+  return fs
+    .readdirSync(dataDir.paths.commitlog)
+    .filter((n) => LOG_NAME.test(n))
+    .map((n) => path.join(dataDir.paths.commitlog, n));
+}
+
+const modeOf = (file: string): number => fs.statSync(file).mode & 0o777;
+
+/** Every keyspace of the model read back from the store equals the model, in rank order. */
+async function assertStoreEqualsModel(store: Store, model: ModelStore): Promise<void> {
+  const names = (await store.keyspaces()).map((k) => k.name.toString('latin1')).sort();
+  assert.deepEqual(names, [...model.spaces.keys()].sort(), 'keyspaces');
+  for (const ks of model.spaces.keys()) {
+    const want = model.ranked(Buffer.from(ks, 'latin1'));
+    const got = await store.page(Buffer.from(ks, 'latin1'), 0, want.length + 1);
+    assert.equal(got.length, want.length, `size of ${ks}`);
+    for (let i = 0; i < want.length; i++) {
+      assert.deepEqual(got[i], want[i], `entry ${i} of ${ks}`);
+    }
+  }
+}
+
+/** A logger that keeps its lines, for asserting on warnings. */
+function captureLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { logger: createLogger({ role: 'test', write: (l) => lines.push(l) }), lines };
+}
+
+describe('countd-worker', function () {
+  this.timeout(60_000);
+  const cleanup: string[] = [];
+  const stores: Store[] = [];
+
+  async function setup(tag: string): Promise<{ dataDir: DataDir; store: Store; model: ModelStore }> {
+    const dataDir = await tempDataDir(sizes, tag);
+    cleanup.push(path.dirname(dataDir.paths.root));
+    const store = await Store.open({ location: dataDir.paths.db, sizes, sync: false });
+    stores.push(store);
+    return { dataDir, store, model: new ModelStore() };
+  }
+
+  after(async () => {
+    for (const s of stores) await s.close().catch(() => {});
+    for (const d of cleanup) await rm(d, { recursive: true, force: true });
+  });
+
+  it('applies every dirty log exactly, and leaves the logs clean', async () => {
+    const { dataDir, store, model } = await setup('worker-apply');
+    const frames: Frame[] = [];
+    for (let i = 0; i < 3000; i++) frames.push(frame(BigInt((i % 7) - 2), `ks${i % 3}`, `key-${i % 500}`));
+    frames.push(frame(2n ** 53n + 1n, 'big', 'past-2^53'), frame(0n, 'big', 'zero-only'), frame(-(2n ** 60n), 'big', 'negative'));
+    await writeFrames(dataDir, frames, { model, logSize: 16 * 1024 });
+    const logs = logFiles(dataDir);
+    assert.ok(logs.filter((f) => modeOf(f) === 0o400).length >= 5, 'several dirty logs');
+    const before = (await metrics.framesApplied.get()).values[0]?.value ?? 0;
+
+    const worker = await startWorker({ dataDir, store, pollMs: 5, maxLogsPerApply: 3 });
+    await worker.drained();
+    await worker.close();
+
+    await assertStoreEqualsModel(store, model);
+    assert.equal(await store.get('big', 'zero-only'), undefined, 'an increment of 0 creates nothing');
+    assert.equal(await store.get('big', 'past-2^53'), 2n ** 53n + 1n);
+    for (const f of logFiles(dataDir)) assert.equal(modeOf(f), 0o200, `${path.basename(f)} is clean`);
+    assert.deepEqual(fs.readdirSync(dataDir.paths.commitlog).filter((n) => n.startsWith('lock-')), [], 'no lock left');
+    const after = (await metrics.framesApplied.get()).values[0]?.value ?? 0;
+    assert.equal(after - before, frames.length, 'framesApplied counts every frame');
+  });
+
+  it('does not apply a log twice: applied then marked dirty again (killed before release) is skipped', async () => {
+    const { dataDir, store, model } = await setup('worker-twice');
+    const frames = Array.from({ length: 1200 }, (_, i) => frame(BigInt(i + 1), 'ks', `k${i % 40}`));
+    await writeFrames(dataDir, frames, { model, logSize: 16 * 1024 });
+    const used = logFiles(dataDir).filter((f) => modeOf(f) === 0o400);
+    let worker = await startWorker({ dataDir, store, pollMs: 5 });
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+
+    // The marks hold each log's generation.
+    for (const f of used) {
+      const contents = await readLogFile(f, sizes);
+      const mark = await store.getMark(appliedMarkName(Number(path.basename(f))));
+      assert.equal(mark?.readBigUInt64LE(0), contents.generation);
+    }
+    // Simulate a crash between the database batch and the release: the logs are dirty again.
+    for (const f of used) fs.chmodSync(f, 0o400);
+    const { logger, lines } = captureLogger();
+    worker = await startWorker({ dataDir, store, pollMs: 5, logger });
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+    for (const f of used) assert.equal(modeOf(f), 0o200);
+    assert.equal(lines.filter((l) => l.includes('already applied')).length, used.length);
+
+    // The writer reuses the clean logs: a new generation is applied again.
+    const more = Array.from({ length: 500 }, (_, i) => frame(-1n, 'ks', `k${i % 40}`));
+    await writeFrames(dataDir, more, { model, logSize: 16 * 1024 });
+    worker = await startWorker({ dataDir, store, pollMs: 5 });
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+  });
+
+  it('retries after a database error with backoff, applying each log once', async () => {
+    const { dataDir, store, model } = await setup('worker-retry');
+    await writeFrames(dataDir, Array.from({ length: 800 }, (_, i) => frame(3n, 'ks', `k${i % 10}`)), { model, logSize: 16 * 1024 });
+    let failures = 2;
+    const flaky = {
+      apply: (...args: Parameters<Store['apply']>) => {
+        if (failures-- > 0) return Promise.reject(new CountdError(ErrorCodes.DATABASE, 'simulated database failure'));
+        return store.apply(...args);
+      },
+      getMark: (name: string) => store.getMark(name),
+    } as unknown as Store;
+    const { logger, lines } = captureLogger();
+    const worker = await startWorker({ dataDir, store: flaky, pollMs: 5, logger });
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+    assert.equal(lines.filter((l) => l.includes('apply failed; retrying')).length, 2);
+    assert.ok(lines.some((l) => l.includes('simulated database failure') && l.includes('retryInMs=')));
+  });
+
+  it('applies the valid records of a damaged log and reports the bytes dropped', async () => {
+    const { dataDir, store } = await setup('worker-damaged');
+    // Three appends (three records) in one log; then damage the middle one.
+    const a = Array.from({ length: 50 }, (_, i) => frame(1n, 'ks', `a${i}`));
+    const b = Array.from({ length: 50 }, (_, i) => frame(1n, 'ks', `b${i}`));
+    const c = Array.from({ length: 50 }, (_, i) => frame(1n, 'ks', `c${i}`));
+    await writeFrames(dataDir, [...a, ...b, ...c], { perAppend: 50, logSize: 64 * 1024 });
+    const [file] = logFiles(dataDir).filter((f) => modeOf(f) === 0o400);
+    assert.ok(file);
+    const contents = await readLogFile(file, sizes);
+    assert.equal(contents.records.length, 3);
+    const second = contents.records[1]!;
+    fs.chmodSync(file, 0o600);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.from([0xff ^ contents.records[1]!.payload[10]!]), 0, 1, second.offset + 32 + 10);
+    fs.closeSync(fd);
+    fs.chmodSync(file, 0o400);
+
+    const { logger, lines } = captureLogger();
+    const worker = await startWorker({ dataDir, store, pollMs: 5, logger });
+    await worker.drained();
+    await worker.close();
+    const model = new ModelStore();
+    for (const f of [...a, ...c]) model.add(f.keyspace, f.key, f.increment);
+    await assertStoreEqualsModel(store, model);
+    const warning = lines.find((l) => l.includes('commit log damaged'));
+    assert.ok(warning, 'the damage is logged');
+    assert.match(warning, new RegExp(`offset=${second.offset}\\b`));
+    assert.match(warning, /bytesDropped=[1-9]/);
+  });
+
+  it('matches an in-memory model on random increments: negative, zero, past 2^53, ties', async () => {
+    const { dataDir, store, model } = await setup('worker-model');
+    const rnd = prng(20261125);
+    const pick = (n: number) => Math.floor(rnd() * n);
+    const frames: Frame[] = [];
+    for (let round = 0; round < 3; round++) {
+      frames.length = 0;
+      for (let i = 0; i < 4000; i++) {
+        const r = rnd();
+        // Small increments make many ties; a few huge ones pass 2^53 (at most 2^56 each, so no key can overflow).
+        const inc = r < 0.1 ? 0n : r < 0.8 ? BigInt(pick(9) - 3) : BigInt(pick(1 << 20)) * 2n ** 36n * (rnd() < 0.5 ? -1n : 1n);
+        const ks = `ks${pick(4)}`;
+        const key = rnd() < 0.05 ? `k${'x'.repeat(pick(20))}` : `k${pick(300)}`;
+        frames.push(frame(inc, ks, key));
+      }
+      await writeFrames(dataDir, frames, { model, logSize: 32 * 1024, perAppend: 1 + pick(200) });
+      const worker = await startWorker({ dataDir, store, pollMs: 5, maxLogsPerApply: 1 + pick(8) });
+      await worker.drained();
+      await worker.close();
+      // Random pages, compared with the model.
+      for (let i = 0; i < 100; i++) {
+        const ks = `ks${pick(5)}`; // ks4 never exists
+        const all = model.ranked(ks);
+        const offset = pick(all.length + 5);
+        const length = pick(50);
+        assert.deepEqual(await store.page(ks, offset, length), all.slice(offset, offset + length), `page ${ks} ${offset} ${length}`);
+      }
+    }
+    await assertStoreEqualsModel(store, model);
+  });
+
+  it('survives SIGKILL at random moments: the final counts equal the sum of every frame', async function () {
+    const { dataDir, store, model } = await setup('worker-kill');
+    // This store must not hold the database while the children run.
+    await store.close();
+    stores.splice(stores.indexOf(store), 1);
+    const rnd = prng(1234);
+    const frames: Frame[] = [];
+    for (let i = 0; i < 30_000; i++) frames.push(frame(BigInt(1 + Math.floor(rnd() * 5)), `ks${i % 5}`, `k${Math.floor(rnd() * 3000)}`));
+    await writeFrames(dataDir, frames, { model, logSize: 16 * 1024, perAppend: 50 });
+    const dirty = logFiles(dataDir).filter((f) => modeOf(f) === 0o400).length;
+    assert.ok(dirty >= 40, `many dirty logs (${dirty})`);
+
+    const child = fileURLToPath(new URL('./worker-child.js', import.meta.url));
+    const children = new Set<ChildProcess>();
+    /** Run a worker child; kill it killAfterMs after it started, or have it kill itself after its killAfterApply-th batch. */
+    const run = (killAfterMs: number | undefined, killAfterApply = 0): Promise<'drained' | 'killed'> =>
+      new Promise((resolve, reject) => {
+        const p = spawn(process.execPath, [child, dataDir.paths.root, '2'], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, COUNTD_TEST_KILL_AFTER_APPLY: String(killAfterApply) },
+        });
+        children.add(p);
+        let out = '';
+        let err = '';
+        let timer: NodeJS.Timeout | undefined;
+        p.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (killAfterMs !== undefined && out.includes('started') && timer === undefined) {
+            timer = setTimeout(() => p.kill('SIGKILL'), killAfterMs);
+          }
+        });
+        p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+        p.on('exit', (code, signal) => {
+          clearTimeout(timer);
+          children.delete(p);
+          if (signal === 'SIGKILL') resolve('killed');
+          else if (code === 0 && out.includes('drained')) resolve('drained');
+          else reject(new Error(`worker child exited with ${code ?? signal}: ${err}`));
+        });
+      });
+    try {
+      let kills = 0;
+      for (let i = 0; i < 10; i++) {
+        // Odd rounds: a kill at a random moment. Even rounds: right after a batch commits, before release.
+        const outcome = i % 2 === 1 ? await run(Math.floor(rnd() * 250)) : await run(undefined, 1 + Math.floor(rnd() * 3));
+        if (outcome === 'killed') kills++;
+        else break; // drained before the kill
+      }
+      assert.ok(kills >= 6, `killed the worker mid-way ${kills} times`);
+      assert.equal(await run(undefined), 'drained');
+    } finally {
+      for (const p of children) p.kill('SIGKILL');
+    }
+    const reopened = await Store.open({ location: dataDir.paths.db, sizes });
+    stores.push(reopened);
+    await assertStoreEqualsModel(reopened, model);
+    for (const f of logFiles(dataDir)) assert.equal(modeOf(f), 0o200, `${path.basename(f)} is clean`);
+  });
+
+  it('rejects invalid options', async () => {
+    const { dataDir, store } = await setup('worker-options');
+    await assert.rejects(startWorker({ dataDir, store, pollMs: 0 }), /pollMs/);
+    await assert.rejects(startWorker({ dataDir, store, maxLogsPerApply: 0 }), /maxLogsPerApply/);
+  });
+});

@@ -1,0 +1,65 @@
+// Shared helpers of the store tests: a seeded PRNG, temp databases, and a
+// plain in-memory model of ranked counters.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+
+/** mulberry32: small, seeded, good enough for test data. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomInt64(rand: () => number): bigint {
+  const hi = BigInt(Math.floor(rand() * 2 ** 32));
+  const lo = BigInt(Math.floor(rand() * 2 ** 32));
+  return BigInt.asIntN(64, (hi << 32n) | lo);
+}
+
+export function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'countd-test-store-'));
+}
+
+export function removeDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export interface ModelEntry {
+  key: Buffer;
+  count: bigint;
+}
+
+/** Counters per keyspace, exactly as PROTOCOL.md defines them. */
+export class Model {
+  readonly spaces = new Map<string, Map<string, bigint>>();
+
+  add(keyspace: Buffer, key: Buffer, delta: bigint): void {
+    if (delta === 0n) return;
+    const ks = keyspace.toString('latin1');
+    let space = this.spaces.get(ks);
+    if (!space) this.spaces.set(ks, (space = new Map()));
+    space.set(key.toString('latin1'), (space.get(key.toString('latin1')) ?? 0n) + delta);
+  }
+
+  /** Clamp after a batch (the store clamps the per-batch sum). */
+  clampAll(): void {
+    for (const space of this.spaces.values()) {
+      for (const [k, v] of space) space.set(k, v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : v);
+    }
+  }
+
+  ranked(keyspace: Buffer): ModelEntry[] {
+    const space = this.spaces.get(keyspace.toString('latin1'));
+    if (!space) return [];
+    const list = [...space].map(([k, count]) => ({ key: Buffer.from(k, 'latin1'), count }));
+    return list.sort((a, b) => (a.count !== b.count ? (a.count > b.count ? -1 : 1) : Buffer.compare(a.key, b.key)));
+  }
+}

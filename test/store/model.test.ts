@@ -1,0 +1,218 @@
+// Seeded randomized model test: random batches against the Store and a plain
+// in-memory model, comparing every read after every batch. A small
+// rankFenceSize and a tiny fence cache stress splits, merges and reloads.
+
+import assert from 'node:assert/strict';
+import { ClassicLevel } from 'classic-level';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { TAG_COUNT, TAG_FENCE, TAG_INDEX } from '../../lib/store/encoding.js';
+import { IncrementBatch, Store } from '../../lib/store/store.js';
+import { Model, random, removeDir, tempDir, type ModelEntry } from './helpers.js';
+
+const sizes = { keyspaceSize: 8, keySize: 8 };
+const KEYSPACES = ['a', 'ab', 'b', '\xfe'].map((s) => Buffer.from(s, 'latin1'));
+
+function keyPool(rand: () => number): Buffer[] {
+  const pool = ['a', 'ab', 'abc', 'abcd', 'b', '\x01', '\xff', '\xff\xff'].map((s) => Buffer.from(s, 'latin1'));
+  while (pool.length < 70) {
+    pool.push(Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 3) }, () => 1 + Math.floor(rand() * 255))));
+  }
+  return pool;
+}
+
+function randomDelta(rand: () => number): bigint {
+  const r = rand();
+  if (r < 0.1) return 0n;
+  if (r < 0.7) return BigInt(Math.floor(rand() * 7) - 3); // many ties
+  if (r < 0.85) return BigInt(Math.floor(rand() * 2000) - 1000); // moves across many fences
+  if (r < 0.95) return BigInt(Math.floor(rand() * 2 ** 30)) * BigInt(Math.floor(rand() * 2 ** 30)) * (rand() < 0.5 ? -1n : 1n); // past 2^53
+  return rand() < 0.5 ? INT64_MAX : INT64_MIN; // saturation
+}
+
+async function all(store: Store, ks: Buffer): Promise<ModelEntry[]> {
+  const out: ModelEntry[] = [];
+  for await (const e of store.iterate(ks)) out.push(e);
+  return out;
+}
+
+async function compare(store: Store, model: Model, rand: () => number, pool: Buffer[], full: boolean): Promise<void> {
+  const expectedSpaces = [...model.spaces.keys()].map((k) => Buffer.from(k, 'latin1')).sort(Buffer.compare);
+  assert.deepEqual(
+    (await store.keyspaces()).map((k) => [k.name, k.size]),
+    expectedSpaces.map((ks) => [ks, model.ranked(ks).length]),
+  );
+  for (const ks of KEYSPACES) {
+    const ranked = model.ranked(ks);
+    assert.equal(await store.size(ks), ranked.length);
+    for (let i = 0; i < 3; i++) {
+      const offset = Math.floor(rand() * (ranked.length + 3));
+      const length = Math.floor(rand() * 12);
+      assert.deepEqual(await store.page(ks, offset, length), ranked.slice(offset, offset + length), `page ${offset}+${length}`);
+    }
+    for (let i = 0; i < 4; i++) {
+      const key = pool[Math.floor(rand() * pool.length)];
+      const r = ranked.findIndex((e) => e.key.equals(key));
+      assert.equal(await store.rank(ks, key), r < 0 ? undefined : r, `rank of ${key.toString('hex')}`);
+      assert.equal(await store.get(ks, key), r < 0 ? undefined : ranked[r].count);
+      const n = 1 + Math.floor(rand() * 6);
+      const around = await store.around(ks, key, n);
+      if (r < 0) assert.equal(around, undefined);
+      else {
+        const offset = Math.max(0, Math.min(r - Math.floor(n / 2), ranked.length - n));
+        assert.deepEqual(around, { offset, entries: ranked.slice(offset, offset + n) });
+      }
+    }
+    if (full) {
+      assert.deepEqual(await all(store, ks), ranked);
+      for (let r = 0; r < ranked.length; r++) assert.equal(await store.rank(ks, ranked[r].key), r);
+      assert.equal(await store.checkRankIndex(ks), true);
+    }
+  }
+}
+
+async function countRecords(location: string, tag: number): Promise<number> {
+  const db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open();
+  let n = 0;
+  for await (const _ of db.keys({ gte: Buffer.from([tag]), lt: Buffer.from([tag + 1]) })) n++;
+  await db.close();
+  return n;
+}
+
+async function deleteAllFences(location: string): Promise<number> {
+  const db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open();
+  const keys = await db.keys({ gte: Buffer.from([TAG_FENCE]), lt: Buffer.from([TAG_FENCE + 1]) }).all();
+  await db.batch(keys.map((key) => ({ type: 'del' as const, key })));
+  await db.close();
+  return keys.length;
+}
+
+describe('Store against an in-memory model (seeded)', function () {
+  this.timeout(60000);
+  const dirs: string[] = [];
+  after(() => dirs.forEach(removeDir));
+
+  for (const seed of [1, 2, 3]) {
+    it(`agrees after every batch, across reopen and rank index rebuilds (seed ${seed})`, async () => {
+      const rand = random(seed);
+      const pool = keyPool(rand);
+      const location = tempDir();
+      dirs.push(location);
+      // sync: false: durability is not under test here, and fsync per batch only slows the test.
+      const options = { location, sizes, rankFenceSize: 4, rankCacheKeyspaces: 2, sync: false };
+      let store = await Store.open(options);
+      const model = new Model();
+      const round = async (i: number): Promise<void> => {
+        if (rand() < 0.03) {
+          const ks = KEYSPACES[Math.floor(rand() * KEYSPACES.length)];
+          await store.deleteKeyspace(ks);
+          model.spaces.delete(ks.toString('latin1'));
+        } else {
+          const batch = new IncrementBatch();
+          const items = 1 + Math.floor(rand() * (rand() < 0.2 ? 200 : 30));
+          for (let j = 0; j < items; j++) {
+            const ks = KEYSPACES[Math.floor(rand() * KEYSPACES.length)];
+            const key = pool[Math.floor(rand() * pool.length)];
+            const delta = randomDelta(rand);
+            batch.add(ks, key, delta);
+            model.add(ks, key, delta);
+          }
+          await store.apply(batch);
+          model.clampAll();
+        }
+        await compare(store, model, rand, pool, i % 10 === 9);
+      };
+      for (let i = 0; i < 120; i++) await round(i);
+
+      // Reopen: fences come back from disk and still agree.
+      await store.close();
+      store = await Store.open(options);
+      await compare(store, model, rand, pool, true);
+
+      // Drop every fence: reads rebuild them from the count index, applies persist them.
+      await store.close();
+      assert.ok((await deleteAllFences(location)) > 0);
+      store = await Store.open(options);
+      await compare(store, model, rand, pool, false);
+      for (let i = 0; i < 20; i++) await round(i);
+      await compare(store, model, rand, pool, true);
+      for (const ks of KEYSPACES) await store.rebuildRankIndex(ks);
+      await compare(store, model, rand, pool, true);
+
+      // Deleted keyspaces leave no records behind once cleared.
+      for (const ks of KEYSPACES) await store.deleteKeyspace(ks);
+      await store.close();
+      for (const tag of [TAG_COUNT, TAG_INDEX, TAG_FENCE]) assert.equal(await countRecords(location, tag), 0);
+    });
+  }
+
+  it('detects a damaged fence and rebuilds it', async () => {
+    const location = tempDir();
+    dirs.push(location);
+    let store = await Store.open({ location, sizes, rankFenceSize: 4 });
+    const batch = new IncrementBatch();
+    for (let i = 0; i < 40; i++) batch.add(Buffer.from('ks'), Buffer.from(`k${i}`), BigInt(i % 7));
+    await store.apply(batch);
+    const before = await store.page('ks', 0, 100);
+    await store.close();
+    const db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.open();
+    const [[key]] = await db.iterator({ gte: Buffer.from([TAG_FENCE]), lt: Buffer.from([TAG_FENCE + 1]), limit: 1 }).all();
+    await db.put(key, Buffer.from([0, 0, 0, 99]));
+    await db.close();
+    store = await Store.open({ location, sizes, rankFenceSize: 4 });
+    assert.equal(await store.checkRankIndex('ks'), false);
+    await store.rebuildRankIndex('ks');
+    assert.equal(await store.checkRankIndex('ks'), true);
+    assert.deepEqual(await store.page('ks', 0, 100), before);
+    for (let r = 0; r < before.length; r++) assert.equal(await store.rank('ks', before[r].key), r);
+    await store.close();
+  });
+
+  it('serves pages consistent with a state between applies while applies run', async () => {
+    const location = tempDir();
+    dirs.push(location);
+    const store = await Store.open({ location, sizes, rankFenceSize: 4, rankCacheKeyspaces: 1 });
+    const rand = random(99);
+    const model = new Model();
+    const ks = Buffer.from('ks');
+    const show = (e: ModelEntry): string => `${e.key.toString('hex')}=${e.count}`;
+    // Every state between two applies, as its ranked entries.
+    const states: string[][] = [[]];
+    const reads: Array<Promise<void>> = [];
+    const failures: unknown[] = [];
+    let checked = 0;
+    for (let i = 0; i < 40; i++) {
+      const batch = new IncrementBatch();
+      for (let j = 0; j < 20; j++) {
+        const key = Buffer.from(`k${Math.floor(rand() * 30)}`);
+        const delta = BigInt(Math.floor(rand() * 200) - 100);
+        batch.add(ks, key, delta);
+        model.add(ks, key, delta);
+      }
+      // Read continuously while the apply runs, so some reads land between its batch and its swap.
+      let done = false;
+      const applying = store.apply(batch).finally(() => (done = true));
+      const reader = async (): Promise<void> => {
+        while (!done) {
+          // A page of a missing keyspace settles in microtasks only: yield so the apply can run.
+          await new Promise((resolve) => setImmediate(resolve));
+          const offset = Math.floor(rand() * 10);
+          const page = await store.page(ks, offset, 100);
+          const got = page.map(show).join(' ');
+          assert.ok(states.some((s) => s.slice(offset, offset + 100).join(' ') === got), `page at ${offset} matches no state: ${got}`);
+          checked++;
+        }
+      };
+      // Failures are collected, not left as unhandled rejections while the loop goes on.
+      reads.push(reader().catch((err: unknown) => void failures.push(err)), reader().catch((err: unknown) => void failures.push(err)));
+      await applying;
+      states.push(model.ranked(ks).map(show));
+    }
+    await Promise.all(reads);
+    await store.close();
+    if (failures.length > 0) throw failures[0];
+    assert.ok(checked >= 40);
+  });
+});
