@@ -6,6 +6,7 @@
 //   <data-dir>/commitlog/    the commit-log pool
 //   <data-dir>/db/           the classic-level database
 //   <data-dir>/daemon.json   the running daemon's PID and ports (daemon-record.ts)
+//   <data-dir>/daemon.lock   created with O_EXCL by the supervisor: one daemon per directory
 
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,7 @@ export const META_FILE = 'COUNTD';
 export const COMMITLOG_DIR = 'commitlog';
 export const DB_DIR = 'db';
 export const DAEMON_RECORD_FILE = 'daemon.json';
+export const DAEMON_LOCK_FILE = 'daemon.lock';
 
 export interface DataDirPaths {
   root: string;
@@ -21,6 +23,7 @@ export interface DataDirPaths {
   commitlog: string;
   db: string;
   daemonRecord: string;
+  daemonLock: string;
 }
 
 export function dataDirPaths(root: string): DataDirPaths {
@@ -31,6 +34,7 @@ export function dataDirPaths(root: string): DataDirPaths {
     commitlog: path.join(abs, COMMITLOG_DIR),
     db: path.join(abs, DB_DIR),
     daemonRecord: path.join(abs, DAEMON_RECORD_FILE),
+    daemonLock: path.join(abs, DAEMON_LOCK_FILE),
   };
 }
 

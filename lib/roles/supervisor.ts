@@ -26,7 +26,6 @@ import { ChildProcess, fork } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import { AggregatorRegistry, prometheusContentType } from 'prom-client';
 import { CommitLogPool } from '../commitlog/pool.js';
 import { DaemonRecord, readLiveDaemonRecord, removeDaemonRecord, writeDaemonRecord } from '../datadir/daemon-record.js';
@@ -87,8 +86,6 @@ export interface SupervisorHandle {
   readonly stopped: Promise<void>;
 }
 
-/** <data-dir>/daemon.lock: created with O_EXCL by the supervisor; holds its identity. */
-export const DAEMON_LOCK_FILE = 'daemon.lock';
 
 /** A child that ran at least this long before dying is restarted after the first delay again. */
 const HEALTHY_AFTER_MS = 10_000;
@@ -233,7 +230,7 @@ class Supervisor implements SupervisorHandle {
   // ---- the data directory's lock ------------------------------------------------
 
   #lockPath(): string {
-    return path.join(this.#o.dataDir.paths.root, DAEMON_LOCK_FILE);
+    return this.#o.dataDir.paths.daemonLock;
   }
 
   /**
