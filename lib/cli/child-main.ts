@@ -47,6 +47,8 @@ export async function childMain(): Promise<void> {
   process.on('SIGINT', ignore);
   process.on('SIGTERM', ignore);
   process.on('disconnect', () => void stop('supervisor gone'));
+  // 'disconnect' fires once: a supervisor that died while this module loaded is not heard of again.
+  if (!process.connected) void stop('supervisor gone before this child started');
   process.on('message', (msg: SupervisorMessage) => {
     if (msg.type === 'stop') void stop('asked by the supervisor');
     else if (msg.type === 'metrics') {

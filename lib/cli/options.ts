@@ -9,7 +9,7 @@ import { MAX_FIELD_SIZE } from '../protocol/fields.js';
 import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
 import { UINT64_MAX } from '../protocol/read-request.js';
 import { MAX_LOG_INDEX } from '../commitlog/filenames.js';
-import { unescapeName } from './escape.js';
+import { unescapeName } from '../util/escape.js';
 import { UsageError } from './errors.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1';
@@ -205,6 +205,7 @@ export function checkFlags(argv: Flags): true {
     if (other !== undefined) throw new UsageError(`${other} and ${flag} are both ${value}; give each its own port`);
     seen.set(value, flag);
   }
+  if (argv.merge === true && argv.replace === true) throw new UsageError('--merge and --replace exclude each other');
   return true;
 }
 

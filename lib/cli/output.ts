@@ -3,7 +3,7 @@
 // written as exact integer numerals (JSON.stringify cannot write a bigint,
 // and a Number would round counts past 2^53), names as escaped strings.
 
-import { escapeName } from './escape.js';
+import { escapeName } from '../util/escape.js';
 
 export type Field = { name: string; value: bigint | number | string | Uint8Array | boolean | null };
 

@@ -14,7 +14,7 @@
 
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { escapeName } from '../cli/escape.js';
+import { escapeName } from '../util/escape.js';
 import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
 import { dataDirPaths, type DataDirPaths } from '../datadir/layout.js';
 import { openDataDir, readMeta } from '../datadir/meta.js';

@@ -7,7 +7,7 @@
 
 import { promises as fsp, type Stats } from 'node:fs';
 import { CountdError, ErrorCodes, errnoCode, translateFsError } from '../errors.js';
-import { escapeName } from '../cli/escape.js';
+import { escapeName } from '../util/escape.js';
 import { KEYSPACE_FILE, LEGACY_LOCK_RE, LEGACY_LOG_RE, MODE_CLEAN, MODE_DIRTY } from './legacy-format.js';
 import type { ProblemLog } from './problems.js';
 

@@ -2,7 +2,7 @@
 
 import type { Argv } from 'yargs';
 import { CountdError, ErrorCodes } from '../../errors.js';
-import { escapeName } from '../escape.js';
+import { escapeName } from '../../util/escape.js';
 import {
   Flags,
   commonOptions,

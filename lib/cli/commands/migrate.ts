@@ -8,7 +8,6 @@ import type { Argv } from 'yargs';
 import { CountdError, ErrorCodes } from '../../errors.js';
 import { migrate, type MigrateProgress, type MigrateSummary } from '../../migrate/importer.js';
 import { createLogger } from '../../util/log.js';
-import { UsageError } from '../errors.js';
 import { Flags, commonOptions, dataDirOf, jsonOption, sizeOptions, withOptions } from '../options.js';
 
 export const command = 'migrate <legacy-dir>';
@@ -22,11 +21,7 @@ export function builder(y: Argv): Argv {
     replace: { type: 'boolean', default: false, describe: 'delete keyspaces that already exist in the data directory, then import them' },
     'dry-run': { type: 'boolean', default: false, describe: 'print what would be imported and the problems; change nothing' },
   })
-    .positional('legacy-dir', { type: 'string', describe: "the original countd's data directory (default there: /tmp/countd); only read" })
-    .check((argv) => {
-      if (argv.merge && argv.replace) throw new UsageError('--merge and --replace exclude each other');
-      return true;
-    });
+    .positional('legacy-dir', { type: 'string', describe: "the original countd's data directory (default there: /tmp/countd); only read" });
 }
 
 export async function handler(argv: Flags): Promise<void> {

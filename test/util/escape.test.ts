@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { escapeName, unescapeName } from '../../lib/cli/escape.js';
+import { escapeName, unescapeName } from '../../lib/util/escape.js';
 import { isCountdError } from '../../lib/errors.js';
 
 describe('CLI name escaping', () => {
