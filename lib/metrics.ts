@@ -27,6 +27,7 @@ export const metrics = {
   applySeconds: new Histogram({ name: 'countd_worker_apply_seconds', help: 'Latency of applying one batch of logs', buckets: latencyBuckets, registers: [registry] }),
   readRequests: new Counter({ name: 'countd_read_requests_total', help: 'Read requests answered', labelNames: ['kind'], registers: [registry] }),
   readSeconds: new Histogram({ name: 'countd_read_request_seconds', help: 'Latency of one read request', buckets: latencyBuckets, registers: [registry] }),
+  readCacheHits: new Counter({ name: 'countd_read_page_cache_hits_total', help: 'Page requests answered from the page cache', registers: [registry] }),
   readConnections: new Gauge({ name: 'countd_read_connections', help: 'Open read connections', registers: [registry] }),
   childRestarts: new Counter({ name: 'countd_supervisor_child_restarts_total', help: 'Children of countd start restarted after they died', labelNames: ['child'], registers: [registry] }),
 };

@@ -24,13 +24,15 @@ import {
 } from '../protocol/read-response.js';
 import { Logger, silentLogger } from '../util/log.js';
 import type { Store } from '../store/store.js';
+import { PageCache, type VersionedStore } from './read/page-cache.js';
 
 export const DEFAULT_READ_PORT = 48880;
 export const DEFAULT_PAGE_LIMIT = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
+export const DEFAULT_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** The part of Store the reader uses (tests may pass a model of it). */
-export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces'>;
+export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces'> & VersionedStore;
 
 export interface ReaderOptions {
   store: ReadableStore;
@@ -45,6 +47,8 @@ export interface ReaderOptions {
   maxConnections?: number;
   /** Close a connection idle (no bytes either way, nothing pending) this long; 0 (default) = never. */
   idleTimeoutMs?: number;
+  /** Bytes of encoded page responses kept between applies (page-cache.ts); 0 = no cache. Default 32 MiB. */
+  pageCacheBytes?: number;
   logger?: Logger;
 }
 
@@ -68,16 +72,19 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   const pageLimit = options.pageLimit ?? DEFAULT_PAGE_LIMIT;
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
+  const pageCacheBytes = options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArgument(`read port must be 0..65535, got ${port}`);
   if (!Number.isSafeInteger(pageLimit) || pageLimit < 1) throw invalidArgument(`page limit must be a positive integer, got ${pageLimit}`);
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw invalidArgument(`max connections must be a positive integer, got ${maxConnections}`);
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw invalidArgument(`idle timeout must be a non-negative integer, got ${idleTimeoutMs}`);
+  if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < 0) throw invalidArgument(`page cache bytes must be a non-negative integer, got ${pageCacheBytes}`);
   if (!options.store) throw invalidArgument('a store is required');
   const logger = (options.logger ?? silentLogger).child('read');
   const ctx: ConnectionContext = {
     store: options.store,
     sizes,
     pageLimit: BigInt(pageLimit),
+    pageCache: pageCacheBytes > 0 ? new PageCache(pageCacheBytes) : undefined,
     idleTimeoutMs,
     logger,
     highWater: Math.max(INPUT_HIGH_WATER, readRequestSize(sizes) + sizes.keySize + 8),
@@ -137,6 +144,7 @@ interface ConnectionContext {
   idleTimeoutMs: number;
   logger: Logger;
   highWater: number;
+  pageCache: PageCache | undefined;
 }
 
 class ReadConnection {
@@ -260,8 +268,19 @@ class ReadConnection {
     }
     metrics.readRequests.inc({ kind: req.op });
     switch (req.op) {
-      case 'page':
-        return encodePageResponse(await store.page(req.keyspace, req.offset, Number(req.length)), sizes);
+      case 'page': {
+        const version = store.version;
+        const cache = version === undefined ? undefined : this.#ctx.pageCache;
+        const key = cache && PageCache.key(req.keyspace, req.offset, req.length);
+        const hit = key && cache.get(key, version!);
+        if (hit) {
+          metrics.readCacheHits.inc();
+          return hit;
+        }
+        const response = encodePageResponse(await store.page(req.keyspace, req.offset, Number(req.length)), sizes);
+        if (key) cache.set(key, version!, response);
+        return response;
+      }
       case 'get': {
         const count = await store.get(req.keyspace, req.key);
         return encodePageResponse(count === undefined ? [] : [{ key: req.key, count }], sizes);

@@ -290,6 +290,38 @@ describe('countd-read', function () {
 });
 
 describe('countd-read lifecycle', () => {
+  it('serves a repeated page from its cache only until the next apply changes the store', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'countd-test-reader-cache-'));
+    const store = await Store.open({ location: path.join(dir, 'db'), sizes, sync: false });
+    const reader = await startReader({ store, sizes, port: 0 });
+    const c = await RawReadClient.connect(reader.port, sizes);
+    const apply = async (rows: Array<[string, string, bigint]>): Promise<void> => {
+      const batch = new IncrementBatch();
+      for (const [ks, k, d] of rows) batch.add(Buffer.from(ks), Buffer.from(k), d);
+      await store.apply(batch);
+    };
+    let sent = 0;
+    const read = async (offset: number, length: number) => {
+      c.send('page', encodeReadRequest({ op: 'page', offset, length, keyspace: 'cached' }, sizes));
+      sent++;
+      return okEntries((await c.waitFor(sent))[sent - 1]);
+    };
+    try {
+      await apply([['cached', 'a', 1n], ['cached', 'b', 2n]]);
+      for (let i = 0; i < 3; i++) assert.deepEqual(await read(0, 10), [['b', 2n], ['a', 1n]]);
+      await apply([['cached', 'a', 5n], ['cached', 'c', 1n]]);
+      assert.deepEqual(await read(0, 10), [['a', 6n], ['b', 2n], ['c', 1n]]);
+      // An apply to another keyspace moves the version too: recomputed, and still exact.
+      await apply([['other', 'x', 1n]]);
+      assert.deepEqual(await read(1, 1), [['b', 2n]]);
+    } finally {
+      c.close();
+      await reader.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps memory bounded: stops reading requests while a client does not read its answers', async () => {
     // Huge requests (64 KiB keyspace field) with 256 KiB answers: 1,000 of them are
     // 64 MB of requests, more than every socket buffer on the way can hold, so
