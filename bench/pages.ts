@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
 import { IncrementBatch, Store } from '../lib/store/store.js';
+import { mulberry32 as random } from '../test/harness/rng.js';
 
 const KEYS = Number(process.env.COUNTD_BENCH_KEYS ?? 1_000_000);
 const BATCH = 100_000;
@@ -20,16 +21,6 @@ const RUNS = 300;
 const PAGE = 100;
 const FENCE = process.env.COUNTD_BENCH_FENCE ? Number(process.env.COUNTD_BENCH_FENCE) : undefined;
 
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function median(runs: number, fn: (i: number) => Promise<unknown>): Promise<number> {
   for (let i = 0; i < 20; i++) await fn(i); // warm up

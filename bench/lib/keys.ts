@@ -3,6 +3,11 @@
 // same key sequences: connection c draws from its own seeded generator, so the
 // data each system holds differs only in how far along the sequences it got.
 
+import { mulberry32 as makeRandom } from '../../test/harness/rng.js';
+
+/** The seeded source of every key sequence (mulberry32). */
+export { makeRandom };
+
 export type KeyDistribution = 'uniform' | 'zipf';
 
 export interface KeySetOptions {
@@ -25,17 +30,6 @@ export function keyName(keyIndex: number): string {
   return 'key' + keyIndex;
 }
 
-/** A deterministic pseudo-random source (mulberry32): cheap and seedable. */
-export function makeRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // A prime coprime with 10^k: spreads Zipf ranks over key indexes (so the hot
 // keys do not all sit in the first keyspaces) while staying a bijection.

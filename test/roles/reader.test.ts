@@ -10,20 +10,10 @@ import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
 import { ReaderHandle, startReader } from '../../lib/roles/reader.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { ModelStore, RawReadClient } from './reader-helpers.js';
+import { mulberry32 as prng } from '../harness/rng.js';
 
 const sizes: FieldSizes = { keyspaceSize: 16, keySize: 12 };
 
-/** A tiny seeded PRNG (mulberry32), so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const okEntries = (r: ReadResponse | undefined) => {
   assert.ok(r && r.status === 'ok' && 'entries' in r, `expected entries, got ${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}`);

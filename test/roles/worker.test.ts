@@ -14,20 +14,11 @@ import { Store } from '../../lib/store/store.js';
 import { Logger, createLogger } from '../../lib/util/log.js';
 import { ModelStore } from './reader-helpers.js';
 import { Frame, frame, tempDataDir, writeFrames } from './worker-helpers.js';
+import { mulberry32 as prng } from '../harness/rng.js';
 
 const sizes: FieldSizes = { keyspaceSize: 16, keySize: 24 };
 const LOG_NAME = /^\d{10}$/;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function logFiles(dataDir: DataDir): string[] {
   return fs

@@ -6,17 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
 
-/** mulberry32: small, seeded, good enough for test data. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as random } from '../harness/rng.js';
 
 export function randomInt64(rand: () => number): bigint {
   const hi = BigInt(Math.floor(rand() * 2 ** 32));
