@@ -10,7 +10,8 @@ import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { DaemonTarget, findDaemon } from './daemon.js';
-import { DaemonAddress } from './options.js';
+import { DaemonAddress, Flags, daemonAddressOf, dataDirOf } from './options.js';
+import { Output } from './output.js';
 
 export interface ReadSource {
   /** Where the answers come from, for messages: "daemon 127.0.0.1:48880" or "database /d/db". */
@@ -36,6 +37,21 @@ export async function openReadSource(dataDir: string, address: DaemonAddress): P
   }
   const dir = await openDataDir(dataDir, { create: false });
   return storeSource(dir.paths, dir.sizes);
+}
+
+/**
+ * The body of every read command: open the source the flags name, hand it and
+ * an Output to `body`, flush, and close the source whatever happens.
+ */
+export async function withReadSource(argv: Flags, body: (source: ReadSource, out: Output) => Promise<void>): Promise<void> {
+  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
+  try {
+    const out = new Output();
+    await body(source, out);
+    await out.flush();
+  } finally {
+    await source.close();
+  }
 }
 
 function clientSource(client: Client, daemon: DaemonTarget): ReadSource {

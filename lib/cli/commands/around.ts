@@ -5,16 +5,14 @@ import {
   Flags,
   aroundOptions,
   commonOptions,
-  daemonAddressOf,
   daemonOptions,
-  dataDirOf,
   jsonOption,
   keyPositional,
   keyspacePositional,
   withOptions,
 } from '../options.js';
-import { Output, entryLine } from '../output.js';
-import { openReadSource } from '../source.js';
+import { entryLine } from '../output.js';
+import { withReadSource } from '../source.js';
 import { notFound } from './get.js';
 
 export const command = 'around <keyspace> <key>';
@@ -31,16 +29,11 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: Flags): Promise<void> {
-  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
   const keyspace = argv.keyspace as Buffer;
   const key = argv.key as Buffer;
-  try {
+  await withReadSource(argv, async (source, out) => {
     const entries = await source.around(keyspace, key, argv.n as bigint);
     if (entries.length === 0) throw notFound(keyspace, key);
-    const out = new Output();
     for (const e of entries) await out.write(entryLine(e.key, e.count, argv.json === true, e.rank));
-    await out.flush();
-  } finally {
-    await source.close();
-  }
+  });
 }

@@ -6,16 +6,14 @@ import { escapeName } from '../../util/escape.js';
 import {
   Flags,
   commonOptions,
-  daemonAddressOf,
   daemonOptions,
-  dataDirOf,
   jsonOption,
   keyPositional,
   keyspacePositional,
   withOptions,
 } from '../options.js';
-import { Output, entryLine } from '../output.js';
-import { openReadSource } from '../source.js';
+import { entryLine } from '../output.js';
+import { withReadSource } from '../source.js';
 
 export const command = 'get <keyspace> <key>';
 export const describe = 'print the count of one key (key<TAB>count); exit 1 if the key does not exist';
@@ -30,18 +28,13 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: Flags): Promise<void> {
-  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
   const keyspace = argv.keyspace as Buffer;
   const key = argv.key as Buffer;
-  try {
+  await withReadSource(argv, async (source, out) => {
     const count = await source.get(keyspace, key);
     if (count === undefined) throw notFound(keyspace, key);
-    const out = new Output();
     await out.write(entryLine(key, count, argv.json === true));
-    await out.flush();
-  } finally {
-    await source.close();
-  }
+  });
 }
 
 export function notFound(keyspace: Buffer, key: Buffer): CountdError {

@@ -1,9 +1,9 @@
 // countd keyspaces: every keyspace and its number of keys.
 
 import type { Argv } from 'yargs';
-import { Flags, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
-import { Output, formatLine } from '../output.js';
-import { openReadSource } from '../source.js';
+import { Flags, commonOptions, daemonOptions, jsonOption, withOptions } from '../options.js';
+import { formatLine } from '../output.js';
+import { withReadSource } from '../source.js';
 
 export const command = 'keyspaces';
 export const describe = 'print every keyspace and its number of keys (keyspace<TAB>keys), in name order';
@@ -13,14 +13,9 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: Flags): Promise<void> {
-  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
-  const out = new Output();
-  try {
+  await withReadSource(argv, async (source, out) => {
     for (const ks of await source.keyspaces()) {
       await out.write(formatLine([{ name: 'keyspace', value: ks.name }, { name: 'keys', value: ks.size }], argv.json === true));
     }
-    await out.flush();
-  } finally {
-    await source.close();
-  }
+  });
 }

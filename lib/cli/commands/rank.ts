@@ -4,16 +4,14 @@ import type { Argv } from 'yargs';
 import {
   Flags,
   commonOptions,
-  daemonAddressOf,
   daemonOptions,
-  dataDirOf,
   jsonOption,
   keyPositional,
   keyspacePositional,
   withOptions,
 } from '../options.js';
-import { Output, entryLine } from '../output.js';
-import { openReadSource } from '../source.js';
+import { entryLine } from '../output.js';
+import { withReadSource } from '../source.js';
 import { notFound } from './get.js';
 
 export const command = 'rank <keyspace> <key>';
@@ -29,16 +27,11 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: Flags): Promise<void> {
-  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
   const keyspace = argv.keyspace as Buffer;
   const key = argv.key as Buffer;
-  try {
+  await withReadSource(argv, async (source, out) => {
     const r = await source.rank(keyspace, key);
     if (r === undefined) throw notFound(keyspace, key);
-    const out = new Output();
     await out.write(entryLine(r.key, r.count, argv.json === true, r.rank));
-    await out.flush();
-  } finally {
-    await source.close();
-  }
+  });
 }

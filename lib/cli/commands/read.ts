@@ -4,16 +4,14 @@ import type { Argv } from 'yargs';
 import {
   Flags,
   commonOptions,
-  daemonAddressOf,
   daemonOptions,
-  dataDirOf,
   jsonOption,
   keyspacePositional,
   offsetLengthOptions,
   withOptions,
 } from '../options.js';
-import { Output, entryLine } from '../output.js';
-import { openReadSource } from '../source.js';
+import { entryLine } from '../output.js';
+import { withReadSource } from '../source.js';
 
 export const command = 'read <keyspace>';
 export const describe = 'print one page of a keyspace in rank order: --length entries from --offset';
@@ -23,13 +21,8 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: Flags): Promise<void> {
-  const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
-  const out = new Output();
-  try {
+  await withReadSource(argv, async (source, out) => {
     const entries = await source.page(argv.keyspace as Buffer, argv.offset as bigint, argv.length as bigint);
     for (const e of entries) await out.write(entryLine(e.key, e.count, argv.json === true));
-    await out.flush();
-  } finally {
-    await source.close();
-  }
+  });
 }
