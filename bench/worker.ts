@@ -12,8 +12,14 @@
 //
 // Options (environment): COUNTD_BENCH_FRAMES (default 2,000,000 per workload),
 // COUNTD_BENCH_DIR (default os.tmpdir()), COUNTD_BENCH_SYNC=0 to apply without fsync,
-// COUNTD_BENCH_NULL_STORE=1 to time the worker alone (read, verify, sum,
-// release) against a store whose apply() does nothing.
+// COUNTD_BENCH_COUNT_CACHE=<bytes> for the store's countCacheBytes (0: no count
+// cache), COUNTD_BENCH_NULL_STORE=1 to time the worker alone (read, verify, sum,
+// release) against a store whose apply() does nothing, COUNTD_BENCH_WORKLOADS=a
+// (or b) to run one workload.
+//
+// The machine may be shared: besides wall-clock figures, each line prints the
+// process's CPU time while draining (all threads, LevelDB's included) and the
+// 1-minute load average; compare CPU time when the load is high.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -24,24 +30,16 @@ import { openDataDir } from '../lib/datadir/meta.js';
 import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
 import { startWorker } from '../lib/roles/worker.js';
 import { Store } from '../lib/store/store.js';
+import { mulberry32 as random } from '../test/harness/rng.js';
 
 const KEYS = 1_000_000;
 const KEYSPACES = 1000;
 const FRAMES = Number(process.env.COUNTD_BENCH_FRAMES ?? 2_000_000);
 const SYNC = process.env.COUNTD_BENCH_SYNC !== '0';
 const NULL_STORE = process.env.COUNTD_BENCH_NULL_STORE === '1';
+const COUNT_CACHE = process.env.COUNTD_BENCH_COUNT_CACHE === undefined ? undefined : Number(process.env.COUNTD_BENCH_COUNT_CACHE);
 const SCRAMBLE = 1_000_003; // coprime with KEYS: spreads Zipf ranks over keys as a bijection
 
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function uniform(seed: number): () => number {
   const r = random(seed);
@@ -74,6 +72,8 @@ interface Result {
   distinct: number;
   generateSeconds: number;
   drainSeconds: number;
+  /** CPU time of the whole process (every thread, LevelDB's included) while draining: steadier than wall time on a shared machine. */
+  cpuSeconds: number;
   applySeconds: number;
   applies: number;
 }
@@ -111,7 +111,12 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
     await writer.close();
     const generateSeconds = (performance.now() - t0) / 1000;
 
-    const store = await Store.open({ location: dataDir.paths.db, sizes: dataDir.sizes, sync: SYNC });
+    const store = await Store.open({
+      location: dataDir.paths.db,
+      sizes: dataDir.sizes,
+      sync: SYNC,
+      ...(COUNT_CACHE === undefined ? {} : { countCacheBytes: COUNT_CACHE }),
+    });
     let applySeconds = 0;
     let applies = 0;
     const apply = store.apply.bind(store);
@@ -126,9 +131,12 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
     };
     const logs = (await import('node:fs')).readdirSync(dataDir.paths.commitlog).filter((n) => /^\d{10}$/.test(n)).length;
     const t1 = performance.now();
+    const cpu0 = process.cpuUsage();
     const worker = await startWorker({ dataDir, store });
     await worker.drained();
     const drainSeconds = (performance.now() - t1) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     await worker.close();
     // Sanity: every frame arrived (each frame adds 1 to some key).
     if (!NULL_STORE) {
@@ -137,7 +145,7 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
       if (total !== BigInt(FRAMES)) throw new Error(`${name}: the store holds ${total} increments, not ${FRAMES}`);
     }
     await store.close();
-    return { name, frames: FRAMES, logs, distinct, generateSeconds, drainSeconds, applySeconds, applies };
+    return { name, frames: FRAMES, logs, distinct, generateSeconds, drainSeconds, cpuSeconds, applySeconds, applies };
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -154,14 +162,17 @@ async function main(): Promise<void> {
     ['(a) uniform', uniform(1), 100_000],
     ['(b) Zipf s=1.1', zipf(2, 1.1), 300_000],
   ];
+  const only = process.env.COUNTD_BENCH_WORKLOADS;
   for (const [name, draw, target] of workloads) {
+    if (only !== undefined && !only.split(',').some((w) => name.startsWith(`(${w.trim()})`))) continue;
     const r = await runWorkload(name, draw);
     const rate = r.frames / r.drainSeconds;
     console.log(
       `${r.name.padEnd(16)} ${fmt(rate).padStart(10)} frames/s  (target ${fmt(target)}: ${rate >= target ? 'met' : 'MISSED'})` +
         `  drain ${r.drainSeconds.toFixed(2)} s, ${r.logs} logs, ${fmt(r.distinct)} distinct keys,` +
         ` store.apply ${r.applySeconds.toFixed(2)} s in ${r.applies} batches (${((100 * r.applySeconds) / r.drainSeconds).toFixed(0)}%),` +
-        ` read+sum+release ${(r.drainSeconds - r.applySeconds).toFixed(2)} s; generate ${r.generateSeconds.toFixed(2)} s`,
+        ` read+sum+release ${(r.drainSeconds - r.applySeconds).toFixed(2)} s; cpu ${r.cpuSeconds.toFixed(2)} s (${fmt(r.frames / r.cpuSeconds)} frames/cpu-s);` +
+        ` generate ${r.generateSeconds.toFixed(2)} s; load ${os.loadavg()[0]!.toFixed(1)}`,
     );
   }
 }

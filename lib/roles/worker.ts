@@ -63,7 +63,11 @@ export interface WorkerOptions {
   logger?: Logger;
   /** How often to look for dirty logs when idle. Default 50 ms. */
   pollMs?: number;
-  /** Logs summed into one database batch at most. Default 8. */
+  /**
+   * Logs summed into one database batch at most. Default 32. Logs are claimed
+   * 8 at a time; more are summed into the same batch only while a backlog
+   * remains and the batch holds under 250,000 distinct keys (memory).
+   */
   maxLogsPerApply?: number;
   /** How often to free locks of dead processes. Default 5,000 ms. */
   recoverEveryMs?: number;
@@ -84,11 +88,20 @@ export function appliedMarkName(index: number): string {
 }
 
 const MAX_BACKOFF_MS = 5000;
+/** Logs claimed at a time. */
+const CLAIM_CHUNK = 8;
+/**
+ * A batch that reached this many distinct keys claims no more logs. Bounds
+ * the memory of a batch and its apply (~1 KiB per key) whatever
+ * maxLogsPerApply is; below it, more logs per apply amortize its fixed
+ * costs (rank-fence splits read whole blocks) and sum repeated keys once.
+ */
+const BATCH_KEY_BUDGET = 250_000;
 const STATUS_EVERY_MS = 1000;
 
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
   const pollMs = options.pollMs ?? 50;
-  const maxLogs = options.maxLogsPerApply ?? 8;
+  const maxLogs = options.maxLogsPerApply ?? 32;
   const recoverEveryMs = options.recoverEveryMs ?? 5000;
   if (!options.dataDir || !options.store) throw invalidArgument('worker needs a data directory and a store');
   if (!Number.isSafeInteger(pollMs) || pollMs < 1) throw invalidArgument(`pollMs must be a positive integer, got ${pollMs}`);
@@ -176,6 +189,8 @@ class Worker {
   async #run(): Promise<void> {
     /** The batch being committed; resolves to its error, never rejects (no unhandled rejection while we prepare the next). */
     let inflight: Promise<unknown> | undefined;
+    /** The batch in flight has settled (or none is in flight): the store is idle. */
+    let storeIdle = true;
     const settle = async (): Promise<void> => {
       if (inflight === undefined) return;
       const err = await inflight;
@@ -187,16 +202,28 @@ class Worker {
       try {
         if (Date.now() - this.#lastRecover >= this.recoverEveryMs) await this.recover();
         await this.#retryReleases();
-        const claimed = await this.pool.claimDirty(this.maxLogs);
-        const prepared = claimed.length > 0 ? await this.#prepare(claimed) : undefined;
+        const claimed = await this.#claimAndPrepare(() => !storeIdle);
+        const prepared = claimed.prepared;
         try {
           await settle();
         } catch (err) {
           if (prepared) await this.#releaseAll(prepared.claimed, 'dirty');
           throw err;
         }
-        if (prepared) inflight = this.#commit(prepared).then(() => undefined, (err: unknown) => err ?? new Error('apply failed'));
-        if (claimed.length === this.maxLogs) {
+        if (prepared) {
+          storeIdle = false;
+          inflight = this.#commit(prepared).then(
+            () => {
+              storeIdle = true;
+              return undefined;
+            },
+            (err: unknown) => {
+              storeIdle = true;
+              return err ?? new Error('apply failed');
+            },
+          );
+        }
+        if (claimed.full) {
           // A full batch suggests a backlog: prepare the next one at once.
           delay = 0;
         } else {
@@ -249,12 +276,45 @@ class Worker {
   }
 
   /**
-   * Read, verify and sum the claimed logs. Logs that cannot be read are
+   * Claim dirty logs and sum them into one batch: CLAIM_CHUNK at a time, and
+   * while every claim came back full (a backlog) AND the store is still busy
+   * with the previous batch, more of them, up to maxLogs or the batch's key
+   * budget. So the store never waits for a big batch to be summed (the
+   * first batch of a backlog goes after one chunk), and while it works the
+   * next batch grows. `full`: the last claim was full.
+   */
+  async #claimAndPrepare(storeBusy: () => boolean): Promise<{ prepared: Prepared | undefined; full: boolean }> {
+    let want = Math.min(CLAIM_CHUNK, this.maxLogs);
+    const first = await this.pool.claimDirty(want);
+    if (first.length === 0) return { prepared: undefined, full: false };
+    const prepared = await this.#prepare(first);
+    let taken = first.length;
+    let full = first.length === want;
+    while (full && storeBusy() && taken < this.maxLogs && prepared.batch.keys < BATCH_KEY_BUDGET && !this.#stopping) {
+      want = Math.min(CLAIM_CHUNK, this.maxLogs - taken);
+      const earlier = prepared.claimed.length;
+      let more: ClaimedLog[];
+      try {
+        more = await this.pool.claimDirty(want);
+        if (more.length > 0) await this.#prepare(more, prepared);
+      } catch (err) {
+        // #prepare released the new logs; the earlier ones of the batch are ours to release.
+        await this.#releaseAll(prepared.claimed.slice(0, earlier), 'dirty');
+        throw err;
+      }
+      taken += more.length;
+      full = more.length === want;
+    }
+    return { prepared, full };
+  }
+
+  /**
+   * Read, verify and sum the claimed logs (into `into` if given). Logs that cannot be read are
    * released dirty at once (one bad log must not hold back the others). On
    * any other error every claimed log is released dirty and the error thrown.
    */
-  async #prepare(claimed: ClaimedLog[]): Promise<Prepared> {
-    const p: Prepared = {
+  async #prepare(claimed: ClaimedLog[], into?: Prepared): Promise<Prepared> {
+    const p: Prepared = into ?? {
       started: process.hrtime.bigint(),
       claimed: [],
       batch: new IncrementBatch(),
@@ -309,7 +369,7 @@ class Worker {
       throw err;
     }
     await this.#releaseAll(unreadable, 'dirty');
-    p.unreadable = unreadable.length;
+    p.unreadable += unreadable.length;
     return p;
   }
 

@@ -1,27 +1,52 @@
 // Sums increments per (keyspace, key) before they reach the database, so an
 // apply reads and writes each distinct key once. add() runs once per frame
-// (hundreds of thousands per second), so it does one Map lookup keyed by a
-// latin1 string (a 1:1 byte mapping) and allocates nothing for a pair it has
-// seen. The key's bytes are not copied: the store writes them from the
-// string straight into its own record keys.
+// (hundreds of thousands per second), so for a pair it has seen it does one
+// latin1 slice, one Map lookup and one bigint addition, and allocates no
+// object. A new pair copies its key bytes into one growing buffer (the store
+// builds its record keys from there) and joins its keyspace's list, so the
+// store neither groups nor re-encodes anything.
 
 /** Node's Buffer#latin1Slice: toString('latin1') without its argument handling (measurably cheaper per frame). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
-export interface PendingIncrement {
-  /** latin1 `keyspace \0 key`. */
-  readonly pair: string;
-  /** latin1 keyspace: `pair` up to the NUL. */
-  readonly keyspaceId: string;
+/** The increments of one keyspace in a batch. */
+export interface PendingKeyspace {
+  /** latin1 keyspace name (a 1:1 byte mapping): the store's directory key. */
+  readonly id: string;
   /** The keyspace bytes (one copy per keyspace per batch). */
-  readonly keyspace: Buffer;
+  readonly name: Buffer;
+  /** This keyspace's pairs, in first-seen order. */
+  readonly items: PendingIncrement[];
+}
+
+export interface PendingIncrement {
+  /** The pair's Map key: see pairKey(). */
+  readonly pair: string;
+  /** Offset and length of the key's bytes in IncrementBatch#keyBytes. */
+  readonly keyStart: number;
+  readonly keyLength: number;
   delta: bigint;
 }
 
+/** Bytes (latin1 chars) of the two name lengths that start a pair key. */
+export const PAIR_LENGTHS_SIZE = 4;
+const LONG_NAME = 0x10000;
+const INITIAL_KEY_BYTES = 64 * 1024;
+
 export class IncrementBatch {
-  /** `keyspace \0 key` (latin1) -> pending sum. Names never contain NUL, so the join is unambiguous. */
-  readonly entries = new Map<string, PendingIncrement>();
-  private readonly keyspaceCopies = new Map<string, Buffer>();
+  /**
+   * Pair key -> pending sum. A pair key is `ksLen ksLen keyLen keyLen keyspace
+   * key` as latin1 (lengths u16 little-endian): unambiguous without a
+   * separator, and the very bytes a commit-log entry holds from its offset 8,
+   * so an entry's pair key is ONE slice of the log (see add()).
+   */
+  private readonly entries = new Map<string, PendingIncrement>();
+  private readonly byKeyspace = new Map<string, PendingKeyspace>();
+  /** Key bytes of every pair, appended in first-seen order. */
+  private bytes = Buffer.allocUnsafe(INITIAL_KEY_BYTES);
+  private used = 0;
+  /** A view of the whole ArrayBuffer the last names came from (for the one-slice path). */
+  private whole: Latin1Buffer | undefined;
 
   /**
    * Add `delta` to (keyspace, key). A delta of 0 is ignored (it creates
@@ -32,16 +57,13 @@ export class IncrementBatch {
    */
   add(keyspace: Buffer, key: Buffer, delta: bigint): void {
     if (delta === 0n) return;
-    const ks = (keyspace as Latin1Buffer).latin1Slice(0, keyspace.length);
-    const pair = ks + '\0' + (key as Latin1Buffer).latin1Slice(0, key.length);
+    const pair = this.pairKey(keyspace, key);
     const pending = this.entries.get(pair);
     if (pending !== undefined) {
       pending.delta += delta;
       return;
     }
-    let copy = this.keyspaceCopies.get(ks);
-    if (copy === undefined) this.keyspaceCopies.set(ks, (copy = Buffer.from(keyspace)));
-    this.entries.set(pair, { pair, keyspaceId: ks, keyspace: copy, delta });
+    this.addNew(pair, keyspace, key, delta);
   }
 
   /** Distinct (keyspace, key) pairs. */
@@ -49,18 +71,72 @@ export class IncrementBatch {
     return this.entries.size;
   }
 
+  /** The keyspaces of the batch, each with its pairs. */
+  keyspaces(): IterableIterator<PendingKeyspace> {
+    return this.byKeyspace.values();
+  }
+
+  /** The key bytes of every pair (PendingIncrement#keyStart/keyLength index into it). */
+  get keyBytes(): Buffer {
+    return this.bytes.subarray(0, this.used);
+  }
+
   clear(): void {
     this.entries.clear();
-    this.keyspaceCopies.clear();
+    this.byKeyspace.clear();
+    this.used = 0;
+    this.whole = undefined;
   }
-}
 
-/** Byte length of the key of a pending increment. */
-export function pendingKeyLength(p: PendingIncrement): number {
-  return p.pair.length - p.keyspaceId.length - 1;
-}
+  /**
+   * The pair key. Commit-log entries are `increment ksLen keyLen keyspace key`
+   * and forEachEntry hands out views of one payload, so when the 4 bytes
+   * before `keyspace` hold the two lengths and `key` follows it, the whole
+   * pair key is already in memory: one slice, no concatenation. Otherwise it
+   * is assembled, with the same result.
+   */
+  private pairKey(keyspace: Buffer, key: Buffer): string {
+    const ksLen = keyspace.length;
+    const keyLen = key.length;
+    if (ksLen >= LONG_NAME || keyLen >= LONG_NAME) {
+      // Never a valid name (field sizes stop at 65535); a form no short pair can take, for the store to reject.
+      return `\u0100${ksLen}:${keyLen}:${(keyspace as Latin1Buffer).latin1Slice(0, ksLen)}${(key as Latin1Buffer).latin1Slice(0, keyLen)}`;
+    }
+    const start = keyspace.byteOffset - PAIR_LENGTHS_SIZE;
+    if (start >= 0 && key.buffer === keyspace.buffer && key.byteOffset === keyspace.byteOffset + ksLen) {
+      let whole = this.whole;
+      if (whole === undefined || whole.buffer !== keyspace.buffer) whole = this.whole = Buffer.from(keyspace.buffer) as Latin1Buffer;
+      if (whole[start] === (ksLen & 0xff) && whole[start + 1] === ksLen >>> 8 && whole[start + 2] === (keyLen & 0xff) && whole[start + 3] === keyLen >>> 8) {
+        return whole.latin1Slice(start, key.byteOffset + keyLen);
+      }
+    }
+    return (
+      String.fromCharCode(ksLen & 0xff, ksLen >>> 8, keyLen & 0xff, keyLen >>> 8) +
+      (keyspace as Latin1Buffer).latin1Slice(0, ksLen) +
+      (key as Latin1Buffer).latin1Slice(0, keyLen)
+    );
+  }
 
-/** Write the key bytes of a pending increment into buf at offset. */
-export function writePendingKey(p: PendingIncrement, buf: Buffer, offset: number): void {
-  buf.write(p.pair.substring(p.keyspaceId.length + 1), offset, 'latin1');
+  private addNew(pair: string, keyspace: Buffer, key: Buffer, delta: bigint): void {
+    const ks = (keyspace as Latin1Buffer).latin1Slice(0, keyspace.length);
+    let group = this.byKeyspace.get(ks);
+    if (group === undefined) {
+      group = { id: ks, name: Buffer.from(keyspace), items: [] };
+      this.byKeyspace.set(ks, group);
+    }
+    const keyLength = key.length;
+    if (this.used + keyLength > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.bytes.length, this.used + keyLength));
+      this.bytes.copy(grown, 0, 0, this.used);
+      this.bytes = grown;
+    }
+    const keyStart = this.used;
+    const bytes = this.bytes;
+    if (keyLength <= 64) for (let i = 0; i < keyLength; i++) bytes[keyStart + i] = key[i]!;
+    else key.copy(bytes, keyStart);
+    this.used += keyLength;
+    const pending: PendingIncrement = { pair, keyStart, keyLength, delta };
+    this.entries.set(pair, pending);
+    group.items.push(pending);
+  }
 }

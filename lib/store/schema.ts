@@ -26,12 +26,32 @@ export const WHOLE_BLOCK_BYTES = 1 << 20;
 /** Entries fetched per native call when scanning the index. */
 export const SCAN_CHUNK = 1024;
 
-/** LevelDB tuning: bigger write buffer for applies of tens of thousands of keys. */
+/**
+ * Keyspaces whose rank fences an apply updates at once: a keyspace whose
+ * blocks split waits on index reads in LevelDB's thread pool (libuv's 4
+ * threads) while others compute.
+ */
+export const FENCE_CONCURRENCY = 4;
+
+/**
+ * Default bytes of the count cache (count-cache.ts): at ~100 bytes an entry,
+ * about 650,000 keys.
+ */
+export const DEFAULT_COUNT_CACHE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * LevelDB tuning (StoreOptions cacheSize and writeBufferSize override the
+ * first two): a write buffer that takes an apply of hundreds of thousands
+ * of keys without stalling on memtable flushes, and a block cache for the
+ * reads of counts and of split blocks.
+ */
 export const LEVEL_OPTIONS = {
-  writeBufferSize: 16 * 1024 * 1024,
-  cacheSize: 32 * 1024 * 1024,
+  writeBufferSize: 64 * 1024 * 1024,
+  cacheSize: 64 * 1024 * 1024,
   maxFileSize: 8 * 1024 * 1024,
-} as const;
+};
+/** LevelDB's own lower bound for the write buffer. */
+export const MIN_WRITE_BUFFER_SIZE = 64 * 1024;
 
 export function versionValue(): Buffer {
   return Buffer.from(JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION }), 'utf8');

@@ -4,13 +4,14 @@
 // Concurrency: the worker (apply) and the reader share one Store in one
 // process. Writes (apply, deleteKeyspace, rebuildRankIndex) run one at a time
 // (a promise-chain mutex). Each write commits ONE LevelDB batch and then swaps
-// its in-memory state (directory, rank fences); while that happens `writing`
-// is set. A read waits until `writing` is clear, then in the same synchronous
-// step captures the in-memory state and a LevelDB snapshot, so everything it
-// reads afterwards belongs to one state between two writes. Readers never
-// block writers for longer than that synchronous step.
+// its in-memory state (directory, rank fences, count cache: count-cache.ts);
+// while that happens `writing` is set. A read waits until `writing` is clear,
+// then in the same synchronous step captures the in-memory state and a
+// LevelDB snapshot, so everything it reads afterwards belongs to one state
+// between two writes. Readers never block writers for longer than that
+// synchronous step.
 
-import { ClassicLevel, type KeyIterator } from 'classic-level';
+import { ClassicLevel, type ChainedBatch, type KeyIterator } from 'classic-level';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
 import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
@@ -35,7 +36,6 @@ import {
   encodeFenceValue,
   encodeKeyspaceValue,
   idPrefix,
-  indexKeyFromCount,
   prefixEnd,
   readId,
   taggedName,
@@ -44,15 +44,19 @@ import {
   writeRankCount,
 } from './encoding.js';
 import { corruption, translateDbError } from './errors.js';
-import { IncrementBatch, pendingKeyLength, writePendingKey, type PendingIncrement } from './increment-batch.js';
+import { IncrementBatch, PAIR_LENGTHS_SIZE, type PendingIncrement } from './increment-batch.js';
+import { CountCache } from './count-cache.js';
 import { Lru } from './lru.js';
 import { Fences, mergeSmallBlocks, splitPoints } from './rank-fences.js';
 import {
+  DEFAULT_COUNT_CACHE_BYTES,
   DEFAULT_RANK_CACHE_KEYSPACES,
   DEFAULT_RANK_FENCE_SIZE,
+  FENCE_CONCURRENCY,
   LEVEL_OPTIONS,
   MAX_MARK_NAME,
   MAX_RANK_FENCE_SIZE,
+  MIN_WRITE_BUFFER_SIZE,
   SCAN_CHUNK,
   STORE_FORMAT,
   WHOLE_BLOCK_BYTES,
@@ -83,6 +87,15 @@ export interface StoreOptions {
   rankCacheKeyspaces?: number;
   /** fsync every write batch (default true: the worker recycles a commit log once its apply returns). */
   sync?: boolean;
+  /**
+   * Bytes (estimated) of recently written counts kept in memory, so applies
+   * skip reading them back (default 64 MiB; 0 disables).
+   */
+  countCacheBytes?: number;
+  /** LevelDB block cache, bytes (default 64 MiB). */
+  cacheSize?: number;
+  /** LevelDB write buffer (memtable), bytes (default 64 MiB). Up to about twice this is in memory. */
+  writeBufferSize?: number;
 }
 
 export interface ApplyResult {
@@ -101,12 +114,92 @@ interface KeyspaceInfo {
 type Db = ClassicLevel<Buffer, Buffer>;
 type Snapshot = ReturnType<Db['snapshot']>;
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+type Chained = ChainedBatch<Db, Buffer, Buffer>;
 
 /** What a read works on: one consistent state between two writes. */
 interface View {
   info: KeyspaceInfo;
   fences: Fences;
   snapshot: Snapshot;
+}
+
+/** One keyspace of an apply: its increments, then its index changes and fence writes. */
+interface ApplyGroup {
+  /** latin1 name: the directory key. */
+  ks: string;
+  /** A copy, swapped into the directory once committed. */
+  info: KeyspaceInfo;
+  /** New in this apply: a fresh id, so no record of it exists yet. */
+  created: boolean;
+  items: PendingIncrement[];
+  /** Index suffixes added and removed by this apply. */
+  inserted: Buffer[];
+  removed: Buffer[];
+  fenceOps: BatchOp[];
+  fences: Fences | undefined;
+}
+
+/**
+ * Run task(0..count-1) with at most `limit` in flight. Waits for every started
+ * task even when one fails (so none outlives the caller's mutex), then
+ * throws the first error.
+ */
+async function runLimited(count: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (failure === undefined && next < count) {
+      const i = next++;
+      try {
+        await task(i);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, lane));
+  if (failure !== undefined) throw failure.error;
+}
+
+/** `C id key` of a pending increment, its key copied from the batch's key bytes. */
+function countKeyOf(prefix: Buffer, keyBytes: Buffer, p: PendingIncrement): Buffer {
+  const countKey = Buffer.allocUnsafe(PREFIX_SIZE + p.keyLength);
+  for (let i = 0; i < PREFIX_SIZE; i++) countKey[i] = prefix[i]!;
+  keyBytes.copy(countKey, PREFIX_SIZE, p.keyStart, p.keyStart + p.keyLength);
+  return countKey;
+}
+
+/** `I id rankcount key` for a count known as a bigint (from the count cache), the key taken from its count key. */
+function indexKeyOf(indexPrefix: Buffer, count: bigint, countKey: Buffer): Buffer {
+  const value = Buffer.allocUnsafe(COUNT_SIZE);
+  value.writeBigInt64BE(count, 0);
+  return indexKeyFromCountKey(indexPrefix, value, countKey);
+}
+
+/**
+ * `I id rankcount key` from a count value's bytes, as encoding.ts's
+ * indexKeyFromCount, with the key read in place from its count key (no view
+ * object per key).
+ */
+function indexKeyFromCountKey(indexPrefix: Buffer, countValue: Buffer, countKey: Buffer): Buffer {
+  const keyLength = countKey.length - PREFIX_SIZE;
+  const buf = Buffer.allocUnsafe(PREFIX_SIZE + RANK_COUNT_SIZE + keyLength);
+  for (let i = 0; i < PREFIX_SIZE; i++) buf[i] = indexPrefix[i]!;
+  buf[PREFIX_SIZE] = countValue[0]! ^ 0x7f;
+  for (let i = 1; i < RANK_COUNT_SIZE; i++) buf[PREFIX_SIZE + i] = ~countValue[i]! & 0xff;
+  if (keyLength <= 64) for (let i = 0; i < keyLength; i++) buf[PREFIX_SIZE + RANK_COUNT_SIZE + i] = countKey[PREFIX_SIZE + i]!;
+  else countKey.copy(buf, PREFIX_SIZE + RANK_COUNT_SIZE, PREFIX_SIZE);
+  return buf;
+}
+
+/** Byte order of two buffers (as Buffer.compare): a JS loop beats the native call for short index suffixes. */
+function compareBytes(a: Buffer, b: Buffer): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
 }
 
 /** suffixes[i] belongs to block blocks[i]: group them per block. */
@@ -118,6 +211,12 @@ function bucketByBlock(suffixes: Buffer[], blocks: Int32Array, count: number): B
 
 function latin1(buf: Buffer): string {
   return buf.toString('latin1');
+}
+
+function checkBytes(value: number | undefined, fallback: number, what: string, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) throw invalidArgument(`${what} must be an integer of at least ${min}, got ${String(value)}`);
+  return value;
 }
 
 function checkCount(value: number | bigint, what: string): number {
@@ -142,9 +241,19 @@ export class Store {
   /** latin1 keyspace name -> directory record. Every keyspace is here (one small record each). */
   private readonly dir = new Map<string, KeyspaceInfo>();
   private readonly fenceCache: Lru<number, Fences>;
+  private readonly countCache: CountCache;
   private nextId = 1;
   /** Bumped by every committed write: a fence load from an older snapshot is not cached. */
   private epoch = 0;
+
+  /**
+   * A number that grows with every committed write. A result computed after
+   * reading `version` == v is still exact while `version` is still v: the
+   * reader's page cache relies on this (lib/roles/read/page-cache.ts).
+   */
+  get version(): number {
+    return this.epoch;
+  }
   /** Set while a write batch is in flight and its in-memory state not yet swapped in. */
   private writing: Promise<void> | null = null;
   private mutex: Promise<unknown> = Promise.resolve();
@@ -161,6 +270,7 @@ export class Store {
     this.minBlock = Math.max(1, Math.floor(options.rankFenceSize / 2));
     this.sync = options.sync;
     this.fenceCache = new Lru(options.rankCacheKeyspaces);
+    this.countCache = new CountCache(options.countCacheBytes);
   }
 
   /** Open (creating if missing) the database. COUNTD_LOCKED if another process holds it. */
@@ -176,10 +286,13 @@ export class Store {
     if (!Number.isInteger(rankCacheKeyspaces) || rankCacheKeyspaces < 1) {
       throw invalidArgument(`rankCacheKeyspaces must be a positive integer, got ${String(rankCacheKeyspaces)}`);
     }
+    const countCacheBytes = checkBytes(options.countCacheBytes, DEFAULT_COUNT_CACHE_BYTES, 'countCacheBytes', 0);
+    const cacheSize = checkBytes(options.cacheSize, LEVEL_OPTIONS.cacheSize, 'cacheSize', 0);
+    const writeBufferSize = checkBytes(options.writeBufferSize, LEVEL_OPTIONS.writeBufferSize, 'writeBufferSize', MIN_WRITE_BUFFER_SIZE);
     const location = options.location;
     const db: Db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     try {
-      await db.open({ createIfMissing: true, ...LEVEL_OPTIONS });
+      await db.open({ createIfMissing: true, ...LEVEL_OPTIONS, cacheSize, writeBufferSize });
     } catch (err) {
       throw translateDbError(err, 'open', location);
     }
@@ -190,6 +303,9 @@ export class Store {
       rankFenceSize,
       rankCacheKeyspaces,
       sync: options.sync ?? true,
+      countCacheBytes,
+      cacheSize,
+      writeBufferSize,
     });
     try {
       await store.load();
@@ -211,18 +327,19 @@ export class Store {
     this.checkOpen();
     if (!(batch instanceof IncrementBatch)) throw invalidArgument('apply needs an IncrementBatch');
     const markOps = this.markOps(marks);
-    const seen = new Set<string>();
     const keySize = this.sizes.keySize;
-    for (const p of batch.entries.values()) {
-      if (!seen.has(p.keyspaceId)) {
-        nameBytes(p.keyspace, 'keyspace', this.sizes.keyspaceSize);
-        seen.add(p.keyspaceId);
+    // One memchr over every key's bytes; per-pair checks only if some key holds a NUL.
+    const someNul = batch.keyBytes.indexOf(0) !== -1;
+    for (const group of batch.keyspaces()) {
+      nameBytes(group.name, 'keyspace', this.sizes.keyspaceSize);
+      const keyOffset = PAIR_LENGTHS_SIZE + group.name.length;
+      for (const p of group.items) {
+        const length = p.keyLength;
+        if (length === 0) throw invalidArgument('key must not be empty');
+        if (length > keySize) throw invalidArgument(`key is ${length} bytes, above the field size of ${keySize}`);
+        if (someNul && p.pair.indexOf('\0', keyOffset) !== -1) throw invalidArgument('key must not contain a NUL byte');
+        if (typeof p.delta !== 'bigint') throw invalidArgument('increments must be bigints');
       }
-      const length = pendingKeyLength(p);
-      if (length === 0) throw invalidArgument('key must not be empty');
-      if (length > keySize) throw invalidArgument(`key is ${length} bytes, above the field size of ${keySize}`);
-      if (p.pair.indexOf('\0', p.keyspaceId.length + 1) !== -1) throw invalidArgument('key must not contain a NUL byte');
-      if (typeof p.delta !== 'bigint') throw invalidArgument('increments must be bigints');
     }
     return this.exclusive(() => this.applyInternal(batch, markOps));
   }
@@ -409,22 +526,30 @@ export class Store {
     return run;
   }
 
-  /** Write one batch; swap in-memory state only once it is committed. */
-  private async commit(ops: BatchOp[], onCommitted: () => void, what: string): Promise<void> {
+  /**
+   * Write one batch (operations, or a chained batch already filled); swap
+   * in-memory state only once it is committed. The batch is closed either way.
+   */
+  private async commit(ops: BatchOp[] | Chained, onCommitted: () => void, what: string): Promise<void> {
     let release!: () => void;
     this.writing = new Promise((resolve) => (release = resolve));
     try {
       // A chained batch: abstract-level's array form clones every operation
       // and costs ~10x more per operation (measured: 300,000 puts, 10 s vs 1 s).
-      const batch = this.db.batch();
-      try {
-        for (const op of ops) {
-          if (op.type === 'put') batch.put(op.key, op.value);
-          else batch.del(op.key);
+      let batch: Chained;
+      if (Array.isArray(ops)) {
+        batch = this.db.batch();
+        try {
+          for (const op of ops) {
+            if (op.type === 'put') batch.put(op.key, op.value);
+            else batch.del(op.key);
+          }
+        } catch (err) {
+          await batch.close();
+          throw err;
         }
-      } catch (err) {
-        await batch.close();
-        throw err;
+      } else {
+        batch = ops;
       }
       await batch.write({ sync: this.sync });
       onCommitted();
@@ -446,105 +571,150 @@ export class Store {
   }
 
   private async applyUnsafe(batch: IncrementBatch, markOps: BatchOp[]): Promise<ApplyResult> {
-    // Group by keyspace; new keyspaces get ids now, committed with the batch.
-    const groups = new Map<string, { info: KeyspaceInfo; created: boolean; items: PendingIncrement[] }>();
+    // The batch arrives grouped by keyspace; new keyspaces get ids now, committed with the batch.
+    const groups: ApplyGroup[] = [];
     let nextId = this.nextId;
-    for (const p of batch.entries.values()) {
-      let group = groups.get(p.keyspaceId);
-      if (group === undefined) {
-        const known = this.dir.get(p.keyspaceId);
-        group = known
-          ? { info: { ...known }, created: false, items: [] }
-          : { info: { name: p.keyspace, id: nextId++, size: 0 }, created: true, items: [] };
-        groups.set(p.keyspaceId, group);
-      }
-      group.items.push(p);
-    }
-
-    // Count keys `C id key`, written straight from the batch's strings; the
-    // key is a view into its count key. One getMany reads every current count.
-    const countKeys: Buffer[] = new Array(batch.entries.size);
-    let n = 0;
-    for (const group of groups.values()) {
-      const prefix = idPrefix(TAG_COUNT, group.info.id);
-      for (const p of group.items) {
-        const countKey = Buffer.allocUnsafe(PREFIX_SIZE + pendingKeyLength(p));
-        prefix.copy(countKey, 0);
-        writePendingKey(p, countKey, PREFIX_SIZE);
-        countKeys[n++] = countKey;
-      }
-    }
-    const current = n > 0 ? await this.db.getMany(countKeys) : [];
-
-    const ops: BatchOp[] = [];
-    const committed: Array<{ ks: string; info: KeyspaceInfo; fences: Fences }> = [];
-    let saturated = 0;
-    let firstSaturated: { keyspace: Buffer; key: Buffer } | undefined;
-    let cursor = 0;
-    for (const [ks, group] of groups) {
-      const indexPrefix = idPrefix(TAG_INDEX, group.info.id);
-      const inserted: Buffer[] = [];
-      const removed: Buffer[] = [];
-      for (const p of group.items) {
-        const countKey = countKeys[cursor];
-        const value = current[cursor++];
-        const key = countKey.subarray(PREFIX_SIZE);
-        let old: bigint | undefined;
-        if (value !== undefined) old = this.decodeCountValue(value);
-        let next = (old ?? 0n) + p.delta;
-        if (next > INT64_MAX || next < INT64_MIN) {
-          next = next > INT64_MAX ? INT64_MAX : INT64_MIN;
-          saturated++;
-          firstSaturated ??= { keyspace: group.info.name, key };
-        }
-        if (old === next) continue;
-        const nextValue = encodeCount(next);
-        ops.push({ type: 'put', key: countKey, value: nextValue });
-        if (value === undefined) {
-          group.info.size++;
-        } else {
-          const oldIndex = indexKeyFromCount(indexPrefix, value, key);
-          ops.push({ type: 'del', key: oldIndex });
-          removed.push(oldIndex.subarray(PREFIX_SIZE));
-        }
-        const newIndex = indexKeyFromCount(indexPrefix, nextValue, key);
-        ops.push({ type: 'put', key: newIndex, value: EMPTY });
-        inserted.push(newIndex.subarray(PREFIX_SIZE));
-      }
-      if (inserted.length === 0) continue;
-      const before = group.created ? Fences.empty() : await this.fencesForWrite(group.info);
-      const after = await this.updateFences(group.info.id, before, inserted, removed, ops);
-      ops.push({ type: 'put', key: taggedName(TAG_KEYSPACE, group.info.name), value: encodeKeyspaceValue(group.info.id, group.info.size) });
-      committed.push({ ks, info: group.info, fences: after });
-    }
-    if (nextId !== this.nextId) {
-      const value = Buffer.allocUnsafe(8);
-      writeId(value, 0, nextId);
-      ops.push({ type: 'put', key: NEXT_ID_KEY, value });
-    }
-    for (const op of markOps) ops.push(op);
-
-    if (ops.length > 0) {
-      await this.commit(
-        ops,
-        () => {
-          this.nextId = nextId;
-          for (const c of committed) {
-            this.dir.set(c.ks, c.info);
-            this.fenceCache.set(c.info.id, c.fences);
-          }
-        },
-        'apply',
+    for (const pending of batch.keyspaces()) {
+      const known = this.dir.get(pending.id);
+      groups.push(
+        known
+          ? { ks: pending.id, info: { ...known }, created: false, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined }
+          : { ks: pending.id, info: { name: pending.name, id: nextId++, size: 0 }, created: true, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined },
       );
     }
-    if (saturated > 0) {
-      this.logger.warn('counts saturated at the signed 64-bit range', {
-        keys: saturated,
-        keyspace: firstSaturated!.keyspace.toString('utf8'),
-        key: firstSaturated!.key.toString('utf8'),
-      });
+
+    // Current counts come from the count cache, or are known absent (a
+    // keyspace created now has a fresh id, so no records; one whose keys are
+    // all cached has no others), or are read: all with one getMany.
+    const total = batch.keys;
+    const cachedOld: Array<bigint | undefined> = new Array(total);
+    const wasCached = new Uint8Array(total);
+    /** Per pair: its slot in readKeys, or -1 if not read. */
+    const readSlot = new Int32Array(total).fill(-1);
+    const readKeys: Buffer[] = [];
+    const cache = this.countCache;
+    const keyBytes = batch.keyBytes;
+    let n = 0;
+    for (const group of groups) {
+      if (group.created) {
+        n += group.items.length;
+        continue;
+      }
+      // (size > 0: a directory record claiming 0 keys would be corrupt; read rather than trust it.)
+      const complete = cache.enabled && group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size;
+      let prefix: Buffer | undefined;
+      for (const p of group.items) {
+        const cached = cache.get(p.pair);
+        if (cached !== undefined) {
+          cachedOld[n] = cached;
+          wasCached[n] = 1;
+        } else if (!complete) {
+          prefix ??= idPrefix(TAG_COUNT, group.info.id);
+          readSlot[n] = readKeys.push(countKeyOf(prefix, keyBytes, p)) - 1;
+        }
+        n++;
+      }
     }
-    return { keys: batch.keys, saturated };
+    const current = readKeys.length > 0 ? await this.db.getMany(readKeys) : [];
+
+    // Operations go straight into a chained batch (no operation objects):
+    // per changed key, put `C id key`, del the old `I` entry, put the new one.
+    const chained = this.db.batch();
+    try {
+      /** Every pair's count after this apply (each exists afterwards), for the count cache. */
+      const finals: bigint[] = new Array(total);
+      let saturated = 0;
+      let firstSaturated: { keyspace: Buffer; key: Buffer } | undefined;
+      let cursor = 0;
+      for (const group of groups) {
+        const countPrefix = idPrefix(TAG_COUNT, group.info.id);
+        const indexPrefix = idPrefix(TAG_INDEX, group.info.id);
+        const { inserted, removed } = group;
+        for (const p of group.items) {
+          const slot = readSlot[cursor]!;
+          const value = slot >= 0 ? current[slot] : undefined;
+          const old = value !== undefined ? this.decodeCountValue(value) : cachedOld[cursor];
+          let next = (old ?? 0n) + p.delta;
+          if (next > INT64_MAX || next < INT64_MIN) {
+            next = next > INT64_MAX ? INT64_MAX : INT64_MIN;
+            saturated++;
+            firstSaturated ??= { keyspace: group.info.name, key: Buffer.from(keyBytes.subarray(p.keyStart, p.keyStart + p.keyLength)) };
+          }
+          finals[cursor++] = next;
+          if (old === next) continue;
+          const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
+          const nextValue = encodeCount(next);
+          chained.put(countKey, nextValue);
+          if (old === undefined) {
+            group.info.size++;
+          } else {
+            const oldIndex = value !== undefined ? indexKeyFromCountKey(indexPrefix, value, countKey) : indexKeyOf(indexPrefix, old, countKey);
+            chained.del(oldIndex);
+            removed.push(oldIndex.subarray(PREFIX_SIZE));
+          }
+          const newIndex = indexKeyFromCountKey(indexPrefix, nextValue, countKey);
+          chained.put(newIndex, EMPTY);
+          inserted.push(newIndex.subarray(PREFIX_SIZE));
+        }
+      }
+
+      // Rank fences, several keyspaces at a time: a keyspace whose blocks split
+      // waits on LevelDB reads (thread pool) while others compute.
+      const changed = groups.filter((g) => g.inserted.length > 0);
+      await runLimited(changed.length, FENCE_CONCURRENCY, async (i) => {
+        const group = changed[i]!;
+        const before = group.created ? Fences.empty() : await this.fencesForWrite(group.info);
+        group.fences = await this.updateFences(group.info.id, before, group.inserted, group.removed, group.fenceOps);
+      });
+      const put = (op: BatchOp): void => void (op.type === 'put' ? chained.put(op.key, op.value) : chained.del(op.key));
+      for (const group of changed) {
+        for (const op of group.fenceOps) put(op);
+        chained.put(taggedName(TAG_KEYSPACE, group.info.name), encodeKeyspaceValue(group.info.id, group.info.size));
+      }
+      if (nextId !== this.nextId) {
+        const value = Buffer.allocUnsafe(8);
+        writeId(value, 0, nextId);
+        chained.put(NEXT_ID_KEY, value);
+      }
+      for (const op of markOps) put(op);
+
+      const onCommitted = (): void => {
+        this.nextId = nextId;
+        for (const g of changed) {
+          this.dir.set(g.ks, g.info);
+          this.fenceCache.set(g.info.id, g.fences!);
+        }
+        this.cacheCounts(groups, finals, wasCached);
+      };
+      if (chained.length > 0) await this.commit(chained, onCommitted, 'apply');
+      else {
+        await chained.close();
+        onCommitted();
+      }
+      if (saturated > 0) {
+        this.logger.warn('counts saturated at the signed 64-bit range', {
+          keys: saturated,
+          keyspace: firstSaturated!.keyspace.toString('utf8'),
+          key: firstSaturated!.key.toString('utf8'),
+        });
+      }
+      return { keys: batch.keys, saturated };
+    } finally {
+      // Written and closed by commit(), or abandoned by an error: close is idempotent.
+      await chained.close();
+    }
+  }
+
+  /** After a committed apply: every pair of it now exists with its final count. */
+  private cacheCounts(groups: ApplyGroup[], finals: bigint[], wasCached: Uint8Array): void {
+    const cache = this.countCache;
+    if (!cache.enabled) return;
+    let at = 0;
+    for (const group of groups) {
+      cache.record(group.ks, group.items, finals, wasCached, at);
+      at += group.items.length;
+    }
+    cache.trim();
   }
 
   /**
@@ -582,9 +752,10 @@ export class Store {
           inserted: bucketByBlock(inserted, insertBlock, before.keys.length),
           removed: bucketByBlock(removed, removeBlock, before.keys.length),
         };
-        // One iterator, seeked from split to split: a bulk apply may split thousands of blocks.
-        reader ??= this.db.keys({ gte: indexPrefix, lt: prefixEnd(indexPrefix), highWaterMarkBytes: WHOLE_BLOCK_BYTES });
-        const entries = await this.blockEntries(reader, indexPrefix, before, block.first, block.last, buckets.inserted, buckets.removed);
+        // One iterator, seeked from split to split: a bulk apply may split
+        // thousands of blocks. Opened only if a split block has entries on disk.
+        const openReader = (): KeyIterator<Db, Buffer> => (reader ??= this.db.keys({ gte: indexPrefix, lt: prefixEnd(indexPrefix), highWaterMarkBytes: WHOLE_BLOCK_BYTES }));
+        const entries = await this.blockEntries(openReader, indexPrefix, before, block.first, block.last, buckets.inserted, buckets.removed);
         if (entries.length !== block.count) {
           throw corruption(this.location, `rank fence counts ${block.count} entries where the index holds ${entries.length} (keyspace id ${id}); run a rank index rebuild`);
         }
@@ -610,7 +781,7 @@ export class Store {
    * plus inserted.
    */
   private async blockEntries(
-    reader: KeyIterator<Db, Buffer>,
+    openReader: () => KeyIterator<Db, Buffer>,
     indexPrefix: Buffer,
     fences: Fences,
     first: number,
@@ -626,22 +797,27 @@ export class Store {
       for (const s of inserted[b]) added.push(s);
       onDisk += fences.counts[b];
     }
-    added.sort(Buffer.compare);
-    const end = last + 1 < fences.keys.length ? withPrefix(indexPrefix, fences.keys[last + 1]) : prefixEnd(indexPrefix);
+    added.sort(compareBytes);
     const out: Buffer[] = [];
     let a = 0;
     let read = 0;
-    if (onDisk > 0) reader.seek(withPrefix(indexPrefix, fences.keys[first]));
-    scan: while (read < onDisk) {
-      const keys = await reader.nextv(onDisk - read);
-      if (keys.length === 0) break;
-      for (const key of keys) {
-        if (key.compare(end) >= 0) break scan; // fewer entries than the fences say: caught by the caller
-        read++;
-        const suffix = key.subarray(PREFIX_SIZE);
-        if (gone.has(latin1(suffix))) continue;
-        while (a < added.length && added[a].compare(suffix) < 0) out.push(added[a++]);
-        out.push(suffix);
+    if (onDisk > 0) {
+      const reader = openReader();
+      const end = last + 1 < fences.keys.length ? withPrefix(indexPrefix, fences.keys[last + 1]) : prefixEnd(indexPrefix);
+      reader.seek(withPrefix(indexPrefix, fences.keys[first]));
+      scan: while (read < onDisk) {
+        const keys = await reader.nextv(onDisk - read);
+        if (keys.length === 0) break;
+        // Keys come sorted: if the last is inside the block, all are.
+        const allInside = compareBytes(keys[keys.length - 1]!, end) < 0;
+        for (const key of keys) {
+          if (!allInside && compareBytes(key, end) >= 0) break scan; // fewer entries than the fences say: caught by the caller
+          read++;
+          const suffix = key.subarray(PREFIX_SIZE);
+          if (gone.size > 0 && gone.has(latin1(suffix))) continue;
+          while (a < added.length && compareBytes(added[a]!, suffix) < 0) out.push(added[a++]!);
+          out.push(suffix);
+        }
       }
     }
     while (a < added.length) out.push(added[a++]);
@@ -663,6 +839,8 @@ export class Store {
         if (info === undefined) return;
         this.dir.delete(ks);
         this.fenceCache.delete(info.id);
+        // Its name may come back as a new, empty keyspace: no entry of the old one may survive.
+        this.countCache.clear();
       },
       'delete keyspace',
     );

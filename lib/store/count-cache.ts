@@ -1,0 +1,101 @@
+// A bounded in-memory copy of recently written counts, so an apply need not
+// read them back from LevelDB (a getMany of random keys costs ~5 us a key).
+//
+// Exactly consistent because the Store is the only writer of its database
+// and updates this cache only after a batch commits (a failed batch changes
+// neither). Count records are only ever removed with their whole keyspace,
+// and deleteKeyspace clears the cache, so a cached entry is always a key
+// that exists with that count.
+//
+// It also answers "absent" without a read: a keyspace whose cached entries
+// number its size has ALL its keys cached, so a key missing here is new.
+// A keyspace created by an apply starts that way, which makes the first
+// applies of a fresh database (and a migration) read nothing at all.
+//
+// Memory is bounded by bytes (an estimate per entry), not by keys: the
+// entries first written longest ago are evicted first (FIFO). An update
+// keeps its entry's place: moving it to the end (LRU) costs a Map delete
+// and re-insert per key, and the holes those leave make the Map rebuild
+// itself; measured, that made the cache cost as much as the reads it saved.
+// A hot key evicted by FIFO costs one read and comes back. Keys are the
+// IncrementBatch's pair keys (length-prefixed latin1 `keyspace key`), which
+// the batch already holds, so a lookup allocates nothing.
+
+import { PAIR_LENGTHS_SIZE } from './increment-batch.js';
+
+/** Estimated bytes of one entry besides its key's characters: the Map slot, the string header, the bigint. */
+const ENTRY_OVERHEAD = 96;
+
+export class CountCache {
+  /** Pair key -> count. Insertion order = order of first write (FIFO eviction). */
+  private readonly counts = new Map<string, bigint>();
+  /** latin1 keyspace name -> entries of it cached. */
+  private readonly perKeyspace = new Map<string, number>();
+  private bytes = 0;
+
+  constructor(readonly capacityBytes: number) {}
+
+  get enabled(): boolean {
+    return this.capacityBytes > 0;
+  }
+
+  /** The cached count of a pair, or undefined. */
+  get(pair: string): bigint | undefined {
+    return this.counts.get(pair);
+  }
+
+  /** How many keys of keyspace `ks` (latin1 name) are cached: if it equals the keyspace's size, all are. */
+  cachedIn(ks: string): number {
+    return this.perKeyspace.get(ks) ?? 0;
+  }
+
+  /**
+   * Record committed counts of keyspace `ks`: `items[i].pair` now counts
+   * `counts[at + i]`; `wasCached[at + i]` says whether get() found it before
+   * the apply (updated in place; otherwise it is added at the newest end).
+   */
+  record(ks: string, items: ReadonlyArray<{ readonly pair: string }>, counts: readonly bigint[], wasCached: Uint8Array, at: number): void {
+    if (this.capacityBytes === 0) return;
+    const map = this.counts;
+    let added = 0;
+    let bytes = 0;
+    for (let i = 0; i < items.length; i++) {
+      const pair = items[i]!.pair;
+      if (wasCached[at + i] === 0) {
+        added++;
+        bytes += ENTRY_OVERHEAD + pair.length;
+      }
+      map.set(pair, counts[at + i]!);
+    }
+    if (added > 0) {
+      this.bytes += bytes;
+      this.perKeyspace.set(ks, (this.perKeyspace.get(ks) ?? 0) + added);
+    }
+  }
+
+  /** Evict the entries first written longest ago until the cache fits its capacity. */
+  trim(): void {
+    if (this.bytes <= this.capacityBytes) return;
+    const oldest = this.counts.keys();
+    while (this.bytes > this.capacityBytes) {
+      const pair = oldest.next().value as string;
+      this.counts.delete(pair);
+      this.bytes -= ENTRY_OVERHEAD + pair.length;
+      const ksLength = pair.charCodeAt(0) | (pair.charCodeAt(1) << 8);
+      const ks = pair.substring(PAIR_LENGTHS_SIZE, PAIR_LENGTHS_SIZE + ksLength);
+      const left = (this.perKeyspace.get(ks) ?? 1) - 1;
+      if (left === 0) this.perKeyspace.delete(ks);
+      else this.perKeyspace.set(ks, left);
+    }
+  }
+
+  clear(): void {
+    this.counts.clear();
+    this.perKeyspace.clear();
+    this.bytes = 0;
+  }
+
+  get size(): number {
+    return this.counts.size;
+  }
+}

@@ -1,0 +1,132 @@
+// The apply path's shortcuts must not change a single count: the count cache
+// (hits, "all keys cached" absences, eviction, deleteKeyspace, reopen) and
+// IncrementBatch's one-slice pair keys.
+
+import assert from 'node:assert/strict';
+import { encodeEntry, forEachEntry } from '../../lib/commitlog/format.js';
+import { IncrementBatch, Store } from '../../lib/store/store.js';
+import { Model, random, removeDir, tempDir } from './helpers.js';
+
+const sizes = { keyspaceSize: 16, keySize: 16 };
+const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+describe('Store count cache', () => {
+  const dirs: string[] = [];
+  after(() => {
+    for (const d of dirs) removeDir(d);
+  });
+
+  async function check(store: Store, model: Model, keyspaces: string[]): Promise<void> {
+    for (const ks of keyspaces) {
+      const expected = model.ranked(b(ks));
+      assert.equal(await store.size(ks), expected.length, `size of ${ks}`);
+      assert.deepEqual(await store.page(ks, 0, expected.length + 1), expected, `ranking of ${ks}`);
+      for (const e of expected) assert.equal(await store.get(b(ks), e.key), e.count);
+      assert.ok(await store.checkRankIndex(ks), `rank index of ${ks}`);
+    }
+  }
+
+  // 0: disabled; 3,000 bytes: a few dozen entries, so evictions break "all
+  // cached" all the time; default: everything stays cached.
+  for (const countCacheBytes of [0, 3000, undefined]) {
+    it(`matches a model with countCacheBytes=${String(countCacheBytes)}: applies, deletes, re-creates, reopen`, async () => {
+      const location = tempDir();
+      dirs.push(location);
+      const open = (): Promise<Store> => Store.open({ location, sizes, rankFenceSize: 4, ...(countCacheBytes === undefined ? {} : { countCacheBytes }) });
+      let store = await open();
+      const model = new Model();
+      const rand = random(countCacheBytes ?? 7);
+      const keyspaces = ['a', 'b', 'c'];
+      try {
+        for (let round = 0; round < 40; round++) {
+          if (round === 20) {
+            await store.close();
+            store = await open();
+          }
+          if (round % 9 === 8) {
+            const ks = keyspaces[Math.floor(rand() * keyspaces.length)]!;
+            await store.deleteKeyspace(ks);
+            model.spaces.delete(ks);
+          }
+          const batch = new IncrementBatch();
+          const n = 1 + Math.floor(rand() * 60);
+          for (let i = 0; i < n; i++) {
+            const ks = b(keyspaces[Math.floor(rand() * keyspaces.length)]!);
+            const key = b(`k${Math.floor(rand() * 80)}`);
+            const delta = BigInt(Math.floor(rand() * 11) - 5);
+            batch.add(ks, key, delta);
+            model.add(ks, key, delta);
+          }
+          await store.apply(batch);
+          await check(store, model, keyspaces);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('keeps counts right when an apply fails validation between good ones', async () => {
+    const location = tempDir();
+    dirs.push(location);
+    const store = await Store.open({ location, sizes });
+    try {
+      const good = new IncrementBatch();
+      good.add(b('ks'), b('x'), 5n);
+      await store.apply(good);
+      const bad = new IncrementBatch();
+      bad.add(b('ks'), b('x'), 100n);
+      bad.add(b('ks'), b('y\0'), 1n);
+      await assert.rejects(store.apply(bad), /NUL/);
+      const again = new IncrementBatch();
+      again.add(b('ks'), b('x'), 1n);
+      await store.apply(again);
+      assert.equal(await store.get('ks', 'x'), 6n);
+      assert.equal(await store.get('ks', 'y'), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rejects bad cache and LevelDB sizes', async () => {
+    const location = tempDir();
+    dirs.push(location);
+    for (const bad of [{ countCacheBytes: -1 }, { cacheSize: 1.5 }, { writeBufferSize: 1 }]) {
+      await assert.rejects(Store.open({ location, sizes, ...bad }), /must be an integer/);
+    }
+  });
+});
+
+describe('IncrementBatch pair keys', () => {
+  it('sums the same pair from log entries (one slice) and from separate buffers', () => {
+    const payload = Buffer.alloc(256);
+    let at = 0;
+    at = encodeEntry(payload, at, 2n, b('ks'), b('key'));
+    at = encodeEntry(payload, at, 3n, b('ks'), b('key'));
+    at = encodeEntry(payload, at, 7n, b('ksk'), b('ey'));
+    const batch = new IncrementBatch();
+    forEachEntry(payload.subarray(0, at), (inc, ks, key) => batch.add(ks, key, inc));
+    batch.add(b('ks'), b('key'), 10n);
+    batch.add(b('k'), b('skey'), 1n);
+    assert.equal(batch.keys, 3);
+    const sums = new Map<string, bigint>();
+    for (const group of batch.keyspaces()) {
+      for (const p of group.items) {
+        sums.set(`${group.name.toString('latin1')}/${batch.keyBytes.toString('latin1', p.keyStart, p.keyStart + p.keyLength)}`, p.delta);
+      }
+    }
+    assert.deepEqual(Object.fromEntries(sums), { 'ks/key': 15n, 'ksk/ey': 7n, 'k/skey': 1n });
+  });
+
+  it('does not take bytes before a view for its lengths unless they match', () => {
+    // Two bytes before 'ks' happen to look like lengths of another split.
+    const raw = Buffer.from([0, 0, 2, 0, 1, 0, 0x6b, 0x73, 0x6b]); // ... 'k' 's' 'k'
+    const batch = new IncrementBatch();
+    batch.add(raw.subarray(6, 8), raw.subarray(8, 9), 1n); // ('ks', 'k'): the 4 bytes before are 2,0,1,0
+    batch.add(raw.subarray(6, 7), raw.subarray(7, 9), 1n); // ('k', 'sk'): the 4 bytes before do not match
+    assert.equal(batch.keys, 2);
+    batch.clear();
+    assert.equal(batch.keys, 0);
+    assert.equal(batch.keyBytes.length, 0);
+  });
+});
