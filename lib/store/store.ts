@@ -129,6 +129,12 @@ interface ApplyGroup {
   ks: string;
   /** A copy, swapped into the directory once committed. */
   info: KeyspaceInfo;
+  /**
+   * The directory record as committed before this apply (undefined if
+   * created). The fences on disk add up to ITS size: `info.size` already
+   * counts the keys this apply creates.
+   */
+  committed: KeyspaceInfo | undefined;
   /** New in this apply: a fresh id, so no record of it exists yet. */
   created: boolean;
   items: PendingIncrement[];
@@ -578,8 +584,8 @@ export class Store {
       const known = this.dir.get(pending.id);
       groups.push(
         known
-          ? { ks: pending.id, info: { ...known }, created: false, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined }
-          : { ks: pending.id, info: { name: pending.name, id: nextId++, size: 0 }, created: true, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined },
+          ? { ks: pending.id, info: { ...known }, committed: known, created: false, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined }
+          : { ks: pending.id, info: { name: pending.name, id: nextId++, size: 0 }, committed: undefined, created: true, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined },
       );
     }
 
@@ -663,7 +669,8 @@ export class Store {
       const changed = groups.filter((g) => g.inserted.length > 0);
       await runLimited(changed.length, FENCE_CONCURRENCY, async (i) => {
         const group = changed[i]!;
-        const before = group.created ? Fences.empty() : await this.fencesForWrite(group.info);
+        // The fences before this apply, checked against the size before it (group.committed), not group.info.
+        const before = group.committed === undefined ? Fences.empty() : await this.fencesForWrite(group.committed);
         group.fences = await this.updateFences(group.info.id, before, group.inserted, group.removed, group.fenceOps);
       });
       const put = (op: BatchOp): void => void (op.type === 'put' ? chained.put(op.key, op.value) : chained.del(op.key));
