@@ -479,7 +479,7 @@ function markdownBody(s: Settings, keys: KeySet, readSet: ReadDataSet, facts: st
     '',
     markdownTable(targetsTable(results)),
     '',
-    'Memory: the settings that bound countd\'s memory are LevelDB\'s write buffer (16 MiB) and block cache (32 MiB) and the rank-fence cache (1,024 keyspaces) in `lib/store/schema.ts`; there is no RSS limit to check the peak against, so the peak per process is reported for comparison across runs (a bound shows as a peak that does not grow with `--seconds`).',
+    'Memory: the settings that bound countd\'s memory are LevelDB\'s write buffer and block cache (64 MiB each; up to two write buffers live), the count cache (64 MiB), the rank-fence cache (1,024 keyspaces) (`lib/store/schema.ts`), the reader\'s page cache (32 MiB) and the worker\'s apply batch (at most 32 logs, about 250,000 keys); V8 also keeps garbage until it needs the room. There is no RSS limit to check the peak against, so the peak per process is reported for comparison across runs (a bound shows as a peak that does not grow with `--seconds` or the number of keys).',
     '',
     '### Is the load generator the bottleneck?',
     '',
