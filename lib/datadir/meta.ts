@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import { CountdError, ErrorCodes, errnoCode, translateFsError } from '../errors.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes } from '../protocol/fields.js';
 import { writeFileAtomic } from '../util/fsync.js';
-import { DataDirPaths, dataDirPaths } from './layout.js';
+import { DataDirPaths, META_FILE, dataDirPaths } from './layout.js';
 
 export const FORMAT_NAME = 'countd';
 export const FORMAT_VERSION = 1;
@@ -39,7 +39,8 @@ export async function openDataDir(root: string, options: OpenDataDirOptions = {}
   const create = options.create ?? true;
   let meta = await readMeta(paths);
   if (meta === undefined) {
-    const entries = await listDir(paths.root);
+    // A meta file being written by a concurrent opener (writeFileAtomic's temp) is not content.
+    const entries = (await listDir(paths.root))?.filter((e) => !e.startsWith(`${META_FILE}.tmp-`));
     if (entries === undefined && !create) {
       throw new CountdError(ErrorCodes.NO_DATA_DIR, `data directory ${paths.root} does not exist`);
     }
@@ -52,7 +53,7 @@ export async function openDataDir(root: string, options: OpenDataDirOptions = {}
       }
       throw new CountdError(
         ErrorCodes.NO_DATA_DIR,
-        `${paths.root} is not a countd data directory (it has no ${'COUNTD'} file and is not empty)`,
+        `${paths.root} is not a countd data directory (it has no ${META_FILE} file and is not empty)`,
       );
     }
     if (!create) throw new CountdError(ErrorCodes.NO_DATA_DIR, `${paths.root} is not a countd data directory (empty)`);
@@ -65,9 +66,12 @@ export async function openDataDir(root: string, options: OpenDataDirOptions = {}
       created: new Date().toISOString(),
     };
     try {
+      // The meta file comes first: a concurrent opener (countd-write and
+      // countd-worker started together) then sees either an empty directory
+      // or a complete data directory, never a half-made one.
       await fsp.mkdir(paths.root, { recursive: true });
-      await fsp.mkdir(paths.commitlog, { recursive: true });
       await writeFileAtomic(paths.meta, JSON.stringify(meta) + '\n');
+      await fsp.mkdir(paths.commitlog, { recursive: true });
     } catch (err) {
       throw translateFsError(err, `create data directory ${paths.root}`);
     }

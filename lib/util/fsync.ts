@@ -13,9 +13,12 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+let tempCounter = 0;
+
 /** Replace `file` with `data` atomically and durably: temp file, fsync, rename, fsync dir. */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
+  // Unique per call, so concurrent writers (in this process or others) never share a temp file.
+  const tmp = `${file}.tmp-${process.pid}-${++tempCounter}`;
   const fh = await fsp.open(tmp, 'w', 0o644);
   try {
     await fh.writeFile(data);

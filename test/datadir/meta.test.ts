@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openDataDir } from '../../lib/datadir/meta.js';
+import { isCountdError } from '../../lib/errors.js';
+
+describe('data directory meta file', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await fsp.mkdtemp(path.join(os.tmpdir(), 'countd-test-meta-'));
+  });
+  afterEach(async () => {
+    await fsp.rm(root, { recursive: true, force: true });
+  });
+
+  const rejects = (p: Promise<unknown>, code: string, message: RegExp) =>
+    assert.rejects(p, (err: unknown) => isCountdError(err) && err.code === code && message.test(err.message));
+
+  it('creates a new directory with the default sizes, and reopens it', async () => {
+    const dir = path.join(root, 'new');
+    const made = await openDataDir(dir);
+    assert.deepEqual(made.sizes, { keyspaceSize: 256, keySize: 256 });
+    assert.ok((await fsp.stat(made.paths.commitlog)).isDirectory());
+    const again = await openDataDir(dir, { create: false, sizes: { keyspaceSize: 256 } });
+    assert.equal(again.meta.created, made.meta.created);
+  });
+
+  it('records non-default sizes and refuses to open with others (COUNTD_DATA_DIR_MISMATCH)', async () => {
+    await openDataDir(root, { sizes: { keyspaceSize: 32, keySize: 16 } });
+    assert.deepEqual((await openDataDir(root)).sizes, { keyspaceSize: 32, keySize: 16 });
+    await rejects(openDataDir(root, { sizes: { keySize: 256 } }), 'COUNTD_DATA_DIR_MISMATCH', /created with keySize 16, not 256/);
+  });
+
+  it('refuses another format version', async () => {
+    await openDataDir(root);
+    await fsp.writeFile(path.join(root, 'COUNTD'), JSON.stringify({ format: 'countd', version: 2, keyspaceSize: 256, keySize: 256 }));
+    await rejects(openDataDir(root), 'COUNTD_DATA_DIR_MISMATCH', /format version 2/);
+  });
+
+  it('reports a meta file that is not JSON, or not countd\'s, as corruption', async () => {
+    await fsp.writeFile(path.join(root, 'COUNTD'), '{nope');
+    await rejects(openDataDir(root), 'COUNTD_CORRUPTION', /not valid JSON/);
+    await fsp.writeFile(path.join(root, 'COUNTD'), JSON.stringify({ format: 'other' }));
+    await rejects(openDataDir(root), 'COUNTD_CORRUPTION', /not a countd meta file/);
+    await fsp.writeFile(path.join(root, 'COUNTD'), JSON.stringify({ format: 'countd', version: 1, keyspaceSize: 0, keySize: 256 }));
+    await rejects(openDataDir(root), 'COUNTD_CORRUPTION', /invalid field sizes/);
+  });
+
+  it('names countd migrate for a directory of the original countd (logs or keyspace files)', async () => {
+    await fsp.writeFile(path.join(root, '0000000000'), Buffer.alloc(16));
+    await rejects(openDataDir(root), 'COUNTD_LEGACY_DATA_DIR', /countd migrate/);
+    const other = path.join(root, 'ks-dir');
+    await fsp.mkdir(path.join(other, 'pages'), { recursive: true });
+    await fsp.writeFile(path.join(other, 'pages', 'keyspace'), Buffer.alloc(264));
+    await rejects(openDataDir(other), 'COUNTD_LEGACY_DATA_DIR', /countd migrate/);
+  });
+
+  it('refuses a non-empty directory that is not countd\'s, a file, and a missing directory without create', async () => {
+    await fsp.writeFile(path.join(root, 'notes.txt'), 'hello');
+    await rejects(openDataDir(root), 'COUNTD_NO_DATA_DIR', /not a countd data directory/);
+    await rejects(openDataDir(path.join(root, 'notes.txt')), 'COUNTD_NO_DATA_DIR', /not a directory/);
+    await rejects(openDataDir(path.join(root, 'missing'), { create: false }), 'COUNTD_NO_DATA_DIR', /does not exist/);
+  });
+
+  it('lets a second opener in while the first is still creating the directory (countd-write and countd-worker started together)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const dir = path.join(root, `race-${i}`);
+      const first = openDataDir(dir);
+      // Start the second opener as soon as anything shows in the directory: it
+      // must see an empty directory or a complete one, never a half-made one.
+      let entries: string[] = [];
+      while (entries.length === 0) entries = await fsp.readdir(dir).catch(() => []);
+      const [a, b] = await Promise.all([first, openDataDir(dir)]);
+      assert.deepEqual(a.sizes, b.sizes);
+      assert.deepEqual((await fsp.readdir(dir)).sort(), ['COUNTD', 'commitlog'], 'no temp file left behind');
+    }
+  });
+
+  it('lets several openers create one directory at the same time', async () => {
+    const dir = path.join(root, 'together');
+    const opened = await Promise.all([openDataDir(dir), openDataDir(dir), openDataDir(dir), openDataDir(dir)]);
+    for (const d of opened) assert.deepEqual(d.sizes, { keyspaceSize: 256, keySize: 256 });
+    assert.deepEqual((await fsp.readdir(dir)).sort(), ['COUNTD', 'commitlog']);
+  });
+});
