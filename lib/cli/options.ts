@@ -186,6 +186,11 @@ export function withOptions<T>(y: Argv<T>, ...groups: Record<string, Options>[])
   return out;
 }
 
+/** The flags of the commands that name one key (get, rank, around): keyspace and key, --json, a daemon address. */
+export function keyCommandOptions(y: Argv, ...extra: Record<string, Options>[]): Argv {
+  return withOptions(y.positional('keyspace', keyspacePositional).positional('key', keyPositional), commonOptions, ...extra, jsonOption, daemonOptions);
+}
+
 // ---- combinations --------------------------------------------------------
 
 /** Parsed flags as yargs hands them over (after the parsers above). */

@@ -1,16 +1,7 @@
 // countd around <keyspace> <key> [--n N]: the neighbourhood of one key in rank order.
 
 import type { Argv } from 'yargs';
-import {
-  Flags,
-  aroundOptions,
-  commonOptions,
-  daemonOptions,
-  jsonOption,
-  keyPositional,
-  keyspacePositional,
-  withOptions,
-} from '../options.js';
+import { aroundOptions, Flags, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
 import { notFound } from './get.js';
@@ -19,13 +10,7 @@ export const command = 'around <keyspace> <key>';
 export const describe = 'print up to --n entries around one key in rank order: rank<TAB>key<TAB>count';
 
 export function builder(y: Argv): Argv {
-  return withOptions(
-    y.positional('keyspace', keyspacePositional).positional('key', keyPositional),
-    commonOptions,
-    aroundOptions,
-    jsonOption,
-    daemonOptions,
-  );
+  return keyCommandOptions(y, aroundOptions);
 }
 
 export async function handler(argv: Flags): Promise<void> {

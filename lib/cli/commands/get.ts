@@ -3,15 +3,7 @@
 import type { Argv } from 'yargs';
 import { CountdError, ErrorCodes } from '../../errors.js';
 import { escapeName } from '../../util/escape.js';
-import {
-  Flags,
-  commonOptions,
-  daemonOptions,
-  jsonOption,
-  keyPositional,
-  keyspacePositional,
-  withOptions,
-} from '../options.js';
+import { Flags, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
 
@@ -19,12 +11,7 @@ export const command = 'get <keyspace> <key>';
 export const describe = 'print the count of one key (key<TAB>count); exit 1 if the key does not exist';
 
 export function builder(y: Argv): Argv {
-  return withOptions(
-    y.positional('keyspace', keyspacePositional).positional('key', keyPositional),
-    commonOptions,
-    jsonOption,
-    daemonOptions,
-  );
+  return keyCommandOptions(y);
 }
 
 export async function handler(argv: Flags): Promise<void> {

@@ -1,15 +1,7 @@
 // countd rank <keyspace> <key>: where one key stands (0-based rank, as a page offset).
 
 import type { Argv } from 'yargs';
-import {
-  Flags,
-  commonOptions,
-  daemonOptions,
-  jsonOption,
-  keyPositional,
-  keyspacePositional,
-  withOptions,
-} from '../options.js';
+import { Flags, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
 import { notFound } from './get.js';
@@ -18,12 +10,7 @@ export const command = 'rank <keyspace> <key>';
 export const describe = 'print the rank (0-based: entries ranked above it) and count of one key: rank<TAB>key<TAB>count';
 
 export function builder(y: Argv): Argv {
-  return withOptions(
-    y.positional('keyspace', keyspacePositional).positional('key', keyPositional),
-    commonOptions,
-    jsonOption,
-    daemonOptions,
-  );
+  return keyCommandOptions(y);
 }
 
 export async function handler(argv: Flags): Promise<void> {
