@@ -1,33 +1,49 @@
-// `npm run bench:pages`: does a page cost the same at any depth? (issue 8)
+// `npm run bench:pages`: does a page cost the same at any depth, and how does
+// it compare with Redis on the same data? (issue 8)
 //
 // Builds one keyspace of 1,000,000 keys directly through Store.apply (big
 // batches, random counts with many ties), then prints the median latency of a
 // 100-entry page at offset 0 and at offset 900,000, of rank() and of
-// around() for random keys. Target: deep page <= 3x shallow page.
+// around() for random keys, in-process. Then, over loopback, one request at a
+// time (send, wait for the whole response, repeat), the same page and rank
+// requests through the real read server (startReader on this Store, page
+// cache off, so the uncached cost is measured) against a private redis-server
+// holding the same (key, count) pairs in one sorted set: ZREVRANGE ... 
+// WITHSCORES and ZREVRANK. Targets: deep page <= 3x shallow page; each countd
+// figure <= 2x Redis's.
 //
 // Options (environment): COUNTD_BENCH_KEYS (default 1,000,000),
 // COUNTD_BENCH_DIR (default os.tmpdir()), COUNTD_BENCH_FENCE (rankFenceSize).
 
 import { mkdtemp, rm } from 'node:fs/promises';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
-import { IncrementBatch, Store } from '../lib/store/store.js';
+import { DEFAULT_FIELD_SIZES, readRecordSize } from '../lib/protocol/fields.js';
+import { encodeReadRequest } from '../lib/protocol/read-request.js';
+import { ReaderHandle, startReader } from '../lib/roles/reader.js';
+import { Entry, IncrementBatch, Store } from '../lib/store/store.js';
+import { Client } from '../lib/client/client.js';
 import { mulberry32 as random } from '../test/harness/rng.js';
+import { formatMachineFacts, machineFacts } from './lib/machine.js';
+import { ReplyCounter, connect } from './lib/pipeline.js';
+import { RedisServer, RespValue, findRedisServer, respReplyCounter, startRedis } from './lib/redis.js';
 
 const KEYS = Number(process.env.COUNTD_BENCH_KEYS ?? 1_000_000);
 const BATCH = 100_000;
 const RUNS = 300;
+const WARMUP = 20;
 const PAGE = 100;
+const ZADD_MEMBERS = 1000;
 const FENCE = process.env.COUNTD_BENCH_FENCE ? Number(process.env.COUNTD_BENCH_FENCE) : undefined;
-
+const SIZES = DEFAULT_FIELD_SIZES;
 
 async function median(runs: number, fn: (i: number) => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 20; i++) await fn(i); // warm up
+  for (let i = 0; i < WARMUP; i++) await fn(i); // warm up
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const start = process.hrtime.bigint();
-    await fn(i);
+    await fn(WARMUP + i);
     times.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
   times.sort((a, b) => a - b);
@@ -35,12 +51,243 @@ async function median(runs: number, fn: (i: number) => Promise<unknown>): Promis
 }
 
 const ms = (x: number): string => `${x.toFixed(3)} ms`;
+const times = (x: number): string => `${x.toFixed(2)}x`;
+
+// ---------------------------------------------------------------- one request at a time
+
+/**
+ * One connection used strictly one request at a time: request() writes the
+ * bytes and resolves when the counter has seen exactly one complete reply.
+ */
+class RoundTrip {
+  readonly #socket: net.Socket;
+  #resolve: (() => void) | undefined;
+  #reject: ((err: Error) => void) | undefined;
+
+  constructor(socket: net.Socket, counter: ReplyCounter) {
+    this.#socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      let done: number;
+      try {
+        done = counter(chunk);
+      } catch (err) {
+        this.#fail(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (done === 0) return;
+      const resolve = this.#resolve;
+      this.#resolve = this.#reject = undefined;
+      if (done !== 1 || resolve === undefined) this.#fail(new Error(`${done} replies to one request`));
+      else resolve();
+    });
+    socket.on('error', (err) => this.#fail(err));
+    socket.on('close', () => this.#fail(new Error('connection closed')));
+  }
+
+  request(bytes: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#socket.write(bytes);
+    });
+  }
+
+  close(): void {
+    this.#socket.removeAllListeners('close');
+    this.#socket.destroy();
+  }
+
+  #fail(err: Error): void {
+    const reject = this.#reject;
+    this.#resolve = this.#reject = undefined;
+    reject?.(err);
+  }
+}
+
+/**
+ * Counts complete countd read responses without decoding them (as
+ * respReplyCounter does for Redis): n (i64), then `header()` - 8 more bytes
+ * (0 for page, 8 for rank's `first`), then n records.
+ */
+function countdReplyCounter(header: () => number): ReplyCounter {
+  const rec = readRecordSize(SIZES);
+  let head = Buffer.alloc(0);
+  let got = 0;
+  let total = -1;
+  return (chunk) => {
+    let done = 0;
+    let pos = 0;
+    for (;;) {
+      if (total < 0) {
+        if (pos >= chunk.length) break;
+        const take = chunk.subarray(pos, pos + 8 - head.length);
+        head = Buffer.concat([head, take]);
+        pos += take.length;
+        got += take.length;
+        if (head.length < 8) break;
+        const n = head.readBigInt64LE(0);
+        if (n < 0n) throw new Error(`countd answered n = ${n}`);
+        total = header() + Number(n) * rec;
+      }
+      const take = Math.min(total - got, chunk.length - pos);
+      got += take;
+      pos += take;
+      if (got < total) break;
+      done++;
+      head = Buffer.alloc(0);
+      got = 0;
+      total = -1;
+    }
+    return done;
+  };
+}
+
+function respCommand(args: (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) {
+    const b = typeof a === 'string' ? Buffer.from(a) : a;
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Load `entries` into sorted set `ks` with pipelined ZADDs of ZADD_MEMBERS members each. */
+async function loadRedis(server: RedisServer, ks: Buffer, entries: Entry[]): Promise<void> {
+  const socket = await connect('127.0.0.1', server.port);
+  try {
+    const commands: Buffer[] = [];
+    for (let i = 0; i < entries.length; i += ZADD_MEMBERS) {
+      const args: (string | Buffer)[] = ['ZADD', ks];
+      for (const e of entries.slice(i, i + ZADD_MEMBERS)) args.push(String(e.count), e.key);
+      commands.push(respCommand(args));
+    }
+    await new Promise<void>((resolve, reject) => {
+      const counter = respReplyCounter();
+      let replies = 0;
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          replies += counter(chunk);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        if (replies === commands.length) resolve();
+      });
+      socket.once('error', reject);
+      socket.once('close', () => reject(new Error('redis closed the connection')));
+      for (const c of commands) socket.write(c);
+    });
+  } finally {
+    socket.destroy();
+  }
+}
+
+async function redisNumber(server: RedisServer, ...args: (string | number)[]): Promise<number> {
+  const v: RespValue = await server.command(...args);
+  if (typeof v !== 'number') throw new Error(`redis ${args[0]}: expected a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+interface WireFigures {
+  loadSeconds: number;
+  countd: { shallow: number; deep: number; rank: number; shallowCached: number };
+  redis: { shallow: number; deep: number; rank: number };
+}
+
+async function measureWire(
+  store: Store,
+  ks: Buffer,
+  size: number,
+  deepOffset: number,
+  rankKeys: Buffer[],
+  redisBinary: string,
+): Promise<WireFigures> {
+  let reader: ReaderHandle | undefined;
+  let cachedReader: ReaderHandle | undefined;
+  let redis: RedisServer | undefined;
+  const trips: RoundTrip[] = [];
+  const clients: Client[] = [];
+  try {
+    reader = await startReader({ store, sizes: SIZES, listen: '127.0.0.1', port: 0, pageCacheBytes: 0 });
+    cachedReader = await startReader({ store, sizes: SIZES, listen: '127.0.0.1', port: 0 });
+
+    // The same (key, count) pairs, read back from the Store.
+    const entries: Entry[] = [];
+    for (let offset = 0; offset < size; offset += 10_000) entries.push(...(await store.page(ks, offset, 10_000)));
+    if (entries.length !== size) throw new Error(`read back ${entries.length} entries of ${size}`);
+    redis = await startRedis(redisBinary, 'everysec');
+    await redis.command('CONFIG', 'SET', 'appendonly', 'no'); // reads only: no persistence
+    const loadStart = Date.now();
+    await loadRedis(redis, ks, entries);
+    const loadSeconds = (Date.now() - loadStart) / 1000;
+    const card = await redisNumber(redis, 'ZCARD', ks.toString('latin1'));
+    if (card !== size) throw new Error(`redis holds ${card} members, countd ${size}`);
+
+    // Both answer the same ranking (Redis orders ties by member descending,
+    // countd ascending: compare the counts, and ranks up to the tie group).
+    const client = new Client({ host: '127.0.0.1', readPort: reader.port });
+    clients.push(client);
+    for (const offset of [0, deepOffset]) {
+      const ours = (await client.page(ks, offset, PAGE)).map((e) => String(e.count));
+      const theirs = (await redis.command('ZREVRANGE', ks.toString('latin1'), offset, offset + PAGE - 1, 'WITHSCORES')) as string[];
+      const scores = theirs.filter((_, i) => i % 2 === 1);
+      if (ours.join() !== scores.join()) throw new Error(`page at offset ${offset}: countd and Redis counts differ`);
+    }
+    for (const key of rankKeys.slice(0, 20)) {
+      const ours = await client.rank(ks, key);
+      const theirs = await redisNumber(redis, 'ZREVRANK', ks.toString('latin1'), key.toString('latin1'));
+      const atTheirs = await client.page(ks, theirs, 1);
+      if (ours === undefined || atTheirs[0]?.count !== ours.count) throw new Error(`rank of ${key}: countd ${ours?.rank}, Redis ${theirs} (different counts)`);
+    }
+
+    // Requests encoded up front on both sides: only the round trip is timed.
+    let header = 8;
+    const countdTrip = new RoundTrip(await connect('127.0.0.1', reader.port), countdReplyCounter(() => header));
+    const cachedTrip = new RoundTrip(await connect('127.0.0.1', cachedReader.port), countdReplyCounter(() => 8));
+    const redisTrip = new RoundTrip(await connect('127.0.0.1', redis.port), respReplyCounter());
+    trips.push(countdTrip, cachedTrip, redisTrip);
+    const cPage = (offset: number): Buffer => encodeReadRequest({ op: 'page', keyspace: ks, offset, length: PAGE }, SIZES);
+    const rPage = (offset: number): Buffer => respCommand(['ZREVRANGE', ks, String(offset), String(offset + PAGE - 1), 'WITHSCORES']);
+    const cShallow = cPage(0);
+    const cDeep = cPage(deepOffset);
+    const rShallow = rPage(0);
+    const rDeep = rPage(deepOffset);
+    const cRank = rankKeys.map((key) => encodeReadRequest({ op: 'rank', keyspace: ks, key }, SIZES));
+    const rRank = rankKeys.map((key) => respCommand(['ZREVRANK', ks, key]));
+
+    header = 8;
+    const countdShallow = await median(RUNS, () => countdTrip.request(cShallow));
+    const redisShallow = await median(RUNS, () => redisTrip.request(rShallow));
+    const countdDeep = await median(RUNS, () => countdTrip.request(cDeep));
+    const redisDeep = await median(RUNS, () => redisTrip.request(rDeep));
+    header = 16;
+    const countdRank = await median(RUNS, (i) => countdTrip.request(cRank[i]!));
+    const redisRank = await median(RUNS, (i) => redisTrip.request(rRank[i]!));
+    const shallowCached = await median(RUNS, () => cachedTrip.request(cShallow));
+    return {
+      loadSeconds,
+      countd: { shallow: countdShallow, deep: countdDeep, rank: countdRank, shallowCached },
+      redis: { shallow: redisShallow, deep: redisDeep, rank: redisRank },
+    };
+  } finally {
+    for (const t of trips) t.close();
+    for (const c of clients) await c.close();
+    await reader?.close();
+    await cachedReader?.close();
+    await redis?.stop();
+  }
+}
+
+// ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
   const root = await mkdtemp(path.join(process.env.COUNTD_BENCH_DIR ?? os.tmpdir(), 'countd-bench-pages-'));
+  const redisBinary = findRedisServer();
   let store: Store | undefined;
   try {
-    store = await Store.open({ location: path.join(root, 'db'), sizes: DEFAULT_FIELD_SIZES, rankFenceSize: FENCE });
+    console.log('bench:pages');
+    for (const line of formatMachineFacts(machineFacts(root, redisBinary))) console.log(`  ${line}`);
+    store = await Store.open({ location: path.join(root, 'db'), sizes: SIZES, rankFenceSize: FENCE });
     const rand = random(1);
     const ks = Buffer.from('pages');
     const names: Buffer[] = [];
@@ -71,12 +318,35 @@ async function main(): Promise<void> {
     const page = await store.page(ks, deepOffset, PAGE);
     if (page.length !== PAGE || (await store.rank(ks, page[0].key)) !== deepOffset) throw new Error('deep page and rank disagree');
 
-    console.log(`bench:pages — one keyspace of ${size.toLocaleString('en-US')} keys (built in ${buildSeconds.toFixed(1)} s through Store.apply)`);
+    console.log(`one keyspace of ${size.toLocaleString('en-US')} keys (built in ${buildSeconds.toFixed(1)} s through Store.apply)`);
+    console.log('in-process (Store), median of 300:');
     console.log(`  page(0, ${PAGE})                median ${ms(shallow)}`);
-    console.log(`  page(${deepOffset.toLocaleString('en-US')}, ${PAGE})          median ${ms(deep)}   (${(deep / shallow).toFixed(2)}x shallow; target <= 3x)`);
+    console.log(`  page(${deepOffset.toLocaleString('en-US')}, ${PAGE})          median ${ms(deep)}   (${times(deep / shallow)} shallow; target <= 3x)`);
     console.log(`  page(random, ${PAGE})           median ${ms(randomPage)}`);
     console.log(`  rank(random key)            median ${ms(rank)}`);
     console.log(`  around(random key, ${PAGE})     median ${ms(around)}`);
+
+    if (redisBinary === undefined) {
+      console.log('redis-server is not on the PATH: the comparison with Redis is skipped.');
+      return;
+    }
+    // The same random keys for both servers (warm-up requests included).
+    const rankKeys = Array.from({ length: WARMUP + RUNS }, () => names[Math.floor(rand() * KEYS)]!);
+    const w = await measureWire(store, ks, size, deepOffset, rankKeys, redisBinary);
+    const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+    const rows: [string, number, string, number][] = [
+      [`page(0, ${PAGE})`, w.countd.shallow, `ZREVRANGE 0 ${PAGE - 1} WITHSCORES`, w.redis.shallow],
+      [`page(${deepOffset}, ${PAGE})`, w.countd.deep, `ZREVRANGE ${deepOffset} ${deepOffset + PAGE - 1} WITHSCORES`, w.redis.deep],
+      ['rank(random key)', w.countd.rank, 'ZREVRANK (same keys)', w.redis.rank],
+    ];
+    console.log(`over loopback, one request at a time, median of ${RUNS} after ${WARMUP} warm-up (Redis loaded in ${w.loadSeconds.toFixed(1)} s, ${ZADD_MEMBERS} members per pipelined ZADD, no persistence; countd read server with page cache off):`);
+    console.log(`  ${'countd'.padEnd(22)}${'median'.padStart(10)}   ${'Redis'.padEnd(36)}${'median'.padStart(10)}   countd/Redis   (target <= 2x)`);
+    for (const [ours, a, theirs, b] of rows) {
+      console.log(`  ${ours.padEnd(22)}${ms(a).padStart(10)}   ${theirs.padEnd(36)}${ms(b).padStart(10)}   ${times(a / b).padStart(12)}   ${verdict(a <= 2 * b)}`);
+    }
+    const ratio = w.countd.deep / w.countd.shallow;
+    console.log(`  deep / shallow page: countd ${times(ratio)} (target <= 3x: ${verdict(ratio <= 3)}), Redis ${times(w.redis.deep / w.redis.shallow)}`);
+    console.log(`  page(0, ${PAGE}) with the page cache on (default 32 MiB): ${ms(w.countd.shallowCached)} (${times(w.countd.shallowCached / w.redis.shallow)} Redis)`);
   } finally {
     await store?.close();
     await rm(root, { recursive: true, force: true });
