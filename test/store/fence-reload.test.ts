@@ -9,28 +9,10 @@ import assert from 'node:assert/strict';
 import { ClassicLevel } from 'classic-level';
 import { TAG_FENCE } from '../../lib/store/encoding.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
-import type { Logger, LogFields } from '../../lib/util/log.js';
-import { removeDir, tempDir } from './helpers.js';
+import { LogLine, recordingLogger, removeDir, tempDir } from './helpers.js';
 
 const sizes = { keyspaceSize: 16, keySize: 16 };
 const FENCE_WARNING = /rank fences missing or inconsistent/;
-
-interface Line {
-  level: string;
-  message: string;
-  fields?: LogFields;
-}
-
-function recordingLogger(lines: Line[]): Logger {
-  const make = (): Logger => ({
-    debug: (message, fields) => lines.push({ level: 'debug', message, fields }),
-    info: (message, fields) => lines.push({ level: 'info', message, fields }),
-    warn: (message, fields) => lines.push({ level: 'warn', message, fields }),
-    error: (message, fields) => lines.push({ level: 'error', message, fields }),
-    child: () => make(),
-  });
-  return make();
-}
 
 /** `n` keys `prefix0`… of keyspace `ks`, key i counting i + 1. */
 function keysBatch(ks: string, prefix: string, n: number): IncrementBatch {
@@ -39,14 +21,14 @@ function keysBatch(ks: string, prefix: string, n: number): IncrementBatch {
   return batch;
 }
 
-function fenceWarnings(lines: Line[]): Line[] {
+function fenceWarnings(lines: LogLine[]): LogLine[] {
   return lines.filter((l) => l.level === 'warn' && FENCE_WARNING.test(l.message));
 }
 
 describe('Store: rank fences loaded by an apply', () => {
   const dirs: string[] = [];
   const stores: Store[] = [];
-  async function open(dir: string, lines: Line[], extra: { rankCacheKeyspaces?: number } = {}): Promise<Store> {
+  async function open(dir: string, lines: LogLine[], extra: { rankCacheKeyspaces?: number } = {}): Promise<Store> {
     const store = await Store.open({ location: dir, sizes, logger: recordingLogger(lines), rankFenceSize: 4, sync: false, ...extra });
     stores.push(store);
     return store;
@@ -63,7 +45,7 @@ describe('Store: rank fences loaded by an apply', () => {
 
   it('the first apply after a reopen that creates keys finds the persisted fences sound', async () => {
     const dir = newDir();
-    const lines: Line[] = [];
+    const lines: LogLine[] = [];
     let store = await open(dir, lines);
     await store.apply(keysBatch('ks', 'a', 30));
     await store.close();
@@ -88,7 +70,7 @@ describe('Store: rank fences loaded by an apply', () => {
   });
 
   it('an apply after its keyspace left the fence cache finds the persisted fences sound', async () => {
-    const lines: Line[] = [];
+    const lines: LogLine[] = [];
     const store = await open(newDir(), lines, { rankCacheKeyspaces: 1 });
     await store.apply(keysBatch('one', 'a', 20));
     await store.apply(keysBatch('two', 'a', 20)); // evicts the fences of 'one'
@@ -102,7 +84,7 @@ describe('Store: rank fences loaded by an apply', () => {
 
   it('fences truly missing on disk are still reported, rebuilt, and persisted by the next apply', async () => {
     const dir = newDir();
-    const lines: Line[] = [];
+    const lines: LogLine[] = [];
     let store = await open(dir, lines);
     await store.apply(keysBatch('ks', 'a', 30));
     await store.close();

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import type { Logger, LogFields } from '../../lib/util/log.js';
 
 export { mulberry32 as random } from '../harness/rng.js';
 
@@ -52,4 +53,23 @@ export class Model {
     const list = [...space].map(([k, count]) => ({ key: Buffer.from(k, 'latin1'), count }));
     return list.sort((a, b) => (a.count !== b.count ? (a.count > b.count ? -1 : 1) : Buffer.compare(a.key, b.key)));
   }
+}
+
+/** One line a recordingLogger saw. */
+export interface LogLine {
+  level: string;
+  message: string;
+  fields?: LogFields;
+}
+
+/** A Logger that keeps every line in `lines`, for tests that assert what was logged. */
+export function recordingLogger(lines: LogLine[]): Logger {
+  const make = (): Logger => ({
+    debug: (message, fields) => lines.push({ level: 'debug', message, fields }),
+    info: (message, fields) => lines.push({ level: 'info', message, fields }),
+    warn: (message, fields) => lines.push({ level: 'warn', message, fields }),
+    error: (message, fields) => lines.push({ level: 'error', message, fields }),
+    child: () => make(),
+  });
+  return make();
 }

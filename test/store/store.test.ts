@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { ErrorCodes, isCountdError } from '../../lib/errors.js';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
-import type { Logger, LogFields } from '../../lib/util/log.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
-import { removeDir, tempDir } from './helpers.js';
+import type { Logger } from '../../lib/util/log.js';
+import { LogLine, recordingLogger, removeDir, tempDir } from './helpers.js';
 
 const sizes = { keyspaceSize: 16, keySize: 16 };
 const b = (s: string): Buffer => Buffer.from(s, 'utf8');
@@ -12,17 +12,6 @@ function batchOf(...items: Array<[string, string, bigint]>): IncrementBatch {
   const batch = new IncrementBatch();
   for (const [ks, key, delta] of items) batch.add(b(ks), b(key), delta);
   return batch;
-}
-
-function recordingLogger(lines: Array<{ level: string; message: string; fields?: LogFields }>): Logger {
-  const make = (): Logger => ({
-    debug: (message, fields) => lines.push({ level: 'debug', message, fields }),
-    info: (message, fields) => lines.push({ level: 'info', message, fields }),
-    warn: (message, fields) => lines.push({ level: 'warn', message, fields }),
-    error: (message, fields) => lines.push({ level: 'error', message, fields }),
-    child: () => make(),
-  });
-  return make();
 }
 
 async function rejectsWith(promise: Promise<unknown> | (() => unknown), code: string): Promise<void> {
@@ -56,7 +45,7 @@ describe('Store', () => {
   });
 
   it('saturates past the signed 64-bit range and logs a warning', async () => {
-    const lines: Array<{ level: string; message: string; fields?: LogFields }> = [];
+    const lines: LogLine[] = [];
     const { store } = await open({ logger: recordingLogger(lines) });
     await store.apply(batchOf(['ks', 'hi', INT64_MAX], ['ks', 'lo', INT64_MIN]));
     const result = await store.apply(batchOf(['ks', 'hi', 5n], ['ks', 'lo', -5n], ['ks', 'ok', 1n]));
