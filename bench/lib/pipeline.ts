@@ -22,6 +22,19 @@ export interface Protocol {
   replyCounter(conn: number): ReplyCounter;
 }
 
+/**
+ * encode() for a protocol whose requests are prebuilt: each connection draws
+ * request indexes from its own stream, and a batch is their concatenation.
+ */
+export function prebuiltEncoder(streams: Array<() => number>, requests: Buffer[]): Protocol['encode'] {
+  return (conn, count) => {
+    const next = streams[conn]!;
+    const parts: Buffer[] = [];
+    for (let i = 0; i < count; i++) parts.push(requests[next()]!);
+    return Buffer.concat(parts);
+  };
+}
+
 export interface PipelineOptions {
   host?: string;
   port: number;

@@ -8,7 +8,7 @@ import { Client } from '../../lib/client/client.js';
 import { FieldSizes, readRecordSize } from '../../lib/protocol/fields.js';
 import { encodeReadRequest } from '../../lib/protocol/read-request.js';
 import { KeySet, keyspaceName, readKeyspaceName } from './keys.js';
-import { Protocol, ReplyCounter } from './pipeline.js';
+import { Protocol, ReplyCounter, prebuiltEncoder } from './pipeline.js';
 
 export interface PageStats {
   /** Records received over all pages (to show the pages were not empty). */
@@ -23,12 +23,7 @@ export function pageProtocol(keys: KeySet, phase: number, connections: number, p
     encodeReadRequest({ op: 'page', offset: 0, length: pageLength, keyspace: readKeyspaceName(j) }, sizes),
   );
   return {
-    encode(conn, count) {
-      const next = streams[conn]!;
-      const parts: Buffer[] = [];
-      for (let i = 0; i < count; i++) parts.push(requests[next()]!);
-      return Buffer.concat(parts);
-    },
+    encode: prebuiltEncoder(streams, requests),
     replyCounter: () => pageReplyCounter(readRecordSize(sizes), stats),
   };
 }

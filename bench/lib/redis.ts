@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { KeySet, ReadDataSet, keyName, keyspaceName, readKeyspaceName } from './keys.js';
-import { Protocol, ReplyCounter, connect } from './pipeline.js';
+import { Protocol, ReplyCounter, connect, prebuiltEncoder } from './pipeline.js';
 import { dirBytes, peakRss } from './proc-stats.js';
 import { track, untrack } from './cleanup.js';
 
@@ -160,12 +160,7 @@ export function redisReadProtocol(keys: KeySet, phase: number, connections: numb
     );
   });
   return {
-    encode(conn, count) {
-      const next = streams[conn]!;
-      const parts: Buffer[] = [];
-      for (let i = 0; i < count; i++) parts.push(requests[next()]!);
-      return Buffer.concat(parts);
-    },
+    encode: prebuiltEncoder(streams, requests),
     replyCounter: () => respReplyCounter(),
   };
 }
