@@ -351,7 +351,9 @@ describe('countd CLI', function () {
   });
 
   describe('role binaries', () => {
-    it('countd-write and countd-worker --read-port serve a data directory together; SIGTERM exits 0', async () => {
+    it('countd-write and countd-worker --read-port serve a data directory together; SIGTERM exits 0', async function () {
+      // Both create a new data directory and LevelDB with fsyncs: slow when the disk is busy.
+      this.timeout(90_000);
       const dir = await fresh();
       const startRole = (bin: string, args: string[]) => {
         const proc = spawn(process.execPath, [BIN(bin), '--data-dir', dir, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -363,8 +365,12 @@ describe('countd CLI', function () {
       const writer = startRole('countd-write', ['--port', '0', '--handover-ms', '50']);
       const worker = startRole('countd-worker', ['--read-port', '0']);
       try {
-        const writePort = await waitFor('countd-write', () => /running: write port (\d+)/.exec(writer.out.stderr)?.[1]);
-        const readPort = await waitFor('countd-worker', () => /running: read port (\d+)/.exec(worker.out.stderr)?.[1]);
+        const started = (what: string, role: typeof writer, re: RegExp) =>
+          waitFor(what, () => re.exec(role.out.stderr)?.[1], 40_000).catch((err: Error) => {
+            throw new Error(`${err.message}; its stderr: ${role.out.stderr}`);
+          });
+        const writePort = await started('countd-write', writer, /running: write port (\d+)/);
+        const readPort = await started('countd-worker', worker, /running: read port (\d+)/);
         const client = new Client({ writePort: Number(writePort), readPort: Number(readPort) });
         await client.increment('roles', 'k', 42);
         const count = await waitFor('the worker to apply', async () => await client.get('roles', 'k'));
