@@ -38,9 +38,14 @@ export async function openDataDir(root: string, options: OpenDataDirOptions = {}
   const paths = dataDirPaths(root);
   const create = options.create ?? true;
   let meta = await readMeta(paths);
+  // A meta file being written by a concurrent opener (writeFileAtomic's temp) is not content.
+  let entries = meta === undefined ? (await listDir(paths.root))?.filter((e) => !e.startsWith(`${META_FILE}.tmp-`)) : [];
+  if (meta === undefined && entries?.includes(META_FILE)) {
+    // A concurrent opener created the directory between our two looks: it is complete now.
+    meta = await readMeta(paths);
+    entries = [];
+  }
   if (meta === undefined) {
-    // A meta file being written by a concurrent opener (writeFileAtomic's temp) is not content.
-    const entries = (await listDir(paths.root))?.filter((e) => !e.startsWith(`${META_FILE}.tmp-`));
     if (entries === undefined && !create) {
       throw new CountdError(ErrorCodes.NO_DATA_DIR, `data directory ${paths.root} does not exist`);
     }

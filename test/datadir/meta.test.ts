@@ -77,6 +77,40 @@ describe('data directory meta file', () => {
     }
   });
 
+  it('lets a second opener in when the first finishes between its two looks (meta, then listing)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const dir = path.join(root, `late-${i}`);
+      await fsp.mkdir(dir);
+      const second = openDataDir(dir);
+      const first = openDataDir(dir);
+      const [a, b] = await Promise.all([first, second]);
+      assert.deepEqual(a.sizes, b.sizes);
+    }
+    // The window itself, made deterministic: meta absent at the first look, present at the listing.
+    const dir = path.join(root, 'window');
+    await fsp.mkdir(dir);
+    const made = openDataDir(path.join(root, 'window-src'));
+    await made;
+    const realReadFile = fsp.readFile;
+    let looks = 0;
+    (fsp as { readFile: typeof fsp.readFile }).readFile = (async (...args: Parameters<typeof fsp.readFile>) => {
+      if (String(args[0]) === path.join(dir, 'COUNTD') && looks++ === 0) {
+        // First look: no meta yet; then the "other opener" completes the directory.
+        await fsp.copyFile(path.join(root, 'window-src', 'COUNTD'), path.join(dir, 'COUNTD'));
+        await fsp.mkdir(path.join(dir, 'commitlog'));
+        throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+      }
+      return realReadFile(...args);
+    }) as typeof fsp.readFile;
+    try {
+      const opened = await openDataDir(dir);
+      assert.deepEqual(opened.sizes, { keyspaceSize: 256, keySize: 256 });
+      assert.equal(looks, 2, 'it looked at the meta file again');
+    } finally {
+      (fsp as { readFile: typeof fsp.readFile }).readFile = realReadFile;
+    }
+  });
+
   it('lets several openers create one directory at the same time', async () => {
     const dir = path.join(root, 'together');
     const opened = await Promise.all([openDataDir(dir), openDataDir(dir), openDataDir(dir), openDataDir(dir)]);
