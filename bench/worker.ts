@@ -31,6 +31,7 @@ import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
 import { startWorker } from '../lib/roles/worker.js';
 import { Store } from '../lib/store/store.js';
 import { mulberry32 as random } from '../test/harness/rng.js';
+import { zipfCdf, zipfIndex } from './lib/keys.js';
 
 const KEYS = 1_000_000;
 const KEYSPACES = 1000;
@@ -38,7 +39,6 @@ const FRAMES = Number(process.env.COUNTD_BENCH_FRAMES ?? 2_000_000);
 const SYNC = process.env.COUNTD_BENCH_SYNC !== '0';
 const NULL_STORE = process.env.COUNTD_BENCH_NULL_STORE === '1';
 const COUNT_CACHE = process.env.COUNTD_BENCH_COUNT_CACHE === undefined ? undefined : Number(process.env.COUNTD_BENCH_COUNT_CACHE);
-const SCRAMBLE = 1_000_003; // coprime with KEYS: spreads Zipf ranks over keys as a bijection
 
 
 function uniform(seed: number): () => number {
@@ -47,22 +47,9 @@ function uniform(seed: number): () => number {
 }
 
 function zipf(seed: number, s: number): () => number {
-  const cdf = new Float64Array(KEYS);
-  let sum = 0;
-  for (let i = 0; i < KEYS; i++) cdf[i] = sum += 1 / Math.pow(i + 1, s);
-  for (let i = 0; i < KEYS; i++) cdf[i]! /= sum;
+  const cdf = zipfCdf(KEYS, s);
   const r = random(seed);
-  return () => {
-    const u = r();
-    let lo = 0;
-    let hi = KEYS - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cdf[mid]! < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return (lo * SCRAMBLE) % KEYS;
-  };
+  return () => zipfIndex(cdf, r);
 }
 
 interface Result {

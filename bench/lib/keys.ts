@@ -35,6 +35,32 @@ export function keyName(keyIndex: number): string {
 // keys do not all sit in the first keyspaces) while staying a bijection.
 const SCRAMBLE = 1_000_003;
 
+/** The cumulative distribution of Zipf(s) over ranks 0..n-1. */
+export function zipfCdf(n: number, s: number): Float64Array {
+  const cdf = new Float64Array(n);
+  let sum = 0;
+  for (let r = 0; r < n; r++) {
+    sum += 1 / Math.pow(r + 1, s);
+    cdf[r] = sum;
+  }
+  for (let r = 0; r < n; r++) cdf[r]! /= sum;
+  return cdf;
+}
+
+/** Draw a key index from `cdf` with `rand`: the Zipf rank, scrambled over the keys. */
+export function zipfIndex(cdf: Float64Array, rand: () => number): number {
+  const u = rand();
+  let lo = 0;
+  let hi = cdf.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cdf[mid]! < u) lo = mid + 1;
+    else hi = mid;
+  }
+  // lo * SCRAMBLE < 2^53 for any key count below 9e9: exact in a double.
+  return (lo * SCRAMBLE) % cdf.length;
+}
+
 export class KeySet {
   readonly keys: number;
   readonly keyspaces: number;
@@ -53,16 +79,7 @@ export class KeySet {
     this.zipfExponent = options.zipfExponent ?? 0.99;
     this.seed = options.seed ?? 42;
     this.#seen = new Uint8Array(Math.ceil(this.keys / 8));
-    if (this.distribution === 'zipf') {
-      const cdf = new Float64Array(this.keys);
-      let sum = 0;
-      for (let r = 0; r < this.keys; r++) {
-        sum += 1 / Math.pow(r + 1, this.zipfExponent);
-        cdf[r] = sum;
-      }
-      for (let r = 0; r < this.keys; r++) cdf[r]! /= sum;
-      this.#zipfCdf = cdf;
-    }
+    if (this.distribution === 'zipf') this.#zipfCdf = zipfCdf(this.keys, this.zipfExponent);
   }
 
   describe(): string {
@@ -86,18 +103,7 @@ export class KeySet {
       return i;
     };
     if (cdf === undefined) return () => record(Math.floor(rand() * n));
-    return () => {
-      const u = rand();
-      let lo = 0;
-      let hi = n - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (cdf[mid]! < u) lo = mid + 1;
-        else hi = mid;
-      }
-      // lo * SCRAMBLE < 2^53 for any key count below 9e9: exact in a double.
-      return record((lo * SCRAMBLE) % n);
-    };
+    return () => record(zipfIndex(cdf, rand));
   }
 
   /** A keyspace-index generator (uniform) for read phases. */
