@@ -3,10 +3,10 @@
 // Progress goes to stderr (a bar on a TTY, a line every few seconds
 // otherwise); the summary goes to stdout (text, or one JSON object with --json).
 
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { CountdError, ErrorCodes } from '../../errors.js';
-import { migrate, type MigrateProgress, type MigrateSummary } from '../../migrate/importer.js';
+import type { MigrateProgress, MigrateSummary } from '../../migrate/importer.js';
 import { createLogger } from '../../util/log.js';
 import { Flags, commonOptions, dataDirOf, jsonOption, sizeOptions, withOptions } from '../options.js';
 
@@ -26,7 +26,9 @@ export function builder(y: Argv): Argv {
 
 export async function handler(argv: Flags): Promise<void> {
   const json = argv.json === true;
-  const progress = new ProgressReporter(process.stderr);
+  // Loaded here, not at the top: every other command would pay for them at start-up.
+  const [{ migrate }, { default: progressBars }] = await Promise.all([import('../../migrate/importer.js'), import('cli-progress')]);
+  const progress = new ProgressReporter(process.stderr, progressBars);
   let summary: MigrateSummary;
   try {
     summary = await migrate({
@@ -56,14 +58,16 @@ export async function handler(argv: Flags): Promise<void> {
 class ProgressReporter {
   readonly #stream: NodeJS.WriteStream;
   readonly #tty: boolean;
+  readonly #bars: typeof cliProgress;
   #bar: cliProgress.SingleBar | undefined;
   #phase = '';
   #lastLine = 0;
   #started = Date.now();
   static readonly LINE_INTERVAL_MS = 3000;
 
-  constructor(stream: NodeJS.WriteStream) {
+  constructor(stream: NodeJS.WriteStream, bars: typeof cliProgress) {
     this.#stream = stream;
+    this.#bars = bars;
     this.#tty = stream.isTTY === true;
   }
 
@@ -79,14 +83,14 @@ class ProgressReporter {
           this.#stream.write('verifying…\n');
           return;
         }
-        this.#bar = new cliProgress.SingleBar(
+        this.#bar = new this.#bars.SingleBar(
           {
             stream: this.#stream,
             format: `${p.phase.padEnd(11)} [{bar}] {percentage}% | {value}/{total} ${p.phase === 'fingerprint' ? 'bytes' : 'records'} | {mb} MiB | {rate}/s | ETA {eta_formatted}`,
             hideCursor: true,
             fps: 5,
           },
-          cliProgress.Presets.shades_classic,
+          this.#bars.Presets.shades_classic,
         );
         this.#started = Date.now();
         this.#bar.start(Math.max(total, 1), 0, { mb: '0', rate: '0' });
