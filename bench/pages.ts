@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_FIELD_SIZES, readRecordSize } from '../lib/protocol/fields.js';
 import { encodeReadRequest } from '../lib/protocol/read-request.js';
-import { ReaderHandle, startReader } from '../lib/roles/reader.js';
+import { startReader } from '../lib/roles/reader.js';
 import { Entry, IncrementBatch, Store } from '../lib/store/store.js';
 import { Client } from '../lib/client/client.js';
 import { mulberry32 as random } from '../test/harness/rng.js';
@@ -31,8 +31,13 @@ import { RedisServer, RespValue, findRedisServer, respReplyCounter, startRedis }
 
 const KEYS = Number(process.env.COUNTD_BENCH_KEYS ?? 1_000_000);
 const BATCH = 100_000;
-const RUNS = 300;
-const WARMUP = 20;
+const RUNS = 1000;
+/**
+ * Requests before timing starts, for every system alike: a server's steady
+ * state is its JIT-compiled code (with 20, countd's read path measured ~2x
+ * slower per request than after a few thousand).
+ */
+const WARMUP = 2000;
 const PAGE = 100;
 const ZADD_MEMBERS = 1000;
 const FENCE = process.env.COUNTD_BENCH_FENCE ? Number(process.env.COUNTD_BENCH_FENCE) : undefined;
@@ -188,94 +193,97 @@ async function redisNumber(server: RedisServer, ...args: (string | number)[]): P
   return v;
 }
 
-interface WireFigures {
-  loadSeconds: number;
-  countd: { shallow: number; deep: number; rank: number; shallowCached: number };
-  redis: { shallow: number; deep: number; rank: number };
+interface Requests {
+  shallow: Buffer;
+  deep: Buffer;
+  rank: Buffer[];
 }
 
-async function measureWire(
-  store: Store,
-  ks: Buffer,
-  size: number,
-  deepOffset: number,
-  rankKeys: Buffer[],
-  redisBinary: string,
-): Promise<WireFigures> {
-  let reader: ReaderHandle | undefined;
-  let cachedReader: ReaderHandle | undefined;
-  let redis: RedisServer | undefined;
-  const trips: RoundTrip[] = [];
-  const clients: Client[] = [];
+interface Figures {
+  shallow: number;
+  deep: number;
+  rank: number;
+}
+
+/** Median round trips of the same requests on one connection (`header`: 8 for pages, 16 for rank). */
+async function measureTrips(port: number, countd: boolean, requests: Requests): Promise<Figures> {
+  let header = 8;
+  const trip = new RoundTrip(await connect('127.0.0.1', port), countd ? countdReplyCounter(() => header) : respReplyCounter());
   try {
-    reader = await startReader({ store, sizes: SIZES, listen: '127.0.0.1', port: 0, pageCacheBytes: 0 });
-    cachedReader = await startReader({ store, sizes: SIZES, listen: '127.0.0.1', port: 0 });
-
-    // The same (key, count) pairs, read back from the Store.
-    const entries: Entry[] = [];
-    for (let offset = 0; offset < size; offset += 10_000) entries.push(...(await store.page(ks, offset, 10_000)));
-    if (entries.length !== size) throw new Error(`read back ${entries.length} entries of ${size}`);
-    redis = await startRedis(redisBinary, 'everysec');
-    await redis.command('CONFIG', 'SET', 'appendonly', 'no'); // reads only: no persistence
-    const loadStart = Date.now();
-    await loadRedis(redis, ks, entries);
-    const loadSeconds = (Date.now() - loadStart) / 1000;
-    const card = await redisNumber(redis, 'ZCARD', ks.toString('latin1'));
-    if (card !== size) throw new Error(`redis holds ${card} members, countd ${size}`);
-
-    // Both answer the same ranking (Redis orders ties by member descending,
-    // countd ascending: compare the counts, and ranks up to the tie group).
-    const client = new Client({ host: '127.0.0.1', readPort: reader.port });
-    clients.push(client);
-    for (const offset of [0, deepOffset]) {
-      const ours = (await client.page(ks, offset, PAGE)).map((e) => String(e.count));
-      const theirs = (await redis.command('ZREVRANGE', ks.toString('latin1'), offset, offset + PAGE - 1, 'WITHSCORES')) as string[];
-      const scores = theirs.filter((_, i) => i % 2 === 1);
-      if (ours.join() !== scores.join()) throw new Error(`page at offset ${offset}: countd and Redis counts differ`);
-    }
-    for (const key of rankKeys.slice(0, 20)) {
-      const ours = await client.rank(ks, key);
-      const theirs = await redisNumber(redis, 'ZREVRANK', ks.toString('latin1'), key.toString('latin1'));
-      const atTheirs = await client.page(ks, theirs, 1);
-      if (ours === undefined || atTheirs[0]?.count !== ours.count) throw new Error(`rank of ${key}: countd ${ours?.rank}, Redis ${theirs} (different counts)`);
-    }
-
-    // Requests encoded up front on both sides: only the round trip is timed.
-    let header = 8;
-    const countdTrip = new RoundTrip(await connect('127.0.0.1', reader.port), countdReplyCounter(() => header));
-    const cachedTrip = new RoundTrip(await connect('127.0.0.1', cachedReader.port), countdReplyCounter(() => 8));
-    const redisTrip = new RoundTrip(await connect('127.0.0.1', redis.port), respReplyCounter());
-    trips.push(countdTrip, cachedTrip, redisTrip);
-    const cPage = (offset: number): Buffer => encodeReadRequest({ op: 'page', keyspace: ks, offset, length: PAGE }, SIZES);
-    const rPage = (offset: number): Buffer => respCommand(['ZREVRANGE', ks, String(offset), String(offset + PAGE - 1), 'WITHSCORES']);
-    const cShallow = cPage(0);
-    const cDeep = cPage(deepOffset);
-    const rShallow = rPage(0);
-    const rDeep = rPage(deepOffset);
-    const cRank = rankKeys.map((key) => encodeReadRequest({ op: 'rank', keyspace: ks, key }, SIZES));
-    const rRank = rankKeys.map((key) => respCommand(['ZREVRANK', ks, key]));
-
-    header = 8;
-    const countdShallow = await median(RUNS, () => countdTrip.request(cShallow));
-    const redisShallow = await median(RUNS, () => redisTrip.request(rShallow));
-    const countdDeep = await median(RUNS, () => countdTrip.request(cDeep));
-    const redisDeep = await median(RUNS, () => redisTrip.request(rDeep));
+    const shallow = await median(RUNS, () => trip.request(requests.shallow));
+    const deep = await median(RUNS, () => trip.request(requests.deep));
     header = 16;
-    const countdRank = await median(RUNS, (i) => countdTrip.request(cRank[i]!));
-    const redisRank = await median(RUNS, (i) => redisTrip.request(rRank[i]!));
-    const shallowCached = await median(RUNS, () => cachedTrip.request(cShallow));
-    return {
-      loadSeconds,
-      countd: { shallow: countdShallow, deep: countdDeep, rank: countdRank, shallowCached },
-      redis: { shallow: redisShallow, deep: redisDeep, rank: redisRank },
-    };
+    const rank = await median(RUNS, (i) => trip.request(requests.rank[i]!));
+    return { shallow, deep, rank };
   } finally {
-    for (const t of trips) t.close();
-    for (const c of clients) await c.close();
-    await reader?.close();
-    await cachedReader?.close();
-    await redis?.stop();
+    trip.close();
   }
+}
+
+/** countd's answers agree with Redis's on the same data (ties aside: Redis orders them by member descending). */
+async function crossCheck(client: Client, redis: RedisServer, ks: Buffer, deepOffset: number, rankKeys: Buffer[]): Promise<void> {
+  for (const offset of [0, deepOffset]) {
+    const ours = (await client.page(ks, offset, PAGE)).map((e) => String(e.count));
+    const theirs = (await redis.command('ZREVRANGE', ks.toString('latin1'), offset, offset + PAGE - 1, 'WITHSCORES')) as string[];
+    const scores = theirs.filter((_, i) => i % 2 === 1);
+    if (ours.join() !== scores.join()) throw new Error(`page at offset ${offset}: countd and Redis counts differ`);
+  }
+  for (const key of rankKeys.slice(0, 20)) {
+    const ours = await client.rank(ks, key);
+    const theirs = await redisNumber(redis, 'ZREVRANK', ks.toString('latin1'), key.toString('latin1'));
+    const atTheirs = await client.page(ks, theirs, 1);
+    if (ours === undefined || atTheirs[0]?.count !== ours.count) throw new Error(`rank of ${key}: countd ${ours?.rank}, Redis ${theirs} (different counts)`);
+  }
+}
+
+/** The read server on `store` (page cache off), timed with the same requests as Redis. */
+async function measureCountd(store: Store, requests: Requests, redis: RedisServer | undefined, check: (client: Client) => Promise<void>): Promise<Figures> {
+  const reader = await startReader({ store, sizes: SIZES, listen: '127.0.0.1', port: 0, pageCacheBytes: 0 });
+  try {
+    if (redis !== undefined) {
+      const client = new Client({ host: '127.0.0.1', readPort: reader.port });
+      try {
+        await check(client);
+      } finally {
+        await client.close();
+      }
+    }
+    return await measureTrips(reader.port, true, requests);
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The page cache's figure: the same shallow page again and again through a reader with its default page cache. */
+async function measureCachedShallow(store: Store, request: Buffer): Promise<number> {
+  const reader = await startReader({ store, sizes: SIZES, listen: '127.0.0.1', port: 0 });
+  const trip = new RoundTrip(await connect('127.0.0.1', reader.port), countdReplyCounter(() => 8));
+  try {
+    return await median(RUNS, () => trip.request(request));
+  } finally {
+    trip.close();
+    await reader.close();
+  }
+}
+
+/** In-process Store figures. */
+async function measureStore(store: Store, ks: Buffer, deepOffset: number, names: Buffer[], rand: () => number): Promise<Figures & { random: number; around: number }> {
+  const shallow = await median(RUNS, () => store.page(ks, 0, PAGE));
+  const deep = await median(RUNS, () => store.page(ks, deepOffset, PAGE));
+  const randomPage = await median(RUNS, () => store.page(ks, Math.floor(rand() * (KEYS - PAGE)), PAGE));
+  const rank = await median(RUNS, () => store.rank(ks, names[Math.floor(rand() * KEYS)]!));
+  const around = await median(RUNS, () => store.around(ks, names[Math.floor(rand() * KEYS)]!, PAGE));
+  const page = await store.page(ks, deepOffset, PAGE);
+  if (page.length !== PAGE || (await store.rank(ks, page[0]!.key)) !== deepOffset) throw new Error('deep page and rank disagree');
+  return { shallow, deep, random: randomPage, rank, around };
+}
+
+/** Every entry, read through pages (which also fills the rank-block cache, as a busy leaderboard would). */
+async function readAll(store: Store, ks: Buffer, size: number): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  for (let offset = 0; offset < size; offset += 10_000) entries.push(...(await store.page(ks, offset, 10_000)));
+  if (entries.length !== size) throw new Error(`read back ${entries.length} entries of ${size}`);
+  return entries;
 }
 
 // ---------------------------------------------------------------- main
@@ -310,21 +318,28 @@ async function main(): Promise<void> {
     }
     const size = await store.size(ks);
     const deepOffset = Math.floor(KEYS * 0.9);
-    const shallow = await median(RUNS, () => store!.page(ks, 0, PAGE));
-    const deep = await median(RUNS, () => store!.page(ks, deepOffset, PAGE));
-    const randomPage = await median(RUNS, () => store!.page(ks, Math.floor(rand() * (KEYS - PAGE)), PAGE));
-    const rank = await median(RUNS, () => store!.rank(ks, names[Math.floor(rand() * KEYS)]));
-    const around = await median(RUNS, () => store!.around(ks, names[Math.floor(rand() * KEYS)], PAGE));
-    const page = await store.page(ks, deepOffset, PAGE);
-    if (page.length !== PAGE || (await store.rank(ks, page[0].key)) !== deepOffset) throw new Error('deep page and rank disagree');
-
     console.log(`one keyspace of ${size.toLocaleString('en-US')} keys (built in ${buildSeconds.toFixed(1)} s through Store.apply)`);
-    console.log('in-process (Store), median of 300:');
-    console.log(`  page(0, ${PAGE})                median ${ms(shallow)}`);
-    console.log(`  page(${deepOffset.toLocaleString('en-US')}, ${PAGE})          median ${ms(deep)}   (${times(deep / shallow)} shallow; target <= 3x)`);
-    console.log(`  page(random, ${PAGE})           median ${ms(randomPage)}`);
-    console.log(`  rank(random key)            median ${ms(rank)}`);
-    console.log(`  around(random key, ${PAGE})     median ${ms(around)}`);
+
+    // Two configurations of the same database: the LevelDB path alone (rank-block
+    // cache off), and the defaults (32 MiB rank-block cache) once every block
+    // has been read (the whole keyspace is read once, to load Redis).
+    const location = path.join(root, 'db');
+    await store.close();
+    store = await Store.open({ location, sizes: SIZES, rankFenceSize: FENCE, blockCacheBytes: 0 });
+    const cold = await measureStore(store, ks, deepOffset, names, rand);
+    const entries = await readAll(store, ks, size);
+    await store.close();
+    store = await Store.open({ location, sizes: SIZES, rankFenceSize: FENCE });
+    await readAll(store, ks, size);
+    const warm = await measureStore(store, ks, deepOffset, names, rand);
+
+    console.log(`in-process (Store), median of ${RUNS} after ${WARMUP} warm-up:        LevelDB path (no rank-block cache)   default settings (rank-block cache warm)`);
+    const row = (label: string, a: number, b: number, extra = ''): void => console.log(`  ${label.padEnd(28)}${ms(a).padStart(12)}${ms(b).padStart(36)}${extra}`);
+    row(`page(0, ${PAGE})`, cold.shallow, warm.shallow);
+    row(`page(${deepOffset.toLocaleString('en-US')}, ${PAGE})`, cold.deep, warm.deep, `   deep/shallow ${times(cold.deep / cold.shallow)} and ${times(warm.deep / warm.shallow)} (target <= 3x)`);
+    row(`page(random, ${PAGE})`, cold.random, warm.random);
+    row('rank(random key)', cold.rank, warm.rank);
+    row(`around(random key, ${PAGE})`, cold.around, warm.around);
 
     if (redisBinary === undefined) {
       console.log('redis-server is not on the PATH: the comparison with Redis is skipped.');
@@ -332,21 +347,52 @@ async function main(): Promise<void> {
     }
     // The same random keys for both servers (warm-up requests included).
     const rankKeys = Array.from({ length: WARMUP + RUNS }, () => names[Math.floor(rand() * KEYS)]!);
-    const w = await measureWire(store, ks, size, deepOffset, rankKeys, redisBinary);
-    const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
-    const rows: [string, number, string, number][] = [
-      [`page(0, ${PAGE})`, w.countd.shallow, `ZREVRANGE 0 ${PAGE - 1} WITHSCORES`, w.redis.shallow],
-      [`page(${deepOffset}, ${PAGE})`, w.countd.deep, `ZREVRANGE ${deepOffset} ${deepOffset + PAGE - 1} WITHSCORES`, w.redis.deep],
-      ['rank(random key)', w.countd.rank, 'ZREVRANK (same keys)', w.redis.rank],
-    ];
-    console.log(`over loopback, one request at a time, median of ${RUNS} after ${WARMUP} warm-up (Redis loaded in ${w.loadSeconds.toFixed(1)} s, ${ZADD_MEMBERS} members per pipelined ZADD, no persistence; countd read server with page cache off):`);
-    console.log(`  ${'countd'.padEnd(22)}${'median'.padStart(10)}   ${'Redis'.padEnd(36)}${'median'.padStart(10)}   countd/Redis   (target <= 2x)`);
-    for (const [ours, a, theirs, b] of rows) {
-      console.log(`  ${ours.padEnd(22)}${ms(a).padStart(10)}   ${theirs.padEnd(36)}${ms(b).padStart(10)}   ${times(a / b).padStart(12)}   ${verdict(a <= 2 * b)}`);
+    const redis = await startRedis(redisBinary, 'everysec');
+    try {
+      await redis.command('CONFIG', 'SET', 'appendonly', 'no'); // reads only: no persistence
+      const loadStart = Date.now();
+      await loadRedis(redis, ks, entries);
+      const loadSeconds = (Date.now() - loadStart) / 1000;
+      const card = await redisNumber(redis, 'ZCARD', ks.toString('latin1'));
+      if (card !== size) throw new Error(`redis holds ${card} members, countd ${size}`);
+      const countdRequests: Requests = {
+        shallow: encodeReadRequest({ op: 'page', keyspace: ks, offset: 0, length: PAGE }, SIZES),
+        deep: encodeReadRequest({ op: 'page', keyspace: ks, offset: deepOffset, length: PAGE }, SIZES),
+        rank: rankKeys.map((key) => encodeReadRequest({ op: 'rank', keyspace: ks, key }, SIZES)),
+      };
+      const redisRequests: Requests = {
+        shallow: respCommand(['ZREVRANGE', ks, '0', String(PAGE - 1), 'WITHSCORES']),
+        deep: respCommand(['ZREVRANGE', ks, String(deepOffset), String(deepOffset + PAGE - 1), 'WITHSCORES']),
+        rank: rankKeys.map((key) => respCommand(['ZREVRANK', ks, key])),
+      };
+      const check = (client: Client): Promise<void> => crossCheck(client, redis, ks, deepOffset, rankKeys);
+      const theirs = await measureTrips(redis.port, false, redisRequests);
+      const ours = await measureCountd(store, countdRequests, redis, check);
+      const shallowCached = await measureCachedShallow(store, countdRequests.shallow);
+      await store.close();
+      store = await Store.open({ location, sizes: SIZES, rankFenceSize: FENCE, blockCacheBytes: 0 });
+      const oursCold = await measureCountd(store, countdRequests, redis, check);
+
+      const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+      const rows: [string, keyof Figures, string][] = [
+        [`page(0, ${PAGE})`, 'shallow', `ZREVRANGE 0 ${PAGE - 1} WITHSCORES`],
+        [`page(${deepOffset}, ${PAGE})`, 'deep', `ZREVRANGE ${deepOffset} ${deepOffset + PAGE - 1} WITHSCORES`],
+        ['rank(random key)', 'rank', 'ZREVRANK (same keys)'],
+      ];
+      console.log(`over loopback, one request at a time, median of ${RUNS} after ${WARMUP} warm-up (Redis loaded in ${loadSeconds.toFixed(1)} s, ${ZADD_MEMBERS} members per pipelined ZADD, no persistence; countd read server with its page cache off):`);
+      console.log(`  ${'countd'.padEnd(20)}${'default'.padStart(10)}${'LevelDB path'.padStart(14)}   ${'Redis'.padEnd(36)}${'median'.padStart(10)}   default/Redis (target <= 2x)   LevelDB path/Redis`);
+      for (const [label, k, redisLabel] of rows) {
+        const ratio = ours[k] / theirs[k];
+        console.log(
+          `  ${label.padEnd(20)}${ms(ours[k]).padStart(10)}${ms(oursCold[k]).padStart(14)}   ${redisLabel.padEnd(36)}${ms(theirs[k]).padStart(10)}   ${`${times(ratio)} ${verdict(ratio <= 2)}`.padStart(28)}   ${times(oursCold[k] / theirs[k]).padStart(18)}`,
+        );
+      }
+      const ratio = ours.deep / ours.shallow;
+      console.log(`  deep / shallow page: countd ${times(ratio)} (target <= 3x: ${verdict(ratio <= 3)}), LevelDB path ${times(oursCold.deep / oursCold.shallow)}, Redis ${times(theirs.deep / theirs.shallow)}`);
+      console.log(`  page(0, ${PAGE}) with the page cache on too (default 32 MiB): ${ms(shallowCached)} (${times(shallowCached / theirs.shallow)} Redis)`);
+    } finally {
+      await redis.stop();
     }
-    const ratio = w.countd.deep / w.countd.shallow;
-    console.log(`  deep / shallow page: countd ${times(ratio)} (target <= 3x: ${verdict(ratio <= 3)}), Redis ${times(w.redis.deep / w.redis.shallow)}`);
-    console.log(`  page(0, ${PAGE}) with the page cache on (default 32 MiB): ${ms(w.countd.shallowCached)} (${times(w.countd.shallowCached / w.redis.shallow)} Redis)`);
   } finally {
     await store?.close();
     await rm(root, { recursive: true, force: true });

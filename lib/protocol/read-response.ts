@@ -93,11 +93,16 @@ export function encodeHelloResponse(sizes: FieldSizes): Buffer {
 
 function writeRecords(buf: Buffer, at: number, entries: readonly ReadEntry[], K: number): void {
   const rec = 8 + K;
+  // One fill for every record's padding: a fill per record costs ~10x more.
+  buf.fill(0, at, at + entries.length * rec);
   for (const e of entries) {
-    if (e.key.length === 0 || e.key.length > K) throw invalidArgument(`key of ${e.key.length} bytes does not fit a ${K}-byte field`);
+    const key = e.key;
+    const length = key.length;
+    if (length === 0 || length > K) throw invalidArgument(`key of ${length} bytes does not fit a ${K}-byte field`);
     buf.writeBigInt64LE(e.count, at);
-    buf.set(e.key, at + 8);
-    buf.fill(0, at + 8 + e.key.length, at + rec);
+    // A byte loop beats the native copy for short keys.
+    if (length <= 32) for (let i = 0; i < length; i++) buf[at + 8 + i] = key[i]!;
+    else buf.set(key, at + 8);
     at += rec;
   }
 }

@@ -88,6 +88,11 @@ export function writeRankCount(buf: Buffer, offset: number, count: bigint): void
 }
 
 export function readRankCount(buf: Buffer, offset: number): bigint {
+  // The count's high 32 bits (signed) and low 32 bits, from the inverted bytes
+  // (see above); one BigInt conversion when the count is within +-2^53, the
+  // common case, instead of readBigUInt64BE's shifts and additions.
+  const hi = (buf.readUInt32BE(offset) ^ 0x7fffffff) | 0;
+  if (hi >= -0x200000 && hi < 0x200000) return BigInt(hi * 0x100000000 + (~buf.readUInt32BE(offset + 4) >>> 0));
   return INT64_MAX - buf.readBigUInt64BE(offset);
 }
 

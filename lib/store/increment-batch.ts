@@ -33,6 +33,17 @@ export const PAIR_LENGTHS_SIZE = 4;
 const LONG_NAME = 0x10000;
 const INITIAL_KEY_BYTES = 64 * 1024;
 
+/** The pair key of (keyspace, key), both shorter than 64 KiB: see IncrementBatch#entries. */
+export function assemblePairKey(keyspace: Buffer, key: Buffer): string {
+  const ksLen = keyspace.length;
+  const keyLen = key.length;
+  return (
+    String.fromCharCode(ksLen & 0xff, ksLen >>> 8, keyLen & 0xff, keyLen >>> 8) +
+    (keyspace as Latin1Buffer).latin1Slice(0, ksLen) +
+    (key as Latin1Buffer).latin1Slice(0, keyLen)
+  );
+}
+
 export class IncrementBatch {
   /**
    * Pair key -> pending sum. A pair key is `ksLen ksLen keyLen keyLen keyspace
@@ -110,11 +121,7 @@ export class IncrementBatch {
         return whole.latin1Slice(start, key.byteOffset + keyLen);
       }
     }
-    return (
-      String.fromCharCode(ksLen & 0xff, ksLen >>> 8, keyLen & 0xff, keyLen >>> 8) +
-      (keyspace as Latin1Buffer).latin1Slice(0, ksLen) +
-      (key as Latin1Buffer).latin1Slice(0, keyLen)
-    );
+    return assemblePairKey(keyspace, key);
   }
 
   private addNew(pair: string, keyspace: Buffer, key: Buffer, delta: bigint): void {

@@ -40,6 +40,13 @@ export const FENCE_CONCURRENCY = 4;
 export const DEFAULT_COUNT_CACHE_BYTES = 64 * 1024 * 1024;
 
 /**
+ * Default bytes of the rank-block cache (block-cache.ts): decoded count-index
+ * blocks for pages, ranks and arounds; at ~40 bytes an entry (a 30-byte key),
+ * about 800,000 ranked entries.
+ */
+export const DEFAULT_BLOCK_CACHE_BYTES = 32 * 1024 * 1024;
+
+/**
  * LevelDB tuning (StoreOptions cacheSize and writeBufferSize override the
  * first two): a write buffer that takes an apply of hundreds of thousands
  * of keys without stalling on memtable flushes, and a block cache for the

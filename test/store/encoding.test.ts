@@ -12,7 +12,9 @@ function rankCompare(a: { count: bigint; key: Buffer }, b: { count: bigint; key:
 describe('store encoding', () => {
   it('rank counts round-trip at the edges of the signed 64-bit range', () => {
     const buf = Buffer.alloc(8);
-    for (const c of [INT64_MIN, INT64_MIN + 1n, -1n, 0n, 1n, 2n ** 60n + 1n, INT64_MAX - 1n, INT64_MAX]) {
+    // Both decode paths: within +-2^53 (one number conversion) and beyond it, at their boundaries.
+    const edges = [2n ** 53n, 2n ** 53n - 1n, 2n ** 53n + 1n, -(2n ** 53n), -(2n ** 53n) - 1n, 2n ** 32n - 1n, 2n ** 32n, -(2n ** 32n), -(2n ** 32n) - 1n];
+    for (const c of [INT64_MIN, INT64_MIN + 1n, -1n, 0n, 1n, 2n ** 60n + 1n, INT64_MAX - 1n, INT64_MAX, ...edges]) {
       writeRankCount(buf, 0, c);
       assert.equal(readRankCount(buf, 0), c);
     }

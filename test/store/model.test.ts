@@ -93,14 +93,23 @@ describe('Store against an in-memory model (seeded)', function () {
   const dirs: string[] = [];
   after(() => dirs.forEach(removeDir));
 
-  for (const seed of [1, 2, 3]) {
-    it(`agrees after every batch, across reopen and rank index rebuilds (seed ${seed})`, async () => {
+  // The rank-block cache: default (32 MiB: every block stays), a few hundred
+  // bytes (constant eviction) and off (every read from LevelDB).
+  const variants: Array<{ seed: number; blockCacheBytes?: number; label: string }> = [
+    { seed: 1, label: 'default caches' },
+    { seed: 2, label: 'default caches' },
+    { seed: 3, label: 'default caches' },
+    { seed: 4, blockCacheBytes: 600, label: 'a tiny rank-block cache' },
+    { seed: 5, blockCacheBytes: 0, label: 'no rank-block cache' },
+  ];
+  for (const { seed, blockCacheBytes, label } of variants) {
+    it(`agrees after every batch, across reopen and rank index rebuilds (seed ${seed}, ${label})`, async () => {
       const rand = random(seed);
       const pool = keyPool(rand);
       const location = tempDir();
       dirs.push(location);
       // sync: false: durability is not under test here, and fsync per batch only slows the test.
-      const options = { location, sizes, rankFenceSize: 4, rankCacheKeyspaces: 2, sync: false };
+      const options = { location, sizes, rankFenceSize: 4, rankCacheKeyspaces: 2, sync: false, blockCacheBytes };
       let store = await Store.open(options);
       const model = new Model();
       const round = async (i: number): Promise<void> => {
