@@ -7,7 +7,7 @@
 // store neither groups nor re-encodes anything.
 
 /** Node's Buffer#latin1Slice: toString('latin1') without its argument handling (measurably cheaper per frame). */
-type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string; latin1Write(s: string, offset: number): number };
 
 /** The increments of one keyspace in a batch. */
 export interface PendingKeyspace {
@@ -33,6 +33,28 @@ export const PAIR_LENGTHS_SIZE = 4;
 const LONG_NAME = 0x10000;
 const INITIAL_KEY_BYTES = 64 * 1024;
 
+/**
+ * An IncrementBatch as plain transferable arrays, so a batch summed in a
+ * worker thread (lib/roles/work/) reaches the store's thread without a
+ * structured clone of one object per key. Pairs are listed group by group,
+ * in the batch's order.
+ */
+export interface SummedBatch {
+  /** Keyspace names (latin1, see PendingKeyspace#id), and how many pairs each has, in order. */
+  groups: Array<{ id: string; pairs: number }>;
+  /** Every pair key (see IncrementBatch#entries) back to back, latin1 bytes. */
+  pairBytes: Uint8Array;
+  /** The key bytes of the batch, and where each pair's key starts in them. */
+  keyBytes: Uint8Array;
+  keyStarts: Uint32Array;
+  /** Each pair's summed delta; for a sum outside int64, 0 here and [pair, decimal] in `big`. */
+  deltas: BigInt64Array;
+  big: Array<[number, string]>;
+}
+
+const I64_MIN = -(1n << 63n);
+const I64_MAX = (1n << 63n) - 1n;
+
 /** The pair key of (keyspace, key), both shorter than 64 KiB: see IncrementBatch#entries. */
 export function assemblePairKey(keyspace: Buffer, key: Buffer): string {
   const ksLen = keyspace.length;
@@ -54,10 +76,12 @@ export class IncrementBatch {
   private readonly entries = new Map<string, PendingIncrement>();
   private readonly byKeyspace = new Map<string, PendingKeyspace>();
   /** Key bytes of every pair, appended in first-seen order. */
-  private bytes = Buffer.allocUnsafe(INITIAL_KEY_BYTES);
+  private bytes: Buffer = Buffer.allocUnsafe(INITIAL_KEY_BYTES);
   private used = 0;
   /** A view of the whole ArrayBuffer the last names came from (for the one-slice path). */
   private whole: Latin1Buffer | undefined;
+  /** Built by fromSummed: its number of pairs (the entries map is not filled). -1 otherwise. */
+  private summedPairs = -1;
 
   /**
    * Add `delta` to (keyspace, key). A delta of 0 is ignored (it creates
@@ -67,6 +91,7 @@ export class IncrementBatch {
    * by the caller as soon as add() returns.
    */
   add(keyspace: Buffer, key: Buffer, delta: bigint): void {
+    if (this.summedPairs >= 0) throw new Error('IncrementBatch.add: this batch was built from a SummedBatch and is complete');
     if (delta === 0n) return;
     const pair = this.pairKey(keyspace, key);
     const pending = this.entries.get(pair);
@@ -79,7 +104,7 @@ export class IncrementBatch {
 
   /** Distinct (keyspace, key) pairs. */
   get keys(): number {
-    return this.entries.size;
+    return this.summedPairs >= 0 ? this.summedPairs : this.entries.size;
   }
 
   /** The keyspaces of the batch, each with its pairs. */
@@ -92,11 +117,70 @@ export class IncrementBatch {
     return this.bytes.subarray(0, this.used);
   }
 
+  /** This batch as transferable arrays (its buffers are copies: every ArrayBuffer may be transferred). */
+  toSummed(): SummedBatch {
+    const n = this.keys;
+    let pairLength = 0;
+    for (const pending of this.entries.values()) pairLength += pending.pair.length;
+    const pairBytes = Buffer.from(new ArrayBuffer(pairLength)) as Latin1Buffer;
+    const keyBytes = Buffer.from(new ArrayBuffer(this.used));
+    this.bytes.copy(keyBytes, 0, 0, this.used);
+    const keyStarts = new Uint32Array(n);
+    const deltas = new BigInt64Array(n);
+    const big: Array<[number, string]> = [];
+    const groups: SummedBatch['groups'] = [];
+    let i = 0;
+    let at = 0;
+    for (const group of this.byKeyspace.values()) {
+      groups.push({ id: group.id, pairs: group.items.length });
+      for (const p of group.items) {
+        at += pairBytes.latin1Write(p.pair, at);
+        keyStarts[i] = p.keyStart;
+        if (p.delta >= I64_MIN && p.delta <= I64_MAX) deltas[i] = p.delta;
+        else big.push([i, p.delta.toString()]);
+        i++;
+      }
+    }
+    return { groups, pairBytes, keyBytes, keyStarts, deltas, big };
+  }
+
+  /**
+   * The batch a SummedBatch describes. It is complete: add() throws (its
+   * pairs are not indexed for summing).
+   */
+  static fromSummed(summed: SummedBatch): IncrementBatch {
+    const batch = new IncrementBatch();
+    const pairBytes = Buffer.from(summed.pairBytes.buffer, summed.pairBytes.byteOffset, summed.pairBytes.byteLength) as Latin1Buffer;
+    const big = new Map(summed.big);
+    let i = 0;
+    let at = 0;
+    for (const g of summed.groups) {
+      const id = g.id;
+      const name = Buffer.from(id, 'latin1');
+      const items: PendingIncrement[] = new Array(g.pairs);
+      for (let j = 0; j < g.pairs; j++) {
+        const ksLen = pairBytes[at]! | (pairBytes[at + 1]! << 8);
+        const keyLength = pairBytes[at + 2]! | (pairBytes[at + 3]! << 8);
+        const end = at + PAIR_LENGTHS_SIZE + ksLen + keyLength;
+        const bigDelta = big.get(i);
+        items[j] = { pair: pairBytes.latin1Slice(at, end), keyStart: summed.keyStarts[i]!, keyLength, delta: bigDelta === undefined ? summed.deltas[i]! : BigInt(bigDelta) };
+        at = end;
+        i++;
+      }
+      batch.byKeyspace.set(id, { id, name, items });
+    }
+    batch.bytes = Buffer.from(summed.keyBytes.buffer, summed.keyBytes.byteOffset, summed.keyBytes.byteLength);
+    batch.used = summed.keyBytes.byteLength;
+    batch.summedPairs = i;
+    return batch;
+  }
+
   clear(): void {
     this.entries.clear();
     this.byKeyspace.clear();
     this.used = 0;
     this.whole = undefined;
+    this.summedPairs = -1;
   }
 
   /**

@@ -1,0 +1,49 @@
+// Messages between the worker (lib/roles/worker.ts, through log-summer.ts)
+// and its summing thread (summer-thread.ts). One session sums one batch:
+// begin, then add logs chunk by chunk, then finish, which hands the summed
+// batch over as transferable arrays (IncrementBatch#toSummed).
+
+import type { LogProblem } from '../../commitlog/reader.js';
+import type { FieldSizes } from '../../protocol/fields.js';
+import type { SummedBatch } from '../../store/increment-batch.js';
+
+export interface LogToSum {
+  index: number;
+  path: string;
+  /** The store's applied mark of this index (8 bytes), if any: a log whose generation equals it is not summed. */
+  mark: Uint8Array | null;
+}
+
+export type LogStatus =
+  /** Summed into the session's batch. */
+  | 'apply'
+  /** Its generation equals the mark: applied before, not summed. */
+  | 'already-applied'
+  /** No readable header, so no generation to mark: nothing summed. */
+  | 'no-header'
+  /** Could not be read (I/O error): nothing summed. */
+  | 'unreadable';
+
+export interface LogOutcome {
+  index: number;
+  status: LogStatus;
+  /** For 'unreadable': why. */
+  error?: string;
+  problems: LogProblem[];
+  /** The log's generation (decimal), when its header is readable. */
+  generation: string | null;
+  sealed: boolean;
+  frames: number;
+  records: number;
+}
+
+export type SummerRequest =
+  | { op: 'begin'; id: number; session: number; sizes: FieldSizes }
+  | { op: 'add'; id: number; session: number; logs: LogToSum[] }
+  | { op: 'finish'; id: number; session: number };
+
+export type SummerReply =
+  | { id: number; ok: false; error: string }
+  | { id: number; ok: true; session: number; op: 'begin' }
+  | { id: number; ok: true; session: number; op: 'add'; logs: LogOutcome[]; keys: number }
+  | { id: number; ok: true; session: number; op: 'finish'; batch: SummedBatch };

@@ -1,0 +1,76 @@
+// The worker's summing thread: reads and verifies claimed commit logs and
+// sums their entries per (keyspace, key), off the thread that runs the store.
+// Summing is per frame (hundreds of thousands a second) and was a quarter of
+// the worker's main-thread time (bench:worker); here it runs on the other core
+// while the store applies the previous batch. Protocol: summer-protocol.ts.
+// It decides nothing about exactly-once: it reports per log what it did, and
+// the worker marks and releases logs from those reports.
+
+import { parentPort } from 'node:worker_threads';
+import { readLogFile } from '../../commitlog/reader.js';
+import { forEachEntry } from '../../commitlog/format.js';
+import type { FieldSizes } from '../../protocol/fields.js';
+import { IncrementBatch } from '../../store/increment-batch.js';
+import type { LogOutcome, LogToSum, SummerReply, SummerRequest } from './summer-protocol.js';
+
+const port = parentPort;
+if (port === null) throw new Error('summer-thread.js runs as a worker thread');
+
+let session = -1;
+let sizes: FieldSizes | undefined;
+let batch = new IncrementBatch();
+
+function generationBytes(generation: bigint): Buffer {
+  const buf = Buffer.allocUnsafe(8);
+  buf.writeBigUInt64LE(generation, 0);
+  return buf;
+}
+
+async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
+  let contents: Awaited<ReturnType<typeof readLogFile>>;
+  try {
+    contents = await readLogFile(log.path, sizes);
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    return { index: log.index, status: 'unreadable', error, problems: [], generation: null, sealed: false, frames: 0, records: 0 };
+  }
+  const base = { index: log.index, problems: contents.problems, sealed: contents.sealed, records: contents.records.length };
+  if (contents.header === null || contents.generation === null) return { ...base, status: 'no-header', generation: null, frames: 0 };
+  const generation = contents.generation.toString();
+  if (log.mark !== null && generationBytes(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
+  for (const record of contents.records) forEachEntry(record.payload, (inc, ks, key) => batch.add(ks, key, inc));
+  return { ...base, status: 'apply', generation, frames: contents.frames };
+}
+
+async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfer: ArrayBuffer[] }> {
+  if (req.op === 'begin') {
+    session = req.session;
+    sizes = req.sizes;
+    batch = new IncrementBatch();
+    return { reply: { id: req.id, ok: true, session, op: 'begin' }, transfer: [] };
+  }
+  if (req.session !== session || sizes === undefined) throw new Error(`session ${req.session} is not the thread's (${session})`);
+  if (req.op === 'add') {
+    const logs: LogOutcome[] = [];
+    for (const log of req.logs) logs.push(await sumLog(log, sizes));
+    return { reply: { id: req.id, ok: true, session, op: 'add', logs, keys: batch.keys }, transfer: [] };
+  }
+  const summed = batch.toSummed();
+  batch = new IncrementBatch();
+  session = -1;
+  const transfer = [summed.pairBytes.buffer, summed.keyBytes.buffer, summed.keyStarts.buffer, summed.deltas.buffer] as ArrayBuffer[];
+  return { reply: { id: req.id, ok: true, session: req.session, op: 'finish', batch: summed }, transfer };
+}
+
+// One request at a time, in order (the worker awaits each, but be safe).
+let queue: Promise<void> = Promise.resolve();
+port.on('message', (req: SummerRequest) => {
+  queue = queue.then(async () => {
+    try {
+      const { reply, transfer } = await handle(req);
+      port.postMessage(reply, transfer);
+    } catch (err) {
+      port.postMessage({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies SummerReply);
+    }
+  });
+});
