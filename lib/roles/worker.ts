@@ -96,6 +96,11 @@ const MAX_BACKOFF_MS = 5000;
 /** Logs claimed at a time. */
 const CLAIM_CHUNK = 8;
 /**
+ * Logs claimed at a time while a batch grows during the previous apply: the
+ * apply that ends waits for the chunk being summed, so growth steps are small.
+ */
+const GROW_CHUNK = 2;
+/**
  * Default maxBatchKeys: a batch that reached this many distinct keys claims
  * no more logs. It bounds the memory of a batch and its apply (~1 KiB per
  * key at the peak of an apply) whatever maxLogsPerApply is; below it, more
@@ -295,9 +300,9 @@ class Worker {
   }
 
   /**
-   * Claim dirty logs and sum them into one batch: CLAIM_CHUNK at a time, and
+   * Claim dirty logs and sum them into one batch: CLAIM_CHUNK first, and
    * while every claim came back full (a backlog) AND the store is still busy
-   * with the previous batch, more of them, up to maxLogs or the batch's key
+   * with the previous batch, more of them, GROW_CHUNK at a time, up to maxLogs or the batch's key
    * budget. So the store never waits for a big batch to be summed (the
    * first batch of a backlog goes after one chunk), and while it works the
    * next batch grows. `full`: the last claim was full.
@@ -310,7 +315,7 @@ class Worker {
     let taken = first.length;
     let full = first.length === want;
     while (full && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && !this.#stopping) {
-      want = Math.min(CLAIM_CHUNK, this.maxLogs - taken);
+      want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];
       try {

@@ -192,7 +192,8 @@ describe('countd-worker', function () {
         frames.push(frame(inc, ks, key));
       }
       await writeFrames(dataDir, frames, { model, logSize: 32 * 1024, perAppend: 1 + pick(200) });
-      const worker = await startWorker({ dataDir, store, pollMs: 5, maxLogsPerApply: 1 + pick(8) });
+      // maxBatchKeys small now and then: batches then stop growing at the key budget.
+      const worker = await startWorker({ dataDir, store, pollMs: 5, maxLogsPerApply: 1 + pick(8), ...(rnd() < 0.5 ? { maxBatchKeys: 1 + pick(400) } : {}) });
       await worker.drained();
       await worker.close();
       // Random pages, compared with the model.
@@ -270,5 +271,7 @@ describe('countd-worker', function () {
     const { dataDir, store } = await setup('worker-options');
     await assert.rejects(startWorker({ dataDir, store, pollMs: 0 }), /pollMs/);
     await assert.rejects(startWorker({ dataDir, store, maxLogsPerApply: 0 }), /maxLogsPerApply/);
+    await assert.rejects(startWorker({ dataDir, store, maxBatchKeys: 0 }), /maxBatchKeys/);
+    await assert.rejects(startWorker({ dataDir, store, maxBatchKeys: 1.5 }), /maxBatchKeys/);
   });
 });
