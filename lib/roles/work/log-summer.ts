@@ -24,8 +24,12 @@ export class LogSummer {
   #open = -1;
   #closed = false;
 
-  constructor(sizes: FieldSizes) {
+  readonly #nice: number;
+
+  /** @param nice the thread's nice value (Linux), 0..19: how far its summing yields the CPU to other work. */
+  constructor(sizes: FieldSizes, nice = 0) {
     this.#sizes = sizes;
+    this.#nice = nice;
   }
 
   /** Start a new batch (any unfinished one is dropped). */
@@ -90,7 +94,7 @@ export class LogSummer {
 
   #start(): Worker {
     if (this.#thread !== undefined) return this.#thread;
-    const thread = new Worker(new URL('./summer-thread.js', import.meta.url));
+    const thread = new Worker(new URL('./summer-thread.js', import.meta.url), { workerData: { nice: this.#nice } });
     thread.unref();
     thread.on('message', (reply: SummerReply) => {
       const pending = this.#pending.get(reply.id);

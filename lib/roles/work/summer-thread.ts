@@ -6,7 +6,9 @@
 // It decides nothing about exactly-once: it reports per log what it did, and
 // the worker marks and releases logs from those reports.
 
-import { parentPort } from 'node:worker_threads';
+import { readlinkSync } from 'node:fs';
+import os from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
 import { readLogFile } from '../../commitlog/reader.js';
 import { forEachEntry } from '../../commitlog/format.js';
 import type { FieldSizes } from '../../protocol/fields.js';
@@ -15,6 +17,20 @@ import type { LogOutcome, LogToSum, SummerReply, SummerRequest } from './summer-
 
 const port = parentPort;
 if (port === null) throw new Error('summer-thread.js runs as a worker thread');
+
+// Summing is background work: the acknowledgements of the writer (another
+// process) and the reads served by this process's main thread come first.
+// On Linux a thread has its own nice value (setpriority(2) on its thread id);
+// elsewhere this is skipped. The summing still gets every idle cycle.
+const nice = (workerData as { nice?: number } | undefined)?.nice ?? 0;
+if (nice > 0) {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isSafeInteger(tid) && tid > 0) os.setPriority(tid, nice);
+  } catch {
+    // Not Linux, or not permitted: run at the process's priority.
+  }
+}
 
 let session = -1;
 let sizes: FieldSizes | undefined;
