@@ -38,6 +38,7 @@ const KEYSPACES = 1000;
 const FRAMES = Number(process.env.COUNTD_BENCH_FRAMES ?? 2_000_000);
 const SYNC = process.env.COUNTD_BENCH_SYNC !== '0';
 const NULL_STORE = process.env.COUNTD_BENCH_NULL_STORE === '1';
+const SUMMER_NICE = process.env.COUNTD_BENCH_SUMMER_NICE === undefined ? undefined : Number(process.env.COUNTD_BENCH_SUMMER_NICE);
 const COUNT_CACHE = process.env.COUNTD_BENCH_COUNT_CACHE === undefined ? undefined : Number(process.env.COUNTD_BENCH_COUNT_CACHE);
 
 
@@ -119,7 +120,7 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
     const logs = (await import('node:fs')).readdirSync(dataDir.paths.commitlog).filter((n) => /^\d{10}$/.test(n)).length;
     const t1 = performance.now();
     const cpu0 = process.cpuUsage();
-    const worker = await startWorker({ dataDir, store });
+    const worker = await startWorker({ dataDir, store, ...(SUMMER_NICE === undefined ? {} : { summerNice: SUMMER_NICE }) });
     await worker.drained();
     const drainSeconds = (performance.now() - t1) / 1000;
     const cpu = process.cpuUsage(cpu0);

@@ -5,12 +5,37 @@
 // SIGINT and SIGTERM are ignored: sent to the whole process group they would
 // stop both children at once, and the supervisor stops them in order itself.
 
+import { readdirSync } from 'node:fs';
+import os from 'node:os';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { registry } from '../metrics.js';
 import { CHILD_SPEC_ENV, ChildMessage, ChildSpec, SupervisorMessage } from '../roles/supervisor.js';
-import { createLogger } from '../util/log.js';
+import { createLogger, type Logger } from '../util/log.js';
 import { RunningRole, runStore, runWriter } from './roles.js';
+
+/**
+ * The store child yields the CPU to the writer: on two cores shared by both,
+ * acknowledgements come first and applying catches up after. On Linux a nice
+ * value belongs to a thread, and threads inherit their creator's: so every
+ * thread that exists now (the main one, V8's, libuv's pool, which Node's
+ * module loader has already started) is lowered, before the store opens the
+ * database (LevelDB's thread is created from the pool) or the worker starts
+ * its summing thread (from the main one).
+ */
+function lowerPriority(nice: number, logger: Logger): void {
+  let tids: number[] = [0];
+  try {
+    tids = readdirSync('/proc/self/task').map(Number);
+  } catch {
+    // No /proc: the calling thread only (elsewhere the nice value is per process).
+  }
+  try {
+    for (const tid of tids) os.setPriority(tid, nice);
+  } catch (err) {
+    logger.warn("cannot lower the store child's priority", { nice, error: (err as Error).message });
+  }
+}
 
 function send(msg: ChildMessage): void {
   if (process.connected) process.send?.(msg);
@@ -24,6 +49,7 @@ export async function childMain(): Promise<void> {
     return;
   }
   const logger = createLogger({ role: spec.kind, format: spec.logFormat, debug: spec.debug });
+  if (spec.kind === 'store' && spec.store?.nice) lowerPriority(spec.store.nice, logger);
   let role: RunningRole | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> => {

@@ -132,6 +132,16 @@ export const serverTuningOptions: Record<string, Options> = {
   },
 };
 
+/** `countd start`: how the store child yields the CPU to the writer. */
+export const storeNiceOption: Record<string, Options> = {
+  'store-nice': {
+    type: 'string',
+    default: '4',
+    describe: 'nice value of the store child (worker + reader), 0-19: under CPU contention the writer\'s acknowledgements come first',
+    coerce: intParser('--store-nice', 0, 19),
+  },
+};
+
 export const pageLimitOption: Record<string, Options> = {
   'page-limit': {
     type: 'string',

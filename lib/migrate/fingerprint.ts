@@ -37,7 +37,8 @@ export function combineFingerprints(fingerprints: string[]): string {
 /** Fingerprint a whole file (read-only, in chunks). */
 export async function fingerprintFile(path: string | Buffer, relativePath: Buffer, size: number, what: string, onBytes?: (n: number) => void): Promise<string> {
   const hash = fingerprintHash(relativePath, size);
-  for await (const chunk of readChunks(path, 1 << 20, what)) {
+  // A buffer no bigger than the file needs (thousands of small files: see keyspace-file.ts).
+  for await (const chunk of readChunks(path, Math.min(1 << 20, Math.max(size, 4096)), what)) {
     hash.update(chunk);
     onBytes?.(chunk.length);
   }

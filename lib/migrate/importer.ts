@@ -21,15 +21,18 @@ import { openDataDir, readMeta } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument, translateFsError } from '../errors.js';
 import { checkFieldSizes, DEFAULT_FIELD_SIZES, type FieldSizes } from '../protocol/fields.js';
 import { IncrementBatch, Store } from '../store/store.js';
+import { DEFAULT_COUNT_CACHE_BYTES } from '../store/schema.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { combineFingerprints, fingerprintFile } from './fingerprint.js';
+import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
 import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
 import { keyspaceFileRelativePath, newTotals, readKeyspaceFile } from './keyspace-file.js';
 import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from './marks.js';
-import { readBack, verifyKeyspace } from './verify.js';
+import { ApplyPipeline } from './apply-pipeline.js';
+import { readBack, VerifyQueue } from './verify.js';
 import { ProblemLog, isDamage, type Problem, type ProblemKind } from './problems.js';
-import { scanLegacyDir, type LegacyKeyspaceFile } from './scan.js';
+import { scanLegacyDir, type LegacyKeyspaceFile, type LegacyLayout } from './scan.js';
 
 export const DEFAULT_BATCH_RECORDS = 100_000;
 const VERIFY_CONCURRENCY = 4;
@@ -123,6 +126,8 @@ interface Unit {
   mark: KeyspaceMark | undefined;
   mode: ImportMode;
   conflict?: ConflictReason;
+  /** The keyspace held keys in the database when the run started. */
+  exists: boolean;
 }
 
 /** Import a legacy directory. See docs/legacy-format.md; returns what was done. */
@@ -147,6 +152,8 @@ class Migration {
   /** Where the keyspace-file reader of the import pass reports (a scratch log after a --strict pass). */
   #fileProblems: ProblemLog;
   #store: Store | undefined;
+  #pipeline: ApplyPipeline | undefined;
+  #verifyQueue: VerifyQueue | undefined;
   #sizes: FieldSizes = DEFAULT_FIELD_SIZES;
   readonly #started = Date.now();
   readonly #progress: MigrateProgress = { phase: 'fingerprint', records: 0, recordsTotal: 0, bytes: 0, bytesTotal: 0 };
@@ -197,7 +204,7 @@ class Migration {
       }
     }
     try {
-      await this.#openTarget();
+      await this.#openTarget(layout);
       const units = await this.#plan(layout);
       this.#summary.keyspaces.total = units.length;
       this.#collectConflicts(units);
@@ -211,17 +218,25 @@ class Migration {
       this.#progress.phase = 'import';
       this.#progress.records = 0;
       this.#progress.bytes = 0;
+      this.#pipeline = new ApplyPipeline(this.#summary.dryRun ? undefined : this.#store);
+      if (!this.#summary.dryRun) this.#verifyQueue = new VerifyQueue(this.#store!, VERIFY_CONCURRENCY);
       for (const unit of todo) await this.#importUnit(unit);
+      await this.#pipeline.drain();
       if (this.#summary.dryRun && this.#o.strict && this.#problems.damage > 0 && this.#summary.refused === null) {
         this.#summary.refused = `--strict: the legacy directory is damaged (${this.#problems.damage} problems); nothing would be imported`;
       }
       if (!this.#summary.dryRun) {
         this.#progress.phase = 'verify';
         this.#emitProgress();
-        await this.#verify(units.filter((u) => u.action !== 'refused'));
+        // Keyspaces imported now were queued as their last batch committed; the rest were done earlier.
+        const todoSet = new Set(todo);
+        await this.#verify(units.filter((u) => u.action !== 'refused' && !todoSet.has(u)));
       }
       this.#summary.nothingToDo = todo.length === 0 && this.#summary.refused === null;
     } finally {
+      // Nothing may read or write once the store is closed: settle what is in flight (its error, if any, came second).
+      await this.#pipeline?.settle();
+      await this.#verifyQueue?.settle();
       await this.#store?.close().catch((err: unknown) => this.#logger.warn('closing the store failed', { error: String(err) }));
     }
     return this.#finish();
@@ -244,7 +259,7 @@ class Migration {
   }
 
   /** Open the target; a dry run creates nothing and opens the database only if it exists. */
-  async #openTarget(): Promise<void> {
+  async #openTarget(layout: LegacyLayout): Promise<void> {
     if (this.#summary.dryRun) {
       const meta = await readMeta(this.#paths);
       if (meta === undefined) {
@@ -264,17 +279,27 @@ class Migration {
     }
     const dir = await openDataDir(this.#paths.root, { create: true, sizes: definedSizes(this.#o.sizes) });
     this.#sizes = dir.sizes;
-    this.#store = await Store.open({ location: dir.paths.db, sizes: dir.sizes, logger: this.#logger });
+    // The Store's count cache spares an apply reading back the keys of earlier applies. Only a
+    // keyspace file of more than one batch has those (its later batches follow its earlier ones;
+    // the log frames join the last batch): without one, keeping every imported key in the cache
+    // costs about 1 us a key and saves nothing.
+    const multiBatch = layout.keyspaceFiles.some((f) => Math.floor(f.size / KEYSPACE_RECORD_SIZE) > this.#batchRecords);
+    this.#store = await Store.open({
+      location: dir.paths.db,
+      sizes: dir.sizes,
+      logger: this.#logger,
+      countCacheBytes: multiBatch ? DEFAULT_COUNT_CACHE_BYTES : 0,
+    });
   }
 
   /** Read the dirty logs, fingerprint the keyspace files, and decide what to do with every keyspace. */
-  async #plan(layout: Awaited<ReturnType<typeof scanLegacyDir>>): Promise<Unit[]> {
+  async #plan(layout: LegacyLayout): Promise<Unit[]> {
     const units = new Map<string, Unit>();
     const unitOf = (name: Buffer): Unit => {
       const id = name.toString('latin1');
       let u = units.get(id);
       if (u === undefined) {
-        u = { name, label: escapeName(name), file: undefined, fileFingerprint: null, logs: [], unit: '', action: 'import', mark: undefined, mode: 'new' };
+        u = { name, label: escapeName(name), file: undefined, fileFingerprint: null, logs: [], unit: '', action: 'import', mark: undefined, mode: 'new', exists: false };
         units.set(id, u);
       }
       return u;
@@ -297,19 +322,25 @@ class Migration {
         this.#advance(0, file.size);
         continue;
       }
-      const u = unitOf(file.name);
-      u.file = file;
-      u.fileFingerprint = await fingerprintFile(file.path, keyspaceFileRelativePath(file), file.size, file.label, (n) => this.#advance(0, n));
+      unitOf(file.name).file = file;
     }
     const existing = new Set<string>();
     if (this.#store) for (const ks of await this.#store.keyspaces()) if (ks.size > 0) existing.add(ks.name.toString('latin1'));
     const list = [...units.values()].sort((a, b) => a.name.compare(b.name));
     for (const u of list) {
-      u.unit = combineFingerprints([
-        ...(u.fileFingerprint ? [`file:${u.fileFingerprint}`] : []),
-        ...u.logs.map((l) => `log:${l.contents.fingerprint}`),
-      ]);
       u.mark = this.#store ? await readKeyspaceMark(this.#store, u.name) : undefined;
+      u.exists = existing.has(u.name.toString('latin1'));
+      const file = u.file;
+      if (file !== undefined) {
+        if (u.mark === undefined && !u.exists && Math.floor(file.size / KEYSPACE_RECORD_SIZE) <= this.#batchRecords) {
+          // Nothing to compare it with, and the one write that carries the mark follows the one
+          // read of the file: the import pass fingerprints the very bytes it imports (#fingerprinted).
+          this.#advance(0, file.size);
+        } else {
+          u.fileFingerprint = await fingerprintFile(file.path, keyspaceFileRelativePath(file), file.size, file.label, (n) => this.#advance(0, n));
+        }
+      }
+      u.unit = unitFingerprint(u);
       if (u.mark !== undefined && u.mark.unit === u.unit) {
         u.action = u.mark.done ? 'already-imported' : 'resume';
         if (u.mark.done) this.#summary.keyspaces.alreadyImported++;
@@ -317,7 +348,7 @@ class Migration {
         continue;
       }
       if (u.mark !== undefined) u.conflict = 'changed';
-      else if (existing.has(u.name.toString('latin1'))) u.conflict = 'exists';
+      else if (u.exists) u.conflict = 'exists';
       if (u.conflict === undefined) continue;
       if (this.#o.merge) {
         u.action = 'merge';
@@ -358,8 +389,14 @@ class Migration {
 
   // ---------------------------------------------------------------- import
 
+  /**
+   * Read one keyspace into the pipeline's batches. Returns once its last
+   * batch is SUBMITTED: the next keyspace is read while the Store writes it.
+   * Once that batch commits, the keyspace is queued for verification.
+   */
   async #importUnit(u: Unit): Promise<void> {
     const store = this.#store;
+    const pipeline = this.#pipeline!;
     const dry = this.#summary.dryRun;
     const s = this.#summary.keyspaces;
     s.imported++;
@@ -385,6 +422,10 @@ class Migration {
         saturated: false,
         at: new Date().toISOString(),
       };
+      if (!dry && store && (u.action === 'merge' || u.action === 'replace')) {
+        // Rare paths: let the keyspaces before this one finish first (and stop here if one failed).
+        await pipeline.drain();
+      }
       if (!dry && store && u.action === 'merge') {
         const { keys, sum } = await readBack(store, u.name);
         mark.base = { keys, sum: sum.toString() };
@@ -395,106 +436,202 @@ class Migration {
       }
     }
 
-    // Two batches: the file is read into one while the store applies the other (one apply in
-    // flight at a time, in order, so each batch's mark still follows the previous one's).
-    const batches = [new IncrementBatch(), new IncrementBatch()];
-    let batch = batches[0]!;
-    let inflight: Promise<void> | undefined;
-    const apply = async (next: number, done: boolean): Promise<void> => {
-      mark.next = next;
-      mark.done = done;
-      const full = batch;
-      batch = full === batches[0] ? batches[1]! : batches[0]!;
-      if (inflight) await inflight; // frees `batch` for the caller
-      if (dry || !store) {
-        full.clear();
-        return;
-      }
-      const marks = [{ name: keyspaceMarkName(u.name), value: encodeMark(mark) }];
-      inflight = store.apply(full, marks).then((result) => {
-        if (result.saturated > 0 && !mark.saturated) {
-          this.#problems.add({ kind: 'saturated', source: u.label, detail: `${result.saturated} counts clamped to the signed 64-bit range; the sum cannot be verified` });
-        }
-        mark.saturated ||= result.saturated > 0;
-        full.clear();
-        this.#o.afterApply?.({ keyspace: u.name, next, done });
-      });
-      if (done) await inflight;
-    };
+    if (!dry && store && this.#createsKeyspace(u, mark)) {
+      await this.#createUnit(u, mark, store);
+      return;
+    }
+
+    const markName = keyspaceMarkName(u.name);
+    // One Store.apply per batch, the unit's mark with it. The mark is encoded once the apply
+    // before has committed (pipeline.submit), so it carries that apply's saturation.
+    const apply = (next: number, done: boolean): Promise<void> =>
+      pipeline.submit(
+        () => {
+          mark.next = next;
+          mark.done = done;
+          return [{ name: markName, value: encodeMark(mark) }];
+        },
+        (result) => {
+          if (result.saturated > 0 && !mark.saturated) {
+            this.#problems.add({ kind: 'saturated', source: u.label, detail: `${result.saturated} counts clamped to the signed 64-bit range; the sum cannot be verified` });
+          }
+          mark.saturated ||= result.saturated > 0;
+          this.#o.afterApply?.({ keyspace: u.name, next, done });
+          if (done) this.#verifyQueue?.add(u.name, u.label);
+        },
+      );
 
     const totals = newTotals();
     const resumeAt = mark.next;
     let boundary = (Math.floor(resumeAt / this.#batchRecords) + 1) * this.#batchRecords;
     let pendingRecords = 0;
-    try {
-      if (u.file) {
-        let bytesSeen = 0;
-        let recordsSeen = 0;
-        for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#fileProblems, totals)) {
-          for (const r of records) {
-            if (r.index < resumeAt) continue;
-            if (r.index >= boundary) {
-              // Every record before this batch boundary is in the batch (or was skipped as damage).
-              const at = Math.floor(r.index / this.#batchRecords) * this.#batchRecords;
-              if (pendingRecords > 0) await apply(at, false);
-              pendingRecords = 0;
-              boundary = at + this.#batchRecords;
-            }
-            if (!dry) addRecord(batch, u.name, r.key, r.count);
-            pendingRecords++;
-            this.#summary.keys++;
+    const deferred = u.file !== undefined && u.fileFingerprint === null;
+    if (u.file) {
+      let bytesSeen = 0;
+      let recordsSeen = 0;
+      for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#fileProblems, totals)) {
+        for (const r of records) {
+          if (r.index < resumeAt) continue;
+          if (deferred && r.index >= this.#batchRecords) throw changedWhileRead(u.file);
+          if (r.index >= boundary) {
+            // Every record before this batch boundary is in the batch (or was skipped as damage).
+            const at = Math.floor(r.index / this.#batchRecords) * this.#batchRecords;
+            if (pendingRecords > 0) await apply(at, false);
+            pendingRecords = 0;
+            boundary = at + this.#batchRecords;
           }
-          const bytes = Math.min(u.file.size, totals.records * KEYSPACE_RECORD_SIZE) - bytesSeen;
-          bytesSeen += bytes;
-          this.#advance(totals.records - recordsSeen, bytes);
-          recordsSeen = totals.records;
+          if (!dry) addRecord(pipeline.batch, u.name, r.key, r.count);
+          pendingRecords++;
+          this.#summary.keys++;
         }
-        if (totals.fingerprint !== u.fileFingerprint) {
-          throw new CountdError(ErrorCodes.MIGRATE, `${u.file.label} changed while it was being imported (is the original countd still running?); rerun once it is stopped`);
-        }
+        const bytes = Math.min(u.file.size, totals.records * KEYSPACE_RECORD_SIZE) - bytesSeen;
+        bytesSeen += bytes;
+        this.#advance(totals.records - recordsSeen, bytes);
+        recordsSeen = totals.records;
       }
-
-      // The log frames, then `done`, in the last batch.
-      let logSum = 0n;
-      let logOnlyKeys = 0;
-      const logKeys = new Set<string>();
-      for (const { contribution } of u.logs) {
-        for (const [id, d] of contribution.deltas) {
-          if (!logKeys.has(id)) {
-            logKeys.add(id);
-            if (!totals.seen.has(id)) logOnlyKeys++;
-          }
-          if (!dry) addRecord(batch, u.name, d.key, d.delta);
-          logSum += d.delta;
-        }
-        this.#summary.frames.replayed += contribution.frames;
-        this.#advance(contribution.frames, 0);
-      }
-      const frames = u.logs.reduce((n, l) => n + l.contribution.frames, 0);
-      mark.expect = { keys: totals.keys + logOnlyKeys, sum: (totals.sum + logSum).toString(), frames, records: totals.records };
-      await apply(totals.records, true);
-    } catch (err) {
-      // Settle an apply still in flight before the store is closed; its own error, if any, came first.
-      await inflight?.catch(() => {});
-      throw err;
+      if (deferred) this.#fingerprinted(u, mark, totals.fingerprint!);
+      if (totals.fingerprint !== u.fileFingerprint) throw changedWhileRead(u.file);
     }
+
+    // The log frames, then `done`, in the last batch.
+    let logSum = 0n;
+    let logOnlyKeys = 0;
+    const logKeys = new Set<string>();
+    for (const { contribution } of u.logs) {
+      for (const [id, d] of contribution.deltas) {
+        if (!logKeys.has(id)) {
+          logKeys.add(id);
+          if (!totals.seen.has(id)) logOnlyKeys++;
+        }
+        if (!dry) addRecord(pipeline.batch, u.name, d.key, d.delta);
+        logSum += d.delta;
+      }
+      this.#summary.frames.replayed += contribution.frames;
+      this.#advance(contribution.frames, 0);
+    }
+    const frames = u.logs.reduce((n, l) => n + l.contribution.frames, 0);
+    mark.expect = { keys: totals.keys + logOnlyKeys, sum: (totals.sum + logSum).toString(), frames, records: totals.records };
+    await apply(totals.records, true);
+  }
+
+  /**
+   * A unit whose file was not fingerprinted in the plan (#plan: no mark, a
+   * new keyspace, one batch): its fingerprint is that of the bytes just read
+   * and imported, set before the one write that carries the mark. A file
+   * that changed since the scan is imported as read, and the next run sees
+   * its current fingerprint differ from the mark's: a conflict, as when it
+   * changes after an import.
+   */
+  #fingerprinted(u: Unit, mark: KeyspaceMark, fingerprint: string): void {
+    u.fileFingerprint = fingerprint;
+    u.unit = unitFingerprint(u);
+    mark.file = fingerprint;
+    mark.unit = u.unit;
+  }
+
+  /**
+   * Whether unit `u` is imported with ONE Store.createKeyspace: its keyspace
+   * is new to the database (not --merge, nothing of it committed yet) and its
+   * file fits one batch, so the single write carries everything and `done`,
+   * exactly as the single apply it replaces. (Decided from the plan, not by
+   * asking the Store: that would wait for the write in flight.)
+   */
+  #createsKeyspace(u: Unit, mark: KeyspaceMark): boolean {
+    // A resumed keyspace may have been written to since the run that started it: apply on top.
+    if (u.action === 'resume' || u.mode === 'merge' || mark.next !== 0) return false;
+    if (u.file !== undefined && Math.floor(u.file.size / KEYSPACE_RECORD_SIZE) > this.#batchRecords) return false;
+    // --replace deleted it just now (in the batch that wrote the mark); otherwise it did not exist.
+    return u.action === 'replace' || !u.exists;
+  }
+
+  /**
+   * Import a new keyspace that fits one batch: its final counts (file count
+   * plus log deltas, clamped to the signed 64-bit range as Store.apply
+   * would) and its `done` mark in one Store.createKeyspace.
+   */
+  async #createUnit(u: Unit, mark: KeyspaceMark, store: Store): Promise<void> {
+    const pipeline = this.#pipeline!;
+    const deferred = u.file !== undefined && u.fileFingerprint === null;
+    const totals = newTotals();
+    const keys: Buffer[] = [];
+    const counts: bigint[] = [];
+    if (u.file) {
+      let bytesSeen = 0;
+      let recordsSeen = 0;
+      // `fresh` chunks: the keys are kept (as views) until the write.
+      for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#fileProblems, totals, true)) {
+        if (deferred && totals.records > this.#batchRecords) throw changedWhileRead(u.file);
+        for (const r of records) {
+          keys.push(r.key);
+          counts.push(r.count);
+        }
+        this.#summary.keys += records.length;
+        const bytes = Math.min(u.file.size, totals.records * KEYSPACE_RECORD_SIZE) - bytesSeen;
+        bytesSeen += bytes;
+        this.#advance(totals.records - recordsSeen, bytes);
+        recordsSeen = totals.records;
+      }
+      if (deferred) this.#fingerprinted(u, mark, totals.fingerprint!);
+      if (totals.fingerprint !== u.fileFingerprint) throw changedWhileRead(u.file);
+    }
+
+    let logSum = 0n;
+    let logOnlyKeys = 0;
+    /** Positions in keys/counts of every key a log frame touches. */
+    const touched = new Map<string, number>();
+    for (const { contribution } of u.logs) {
+      for (const [id, d] of contribution.deltas) {
+        let at = touched.get(id) ?? totals.seen.get(id);
+        if (at === undefined) {
+          at = keys.push(d.key) - 1;
+          counts.push(0n);
+          logOnlyKeys++;
+        }
+        touched.set(id, at);
+        counts[at] = counts[at]! + d.delta; // summed unbounded, clamped once below (as IncrementBatch + apply)
+        logSum += d.delta;
+      }
+      this.#summary.frames.replayed += contribution.frames;
+      this.#advance(contribution.frames, 0);
+    }
+    let saturated = 0;
+    for (const at of touched.values()) {
+      const c = counts[at]!;
+      if (c > INT64_MAX || c < INT64_MIN) {
+        counts[at] = c > INT64_MAX ? INT64_MAX : INT64_MIN;
+        saturated++;
+      }
+    }
+    if (saturated > 0) {
+      this.#problems.add({ kind: 'saturated', source: u.label, detail: `${saturated} counts clamped to the signed 64-bit range; the sum cannot be verified` });
+    }
+    const frames = u.logs.reduce((n, l) => n + l.contribution.frames, 0);
+    mark.expect = { keys: totals.keys + logOnlyKeys, sum: (totals.sum + logSum).toString(), frames, records: totals.records };
+    mark.next = totals.records;
+    mark.done = true;
+    mark.saturated = saturated > 0;
+    const marks = [{ name: keyspaceMarkName(u.name), value: encodeMark(mark) }];
+    const committed = (): void => {
+      this.#o.afterApply?.({ keyspace: u.name, next: mark.next, done: true });
+      this.#verifyQueue?.add(u.name, u.label);
+    };
+    if (keys.length === 0) {
+      // Nothing to create (an empty or wholly damaged file): the mark alone, through the pipeline's (empty) batch.
+      await pipeline.submit(() => marks, committed);
+      return;
+    }
+    await pipeline.submitWrite(() => store.createKeyspace(u.name, keys, counts, marks).then(committed));
   }
 
   // ---------------------------------------------------------------- verify
 
+  /** Queue `units` for verification (after the ones queued during the import), wait for all, and fail on any mismatch. */
   async #verify(units: Unit[]): Promise<void> {
-    const failures: string[] = [];
-    // A few keyspaces at a time: the database reads run on libuv's threads while JS decodes.
-    let nextUnit = 0;
-    const worker = async (): Promise<void> => {
-      while (nextUnit < units.length) {
-        const u = units[nextUnit++]!;
-        const failure = await verifyKeyspace(this.#store!, u.name, u.label);
-        if (failure === undefined) this.#summary.verified++;
-        else failures.push(failure);
-      }
-    };
-    await Promise.all(Array.from({ length: VERIFY_CONCURRENCY }, worker));
+    const queue = this.#verifyQueue!;
+    for (const u of units) queue.add(u.name, u.label);
+    await queue.finish();
+    this.#summary.verified = queue.verified;
+    const failures = queue.failures;
     if (failures.length > 0) {
       throw new CountdError(
         ErrorCodes.MIGRATE,
@@ -527,6 +664,15 @@ class Migration {
     s.recordsPerSecond = s.elapsedMs > 0 ? Math.round((s.records * 1000) / s.elapsedMs) : 0;
     return s;
   }
+}
+
+/** A unit's fingerprint: of its file's and its dirty logs' fingerprints (docs/legacy-format.md, Plan). */
+function unitFingerprint(u: Unit): string {
+  return combineFingerprints([...(u.fileFingerprint ? [`file:${u.fileFingerprint}`] : []), ...u.logs.map((l) => `log:${l.contents.fingerprint}`)]);
+}
+
+function changedWhileRead(file: LegacyKeyspaceFile): CountdError {
+  return new CountdError(ErrorCodes.MIGRATE, `${file.label} changed while it was being imported (is the original countd still running?); rerun once it is stopped`);
 }
 
 /**

@@ -10,18 +10,20 @@ export const CHUNK_RECORDS = 4096;
 /**
  * Yield the file's bytes in chunks of `chunkSize` (the last may be shorter).
  * The yielded Buffer is reused: the consumer must be done with it before
- * asking for the next chunk.
+ * asking for the next chunk, unless `fresh` (a new Buffer per chunk, for a
+ * consumer that keeps views into it).
  */
-export async function* readChunks(path: string | Buffer, chunkSize: number, what: string): AsyncGenerator<Buffer> {
+export async function* readChunks(path: string | Buffer, chunkSize: number, what: string, fresh = false): AsyncGenerator<Buffer> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(path, 'r');
   } catch (err) {
     throw translateFsError(err, `open ${what}`);
   }
-  const buf = Buffer.allocUnsafe(chunkSize);
+  let buf = Buffer.allocUnsafe(chunkSize);
   try {
-    for (;;) {
+    for (let first = true; ; first = false) {
+      if (fresh && !first) buf = Buffer.allocUnsafe(chunkSize);
       let filled = 0;
       while (filled < chunkSize) {
         let n: number;

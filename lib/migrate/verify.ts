@@ -1,6 +1,9 @@
 // Step 5 of `countd migrate` (docs/legacy-format.md): read every imported
 // keyspace back through the Store and compare its number of keys and the
 // exact sum of its counts with what its mark says the legacy sources held.
+// A keyspace is verified as soon as its last batch has committed, while the
+// import of later keyspaces goes on (VerifyQueue): the reads fill the time
+// the importer waits on the Store's writes.
 
 import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
 import type { Store } from '../store/store.js';
@@ -13,17 +16,10 @@ export interface ReadBack {
   atLimit: boolean;
 }
 
-/** Keys and exact sum of a keyspace, read back with Store.iterate (constant memory). */
+/** Keys and exact sum of a keyspace, read back from the database (every index entry, one snapshot: Store.tally). */
 export async function readBack(store: Store, name: Buffer): Promise<ReadBack> {
-  let keys = 0;
-  let sum = 0n;
-  let atLimit = false;
-  for await (const e of store.iterate(name)) {
-    keys++;
-    sum += e.count;
-    if (e.count === INT64_MAX || e.count === INT64_MIN) atLimit = true;
-  }
-  return { keys, sum, atLimit };
+  const t = await store.tally(name);
+  return { keys: t.keys, sum: t.sum, atLimit: t.max === INT64_MAX || t.min === INT64_MIN };
 }
 
 /** Check one keyspace; returns what is wrong, or undefined when it matches. */
@@ -45,4 +41,61 @@ export async function verifyKeyspace(store: Store, name: Buffer, label: string):
     return `${JSON.stringify(label)}: counts sum to ${got.sum} read back, expected ${wantSum}`;
   }
   return undefined;
+}
+
+/**
+ * Keyspaces verified in the background, a few at a time: the database reads
+ * run in libuv's threads while JS decodes. add() a keyspace only once its
+ * completed mark has committed; finish() waits for every one added.
+ */
+export class VerifyQueue {
+  readonly #store: Store;
+  readonly #limit: number;
+  readonly #waiting: Array<{ name: Buffer; label: string }> = [];
+  readonly #running = new Set<Promise<void>>();
+  readonly failures: string[] = [];
+  verified = 0;
+  #error: { error: unknown } | undefined;
+
+  constructor(store: Store, limit: number) {
+    this.#store = store;
+    this.#limit = limit;
+  }
+
+  add(name: Buffer, label: string): void {
+    this.#waiting.push({ name, label });
+    this.#pump();
+  }
+
+  /** Wait until every keyspace added so far is verified; throws a read error (not a mismatch: see failures). */
+  async finish(): Promise<void> {
+    while (this.#running.size > 0) await Promise.allSettled(this.#running);
+    if (this.#error !== undefined) throw this.#error.error;
+  }
+
+  /** Wait for the reads in flight, ignoring errors (before the store is closed on an error path). */
+  async settle(): Promise<void> {
+    this.#waiting.length = 0;
+    while (this.#running.size > 0) await Promise.allSettled(this.#running);
+  }
+
+  #pump(): void {
+    while (this.#running.size < this.#limit && this.#waiting.length > 0) {
+      const { name, label } = this.#waiting.shift()!;
+      const task: Promise<void> = verifyKeyspace(this.#store, name, label).then(
+        (failure) => {
+          this.#running.delete(task);
+          if (failure === undefined) this.verified++;
+          else this.failures.push(failure);
+          this.#pump();
+        },
+        (error: unknown) => {
+          this.#running.delete(task);
+          this.#error ??= { error };
+          this.#pump();
+        },
+      );
+      this.#running.add(task);
+    }
+  }
 }

@@ -47,6 +47,8 @@ export interface ChildSpec {
   debug: boolean;
   writer?: { logSize?: number; handoverMs?: number; maxConnections?: number; idleTimeoutMs?: number };
   reader?: { pageLimit?: number; maxConnections?: number; idleTimeoutMs?: number };
+  /** The store child's nice value (0-19), set before it opens anything: see child-main.ts. */
+  store?: { nice?: number };
 }
 
 export const CHILD_SPEC_ENV = 'COUNTD_CHILD_SPEC';
@@ -71,6 +73,7 @@ export interface SupervisorOptions {
   logger: Logger;
   writer?: ChildSpec['writer'];
   reader?: ChildSpec['reader'];
+  store?: ChildSpec['store'];
   /** First restart delay; doubles per quick failure up to maxRestartDelayMs. Default 250. */
   restartDelayMs?: number;
   maxRestartDelayMs?: number;
@@ -121,7 +124,7 @@ class Supervisor implements SupervisorHandle {
     const base = { dataDir: options.dataDir.paths.root, listen: options.listen, logFormat: options.logFormat, debug: options.debug ?? false };
     this.#children = {
       writer: new ChildSlot({ ...base, kind: 'writer', port: options.writePort, ...(options.writer ? { writer: options.writer } : {}) }, this),
-      store: new ChildSlot({ ...base, kind: 'store', port: options.readPort, ...(options.reader ? { reader: options.reader } : {}) }, this),
+      store: new ChildSlot({ ...base, kind: 'store', port: options.readPort, ...(options.reader ? { reader: options.reader } : {}), ...(options.store ? { store: options.store } : {}) }, this),
     };
     this.stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
   }

@@ -75,10 +75,9 @@ export interface WorkerOptions {
    */
   maxBatchKeys?: number;
   /**
-   * Nice value (0..19) of the thread that reads and sums logs (Linux; per
-   * thread). Default 10: under contention the writer's acknowledgements and
-   * this process's reads come first, and the summing gets the idle cycles;
-   * a backlog then drains once the writes slow down. 0: equal priority.
+   * Nice value (0..19) of the thread that reads and sums logs (Linux; a
+   * nice value is per thread). Default 0: the thread keeps the process's
+   * (`countd start --store-nice` lowers the whole store child's).
    */
   summerNice?: number;
   /** How often to free locks of dead processes. Default 5,000 ms. */
@@ -116,7 +115,7 @@ const GROW_CHUNK = 2;
  * drained 63,000 frames per CPU-second, 500,000-600,000 about 72,000.
  */
 export const DEFAULT_MAX_BATCH_KEYS = 500_000;
-export const DEFAULT_SUMMER_NICE = 10;
+export const DEFAULT_SUMMER_NICE = 0;
 const STATUS_EVERY_MS = 1000;
 
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {

@@ -42,6 +42,7 @@ import {
   taggedName,
   withPrefix,
   writeId,
+  readRankCount,
   writeRankCount,
 } from './encoding.js';
 import { corruption, translateDbError } from './errors.js';
@@ -104,6 +105,17 @@ export interface StoreOptions {
   cacheSize?: number;
   /** LevelDB write buffer (memtable), bytes (default 64 MiB). Up to about twice this is in memory. */
   writeBufferSize?: number;
+}
+
+/** What Store.tally read: see there. */
+export interface KeyspaceTally {
+  /** Index entries read. */
+  keys: number;
+  /** Exact sum of their counts. */
+  sum: bigint;
+  /** Highest and lowest count (undefined when empty). */
+  max: bigint | undefined;
+  min: bigint | undefined;
 }
 
 export interface ApplyResult {
@@ -376,6 +388,36 @@ export class Store {
     }
   }
 
+  /**
+   * Create keyspace `keyspace` holding exactly `keys[i]` with count
+   * `counts[i]` (at least one key), and write `marks`, in ONE atomic batch.
+   * The keyspace must not exist. A bulk load for `countd migrate`: nothing
+   * is read, no IncrementBatch is built, and the rank index and its fences
+   * are written in one sorted pass. The arrays are the caller's again once
+   * this settles.
+   */
+  async createKeyspace(keyspace: string | Uint8Array, keys: Buffer[], counts: bigint[], marks: Mark[] = []): Promise<void> {
+    this.checkOpen();
+    const name = nameBytes(keyspace, 'keyspace', this.sizes.keyspaceSize);
+    if (!Array.isArray(keys) || !Array.isArray(counts) || keys.length !== counts.length || keys.length === 0) {
+      throw invalidArgument('createKeyspace needs non-empty arrays of keys and counts of one length');
+    }
+    const keySize = this.sizes.keySize;
+    const seen = new Set<string>();
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (!(key instanceof Uint8Array) || key.length === 0 || key.length > keySize) throw invalidArgument(`key ${i} must be a Buffer of 1 to ${keySize} bytes`);
+      if (key.indexOf(0) !== -1) throw invalidArgument('key must not contain a NUL byte');
+      const count = counts[i];
+      if (typeof count !== 'bigint' || count > INT64_MAX || count < INT64_MIN) throw invalidArgument(`count ${i} must be a signed 64-bit bigint`);
+      const id = latin1(key as Buffer);
+      if (seen.has(id)) throw invalidArgument(`key ${i} appears twice`);
+      seen.add(id);
+    }
+    const markOps = this.markOps(marks);
+    return this.exclusive(() => this.createKeyspaceInternal(name, keys, counts, markOps));
+  }
+
   /** Delete a keyspace and write `marks`, atomically. Its records are cleared in the background. */
   async deleteKeyspace(keyspace: string | Uint8Array, marks: Mark[] = []): Promise<void> {
     this.checkOpen();
@@ -435,6 +477,50 @@ export class Store {
     } finally {
       await view.snapshot.close();
     }
+  }
+
+  /**
+   * The number of keys and the exact sum of the counts of a keyspace, read
+   * from its count index in one snapshot: every entry is read (a scan, not
+   * the directory's size), SCAN_CHUNK keys a native call, without an Entry
+   * or a bigint per key (about half the cost of iterate). `max` and `min`
+   * are the first and last counts in rank order. For `countd migrate`'s
+   * verification (docs/legacy-format.md).
+   */
+  async tally(keyspace: string | Uint8Array): Promise<KeyspaceTally> {
+    this.checkOpen();
+    const name = nameBytes(keyspace, 'keyspace', this.sizes.keyspaceSize);
+    const empty: KeyspaceTally = { keys: 0, sum: 0n, max: undefined, min: undefined };
+    return this.withView(name, empty, async (view) => {
+      const prefix = idPrefix(TAG_INDEX, view.info.id);
+      const it = this.db.keys({ gte: prefix, lt: prefixEnd(prefix), snapshot: view.snapshot, highWaterMarkBytes: WHOLE_BLOCK_BYTES });
+      let keys = 0;
+      let sum = 0n;
+      let max: bigint | undefined;
+      let last: Buffer | undefined;
+      try {
+        for (;;) {
+          const chunk = await it.nextv(SCAN_CHUNK);
+          if (chunk.length === 0) break;
+          // rankcount = INT64_MAX - count, unsigned: sum its two 32-bit halves as doubles (exact
+          // for up to 2^21 keys a chunk) and convert once a chunk.
+          let high = 0;
+          let low = 0;
+          for (let i = 0; i < chunk.length; i++) {
+            const key = chunk[i]!;
+            high += key.readUInt32BE(PREFIX_SIZE);
+            low += key.readUInt32BE(PREFIX_SIZE + 4);
+          }
+          sum += BigInt(chunk.length) * INT64_MAX - ((BigInt(high) << 32n) + BigInt(low));
+          if (keys === 0) max = readRankCount(chunk[0]!, PREFIX_SIZE);
+          keys += chunk.length;
+          last = chunk[chunk.length - 1];
+        }
+      } finally {
+        await it.close();
+      }
+      return { keys, sum, max, min: last === undefined ? undefined : readRankCount(last, PREFIX_SIZE) };
+    });
   }
 
   async get(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<bigint | undefined> {
@@ -852,6 +938,60 @@ export class Store {
     }
     while (a < added.length) out.push(added[a++]);
     return out;
+  }
+
+  private async createKeyspaceInternal(name: Buffer, keys: Buffer[], counts: bigint[], markOps: BatchOp[]): Promise<void> {
+    const ks = latin1(name);
+    if (this.dir.has(ks)) throw invalidArgument(`keyspace ${name.toString('utf8')} exists`);
+    const id = this.nextId;
+    const n = keys.length;
+    const countPrefix = idPrefix(TAG_COUNT, id);
+    const indexPrefix = idPrefix(TAG_INDEX, id);
+    const chained = this.db.batch();
+    try {
+      const index: Buffer[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const countKey = withPrefix(countPrefix, keys[i]!);
+        const value = encodeCount(counts[i]!);
+        chained.put(countKey, value);
+        index[i] = indexKeyFromCountKey(indexPrefix, value, countKey);
+      }
+      // The fences need rank order (legacy files come sorted: then this is one pass).
+      index.sort(compareBytes);
+      for (let i = 0; i < n; i++) chained.put(index[i]!, EMPTY);
+      // Blocks as updateFences cuts a split block: floor(n / B) pieces of at least B entries.
+      const fenceKeys: Buffer[] = [EMPTY];
+      const fenceCounts: number[] = [];
+      let start = 0;
+      for (const point of [...splitPoints(n, this.fenceSize), n]) {
+        if (start > 0) fenceKeys.push(index[start]!.subarray(PREFIX_SIZE));
+        fenceCounts.push(point - start);
+        start = point;
+      }
+      const fencePrefix = idPrefix(TAG_FENCE, id);
+      for (let b = 0; b < fenceKeys.length; b++) chained.put(withPrefix(fencePrefix, fenceKeys[b]!), encodeFenceValue(fenceCounts[b]!));
+      chained.put(taggedName(TAG_KEYSPACE, name), encodeKeyspaceValue(id, n));
+      const next = Buffer.allocUnsafe(8);
+      writeId(next, 0, id + 1);
+      chained.put(NEXT_ID_KEY, next);
+      for (const op of markOps) void (op.type === 'put' ? chained.put(op.key, op.value) : chained.del(op.key));
+      const info: KeyspaceInfo = { name: Buffer.from(name), id, size: n };
+      const fences = new Fences(fenceKeys, fenceCounts);
+      await this.commit(
+        chained,
+        () => {
+          this.nextId = id + 1;
+          this.dir.set(ks, info);
+          this.fenceCache.set(id, fences);
+          // A fresh id: the count cache and the block cache hold nothing of it.
+        },
+        'create keyspace',
+      );
+    } catch (err) {
+      throw translateDbError(err, 'create keyspace', this.location);
+    } finally {
+      await chained.close();
+    }
   }
 
   private async deleteKeyspaceInternal(name: Buffer, markOps: BatchOp[]): Promise<void> {

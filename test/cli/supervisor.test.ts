@@ -47,7 +47,7 @@ describe('countd start (supervisor)', function () {
 
   before(async () => {
     dir = await tempDir('sup');
-    ({ daemon, record } = await startDaemon(dir, ['--metrics-port', '0', '--log-format', 'json']));
+    ({ daemon, record } = await startDaemon(dir, ['--metrics-port', '0', '--log-format', 'json', '--store-nice', '6']));
     client = new Client({ dataDir: dir });
   });
 
@@ -67,6 +67,24 @@ describe('countd start (supervisor)', function () {
     assert.equal(record.listen, '127.0.0.1');
     const children = await daemon.children();
     assert.ok(children.writer && children.store, JSON.stringify(children));
+  });
+
+  it('runs the store child at --store-nice, every thread of it; the writer at the supervisor\'s priority', async () => {
+    const children = await daemon.children();
+    // Field 19 of a task's stat is its nice value (counted after the parenthesised name).
+    const nices = async (pid: number): Promise<number[]> => {
+      const out: number[] = [];
+      for (const tid of await fsp.readdir(`/proc/${pid}/task`)) {
+        const stat = await fsp.readFile(`/proc/${pid}/task/${tid}/stat`, 'latin1').catch(() => undefined);
+        if (stat !== undefined) out.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+      }
+      return out;
+    };
+    const store = await nices(children.store!);
+    // The main thread and every thread created after it (LevelDB's, libuv's pool, the summing thread).
+    assert.equal(store[0], 6, `store child threads: ${store.join(' ')}`);
+    assert.ok(store.filter((n) => n === 6).length >= 3, `store child threads: ${store.join(' ')}`);
+    assert.ok((await nices(children.writer!)).every((n) => n === 0));
   });
 
   it('serves every child\'s metrics merged on --metrics-port, each family once', async () => {

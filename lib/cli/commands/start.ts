@@ -14,6 +14,7 @@ import {
   serverTuningOptions,
   sizeOptions,
   startListenOptions,
+  storeNiceOption,
   withOptions,
   writerTuningOptions,
 } from '../options.js';
@@ -30,6 +31,7 @@ export function builder(y: Argv): Argv {
     writerTuningOptions,
     pageLimitOption,
     serverTuningOptions,
+    storeNiceOption,
     logFormatOption,
     sizeOptions,
   );
@@ -70,6 +72,7 @@ export async function handler(argv: Flags): Promise<void> {
         idleTimeoutMs,
       },
       reader: { pageLimit: argv['page-limit'] as number | undefined, maxConnections, idleTimeoutMs },
+      store: { nice: argv['store-nice'] as number },
     });
   } catch (err) {
     removeSignals();
