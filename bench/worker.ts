@@ -15,7 +15,8 @@
 // COUNTD_BENCH_COUNT_CACHE=<bytes> for the store's countCacheBytes (0: no count
 // cache), COUNTD_BENCH_NULL_STORE=1 to time the worker alone (read, verify, sum,
 // release) against a store whose apply() does nothing, COUNTD_BENCH_WORKLOADS=a
-// (or b) to run one workload.
+// (or b) to run one workload, COUNTD_BENCH_SUMMER_NICE=<0..19> for the
+// worker's summerNice.
 //
 // The machine may be shared: besides wall-clock figures, each line prints the
 // process's CPU time while draining (all threads, LevelDB's included) and the

@@ -27,7 +27,7 @@ import { combineFingerprints, fingerprintFile } from './fingerprint.js';
 import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
 import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
-import { keyspaceFileRelativePath, newTotals, readKeyspaceFile } from './keyspace-file.js';
+import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFileTotals } from './keyspace-file.js';
 import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from './marks.js';
 import { ApplyPipeline } from './apply-pipeline.js';
 import { readBack, VerifyQueue } from './verify.js';
@@ -467,8 +467,7 @@ class Migration {
     let pendingRecords = 0;
     const deferred = u.file !== undefined && u.fileFingerprint === null;
     if (u.file) {
-      let bytesSeen = 0;
-      let recordsSeen = 0;
+      const seen = { bytes: 0, records: 0 };
       for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#fileProblems, totals)) {
         for (const r of records) {
           if (r.index < resumeAt) continue;
@@ -484,13 +483,9 @@ class Migration {
           pendingRecords++;
           this.#summary.keys++;
         }
-        const bytes = Math.min(u.file.size, totals.records * KEYSPACE_RECORD_SIZE) - bytesSeen;
-        bytesSeen += bytes;
-        this.#advance(totals.records - recordsSeen, bytes);
-        recordsSeen = totals.records;
+        this.#fileProgress(u.file, totals, seen);
       }
-      if (deferred) this.#fingerprinted(u, mark, totals.fingerprint!);
-      if (totals.fingerprint !== u.fileFingerprint) throw changedWhileRead(u.file);
+      this.#fileRead(u, mark, totals, deferred);
     }
 
     // The log frames, then `done`, in the last batch.
@@ -522,6 +517,20 @@ class Migration {
    * its current fingerprint differ from the mark's: a conflict, as when it
    * changes after an import.
    */
+  /** Progress for the records of a keyspace file read since `seen` (updated). */
+  #fileProgress(file: LegacyKeyspaceFile, totals: KeyspaceFileTotals, seen: { bytes: number; records: number }): void {
+    const bytes = Math.min(file.size, totals.records * KEYSPACE_RECORD_SIZE) - seen.bytes;
+    seen.bytes += bytes;
+    this.#advance(totals.records - seen.records, bytes);
+    seen.records = totals.records;
+  }
+
+  /** A keyspace file read to its end: take its fingerprint (deferred) or check it against the planned one. */
+  #fileRead(u: Unit, mark: KeyspaceMark, totals: KeyspaceFileTotals, deferred: boolean): void {
+    if (deferred) this.#fingerprinted(u, mark, totals.fingerprint!);
+    if (totals.fingerprint !== u.fileFingerprint) throw changedWhileRead(u.file!);
+  }
+
   #fingerprinted(u: Unit, mark: KeyspaceMark, fingerprint: string): void {
     u.fileFingerprint = fingerprint;
     u.unit = unitFingerprint(u);
@@ -556,8 +565,7 @@ class Migration {
     const keys: Buffer[] = [];
     const counts: bigint[] = [];
     if (u.file) {
-      let bytesSeen = 0;
-      let recordsSeen = 0;
+      const seen = { bytes: 0, records: 0 };
       // `fresh` chunks: the keys are kept (as views) until the write.
       for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#fileProblems, totals, true)) {
         if (deferred && totals.records > this.#batchRecords) throw changedWhileRead(u.file);
@@ -566,13 +574,9 @@ class Migration {
           counts.push(r.count);
         }
         this.#summary.keys += records.length;
-        const bytes = Math.min(u.file.size, totals.records * KEYSPACE_RECORD_SIZE) - bytesSeen;
-        bytesSeen += bytes;
-        this.#advance(totals.records - recordsSeen, bytes);
-        recordsSeen = totals.records;
+        this.#fileProgress(u.file, totals, seen);
       }
-      if (deferred) this.#fingerprinted(u, mark, totals.fingerprint!);
-      if (totals.fingerprint !== u.fileFingerprint) throw changedWhileRead(u.file);
+      this.#fileRead(u, mark, totals, deferred);
     }
 
     let logSum = 0n;
