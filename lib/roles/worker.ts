@@ -1,8 +1,9 @@
 // countd-worker: applies dirty commit logs to the store, exactly once.
 //
 // Loop: claim up to maxLogsPerApply dirty logs (mode 0400, lock-<index>
-// linked by us); read and verify each; sum their entries into one
-// IncrementBatch; write the sums AND one mark `applied/<index>` = generation
+// linked by us); read and verify each and sum their entries into one
+// IncrementBatch (on the summing thread, lib/roles/work/, which reports per
+// log what it did: this loop decides and marks); write the sums AND one mark `applied/<index>` = generation
 // per log in ONE atomic store.apply(); then release each log clean (mode
 // 0200, lock removed) so the writer may reuse it.
 //
@@ -217,9 +218,9 @@ class Worker {
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
-  // Two batches overlap: while the store writes batch N (LevelDB works in its
-  // own thread), the loop reads and sums batch N + 1. Their logs are disjoint
-  // (each is locked by its claim), so the argument above holds for each.
+  // Two batches overlap: while the store applies batch N, the summing thread
+  // reads and sums batch N + 1. Their logs are disjoint (each is locked by its
+  // claim), so the argument above holds for each.
   async #run(): Promise<void> {
     /** The batch being committed; resolves to its error, never rejects (no unhandled rejection while we prepare the next). */
     let inflight: Promise<unknown> | undefined;
