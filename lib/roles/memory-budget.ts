@@ -13,7 +13,6 @@
 
 import { DEFAULT_BLOCK_CACHE_BYTES, DEFAULT_COUNT_CACHE_BYTES, LEVEL_OPTIONS } from '../store/schema.js';
 import { DEFAULT_PAGE_CACHE_BYTES } from './reader.js';
-import { STORE_CHILD_SEMI_SPACE_MIB } from './supervisor.js';
 import { DEFAULT_MAX_BATCH_KEYS } from './worker.js';
 
 export const BATCH_BYTES_PER_KEY = 1152;
@@ -41,7 +40,6 @@ export const DEFAULT_STORE_CHILD_SETTINGS: StoreChildSettings = {
 export function storeChildMemoryBudget(s: StoreChildSettings = DEFAULT_STORE_CHILD_SETTINGS): { total: number; parts: Array<[string, number]> } {
   const parts: Array<[string, number]> = [
     ['Node.js baseline', NODE_BASELINE_BYTES],
-    [`V8 young generation beyond the default (2 × ${STORE_CHILD_SEMI_SPACE_MIB - 16} MiB)`, 2 * (STORE_CHILD_SEMI_SPACE_MIB - 16) * 1024 * 1024],
     ['LevelDB block cache', s.cacheSize],
     ['LevelDB write buffers (2)', 2 * s.writeBufferSize],
     ['count cache', s.countCacheBytes],

@@ -53,15 +53,6 @@ export interface ChildSpec {
 
 export const CHILD_SPEC_ENV = 'COUNTD_CHILD_SPEC';
 
-/**
- * Node.js flags of the store child. A young generation of 32 MiB semi-spaces
- * (16 by default): an apply allocates a few small objects per key by the
- * hundred thousand, and fewer scavenges promote fewer of them (bench:worker,
- * uniform keys: ~4% more frames per CPU-second). Counted in the memory budget.
- */
-export const STORE_CHILD_SEMI_SPACE_MIB = 32;
-export const STORE_CHILD_NODE_FLAGS = [`--max-semi-space-size=${STORE_CHILD_SEMI_SPACE_MIB}`];
-
 export type ChildMessage =
   | { type: 'ready'; ports: { write?: number; read?: number } }
   | { type: 'fatal'; code: ErrorCode; message: string }
@@ -369,7 +360,6 @@ class ChildSlot {
     return new Promise((resolve, reject) => {
       const proc = fork(this.#sup.options.childModule, [this.#spec.kind], {
         env: { ...process.env, [CHILD_SPEC_ENV]: JSON.stringify(this.#spec) },
-        execArgv: [...process.execArgv, ...(this.#spec.kind === 'store' ? STORE_CHILD_NODE_FLAGS : [])],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'json',
       });

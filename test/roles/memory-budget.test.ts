@@ -7,7 +7,7 @@ describe('store child memory budget', () => {
   it('adds up the settings: caches, two write buffers, the worker batches, the runtime', () => {
     const s = { cacheSize: 1, writeBufferSize: 10, countCacheBytes: 100, blockCacheBytes: 1000, pageCacheBytes: 10_000, maxBatchKeys: 3 };
     const budget = storeChildMemoryBudget(s);
-    assert.equal(budget.total, NODE_BASELINE_BYTES + 32 * 1024 * 1024 + 1 + 20 + 100 + 1000 + 10_000 + 3 * BATCH_BYTES_PER_KEY);
+    assert.equal(budget.total, NODE_BASELINE_BYTES + 1 + 20 + 100 + 1000 + 10_000 + 3 * BATCH_BYTES_PER_KEY);
     assert.equal(budget.parts.reduce((sum, [, b]) => sum + b, 0), budget.total);
   });
 
