@@ -429,7 +429,7 @@ function targetsTable(results: SystemResult[]): Table {
       ],
       [
         'countd memory bounded by settings',
-        c?.storePeakRss === undefined ? undefined : `store child peak RSS ${formatBytes(c.storePeakRss)}, budget from its settings ${formatBytes(budget.total)} (${c.rssBreakdown})`,
+        c?.storePeakRss === undefined ? undefined : `store child peak RSS ${formatBytes(c.storePeakRss)}, estimate from its settings ${formatBytes(budget.total)} (${c.rssBreakdown})`,
         verdict(c?.storePeakRss === undefined ? undefined : c.storePeakRss <= budget.total),
       ],
     ],
