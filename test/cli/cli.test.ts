@@ -72,6 +72,7 @@ describe('countd CLI', function () {
       ['same port twice', ['start', '--write-port', '5000', '--read-port', '5000'], /--write-port and --read-port are both 5000/],
       ['bad log format', ['start', '--log-format', 'xml'], /Invalid values/],
       ['n of zero', ['around', 'ks', 'k', '--n', '0'], /--n must be an integer from 1/],
+      ['store nice out of range', ['start', '--store-nice', '20'], /--store-nice must be an integer from 0 to 19, got "20"/],
       ['flag given twice', ['dump', 'ks', '--read-port', '1', '--read-port', '2'], /given 2 times/],
       ['bad commit-log index', ['commitlog', 'x'], /index must be an integer/],
     ];
