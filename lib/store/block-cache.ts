@@ -25,7 +25,7 @@
 // first out. Each block is one Buffer of its index suffixes back to back
 // (rankcount | key, docs/storage-format.md) plus their end offsets.
 
-import { RANK_COUNT_SIZE, readRankCount } from './encoding.js';
+import { RANK_COUNT_SIZE, compareRange, readRankCount } from './encoding.js';
 
 /** Estimated bytes of one cached block besides its data and offsets: Map slot, key string, objects. */
 const BLOCK_OVERHEAD = 160;
@@ -87,25 +87,12 @@ export class RankBlock {
     let hi = this.ends.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const d = this.compareAt(mid, suffix);
+      const d = compareRange(this.data, this.start(mid), this.ends[mid]!, suffix);
       if (d === 0) return mid;
       if (d < 0) lo = mid + 1;
       else hi = mid - 1;
     }
     return -1;
-  }
-
-  /** Byte order of entry i against `suffix` (as Buffer.compare). */
-  private compareAt(i: number, suffix: Buffer): number {
-    const data = this.data;
-    const start = this.start(i);
-    const length = this.ends[i]! - start;
-    const n = length < suffix.length ? length : suffix.length;
-    for (let j = 0; j < n; j++) {
-      const d = data[start + j]! - suffix[j]!;
-      if (d !== 0) return d;
-    }
-    return length - suffix.length;
   }
 
   get bytes(): number {

@@ -87,6 +87,25 @@ export function writeRankCount(buf: Buffer, offset: number, count: bigint): void
   buf.writeBigUInt64BE(INT64_MAX - count, offset);
 }
 
+/**
+ * Byte order (as Buffer.compare) of a[aStart..aEnd) against all of b. A JS
+ * loop beats the native call for the short index suffixes compared here.
+ */
+export function compareRange(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array): number {
+  const length = aEnd - aStart;
+  const n = length < b.length ? length : b.length;
+  for (let i = 0; i < n; i++) {
+    const d = a[aStart + i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return length - b.length;
+}
+
+/** Byte order of two buffers (as Buffer.compare): compareRange over all of a. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return compareRange(a, 0, a.length, b);
+}
+
 export function readRankCount(buf: Buffer, offset: number): bigint {
   // The count's high 32 bits (signed) and low 32 bits, from the inverted bytes
   // (see above); one BigInt conversion when the count is within +-2^53, the

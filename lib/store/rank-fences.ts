@@ -108,3 +108,17 @@ export function splitPoints(total: number, target: number): number[] {
   for (let p = 1; p < pieces; p++) points.push(Math.floor((p * total) / pieces));
   return points;
 }
+
+/**
+ * The blocks a run of `total` sorted entries is cut into (splitPoints): the
+ * first keeps `firstKey`, each other starts at the suffix `suffixAt(start)`.
+ */
+export function cutBlock(firstKey: Buffer, total: number, target: number, suffixAt: (start: number) => Buffer): Array<{ key: Buffer; count: number }> {
+  const out: Array<{ key: Buffer; count: number }> = [];
+  let start = 0;
+  for (const point of [...splitPoints(total, target), total]) {
+    out.push({ key: start === 0 ? firstKey : suffixAt(start), count: point - start });
+    start = point;
+  }
+  return out;
+}

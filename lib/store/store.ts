@@ -20,6 +20,7 @@ import { metrics } from '../metrics.js';
 import {
   COUNT_SIZE,
   EMPTY,
+  compareBytes,
   FENCE_VALUE_SIZE,
   KEYSPACE_VALUE_SIZE,
   NEXT_ID_KEY,
@@ -50,7 +51,7 @@ import { IncrementBatch, PAIR_LENGTHS_SIZE, assemblePairKey, type PendingIncreme
 import { BlockCache, RankBlock } from './block-cache.js';
 import { CountCache } from './count-cache.js';
 import { Lru } from './lru.js';
-import { Fences, mergeSmallBlocks, splitPoints } from './rank-fences.js';
+import { Fences, cutBlock, mergeSmallBlocks } from './rank-fences.js';
 import {
   DEFAULT_BLOCK_CACHE_BYTES,
   DEFAULT_COUNT_CACHE_BYTES,
@@ -220,16 +221,6 @@ function indexKeyFromCountKey(indexPrefix: Buffer, countValue: Buffer, countKey:
   if (keyLength <= 64) for (let i = 0; i < keyLength; i++) buf[PREFIX_SIZE + RANK_COUNT_SIZE + i] = countKey[PREFIX_SIZE + i]!;
   else countKey.copy(buf, PREFIX_SIZE + RANK_COUNT_SIZE, PREFIX_SIZE);
   return buf;
-}
-
-/** Byte order of two buffers (as Buffer.compare): a JS loop beats the native call for short index suffixes. */
-function compareBytes(a: Buffer, b: Buffer): number {
-  const n = a.length < b.length ? a.length : b.length;
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
 }
 
 /** suffixes[i] belongs to block blocks[i]: group them per block. */
@@ -874,13 +865,10 @@ export class Store {
         if (entries.length !== block.count) {
           throw corruption(this.location, `rank fence counts ${block.count} entries where the index holds ${entries.length} (keyspace id ${id}); run a rank index rebuild`);
         }
-        let start = 0;
-        for (const point of [...splitPoints(entries.length, this.fenceSize), entries.length]) {
-          const key = start === 0 ? block.key : entries[start];
-          keys.push(key);
-          newCounts.push(point - start);
-          writes.push([key, point - start]);
-          start = point;
+        for (const piece of cutBlock(block.key, entries.length, this.fenceSize, (start) => entries[start]!)) {
+          keys.push(piece.key);
+          newCounts.push(piece.count);
+          writes.push([piece.key, piece.count]);
         }
       }
     } finally {
@@ -960,14 +948,9 @@ export class Store {
       index.sort(compareBytes);
       for (let i = 0; i < n; i++) chained.put(index[i]!, EMPTY);
       // Blocks as updateFences cuts a split block: floor(n / B) pieces of at least B entries.
-      const fenceKeys: Buffer[] = [EMPTY];
-      const fenceCounts: number[] = [];
-      let start = 0;
-      for (const point of [...splitPoints(n, this.fenceSize), n]) {
-        if (start > 0) fenceKeys.push(index[start]!.subarray(PREFIX_SIZE));
-        fenceCounts.push(point - start);
-        start = point;
-      }
+      const pieces = cutBlock(EMPTY, n, this.fenceSize, (start) => index[start]!.subarray(PREFIX_SIZE));
+      const fenceKeys = pieces.map((p) => p.key);
+      const fenceCounts = pieces.map((p) => p.count);
       const fencePrefix = idPrefix(TAG_FENCE, id);
       for (let b = 0; b < fenceKeys.length; b++) chained.put(withPrefix(fencePrefix, fenceKeys[b]!), encodeFenceValue(fenceCounts[b]!));
       chained.put(taggedName(TAG_KEYSPACE, name), encodeKeyspaceValue(id, n));
