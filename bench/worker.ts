@@ -16,8 +16,7 @@
 // COUNTD_BENCH_COUNT_CACHE=<bytes> for the store's countCacheBytes (0: no count
 // cache), COUNTD_BENCH_NULL_STORE=1 to time the worker alone (read, verify, sum,
 // release) against a store whose apply() does nothing, COUNTD_BENCH_WORKLOADS=a
-// (or b) to run one workload, COUNTD_BENCH_SUMMER_NICE=<0..19> for the
-// worker's summerNice.
+// (or b) to run one workload.
 //
 // The machine may be shared: besides wall-clock figures, each line prints the
 // process's CPU time while draining (all threads, LevelDB's included) and the
@@ -41,7 +40,6 @@ const FRAMES = Number(process.env.COUNTD_BENCH_FRAMES ?? 2_000_000);
 const SYNC = process.env.COUNTD_BENCH_SYNC !== '0';
 const RUNS = Number(process.env.COUNTD_BENCH_RUNS ?? 3);
 const NULL_STORE = process.env.COUNTD_BENCH_NULL_STORE === '1';
-const SUMMER_NICE = process.env.COUNTD_BENCH_SUMMER_NICE === undefined ? undefined : Number(process.env.COUNTD_BENCH_SUMMER_NICE);
 const COUNT_CACHE = process.env.COUNTD_BENCH_COUNT_CACHE === undefined ? undefined : Number(process.env.COUNTD_BENCH_COUNT_CACHE);
 
 
@@ -123,7 +121,7 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
     const logs = (await import('node:fs')).readdirSync(dataDir.paths.commitlog).filter((n) => /^\d{10}$/.test(n)).length;
     const t1 = performance.now();
     const cpu0 = process.cpuUsage();
-    const worker = await startWorker({ dataDir, store, ...(SUMMER_NICE === undefined ? {} : { summerNice: SUMMER_NICE }) });
+    const worker = await startWorker({ dataDir, store });
     await worker.drained();
     const drainSeconds = (performance.now() - t1) / 1000;
     const cpu = process.cpuUsage(cpu0);

@@ -55,6 +55,7 @@ import { DataDir } from '../datadir/meta.js';
 import { CommitLogPool } from '../commitlog/pool.js';
 import type { IncrementBatch } from '../store/increment-batch.js';
 import { LogSummer } from './work/log-summer.js';
+import { encodeGeneration } from './work/summer-protocol.js';
 import type { Store } from '../store/store.js';
 
 export interface WorkerOptions {
@@ -75,12 +76,6 @@ export interface WorkerOptions {
    * of an apply. Bigger batches sum more repeated keys once (faster drains).
    */
   maxBatchKeys?: number;
-  /**
-   * Nice value (0..19) of the thread that reads and sums logs (Linux; a
-   * nice value is per thread). Default 0: the thread keeps the process's
-   * (`countd start --store-nice` lowers the whole store child's).
-   */
-  summerNice?: number;
   /** How often to free locks of dead processes. Default 5,000 ms. */
   recoverEveryMs?: number;
   /** Passed to the commit-log pool: how old a lock without a live owner must be to count as stale. */
@@ -116,19 +111,16 @@ const GROW_CHUNK = 2;
  * drained 63,000 frames per CPU-second, 500,000-600,000 about 72,000.
  */
 export const DEFAULT_MAX_BATCH_KEYS = 500_000;
-export const DEFAULT_SUMMER_NICE = 0;
 const STATUS_EVERY_MS = 1000;
 
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
   const pollMs = options.pollMs ?? 50;
   const maxLogs = options.maxLogsPerApply ?? 64;
   const maxBatchKeys = options.maxBatchKeys ?? DEFAULT_MAX_BATCH_KEYS;
-  const summerNice = options.summerNice ?? DEFAULT_SUMMER_NICE;
   const recoverEveryMs = options.recoverEveryMs ?? 5000;
   if (!options.dataDir || !options.store) throw invalidArgument('worker needs a data directory and a store');
   if (!Number.isSafeInteger(pollMs) || pollMs < 1) throw invalidArgument(`pollMs must be a positive integer, got ${pollMs}`);
   if (!Number.isSafeInteger(maxLogs) || maxLogs < 1) throw invalidArgument(`maxLogsPerApply must be a positive integer, got ${maxLogs}`);
-  if (!Number.isInteger(summerNice) || summerNice < 0 || summerNice > 19) throw invalidArgument(`summerNice must be an integer from 0 to 19, got ${summerNice}`);
   if (!Number.isSafeInteger(maxBatchKeys) || maxBatchKeys < 1) throw invalidArgument(`maxBatchKeys must be a positive integer, got ${maxBatchKeys}`);
   if (!Number.isSafeInteger(recoverEveryMs) || recoverEveryMs < 1) throw invalidArgument(`recoverEveryMs must be a positive integer, got ${recoverEveryMs}`);
   const logger = (options.logger ?? silentLogger).child('worker');
@@ -138,7 +130,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     logger,
     ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
   });
-  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs, summerNice);
+  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs);
   await worker.recover();
   worker.start();
   return { close: () => worker.close(), drained: () => worker.drained() };
@@ -186,9 +178,8 @@ class Worker {
     readonly maxLogs: number,
     readonly maxBatchKeys: number,
     readonly recoverEveryMs: number,
-    summerNice: number,
   ) {
-    this.summer = new LogSummer(sizes, summerNice);
+    this.summer = new LogSummer(sizes);
   }
 
   /** Reads and sums claimed logs on a thread of its own (lib/roles/work/). */
@@ -460,13 +451,6 @@ class Worker {
       }
     }
   }
-}
-
-/** The mark value: the generation as 8 bytes, little-endian. */
-function encodeGeneration(generation: bigint): Buffer {
-  const buf = Buffer.allocUnsafe(8);
-  buf.writeBigUInt64LE(generation, 0);
-  return buf;
 }
 
 function describe(err: unknown): string {

@@ -103,22 +103,6 @@ describe('LogSummer (the worker summing thread)', function () {
     assert.deepEqual(listing(await summer.finish()), listing(only));
   });
 
-  it('runs at its nice value (a per-thread attribute on Linux), the rest of the process unchanged', async () => {
-    const { dataDir } = await setup(frames.slice(0, 10));
-    const summer = new LogSummer(dataDir.sizes, 7);
-    summers.push(summer);
-    await summer.begin();
-    // Field 19 of /proc/<pid>/task/<tid>/stat is the nice value (after the parenthesised name).
-    const niceOf = async (tid: string): Promise<number> => {
-      const stat = await fsp.readFile(`/proc/self/task/${tid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    };
-    const nices = await Promise.all((await fsp.readdir('/proc/self/task')).map(niceOf));
-    assert.equal(nices.filter((n) => n === 7).length, 1, `nice values of the threads: ${nices.join(' ')}`);
-    assert.equal(await niceOf(String(process.pid)), 0);
-    await summer.close();
-  });
-
   it('fails the whole session when the thread dies, and works again afterwards', async () => {
     const { logs, summer } = await setup(frames.slice(0, 1200));
     assert.ok(logs.length >= 2, `${logs.length} logs`);

@@ -24,12 +24,8 @@ export class LogSummer {
   #open = -1;
   #closed = false;
 
-  readonly #nice: number;
-
-  /** @param nice the thread's nice value (Linux), 0..19: how far its summing yields the CPU to other work. */
-  constructor(sizes: FieldSizes, nice = 0) {
+  constructor(sizes: FieldSizes) {
     this.#sizes = sizes;
-    this.#nice = nice;
   }
 
   /** Start a new batch (any unfinished one is dropped). */
@@ -94,7 +90,7 @@ export class LogSummer {
 
   #start(): Worker {
     if (this.#thread !== undefined) return this.#thread;
-    const thread = new Worker(new URL('./summer-thread.js', import.meta.url), { workerData: { nice: this.#nice } });
+    const thread = new Worker(new URL('./summer-thread.js', import.meta.url));
     thread.unref();
     thread.on('message', (reply: SummerReply) => {
       const pending = this.#pending.get(reply.id);

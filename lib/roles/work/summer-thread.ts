@@ -6,41 +6,19 @@
 // It decides nothing about exactly-once: it reports per log what it did, and
 // the worker marks and releases logs from those reports.
 
-import { readlinkSync } from 'node:fs';
-import os from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { readLogFile } from '../../commitlog/reader.js';
 import { forEachEntry } from '../../commitlog/format.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { IncrementBatch } from '../../store/increment-batch.js';
-import type { LogOutcome, LogToSum, SummerReply, SummerRequest } from './summer-protocol.js';
+import { encodeGeneration, type LogOutcome, type LogToSum, type SummerReply, type SummerRequest } from './summer-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('summer-thread.js runs as a worker thread');
 
-// Summing is background work: the acknowledgements of the writer (another
-// process) and the reads served by this process's main thread come first.
-// On Linux a thread has its own nice value (setpriority(2) on its thread id);
-// elsewhere this is skipped. The summing still gets every idle cycle.
-const nice = (workerData as { nice?: number } | undefined)?.nice ?? 0;
-if (nice > 0) {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isSafeInteger(tid) && tid > 0) os.setPriority(tid, nice);
-  } catch {
-    // Not Linux, or not permitted: run at the process's priority.
-  }
-}
-
 let session = -1;
 let sizes: FieldSizes | undefined;
 let batch = new IncrementBatch();
-
-function generationBytes(generation: bigint): Buffer {
-  const buf = Buffer.allocUnsafe(8);
-  buf.writeBigUInt64LE(generation, 0);
-  return buf;
-}
 
 async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   let contents: Awaited<ReturnType<typeof readLogFile>>;
@@ -53,7 +31,7 @@ async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   const base = { index: log.index, problems: contents.problems, sealed: contents.sealed, records: contents.records.length };
   if (contents.header === null || contents.generation === null) return { ...base, status: 'no-header', generation: null, frames: 0 };
   const generation = contents.generation.toString();
-  if (log.mark !== null && generationBytes(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
+  if (log.mark !== null && encodeGeneration(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
   for (const record of contents.records) forEachEntry(record.payload, (inc, ks, key) => batch.add(ks, key, inc));
   return { ...base, status: 'apply', generation, frames: contents.frames };
 }
