@@ -95,6 +95,8 @@ export function appliedMarkName(index: number): string {
 }
 
 const MAX_BACKOFF_MS = 5000;
+/** Applies handed to the store at a time: one being written, the next being prepared on top of it. */
+const MAX_INFLIGHT = 2;
 /** Logs claimed at a time. */
 const CLAIM_CHUNK = 8;
 /**
@@ -209,58 +211,68 @@ class Worker {
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
-  // Two batches overlap: while the store applies batch N, the summing thread
-  // reads and sums batch N + 1. Their logs are disjoint (each is locked by its
-  // claim), so the argument above holds for each.
+  // Batches overlap. While the store applies batch N, the summing thread
+  // reads and sums batch N + 1; once N's write is in flight (store.preparing
+  // is false), N + 1 is handed to the store, which prepares it on top of N
+  // (lib/store/inflight-apply.ts; if N fails, so does N + 1). At most
+  // MAX_INFLIGHT applies are handed over at a time. Their logs are disjoint
+  // (each is locked by its claim), so the argument above holds for each.
   async #run(): Promise<void> {
-    /** The batch being committed; resolves to its error, never rejects (no unhandled rejection while we prepare the next). */
-    let inflight: Promise<unknown> | undefined;
-    /** The batch in flight has settled (or none is in flight): the store is idle. */
-    let storeIdle = true;
-    const settle = async (): Promise<void> => {
-      if (inflight === undefined) return;
-      const err = await inflight;
-      inflight = undefined;
+    /** Applies handed to the store, oldest first; each resolves to its error, never rejects (no unhandled rejection meanwhile). */
+    const inflight: Array<{ settled: boolean; result: Promise<unknown> }> = [];
+    const settleOldest = async (): Promise<void> => {
+      const err = await inflight.shift()!.result;
       if (err !== undefined) throw err;
     };
+    /** Settle the applies already finished (a failure is thrown), then wait until fewer than `limit` are in flight. */
+    const settle = async (limit: number): Promise<void> => {
+      while (inflight.length > 0 && (inflight[0]!.settled || inflight.length > limit)) await settleOldest();
+    };
+    /** Every apply in flight finished; failures logged (an error is being handled already). */
+    const settleAll = async (): Promise<void> => {
+      while (inflight.length > 0) await settleOldest().catch((e: unknown) => this.logger.error('apply failed', { error: describe(e) }));
+    };
+    // Grow the next batch while the store could not start on it yet anyway.
+    const storeBusy = (): boolean => inflight.length >= MAX_INFLIGHT || (inflight.length > 0 && this.store.preparing);
     while (!this.#stopping) {
       let delay = this.pollMs;
       try {
         if (Date.now() - this.#lastRecover >= this.recoverEveryMs) await this.recover();
         await this.#retryReleases();
-        const claimed = await this.#claimAndPrepare(() => !storeIdle);
+        const claimed = await this.#claimAndPrepare(storeBusy);
         const prepared = claimed.prepared;
         try {
-          await settle();
+          await settle(MAX_INFLIGHT - 1);
         } catch (err) {
           if (prepared) await this.#releaseAll(prepared.claimed, 'dirty');
           throw err;
         }
         if (prepared) {
-          storeIdle = false;
-          inflight = this.#commit(prepared).then(
+          const entry = { settled: false, result: Promise.resolve<unknown>(undefined) };
+          entry.result = this.#commit(prepared).then(
             () => {
-              storeIdle = true;
+              entry.settled = true;
               return undefined;
             },
             (err: unknown) => {
-              storeIdle = true;
+              entry.settled = true;
               return err ?? new Error('apply failed');
             },
           );
+          inflight.push(entry);
         }
         if (claimed.full) {
           // A full batch suggests a backlog: prepare the next one at once.
           delay = 0;
         } else {
-          await settle();
+          await settle(0);
           await this.#idle();
         }
         if (prepared && prepared.unreadable > 0) throw new CountdError(ErrorCodes.IO_ERROR, `${prepared.unreadable} commit log(s) could not be read`);
         this.#failures = 0;
       } catch (err) {
-        // An error of the preparation may leave the previous batch in flight: let it finish first.
-        await settle().catch((e: unknown) => this.logger.error('apply failed', { error: describe(e) }));
+        // An error of the preparation may leave batches in flight: let them finish first.
+        await settleAll();
         this.#failures++;
         delay = Math.min(MAX_BACKOFF_MS, this.pollMs * 2 ** Math.min(this.#failures, 16));
         this.logger.error('apply failed; retrying', {
@@ -272,7 +284,7 @@ class Worker {
       }
       if (delay > 0 && !this.#stopping) await this.#sleep(delay);
     }
-    await settle().catch((e: unknown) => this.logger.error('apply failed', { error: describe(e) }));
+    await settleAll();
   }
 
   /** Nothing more to claim: refresh the backlog gauge and wake drained() waiters if no dirty log is left. */

@@ -51,8 +51,10 @@ export class CountCache {
 
   /**
    * Record committed counts of keyspace `ks`: `items[i].pair` now counts
-   * `counts[at + i]`; `wasCached[at + i]` says whether get() found it before
-   * the apply (updated in place; otherwise it is added at the newest end).
+   * `counts[at + i]`; `wasCached[at + i]` says whether the entry is cached
+   * (1: updated in place; 0: added at the newest end; 2: not known, because
+   * an overlapped apply committed in between and may have added or evicted
+   * it: looked up).
    */
   record(ks: string, items: ReadonlyArray<{ readonly pair: string }>, counts: readonly bigint[], wasCached: Uint8Array, at: number): void {
     if (this.capacityBytes === 0) return;
@@ -61,7 +63,8 @@ export class CountCache {
     let bytes = 0;
     for (let i = 0; i < items.length; i++) {
       const pair = items[i]!.pair;
-      if (wasCached[at + i] === 0) {
+      const cached = wasCached[at + i]!;
+      if (cached === 0 || (cached === 2 && !map.has(pair))) {
         added++;
         bytes += ENTRY_OVERHEAD + pair.length;
       }

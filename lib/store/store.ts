@@ -5,7 +5,10 @@
 // process. Writes (apply, deleteKeyspace, rebuildRankIndex) run one at a time
 // (a promise-chain mutex). Each write commits ONE LevelDB batch and then swaps
 // its in-memory state (directory, rank fences, count cache: count-cache.ts);
-// while that happens `writing` is set. A read waits until `writing` is clear,
+// while that happens `writing` is set. One overlap: an apply releases the
+// mutex once its batch is handed to LevelDB, so the next apply prepares its
+// batch while that one is written and fsynced (inflight-apply.ts); every
+// other write first waits for the apply in flight. A read waits until `writing` is clear,
 // then in the same synchronous step captures the in-memory state and a
 // LevelDB snapshot, so everything it reads afterwards belongs to one state
 // between two writes. Readers never block writers for longer than that
@@ -50,6 +53,7 @@ import { corruption, translateDbError } from './errors.js';
 import { IncrementBatch, PAIR_LENGTHS_SIZE, assemblePairKey, type PendingIncrement } from './increment-batch.js';
 import { BlockCache, RankBlock } from './block-cache.js';
 import { CountCache } from './count-cache.js';
+import { InflightApply, type DirRecord } from './inflight-apply.js';
 import { Lru } from './lru.js';
 import { Fences, cutBlock, mergeSmallBlocks } from './rank-fences.js';
 import {
@@ -126,11 +130,7 @@ export interface ApplyResult {
   saturated: number;
 }
 
-interface KeyspaceInfo {
-  name: Buffer;
-  id: number;
-  size: number;
-}
+type KeyspaceInfo = DirRecord;
 
 type Db = ClassicLevel<Buffer, Buffer>;
 type Snapshot = ReturnType<Db['snapshot']>;
@@ -279,6 +279,10 @@ export class Store {
   /** Set while a write batch is in flight and its in-memory state not yet swapped in. */
   private writing: Promise<void> | null = null;
   private mutex: Promise<unknown> = Promise.resolve();
+  /** The apply whose write is in flight (handed to LevelDB, mutex released), if any. */
+  private inflight: InflightApply | undefined;
+  /** Applies called and not yet handed to LevelDB: see `preparing`. */
+  private applyQueue = 0;
   /** Clearing of deleted keyspaces' records, in the background. */
   private collecting: Promise<void> = Promise.resolve();
   private closed = false;
@@ -366,7 +370,24 @@ export class Store {
         if (typeof p.delta !== 'bigint') throw invalidArgument('increments must be bigints');
       }
     }
-    return this.exclusive(() => this.applyInternal(batch, markOps));
+    this.applyQueue++;
+    let written: Promise<ApplyResult>;
+    try {
+      ({ written } = await this.exclusive(() => this.applyInternal(batch, markOps), true));
+    } finally {
+      this.applyQueue--;
+    }
+    return written;
+  }
+
+  /**
+   * An apply is being prepared (counts read, its batch built) or waits to
+   * be: an apply called now would wait for that. Once an apply's batch is
+   * being written, this is false and the next apply's preparation overlaps
+   * that write (the worker hands its next batch over then).
+   */
+  get preparing(): boolean {
+    return this.applyQueue > 0;
   }
 
   async getMark(name: string): Promise<Buffer | undefined> {
@@ -570,6 +591,7 @@ export class Store {
     if (this.closed) return;
     this.closed = true;
     await this.mutex.catch(() => {});
+    await this.inflight?.done.catch(() => {});
     await this.collecting;
     try {
       await this.db.close();
@@ -619,8 +641,16 @@ export class Store {
 
   // ---------------------------------------------------------------- internals: writes
 
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.mutex.then(fn);
+  /**
+   * Run `fn` alone among writes. Only an apply (`overlapsInflight`) may start
+   * while the apply before it is still being written: it prepares on top of
+   * it (inflight-apply.ts). Every other write waits for that write first.
+   */
+  private exclusive<T>(fn: () => Promise<T>, overlapsInflight = false): Promise<T> {
+    const run = this.mutex.then(async () => {
+      if (!overlapsInflight) await this.inflight?.done.catch(() => {});
+      return fn();
+    });
     this.mutex = run.catch(() => {});
     return run;
   }
@@ -661,7 +691,8 @@ export class Store {
     }
   }
 
-  private async applyInternal(batch: IncrementBatch, markOps: BatchOp[]): Promise<ApplyResult> {
+  /** Prepare an apply and hand its batch to LevelDB; `written` settles when it is committed (or failed). */
+  private async applyInternal(batch: IncrementBatch, markOps: BatchOp[]): Promise<{ written: Promise<ApplyResult> }> {
     try {
       return await this.applyUnsafe(batch, markOps);
     } catch (err) {
@@ -669,12 +700,16 @@ export class Store {
     }
   }
 
-  private async applyUnsafe(batch: IncrementBatch, markOps: BatchOp[]): Promise<ApplyResult> {
+  private async applyUnsafe(batch: IncrementBatch, markOps: BatchOp[]): Promise<{ written: Promise<ApplyResult> }> {
+    // An apply still being written: this one prepares on top of its results (inflight-apply.ts).
+    const prev = this.inflight;
+    if (prev !== undefined) metrics.appliesOverlapped.inc();
     // The batch arrives grouped by keyspace; new keyspaces get ids now, committed with the batch.
     const groups: ApplyGroup[] = [];
-    let nextId = this.nextId;
+    let nextId = prev?.nextIdAfter ?? this.nextId;
     for (const pending of batch.keyspaces()) {
-      const known = this.dir.get(pending.id);
+      // After `prev` commits, the directory holds these very records (prev.dirAfter's objects).
+      const known = prev?.dirAfter.get(pending.id) ?? this.dir.get(pending.id);
       groups.push(
         known
           ? { ks: pending.id, info: { ...known }, committed: known, created: false, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] }
@@ -682,12 +717,17 @@ export class Store {
       );
     }
 
-    // Current counts come from the count cache, or are known absent (a
-    // keyspace created now has a fresh id, so no records; one whose keys are
-    // all cached has no others), or are read: all with one getMany.
+    // Current counts come from the count cache (or, without one, from the
+    // apply in flight), or are known absent (a keyspace created now has a
+    // fresh id, so no records; one whose keys are all cached has no others),
+    // or are read: all with one getMany. A pair the apply in flight writes is
+    // never read: it is in the cache (not trimmed before that apply commits)
+    // or in the apply's own list.
     const total = batch.keys;
     const cachedOld: Array<bigint | undefined> = new Array(total);
+    /** Per pair: 1 in the count cache now; 2 unknown until this apply commits (count-cache.ts record()). */
     const wasCached = new Uint8Array(total);
+    const cacheFlag = prev === undefined ? 1 : 2;
     /** Per pair: its slot in readKeys, or -1 if not read. */
     const readSlot = new Int32Array(total).fill(-1);
     const readKeys: Buffer[] = [];
@@ -699,14 +739,20 @@ export class Store {
         n += group.items.length;
         continue;
       }
-      // (size > 0: a directory record claiming 0 keys would be corrupt; read rather than trust it.)
-      const complete = cache.enabled && group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size;
+      // The cache holds the counts after `prev` (recorded when its write was
+      // handed over), so it goes with the record after prev. Without a cache,
+      // prev's own pairs are looked up in it; a keyspace prev creates has no
+      // others. (size > 0: a record claiming 0 keys would be corrupt; read
+      // rather than trust it.)
+      const complete = cache.enabled
+        ? group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size
+        : prev !== undefined && !this.dir.has(group.ks);
       let prefix: Buffer | undefined;
       for (const p of group.items) {
-        const cached = cache.get(p.pair);
+        const cached = cache.enabled ? cache.get(p.pair) : prev?.finalOf(p.pair);
         if (cached !== undefined) {
           cachedOld[n] = cached;
-          wasCached[n] = 1;
+          wasCached[n] = cacheFlag;
         } else if (!complete) {
           prefix ??= idPrefix(TAG_COUNT, group.info.id);
           readSlot[n] = readKeys.push(countKeyOf(prefix, keyBytes, p)) - 1;
@@ -719,6 +765,7 @@ export class Store {
     // Operations go straight into a chained batch (no operation objects):
     // per changed key, put `C id key`, del the old `I` entry, put the new one.
     const chained = this.db.batch();
+    let submitted = false;
     try {
       /** Every pair's count after this apply (each exists afterwards), for the count cache. */
       const finals: bigint[] = new Array(total);
@@ -757,6 +804,10 @@ export class Store {
         }
       }
 
+      // From here on this apply needs `prev` committed: fences and blocks read
+      // from disk must hold its writes.
+      if (prev !== undefined) await this.afterInflight(prev);
+
       // Rank fences, several keyspaces at a time: a keyspace whose blocks split
       // waits on LevelDB reads (thread pool) while others compute.
       const changed = groups.filter((g) => g.inserted.length > 0);
@@ -785,29 +836,66 @@ export class Store {
           this.fenceCache.set(g.info.id, g.fences!);
           this.blockCache.invalidate(g.info.id, g.touched);
         }
-        this.cacheCounts(groups, finals, wasCached);
+        this.countCache.trim();
       };
-      if (chained.length > 0) await this.commit(chained, onCommitted, 'apply');
-      else {
+      const result = (): ApplyResult => {
+        if (saturated > 0) {
+          this.logger.warn('counts saturated at the signed 64-bit range', {
+            keys: saturated,
+            keyspace: firstSaturated!.keyspace.toString('utf8'),
+            key: firstSaturated!.key.toString('utf8'),
+          });
+        }
+        return { keys: batch.keys, saturated };
+      };
+      if (chained.length === 0) {
         await chained.close();
+        this.recordCounts(groups, finals, wasCached);
         onCommitted();
+        return { written: Promise.resolve(result()) };
       }
-      if (saturated > 0) {
-        this.logger.warn('counts saturated at the signed 64-bit range', {
-          keys: saturated,
-          keyspace: firstSaturated!.keyspace.toString('utf8'),
-          key: firstSaturated!.key.toString('utf8'),
-        });
-      }
-      return { keys: batch.keys, saturated };
+      // Handed to LevelDB: from here the batch is commit()'s to close, and the
+      // next apply may prepare on top of this one. The counts go into the
+      // cache now (the next apply reads them there; trimmed once committed);
+      // a read uses the cache only while no apply is in flight.
+      const done = this.commit(chained, onCommitted, 'apply');
+      submitted = true;
+      this.recordCounts(groups, finals, wasCached);
+      const inflight = new InflightApply(done, new Map(changed.map((g) => [g.ks, g.info])), nextId, groups, finals);
+      this.inflight = inflight;
+      done.then(
+        () => {
+          if (this.inflight === inflight) this.inflight = undefined;
+        },
+        () => {
+          // Counts that were never written: no cached count may survive them.
+          this.countCache.clear();
+          if (this.inflight === inflight) this.inflight = undefined;
+        },
+      );
+      return { written: done.then(result) };
     } finally {
-      // Written and closed by commit(), or abandoned by an error: close is idempotent.
-      await chained.close();
+      // Abandoned by an error before it was handed over: close is idempotent.
+      if (!submitted) await chained.close();
     }
   }
 
-  /** After a committed apply: every pair of it now exists with its final count. */
-  private cacheCounts(groups: ApplyGroup[], finals: bigint[], wasCached: Uint8Array): void {
+  /** Wait until the apply in flight has committed; its failure fails the apply prepared on top of it. */
+  private async afterInflight(prev: InflightApply): Promise<void> {
+    try {
+      await prev.done;
+    } catch (err) {
+      const cause = translateDbError(err, 'apply', this.location);
+      throw new CountdError(cause.code, `the apply before this one failed, and this one was prepared on top of it (nothing of either was written): ${cause.message}`, { cause });
+    }
+  }
+
+  /**
+   * An apply handed to LevelDB: once it commits, every pair of it exists
+   * with its final count. Recorded before the commit (see applyUnsafe), and
+   * not trimmed before it: the next apply must find every one of them.
+   */
+  private recordCounts(groups: ApplyGroup[], finals: bigint[], wasCached: Uint8Array): void {
     const cache = this.countCache;
     if (!cache.enabled) return;
     let at = 0;
@@ -815,7 +903,6 @@ export class Store {
       cache.record(group.ks, group.items, finals, wasCached, at);
       at += group.items.length;
     }
-    cache.trim();
   }
 
   /**
@@ -1217,7 +1304,8 @@ export class Store {
 
   /** The count of `key` as of the view: from the count cache while the view is current, else read. */
   private async countInView(view: View, key: Buffer): Promise<bigint | undefined> {
-    if (this.countCache.enabled && this.epoch === view.epoch && view.info.name.length < 0x10000) {
+    // (Not while an apply is in flight: the cache already holds its counts.)
+    if (this.countCache.enabled && this.epoch === view.epoch && this.inflight === undefined && view.info.name.length < 0x10000) {
       const cached = this.countCache.get(assemblePairKey(view.info.name, key));
       if (cached !== undefined) return cached;
     }

@@ -4,6 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { encodeEntry, forEachEntry } from '../../lib/commitlog/format.js';
+import { CountCache } from '../../lib/store/count-cache.js';
+import { assemblePairKey } from '../../lib/store/increment-batch.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { Model, random, removeDir, tempDir } from './helpers.js';
 
@@ -86,6 +88,21 @@ describe('Store count cache', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('records entries whose presence an overlapped apply made unknown (flag 2) by looking them up', () => {
+    const cache = new CountCache(10_000);
+    const pair = (key: string): string => assemblePairKey(b('ks'), b(key));
+    const items = ['x', 'y'].map((k) => ({ pair: pair(k) }));
+    cache.record('ks', items, [1n, 2n], new Uint8Array([0, 0]), 0);
+    assert.equal(cache.cachedIn('ks'), 2);
+    // x is cached, z is not: with flag 2 only z is counted as a new entry.
+    const again = ['x', 'z'].map((k) => ({ pair: pair(k) }));
+    cache.record('ks', again, [5n, 6n], new Uint8Array([2, 2]), 0);
+    assert.equal(cache.cachedIn('ks'), 3);
+    assert.equal(cache.size, 3);
+    assert.equal(cache.get(pair('x')), 5n);
+    assert.equal(cache.get(pair('z')), 6n);
   });
 
   it('rejects bad cache and LevelDB sizes', async () => {

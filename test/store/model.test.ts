@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { ClassicLevel } from 'classic-level';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
 import { TAG_COUNT, TAG_FENCE, TAG_INDEX } from '../../lib/store/encoding.js';
+import { CountdError, ErrorCodes } from '../../lib/errors.js';
+import { metrics } from '../../lib/metrics.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { Model, random, removeDir, tempDir, type ModelEntry } from './helpers.js';
 
@@ -70,6 +72,11 @@ async function compare(store: Store, model: Model, rand: () => number, pool: Buf
   }
 }
 
+/** countd_store_applies_overlapped_total so far (the registry is process-wide: compare differences). */
+async function overlappedApplies(): Promise<number> {
+  return (await metrics.appliesOverlapped.get()).values[0]?.value ?? 0;
+}
+
 async function countRecords(location: string, tag: number): Promise<number> {
   const db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   await db.open();
@@ -95,40 +102,52 @@ describe('Store against an in-memory model (seeded)', function () {
 
   // The rank-block cache: default (32 MiB: every block stays), a few hundred
   // bytes (constant eviction) and off (every read from LevelDB).
-  const variants: Array<{ seed: number; blockCacheBytes?: number; label: string }> = [
+  // Overlapped: several applies are called without waiting, so each is
+  // prepared while the one before it is written (inflight-apply.ts), with the
+  // count cache on, evicting all the time (a few hundred bytes), or off.
+  const variants: Array<{ seed: number; blockCacheBytes?: number; countCacheBytes?: number; overlap?: boolean; label: string }> = [
     { seed: 1, label: 'default caches' },
     { seed: 2, label: 'default caches' },
     { seed: 3, label: 'default caches' },
     { seed: 4, blockCacheBytes: 600, label: 'a tiny rank-block cache' },
     { seed: 5, blockCacheBytes: 0, label: 'no rank-block cache' },
+    { seed: 6, overlap: true, label: 'overlapped applies' },
+    { seed: 7, overlap: true, countCacheBytes: 500, label: 'overlapped applies, a tiny count cache' },
+    { seed: 8, overlap: true, countCacheBytes: 0, label: 'overlapped applies, no count cache' },
   ];
-  for (const { seed, blockCacheBytes, label } of variants) {
+  for (const { seed, blockCacheBytes, countCacheBytes, overlap, label } of variants) {
     it(`agrees after every batch, across reopen and rank index rebuilds (seed ${seed}, ${label})`, async () => {
       const rand = random(seed);
       const pool = keyPool(rand);
       const location = tempDir();
       dirs.push(location);
       // sync: false: durability is not under test here, and fsync per batch only slows the test.
-      const options = { location, sizes, rankFenceSize: 4, rankCacheKeyspaces: 2, sync: false, blockCacheBytes };
+      const options = { location, sizes, rankFenceSize: 4, rankCacheKeyspaces: 2, sync: false, blockCacheBytes, countCacheBytes };
       let store = await Store.open(options);
       const model = new Model();
+      const overlappedBefore = await overlappedApplies();
       const round = async (i: number): Promise<void> => {
         if (rand() < 0.03) {
           const ks = KEYSPACES[Math.floor(rand() * KEYSPACES.length)];
           await store.deleteKeyspace(ks);
           model.spaces.delete(ks.toString('latin1'));
         } else {
-          const batch = new IncrementBatch();
-          const items = 1 + Math.floor(rand() * (rand() < 0.2 ? 200 : 30));
-          for (let j = 0; j < items; j++) {
-            const ks = KEYSPACES[Math.floor(rand() * KEYSPACES.length)];
-            const key = pool[Math.floor(rand() * pool.length)];
-            const delta = randomDelta(rand);
-            batch.add(ks, key, delta);
-            model.add(ks, key, delta);
+          const applies: Array<Promise<unknown>> = [];
+          const n = overlap ? 1 + Math.floor(rand() * 3) : 1;
+          for (let a = 0; a < n; a++) {
+            const batch = new IncrementBatch();
+            const items = 1 + Math.floor(rand() * (rand() < 0.2 ? 200 : 30));
+            for (let j = 0; j < items; j++) {
+              const ks = KEYSPACES[Math.floor(rand() * KEYSPACES.length)];
+              const key = pool[Math.floor(rand() * pool.length)];
+              const delta = randomDelta(rand);
+              batch.add(ks, key, delta);
+              model.add(ks, key, delta);
+            }
+            applies.push(store.apply(batch));
+            model.clampAll();
           }
-          await store.apply(batch);
-          model.clampAll();
+          await Promise.all(applies);
         }
         await compare(store, model, rand, pool, i % 10 === 9);
       };
@@ -153,8 +172,79 @@ describe('Store against an in-memory model (seeded)', function () {
       for (const ks of KEYSPACES) await store.deleteKeyspace(ks);
       await store.close();
       for (const tag of [TAG_COUNT, TAG_INDEX, TAG_FENCE]) assert.equal(await countRecords(location, tag), 0);
+      // The overlapped variants did overlap (so the model checked the overlay), the others never do.
+      const overlapped = (await overlappedApplies()) - overlappedBefore;
+      if (overlap) assert.ok(overlapped >= 20, `only ${overlapped} applies overlapped`);
+      else assert.equal(overlapped, 0);
     });
   }
+
+  it('fails an apply prepared on top of one whose write fails; nothing of either is written, and both can be retried', async () => {
+    const location = tempDir();
+    dirs.push(location);
+    const store = await Store.open({ location, sizes, rankFenceSize: 4 });
+    const model = new Model();
+    const ks = Buffer.from('ks');
+    const batchOf = (seed: number, fresh: string): IncrementBatch => {
+      const rand = random(seed);
+      const batch = new IncrementBatch();
+      for (let j = 0; j < 60; j++) {
+        const key = Buffer.from(`k${Math.floor(rand() * 40)}`);
+        const delta = BigInt(Math.floor(rand() * 200) - 100);
+        batch.add(ks, key, delta);
+      }
+      batch.add(Buffer.from(fresh), Buffer.from('only'), 5n); // a keyspace created by this apply
+      return batch;
+    };
+    const addToModel = (seed: number, fresh: string): void => {
+      const rand = random(seed);
+      for (let j = 0; j < 60; j++) model.add(ks, Buffer.from(`k${Math.floor(rand() * 40)}`), BigInt(Math.floor(rand() * 200) - 100));
+      model.add(Buffer.from(fresh), Buffer.from('only'), 5n);
+      model.clampAll();
+    };
+    await store.apply(batchOf(1, 'x1'));
+    addToModel(1, 'x1');
+    const before = await store.page(ks, 0, 100);
+    assert.deepEqual(before, model.ranked(ks));
+
+    // The next chained batch's write fails, slowly, so the apply after it is prepared meanwhile.
+    const db = (store as unknown as { db: ClassicLevel<Buffer, Buffer> }).db;
+    const batchFn = db.batch.bind(db) as () => ReturnType<typeof db.batch>;
+    let failNext = true;
+    (db as unknown as { batch: () => unknown }).batch = () => {
+      const chained = batchFn();
+      if (failNext) {
+        failNext = false;
+        chained.write = async () => {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          await chained.close();
+          throw new Error('simulated EIO');
+        };
+      }
+      return chained;
+    };
+    const overlappedBefore = await overlappedApplies();
+    const first = store.apply(batchOf(2, 'x2'));
+    const second = store.apply(batchOf(3, 'x3'));
+    await assert.rejects(first, (err: CountdError) => err.code === ErrorCodes.DATABASE && /simulated EIO/.test(err.message));
+    await assert.rejects(second, (err: CountdError) => err.code === ErrorCodes.DATABASE && /the apply before this one failed/.test(err.message) && /simulated EIO/.test(err.message));
+    assert.equal((await overlappedApplies()) - overlappedBefore, 1);
+    assert.deepEqual(await store.page(ks, 0, 100), before);
+    assert.deepEqual((await store.keyspaces()).map((k) => k.name.toString()), ['ks', 'x1']);
+
+    // Retried (as the worker does): both apply exactly once, with the right counts and new keyspaces.
+    await Promise.all([store.apply(batchOf(2, 'x2')), store.apply(batchOf(3, 'x3'))]);
+    addToModel(2, 'x2');
+    addToModel(3, 'x3');
+    for (const name of ['ks', 'x1', 'x2', 'x3']) assert.deepEqual(await store.page(name, 0, 100), model.ranked(Buffer.from(name)), name);
+    assert.equal(await store.checkRankIndex(ks), true);
+    await store.close();
+    // And so after reopening (fences, directory, next id from disk).
+    const reopened = await Store.open({ location, sizes, rankFenceSize: 4 });
+    for (const name of ['ks', 'x1', 'x2', 'x3']) assert.deepEqual(await reopened.page(name, 0, 100), model.ranked(Buffer.from(name)), name);
+    assert.deepEqual((await reopened.keyspaces()).map((k) => k.name.toString()), ['ks', 'x1', 'x2', 'x3']);
+    await reopened.close();
+  });
 
   it('detects a damaged fence and rebuilds it', async () => {
     const location = tempDir();
