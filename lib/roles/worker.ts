@@ -420,7 +420,10 @@ class Worker {
   async #commit(p: Prepared): Promise<void> {
     if (p.marks.length > 0) {
       try {
-        const result = await this.store.apply(p.batch!, p.marks);
+        const applying = this.store.apply(p.batch!, p.marks);
+        // The store holds the batch while it needs it: not kept alive here during the write.
+        p.batch = undefined;
+        const result = await applying;
         if (result.saturated > 0) this.logger.warn('counts saturated at the signed 64-bit range', { keys: result.saturated });
       } catch (err) {
         // Nothing was committed: put every log back for a later attempt.

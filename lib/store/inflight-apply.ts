@@ -31,6 +31,11 @@ export interface DirRecord {
   size: number;
 }
 
+interface Overlay {
+  groups: ReadonlyArray<{ readonly items: readonly PendingIncrement[] }>;
+  finals: readonly bigint[];
+}
+
 export class InflightApply {
   /** Resolves once the write committed and the Store swapped its state in; rejects with its failure. */
   readonly done: Promise<void>;
@@ -38,22 +43,15 @@ export class InflightApply {
   readonly dirAfter: ReadonlyMap<string, DirRecord>;
   /** The Store's next keyspace id after this apply. */
   readonly nextIdAfter: number;
-  readonly #groups: ReadonlyArray<{ readonly items: readonly PendingIncrement[] }>;
-  readonly #finals: readonly bigint[];
+  /** The apply's pairs and final counts, kept only for a Store without a count cache (finalOf). */
+  #overlay: Overlay | undefined;
   #byPair: Map<string, bigint> | undefined;
 
-  constructor(
-    done: Promise<void>,
-    dirAfter: ReadonlyMap<string, DirRecord>,
-    nextIdAfter: number,
-    groups: ReadonlyArray<{ readonly items: readonly PendingIncrement[] }>,
-    finals: readonly bigint[],
-  ) {
+  constructor(done: Promise<void>, dirAfter: ReadonlyMap<string, DirRecord>, nextIdAfter: number, overlay: Overlay | undefined) {
     this.done = done;
     this.dirAfter = dirAfter;
     this.nextIdAfter = nextIdAfter;
-    this.#groups = groups;
-    this.#finals = finals;
+    this.#overlay = overlay;
   }
 
   /**
@@ -64,9 +62,11 @@ export class InflightApply {
   finalOf(pair: string): bigint | undefined {
     if (this.#byPair === undefined) {
       const map = new Map<string, bigint>();
+      const { groups, finals } = this.#overlay ?? { groups: [], finals: [] };
       let at = 0;
-      for (const group of this.#groups) for (const p of group.items) map.set(p.pair, this.#finals[at++]!);
+      for (const group of groups) for (const p of group.items) map.set(p.pair, finals[at++]!);
       this.#byPair = map;
+      this.#overlay = undefined;
     }
     return this.#byPair.get(pair);
   }

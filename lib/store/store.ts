@@ -136,6 +136,8 @@ type Db = ClassicLevel<Buffer, Buffer>;
 type Snapshot = ReturnType<Db['snapshot']>;
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 type Chained = ChainedBatch<Db, Buffer, Buffer>;
+/** What a committed apply swaps into memory for one keyspace. */
+type StateSwap = { ks: string; info: KeyspaceInfo; fences: Fences; touched: Buffer[] };
 
 /** What a read works on: one consistent state between two writes. */
 interface View {
@@ -829,55 +831,72 @@ export class Store {
       }
       for (const op of markOps) put(op);
 
-      const onCommitted = (): void => {
-        this.nextId = nextId;
-        for (const g of changed) {
-          this.dir.set(g.ks, g.info);
-          this.fenceCache.set(g.info.id, g.fences!);
-          this.blockCache.invalidate(g.info.id, g.touched);
-        }
-        this.countCache.trim();
-      };
-      const result = (): ApplyResult => {
-        if (saturated > 0) {
-          this.logger.warn('counts saturated at the signed 64-bit range', {
-            keys: saturated,
-            keyspace: firstSaturated!.keyspace.toString('utf8'),
-            key: firstSaturated!.key.toString('utf8'),
-          });
-        }
-        return { keys: batch.keys, saturated };
-      };
-      if (chained.length === 0) {
-        await chained.close();
-        this.recordCounts(groups, finals, wasCached);
-        onCommitted();
-        return { written: Promise.resolve(result()) };
-      }
-      // Handed to LevelDB: from here the batch is commit()'s to close, and the
-      // next apply may prepare on top of this one. The counts go into the
-      // cache now (the next apply reads them there; trimmed once committed);
-      // a read uses the cache only while no apply is in flight.
-      const done = this.commit(chained, onCommitted, 'apply');
-      submitted = true;
       this.recordCounts(groups, finals, wasCached);
-      const inflight = new InflightApply(done, new Map(changed.map((g) => [g.ks, g.info])), nextId, groups, finals);
-      this.inflight = inflight;
-      done.then(
-        () => {
-          if (this.inflight === inflight) this.inflight = undefined;
-        },
-        () => {
-          // Counts that were never written: no cached count may survive them.
-          this.countCache.clear();
-          if (this.inflight === inflight) this.inflight = undefined;
-        },
-      );
-      return { written: done.then(result) };
+      const swaps: StateSwap[] = changed.map((g) => ({ ks: g.ks, info: g.info, fences: g.fences!, touched: g.touched }));
+      const saturation = saturated > 0 ? { keys: saturated, keyspace: firstSaturated!.keyspace, key: firstSaturated!.key } : undefined;
+      // Without a count cache the next apply looks this one's counts up in its own list.
+      const overlay = this.countCache.enabled ? undefined : { groups, finals };
+      submitted = true;
+      return { written: this.submitApply(chained, swaps, nextId, batch.keys, saturation, overlay) };
     } finally {
-      // Abandoned by an error before it was handed over: close is idempotent.
+      // Abandoned by an error before it was handed over (submitApply closes it): close is idempotent.
       if (!submitted) await chained.close();
     }
+  }
+
+  /**
+   * Hand an apply's batch to LevelDB. From here the batch is commit()'s to
+   * close, and the next apply may prepare on top of this one (the counts are
+   * already in the count cache; trimmed once committed; a read uses the
+   * cache only while no apply is in flight). A function of its own so that
+   * what stays alive during the write is only what the swap needs, not the
+   * apply's per-key state.
+   */
+  private submitApply(
+    chained: Chained,
+    swaps: StateSwap[],
+    nextId: number,
+    keys: number,
+    saturation: { keys: number; keyspace: Buffer; key: Buffer } | undefined,
+    overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
+  ): Promise<ApplyResult> {
+    const onCommitted = (): void => {
+      this.nextId = nextId;
+      for (const g of swaps) {
+        this.dir.set(g.ks, g.info);
+        this.fenceCache.set(g.info.id, g.fences);
+        this.blockCache.invalidate(g.info.id, g.touched);
+      }
+      this.countCache.trim();
+    };
+    const result = (): ApplyResult => {
+      if (saturation !== undefined) {
+        this.logger.warn('counts saturated at the signed 64-bit range', {
+          keys: saturation.keys,
+          keyspace: saturation.keyspace.toString('utf8'),
+          key: saturation.key.toString('utf8'),
+        });
+      }
+      return { keys, saturated: saturation?.keys ?? 0 };
+    };
+    if (chained.length === 0) {
+      onCommitted();
+      return chained.close().then(result);
+    }
+    const done = this.commit(chained, onCommitted, 'apply');
+    const inflight = new InflightApply(done, new Map(swaps.map((g) => [g.ks, g.info])), nextId, overlay);
+    this.inflight = inflight;
+    done.then(
+      () => {
+        if (this.inflight === inflight) this.inflight = undefined;
+      },
+      () => {
+        // Counts that were never written: no cached count may survive them.
+        this.countCache.clear();
+        if (this.inflight === inflight) this.inflight = undefined;
+      },
+    );
+    return done.then(result);
   }
 
   /** Wait until the apply in flight has committed; its failure fails the apply prepared on top of it. */
