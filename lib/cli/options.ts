@@ -136,7 +136,7 @@ export const serverTuningOptions: Record<string, Options> = {
 export const storeNiceOption: Record<string, Options> = {
   'store-nice': {
     type: 'string',
-    default: '5',
+    default: '4',
     describe: 'nice value of the store child (worker + reader), 0-19: under CPU contention the writer\'s acknowledgements come first',
     coerce: intParser('--store-nice', 0, 19),
   },

@@ -66,7 +66,7 @@ export interface WorkerOptions {
   pollMs?: number;
   /**
    * Logs summed into one database batch at most. Default 64. Logs are claimed
-   * 4 at a time; more are summed into the same batch only while a backlog
+   * 8 at a time; more are summed into the same batch only while a backlog
    * remains and the batch holds under maxBatchKeys distinct keys.
    */
   maxLogsPerApply?: number;
@@ -97,14 +97,8 @@ export function appliedMarkName(index: number): string {
 const MAX_BACKOFF_MS = 5000;
 /** Applies handed to the store at a time: one being written, the next being prepared on top of it. */
 const MAX_INFLIGHT = 2;
-/**
- * Logs claimed at a time. Small, so the store gets work early and a backlog
- * that ends is drained in several batches that overlap (one summed while one
- * is prepared and one written) rather than in one big batch with nothing
- * beside it (npm run bench: 8 left the last 10 logs of a backlog to one
- * batch of 6-9 s).
- */
-const CLAIM_CHUNK = 4;
+/** Logs claimed at a time. */
+const CLAIM_CHUNK = 8;
 /**
  * Logs claimed at a time while a batch grows during the previous apply: the
  * apply that ends waits for the chunk being summed, so growth steps are small.
