@@ -10,6 +10,12 @@
 // live, ~1,120 bytes a key; 1,152 are budgeted. A Node.js process with
 // nothing loaded holds ~60 MiB. LevelDB may hold two write buffers (the one
 // filling and the one being flushed) besides its block cache.
+//
+// Since applies overlap (lib/store/inflight-apply.ts), a third batch can be
+// partly alive: the LevelDB write batch of the apply being written (its JS
+// state is dropped at the hand-over). Measured peaks were 4-7% above this sum
+// after a 10 s overload, and far above it after a 20 s one (V8 collects
+// late): an estimate to compare with, not a bound (BENCHMARKS.md).
 
 import { DEFAULT_BLOCK_CACHE_BYTES, DEFAULT_COUNT_CACHE_BYTES, LEVEL_OPTIONS } from '../store/schema.js';
 import { DEFAULT_PAGE_CACHE_BYTES } from './reader.js';
