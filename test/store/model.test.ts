@@ -72,6 +72,30 @@ async function compare(store: Store, model: Model, rand: () => number, pool: Buf
   }
 }
 
+/**
+ * Make the Store's next chained-batch write take 50 ms longer (so the next
+ * apply is prepared meanwhile), and fail instead of writing if `fail`.
+ */
+function slowNextWrite(store: Store, fail: boolean): void {
+  const db = (store as unknown as { db: ClassicLevel<Buffer, Buffer> }).db;
+  const batchFn = db.batch.bind(db) as () => ReturnType<typeof db.batch>;
+  let armed = true;
+  (db as unknown as { batch: () => unknown }).batch = () => {
+    const chained = batchFn();
+    if (armed) {
+      armed = false;
+      const write = chained.write.bind(chained);
+      chained.write = async (options?: Parameters<typeof write>[0]) => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        if (!fail) return options === undefined ? write() : write(options);
+        await chained.close();
+        throw new Error('simulated EIO');
+      };
+    }
+    return chained;
+  };
+}
+
 /** countd_store_applies_overlapped_total so far (the registry is process-wide: compare differences). */
 async function overlappedApplies(): Promise<number> {
   return (await metrics.appliesOverlapped.get()).values[0]?.value ?? 0;
@@ -208,21 +232,7 @@ describe('Store against an in-memory model (seeded)', function () {
     assert.deepEqual(before, model.ranked(ks));
 
     // The next chained batch's write fails, slowly, so the apply after it is prepared meanwhile.
-    const db = (store as unknown as { db: ClassicLevel<Buffer, Buffer> }).db;
-    const batchFn = db.batch.bind(db) as () => ReturnType<typeof db.batch>;
-    let failNext = true;
-    (db as unknown as { batch: () => unknown }).batch = () => {
-      const chained = batchFn();
-      if (failNext) {
-        failNext = false;
-        chained.write = async () => {
-          await new Promise((resolve) => setTimeout(resolve, 50));
-          await chained.close();
-          throw new Error('simulated EIO');
-        };
-      }
-      return chained;
-    };
+    slowNextWrite(store, true);
     const overlappedBefore = await overlappedApplies();
     const first = store.apply(batchOf(2, 'x2'));
     const second = store.apply(batchOf(3, 'x3'));
@@ -244,6 +254,44 @@ describe('Store against an in-memory model (seeded)', function () {
     for (const name of ['ks', 'x1', 'x2', 'x3']) assert.deepEqual(await reopened.page(name, 0, 100), model.ranked(Buffer.from(name)), name);
     assert.deepEqual((await reopened.keyspaces()).map((k) => k.name.toString()), ['ks', 'x1', 'x2', 'x3']);
     await reopened.close();
+  });
+
+  it('runs a keyspace deletion, a rank index rebuild and close after the apply in flight, never beside it', async () => {
+    const location = tempDir();
+    dirs.push(location);
+    let store = await Store.open({ location, sizes, rankFenceSize: 4 });
+    const ks = Buffer.from('ks');
+    const batchOf = (delta: bigint, keys: number): IncrementBatch => {
+      const batch = new IncrementBatch();
+      for (let j = 0; j < keys; j++) batch.add(ks, Buffer.from(`k${j}`), delta + BigInt(j));
+      return batch;
+    };
+    await store.apply(batchOf(10n, 30));
+    // An apply in flight, then a deletion and an apply that recreates the keyspace: in that order.
+    slowNextWrite(store, false);
+    const a = store.apply(batchOf(100n, 30));
+    const d = store.deleteKeyspace(ks);
+    const b = store.apply(batchOf(1n, 5));
+    await Promise.all([a, d, b]);
+    const expected = Array.from({ length: 5 }, (_, j) => ({ key: Buffer.from(`k${j}`), count: 1n + BigInt(j) })).reverse();
+    assert.deepEqual(await store.page(ks, 0, 100), expected);
+    for (let j = 0; j < 5; j++) assert.equal(await store.rank(ks, Buffer.from(`k${j}`)), 4 - j);
+    assert.equal(await store.rank(ks, Buffer.from('k9')), undefined);
+
+    // A rebuild and close() behind an apply in flight: the apply is committed first, and survives reopening.
+    slowNextWrite(store, false);
+    const c = store.apply(batchOf(1000n, 3));
+    const r = store.rebuildRankIndex(ks);
+    await store.close();
+    await Promise.all([c, r]);
+    store = await Store.open({ location, sizes, rankFenceSize: 4 });
+    const after = [
+      ...[2, 1, 0].map((j) => ({ key: Buffer.from(`k${j}`), count: 1n + BigInt(j) + 1000n + BigInt(j) })),
+      ...[4, 3].map((j) => ({ key: Buffer.from(`k${j}`), count: 1n + BigInt(j) })),
+    ];
+    assert.deepEqual(await store.page(ks, 0, 100), after);
+    assert.equal(await store.checkRankIndex(ks), true);
+    await store.close();
   });
 
   it('detects a damaged fence and rebuilds it', async () => {
