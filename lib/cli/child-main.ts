@@ -90,7 +90,7 @@ export async function childMain(): Promise<void> {
     if (spec.kind === 'writer') {
       role = await runWriter(dataDir, { listen: spec.listen, port: spec.port, ...spec.writer }, logger);
     } else {
-      role = await runStore(dataDir, { listen: spec.listen, port: spec.port, ...spec.reader }, logger);
+      role = await runStore(dataDir, { listen: spec.listen, port: spec.port, ...spec.reader }, logger, spec.store?.memory === undefined ? {} : { memory: spec.store.memory });
     }
   } catch (err) {
     const e = err instanceof CountdError ? err : new CountdError(ErrorCodes.IO_ERROR, (err as Error).message, { cause: err });

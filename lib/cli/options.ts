@@ -10,6 +10,8 @@ import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
 import { UINT64_MAX } from '../protocol/read-request.js';
 import { MAX_LOG_INDEX } from '../commitlog/filenames.js';
 import { unescapeName } from '../util/escape.js';
+import { formatSize, parseSize } from '../util/size.js';
+import { MAX_STORE_MEMORY, MIN_STORE_MEMORY } from '../roles/memory-budget.js';
 import { UsageError } from './errors.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1';
@@ -31,6 +33,18 @@ export function intParser(flag: string, min: number, max: number): (v: unknown) 
       throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(s)}`);
     }
     return Number(s);
+  };
+}
+
+/** A size in bytes within [min, max]: bytes, or with a unit K, M, G, T (binary). */
+export function sizeParser(flag: string, min: number, max: number): (v: unknown) => number {
+  return (v) => {
+    const s = single(flag, v);
+    const bytes = parseSize(s);
+    if (bytes === undefined || bytes < min || bytes > max) {
+      throw new UsageError(`${flag} must be a size from ${formatSize(min)} to ${formatSize(max)} (e.g. 512MiB, 2GiB), got ${JSON.stringify(s)}`);
+    }
+    return bytes;
   };
 }
 
@@ -139,6 +153,16 @@ export const storeNiceOption: Record<string, Options> = {
     default: '4',
     describe: 'nice value of the store child (worker + reader), 0-19: under CPU contention the writer\'s acknowledgements come first',
     coerce: intParser('--store-nice', 0, 19),
+  },
+};
+
+/** `countd start`: the store child's memory (lib/roles/memory-budget.ts derives its caches and batch size from it). */
+export const storeMemoryOption: Record<string, Options> = {
+  'store-memory': {
+    type: 'string',
+    default: '1GiB',
+    describe: 'memory of the store child (worker + reader): its caches and the size of its batches are derived from it (e.g. 512MiB, 2GiB)',
+    coerce: sizeParser('--store-memory', MIN_STORE_MEMORY, MAX_STORE_MEMORY),
   },
 };
 

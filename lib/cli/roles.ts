@@ -6,6 +6,7 @@
 
 import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, isCountdError } from '../errors.js';
+import { storeChildSettingsFor } from '../roles/memory-budget.js';
 import { startReader } from '../roles/reader.js';
 import { startWorker } from '../roles/worker.js';
 import { startWriter } from '../roles/writer.js';
@@ -45,11 +46,18 @@ export async function runStore(
   dataDir: DataDir,
   reader: ReaderSettings | undefined,
   logger: Logger,
-  options: { lockedHint?: string } = {},
+  options: { lockedHint?: string; memory?: number } = {},
 ): Promise<RunningRole> {
+  // With a memory setting, the caches and the batch size are derived from it; without, each part keeps its own default.
+  const memory = options.memory === undefined ? undefined : storeChildSettingsFor(options.memory);
   let store: Store;
   try {
-    store = await Store.open({ location: dataDir.paths.db, sizes: dataDir.sizes, logger: logger.child('store') });
+    store = await Store.open({
+      location: dataDir.paths.db,
+      sizes: dataDir.sizes,
+      logger: logger.child('store'),
+      ...(memory && { cacheSize: memory.cacheSize, writeBufferSize: memory.writeBufferSize, countCacheBytes: memory.countCacheBytes, blockCacheBytes: memory.blockCacheBytes }),
+    });
   } catch (err) {
     if (isCountdError(err, ErrorCodes.LOCKED) && options.lockedHint) {
       throw new CountdError(ErrorCodes.LOCKED, options.lockedHint, { cause: err });
@@ -59,8 +67,10 @@ export async function runStore(
   let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
   let read: Awaited<ReturnType<typeof startReader>> | undefined;
   try {
-    worker = await startWorker({ dataDir, store, logger: logger.child('worker') });
-    if (reader) read = await startReader({ store, sizes: dataDir.sizes, ...defined(reader), logger: logger.child('read') });
+    worker = await startWorker({ dataDir, store, logger: logger.child('worker'), ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
+    if (reader) {
+      read = await startReader({ store, sizes: dataDir.sizes, ...defined(reader), logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }) });
+    }
   } catch (err) {
     await worker?.close().catch(() => {});
     await store.close().catch(() => {});

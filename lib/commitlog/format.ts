@@ -203,21 +203,33 @@ function corruptEntry(offset: number, why: string): CountdError {
  * well-formed entries (a CRC-valid record never is, unless written wrong).
  */
 export function forEachEntry(payload: Buffer, fn: (increment: bigint, keyspace: Buffer, key: Buffer) => void): number {
-  const end = payload.length;
   // DataView.getBigInt64 is about 1.5x faster than Buffer.readBigInt64LE here.
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  return forEachEntryAt(payload, (p, ksLen, keyLen) => {
+    const ks = p + ENTRY_FIXED_SIZE;
+    fn(view.getBigInt64(p, true), payload.subarray(ks, ks + ksLen), payload.subarray(ks + ksLen, ks + ksLen + keyLen));
+  });
+}
+
+/**
+ * forEachEntry without decoding: fn gets each entry's offset in `payload`
+ * (its increment field; the names follow the fixed part) and the two name
+ * lengths, so a caller that reads the bytes in place allocates nothing per
+ * entry (the summing thread: lib/roles/work/pair-sums.ts). Same checks,
+ * same errors.
+ */
+export function forEachEntryAt(payload: Buffer, fn: (offset: number, ksLen: number, keyLen: number) => void): number {
+  const end = payload.length;
   let p = 0;
   let n = 0;
   while (p < end) {
     if (end - p < ENTRY_FIXED_SIZE) throw corruptEntry(p, 'truncated entry header');
     const ksLen = payload[p + 8]! | (payload[p + 9]! << 8);
     const keyLen = payload[p + 10]! | (payload[p + 11]! << 8);
-    const ks = p + ENTRY_FIXED_SIZE;
-    const key = ks + ksLen;
-    const next = key + keyLen;
+    const next = p + ENTRY_FIXED_SIZE + ksLen + keyLen;
     if (ksLen === 0 || keyLen === 0) throw corruptEntry(p, 'empty name');
     if (next > end) throw corruptEntry(p, 'entry runs past the end of the record');
-    fn(view.getBigInt64(p, true), payload.subarray(ks, key), payload.subarray(key, next));
+    fn(p, ksLen, keyLen);
     p = next;
     n++;
   }

@@ -1,46 +1,86 @@
-// What bounds the memory of the store child of `countd start` (worker +
-// reader + Store): every part is a setting, none is the number of keys or
-// keyspaces. `npm run bench` compares the child's peak RSS with this sum.
+// The memory of the store child of `countd start` (worker + reader + Store),
+// set by one setting, `--store-memory`: every part below is derived from it,
+// none from the number of keys or keyspaces. `npm run bench` checks the
+// child's peak RSS against it (BENCHMARKS.md, "The store child's memory").
 //
-// Per-key figures are measured, not guessed (bench:worker's machine): an
-// apply of a 500,000-key batch raised a process's RSS by ~740 bytes a key at
-// its peak (the summed batch, the record keys built for LevelDB's write batch
-// and the write batch itself), and the NEXT batch is summed meanwhile (~230
-// bytes a key on the summing thread, ~150 more once handed over): two batches
-// live, ~1,120 bytes a key; 1,152 are budgeted. A Node.js process with
-// nothing loaded holds ~60 MiB. LevelDB may hold two write buffers (the one
-// filling and the one being flushed) besides its block cache.
+// The parts: a Node.js process with nothing loaded (~60 MiB); LevelDB's
+// block cache and two write buffers (the one filling and the one being
+// flushed); the rank-block and page caches (Buffers, outside V8's heap);
+// V8's old space, CAPPED (--max-old-space-size, set by the supervisor when
+// it forks the child), which holds the count cache and the JS side of the
+// worker's batches; and the native side of the batches (key Buffers,
+// LevelDB write batches). The batches take what is left, which bounds how
+// many distinct keys one batch may hold (the worker's maxBatchKeys).
 //
-// Since applies overlap (lib/store/inflight-apply.ts), a third batch can be
-// partly alive: the LevelDB write batch of the apply being written (its JS
-// state is dropped at the hand-over). Measured peaks were 4-7% above this sum
-// after a 10 s overload, and far above it after a 20 s one (V8 collects
-// late): an estimate to compare with, not a bound (BENCHMARKS.md).
+// Why a cap on V8's heap: without one, V8 lets garbage pile up while the
+// worker is behind (its heap grew to ~530 MiB with ~110 MiB live during a
+// 40 s overload), so the peak followed the length of the overload. With the
+// cap it collects sooner; it would only fail if what is LIVE exceeded it,
+// and the live set is bounded by maxBatchKeys: HEAP_BYTES_PER_KEY is about
+// twice the live heap measured per key of the batches in flight (two
+// overlapped applies: lib/store/inflight-apply.ts).
 
-import { DEFAULT_BLOCK_CACHE_BYTES, DEFAULT_COUNT_CACHE_BYTES, LEVEL_OPTIONS } from '../store/schema.js';
-import { DEFAULT_PAGE_CACHE_BYTES } from './reader.js';
-import { DEFAULT_MAX_BATCH_KEYS } from './worker.js';
+import { MIN_WRITE_BUFFER_SIZE } from '../store/schema.js';
+import { formatSize } from '../util/size.js';
 
-export const BATCH_BYTES_PER_KEY = 1152;
-export const NODE_BASELINE_BYTES = 64 * 1024 * 1024;
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** V8 heap per key a batch may hold: ~2x the live heap measured per key of two overlapped batches. */
+export const HEAP_BYTES_PER_KEY = 800;
+/** Outside V8's heap, per key: key Buffers of the apply, LevelDB write batches, the summing thread's table. */
+export const NATIVE_BYTES_PER_KEY = 800;
+export const NODE_BASELINE_BYTES = 64 * MiB;
+/** V8 heap beyond the count cache and the batches: the reader, the worker's own state, code. */
+export const HEAP_RESERVE_BYTES = 64 * MiB;
+/** `countd start --store-memory` when not given. */
+export const DEFAULT_STORE_MEMORY = GiB;
+/** Below this, batches would be too small to drain a backlog at a useful rate. */
+export const MIN_STORE_MEMORY = 256 * MiB;
+export const MAX_STORE_MEMORY = 1024 * GiB;
+/** Batches past this many keys gain nothing (an apply's fixed costs are long amortized) and take long to commit. */
+export const MAX_BATCH_KEYS = 2_000_000;
 
 export interface StoreChildSettings {
+  /** LevelDB's block cache. */
   cacheSize: number;
+  /** LevelDB's memtable size (two may be held). */
   writeBufferSize: number;
   countCacheBytes: number;
   blockCacheBytes: number;
   pageCacheBytes: number;
   maxBatchKeys: number;
+  /** V8's old-space limit for the process (--max-old-space-size). */
+  heapLimit: number;
 }
 
-export const DEFAULT_STORE_CHILD_SETTINGS: StoreChildSettings = {
-  cacheSize: LEVEL_OPTIONS.cacheSize,
-  writeBufferSize: LEVEL_OPTIONS.writeBufferSize,
-  countCacheBytes: DEFAULT_COUNT_CACHE_BYTES,
-  blockCacheBytes: DEFAULT_BLOCK_CACHE_BYTES,
-  pageCacheBytes: DEFAULT_PAGE_CACHE_BYTES,
-  maxBatchKeys: DEFAULT_MAX_BATCH_KEYS,
-};
+function share(rest: number, divisor: number, min: number, max: number): number {
+  return Math.max(min, Math.min(max, Math.floor(rest / divisor / MiB) * MiB));
+}
+
+/**
+ * The settings of a store child that may use `memory` bytes: each cache a
+ * fixed share of what the runtime leaves (capped where a larger cache stops
+ * paying), the batches the rest. Throws RangeError outside
+ * [MIN_STORE_MEMORY, MAX_STORE_MEMORY].
+ */
+export function storeChildSettingsFor(memory: number): StoreChildSettings {
+  if (!Number.isSafeInteger(memory) || memory < MIN_STORE_MEMORY || memory > MAX_STORE_MEMORY) {
+    throw new RangeError(`store memory must be from ${formatSize(MIN_STORE_MEMORY)} to ${formatSize(MAX_STORE_MEMORY)}, got ${memory} bytes`);
+  }
+  const rest = memory - NODE_BASELINE_BYTES;
+  const writeBufferSize = Math.max(MIN_WRITE_BUFFER_SIZE, share(rest, 16, 4 * MiB, 64 * MiB));
+  const cacheSize = share(rest, 16, 8 * MiB, 64 * MiB);
+  const countCacheBytes = share(rest, 16, 4 * MiB, 64 * MiB);
+  const blockCacheBytes = share(rest, 32, 2 * MiB, 32 * MiB);
+  const pageCacheBytes = share(rest, 32, 2 * MiB, 32 * MiB);
+  const batches = rest - 2 * writeBufferSize - cacheSize - countCacheBytes - blockCacheBytes - pageCacheBytes - HEAP_RESERVE_BYTES;
+  const maxBatchKeys = Math.min(MAX_BATCH_KEYS, Math.floor(batches / (HEAP_BYTES_PER_KEY + NATIVE_BYTES_PER_KEY)));
+  const heapLimit = Math.ceil((countCacheBytes + HEAP_RESERVE_BYTES + maxBatchKeys * HEAP_BYTES_PER_KEY) / MiB) * MiB;
+  return { cacheSize, writeBufferSize, countCacheBytes, blockCacheBytes, pageCacheBytes, maxBatchKeys, heapLimit };
+}
+
+export const DEFAULT_STORE_CHILD_SETTINGS: StoreChildSettings = storeChildSettingsFor(DEFAULT_STORE_MEMORY);
 
 /** The store child's memory budget, in bytes, part by part. */
 export function storeChildMemoryBudget(s: StoreChildSettings = DEFAULT_STORE_CHILD_SETTINGS): { total: number; parts: Array<[string, number]> } {
@@ -48,10 +88,10 @@ export function storeChildMemoryBudget(s: StoreChildSettings = DEFAULT_STORE_CHI
     ['Node.js baseline', NODE_BASELINE_BYTES],
     ['LevelDB block cache', s.cacheSize],
     ['LevelDB write buffers (2)', 2 * s.writeBufferSize],
-    ['count cache', s.countCacheBytes],
     ['rank-block cache', s.blockCacheBytes],
     ['page cache', s.pageCacheBytes],
-    [`worker batches (${s.maxBatchKeys.toLocaleString('en-US')} keys × ${BATCH_BYTES_PER_KEY} B)`, s.maxBatchKeys * BATCH_BYTES_PER_KEY],
+    [`V8 heap limit (count cache ${formatSize(s.countCacheBytes)}, batches of ${s.maxBatchKeys.toLocaleString('en-US')} keys × ${HEAP_BYTES_PER_KEY} B, reserve)`, s.heapLimit],
+    [`batches outside the heap (${s.maxBatchKeys.toLocaleString('en-US')} keys × ${NATIVE_BYTES_PER_KEY} B)`, s.maxBatchKeys * NATIVE_BYTES_PER_KEY],
   ];
   return { total: parts.reduce((sum, [, bytes]) => sum + bytes, 0), parts };
 }

@@ -32,6 +32,7 @@ import { DaemonRecord, readLiveDaemonRecord, removeDaemonRecord, writeDaemonReco
 import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCode, ErrorCodes, errnoCode, isCountdError, translateFsError } from '../errors.js';
 import { metrics, registry } from '../metrics.js';
+import { storeChildSettingsFor } from './memory-budget.js';
 import { LogFormat, Logger } from '../util/log.js';
 import { ProcessIdentity, isAlive, selfIdentity } from '../util/proc.js';
 
@@ -47,11 +48,25 @@ export interface ChildSpec {
   debug: boolean;
   writer?: { logSize?: number; handoverMs?: number; maxConnections?: number; idleTimeoutMs?: number };
   reader?: { pageLimit?: number; maxConnections?: number; idleTimeoutMs?: number };
-  /** The store child's nice value (0-19), set before it opens anything: see child-main.ts. */
-  store?: { nice?: number };
+  /**
+   * The store child: its nice value (0-19), set before it opens anything
+   * (see child-main.ts), and its memory in bytes (memory-budget.ts).
+   */
+  store?: { nice?: number; memory?: number };
 }
 
 export const CHILD_SPEC_ENV = 'COUNTD_CHILD_SPEC';
+
+/**
+ * Node.js options of a child: the supervisor's own, and for a store child
+ * with a memory setting, V8's old-space limit derived from it
+ * (memory-budget.ts: without it V8 lets garbage grow with an overload).
+ */
+export function childExecArgv(spec: ChildSpec): string[] {
+  if (spec.kind !== 'store' || spec.store?.memory === undefined) return process.execArgv;
+  const own = process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size'));
+  return [...own, `--max-old-space-size=${storeChildSettingsFor(spec.store.memory).heapLimit / (1024 * 1024)}`];
+}
 
 export type ChildMessage =
   | { type: 'ready'; ports: { write?: number; read?: number } }
@@ -360,6 +375,7 @@ class ChildSlot {
     return new Promise((resolve, reject) => {
       const proc = fork(this.#sup.options.childModule, [this.#spec.kind], {
         env: { ...process.env, [CHILD_SPEC_ENV]: JSON.stringify(this.#spec) },
+        execArgv: childExecArgv(this.#spec),
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'json',
       });

@@ -73,6 +73,8 @@ describe('countd CLI', function () {
       ['bad log format', ['start', '--log-format', 'xml'], /Invalid values/],
       ['n of zero', ['around', 'ks', 'k', '--n', '0'], /--n must be an integer from 1/],
       ['store nice out of range', ['start', '--store-nice', '20'], /--store-nice must be an integer from 0 to 19, got "20"/],
+      ['store memory too small', ['start', '--store-memory', '100MiB'], /--store-memory must be a size from 256 MiB to 1024 GiB \(e\.g\. 512MiB, 2GiB\), got "100MiB"/],
+      ['store memory not a size', ['start', '--store-memory', 'lots'], /--store-memory must be a size from 256 MiB to 1024 GiB/],
       ['flag given twice', ['dump', 'ks', '--read-port', '1', '--read-port', '2'], /given 2 times/],
       ['bad commit-log index', ['commitlog', 'x'], /index must be an integer/],
     ];

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Client } from '../../lib/client/client.js';
 import { DaemonRecord } from '../../lib/datadir/daemon-record.js';
 import { Daemon, isAlive, killAll, removeDir, startDaemon, tempDir, waitFor } from './helpers.js';
+import { storeChildSettingsFor } from '../../lib/roles/memory-budget.js';
 
 function httpGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -47,7 +48,7 @@ describe('countd start (supervisor)', function () {
 
   before(async () => {
     dir = await tempDir('sup');
-    ({ daemon, record } = await startDaemon(dir, ['--metrics-port', '0', '--log-format', 'json', '--store-nice', '6']));
+    ({ daemon, record } = await startDaemon(dir, ['--metrics-port', '0', '--log-format', 'json', '--store-nice', '6', '--store-memory', '512MiB']));
     client = new Client({ dataDir: dir });
   });
 
@@ -85,6 +86,14 @@ describe('countd start (supervisor)', function () {
     assert.equal(store[0], 6, `store child threads: ${store.join(' ')}`);
     assert.ok(store.filter((n) => n === 6).length >= 3, `store child threads: ${store.join(' ')}`);
     assert.ok((await nices(children.writer!)).every((n) => n === 0));
+  });
+
+  it('caps the store child\'s V8 heap from --store-memory; the writer keeps the supervisor\'s Node.js options', async () => {
+    const children = await daemon.children();
+    const argv = async (pid: number): Promise<string[]> => (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    const expected = `--max-old-space-size=${storeChildSettingsFor(512 * 1024 * 1024).heapLimit / (1024 * 1024)}`;
+    assert.deepEqual((await argv(children.store!)).filter((a) => a.startsWith('--max-old-space-size')), [expected]);
+    assert.deepEqual((await argv(children.writer!)).filter((a) => a.startsWith('--max-old-space-size')), []);
   });
 
   it('serves every child\'s metrics merged on --metrics-port, each family once', async () => {

@@ -1,18 +1,86 @@
-// The store child's memory budget is a function of its settings only.
+// The store child's memory: one setting (--store-memory), every part derived
+// from it, none from the number of keys.
 
 import assert from 'node:assert/strict';
-import { BATCH_BYTES_PER_KEY, DEFAULT_STORE_CHILD_SETTINGS, NODE_BASELINE_BYTES, storeChildMemoryBudget } from '../../lib/roles/memory-budget.js';
+import {
+  DEFAULT_STORE_CHILD_SETTINGS,
+  DEFAULT_STORE_MEMORY,
+  HEAP_BYTES_PER_KEY,
+  MAX_BATCH_KEYS,
+  MAX_STORE_MEMORY,
+  MIN_STORE_MEMORY,
+  NATIVE_BYTES_PER_KEY,
+  NODE_BASELINE_BYTES,
+  storeChildMemoryBudget,
+  storeChildSettingsFor,
+} from '../../lib/roles/memory-budget.js';
+import { childExecArgv } from '../../lib/roles/supervisor.js';
+import { formatSize, parseSize } from '../../lib/util/size.js';
+
+const MiB = 1024 * 1024;
 
 describe('store child memory budget', () => {
-  it('adds up the settings: caches, two write buffers, the worker batches, the runtime', () => {
-    const s = { cacheSize: 1, writeBufferSize: 10, countCacheBytes: 100, blockCacheBytes: 1000, pageCacheBytes: 10_000, maxBatchKeys: 3 };
+  it('adds up the parts: runtime, LevelDB, caches, the V8 heap limit, batches outside the heap', () => {
+    const s = { cacheSize: 1, writeBufferSize: 10, countCacheBytes: 100, blockCacheBytes: 1000, pageCacheBytes: 10_000, maxBatchKeys: 3, heapLimit: 100_000 };
     const budget = storeChildMemoryBudget(s);
-    assert.equal(budget.total, NODE_BASELINE_BYTES + 1 + 20 + 100 + 1000 + 10_000 + 3 * BATCH_BYTES_PER_KEY);
+    assert.equal(budget.total, NODE_BASELINE_BYTES + 1 + 20 + 1000 + 10_000 + 100_000 + 3 * NATIVE_BYTES_PER_KEY);
     assert.equal(budget.parts.reduce((sum, [, b]) => sum + b, 0), budget.total);
   });
 
-  it('defaults to the defaults of the store, the reader and the worker', () => {
-    assert.equal(storeChildMemoryBudget().total, storeChildMemoryBudget(DEFAULT_STORE_CHILD_SETTINGS).total);
-    assert.ok(storeChildMemoryBudget().total < 1024 * 1024 * 1024);
+  for (const mib of [256, 300, 512, 1024, 1500, 2048]) {
+    it(`--store-memory ${mib}MiB: the parts add up to at most the setting, the heap limit holds the count cache and the batches`, () => {
+      const s = storeChildSettingsFor(mib * MiB);
+      const total = storeChildMemoryBudget(s).total;
+      assert.ok(total <= mib * MiB, `${total} > ${mib * MiB}`);
+      assert.ok(total > mib * MiB - 2 * MiB, 'nothing is left unused');
+      assert.ok(s.heapLimit >= s.countCacheBytes + s.maxBatchKeys * HEAP_BYTES_PER_KEY);
+      assert.equal(s.heapLimit % MiB, 0);
+      assert.ok(s.maxBatchKeys >= 40_000);
+    });
+  }
+
+  it('grows the batches, not the caches, past 1 GiB, up to MAX_BATCH_KEYS', () => {
+    const one = storeChildSettingsFor(1024 * MiB);
+    const two = storeChildSettingsFor(2048 * MiB);
+    assert.ok(two.maxBatchKeys > 2 * one.maxBatchKeys);
+    assert.equal(two.cacheSize, 64 * MiB);
+    assert.equal(storeChildSettingsFor(64 * 1024 * MiB).maxBatchKeys, MAX_BATCH_KEYS);
+  });
+
+  it('refuses a setting outside its range', () => {
+    assert.throws(() => storeChildSettingsFor(MIN_STORE_MEMORY - 1), RangeError);
+    assert.throws(() => storeChildSettingsFor(MAX_STORE_MEMORY + 1), RangeError);
+  });
+
+  it('defaults to 1 GiB', () => {
+    assert.equal(DEFAULT_STORE_MEMORY, 1024 * MiB);
+    assert.deepEqual(DEFAULT_STORE_CHILD_SETTINGS, storeChildSettingsFor(1024 * MiB));
+  });
+
+  it('gives the store child, and only it, its V8 heap limit', () => {
+    const base = { dataDir: '/x', listen: '127.0.0.1', port: 0, logFormat: 'text' as const, debug: false };
+    const store = childExecArgv({ ...base, kind: 'store', store: { memory: 512 * MiB } });
+    assert.deepEqual(store.filter((a) => a.startsWith('--max-old-space-size')), [`--max-old-space-size=${storeChildSettingsFor(512 * MiB).heapLimit / MiB}`]);
+    assert.deepEqual(childExecArgv({ ...base, kind: 'writer' }), process.execArgv);
+    assert.deepEqual(childExecArgv({ ...base, kind: 'store' }), process.execArgv);
+  });
+});
+
+describe('sizes', () => {
+  it('parses bytes and binary units, and refuses anything else', () => {
+    assert.equal(parseSize('1GiB'), 1024 * MiB);
+    assert.equal(parseSize('512MiB'), 512 * MiB);
+    assert.equal(parseSize('512m'), 512 * MiB);
+    assert.equal(parseSize('1.5G'), 1536 * MiB);
+    assert.equal(parseSize('4096'), 4096);
+    assert.equal(parseSize('2 KB'), 2048);
+    for (const bad of ['', 'GiB', '-1G', '1 PiB', '1e9', 'ten']) assert.equal(parseSize(bad), undefined, bad);
+  });
+
+  it('prints sizes for people', () => {
+    assert.equal(formatSize(1024 * MiB), '1 GiB');
+    assert.equal(formatSize(768 * MiB), '768 MiB');
+    assert.equal(formatSize(1536 * MiB), '1.5 GiB');
+    assert.equal(formatSize(100), '100 bytes');
   });
 });

@@ -14,6 +14,7 @@ import {
   serverTuningOptions,
   sizeOptions,
   startListenOptions,
+  storeMemoryOption,
   storeNiceOption,
   withOptions,
   writerTuningOptions,
@@ -32,6 +33,7 @@ export function builder(y: Argv): Argv {
     pageLimitOption,
     serverTuningOptions,
     storeNiceOption,
+    storeMemoryOption,
     logFormatOption,
     sizeOptions,
   );
@@ -72,7 +74,7 @@ export async function handler(argv: Flags): Promise<void> {
         idleTimeoutMs,
       },
       reader: { pageLimit: argv['page-limit'] as number | undefined, maxConnections, idleTimeoutMs },
-      store: { nice: argv['store-nice'] as number },
+      store: { nice: argv['store-nice'] as number, memory: argv['store-memory'] as number },
     });
   } catch (err) {
     removeSignals();

@@ -8,9 +8,8 @@
 
 import { parentPort } from 'node:worker_threads';
 import { readLogFile } from '../../commitlog/reader.js';
-import { forEachEntry } from '../../commitlog/format.js';
 import type { FieldSizes } from '../../protocol/fields.js';
-import { IncrementBatch } from '../../store/increment-batch.js';
+import { PairSums } from './pair-sums.js';
 import { encodeGeneration, type LogOutcome, type LogToSum, type SummerReply, type SummerRequest } from './summer-protocol.js';
 
 const port = parentPort;
@@ -18,7 +17,7 @@ if (port === null) throw new Error('summer-thread.js runs as a worker thread');
 
 let session = -1;
 let sizes: FieldSizes | undefined;
-let batch = new IncrementBatch();
+let batch = new PairSums();
 
 async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   let contents: Awaited<ReturnType<typeof readLogFile>>;
@@ -32,7 +31,7 @@ async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   if (contents.header === null || contents.generation === null) return { ...base, status: 'no-header', generation: null, frames: 0 };
   const generation = contents.generation.toString();
   if (log.mark !== null && encodeGeneration(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
-  for (const record of contents.records) forEachEntry(record.payload, (inc, ks, key) => batch.add(ks, key, inc));
+  for (const record of contents.records) batch.addPayload(record.payload);
   return { ...base, status: 'apply', generation, frames: contents.frames };
 }
 
@@ -40,17 +39,17 @@ async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfe
   if (req.op === 'begin') {
     session = req.session;
     sizes = req.sizes;
-    batch = new IncrementBatch();
+    batch = new PairSums();
     return { reply: { id: req.id, ok: true, session, op: 'begin' }, transfer: [] };
   }
   if (req.session !== session || sizes === undefined) throw new Error(`session ${req.session} is not the thread's (${session})`);
   if (req.op === 'add') {
     const logs: LogOutcome[] = [];
     for (const log of req.logs) logs.push(await sumLog(log, sizes));
-    return { reply: { id: req.id, ok: true, session, op: 'add', logs, keys: batch.keys }, transfer: [] };
+    return { reply: { id: req.id, ok: true, session, op: 'add', logs, keys: batch.count }, transfer: [] };
   }
   const summed = batch.toSummed();
-  batch = new IncrementBatch();
+  batch = new PairSums();
   session = -1;
   const transfer = [summed.pairBytes.buffer, summed.keyBytes.buffer, summed.keyStarts.buffer, summed.deltas.buffer] as ArrayBuffer[];
   return { reply: { id: req.id, ok: true, session: req.session, op: 'finish', batch: summed }, transfer };

@@ -1,0 +1,223 @@
+// The summing thread's table: increments summed per (keyspace, key) pair,
+// read in place from the commit-log payloads, handed over as a SummedBatch
+// (lib/store/increment-batch.ts).
+//
+// Why not IncrementBatch (a Map from a latin1 pair string to an object per
+// pair): it allocated a string and a bigint per frame and ~500 bytes of heap
+// per pair, and a 500,000-pair batch left the thread's V8 heap at ~280 MiB,
+// kept until its next collection (BENCHMARKS.md, "The store child's memory").
+// Here a frame allocates nothing: a pair's bytes are the very bytes an entry
+// holds from its offset 8 (`ksLen keyLen keyspace key`), hashed (FNV-1a) and
+// looked up in an open-addressing table over typed arrays; a new pair copies
+// them into one growing buffer. About 60 bytes a pair, off the V8 heap.
+//
+// Sums stay exact: a plain double while the sum is a safe integer (every
+// increment of a real workload), a bigint past that (the store saturates
+// at the int64 range; a sum outside it reaches the store as a decimal).
+
+import { ENTRY_FIXED_SIZE, forEachEntryAt } from '../../commitlog/format.js';
+import { PAIR_LENGTHS_SIZE, type SummedBatch } from '../../store/increment-batch.js';
+
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+
+const INITIAL_PAIRS = 1 << 12;
+const INITIAL_BYTES = 1 << 16;
+const TWO_32 = 2 ** 32;
+/** Increments whose high 32 bits are in [-2^21, 2^21) are safe integers. */
+const SAFE_HIGH = 0x20_0000;
+const I64_MIN = -(1n << 63n);
+const I64_MAX = (1n << 63n) - 1n;
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+
+interface Group {
+  id: string;
+  first: number;
+  last: number;
+  pairs: number;
+}
+
+export class PairSums {
+  /** Every pair's bytes, back to back, in first-seen order. */
+  #bytes: Latin1Buffer = Buffer.allocUnsafe(INITIAL_BYTES) as Latin1Buffer;
+  #used = 0;
+  #keyBytes = 0;
+  #count = 0;
+  // Per pair, by first-seen index:
+  #start = new Uint32Array(INITIAL_PAIRS);
+  #length = new Uint32Array(INITIAL_PAIRS);
+  #hash = new Int32Array(INITIAL_PAIRS);
+  #sum = new Float64Array(INITIAL_PAIRS);
+  /** 1: the sum left the safe integers and is in #big. */
+  #isBig = new Uint8Array(INITIAL_PAIRS);
+  /** The next pair of the same keyspace, or -1. */
+  #next = new Int32Array(INITIAL_PAIRS);
+  #big = new Map<number, bigint>();
+  /** Open addressing, linear probing: pair index + 1, 0 for empty; at most half full. */
+  #slots = new Int32Array(INITIAL_PAIRS * 2);
+  readonly #groups: Group[] = [];
+  readonly #groupOf = new Map<string, Group>();
+
+  /** Distinct pairs so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /**
+   * Add every entry of a BATCH payload (docs/commit-log-format.md). Entries
+   * with increment 0 are ignored; a pair touched by a non-zero one is kept
+   * even if its sum comes to 0 (as IncrementBatch#add). Throws
+   * COUNTD_CORRUPTION on a malformed payload (forEachEntryAt), having added
+   * the entries before the damage: the caller drops the whole table then.
+   */
+  addPayload(payload: Buffer): number {
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    return forEachEntryAt(payload, (p, ksLen, keyLen) => {
+      const lo = view.getUint32(p, true);
+      const hi = view.getInt32(p + 4, true);
+      if (lo === 0 && hi === 0) return;
+      this.#add(payload, p + ENTRY_FIXED_SIZE - PAIR_LENGTHS_SIZE, PAIR_LENGTHS_SIZE + ksLen + keyLen, ksLen, hi, lo);
+    });
+  }
+
+  #add(buf: Buffer, at: number, length: number, ksLen: number, hi: number, lo: number): void {
+    let h = FNV_OFFSET;
+    const end = at + length;
+    for (let i = at; i < end; i++) h = Math.imul(h ^ buf[i]!, FNV_PRIME);
+    if (2 * (this.#count + 1) > this.#slots.length) this.#rehash();
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    let slot = h & mask;
+    for (;;) {
+      const entry = slots[slot]!;
+      if (entry === 0) break;
+      const i = entry - 1;
+      if (this.#hash[i] === h && this.#length[i] === length && this.#equals(i, buf, at, length)) {
+        this.#addTo(i, hi, lo);
+        return;
+      }
+      slot = (slot + 1) & mask;
+    }
+    const i = this.#newPair(buf, at, length, ksLen, h);
+    slots[slot] = i + 1;
+    this.#addTo(i, hi, lo);
+  }
+
+  #equals(i: number, buf: Buffer, at: number, length: number): boolean {
+    const bytes = this.#bytes;
+    const start = this.#start[i]!;
+    for (let k = 0; k < length; k++) if (bytes[start + k] !== buf[at + k]) return false;
+    return true;
+  }
+
+  #addTo(i: number, hi: number, lo: number): void {
+    if (this.#isBig[i] === 0 && hi >= -SAFE_HIGH && hi < SAFE_HIGH) {
+      // Two safe integers: if the double sum is within the safe range, it is exact.
+      const sum = this.#sum[i]! + (hi * TWO_32 + lo);
+      if (sum >= -Number.MAX_SAFE_INTEGER && sum <= Number.MAX_SAFE_INTEGER) {
+        this.#sum[i] = sum;
+        return;
+      }
+    }
+    const increment = (BigInt(hi) << 32n) + BigInt(lo);
+    const current = this.#isBig[i] === 1 ? this.#big.get(i)! : BigInt(this.#sum[i]!);
+    this.#big.set(i, current + increment);
+    this.#isBig[i] = 1;
+  }
+
+  #newPair(buf: Buffer, at: number, length: number, ksLen: number, h: number): number {
+    const i = this.#count;
+    if (i === this.#start.length) this.#growPairs();
+    if (this.#used + length > this.#bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.#bytes.length, this.#used + length)) as Latin1Buffer;
+      this.#bytes.copy(grown, 0, 0, this.#used);
+      this.#bytes = grown;
+    }
+    const start = this.#used;
+    const bytes = this.#bytes;
+    for (let k = 0; k < length; k++) bytes[start + k] = buf[at + k]!;
+    this.#used += length;
+    this.#keyBytes += length - PAIR_LENGTHS_SIZE - ksLen;
+    this.#start[i] = start;
+    this.#length[i] = length;
+    this.#hash[i] = h;
+    this.#sum[i] = 0;
+    this.#isBig[i] = 0;
+    this.#next[i] = -1;
+    this.#count = i + 1;
+    const id = bytes.latin1Slice(start + PAIR_LENGTHS_SIZE, start + PAIR_LENGTHS_SIZE + ksLen);
+    const group = this.#groupOf.get(id);
+    if (group === undefined) {
+      const created = { id, first: i, last: i, pairs: 1 };
+      this.#groupOf.set(id, created);
+      this.#groups.push(created);
+    } else {
+      this.#next[group.last] = i;
+      group.last = i;
+      group.pairs++;
+    }
+    return i;
+  }
+
+  #growPairs(): void {
+    const size = 2 * this.#start.length;
+    const grow = <T extends Uint32Array | Int32Array | Float64Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(size);
+      b.set(a as never);
+      return b;
+    };
+    this.#start = grow(this.#start, (n) => new Uint32Array(n));
+    this.#length = grow(this.#length, (n) => new Uint32Array(n));
+    this.#hash = grow(this.#hash, (n) => new Int32Array(n));
+    this.#sum = grow(this.#sum, (n) => new Float64Array(n));
+    this.#isBig = grow(this.#isBig, (n) => new Uint8Array(n));
+    this.#next = grow(this.#next, (n) => new Int32Array(n));
+  }
+
+  #rehash(): void {
+    const slots = new Int32Array(2 * this.#slots.length);
+    const mask = slots.length - 1;
+    for (let i = 0; i < this.#count; i++) {
+      let slot = this.#hash[i]! & mask;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = i + 1;
+    }
+    this.#slots = slots;
+  }
+
+  /** The pairs as transferable arrays, keyspace by keyspace (first-seen order), each keyspace's pairs in first-seen order. */
+  toSummed(): SummedBatch {
+    const n = this.#count;
+    const bytes = this.#bytes;
+    const pairBytes = new Uint8Array(new ArrayBuffer(this.#used));
+    const keyBytes = new Uint8Array(new ArrayBuffer(this.#keyBytes));
+    const keyStarts = new Uint32Array(n);
+    const deltas = new BigInt64Array(n);
+    const big: Array<[number, string]> = [];
+    const groups: SummedBatch['groups'] = [];
+    let j = 0;
+    let at = 0;
+    let keyAt = 0;
+    for (const group of this.#groups) {
+      groups.push({ id: group.id, pairs: group.pairs });
+      for (let i = group.first; i !== -1; i = this.#next[i]!) {
+        const start = this.#start[i]!;
+        const length = this.#length[i]!;
+        for (let k = 0; k < length; k++) pairBytes[at + k] = bytes[start + k]!;
+        at += length;
+        const keyStart = start + PAIR_LENGTHS_SIZE + (bytes[start]! | (bytes[start + 1]! << 8));
+        keyStarts[j] = keyAt;
+        for (let k = keyStart; k < start + length; k++) keyBytes[keyAt++] = bytes[k]!;
+        if (this.#isBig[i] === 0) {
+          deltas[j] = BigInt(this.#sum[i]!);
+        } else {
+          const sum = this.#big.get(i)!;
+          if (sum >= I64_MIN && sum <= I64_MAX) deltas[j] = sum;
+          else big.push([j, sum.toString()]);
+        }
+        j++;
+      }
+    }
+    return { groups, pairBytes, keyBytes, keyStarts, deltas, big };
+  }
+}
