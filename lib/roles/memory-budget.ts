@@ -15,10 +15,12 @@
 // Why a cap on V8's heap: without one, V8 lets garbage pile up while the
 // worker is behind (its heap grew to ~530 MiB with ~110 MiB live during a
 // 40 s overload), so the peak followed the length of the overload. With the
-// cap it collects sooner; it would only fail if what is LIVE exceeded it,
-// and the live set is bounded by maxBatchKeys: HEAP_BYTES_PER_KEY is about
-// twice the live heap measured per key of the batches in flight (two
-// overlapped applies: lib/store/inflight-apply.ts).
+// cap it collects sooner. It would fail only if what is LIVE exceeded it
+// (the store child would die and be restarted; nothing acknowledged is
+// lost, docs/guarantees.md): the live set is bounded by the batch size,
+// HEAP_BYTES_PER_KEY is twice what was measured live per key, and the
+// worker stops growing batches while the heap is over half its limit
+// (lib/roles/worker.ts, heapUnderPressure).
 
 import { MIN_WRITE_BUFFER_SIZE } from '../store/schema.js';
 import { formatSize } from '../util/size.js';
@@ -26,10 +28,15 @@ import { formatSize } from '../util/size.js';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-/** V8 heap per key a batch may hold: ~2x the live heap measured per key of two overlapped batches. */
-export const HEAP_BYTES_PER_KEY = 800;
+/**
+ * V8 heap per key a batch may hold: twice the ~800 bytes measured live per
+ * key (two overlapped batches, at the heap's peak, 80 s overload). A chunk
+ * of logs is summed whole, so a batch can pass maxBatchKeys by one chunk;
+ * the worker keeps batches small while the heap is over half its limit.
+ */
+export const HEAP_BYTES_PER_KEY = 1600;
 /** Outside V8's heap, per key: key Buffers of the apply, LevelDB write batches, the summing thread's table. */
-export const NATIVE_BYTES_PER_KEY = 800;
+export const NATIVE_BYTES_PER_KEY = 1000;
 export const NODE_BASELINE_BYTES = 64 * MiB;
 /** V8 heap beyond the count cache and the batches: the reader, the worker's own state, code. */
 export const HEAP_RESERVE_BYTES = 64 * MiB;
@@ -74,7 +81,8 @@ export function storeChildSettingsFor(memory: number): StoreChildSettings {
   const countCacheBytes = share(rest, 16, 4 * MiB, 64 * MiB);
   const blockCacheBytes = share(rest, 32, 2 * MiB, 32 * MiB);
   const pageCacheBytes = share(rest, 32, 2 * MiB, 32 * MiB);
-  const batches = rest - 2 * writeBufferSize - cacheSize - countCacheBytes - blockCacheBytes - pageCacheBytes - HEAP_RESERVE_BYTES;
+  // Less 1 MiB: the heap limit is rounded up to whole MiB.
+  const batches = rest - 2 * writeBufferSize - cacheSize - countCacheBytes - blockCacheBytes - pageCacheBytes - HEAP_RESERVE_BYTES - MiB;
   const maxBatchKeys = Math.min(MAX_BATCH_KEYS, Math.floor(batches / (HEAP_BYTES_PER_KEY + NATIVE_BYTES_PER_KEY)));
   const heapLimit = Math.ceil((countCacheBytes + HEAP_RESERVE_BYTES + maxBatchKeys * HEAP_BYTES_PER_KEY) / MiB) * MiB;
   return { cacheSize, writeBufferSize, countCacheBytes, blockCacheBytes, pageCacheBytes, maxBatchKeys, heapLimit };

@@ -58,6 +58,21 @@ export interface ChildSpec {
 export const CHILD_SPEC_ENV = 'COUNTD_CHILD_SPEC';
 
 /**
+ * The environment of a child: the supervisor's, its spec, and for the store
+ * child two malloc arenas (glibc's MALLOC_ARENA_MAX, unless already set).
+ * glibc gives each thread that allocates its own arena, up to 8 per core,
+ * and LevelDB's memtables and write batches are allocated on several
+ * threads (libuv's pool, compaction): freed memory stayed in those arenas,
+ * ~200 MiB of the store child's RSS after a 40 s overload (BENCHMARKS.md).
+ * Other C libraries ignore the variable.
+ */
+export function childEnv(spec: ChildSpec): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, [CHILD_SPEC_ENV]: JSON.stringify(spec) };
+  if (spec.kind === 'store' && env.MALLOC_ARENA_MAX === undefined) env.MALLOC_ARENA_MAX = '2';
+  return env;
+}
+
+/**
  * Node.js options of a child: the supervisor's own, and for a store child
  * with a memory setting, V8's old-space limit derived from it
  * (memory-budget.ts: without it V8 lets garbage grow with an overload).
@@ -374,7 +389,7 @@ class ChildSlot {
   #fork(): Promise<{ write?: number; read?: number }> {
     return new Promise((resolve, reject) => {
       const proc = fork(this.#sup.options.childModule, [this.#spec.kind], {
-        env: { ...process.env, [CHILD_SPEC_ENV]: JSON.stringify(this.#spec) },
+        env: childEnv(this.#spec),
         execArgv: childExecArgv(this.#spec),
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'json',

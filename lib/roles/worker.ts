@@ -48,6 +48,7 @@
 // still applied. A log whose header is unreadable has no generation to
 // mark; it is logged and released clean without applying anything.
 
+import { getHeapStatistics } from 'node:v8';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { Logger, silentLogger } from '../util/log.js';
@@ -72,12 +73,19 @@ export interface WorkerOptions {
   maxLogsPerApply?: number;
   /**
    * A batch stops claiming logs once it holds this many distinct keys.
-   * Default 500,000. Bounds the worker's memory: ~1 KiB per key at the peak
-   * of an apply. Bigger batches sum more repeated keys once (faster drains).
+   * Default 500,000 (`countd start` derives it from --store-memory:
+   * memory-budget.ts). Bigger batches sum more repeated keys once (faster
+   * drains).
    */
   maxBatchKeys?: number;
   /** How often to free locks of dead processes. Default 5,000 ms. */
   recoverEveryMs?: number;
+  /**
+   * True while memory is short: a batch then starts with GROW_CHUNK logs
+   * instead of CLAIM_CHUNK and does not grow. Default: V8's heap is over half
+   * its limit (heapUnderPressure). For tests.
+   */
+  heapPressure?: () => boolean;
   /** Passed to the commit-log pool: how old a lock without a live owner must be to count as stale. */
   staleLockGraceMs?: number;
 }
@@ -115,6 +123,18 @@ const GROW_CHUNK = 2;
 export const DEFAULT_MAX_BATCH_KEYS = 500_000;
 const STATUS_EVERY_MS = 1000;
 
+/**
+ * V8's heap is over half its limit. The store child's heap is capped
+ * (memory-budget.ts: --max-old-space-size); a batch's live state is bounded
+ * by maxBatchKeys only between chunks (a chunk of logs is summed whole), so
+ * under pressure batches stay small rather than let two overlapped applies
+ * reach the cap. Garbage counts as used too: this errs toward small batches.
+ */
+export function heapUnderPressure(): boolean {
+  const heap = getHeapStatistics();
+  return heap.used_heap_size > heap.heap_size_limit / 2;
+}
+
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
   const pollMs = options.pollMs ?? 50;
   const maxLogs = options.maxLogsPerApply ?? 64;
@@ -132,7 +152,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     logger,
     ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
   });
-  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs);
+  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs, options.heapPressure ?? heapUnderPressure);
   await worker.recover();
   worker.start();
   return { close: () => worker.close(), drained: () => worker.drained() };
@@ -180,6 +200,7 @@ class Worker {
     readonly maxLogs: number,
     readonly maxBatchKeys: number,
     readonly recoverEveryMs: number,
+    readonly heapPressure: () => boolean,
   ) {
     this.summer = new LogSummer(sizes);
   }
@@ -317,18 +338,18 @@ class Worker {
    * Claim dirty logs and sum them into one batch: CLAIM_CHUNK first, and
    * while every claim came back full (a backlog) AND the store is still busy
    * with the previous batch, more of them, GROW_CHUNK at a time, up to maxLogs or the batch's key
-   * budget. So the store never waits for a big batch to be summed (the
+   * budget, and while the heap is not under pressure (heapUnderPressure). So the store never waits for a big batch to be summed (the
    * first batch of a backlog goes after one chunk), and while it works the
    * next batch grows. `full`: the last claim was full.
    */
   async #claimAndPrepare(storeBusy: () => boolean): Promise<{ prepared: Prepared | undefined; full: boolean }> {
-    let want = Math.min(CLAIM_CHUNK, this.maxLogs);
+    let want = Math.min(this.heapPressure() ? GROW_CHUNK : CLAIM_CHUNK, this.maxLogs);
     const first = await this.pool.claimDirty(want);
     if (first.length === 0) return { prepared: undefined, full: false };
     const prepared = await this.#prepare(first);
     let taken = first.length;
     let full = first.length === want;
-    while (full && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && !this.#stopping) {
+    while (full && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && !this.heapPressure() && !this.#stopping) {
       want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];

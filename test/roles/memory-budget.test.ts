@@ -35,7 +35,7 @@ describe('store child memory budget', () => {
       assert.ok(total > mib * MiB - 2 * MiB, 'nothing is left unused');
       assert.ok(s.heapLimit >= s.countCacheBytes + s.maxBatchKeys * HEAP_BYTES_PER_KEY);
       assert.equal(s.heapLimit % MiB, 0);
-      assert.ok(s.maxBatchKeys >= 40_000);
+      assert.ok(s.maxBatchKeys >= 25_000);
     });
   }
 

@@ -90,6 +90,29 @@ describe('countd-worker', function () {
     assert.equal(after - before, frames.length, 'framesApplied counts every frame');
   });
 
+  it('keeps batches to two logs while the heap is under pressure, and claims eight at a time otherwise', async () => {
+    for (const pressure of [true, false]) {
+      const { dataDir, store, model } = await setup(`worker-pressure-${pressure}`);
+      const frames = Array.from({ length: 9000 }, (_, i) => frame(1n, `ks${i % 5}`, `key-${i}`));
+      await writeFrames(dataDir, frames, { model, logSize: 16 * 1024 });
+      const dirty = logFiles(dataDir).filter((f) => modeOf(f) === 0o400).length;
+      assert.ok(dirty >= 10, `${dirty} dirty logs`);
+      const logsPerApply: number[] = [];
+      const apply = store.apply.bind(store);
+      store.apply = (batch, marks) => {
+        logsPerApply.push(marks?.length ?? 0);
+        return apply(batch, marks);
+      };
+      const worker = await startWorker({ dataDir, store, pollMs: 5, heapPressure: () => pressure });
+      await worker.drained();
+      await worker.close();
+      await assertStoreEqualsModel(store, model);
+      assert.equal(logsPerApply.reduce((a, b) => a + b, 0), dirty, 'every log applied once');
+      if (pressure) assert.ok(logsPerApply.every((n) => n <= 2), `logs per apply: ${logsPerApply.join(' ')}`);
+      else assert.equal(logsPerApply[0], 8, `logs per apply: ${logsPerApply.join(' ')}`);
+    }
+  });
+
   it('does not apply a log twice: applied then marked dirty again (killed before release) is skipped', async () => {
     const { dataDir, store, model } = await setup('worker-twice');
     const frames = Array.from({ length: 1200 }, (_, i) => frame(BigInt(i + 1), 'ks', `k${i % 40}`));
