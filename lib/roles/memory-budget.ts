@@ -29,12 +29,13 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 /**
- * V8 heap per key a batch may hold: twice the ~800 bytes measured live per
- * key (two overlapped batches, at the heap's peak, 80 s overload). A chunk
- * of logs is summed whole, so a batch can pass maxBatchKeys by one chunk;
- * the worker keeps batches small while the heap is over half its limit.
+ * V8 heap per key a batch may hold: twice the ~500 bytes measured live per
+ * key at the heap's peak (two overlapped batches; an 80 s overload: up to
+ * ~350 MiB used with batches of up to ~450,000 keys). A batch holds at most
+ * maxBatchKeys plus one log's keys: the summing thread reads no further log
+ * once the batch is full (lib/roles/work/summer-thread.ts).
  */
-export const HEAP_BYTES_PER_KEY = 1600;
+export const HEAP_BYTES_PER_KEY = 1000;
 /** Outside V8's heap, per key: key Buffers of the apply, LevelDB write batches, the summing thread's table. */
 export const NATIVE_BYTES_PER_KEY = 1000;
 export const NODE_BASELINE_BYTES = 64 * MiB;

@@ -175,6 +175,8 @@ interface Prepared {
   alreadyApplied: ClaimedLog[];
   /** Logs that could not be read (already released dirty). */
   unreadable: number;
+  /** Logs claimed but not summed: the batch was full (released dirty for the next one). */
+  deferred: number;
   frames: number;
 }
 type Sizes = DataDir['sizes'];
@@ -349,7 +351,7 @@ class Worker {
     const prepared = await this.#prepare(first);
     let taken = first.length;
     let full = first.length === want;
-    while (full && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && !this.heapPressure() && !this.#stopping) {
+    while (full && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
       want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];
@@ -389,17 +391,27 @@ class Worker {
       toApply: [],
       alreadyApplied: [],
       unreadable: 0,
+      deferred: 0,
       frames: 0,
     };
     const unreadable: ClaimedLog[] = [];
+    const deferred: ClaimedLog[] = [];
     try {
       if (into === undefined) await this.summer.begin();
       const marks = await Promise.all(claimed.map((log) => this.store.getMark(appliedMarkName(log.index))));
-      const summed = await this.summer.add(claimed.map((log, i) => ({ index: log.index, path: log.path, mark: marks[i] ?? null })));
+      const summed = await this.summer.add(
+        claimed.map((log, i) => ({ index: log.index, path: log.path, mark: marks[i] ?? null })),
+        this.maxBatchKeys,
+      );
       p.keys = summed.keys;
       const byIndex = new Map(claimed.map((log) => [log.index, log]));
       for (const outcome of summed.logs) {
         const log = byIndex.get(outcome.index)!;
+        if (outcome.status === 'deferred') {
+          // The batch is full: back to dirty, for the next batch.
+          deferred.push(log);
+          continue;
+        }
         if (outcome.status === 'unreadable') {
           this.logger.error('cannot read commit log; will retry', { log: log.index, error: outcome.error });
           unreadable.push(log);
@@ -432,8 +444,9 @@ class Worker {
       await this.#releaseAll(claimed, 'dirty');
       throw err;
     }
-    await this.#releaseAll(unreadable, 'dirty');
+    await this.#releaseAll([...unreadable, ...deferred], 'dirty');
     p.unreadable += unreadable.length;
+    p.deferred += deferred.length;
     return p;
   }
 

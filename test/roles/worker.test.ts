@@ -90,6 +90,26 @@ describe('countd-worker', function () {
     assert.equal(after - before, frames.length, 'framesApplied counts every frame');
   });
 
+  it('sums no log into a batch that already holds maxBatchKeys keys: the log waits, dirty, for the next batch', async () => {
+    const { dataDir, store, model } = await setup('worker-full-batch');
+    const frames = Array.from({ length: 9000 }, (_, i) => frame(1n, `ks${i % 5}`, `key-${i}`));
+    await writeFrames(dataDir, frames, { model, logSize: 16 * 1024 });
+    const dirty = logFiles(dataDir).filter((f) => modeOf(f) === 0o400).length;
+    const logsPerApply: number[] = [];
+    const apply = store.apply.bind(store);
+    store.apply = (batch, marks) => {
+      logsPerApply.push(marks?.length ?? 0);
+      return apply(batch, marks);
+    };
+    // Every log holds hundreds of distinct keys: a batch is full after its first log.
+    const worker = await startWorker({ dataDir, store, pollMs: 5, maxBatchKeys: 10 });
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+    assert.deepEqual(logsPerApply, new Array(dirty).fill(1));
+    for (const f of logFiles(dataDir)) assert.equal(modeOf(f), 0o200, `${path.basename(f)} is clean`);
+  });
+
   it('keeps batches to two logs while the heap is under pressure, and claims eight at a time otherwise', async () => {
     for (const pressure of [true, false]) {
       const { dataDir, store, model } = await setup(`worker-pressure-${pressure}`);

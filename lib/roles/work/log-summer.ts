@@ -36,9 +36,13 @@ export class LogSummer {
     this.#open = session;
   }
 
-  /** Read, verify and sum `logs` into the batch: what happened to each, and the batch's distinct keys so far. */
-  async add(logs: LogToSum[]): Promise<{ logs: LogOutcome[]; keys: number }> {
-    const reply = await this.#call({ op: 'add', session: this.#current(), logs });
+  /**
+   * Read, verify and sum `logs` into the batch, in order, until it holds
+   * `maxKeys` distinct keys (the rest come back 'deferred', not read): what
+   * happened to each, and the batch's distinct keys so far.
+   */
+  async add(logs: LogToSum[], maxKeys = Number.MAX_SAFE_INTEGER): Promise<{ logs: LogOutcome[]; keys: number }> {
+    const reply = await this.#call({ op: 'add', session: this.#current(), logs, maxKeys });
     if (reply.ok !== true || reply.op !== 'add') throw this.#protocolError(reply);
     return { logs: reply.logs, keys: reply.keys };
   }

@@ -29,7 +29,9 @@ export type LogStatus =
   /** No readable header, so no generation to mark: nothing summed. */
   | 'no-header'
   /** Could not be read (I/O error): nothing summed. */
-  | 'unreadable';
+  | 'unreadable'
+  /** Not read: the batch already held maxKeys pairs (the log waits for the next batch). */
+  | 'deferred';
 
 export interface LogOutcome {
   index: number;
@@ -46,7 +48,8 @@ export interface LogOutcome {
 
 export type SummerRequest =
   | { op: 'begin'; id: number; session: number; sizes: FieldSizes }
-  | { op: 'add'; id: number; session: number; logs: LogToSum[] }
+  /** Logs are summed in order until the batch holds maxKeys pairs; the rest are 'deferred'. */
+  | { op: 'add'; id: number; session: number; logs: LogToSum[]; maxKeys: number }
   | { op: 'finish'; id: number; session: number };
 
 export type SummerReply =

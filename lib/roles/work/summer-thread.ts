@@ -45,7 +45,11 @@ async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfe
   if (req.session !== session || sizes === undefined) throw new Error(`session ${req.session} is not the thread's (${session})`);
   if (req.op === 'add') {
     const logs: LogOutcome[] = [];
-    for (const log of req.logs) logs.push(await sumLog(log, sizes));
+    for (const log of req.logs) {
+      // The first log of a batch is always summed (count 0), so every batch takes at least one.
+      if (batch.count >= req.maxKeys) logs.push({ index: log.index, status: 'deferred', problems: [], generation: null, sealed: false, frames: 0, records: 0 });
+      else logs.push(await sumLog(log, sizes));
+    }
     return { reply: { id: req.id, ok: true, session, op: 'add', logs, keys: batch.count }, transfer: [] };
   }
   const summed = batch.toSummed();
