@@ -105,7 +105,7 @@ function parseSettings(argv: string[]): Settings {
       'no-write': { type: 'boolean', default: false },
       output: { type: 'string', default: BENCHMARKS_MD },
       'countd-arg': { type: 'string', multiple: true, default: [] },
-      'store-memory': { type: 'string', default: '1GiB' },
+      'store-memory': { type: 'string', default: '1.25GiB' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -126,7 +126,7 @@ function parseSettings(argv: string[]): Settings {
   --no-countd              skip countd
   --no-write               print only; leave BENCHMARKS.md alone
   --output FILE            the Markdown file whose "all" section is rewritten (default BENCHMARKS.md)
-  --store-memory SIZE      \`countd start --store-memory\`, and the bound its peak RSS is checked against (default 1GiB)
+  --store-memory SIZE      \`countd start --store-memory\`, and the bound its peak RSS is checked against (default 1.25GiB)
   --countd-arg ARG         pass ARG to \`countd start\` (repeatable)
 `);
     process.exit(0);

@@ -160,7 +160,7 @@ export const storeNiceOption: Record<string, Options> = {
 export const storeMemoryOption: Record<string, Options> = {
   'store-memory': {
     type: 'string',
-    default: '1GiB',
+    default: '1.25GiB',
     describe: 'memory of the store child (worker + reader): its caches and the size of its batches are derived from it (e.g. 512MiB, 2GiB)',
     coerce: sizeParser('--store-memory', MIN_STORE_MEMORY, MAX_STORE_MEMORY),
   },

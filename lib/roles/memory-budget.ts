@@ -42,7 +42,7 @@ export const NODE_BASELINE_BYTES = 64 * MiB;
 /** V8 heap beyond the count cache and the batches: the reader, the worker's own state, code. */
 export const HEAP_RESERVE_BYTES = 64 * MiB;
 /** `countd start --store-memory` when not given. */
-export const DEFAULT_STORE_MEMORY = GiB;
+export const DEFAULT_STORE_MEMORY = 1280 * MiB;
 /** Below this, batches would be too small to drain a backlog at a useful rate. */
 export const MIN_STORE_MEMORY = 256 * MiB;
 export const MAX_STORE_MEMORY = 1024 * GiB;

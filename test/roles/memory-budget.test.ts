@@ -52,9 +52,11 @@ describe('store child memory budget', () => {
     assert.throws(() => storeChildSettingsFor(MAX_STORE_MEMORY + 1), RangeError);
   });
 
-  it('defaults to 1 GiB', () => {
-    assert.equal(DEFAULT_STORE_MEMORY, 1024 * MiB);
-    assert.deepEqual(DEFAULT_STORE_CHILD_SETTINGS, storeChildSettingsFor(1024 * MiB));
+  it('defaults to 1.25 GiB, where the caches take their full sizes', () => {
+    assert.equal(DEFAULT_STORE_MEMORY, 1280 * MiB);
+    assert.deepEqual(DEFAULT_STORE_CHILD_SETTINGS, storeChildSettingsFor(1280 * MiB));
+    assert.equal(DEFAULT_STORE_CHILD_SETTINGS.cacheSize, 64 * MiB);
+    assert.equal(DEFAULT_STORE_CHILD_SETTINGS.blockCacheBytes, 32 * MiB);
   });
 
   it('gives the store child, and only it, its V8 heap limit', () => {
