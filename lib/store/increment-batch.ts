@@ -1,8 +1,8 @@
 // Sums increments per (keyspace, key) before they reach the database, so an
-// apply reads and writes each distinct key once. add() runs once per frame
-// (hundreds of thousands per second), so for a pair it has seen it does one
-// latin1 slice, one Map lookup and one bigint addition, and allocates no
-// object. A new pair copies its key bytes into one growing buffer (the store
+// apply reads and writes each distinct key once: the batch Store.apply takes.
+// The worker's summing thread sums commit logs with PairSums
+// (lib/roles/work/pair-sums.ts, nothing allocated per frame) and hands the
+// result over as a SummedBatch (fromSummed). A new pair copies its key bytes into one growing buffer (the store
 // builds its record keys from there) and joins its keyspace's list, so the
 // store neither groups nor re-encodes anything.
 
@@ -55,6 +55,12 @@ export interface SummedBatch {
 const I64_MIN = -(1n << 63n);
 const I64_MAX = (1n << 63n) - 1n;
 
+/** Put pair i's summed delta into a SummedBatch's arrays: in `deltas` if it fits int64, else as a decimal in `big`. */
+export function putSummedDelta(deltas: BigInt64Array, big: Array<[number, string]>, i: number, sum: bigint): void {
+  if (sum >= I64_MIN && sum <= I64_MAX) deltas[i] = sum;
+  else big.push([i, sum.toString()]);
+}
+
 /** The pair key of (keyspace, key), both shorter than 64 KiB: see IncrementBatch#entries. */
 export function assemblePairKey(keyspace: Buffer, key: Buffer): string {
   const ksLen = keyspace.length;
@@ -70,16 +76,14 @@ export class IncrementBatch {
   /**
    * Pair key -> pending sum. A pair key is `ksLen ksLen keyLen keyLen keyspace
    * key` as latin1 (lengths u16 little-endian): unambiguous without a
-   * separator, and the very bytes a commit-log entry holds from its offset 8,
-   * so an entry's pair key is ONE slice of the log (see add()).
+   * separator, and the very bytes a commit-log entry holds from its offset 8
+   * (what PairSums hashes).
    */
   private readonly entries = new Map<string, PendingIncrement>();
   private readonly byKeyspace = new Map<string, PendingKeyspace>();
   /** Key bytes of every pair, appended in first-seen order. */
   private bytes: Buffer = Buffer.allocUnsafe(INITIAL_KEY_BYTES);
   private used = 0;
-  /** A view of the whole ArrayBuffer the last names came from (for the one-slice path). */
-  private whole: Latin1Buffer | undefined;
   /** Built by fromSummed: its number of pairs (the entries map is not filled). -1 otherwise. */
   private summedPairs = -1;
 
@@ -136,8 +140,7 @@ export class IncrementBatch {
       for (const p of group.items) {
         at += pairBytes.latin1Write(p.pair, at);
         keyStarts[i] = p.keyStart;
-        if (p.delta >= I64_MIN && p.delta <= I64_MAX) deltas[i] = p.delta;
-        else big.push([i, p.delta.toString()]);
+        putSummedDelta(deltas, big, i, p.delta);
         i++;
       }
     }
@@ -179,31 +182,16 @@ export class IncrementBatch {
     this.entries.clear();
     this.byKeyspace.clear();
     this.used = 0;
-    this.whole = undefined;
     this.summedPairs = -1;
   }
 
-  /**
-   * The pair key. Commit-log entries are `increment ksLen keyLen keyspace key`
-   * and forEachEntry hands out views of one payload, so when the 4 bytes
-   * before `keyspace` hold the two lengths and `key` follows it, the whole
-   * pair key is already in memory: one slice, no concatenation. Otherwise it
-   * is assembled, with the same result.
-   */
+  /** The pair key (see `entries`). */
   private pairKey(keyspace: Buffer, key: Buffer): string {
     const ksLen = keyspace.length;
     const keyLen = key.length;
     if (ksLen >= LONG_NAME || keyLen >= LONG_NAME) {
       // Never a valid name (field sizes stop at 65535); a form no short pair can take, for the store to reject.
       return `\u0100${ksLen}:${keyLen}:${(keyspace as Latin1Buffer).latin1Slice(0, ksLen)}${(key as Latin1Buffer).latin1Slice(0, keyLen)}`;
-    }
-    const start = keyspace.byteOffset - PAIR_LENGTHS_SIZE;
-    if (start >= 0 && key.buffer === keyspace.buffer && key.byteOffset === keyspace.byteOffset + ksLen) {
-      let whole = this.whole;
-      if (whole === undefined || whole.buffer !== keyspace.buffer) whole = this.whole = Buffer.from(keyspace.buffer) as Latin1Buffer;
-      if (whole[start] === (ksLen & 0xff) && whole[start + 1] === ksLen >>> 8 && whole[start + 2] === (keyLen & 0xff) && whole[start + 3] === keyLen >>> 8) {
-        return whole.latin1Slice(start, key.byteOffset + keyLen);
-      }
     }
     return assemblePairKey(keyspace, key);
   }

@@ -16,7 +16,7 @@
 // at the int64 range; a sum outside it reaches the store as a decimal).
 
 import { ENTRY_FIXED_SIZE, forEachEntryAt } from '../../commitlog/format.js';
-import { PAIR_LENGTHS_SIZE, type SummedBatch } from '../../store/increment-batch.js';
+import { PAIR_LENGTHS_SIZE, putSummedDelta, type SummedBatch } from '../../store/increment-batch.js';
 
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
@@ -25,8 +25,6 @@ const INITIAL_BYTES = 1 << 16;
 const TWO_32 = 2 ** 32;
 /** Increments whose high 32 bits are in [-2^21, 2^21) are safe integers. */
 const SAFE_HIGH = 0x20_0000;
-const I64_MIN = -(1n << 63n);
-const I64_MAX = (1n << 63n) - 1n;
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
 
@@ -208,13 +206,8 @@ export class PairSums {
         const keyStart = start + PAIR_LENGTHS_SIZE + (bytes[start]! | (bytes[start + 1]! << 8));
         keyStarts[j] = keyAt;
         for (let k = keyStart; k < start + length; k++) keyBytes[keyAt++] = bytes[k]!;
-        if (this.#isBig[i] === 0) {
-          deltas[j] = BigInt(this.#sum[i]!);
-        } else {
-          const sum = this.#big.get(i)!;
-          if (sum >= I64_MIN && sum <= I64_MAX) deltas[j] = sum;
-          else big.push([j, sum.toString()]);
-        }
+        if (this.#isBig[i] === 0) deltas[j] = BigInt(this.#sum[i]!);
+        else putSummedDelta(deltas, big, j, this.#big.get(i)!);
         j++;
       }
     }
