@@ -20,8 +20,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
-import { storeChildMemoryBudget, storeChildSettingsFor } from '../lib/roles/memory-budget.js';
-import { parseSize } from '../lib/util/size.js';
+import { DEFAULT_STORE_MEMORY, storeChildMemoryBudget, storeChildSettingsFor } from '../lib/roles/memory-budget.js';
+import { formatSize, parseSize } from '../lib/util/size.js';
 import { Client } from '../lib/client/client.js';
 import { killAll, track, untrack } from './lib/cleanup.js';
 import { BacklogSample, CountdDaemon, frameProtocol, readSetFrameProtocol, startCountd } from './lib/countd.js';
@@ -105,7 +105,7 @@ function parseSettings(argv: string[]): Settings {
       'no-write': { type: 'boolean', default: false },
       output: { type: 'string', default: BENCHMARKS_MD },
       'countd-arg': { type: 'string', multiple: true, default: [] },
-      'store-memory': { type: 'string', default: '1.25GiB' },
+      'store-memory': { type: 'string', default: formatSize(DEFAULT_STORE_MEMORY) },
       help: { type: 'boolean', default: false },
     },
   });
@@ -126,7 +126,7 @@ function parseSettings(argv: string[]): Settings {
   --no-countd              skip countd
   --no-write               print only; leave BENCHMARKS.md alone
   --output FILE            the Markdown file whose "all" section is rewritten (default BENCHMARKS.md)
-  --store-memory SIZE      \`countd start --store-memory\`, and the bound its peak RSS is checked against (default 1.25GiB)
+  --store-memory SIZE      \`countd start --store-memory\`, and the bound its peak RSS is checked against (default ${formatSize(DEFAULT_STORE_MEMORY)})
   --countd-arg ARG         pass ARG to \`countd start\` (repeatable)
 `);
     process.exit(0);

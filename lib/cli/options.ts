@@ -11,7 +11,7 @@ import { UINT64_MAX } from '../protocol/read-request.js';
 import { MAX_LOG_INDEX } from '../commitlog/filenames.js';
 import { unescapeName } from '../util/escape.js';
 import { formatSize, parseSize } from '../util/size.js';
-import { MAX_STORE_MEMORY, MIN_STORE_MEMORY } from '../roles/memory-budget.js';
+import { DEFAULT_STORE_MEMORY, MAX_STORE_MEMORY, MIN_STORE_MEMORY } from '../roles/memory-budget.js';
 import { UsageError } from './errors.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1';
@@ -160,7 +160,7 @@ export const storeNiceOption: Record<string, Options> = {
 export const storeMemoryOption: Record<string, Options> = {
   'store-memory': {
     type: 'string',
-    default: '1.25GiB',
+    default: formatSize(DEFAULT_STORE_MEMORY),
     describe: 'memory of the store child (worker + reader): its caches and the size of its batches are derived from it (e.g. 512MiB, 2GiB)',
     coerce: sizeParser('--store-memory', MIN_STORE_MEMORY, MAX_STORE_MEMORY),
   },

@@ -125,10 +125,11 @@ const STATUS_EVERY_MS = 1000;
 
 /**
  * V8's heap is over half its limit. The store child's heap is capped
- * (memory-budget.ts: --max-old-space-size); a batch's live state is bounded
- * by maxBatchKeys only between chunks (a chunk of logs is summed whole), so
- * under pressure batches stay small rather than let two overlapped applies
- * reach the cap. Garbage counts as used too: this errs toward small batches.
+ * (memory-budget.ts: --max-old-space-size); a batch holds at most
+ * maxBatchKeys plus one log's keys (the summing thread defers the logs past
+ * that), and under pressure batches stay smaller still, so two overlapped
+ * applies keep clear of the cap. Garbage counts as used too: this errs
+ * toward small batches.
  */
 export function heapUnderPressure(): boolean {
   const heap = getHeapStatistics();

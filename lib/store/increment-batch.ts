@@ -2,9 +2,10 @@
 // apply reads and writes each distinct key once: the batch Store.apply takes.
 // The worker's summing thread sums commit logs with PairSums
 // (lib/roles/work/pair-sums.ts, nothing allocated per frame) and hands the
-// result over as a SummedBatch (fromSummed). A new pair copies its key bytes into one growing buffer (the store
-// builds its record keys from there) and joins its keyspace's list, so the
-// store neither groups nor re-encodes anything.
+// result over as a SummedBatch (fromSummed). A new pair copies its key bytes
+// into one growing buffer (the store builds its record keys from there) and
+// joins its keyspace's list, so the store neither groups nor re-encodes
+// anything.
 
 /** Node's Buffer#latin1Slice: toString('latin1') without its argument handling (measurably cheaper per frame). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string; latin1Write(s: string, offset: number): number };

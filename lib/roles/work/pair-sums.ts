@@ -53,8 +53,8 @@ export class PairSums {
   #big = new Map<number, bigint>();
   /** Open addressing, linear probing: pair index + 1, 0 for empty; at most half full. */
   #slots = new Int32Array(INITIAL_PAIRS * 2);
-  readonly #groups: Group[] = [];
-  readonly #groupOf = new Map<string, Group>();
+  /** Keyspace (latin1) -> its pairs' chain through #next; in first-seen order, as a Map iterates. */
+  readonly #groups = new Map<string, Group>();
 
   /** Distinct pairs so far. */
   get count(): number {
@@ -144,11 +144,9 @@ export class PairSums {
     this.#next[i] = -1;
     this.#count = i + 1;
     const id = bytes.latin1Slice(start + PAIR_LENGTHS_SIZE, start + PAIR_LENGTHS_SIZE + ksLen);
-    const group = this.#groupOf.get(id);
+    const group = this.#groups.get(id);
     if (group === undefined) {
-      const created = { id, first: i, last: i, pairs: 1 };
-      this.#groupOf.set(id, created);
-      this.#groups.push(created);
+      this.#groups.set(id, { id, first: i, last: i, pairs: 1 });
     } else {
       this.#next[group.last] = i;
       group.last = i;
@@ -196,7 +194,7 @@ export class PairSums {
     let j = 0;
     let at = 0;
     let keyAt = 0;
-    for (const group of this.#groups) {
+    for (const group of this.#groups.values()) {
       groups.push({ id: group.id, pairs: group.pairs });
       for (let i = group.first; i !== -1; i = this.#next[i]!) {
         const start = this.#start[i]!;
