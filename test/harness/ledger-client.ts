@@ -80,7 +80,10 @@ export class LedgerClient {
       const port = await this.o.port();
       if (port !== undefined) {
         const socket = await connect(port).catch(() => undefined);
-        if (socket) await this.session(socket);
+        // stop() may have run while we were connecting: it saw no socket to
+        // close, so close this one here instead of waiting on it forever.
+        if (socket && this.stopping) socket.destroy();
+        else if (socket) await this.session(socket);
       }
       if (!this.stopping) await sleep(this.o.reconnectMs);
     }
