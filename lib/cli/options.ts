@@ -156,12 +156,12 @@ export const storeNiceOption: Record<string, Options> = {
   },
 };
 
-/** `countd start`: the store child's memory (lib/roles/memory-budget.ts derives its caches and batch size from it). */
+/** `countd start` and countd-worker: the memory of the process that holds the database (lib/roles/memory-budget.ts derives its caches, batch size and V8 heap limit from it). */
 export const storeMemoryOption: Record<string, Options> = {
   'store-memory': {
     type: 'string',
     default: formatSize(DEFAULT_STORE_MEMORY),
-    describe: 'memory of the store child (worker + reader): its caches and the size of its batches are derived from it (e.g. 512MiB, 2GiB)',
+    describe: 'memory of the process that holds the database (worker + reader): its caches, the size of its batches and its V8 heap limit are derived from it (e.g. 512MiB, 2GiB)',
     coerce: sizeParser('--store-memory', MIN_STORE_MEMORY, MAX_STORE_MEMORY),
   },
 };

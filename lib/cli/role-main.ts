@@ -20,9 +20,11 @@ import {
   rolePortOption,
   serverTuningOptions,
   sizeOptions,
+  storeMemoryOption,
   withOptions,
   DEFAULT_LISTEN,
 } from './options.js';
+import { hasHeapCap, onParentStop, runWithHeapCap } from './heap-cap.js';
 import { RunningRole, runReader, runStore, runWriter } from './roles.js';
 import { onStopSignal } from './signals.js';
 import { packageVersion } from './version.js';
@@ -62,6 +64,7 @@ function parser(role: RoleName, argv: string[]): Argv {
       },
       pageLimitOption,
       serverTuningOptions,
+      storeMemoryOption,
     );
   }
   return y;
@@ -73,6 +76,11 @@ export async function roleMain(role: RoleName, argv: string[]): Promise<void> {
   try {
     const flags = (await parser(role, argv).parseAsync()) as Flags;
     if (flags.help || flags.version) return;
+    const memory = flags['store-memory'] as number | undefined;
+    if (memory !== undefined && !hasHeapCap(memory)) {
+      process.exitCode = await runWithHeapCap(memory, argv, program);
+      return;
+    }
     await run(role, flags);
   } catch (err) {
     process.exitCode = reportError(err, program, debug);
@@ -86,6 +94,13 @@ async function run(role: RoleName, flags: Flags): Promise<void> {
   // A reader never creates a data directory: it would only serve an empty one.
   const dataDir = await openDataDir(dataDirOf(flags), { create: role !== 'read', sizes });
   const logger = createLogger({ role, format: flags['log-format'] as LogFormat, debug: flags.debug === true });
+  // Stop requests are taken from the start: one that comes while the role starts stops it once it has.
+  let stopRequested: string | undefined;
+  let stopRunning: ((why: string) => void) | undefined;
+  const requestStop = (why: string): void => (stopRunning ? stopRunning(why) : void (stopRequested ??= why));
+  const removeSignals = onStopSignal((signal) => requestStop(`${signal} received`));
+  // countd-worker runs in a child of its own when it caps its heap (heap-cap.ts).
+  onParentStop(requestStop);
   const tuning = {
     maxConnections: flags['max-connections'] as number | undefined,
     idleTimeoutMs: flags['idle-timeout'] as number | undefined,
@@ -117,26 +132,33 @@ async function run(role: RoleName, flags: Flags): Promise<void> {
         ? undefined
         : { listen: flags.listen as string, port: readPort, pageLimit: flags['page-limit'] as number | undefined, ...tuning },
       logger,
-      { lockedHint: `the database ${dataDir.paths.db} is held by another process (a running countd start or countd-worker)` },
+      {
+        lockedHint: `the database ${dataDir.paths.db} is held by another process (a running countd start or countd-worker)`,
+        memory: flags['store-memory'] as number,
+      },
     );
   }
   const ports = Object.entries(running.ports).map(([k, v]) => `${k} port ${v}`);
   logger.info(`${`countd-${role}`} running${ports.length ? ': ' + ports.join(', ') : ''}`, { dataDir: dataDir.paths.root, pid: process.pid });
   await new Promise<void>((resolve) => {
-    const remove = onStopSignal((signal) => {
-      logger.info(`${signal} received; stopping`);
+    let stopping = false;
+    stopRunning = (why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${why}; stopping`);
       running.close().then(
         () => {
-          remove();
+          removeSignals();
           resolve();
         },
         (err: unknown) => {
           logger.error('error while stopping', { error: (err as Error).message });
           process.exitCode = 1;
-          remove();
+          removeSignals();
           resolve();
         },
       );
-    });
+    };
+    if (stopRequested !== undefined) stopRunning(stopRequested);
   });
 }

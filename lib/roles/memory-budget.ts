@@ -1,15 +1,16 @@
 // The memory of the store child of `countd start` (worker + reader + Store),
-// set by one setting, `--store-memory`: every part below is derived from it,
-// none from the number of keys or keyspaces. `npm run bench` checks the
-// child's peak RSS against it (BENCHMARKS.md, "The store child's memory").
+// or of the standalone countd-worker, set by one setting, `--store-memory`:
+// every part below is derived from it, none from the number of keys or
+// keyspaces. `npm run bench` checks the child's peak RSS against it
+// (BENCHMARKS.md, "The store child's memory").
 //
 // The parts: a Node.js process with nothing loaded (~60 MiB); LevelDB's
 // block cache and two write buffers (the one filling and the one being
 // flushed); the rank-block and page caches (Buffers, outside V8's heap);
 // V8's old space, CAPPED (--max-old-space-size, set by the supervisor when
-// it forks the child), which holds the count cache and the JS side of the
-// worker's batches; and the native side of the batches (key Buffers,
-// LevelDB write batches). The batches take what is left, which bounds how
+// it forks the child, and by countd-worker for its own: heapLimitOption),
+// which holds the count cache and the JS side of the worker's batches; and
+// the native side of the batches (key Buffers, LevelDB write batches). The batches take what is left, which bounds how
 // many distinct keys one batch may hold (the worker's maxBatchKeys).
 //
 // Why a cap on V8's heap: without one, V8 lets garbage pile up while the
@@ -103,4 +104,31 @@ export function storeChildMemoryBudget(s: StoreChildSettings = DEFAULT_STORE_CHI
     [`batches outside the heap (${s.maxBatchKeys.toLocaleString('en-US')} keys × ${NATIVE_BYTES_PER_KEY} B)`, s.maxBatchKeys * NATIVE_BYTES_PER_KEY],
   ];
   return { total: parts.reduce((sum, [, bytes]) => sum + bytes, 0), parts };
+}
+
+/**
+ * The Node.js option that caps V8's old space at the setting's heap limit,
+ * for the process that holds the store: the supervisor's store child
+ * (supervisor.ts) and the standalone countd-worker (cli/heap-cap.ts).
+ * Node.js reads it only at start-up.
+ */
+export function heapLimitOption(memory: number): string {
+  return `--max-old-space-size=${storeChildSettingsFor(memory).heapLimit / MiB}`;
+}
+
+export function isHeapLimitOption(arg: string): boolean {
+  return arg.startsWith('--max-old-space-size');
+}
+
+/**
+ * The environment of the process that holds the store: two malloc arenas
+ * (glibc's MALLOC_ARENA_MAX), unless the environment already sets it.
+ * glibc gives each thread that allocates its own arena, up to 8 per core,
+ * and LevelDB's memtables and write batches are allocated on several
+ * threads (libuv's pool, compaction): freed memory stayed in those arenas,
+ * ~200 MiB of the store child's RSS after a 40 s overload (BENCHMARKS.md).
+ * Other C libraries ignore the variable.
+ */
+export function withStoreMallocArenas(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return env.MALLOC_ARENA_MAX === undefined ? { ...env, MALLOC_ARENA_MAX: '2' } : env;
 }

@@ -32,7 +32,7 @@ import { DaemonRecord, readLiveDaemonRecord, removeDaemonRecord, writeDaemonReco
 import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCode, ErrorCodes, errnoCode, isCountdError, translateFsError } from '../errors.js';
 import { metrics, registry } from '../metrics.js';
-import { storeChildSettingsFor } from './memory-budget.js';
+import { heapLimitOption, isHeapLimitOption, withStoreMallocArenas } from './memory-budget.js';
 import { LogFormat, Logger } from '../util/log.js';
 import { ProcessIdentity, isAlive, selfIdentity } from '../util/proc.js';
 
@@ -59,17 +59,11 @@ export const CHILD_SPEC_ENV = 'COUNTD_CHILD_SPEC';
 
 /**
  * The environment of a child: the supervisor's, its spec, and for the store
- * child two malloc arenas (glibc's MALLOC_ARENA_MAX, unless already set).
- * glibc gives each thread that allocates its own arena, up to 8 per core,
- * and LevelDB's memtables and write batches are allocated on several
- * threads (libuv's pool, compaction): freed memory stayed in those arenas,
- * ~200 MiB of the store child's RSS after a 40 s overload (BENCHMARKS.md).
- * Other C libraries ignore the variable.
+ * child two malloc arenas (memory-budget.ts, withStoreMallocArenas).
  */
 export function childEnv(spec: ChildSpec): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, [CHILD_SPEC_ENV]: JSON.stringify(spec) };
-  if (spec.kind === 'store' && env.MALLOC_ARENA_MAX === undefined) env.MALLOC_ARENA_MAX = '2';
-  return env;
+  return spec.kind === 'store' ? withStoreMallocArenas(env) : env;
 }
 
 /**
@@ -79,8 +73,7 @@ export function childEnv(spec: ChildSpec): NodeJS.ProcessEnv {
  */
 export function childExecArgv(spec: ChildSpec): string[] {
   if (spec.kind !== 'store' || spec.store?.memory === undefined) return process.execArgv;
-  const own = process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size'));
-  return [...own, `--max-old-space-size=${storeChildSettingsFor(spec.store.memory).heapLimit / (1024 * 1024)}`];
+  return [...process.execArgv.filter((arg) => !isHeapLimitOption(arg)), heapLimitOption(spec.store.memory)];
 }
 
 export type ChildMessage =

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Client } from '../../lib/client/client.js';
 import { HEADER_SIZE, RECORD_HEADER_SIZE } from '../../lib/commitlog/format.js';
+import { storeChildSettingsFor } from '../../lib/roles/memory-budget.js';
 import { BIN, Daemon, ROOT, RunResult, countd, isOneCleanLine, killAll, pollOutput, removeDir, run, startDaemon, tempDir, waitFor } from './helpers.js';
 
 const BIG = 2n ** 53n + 1n; // not representable as a double
@@ -391,6 +392,56 @@ describe('countd CLI', function () {
       assert.equal(await worker.exited, 0, worker.out.stderr);
       const logs = await fsp.readdir(path.join(dir, 'commitlog'));
       assert.deepEqual(logs.filter((f) => f.startsWith('lock-')), []);
+    });
+
+    it('countd-worker caps its V8 heap from --store-memory in a child process, which stops on SIGTERM to it and when it is killed -9', async function () {
+      this.timeout(60_000);
+      const dir = await fresh();
+      const start = () => {
+        const proc = spawn(process.execPath, [BIN('countd-worker'), '--data-dir', dir, '--store-memory', '512MiB'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const out = { stderr: '' };
+        proc.stderr.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
+        const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+        return { proc, out, exited };
+      };
+      const childOf = async (pid: number): Promise<number> => {
+        const children = (await fsp.readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
+        assert.equal(children.length, 1, `children of countd-worker: ${children.join(' ')}`);
+        return Number(children[0]);
+      };
+      const alive = (pid: number): boolean => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const expected = `--max-old-space-size=${storeChildSettingsFor(512 * 1024 * 1024).heapLimit / (1024 * 1024)}`;
+
+      // SIGTERM to countd-worker: its child stops the role, both exit 0.
+      const first = start();
+      await waitFor('countd-worker to run', () => (/countd-worker running/.test(first.out.stderr) ? true : undefined), 40_000);
+      const child = await childOf(first.proc.pid!);
+      const argv = (await fsp.readFile(`/proc/${child}/cmdline`, 'utf8')).split('\0');
+      assert.deepEqual(argv.filter((a) => a.startsWith('--max-old-space-size')), [expected]);
+      assert.match(await fsp.readFile(`/proc/${child}/environ`, 'utf8'), /(^|\0)MALLOC_ARENA_MAX=2\0/);
+      first.proc.kill('SIGTERM');
+      assert.deepEqual(await first.exited, { code: 0, signal: null }, first.out.stderr);
+      assert.ok(!alive(child), 'the child exited with countd-worker');
+
+      // kill -9 countd-worker: its child sees the channel close and stops, releasing the database.
+      const second = start();
+      await waitFor('countd-worker to run again', () => (/countd-worker running/.test(second.out.stderr) ? true : undefined), 40_000);
+      const orphan = await childOf(second.proc.pid!);
+      second.proc.kill('SIGKILL');
+      await second.exited;
+      await waitFor('the orphaned child to stop', () => (alive(orphan) ? undefined : true), 20_000);
+      const third = start();
+      await waitFor('a new countd-worker to open the database', () => (/countd-worker running/.test(third.out.stderr) ? true : /error|countd-worker:/.test(third.out.stderr) ? third.out.stderr : undefined), 40_000);
+      assert.doesNotMatch(third.out.stderr, /held by another process/);
+      third.proc.kill('SIGINT');
+      assert.deepEqual(await third.exited, { code: 0, signal: null }, third.out.stderr);
     });
 
     it('role binaries have --help and reject bad flags with one line', async () => {
