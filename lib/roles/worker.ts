@@ -257,14 +257,17 @@ class Worker {
       while (inflight.length > 0) await settleOldest().catch((e: unknown) => this.logger.error('apply failed', { error: describe(e) }));
     };
     // Grow the next batch while the store could not start on it yet anyway.
-    const storeBusy = (): boolean => inflight.length >= MAX_INFLIGHT || (inflight.length > 0 && this.store.preparing);
+    // (Applies that finished stay in `inflight` until settled, but no longer keep the store busy.)
+    const storeBusy = (): boolean => {
+      const running = inflight.reduce((n, e) => n + (e.settled ? 0 : 1), 0);
+      return running >= MAX_INFLIGHT || (running > 0 && this.store.preparing);
+    };
     while (!this.#stopping) {
       let delay = this.pollMs;
       try {
         if (Date.now() - this.#lastRecover >= this.recoverEveryMs) await this.recover();
         await this.#retryReleases();
-        const claimed = await this.#claimAndPrepare(storeBusy);
-        const prepared = claimed.prepared;
+        const prepared = await this.#claimAndPrepare(storeBusy);
         try {
           await settle(MAX_INFLIGHT - 1);
         } catch (err) {
@@ -285,8 +288,8 @@ class Worker {
           );
           inflight.push(entry);
         }
-        if (claimed.full) {
-          // A full batch suggests a backlog: prepare the next one at once.
+        if (prepared) {
+          // The store has a batch to work on: start the next one at once (#claimAndPrepare waits for logs while the store is busy).
           delay = 0;
         } else {
           await settle(0);
@@ -338,21 +341,30 @@ class Worker {
   }
 
   /**
-   * Claim dirty logs and sum them into one batch: CLAIM_CHUNK first, and
-   * while every claim came back full (a backlog) AND the store is still busy
-   * with the previous batch, more of them, GROW_CHUNK at a time, up to maxLogs or the batch's key
-   * budget, and while the heap is not under pressure (heapUnderPressure). So the store never waits for a big batch to be summed (the
-   * first batch of a backlog goes after one chunk), and while it works the
-   * next batch grows. `full`: the last claim was full.
+   * Claim dirty logs and sum them into one batch: CLAIM_CHUNK first, then,
+   * while the store is still busy with the batch before (so it could not
+   * start on this one anyway), more of them as they come dirty, GROW_CHUNK
+   * at a time, up to maxLogs or the batch's key budget, and while the heap
+   * is not under pressure (heapUnderPressure). While the store is busy and
+   * no log is dirty yet, it polls every pollMs for the first ones: logs that
+   * come dirty during an apply are summed during it, not after it (under a
+   * steady load, waiting for the apply to finish first left the summing
+   * thread idle and then the store idle while the next batch was summed).
+   * So the store never waits for a big batch to be summed (the first batch
+   * of a backlog goes after one chunk), and while it works the next batch
+   * grows.
    */
-  async #claimAndPrepare(storeBusy: () => boolean): Promise<{ prepared: Prepared | undefined; full: boolean }> {
+  async #claimAndPrepare(storeBusy: () => boolean): Promise<Prepared | undefined> {
     let want = Math.min(this.heapPressure() ? GROW_CHUNK : CLAIM_CHUNK, this.maxLogs);
-    const first = await this.pool.claimDirty(want);
-    if (first.length === 0) return { prepared: undefined, full: false };
+    let first = await this.pool.claimDirty(want);
+    while (first.length === 0 && storeBusy() && !this.#stopping) {
+      await this.#sleep(this.pollMs);
+      first = await this.pool.claimDirty(want);
+    }
+    if (first.length === 0) return undefined;
     const prepared = await this.#prepare(first);
     let taken = first.length;
-    let full = first.length === want;
-    while (full && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
+    while (storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
       want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];
@@ -364,8 +376,12 @@ class Worker {
         await this.#releaseAll(prepared.claimed.slice(0, earlier), 'dirty');
         throw err;
       }
+      if (more.length === 0) {
+        // None dirty yet: the store is still busy, so wait for more rather than hand over a batch it cannot start.
+        await this.#sleep(this.pollMs);
+        continue;
+      }
       taken += more.length;
-      full = more.length === want;
     }
     try {
       prepared.batch = await this.summer.finish();
@@ -373,7 +389,7 @@ class Worker {
       await this.#releaseAll(prepared.claimed, 'dirty');
       throw err;
     }
-    return { prepared, full };
+    return prepared;
   }
 
   /**

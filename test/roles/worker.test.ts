@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lockName } from '../../lib/commitlog/filenames.js';
 import { readLogFile } from '../../lib/commitlog/reader.js';
 import { DataDir } from '../../lib/datadir/meta.js';
 import { CountdError, ErrorCodes } from '../../lib/errors.js';
@@ -15,6 +16,7 @@ import { Logger, createLogger } from '../../lib/util/log.js';
 import { ModelStore } from './reader-helpers.js';
 import { Frame, frame, tempDataDir, writeFrames } from './worker-helpers.js';
 import { mulberry32 as prng } from '../harness/rng.js';
+import { waitUntil } from '../harness/daemon.js';
 
 const sizes: FieldSizes = { keyspaceSize: 16, keySize: 24 };
 const LOG_NAME = /^\d{10}$/;
@@ -131,6 +133,49 @@ describe('countd-worker', function () {
       if (pressure) assert.ok(logsPerApply.every((n) => n <= 2), `logs per apply: ${logsPerApply.join(' ')}`);
       else assert.equal(logsPerApply[0], 8, `logs per apply: ${logsPerApply.join(' ')}`);
     }
+  });
+
+  it('claims logs that come dirty while the store is busy with an apply, during that apply rather than after it', async () => {
+    const { dataDir, store, model } = await setup('worker-overlap');
+    const batch = (from: number, n: number): Frame[] => Array.from({ length: n }, (_, i) => frame(1n, `ks${i % 3}`, `key-${from + i}`));
+    await writeFrames(dataDir, batch(0, 900), { model, logSize: 16 * 1024 });
+    const firstLogs = new Set(logFiles(dataDir).filter((f) => modeOf(f) === 0o400));
+    // The first apply is held as if the store were still preparing it.
+    let holding = true;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let applies = 0;
+    const busy = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'preparing') return holding || target.preparing;
+        if (prop === 'apply') {
+          return async (...args: Parameters<Store['apply']>) => {
+            if (++applies === 1) await held;
+            return target.apply(...args);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const worker = await startWorker({ dataDir, store: busy, pollMs: 5 });
+    try {
+      await waitUntil('the first apply', () => applies === 1, 5000);
+      // More logs come dirty meanwhile.
+      await writeFrames(dataDir, batch(900, 900), { model, logSize: 16 * 1024 });
+      const later = logFiles(dataDir).filter((f) => !firstLogs.has(f) && modeOf(f) === 0o400);
+      assert.ok(later.length >= 2, `${later.length} later dirty logs`);
+      const locked = (f: string): boolean => fs.existsSync(path.join(dataDir.paths.commitlog, lockName(Number(path.basename(f)))));
+      await waitUntil('the later logs to be claimed while the first apply is held', () => later.every(locked), 5000);
+      assert.equal(applies, 1, 'the first apply is still held');
+    } finally {
+      holding = false;
+      release();
+    }
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+    assert.deepEqual(logFiles(dataDir).map(modeOf), logFiles(dataDir).map(() => 0o200), 'every log applied and released clean');
   });
 
   it('does not apply a log twice: applied then marked dirty again (killed before release) is skipped', async () => {
