@@ -10,8 +10,9 @@
 // V8's old space, CAPPED (--max-old-space-size, set by the supervisor when
 // it forks the child, and by countd-worker for its own: heapLimitOption),
 // which holds the count cache and the JS side of the worker's batches; and
-// the native side of the batches (key Buffers, LevelDB write batches). The batches take what is left, which bounds how
-// many distinct keys one batch may hold (the worker's maxBatchKeys).
+// the native side of the batches (key Buffers, LevelDB write batches). The
+// batches take what is left, which bounds how many distinct keys one batch
+// may hold (the worker's maxBatchKeys).
 //
 // Why a cap on V8's heap: without one, V8 lets garbage pile up while the
 // worker is behind (its heap grew to ~530 MiB with ~110 MiB live during a
