@@ -3,11 +3,10 @@
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { Client } from '../../lib/client/client.js';
 import { HEADER_SIZE, RECORD_HEADER_SIZE } from '../../lib/commitlog/format.js';
 import { storeChildSettingsFor } from '../../lib/roles/memory-budget.js';
-import { BIN, Daemon, ROOT, RunResult, countd, isOneCleanLine, killAll, pollOutput, removeDir, run, startDaemon, tempDir, waitFor } from './helpers.js';
+import { Daemon, ROOT, RoleProcess, RunResult, countd, isAlive, isOneCleanLine, killAll, pollOutput, removeDir, run, startDaemon, startRole, tempDir, waitFor } from './helpers.js';
 
 const BIG = 2n ** 53n + 1n; // not representable as a double
 const NON_UTF8_KEY = 'k\\xff\\x01'; // escaped form of the bytes 6b ff 01
@@ -302,21 +301,16 @@ describe('countd CLI', function () {
 
     before(async () => {
       dir = await fresh();
-      const writer = spawn(process.execPath, [BIN('countd-write'), '--data-dir', dir, '--port', '0', '--handover-ms', '60000'], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      writer.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const port = await waitFor('countd-write to listen', () => /running: write port (\d+)/.exec(stderr)?.[1]);
+      const writer = startRole('countd-write', ['--data-dir', dir, '--port', '0', '--handover-ms', '60000']);
+      const port = await waitFor('countd-write to listen', () => /running: write port (\d+)/.exec(writer.out.stderr)?.[1]);
       const client = new Client({ writePort: Number(port) });
       // One at a time: each increment is its own record in the log.
       await client.increment('pages', 'home', 7);
       await client.increment('pages', Buffer.from([0x6b, 0xff, 0x01]), 3);
       await client.increment('pages', 'big', BIG);
       await client.close();
-      const exited = new Promise<number | null>((resolve) => writer.on('exit', (code) => resolve(code)));
-      writer.kill('SIGTERM');
-      assert.equal(await exited, 0, stderr);
+      writer.proc.kill('SIGTERM');
+      assert.equal((await writer.exited).code, 0, writer.out.stderr);
       const logs = (await fsp.readdir(path.join(dir, 'commitlog'))).filter((f) => /^\d{10}$/.test(f));
       assert.deepEqual(logs, ['0000000000']);
       log = path.join(dir, 'commitlog', logs[0]!);
@@ -359,17 +353,10 @@ describe('countd CLI', function () {
       // Both create a new data directory and LevelDB with fsyncs: slow when the disk is busy.
       this.timeout(90_000);
       const dir = await fresh();
-      const startRole = (bin: string, args: string[]) => {
-        const proc = spawn(process.execPath, [BIN(bin), '--data-dir', dir, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-        const out = { stderr: '' };
-        proc.stderr.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
-        const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-        return { proc, out, exited };
-      };
-      const writer = startRole('countd-write', ['--port', '0', '--handover-ms', '50']);
-      const worker = startRole('countd-worker', ['--read-port', '0']);
+      const writer = startRole('countd-write', ['--data-dir', dir, '--port', '0', '--handover-ms', '50']);
+      const worker = startRole('countd-worker', ['--data-dir', dir, '--read-port', '0']);
       try {
-        const started = (what: string, role: typeof writer, re: RegExp) =>
+        const started = (what: string, role: RoleProcess, re: RegExp) =>
           waitFor(what, () => re.exec(role.out.stderr)?.[1], 40_000).catch((err: Error) => {
             throw new Error(`${err.message}; its stderr: ${role.out.stderr}`);
           });
@@ -388,8 +375,8 @@ describe('countd CLI', function () {
         writer.proc.kill('SIGTERM');
         worker.proc.kill('SIGTERM');
       }
-      assert.equal(await writer.exited, 0, writer.out.stderr);
-      assert.equal(await worker.exited, 0, worker.out.stderr);
+      assert.equal((await writer.exited).code, 0, writer.out.stderr);
+      assert.equal((await worker.exited).code, 0, worker.out.stderr);
       const logs = await fsp.readdir(path.join(dir, 'commitlog'));
       assert.deepEqual(logs.filter((f) => f.startsWith('lock-')), []);
     });
@@ -397,26 +384,13 @@ describe('countd CLI', function () {
     it('countd-worker caps its V8 heap from --store-memory in a child process, which stops on SIGTERM to it and when it is killed -9', async function () {
       this.timeout(60_000);
       const dir = await fresh();
-      const start = () => {
-        const proc = spawn(process.execPath, [BIN('countd-worker'), '--data-dir', dir, '--store-memory', '512MiB'], { stdio: ['ignore', 'ignore', 'pipe'] });
-        const out = { stderr: '' };
-        proc.stderr.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
-        const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-        return { proc, out, exited };
-      };
+      const start = (): RoleProcess => startRole('countd-worker', ['--data-dir', dir, '--store-memory', '512MiB']);
       const childOf = async (pid: number): Promise<number> => {
         const children = (await fsp.readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
         assert.equal(children.length, 1, `children of countd-worker: ${children.join(' ')}`);
         return Number(children[0]);
       };
-      const alive = (pid: number): boolean => {
-        try {
-          process.kill(pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
+      const alive = (pid: number): boolean => isAlive({ pid, start: '' });
       const expected = `--max-old-space-size=${storeChildSettingsFor(512 * 1024 * 1024).heapLimit / (1024 * 1024)}`;
 
       // SIGTERM to countd-worker: its child stops the role, both exit 0.

@@ -146,6 +146,28 @@ export async function startDaemon(dataDir: string, extra: string[] = []): Promis
   return { daemon, record };
 }
 
+/** A role binary (countd-write, countd-worker, countd-read) running in the background; its stderr is collected. */
+export interface RoleProcess {
+  proc: ChildProcess;
+  out: { stderr: string };
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Start a role binary; killAll() stops it if a test fails before it does. */
+export function startRole(bin: string, args: string[]): RoleProcess {
+  const proc = spawn(process.execPath, [BIN(bin), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  started.add(proc);
+  const out = { stderr: '' };
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => {
+      started.delete(proc);
+      resolve({ code, signal });
+    }),
+  );
+  return { proc, out, exited };
+}
+
 /** Kill every process these helpers started and that still runs (after hooks). */
 export async function killAll(): Promise<void> {
   const waits: Promise<unknown>[] = [];
