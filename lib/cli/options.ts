@@ -5,9 +5,7 @@
 
 import type { Argv, Options, PositionalOptions } from 'yargs';
 import { defaultDataDir } from '../datadir/layout.js';
-import { MAX_FIELD_SIZE } from '../protocol/fields.js';
-import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
-import { UINT64_MAX } from '../protocol/read-request.js';
+import { INT64_MAX, INT64_MIN, MAX_FIELD_SIZE, UINT64_MAX } from '../protocol/fields.js';
 import { MAX_LOG_INDEX } from '../commitlog/filenames.js';
 import { unescapeName } from '../util/escape.js';
 import { formatSize, parseSize } from '../util/size.js';
@@ -191,7 +189,7 @@ export function rolePortOption(defaultPort: number): Record<string, Options> {
 }
 
 export const offsetLengthOptions: Record<string, Options> = {
-  offset: { type: 'string', default: '0', describe: 'ranked entries to skip', coerce: bigintParser('--offset', 0n, (1n << 63n) - 1n) },
+  offset: { type: 'string', default: '0', describe: 'ranked entries to skip', coerce: bigintParser('--offset', 0n, INT64_MAX) },
   length: { type: 'string', default: '10', describe: 'most entries to print', coerce: bigintParser('--length', 0n, UINT64_MAX) },
 };
 

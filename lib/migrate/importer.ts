@@ -24,7 +24,7 @@ import { IncrementBatch, Store } from '../store/store.js';
 import { DEFAULT_COUNT_CACHE_BYTES } from '../store/schema.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { combineFingerprints, fingerprintFile } from './fingerprint.js';
-import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../protocol/fields.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
 import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
 import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFileTotals } from './keyspace-file.js';

@@ -11,6 +11,12 @@ export interface FieldSizes {
   readonly keySize: number;
 }
 
+/** The range of a signed 64-bit field: increments and counts. */
+export const INT64_MIN = -(2n ** 63n);
+export const INT64_MAX = 2n ** 63n - 1n;
+/** The largest unsigned 64-bit field: read-request offsets and lengths. */
+export const UINT64_MAX = 2n ** 64n - 1n;
+
 export const DEFAULT_FIELD_SIZES: FieldSizes = Object.freeze({ keyspaceSize: 256, keySize: 256 });
 
 /** Names are stored with 2-byte lengths in commit-log records, hence the cap. */

@@ -11,7 +11,7 @@
 // reader decodes with ReadRequestDecoder, clients encode with encodeReadRequest.
 
 import { invalidArgument } from '../errors.js';
-import { FieldSizes, fieldNameLength, nameBytes, readRequestSize, writeField } from './fields.js';
+import { FieldSizes, UINT64_MAX, fieldNameLength, nameBytes, readRequestSize, writeField } from './fields.js';
 
 /** Offsets at or above this value are opcodes (docs/read-protocol-extensions.md). */
 export const OPCODE_FLAG = 1n << 63n;
@@ -24,8 +24,6 @@ export const OP_KEYSPACES = 4;
 
 /** Version of the extension set answered to OP_HELLO. */
 export const READ_EXTENSIONS_VERSION = 1n;
-
-export const UINT64_MAX = (1n << 64n) - 1n;
 
 export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { DEFAULT_FIELD_SIZES, readRequestSize } from '../../lib/protocol/fields.js';
+import { DEFAULT_FIELD_SIZES, UINT64_MAX, readRequestSize } from '../../lib/protocol/fields.js';
 import {
   OPCODE_FLAG,
   OP_AROUND,
@@ -8,7 +8,6 @@ import {
   OP_KEYSPACES,
   OP_RANK,
   ReadRequestDecoder,
-  UINT64_MAX,
   decodeReadRequest,
   encodeReadRequest,
   requestSizeFor,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { DEFAULT_FIELD_SIZES, fieldNameLength, nameBytes, writeFrameSize } from '../../lib/protocol/fields.js';
-import { decodeFrame, encodeFrame, validateFrame, INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { decodeFrame, encodeFrame, validateFrame } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { isCountdError } from '../../lib/errors.js';
 
 const sizes = DEFAULT_FIELD_SIZES;

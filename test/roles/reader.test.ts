@@ -6,7 +6,7 @@ import path from 'node:path';
 import { FieldSizes } from '../../lib/protocol/fields.js';
 import { OPCODE_FLAG, encodeReadRequest } from '../../lib/protocol/read-request.js';
 import { ReadResponse } from '../../lib/protocol/read-response.js';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { ReaderHandle, startReader } from '../../lib/roles/reader.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { ModelStore, RawReadClient } from './reader-helpers.js';
