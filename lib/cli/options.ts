@@ -6,15 +6,13 @@
 import type { Argv, Options, PositionalOptions } from 'yargs';
 import { defaultDataDir } from '../datadir/layout.js';
 import { INT64_MAX, INT64_MIN, MAX_FIELD_SIZE, UINT64_MAX } from '../protocol/fields.js';
+import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { MAX_LOG_INDEX } from '../commitlog/filenames.js';
 import { unescapeName } from '../util/escape.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { DEFAULT_STORE_MEMORY, MAX_STORE_MEMORY, MIN_STORE_MEMORY } from '../roles/memory-budget.js';
 import { UsageError } from './errors.js';
 
-export const DEFAULT_LISTEN = '127.0.0.1';
-export const DEFAULT_WRITE_PORT = 48879;
-export const DEFAULT_READ_PORT = 48880;
 
 // ---- value parsers -------------------------------------------------------
 
@@ -174,7 +172,7 @@ export const pageLimitOption: Record<string, Options> = {
 
 /** `countd start`: where the daemon listens. Port 0 picks a free port (recorded in daemon.json). */
 export const startListenOptions: Record<string, Options> = {
-  listen: { type: 'string', default: DEFAULT_LISTEN, describe: 'address both ports listen on', coerce: nonEmpty('--listen') },
+  listen: { type: 'string', default: DEFAULT_HOST, describe: 'address both ports listen on', coerce: nonEmpty('--listen') },
   'write-port': { type: 'string', default: String(DEFAULT_WRITE_PORT), describe: 'write port (0: any free port)', coerce: port('--write-port') },
   'read-port': { type: 'string', default: String(DEFAULT_READ_PORT), describe: 'read port (0: any free port)', coerce: port('--read-port') },
   'metrics-port': { type: 'string', describe: 'serve Prometheus metrics over HTTP on this port (0: any free port)', coerce: port('--metrics-port') },
@@ -183,7 +181,7 @@ export const startListenOptions: Record<string, Options> = {
 /** A role binary's own port (`countd-write --port`, `countd-read --port`). */
 export function rolePortOption(defaultPort: number): Record<string, Options> {
   return {
-    listen: { type: 'string', default: DEFAULT_LISTEN, describe: 'address to listen on', coerce: nonEmpty('--listen') },
+    listen: { type: 'string', default: DEFAULT_HOST, describe: 'address to listen on', coerce: nonEmpty('--listen') },
     port: { type: 'string', default: String(defaultPort), describe: 'port to listen on (0: any free port)', coerce: port('--port') },
   };
 }

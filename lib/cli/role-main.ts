@@ -7,9 +7,8 @@ import type { Argv } from 'yargs';
 import { openDataDir } from '../datadir/meta.js';
 import { LogFormat, createLogger } from '../util/log.js';
 import { reportError, UsageError } from './errors.js';
+import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import {
-  DEFAULT_READ_PORT,
-  DEFAULT_WRITE_PORT,
   Flags,
   checkFlags,
   commonOptions,
@@ -22,7 +21,6 @@ import {
   sizeOptions,
   storeMemoryOption,
   withOptions,
-  DEFAULT_LISTEN,
 } from './options.js';
 import { hasHeapCap, onParentStop, runWithHeapCap } from './heap-cap.js';
 import { RunningRole, runReader, runStore, runWriter } from './roles.js';
@@ -59,7 +57,7 @@ function parser(role: RoleName, argv: string[]): Argv {
     y = withOptions(
       y,
       {
-        listen: { type: 'string', default: DEFAULT_LISTEN, describe: 'address the read port listens on (with --read-port)' },
+        listen: { type: 'string', default: DEFAULT_HOST, describe: 'address the read port listens on (with --read-port)' },
         'read-port': { type: 'string', describe: 'also serve reads on this port (0: any free port)', coerce: intParser('--read-port', 0, 65535) },
       },
       pageLimitOption,

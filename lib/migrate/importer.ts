@@ -28,7 +28,7 @@ import { INT64_MAX, INT64_MIN } from '../protocol/fields.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
 import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
 import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFileTotals } from './keyspace-file.js';
-import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from './marks.js';
+import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from '../store/marks.js';
 import { ApplyPipeline } from './apply-pipeline.js';
 import { readBack, VerifyQueue } from './verify.js';
 import { ProblemLog, isDamage, type Problem, type ProblemKind } from './problems.js';

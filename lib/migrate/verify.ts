@@ -7,7 +7,7 @@
 
 import { INT64_MAX, INT64_MIN } from '../protocol/fields.js';
 import type { Store } from '../store/store.js';
-import { readKeyspaceMark } from './marks.js';
+import { readKeyspaceMark } from '../store/marks.js';
 
 export interface ReadBack {
   keys: number;

@@ -12,6 +12,7 @@ import net from 'node:net';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { FieldSizes, checkFieldSizes, readRequestSize } from '../protocol/fields.js';
+import { DEFAULT_HOST, DEFAULT_READ_PORT } from '../protocol/ports.js';
 import { ReadRequest, ReadRequestDecoder } from '../protocol/read-request.js';
 import {
   N_MALFORMED,
@@ -26,7 +27,6 @@ import { Logger, silentLogger } from '../util/log.js';
 import type { Store } from '../store/store.js';
 import { PageCache, type VersionedStore } from './read/page-cache.js';
 
-export const DEFAULT_READ_PORT = 48880;
 export const DEFAULT_PAGE_LIMIT = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
@@ -67,7 +67,7 @@ const CLOSE_GRACE_MS = 5000;
 
 export async function startReader(options: ReaderOptions): Promise<ReaderHandle> {
   const sizes = checkFieldSizes(options.sizes);
-  const listen = options.listen ?? '127.0.0.1';
+  const listen = options.listen ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_READ_PORT;
   const pageLimit = options.pageLimit ?? DEFAULT_PAGE_LIMIT;
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;

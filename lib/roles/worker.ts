@@ -56,7 +56,7 @@ import { DataDir } from '../datadir/meta.js';
 import { CommitLogPool } from '../commitlog/pool.js';
 import type { IncrementBatch } from '../store/increment-batch.js';
 import { LogSummer } from './work/log-summer.js';
-import { encodeGeneration } from './work/summer-protocol.js';
+import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
 import type { Store } from '../store/store.js';
 
 export interface WorkerOptions {
@@ -95,11 +95,6 @@ export interface WorkerHandle {
   close(): Promise<void>;
   /** Resolves once no dirty log waits and no apply runs. */
   drained(): Promise<void>;
-}
-
-/** The database mark that records which use (generation) of log `index` was applied last. */
-export function appliedMarkName(index: number): string {
-  return `applied/${index}`;
 }
 
 const MAX_BACKOFF_MS = 5000;
@@ -453,7 +448,7 @@ class Worker {
         } else {
           if (!outcome.sealed) this.logger.debug('applying an unsealed commit log', { log: log.index });
           p.frames += outcome.frames;
-          p.marks.push({ name: appliedMarkName(log.index), value: encodeGeneration(BigInt(outcome.generation!)) });
+          p.marks.push({ name: appliedMarkName(log.index), value: encodeAppliedMark(BigInt(outcome.generation!)) });
           p.toApply.push(log);
         }
       }

@@ -14,13 +14,12 @@ import type { FileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
 import { writeFrameSize } from '../protocol/fields.js';
+import { DEFAULT_HOST, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 
-export const DEFAULT_WRITE_PORT = 48879;
-export const DEFAULT_LISTEN = '127.0.0.1';
 export const DEFAULT_MAX_CONNECTIONS = 10000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_PENDING_FRAMES = 4096;
@@ -90,7 +89,7 @@ function checkOptions(options: WriterOptions): Settings {
   if (!dataDir || typeof dataDir.paths?.commitlog !== 'string' || !dataDir.sizes) {
     throw invalidArgument('writer options.dataDir must be an open data directory (openDataDir)');
   }
-  const listen = options.listen ?? DEFAULT_LISTEN;
+  const listen = options.listen ?? DEFAULT_HOST;
   if (typeof listen !== 'string' || listen === '') throw invalidArgument('listen address must be a non-empty string');
   return {
     listen,

@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { aroundOptions, Flags, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
-import { notFound } from './get.js';
+import { notFound } from '../errors.js';
 
 export const command = 'around <keyspace> <key>';
 export const describe = 'print up to --n entries around one key in rank order: rank<TAB>key<TAB>count';

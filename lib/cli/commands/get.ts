@@ -1,8 +1,7 @@
 // countd get <keyspace> <key>: the count of one key.
 
 import type { Argv } from 'yargs';
-import { CountdError, ErrorCodes } from '../../errors.js';
-import { escapeName } from '../../util/escape.js';
+import { notFound } from '../errors.js';
 import { Flags, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
@@ -22,8 +21,4 @@ export async function handler(argv: Flags): Promise<void> {
     if (count === undefined) throw notFound(keyspace, key);
     await out.write(entryLine(key, count, argv.json === true));
   });
-}
-
-export function notFound(keyspace: Buffer, key: Buffer): CountdError {
-  return new CountdError(ErrorCodes.NOT_FOUND, `key ${escapeName(key)} not found in keyspace ${escapeName(keyspace)}`);
 }

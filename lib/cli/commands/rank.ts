@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { Flags, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
-import { notFound } from './get.js';
+import { notFound } from '../errors.js';
 
 export const command = 'rank <keyspace> <key>';
 export const describe = 'print the rank (0-based: entries ranked above it) and count of one key: rank<TAB>key<TAB>count';

@@ -7,13 +7,6 @@ import type { LogProblem } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import type { SummedBatch } from './summed-batch.js';
 
-/** The value of a log's applied mark (`applied/<index>`, lib/roles/worker.ts): its generation, 8 bytes little-endian. */
-export function encodeGeneration(generation: bigint): Buffer {
-  const buf = Buffer.allocUnsafe(8);
-  buf.writeBigUInt64LE(generation, 0);
-  return buf;
-}
-
 export interface LogToSum {
   index: number;
   path: string;
