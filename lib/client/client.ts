@@ -1,4 +1,4 @@
-// The countd client library: increments over the write port (PROTOCOL.md
+// The countd client library: increments over the write port (docs/protocol.md
 // section 1), pages and lookups over the read port (section 2 and
 // docs/read-protocol-extensions.md). One connection per port, opened on the
 // first call and reopened lazily for the next call after a loss. Calls made

@@ -152,7 +152,7 @@ export function maxEntrySize(sizes: FieldSizes): number {
 }
 
 /**
- * Copy one already-validated write frame (PROTOCOL.md section 1) at
+ * Copy one already-validated write frame (docs/protocol.md section 1) at
  * frame[frameOffset] into entry form at target[offset]; ksLen and keyLen are
  * the name lengths validateFrame() found. Returns the offset after the entry.
  * Allocation-free and unchecked: the server's hot path.

@@ -1,6 +1,6 @@
 // `countd migrate`: import the original countd's flat-file storage (a legacy
-// directory, PROTOCOL.md section 3) into a countd data directory. The formats
-// and the import design are in docs/legacy-format.md.
+// directory) into a countd data directory. The formats and the import design
+// are in docs/legacy-format.md.
 //
 // The import works per legacy keyspace ("unit"): its keyspace file plus the
 // frames of every dirty log that name it. A unit is applied in batches of
@@ -24,7 +24,7 @@ import { IncrementBatch, Store } from '../store/store.js';
 import { DEFAULT_COUNT_CACHE_BYTES } from '../store/schema.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { combineFingerprints, fingerprintFile } from './fingerprint.js';
-import { INT64_MAX, INT64_MIN } from '../protocol/fields.js';
+import { addDeltas, saturate } from '../store/combine.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
 import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
 import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFileTotals } from './keyspace-file.js';
@@ -509,14 +509,6 @@ class Migration {
     await apply(totals.records, true);
   }
 
-  /**
-   * A unit whose file was not fingerprinted in the plan (#plan: no mark, a
-   * new keyspace, one batch): its fingerprint is that of the bytes just read
-   * and imported, set before the one write that carries the mark. A file
-   * that changed since the scan is imported as read, and the next run sees
-   * its current fingerprint differ from the mark's: a conflict, as when it
-   * changes after an import.
-   */
   /** Progress for the records of a keyspace file read since `seen` (updated). */
   #fileProgress(file: LegacyKeyspaceFile, totals: KeyspaceFileTotals, seen: { bytes: number; records: number }): void {
     const bytes = Math.min(file.size, totals.records * KEYSPACE_RECORD_SIZE) - seen.bytes;
@@ -531,6 +523,14 @@ class Migration {
     if (totals.fingerprint !== u.fileFingerprint) throw changedWhileRead(u.file!);
   }
 
+  /**
+   * A unit whose file was not fingerprinted in the plan (#plan: no mark, a
+   * new keyspace, one batch): its fingerprint is that of the bytes just read
+   * and imported, set before the one write that carries the mark. A file
+   * that changed since the scan is imported as read, and the next run sees
+   * its current fingerprint differ from the mark's: a conflict, as when it
+   * changes after an import.
+   */
   #fingerprinted(u: Unit, mark: KeyspaceMark, fingerprint: string): void {
     u.fileFingerprint = fingerprint;
     u.unit = unitFingerprint(u);
@@ -592,7 +592,7 @@ class Migration {
           logOnlyKeys++;
         }
         touched.set(id, at);
-        counts[at] = counts[at]! + d.delta; // summed unbounded, clamped once below (as IncrementBatch + apply)
+        counts[at] = addDeltas(counts[at]!, d.delta); // clamped once below, as an apply would
         logSum += d.delta;
       }
       this.#summary.frames.replayed += contribution.frames;
@@ -601,10 +601,8 @@ class Migration {
     let saturated = 0;
     for (const at of touched.values()) {
       const c = counts[at]!;
-      if (c > INT64_MAX || c < INT64_MIN) {
-        counts[at] = c > INT64_MAX ? INT64_MAX : INT64_MIN;
-        saturated++;
-      }
+      counts[at] = saturate(c);
+      if (counts[at] !== c) saturated++;
     }
     if (saturated > 0) {
       this.#problems.add({ kind: 'saturated', source: u.label, detail: `${saturated} counts clamped to the signed 64-bit range; the sum cannot be verified` });

@@ -1,4 +1,4 @@
-// Field sizes of the wire protocols (PROTOCOL.md: KS and K) and the rule that
+// Field sizes of the wire protocols (docs/protocol.md: KS and K) and the rule that
 // makes a NUL-padded name field valid. One data directory has one pair of
 // sizes, recorded in its meta file (datadir/meta.ts).
 

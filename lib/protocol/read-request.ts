@@ -1,4 +1,4 @@
-// The read request of PROTOCOL.md section 2 and its backward-compatible
+// The read request of docs/protocol.md section 2 and its backward-compatible
 // extensions (docs/read-protocol-extensions.md):
 //
 //   offset (u64 LE) | length (u64 LE) | keyspace (KS bytes, NUL-padded)   16 + KS bytes: a page

@@ -1,4 +1,4 @@
-// The write frame of PROTOCOL.md section 1:
+// The write frame of docs/protocol.md section 1:
 //   increment (signed 64-bit LE) | keyspace (KS bytes, NUL-padded) | key (K bytes, NUL-padded)
 // and the three 3-byte replies. The server's hot path uses validateFrame(),
 // which allocates nothing; decodeFrame() is for tools and tests.

@@ -1,4 +1,4 @@
-// countd-read: serves ranked pages over TCP (PROTOCOL.md section 2) and the
+// countd-read: serves ranked pages over TCP (docs/protocol.md section 2) and the
 // extension ops of docs/read-protocol-extensions.md (get, rank, around,
 // keyspaces, hello).
 //

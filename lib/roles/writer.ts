@@ -1,4 +1,4 @@
-// countd-write: the TCP server of the write protocol (PROTOCOL.md section 1).
+// countd-write: the TCP server of the write protocol (docs/protocol.md section 1).
 // Frames from every connection are made durable together by group commit
 // (write/group-commit.ts) into the commit-log pool (commitlog/writer.ts);
 // each connection parses and answers its own frames (write/connection.ts).

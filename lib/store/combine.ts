@@ -5,7 +5,8 @@
 // cannot change the outcome; the apply then adds that sum to the stored count
 // and clamps the result to the signed 64-bit range (saturates) rather than
 // wrapping around or failing the whole batch. Rules such as max, min or set
-// would be added here, next to the sum.
+// would be added here, next to the sum. countd migrate follows the same
+// rule when it builds a keyspace's final counts itself (lib/migrate/importer.ts).
 
 import { INT64_MAX, INT64_MIN } from '../protocol/fields.js';
 
@@ -20,8 +21,12 @@ export function addDeltas(a: bigint, b: bigint): bigint {
  * that left the int64 range: then the nearest bound (see isSaturated).
  */
 export function applyDelta(old: bigint, delta: bigint): bigint {
-  const next = old + delta;
-  return next > INT64_MAX ? INT64_MAX : next < INT64_MIN ? INT64_MIN : next;
+  return saturate(addDeltas(old, delta));
+}
+
+/** An exact sum clamped to the signed 64-bit range: a stored count. */
+export function saturate(sum: bigint): bigint {
+  return sum > INT64_MAX ? INT64_MAX : sum < INT64_MIN ? INT64_MIN : sum;
 }
 
 /** Whether applyDelta(old, delta) was clamped. */

@@ -11,12 +11,13 @@
 // another part, only the state.
 
 import { invalidArgument } from '../errors.js';
-import { INT64_MAX, INT64_MIN, checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
+import { checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
 import { PAIR_LENGTHS_SIZE } from '../protocol/pair-key.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { TAG_MARK, taggedName } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { applyBatch, type ApplyResult } from './apply.js';
+import { fitsInt64 } from './combine.js';
 import { IncrementBatch } from './increment-batch.js';
 import { checkRankIndex, createKeyspace, deleteKeyspace, rebuildRankIndex } from './maintenance.js';
 import {
@@ -234,7 +235,7 @@ export class Store {
       if (!(key instanceof Uint8Array) || key.length === 0 || key.length > keySize) throw invalidArgument(`key ${i} must be a Buffer of 1 to ${keySize} bytes`);
       if (key.indexOf(0) !== -1) throw invalidArgument('key must not contain a NUL byte');
       const count = counts[i];
-      if (typeof count !== 'bigint' || count > INT64_MAX || count < INT64_MIN) throw invalidArgument(`count ${i} must be a signed 64-bit bigint`);
+      if (typeof count !== 'bigint' || !fitsInt64(count)) throw invalidArgument(`count ${i} must be a signed 64-bit bigint`);
       const id = latin1(key as Buffer);
       if (seen.has(id)) throw invalidArgument(`key ${i} appears twice`);
       seen.add(id);

@@ -26,7 +26,7 @@ function decodeOne(buf: Buffer, s = sizes) {
 }
 
 describe('read request codec', () => {
-  it('a page request is 272 bytes with the default sizes, laid out as PROTOCOL.md section 2', () => {
+  it('a page request is 272 bytes with the default sizes, laid out as docs/protocol.md section 2', () => {
     const buf = encodeReadRequest({ op: 'page', offset: 5, length: 10, keyspace: 'pages' }, sizes);
     assert.equal(buf.length, 272);
     assert.equal(readRequestSize(sizes), 272);

@@ -45,7 +45,7 @@ describe('write frame codec', () => {
     assert.equal(decodeFrame(buf, 0, small), null, 'an all-zero frame is invalid');
   });
 
-  describe('rejects every invalid form of PROTOCOL.md section 1', () => {
+  describe('rejects every invalid form of docs/protocol.md section 1', () => {
     const frame = (bytes: number[]): Buffer => Buffer.concat([Buffer.alloc(8, 1), Buffer.from(bytes)]);
     const cases: Array<[string, number[]]> = [
       ['empty keyspace', [0, 0, 0, 0, 0x61, 0, 0]],

@@ -28,7 +28,7 @@ export interface ModelEntry {
   count: bigint;
 }
 
-/** Counters per keyspace, exactly as PROTOCOL.md defines them. */
+/** Counters per keyspace, exactly as docs/protocol.md defines them. */
 export class Model {
   readonly spaces = new Map<string, Map<string, bigint>>();
 

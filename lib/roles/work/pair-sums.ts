@@ -3,11 +3,11 @@
 // (summed-batch.ts).
 //
 // Why not IncrementBatch (a Map from a latin1 pair string to an object per
-// pair): it allocated a string and a bigint per frame and ~500 bytes of heap
-// per pair, and a 500,000-pair batch left the thread's V8 heap at ~280 MiB,
-// kept until its next collection (BENCHMARKS.md, "The store child's memory").
+// pair): it allocates a string and a bigint per frame and ~500 bytes of heap
+// per pair; a 500,000-pair batch leaves the thread's V8 heap at ~280 MiB
+// until its next collection (BENCHMARKS.md, "The store child's memory").
 // Here a frame allocates nothing: a pair's bytes are the very bytes an entry
-// holds from its offset 8 (`ksLen keyLen keyspace key`), hashed (FNV-1a) and
+// holds from its offset 8 (the pair key, lib/protocol/pair-key.ts), hashed (FNV-1a) and
 // looked up in an open-addressing table over typed arrays; a new pair copies
 // them into one growing buffer. About 60 bytes a pair, off the V8 heap.
 //
