@@ -22,9 +22,9 @@ import {
   storeMemoryOption,
   withOptions,
 } from './options.js';
-import { hasHeapCap, onParentStop, runWithHeapCap } from './heap-cap.js';
-import { RunningRole, runReader, runStore, runWriter } from './roles.js';
-import { onStopSignal } from './signals.js';
+import { hasHeapCap, onParentStop, runWithHeapCap } from '../daemon/heap-cap.js';
+import { RunningRole, runReader, runStore, runWriter } from '../daemon/roles.js';
+import { onStopSignal } from '../daemon/signals.js';
 import { packageVersion } from './version.js';
 import { writerTuningOptions } from './options.js';
 

@@ -14,7 +14,7 @@ import {
   storeChildMemoryBudget,
   storeChildSettingsFor,
 } from '../../lib/roles/memory-budget.js';
-import { childExecArgv } from '../../lib/roles/supervisor.js';
+import { childExecArgv } from '../../lib/daemon/supervisor.js';
 import { formatSize, parseSize } from '../../lib/util/size.js';
 
 const MiB = 1024 * 1024;

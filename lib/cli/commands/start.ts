@@ -1,5 +1,5 @@
 // countd start: run the daemon (writer + worker + reader) under a supervisor
-// (lib/roles/supervisor.ts) until SIGTERM or SIGINT.
+// (lib/daemon/supervisor.ts) until SIGTERM or SIGINT.
 
 import type { Argv } from 'yargs';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ import {
   withOptions,
   writerTuningOptions,
 } from '../options.js';
-import { onStopSignal } from '../signals.js';
+import { onStopSignal } from '../../daemon/signals.js';
 
 export const command = 'start';
 export const describe = 'run the daemon: write port, worker and read port, until SIGTERM or SIGINT';
@@ -54,12 +54,12 @@ export async function handler(argv: Flags): Promise<void> {
   let requestStop = (signal: NodeJS.Signals): void => void (stopRequested = signal);
   const removeSignals = onStopSignal((signal) => requestStop(signal));
   // Loaded here, not at startup of every command: it brings prom-client and child_process.
-  const { startSupervisor } = await import('../../roles/supervisor.js');
+  const { startSupervisor } = await import('../../daemon/supervisor.js');
   let sup: Awaited<ReturnType<typeof startSupervisor>>;
   try {
     sup = await startSupervisor({
       dataDir,
-      childModule: fileURLToPath(new URL('../child-main.js', import.meta.url)),
+      childModule: fileURLToPath(new URL('../../daemon/child-main.js', import.meta.url)),
       listen: argv.listen as string,
       writePort: argv['write-port'] as number,
       readPort: argv['read-port'] as number,

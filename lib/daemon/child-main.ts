@@ -1,4 +1,4 @@
-// Entry point of a child of `countd start` (forked by lib/roles/supervisor.ts
+// Entry point of a child of `countd start` (forked by lib/daemon/supervisor.ts
 // with an IPC channel). Runs the writer, or the store (worker + reader),
 // reports its ports when it listens, answers metric requests, and stops in
 // order when told to or when its channel closes (the supervisor died).
@@ -10,7 +10,7 @@ import os from 'node:os';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { registry } from '../metrics.js';
-import { CHILD_SPEC_ENV, ChildMessage, ChildSpec, SupervisorMessage } from '../roles/supervisor.js';
+import { CHILD_SPEC_ENV, ChildMessage, ChildSpec, SupervisorMessage } from './supervisor.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { RunningRole, runStore, runWriter } from './roles.js';
 

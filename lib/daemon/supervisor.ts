@@ -32,7 +32,7 @@ import { DaemonRecord, readLiveDaemonRecord, removeDaemonRecord, writeDaemonReco
 import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCode, ErrorCodes, errnoCode, isCountdError, translateFsError } from '../errors.js';
 import { metrics, registry } from '../metrics.js';
-import { heapLimitOption, isHeapLimitOption, withStoreMallocArenas } from './memory-budget.js';
+import { heapLimitOption, isHeapLimitOption, withStoreMallocArenas } from '../roles/memory-budget.js';
 import { LogFormat, Logger } from '../util/log.js';
 import { ProcessIdentity, isAlive, selfIdentity } from '../util/proc.js';
 
@@ -85,7 +85,7 @@ export type SupervisorMessage = { type: 'metrics'; id: number } | { type: 'stop'
 
 export interface SupervisorOptions {
   dataDir: DataDir;
-  /** The module forked for each child (dist/lib/cli/child-main.js). */
+  /** The module forked for each child (dist/lib/daemon/child-main.js). */
   childModule: string;
   listen: string;
   writePort: number;
