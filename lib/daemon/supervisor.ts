@@ -5,8 +5,8 @@
 //   writer child   countd-write                    (port: write)
 //   store child    countd-worker + countd-read     (port: read; holds LevelDB)
 //
-// It owns the data directory for the daemon's lifetime (<data-dir>/daemon.lock,
-// created with O_EXCL), writes daemon.json once both children listen, serves
+// It owns the data directory for the daemon's lifetime (<data-dir>/daemon.lock:
+// daemon-lock.ts), writes daemon.json once both children listen, serves
 // the children's metrics merged with its own on --metrics-port, restarts a
 // child that dies (with backoff; the dead child's commit-log locks are freed
 // by the pool's stale-lock recovery), and stops in order on SIGTERM/SIGINT:
@@ -23,18 +23,18 @@
 // A child also stops when the channel closes (the supervisor died).
 
 import { ChildProcess, fork } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { AggregatorRegistry, prometheusContentType } from 'prom-client';
 import { CommitLogPool } from '../commitlog/pool.js';
-import { DaemonRecord, readLiveDaemonRecord, removeDaemonRecord, writeDaemonRecord } from '../datadir/daemon-record.js';
+import { DaemonRecord, removeDaemonRecord, writeDaemonRecord } from '../datadir/daemon-record.js';
 import { DataDir } from '../datadir/meta.js';
-import { CountdError, ErrorCode, ErrorCodes, errnoCode, isCountdError, translateFsError } from '../errors.js';
+import { CountdError, ErrorCode, ErrorCodes, isCountdError } from '../errors.js';
 import { metrics, registry } from '../metrics.js';
 import { heapLimitOption, isHeapLimitOption, withStoreMallocArenas } from '../roles/memory-budget.js';
 import { LogFormat, Logger } from '../util/log.js';
-import { ProcessIdentity, isAlive, selfIdentity } from '../util/proc.js';
+import { selfIdentity } from '../util/proc.js';
+import { acquireDaemonLock, releaseDaemonLock } from './daemon-lock.js';
 
 export type ChildKind = 'writer' | 'store';
 
@@ -116,8 +116,6 @@ export interface SupervisorHandle {
 /** A child that ran at least this long before dying is restarted after the first delay again. */
 const HEALTHY_AFTER_MS = 10_000;
 const METRICS_TIMEOUT_MS = 2000;
-/** A lock file without an identity younger than this belongs to a starter still writing it. */
-const FRESH_LOCK_MS = 10_000;
 
 /**
  * Start the daemon: take the data directory's lock, fork both children, wait
@@ -253,54 +251,17 @@ class Supervisor implements SupervisorHandle {
     }
   }
 
-  // ---- the data directory's lock ------------------------------------------------
+  // ---- the data directory's lock (daemon-lock.ts) ----------------------------------
 
-  #lockPath(): string {
-    return this.#o.dataDir.paths.daemonLock;
-  }
-
-  /**
-   * Create daemon.lock with O_EXCL. A lock whose owner is dead (kill -9) is
-   * removed and the creation retried once. Two starters racing over a stale
-   * lock could both win here; the database lock (held by the store child,
-   * started first) is the backstop that stops the second.
-   */
   async #acquireLock(): Promise<void> {
-    const file = this.#lockPath();
-    const live = await readLiveDaemonRecord(this.#o.dataDir.paths);
-    if (live) throw alreadyRunning(this.#o.dataDir.paths.root, live.pid);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fh = await fsp.open(file, 'wx', 0o644);
-        try {
-          await fh.writeFile(JSON.stringify(selfIdentity()) + '\n');
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        this.#lockHeld = true;
-        return;
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw translateFsError(err, `create ${file}`);
-      }
-      const owner = await readLockOwner(file);
-      if (owner && isAlive(owner)) throw alreadyRunning(this.#o.dataDir.paths.root, owner.pid);
-      // No identity yet: another starter has just created the file and is writing it.
-      if (!owner && (await ageMs(file)) < FRESH_LOCK_MS) throw alreadyRunning(this.#o.dataDir.paths.root, undefined);
-      if (attempt > 0) throw alreadyRunning(this.#o.dataDir.paths.root, owner?.pid);
-      this.#log.warn('removing the lock of a daemon that is gone', { file, pid: owner?.pid });
-      await fsp.unlink(file).catch((err: unknown) => {
-        if (errnoCode(err) !== 'ENOENT') throw translateFsError(err, `remove stale ${file}`);
-      });
-    }
+    await acquireDaemonLock(this.#o.dataDir.paths, this.#log);
+    this.#lockHeld = true;
   }
 
   async #releaseLock(): Promise<void> {
     if (!this.#lockHeld) return;
     this.#lockHeld = false;
-    const file = this.#lockPath();
-    const owner = await readLockOwner(file);
-    if (owner?.pid === process.pid) await fsp.unlink(file).catch(() => {});
+    await releaseDaemonLock(this.#o.dataDir.paths);
   }
 
   // ---- metrics ---------------------------------------------------------------------
@@ -484,30 +445,4 @@ class ChildSlot {
       });
     });
   }
-}
-
-async function readLockOwner(file: string): Promise<ProcessIdentity | undefined> {
-  try {
-    const parsed = JSON.parse(await fsp.readFile(file, 'utf8')) as ProcessIdentity;
-    return typeof parsed?.pid === 'number' ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function ageMs(file: string): Promise<number> {
-  try {
-    return Date.now() - (await fsp.stat(file)).mtimeMs;
-  } catch {
-    return Infinity;
-  }
-}
-
-function alreadyRunning(root: string, pid: number | undefined): CountdError {
-  return new CountdError(
-    ErrorCodes.ALREADY_RUNNING,
-    pid === undefined
-      ? `a countd daemon is already starting or running on ${root}`
-      : `a countd daemon is already running on ${root} (pid ${pid})`,
-  );
 }
