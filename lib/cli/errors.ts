@@ -4,14 +4,8 @@
 
 import { CountdError, ErrorCode, ErrorCodes } from '../errors.js';
 import { escapeName } from '../util/escape.js';
+import { UsageError } from '../util/flag-values.js';
 
-/** A wrong command line: unknown command or flag, bad flag value, bad combination. Exit 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 /** A key the user asked about does not exist (get, rank, around): exit 1. */
 export function notFound(keyspace: Buffer, key: Buffer): CountdError {

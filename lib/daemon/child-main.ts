@@ -48,8 +48,9 @@ export async function childMain(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const logger = createLogger({ role: spec.kind, format: spec.logFormat, debug: spec.debug });
-  if (spec.kind === 'store' && spec.store?.nice) lowerPriority(spec.store.nice, logger);
+  const settings = spec.settings;
+  const logger = createLogger({ role: spec.kind, format: settings.logFormat, debug: settings.debug });
+  if (spec.kind === 'store' && settings.storeNice) lowerPriority(settings.storeNice, logger);
   let role: RunningRole | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> => {
@@ -86,15 +87,11 @@ export async function childMain(): Promise<void> {
   });
 
   try {
-    const dataDir = await openDataDir(spec.dataDir, { create: false });
-    if (spec.kind === 'writer') {
-      role = await runWriter(dataDir, { listen: spec.listen, port: spec.port, ...spec.writer }, logger);
-    } else {
-      role = await runStore(dataDir, { listen: spec.listen, port: spec.port, ...spec.reader }, logger, spec.store?.memory === undefined ? {} : { memory: spec.store.memory });
-    }
+    const dataDir = await openDataDir(settings.dataDir, { create: false });
+    role = spec.kind === 'writer' ? await runWriter(dataDir, settings, logger) : await runStore(dataDir, settings, logger);
   } catch (err) {
     const e = err instanceof CountdError ? err : new CountdError(ErrorCodes.IO_ERROR, (err as Error).message, { cause: err });
-    if (spec.debug) process.stderr.write(`${(err as Error).stack}\n`);
+    if (settings.debug) process.stderr.write(`${(err as Error).stack}\n`);
     process.removeAllListeners('disconnect');
     process.send({ type: 'fatal', code: e.code, message: e.message } satisfies ChildMessage, () => process.exit(1));
     return;

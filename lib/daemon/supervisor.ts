@@ -32,27 +32,23 @@ import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCode, ErrorCodes, isCountdError } from '../errors.js';
 import { metrics, registry } from '../metrics.js';
 import { heapLimitOption, isHeapLimitOption, withStoreMallocArenas } from '../roles/memory-budget.js';
-import { LogFormat, Logger } from '../util/log.js';
+import { Logger } from '../util/log.js';
+import type { DaemonSettings } from './settings.js';
 import { selfIdentity } from '../util/proc.js';
 import { acquireDaemonLock, releaseDaemonLock } from './daemon-lock.js';
 
 export type ChildKind = 'writer' | 'store';
 
-/** What a child is told to run (passed in the COUNTD_CHILD_SPEC environment variable). */
+/**
+ * What a child is told to run (passed in the COUNTD_CHILD_SPEC environment
+ * variable, as JSON): its kind and the daemon's settings, whole. The writer
+ * child listens on settings.writePort, the store child on settings.readPort;
+ * the store child lowers its priority to settings.storeNice before it opens
+ * anything (child-main.ts).
+ */
 export interface ChildSpec {
   kind: ChildKind;
-  dataDir: string;
-  listen: string;
-  port: number;
-  logFormat: LogFormat;
-  debug: boolean;
-  writer?: { logSize?: number; handoverMs?: number; maxConnections?: number; idleTimeoutMs?: number };
-  reader?: { pageLimit?: number; maxConnections?: number; idleTimeoutMs?: number };
-  /**
-   * The store child: its nice value (0-19), set before it opens anything
-   * (see child-main.ts), and its memory in bytes (memory-budget.ts).
-   */
-  store?: { nice?: number; memory?: number };
+  settings: DaemonSettings;
 }
 
 export const CHILD_SPEC_ENV = 'COUNTD_CHILD_SPEC';
@@ -72,8 +68,9 @@ export function childEnv(spec: ChildSpec): NodeJS.ProcessEnv {
  * (memory-budget.ts: without it V8 lets garbage grow with an overload).
  */
 export function childExecArgv(spec: ChildSpec): string[] {
-  if (spec.kind !== 'store' || spec.store?.memory === undefined) return process.execArgv;
-  return [...process.execArgv.filter((arg) => !isHeapLimitOption(arg)), heapLimitOption(spec.store.memory)];
+  const memory = spec.settings.storeMemory;
+  if (spec.kind !== 'store' || memory === undefined) return process.execArgv;
+  return [...process.execArgv.filter((arg) => !isHeapLimitOption(arg)), heapLimitOption(memory)];
 }
 
 export type ChildMessage =
@@ -87,16 +84,9 @@ export interface SupervisorOptions {
   dataDir: DataDir;
   /** The module forked for each child (dist/lib/daemon/child-main.js). */
   childModule: string;
-  listen: string;
-  writePort: number;
-  readPort: number;
-  metricsPort?: number;
-  logFormat: LogFormat;
-  debug?: boolean;
+  /** The daemon's settings (settings.ts), handed to both children whole. */
+  settings: DaemonSettings;
   logger: Logger;
-  writer?: ChildSpec['writer'];
-  reader?: ChildSpec['reader'];
-  store?: ChildSpec['store'];
   /** First restart delay; doubles per quick failure up to maxRestartDelayMs. Default 250. */
   restartDelayMs?: number;
   maxRestartDelayMs?: number;
@@ -142,10 +132,11 @@ class Supervisor implements SupervisorHandle {
   constructor(options: SupervisorOptions) {
     this.#o = options;
     this.#log = options.logger.child('supervisor');
-    const base = { dataDir: options.dataDir.paths.root, listen: options.listen, logFormat: options.logFormat, debug: options.debug ?? false };
+    // The data directory as opened (and created) by the caller, so the children need not resolve it again.
+    const settings = { ...options.settings, dataDir: options.dataDir.paths.root };
     this.#children = {
-      writer: new ChildSlot({ ...base, kind: 'writer', port: options.writePort, ...(options.writer ? { writer: options.writer } : {}) }, this),
-      store: new ChildSlot({ ...base, kind: 'store', port: options.readPort, ...(options.reader ? { reader: options.reader } : {}), ...(options.store ? { store: options.store } : {}) }, this),
+      writer: new ChildSlot({ kind: 'writer', settings: { ...settings } }, this),
+      store: new ChildSlot({ kind: 'store', settings: { ...settings } }, this),
     };
     this.stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
   }
@@ -184,12 +175,12 @@ class Supervisor implements SupervisorHandle {
       });
       const writerPorts = await this.#children.writer.startFirst();
       let metricsPort: number | undefined;
-      if (this.#o.metricsPort !== undefined) metricsPort = await this.#serveMetrics(this.#o.metricsPort);
+      if (this.#o.settings.metricsPort !== undefined) metricsPort = await this.#serveMetrics(this.#o.settings.metricsPort);
       const self = selfIdentity();
       this.#record = {
         pid: self.pid,
         start: self.start,
-        listen: this.#o.listen,
+        listen: this.#o.settings.listen,
         writePort: writerPorts.write!,
         readPort: storePorts.read!,
         ...(metricsPort === undefined ? {} : { metricsPort }),
@@ -198,7 +189,7 @@ class Supervisor implements SupervisorHandle {
       await writeDaemonRecord(paths, this.#record);
       this.#log.info('daemon started', {
         pid: self.pid,
-        listen: this.#o.listen,
+        listen: this.#o.settings.listen,
         writePort: this.#record.writePort,
         readPort: this.#record.readPort,
         metricsPort,
@@ -280,9 +271,9 @@ class Supervisor implements SupervisorHandle {
     this.#metricsServer = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) =>
-        reject(new CountdError(ErrorCodes.IO_ERROR, `metrics server cannot listen on ${this.#o.listen}:${port}: ${err.message}`, { cause: err })),
+        reject(new CountdError(ErrorCodes.IO_ERROR, `metrics server cannot listen on ${this.#o.settings.listen}:${port}: ${err.message}`, { cause: err })),
       );
-      server.listen(port, this.#o.listen, () => resolve());
+      server.listen(port, this.#o.settings.listen, () => resolve());
     });
     return (server.address() as net.AddressInfo).port;
   }
@@ -336,7 +327,9 @@ class ChildSlot {
   async startFirst(): Promise<{ write?: number; read?: number }> {
     const ports = await this.#fork();
     // Restarts bind the same port, even when port 0 picked it: clients and daemon.json keep it.
-    this.#spec.port = (this.#spec.kind === 'writer' ? ports.write : ports.read) ?? this.#spec.port;
+    const settings = this.#spec.settings;
+    if (this.#spec.kind === 'writer') settings.writePort = ports.write ?? settings.writePort;
+    else settings.readPort = ports.read ?? settings.readPort;
     return ports;
   }
 
