@@ -9,7 +9,7 @@ import { DataDirPaths } from '../datadir/layout.js';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { DaemonTarget, findDaemon } from './daemon.js';
+import { DaemonTarget, findDaemon } from './find-daemon.js';
 import { DaemonAddress, Flags, daemonAddressOf, dataDirOf } from './options.js';
 import { Output } from './output.js';
 

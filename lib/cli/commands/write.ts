@@ -14,7 +14,7 @@ import {
   keyspacePositional,
   withOptions,
 } from '../options.js';
-import { requireDaemon } from '../daemon.js';
+import { requireDaemon } from '../find-daemon.js';
 
 export const command = 'write <keyspace> <key> [increment]';
 export const describe = 'add increment (default 1) to a key through the running daemon; exit 0 once durable';
