@@ -5,26 +5,8 @@
 // validated the arguments) and commits one batch.
 
 import { invalidArgument } from '../errors.js';
-import {
-  EMPTY,
-  NEXT_ID_KEY,
-  PREFIX_SIZE,
-  TAG_COUNT,
-  TAG_DEAD,
-  TAG_FENCE,
-  TAG_INDEX,
-  TAG_KEYSPACE,
-  compareBytes,
-  encodeCount,
-  encodeFenceValue,
-  encodeKeyspaceValue,
-  idPrefix,
-  indexKeyFromCount,
-  prefixEnd,
-  taggedName,
-  withPrefix,
-  writeId,
-} from './encoding.js';
+import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_FENCE, TAG_INDEX, TAG_KEYSPACE } from './encoding.js';
+import { compareBytes, encodeCount, encodeFenceValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, prefixEnd, taggedName, withPrefix, writeId } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { Fences, cutBlock } from './rank-fences.js';
 import { latin1, type BatchOp, type KeyspaceInfo, type StoreState } from './state.js';
