@@ -74,8 +74,35 @@ export function keyCommandOptions(y: Argv, ...extra: Record<string, Options>[]):
 
 // ---- combinations --------------------------------------------------------
 
-/** Parsed flags as yargs hands them over (after the parsers above). */
+/** Parsed flags of any program as yargs hands them over (for checks that span programs). */
 export type Flags = Record<string, unknown>;
+
+// What a handler receives of each option group, typed by the group's parsers.
+
+/** commonOptions. */
+export interface CommonArgs {
+  'data-dir'?: string;
+  debug?: boolean;
+}
+/** jsonOption. */
+export interface JsonArgs {
+  json?: boolean;
+}
+/** daemonOptions. */
+export interface DaemonArgs {
+  listen?: string;
+  'write-port'?: number;
+  'read-port'?: number;
+}
+/** keyspacePositional (and keyPositional). */
+export interface KeyspaceArgs {
+  keyspace: Buffer;
+}
+export interface KeyArgs extends KeyspaceArgs {
+  key: Buffer;
+}
+/** What a command that names one key receives (keyCommandOptions). */
+export type KeyCommandArgs = CommonArgs & JsonArgs & DaemonArgs & KeyArgs;
 
 /** Check flag combinations; throws UsageError. Registered once, for every command and role binary. */
 export function checkFlags(argv: Flags): true {
@@ -96,8 +123,8 @@ export function checkFlags(argv: Flags): true {
 }
 
 /** The data directory: --data-dir, else the default (COUNTD_DATA_DIR, XDG, home). */
-export function dataDirOf(argv: Flags): string {
-  return (argv['data-dir'] as string | undefined) ?? defaultDataDir();
+export function dataDirOf(argv: CommonArgs): string {
+  return argv['data-dir'] ?? defaultDataDir();
 }
 
 /** Explicit daemon address flags, for commands that talk to a daemon. */
@@ -107,7 +134,7 @@ export interface DaemonAddress {
   readPort?: number;
 }
 
-export function daemonAddressOf(argv: Flags): DaemonAddress {
+export function daemonAddressOf(argv: DaemonArgs): DaemonAddress {
   const out: DaemonAddress = {};
   if (typeof argv.listen === 'string') out.host = argv.listen;
   if (typeof argv['write-port'] === 'number') out.writePort = argv['write-port'];

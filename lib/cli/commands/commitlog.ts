@@ -10,7 +10,7 @@ import { forEachEntry } from '../../commitlog/format.js';
 import { readLogFile } from '../../commitlog/reader.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode } from '../../errors.js';
-import { Flags, commonOptions, dataDirOf, jsonOption, logIndexPositional, withOptions } from '../options.js';
+import { CommonArgs, JsonArgs, commonOptions, dataDirOf, jsonOption, logIndexPositional, withOptions } from '../options.js';
 import { Output, formatLine } from '../output.js';
 
 export const command = 'commitlog <index>';
@@ -20,9 +20,9 @@ export function builder(y: Argv): Argv {
   return withOptions(y.positional('index', logIndexPositional), commonOptions, jsonOption);
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & { index: number }): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
-  const file = path.join(dir.paths.commitlog, logName(argv.index as number));
+  const file = path.join(dir.paths.commitlog, logName(argv.index));
   let mode: number;
   try {
     mode = (await fsp.stat(file)).mode & 0o7777;
@@ -61,7 +61,7 @@ export async function handler(argv: Flags): Promise<void> {
   await out.flush();
   const state = mode === 0o200 ? 'clean' : mode === 0o400 ? 'dirty' : `mode ${mode.toString(8)}`;
   const summary =
-    `log ${logName(argv.index as number)} (${state}): ` +
+    `log ${logName(argv.index)} (${state}): ` +
     (log.header === null && problems.length === 0
       ? 'never used (all zero)'
       : `generation ${log.generation ?? '?'}, ${log.records.length} records, ${log.frames} frames, ${log.sealed ? 'sealed' : 'not sealed'}, valid bytes end at ${log.end}`);

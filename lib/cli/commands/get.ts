@@ -2,7 +2,7 @@
 
 import type { Argv } from 'yargs';
 import { notFound } from '../errors.js';
-import { Flags, keyCommandOptions } from '../options.js';
+import { KeyCommandArgs, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
 
@@ -13,9 +13,8 @@ export function builder(y: Argv): Argv {
   return keyCommandOptions(y);
 }
 
-export async function handler(argv: Flags): Promise<void> {
-  const keyspace = argv.keyspace as Buffer;
-  const key = argv.key as Buffer;
+export async function handler(argv: KeyCommandArgs): Promise<void> {
+  const { keyspace, key } = argv;
   await withReadSource(argv, async (source, out) => {
     const count = await source.get(keyspace, key);
     if (count === undefined) throw notFound(keyspace, key);

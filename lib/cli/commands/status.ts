@@ -6,7 +6,7 @@ import { CommitLogPool, PoolStatus } from '../../commitlog/pool.js';
 import { DaemonRecord, readLiveDaemonRecord } from '../../datadir/daemon-record.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { isCountdError } from '../../errors.js';
-import { Flags, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
+import { CommonArgs, DaemonArgs, JsonArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
 import { Output } from '../output.js';
 import { openReadSource } from '../source.js';
 
@@ -28,7 +28,7 @@ export interface StatusReport {
   keyspacesNote?: string;
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
   const record = await readLiveDaemonRecord(dir.paths);
   const pool = await CommitLogPool.open({ dir: dir.paths.commitlog, sizes: dir.sizes });
