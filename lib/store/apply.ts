@@ -10,7 +10,7 @@
 import { CountdError } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_INDEX, TAG_KEYSPACE, encodeCount, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
-import { applyDelta, isSaturated } from './combine.js';
+import { addDeltas, saturate } from './combine.js';
 import { translateDbError } from './errors.js';
 import { updateFences } from './fence-update.js';
 import type { IncrementBatch, PendingIncrement } from './increment-batch.js';
@@ -191,8 +191,9 @@ function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, grou
       const slot = readSlot[cursor]!;
       const value = slot >= 0 ? current[slot] : undefined;
       const old = value !== undefined ? state.decodeCountValue(value) : cachedOld[cursor];
-      const next = applyDelta(old ?? 0n, p.delta);
-      if (isSaturated(old ?? 0n, p.delta, next)) {
+      const sum = addDeltas(old ?? 0n, p.delta);
+      const next = saturate(sum);
+      if (next !== sum) {
         saturated++;
         firstSaturated ??= { keyspace: group.info.name, key: Buffer.from(keyBytes.subarray(p.keyStart, p.keyStart + p.keyLength)) };
       }

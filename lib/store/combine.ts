@@ -16,22 +16,12 @@ export function addDeltas(a: bigint, b: bigint): bigint {
 }
 
 /**
- * The count after applying a batch's summed delta to the stored count (0n
- * for a key that does not exist yet). It equals addDeltas(old, delta) unless
- * that left the int64 range: then the nearest bound (see isSaturated).
+ * A stored count after an apply: the exact sum of the old count (0n for a
+ * key that does not exist yet) and the batch's summed delta, clamped to the
+ * signed 64-bit range. A result that differs from its argument saturated.
  */
-export function applyDelta(old: bigint, delta: bigint): bigint {
-  return saturate(addDeltas(old, delta));
-}
-
-/** An exact sum clamped to the signed 64-bit range: a stored count. */
 export function saturate(sum: bigint): bigint {
   return sum > INT64_MAX ? INT64_MAX : sum < INT64_MIN ? INT64_MIN : sum;
-}
-
-/** Whether applyDelta(old, delta) was clamped. */
-export function isSaturated(old: bigint, delta: bigint, applied: bigint): boolean {
-  return applied !== old + delta;
 }
 
 /** Whether a summed delta fits a signed 64-bit field (else it travels as a decimal: SummedBatch). */
