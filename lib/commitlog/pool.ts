@@ -16,6 +16,7 @@ import path from 'node:path';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument, translateFsError } from '../errors.js';
 import { FieldSizes, checkFieldSizes } from '../protocol/fields.js';
 import { Logger, silentLogger } from '../util/log.js';
+import { mkdirDurable } from '../util/fsync.js';
 import { isAlive } from '../util/proc.js';
 import { FileOps, pwriteAll, realFileOps } from './fileops.js';
 import { MAX_LOG_INDEX, logName, newLogTempName, ownerName, parsePoolName } from './filenames.js';
@@ -110,7 +111,7 @@ export class CommitLogPool {
     const dir = path.resolve(o.dir);
     let realDir: string;
     try {
-      await ops.mkdir(dir);
+      await mkdirDurable(dir, ops);
       realDir = await ops.realpath(dir);
     } catch (err) {
       throw translateFsError(err, `open commit-log pool ${dir}`);

@@ -9,6 +9,7 @@ import { realFileOps } from '../../lib/commitlog/fileops.js';
 import { lockState, tryPoolMutex } from '../../lib/commitlog/locks.js';
 import { CommitLogPool, DEFAULT_STALE_LOCK_GRACE_MS, poolStatus } from '../../lib/commitlog/pool.js';
 import { waitUntil } from '../harness/daemon.js';
+import { FaultFileOps } from '../harness/fault-fileops.js';
 import { readLogFile } from '../../lib/commitlog/reader.js';
 import { CommitLogWriter } from '../../lib/commitlog/writer.js';
 import { decode, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
@@ -280,6 +281,20 @@ describe('commit log: pool', () => {
     assert.deepEqual(names(dir, 'lock'), [1]);
     assert.equal((await pool.counts()).quarantined, 0);
     await assert.rejects(pool.releaseQuarantined(-1), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+  });
+
+  it('creating the pool directory fsyncs the parent of every directory it creates', async () => {
+    const pool = path.join(dir, 'x', 'commitlog');
+    const failing = new FaultFileOps();
+    failing.fail('fsyncDir', 'EIO', { path: new RegExp(`^${path.join(dir, 'x').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) });
+    await assert.rejects(CommitLogPool.open({ dir: pool, sizes, fileOps: failing }), (err) => isCountdError(err, 'COUNTD_IO_ERROR'));
+    fs.rmSync(path.join(dir, 'x'), { recursive: true });
+    const ops = new FaultFileOps();
+    await CommitLogPool.open({ dir: pool, sizes, fileOps: ops });
+    assert.equal(ops.calls.get('fsyncDir'), 2, 'dir (for x), x (for commitlog)');
+    const again = new FaultFileOps();
+    await CommitLogPool.open({ dir: pool, sizes, fileOps: again });
+    assert.equal(again.calls.get('fsyncDir') ?? 0, 0, 'an existing pool directory: nothing to fsync');
   });
 
   it('poolStatus of a missing pool directory is an empty pool and creates nothing', async () => {
