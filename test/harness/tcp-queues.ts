@@ -58,3 +58,37 @@ export async function serverReadAll(client: net.Socket, timeoutMs = 10_000): Pro
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Resolves once the server (in this process) has stopped reading from
+ * `client`'s connection: `blocked()` says the client waits for 'drain', the
+ * server end holds unread bytes, and one whole event-loop turn (a poll
+ * phase, in which a server socket that is still read would be read) changes
+ * neither the queues of both ends nor `progress()` (e.g. requests sent and
+ * answered). Rejects if `done()` comes true first or after `timeoutMs`.
+ */
+export async function serverStoppedReading(
+  client: net.Socket,
+  o: { blocked: () => boolean; progress: () => Promise<string> | string; done: () => boolean; timeoutMs?: number },
+): Promise<void> {
+  const deadline = Date.now() + (o.timeoutMs ?? 20_000);
+  const look = async (): Promise<{ key: string; unread: number }> => {
+    const server = serverEndQueues(client);
+    const mine = tcpQueues(client.localPort!, client.remotePort!);
+    return { key: JSON.stringify([server, mine, client.writableLength, await o.progress()]), unread: server?.rx ?? 0 };
+  };
+  for (;;) {
+    if (o.done()) throw new Error('the server read everything: it never stopped reading');
+    if (Date.now() > deadline) throw new Error('timed out waiting for the server to stop reading');
+    await nextTurn();
+    if (!o.blocked()) continue;
+    const a = await look();
+    await nextTurn();
+    const b = await look();
+    if (o.blocked() && a.unread > 0 && a.key === b.key) return;
+  }
+}
