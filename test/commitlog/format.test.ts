@@ -448,6 +448,20 @@ describe('commit log: worked example of docs/commit-log-format.md', () => {
       { increment: 1n, keyspace: 'pages', key: 'home' },
       { increment: -2n, keyspace: 'pages', key: 'about' },
     ]);
+    // Section 6a's example: byte 33 flipped (rule 1), or byte 25 (rule 2).
+    for (const [at, from] of [[33, 'header-field'], [25, 'first-record']] as const) {
+      const damaged = Buffer.from(file);
+      damaged[at]! ^= 0xff;
+      const d = parseLog(damaged, { keyspaceSize: 256, keySize: 256 });
+      assert.equal(d.headerState, 'bad');
+      assert.match(d.problems[0]!.reason, /header checksum mismatch/);
+      assert.equal(d.problems[0]!.bytesDropped, HEADER_SIZE);
+      assert.equal(d.salvage?.generation, 0x0123456789abcdefn);
+      assert.equal(d.salvage?.from, from);
+      assert.equal(d.salvage?.frames, 2);
+      assert.equal(d.salvage?.sealed, true);
+    }
+    assert.equal(file[33], 0x09);
   });
 });
 
