@@ -470,6 +470,9 @@ class Worker {
         }
         if (outcome.status === 'quarantine') {
           this.#salvage(p, log, outcome);
+        } else if (outcome.status === 'empty') {
+          this.logger.warn('dirty commit log is all zero: nothing to apply; releasing it clean', { log: log.index });
+          p.alreadyApplied.push(log);
         } else if (outcome.status === 'already-applied') {
           // Case 3 of the comment above: applied, then killed before release.
           this.logger.info('commit log already applied; releasing it', { log: log.index, generation: outcome.generation });

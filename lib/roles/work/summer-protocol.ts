@@ -26,6 +26,8 @@ export type LogStatus =
   | 'apply'
   /** Its generation equals the mark: applied before, not summed. */
   | 'already-applied'
+  /** All zero: never used, nothing to apply (only a hand-made pool has such a dirty log). */
+  | 'empty'
   /**
    * The header cannot be verified: the log is to be quarantined. Its
    * records of the last use were summed if `salvage` is 'apply'

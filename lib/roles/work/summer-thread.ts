@@ -29,8 +29,7 @@ async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   }
   if (headerUnverified(contents)) return salvageLog(log, contents);
   const base = { index: log.index, problems: contents.problems, sealed: contents.sealed, records: contents.records.length };
-  // A header of zeros and nothing after it: a log never used (only a hand-made pool has such a dirty log).
-  if (contents.header === null || contents.generation === null) return { ...base, status: 'already-applied', generation: null, frames: 0 };
+  if (contents.header === null || contents.generation === null) return { ...base, status: 'empty', generation: null, frames: 0 };
   const generation = contents.generation.toString();
   if (log.mark !== null && encodeGeneration(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
   for (const record of contents.records) batch.addPayload(record.payload);
