@@ -12,7 +12,7 @@ import { waitUntil } from '../harness/daemon.js';
 import { FaultFileOps } from '../harness/fault-fileops.js';
 import { readLogFile } from '../../lib/commitlog/reader.js';
 import { CommitLogWriter } from '../../lib/commitlog/writer.js';
-import { decode, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
+import { decode, flipByte, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = (name: string): string => path.join(here, 'fixtures', name);
@@ -51,19 +51,6 @@ function names(dir: string, kind: 'log' | 'lock' | 'owner'): number[] {
     .map((n) => parsePoolName(n))
     .flatMap((p) => (p.kind === kind ? [p.index] : []))
     .sort((a, b) => a - b);
-}
-
-/** Invert one byte of a file in place. */
-function flipByte(file: string, offset: number): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    fs.readSync(fd, b, 0, 1, offset);
-    b[0] = b[0]! ^ 0xff;
-    fs.writeSync(fd, b, 0, 1, offset);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Fill `n` logs through a writer (handed over dirty at close or rotation). */

@@ -16,6 +16,7 @@ import { Client } from '../../lib/client/client.js';
 import { lockName, logName, parsePoolName } from '../../lib/commitlog/filenames.js';
 import { DaemonRunner, killAllDaemons, waitUntil } from '../harness/daemon.js';
 import { countd } from '../cli/helpers.js';
+import { flipByte } from '../commitlog/helpers.js';
 
 const FRAMES = 5000;
 const KEYS = 50;
@@ -30,18 +31,6 @@ function httpGet(port: number, urlPath: string): Promise<string> {
       })
       .on('error', reject);
   });
-}
-
-function flipByte(file: string, offset: number): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    fs.readSync(fd, b, 0, 1, offset);
-    b[0] = b[0]! ^ 0xff;
-    fs.writeSync(fd, b, 0, 1, offset);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 const modeOf = (file: string): number => fs.statSync(file).mode & 0o7777;
