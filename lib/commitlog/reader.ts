@@ -11,7 +11,7 @@
 // A log whose header cannot be verified yields no records, but its records
 // carry their own CRC and generation: `salvage` says which of them belong
 // to the log's last use and so may be applied (docs/commit-log-format.md,
-// "Salvaging a log whose header cannot be verified").
+// section 6a, "Quarantine and salvage").
 
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
