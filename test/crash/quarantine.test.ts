@@ -81,8 +81,11 @@ describe('quarantine: a commit-log header damaged while the daemon is down (kill
     await waitUntil('the damaged log to be quarantined', () => modeOf(log) === 0o000 && !fs.existsSync(path.join(pool, lockName(index))), 30_000, 20);
     assert.deepEqual(await readCounts(daemon), Array.from({ length: KEYS }, () => BigInt(FRAMES / KEYS)), 'every acknowledged increment readable, once');
 
-    const metricsText = await httpGet(daemon.record!.metricsPort!, '/metrics');
-    assert.match(metricsText, /^countd_worker_quarantined_logs 1$/m);
+    // The gauge is set from a count of the pool right after the release.
+    const metricsText = await waitUntil('the quarantine gauge', async () => {
+      const text = await httpGet(daemon.record!.metricsPort!, '/metrics');
+      return /^countd_worker_quarantined_logs 1$/m.test(text) ? text : undefined;
+    }, 10_000, 20);
     assert.match(metricsText, new RegExp(`^countd_worker_frames_salvaged_total ${FRAMES}$`, 'm'));
 
     const json = await countd(dataDir, 'status', '--json');
