@@ -27,9 +27,10 @@ import {
   LOG_FORMAT_VERSION,
   MAX_RECORD_PAYLOAD,
   RECORD_BATCH,
+  RECORD_OPS,
   RECORD_HEADER_SIZE,
   SEAL_RECORD_SIZE,
-  countEntries,
+  countRecordEntries,
   encodeHeader,
   encodeSealRecord,
   maxEntrySize,
@@ -127,16 +128,18 @@ export class CommitLogWriter {
    * (format.ts writeEntryFromFrame/encodeEntry). Resolves once they are
    * written and fdatasynced; rejects with COUNTD_IO_ERROR or COUNTD_NO_SPACE
    * (nothing of the batch will be applied), COUNTD_CLOSED after close().
+   * `type` RECORD_OPS: `entries` are op entries (format.ts writeOpEntry).
    */
-  append(entries: Buffer, count: number): Promise<void> {
+  append(entries: Buffer, count: number, type: number = RECORD_BATCH): Promise<void> {
     if (!Buffer.isBuffer(entries)) return Promise.reject(invalidArgument('entries must be a Buffer'));
     if (!Number.isSafeInteger(count) || count < 1 || count > 0xffff_ffff) return Promise.reject(invalidArgument(`count must be a positive 32-bit integer, got ${String(count)}`));
     if (entries.length > this.maxBatchBytes) {
       return Promise.reject(invalidArgument(`batch of ${entries.length} bytes exceeds maxBatchBytes ${this.maxBatchBytes}`));
     }
-    if (countEntries(entries, this.sizes) !== count) return Promise.reject(invalidArgument(`entries do not hold exactly ${count} well-formed entries`));
+    if (type !== RECORD_BATCH && type !== RECORD_OPS) return Promise.reject(invalidArgument(`record type must be RECORD_BATCH or RECORD_OPS, got ${String(type)}`));
+    if (countRecordEntries(type, entries, this.sizes) !== count) return Promise.reject(invalidArgument(`entries do not hold exactly ${count} well-formed entries`));
     if (this.closed) return Promise.reject(new CountdError(ErrorCodes.CLOSED, 'commit-log writer is closed'));
-    return this.enqueue(() => this.appendNow(entries, count));
+    return this.enqueue(() => this.appendNow(entries, count, type));
   }
 
   /** Seal and hand over the current log (or release it clean if empty); later appends reject with COUNTD_CLOSED. */
@@ -157,7 +160,7 @@ export class CommitLogWriter {
     return run;
   }
 
-  private async appendNow(entries: Buffer, count: number): Promise<void> {
+  private async appendNow(entries: Buffer, count: number, type: number): Promise<void> {
     const recordSize = RECORD_HEADER_SIZE + entries.length;
     let log = this.current;
     if (log && log.offset + recordSize + SEAL_RECORD_SIZE > log.size) {
@@ -165,7 +168,7 @@ export class CommitLogWriter {
       log = null;
     }
     log ??= await this.acquire(recordSize);
-    writeRecordHeader(this.recordHeader, RECORD_BATCH, log.generation, this.nextSeq, count, entries);
+    writeRecordHeader(this.recordHeader, type, log.generation, this.nextSeq, count, entries);
     try {
       await pwriteAll(this.ops, log.fd, [this.recordHeader, entries], log.offset);
       await this.ops.fdatasync(log.fd);
