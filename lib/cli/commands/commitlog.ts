@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { logName } from '../../commitlog/filenames.js';
-import { forEachEntry } from '../../commitlog/format.js';
+import { logStateOfMode, logSummary, problemLine, walkLogEntries } from '../../commitlog/inspect.js';
 import { readLogFile } from '../../commitlog/reader.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode } from '../../errors.js';
@@ -33,42 +33,27 @@ export async function handler(argv: Flags): Promise<void> {
   const log = await readLogFile(file, dir.sizes);
   const json = argv.json === true;
   const out = new Output();
-  const problems = [...log.problems];
   const lines: string[] = [];
-  for (const record of log.records) {
-    let seq = record.seq;
-    try {
-      forEachEntry(record.payload, (increment, keyspace, key) => {
-        // Lines are queued synchronously; Output flushes them below.
-        lines.push(
-          formatLine(
-            [
-              { name: 'seq', value: seq++ },
-              { name: 'keyspace', value: keyspace },
-              { name: 'key', value: key },
-              { name: 'increment', value: increment },
-            ],
-            json,
-          ),
-        );
-      });
-    } catch (err) {
-      problems.push({ offset: record.offset, bytesDropped: 0, reason: `record payload: ${(err as Error).message}` });
-    }
-    for (const line of lines.splice(0)) await out.write(line);
+  const problems = walkLogEntries(log, (e) => {
+    lines.push(
+      formatLine(
+        [
+          { name: 'seq', value: e.seq },
+          { name: 'keyspace', value: e.keyspace },
+          { name: 'key', value: e.key },
+          { name: 'increment', value: e.increment },
+        ],
+        json,
+      ),
+    );
+  });
+  for (const line of lines) {
+    await out.write(line);
     if (out.closed) break;
   }
   await out.flush();
-  const state = mode === 0o200 ? 'clean' : mode === 0o400 ? 'dirty' : `mode ${mode.toString(8)}`;
-  const summary =
-    `log ${logName(argv.index as number)} (${state}): ` +
-    (log.header === null && problems.length === 0
-      ? 'never used (all zero)'
-      : `generation ${log.generation ?? '?'}, ${log.records.length} records, ${log.frames} frames, ${log.sealed ? 'sealed' : 'not sealed'}, valid bytes end at ${log.end}`);
-  process.stderr.write(`countd: ${summary}\n`);
-  for (const p of problems) {
-    process.stderr.write(`countd: damage at byte offset ${p.offset}: ${p.reason} (${p.bytesDropped} bytes dropped)\n`);
-  }
+  process.stderr.write(`countd: ${logSummary(argv.index as number, logStateOfMode(mode), log, problems)}\n`);
+  for (const p of problems) process.stderr.write(`countd: ${problemLine(p)}\n`);
   if (problems.length > 0) {
     process.stderr.write(`countd: commit log ${file} is damaged: ${problems.length} problem(s)\n`);
     process.exitCode = 1;
