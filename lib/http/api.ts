@@ -124,8 +124,12 @@ export class Api {
     return Number(fresh.size);
   }
 
+  #keyspaceParam(q: URLSearchParams): Buffer {
+    return nameParam(q, 'name', { what: 'keyspace', size: this.#ctx.dataDir.sizes.keyspaceSize });
+  }
+
   async keyspace(q: URLSearchParams): Promise<unknown> {
-    const name = nameParam(q, 'name');
+    const name = this.#keyspaceParam(q);
     const offset = offsetParam(q);
     const limit = intParam(q, 'limit', 1, MAX_PAGE, 50);
     const keys = await this.#sizeOf(name);
@@ -140,8 +144,8 @@ export class Api {
   }
 
   async search(q: URLSearchParams): Promise<unknown> {
-    const name = nameParam(q, 'name');
-    const key = nameParam(q, 'key');
+    const name = this.#keyspaceParam(q);
+    const key = nameParam(q, 'key', { what: 'key', size: this.#ctx.dataDir.sizes.keySize });
     const n = intParam(q, 'n', 1, MAX_PAGE, 11);
     const keys = await this.#sizeOf(name);
     const around = await this.#client.around(name, key, n);

@@ -33,12 +33,17 @@ export function offsetParam(q: URLSearchParams, name = 'offset'): bigint {
   return BigInt(s);
 }
 
-/** A keyspace or key name in the CLI's escaped form (README, "Names on the command line"). */
-export function nameParam(q: URLSearchParams, name: string): Buffer {
+/**
+ * A keyspace or key name in the CLI's escaped form (README, "Names on the
+ * command line"), of at most `field` bytes (the data directory's field size).
+ */
+export function nameParam(q: URLSearchParams, name: string, field: { what: string; size: number }): Buffer {
   const s = one(q, name);
   if (s === undefined || s === '') throw invalidArgument(`query parameter ${name} is required (the name in the CLI's escaped form)`);
   const bytes = unescapeName(s, name);
   if (bytes.length === 0) throw invalidArgument(`${name} must not be empty`);
+  if (bytes.length > field.size) throw invalidArgument(`${name} is ${bytes.length} bytes, more than the ${field.what} field (${field.size})`);
+  if (bytes.includes(0)) throw invalidArgument(`${name} must not contain a NUL byte (\\x00)`);
   return bytes;
 }
 
