@@ -16,6 +16,7 @@ export function CommitLogs() {
       <${Card} label="dirty" value=${num(s.dirty)} tone=${s.dirty > 0 ? 'warn' : ''} />
       <${Card} label="locked" value=${num(s.locked)} />
       <${Card} label="quarantined" value=${num(s.quarantined)} tone=${s.quarantined > 0 ? 'bad' : ''} />
+      ${s.other > 0 ? html`<${Card} label="other mode" value=${num(s.other)} hint="nobody claims these" tone="bad" />` : null}
       <${Card} label="backlog" value=${num(s.backlogFrames)} hint="increments in dirty logs" />
     </section>
     <table class="grid" id="log-table">
@@ -42,10 +43,10 @@ export function CommitLogView({ index }) {
     ${!r ? (error ? null : html`<${Loading} what="the log" />`) : html`
       <p class="sub">What <code>countd commitlog ${index}</code> reports:</p>
       <pre class="report" id="log-report">${['countd: ' + r.summary].concat(r.problems.map((p) => 'countd: ' + p.line)).join('\n')}</pre>
-      ${r.damaged ? html`<p class="error" id="log-damaged">Damaged: ${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}; the valid records below are what the worker applies.</p>` : null}
+      ${r.damaged ? html`<p class="error" id="log-damaged">Damaged: ${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}. Only the valid records below can be applied; the damaged bytes are dropped.</p>` : null}
       <h2>Entries <span class="sub">${r.entriesShown < r.entriesTotal ? `the first ${num(r.entriesShown)} of ${num(r.entriesTotal)}` : num(r.entriesTotal)}</span></h2>
       <table class="grid" id="log-entries">
-        <thead><tr><th class="n">seq</th><th>keyspace</th><th>key</th><th class="n">increment</th></tr></thead>
-        <tbody>${r.entries.map((e) => html`<tr><td class="n">${e.seq}</td><td><${Name} text=${e.keyspace} /></td><td><${Name} text=${e.key} /></td><td class="n">${groupDigits(e.increment)}</td></tr>`)}</tbody>
+        <thead><tr><th class="n narrow">seq</th><th>keyspace</th><th class="wide">key</th><th class="n">increment</th></tr></thead>
+        <tbody>${r.entries.map((e) => html`<tr><td class="n narrow">${e.seq}</td><td><${Name} text=${e.keyspace} /></td><td class="wide"><${Name} text=${e.key} /></td><td class="n">${groupDigits(e.increment)}</td></tr>`)}</tbody>
       </table>`}`;
 }

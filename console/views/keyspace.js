@@ -31,8 +31,8 @@ export function KeyspaceView({ params }) {
 
 function Entries({ entries, highlight, id }) {
   return html`<table class="grid" id=${id}>
-    <thead><tr><th class="n">rank</th><th>key</th><th class="n">count</th></tr></thead>
-    <tbody>${entries.map((e) => html`<tr class=${e.key === highlight ? 'hit' : ''}><td class="n">${num(e.rank)}</td><td><${Name} text=${e.key} /></td><td class="n">${groupDigits(e.count)}</td></tr>`)}</tbody>
+    <thead><tr><th class="n narrow">rank</th><th class="wide">key</th><th class="n">count</th></tr></thead>
+    <tbody>${entries.map((e) => html`<tr class=${e.key === highlight ? 'hit' : ''}><td class="n narrow">${num(e.rank)}</td><td class="wide"><${Name} text=${e.key} /></td><td class="n">${groupDigits(e.count)}</td></tr>`)}</tbody>
   </table>`;
 }
 
@@ -65,7 +65,7 @@ function SearchResult({ name, keyText }) {
   if (error) return html`<div class="result" id="search-result"><${ErrorBox} error=${error} /></div>`;
   if (!r) return html`<${Loading} what="the key" />`;
   return html`<div class="result" id="search-result">
-    <p><${Name} text=${r.key} /> is at rank <b id="search-rank">${num(r.rank)}</b> with count <b id="search-count">${groupDigits(r.count)}</b>.
+    <p><${Name} text=${r.key} /> is at rank <b id="search-rank">${num(r.rank)}</b> with count <b id="search-count">${groupDigits(r.count)}</b>.${' '}
       <a href=${href('/keyspace', { name, key: keyText, offset: Math.floor(r.rank / PAGE) * PAGE || '' })}>Show its page</a></p>
     <${Entries} entries=${r.around} highlight=${r.key} id="around-table" />
   </div>`;

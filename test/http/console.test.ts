@@ -168,3 +168,9 @@ describe('console in headless Chromium', function () {
     assert.deepEqual((await rows(page, '#log-entries')).map((r) => r.join('\t')), cli.stdout.trim().split('\n'));
   });
 });
+
+describe('the browser tests without Chromium', () => {
+  it('fail loudly, saying how to install it', async () => {
+    await assert.rejects(launchBrowser({ executablePath: '/nonexistent/chromium' }), /Chromium is not installed \(no \/nonexistent\/chromium\).*apt-get update && apt-get install -y chromium/);
+  });
+});

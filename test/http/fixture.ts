@@ -43,7 +43,7 @@ export interface ConsoleDaemon {
 }
 
 /** Log 0 written by countd-write alone (three records), one payload byte flipped, left in mode 0600. */
-async function damagedLog(dir: string): Promise<void> {
+export async function damagedLog(dir: string): Promise<void> {
   const writer = startRole('countd-write', ['--data-dir', dir, '--port', '0', '--handover-ms', '60000']);
   const port = await waitFor('countd-write to listen', () => /running: write port (\d+)/.exec(writer.out.stderr)?.[1], 30_000);
   const client = new Client({ writePort: Number(port) });
