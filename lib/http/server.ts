@@ -73,6 +73,16 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, { sit
     });
     return;
   }
+  if (!hostAllowed(req.headers.host, ctx.listen)) {
+    sendError(
+      res,
+      new CountdError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `Host ${JSON.stringify(req.headers.host ?? '')} is not an address of this server: use its IP address, localhost or the --listen name (a guard against DNS rebinding)`,
+      ),
+    );
+    return;
+  }
   let url: URL;
   try {
     url = new URL(req.url ?? '/', 'http://countd.invalid');
@@ -107,6 +117,18 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, { sit
     'referrer-policy': 'no-referrer',
   });
   res.end(file.body);
+}
+
+/**
+ * A web page elsewhere could point a DNS name of its own at 127.0.0.1 and
+ * read this server from its visitors' browsers (DNS rebinding). Such
+ * requests carry that name in Host: only IP literals, localhost and the
+ * --listen name are served.
+ */
+export function hostAllowed(host: string | undefined, listen: string): boolean {
+  if (host === undefined) return true; // HTTP/1.0 without Host: not a browser
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');
+  return net.isIP(name) !== 0 || name === 'localhost' || name.toLowerCase() === listen.toLowerCase();
 }
 
 function urlHost(listen: string): string {

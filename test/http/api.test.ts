@@ -4,6 +4,7 @@
 // GET is accepted.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { Client } from '../../lib/client/client.js';
 import { countd, killAll, removeDir, run, tempDir, waitFor } from '../cli/helpers.js';
@@ -145,6 +146,26 @@ describe('HTTP API (countd start --http-port)', function () {
       }
     });
   }
+
+  it('a Host that is not an address of the server (DNS rebinding) is refused with 400; IP literals and localhost are served', async () => {
+    const withHost = (host: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        http
+          .get(`${d.base}/api/v1/status`, { headers: { host } }, (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (c: string) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode!, body }));
+          })
+          .on('error', reject);
+      });
+    const refused = await withHost(`evil.example:${d.record.httpPort}`);
+    assert.equal(refused.status, 400);
+    assert.equal(JSON.parse(refused.body).error.code, 'COUNTD_INVALID_ARGUMENT');
+    assert.match(JSON.parse(refused.body).error.message, /DNS rebinding/);
+    for (const host of [`localhost:${d.record.httpPort}`, `127.0.0.1:${d.record.httpPort}`, '[::1]:80', '127.0.0.1']) {
+      assert.equal((await withHost(host)).status, 200, host);
+    }
+  });
 
   it('/metrics: Prometheus text with each family once, as on --metrics-port', async () => {
     const r = await get('/metrics');
