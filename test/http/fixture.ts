@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Client } from '../../lib/client/client.js';
 import { HEADER_SIZE, RECORD_HEADER_SIZE } from '../../lib/commitlog/format.js';
 import type { DaemonRecord } from '../../lib/datadir/daemon-record.js';
-import { Daemon, startDaemon, startRole, tempDir, waitFor } from '../cli/helpers.js';
+import { Daemon, flipByte, startDaemon, startRole, tempDir, waitFor } from '../cli/helpers.js';
 
 export const BOARD = 'board';
 export const BOARD_KEYS = 1234;
@@ -55,16 +55,7 @@ export async function damagedLog(dir: string): Promise<void> {
   assert.equal((await writer.exited).code, 0, writer.out.stderr);
   const log = path.join(dir, 'commitlog', '0000000000');
   await fsp.chmod(log, 0o600);
-  const fh = await fsp.open(log, 'r+');
-  try {
-    const at = HEADER_SIZE + RECORD_HEADER_SIZE + 2;
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, at);
-    b[0] = b[0]! ^ 0xff;
-    await fh.write(b, 0, 1, at);
-  } finally {
-    await fh.close();
-  }
+  await flipByte(log, HEADER_SIZE + RECORD_HEADER_SIZE + 2);
 }
 
 export async function startConsoleDaemon(extra: string[] = []): Promise<ConsoleDaemon> {
