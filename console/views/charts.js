@@ -60,7 +60,7 @@ function Chart({ spec, data, latest }) {
   const box = useRef(null);
   const plot = useRef(null);
   useEffect(() => {
-    const width = Math.max(280, box.current.clientWidth - 8);
+    const width = Math.max(280, box.current.clientWidth);
     const opts = {
       width,
       height: 180,
@@ -71,9 +71,13 @@ function Chart({ spec, data, latest }) {
       series: [{}].concat(spec.series.map(([, label, color]) => ({ label, stroke: color, width: 2, fill: color + '18', points: { show: false } }))),
     };
     plot.current = new uPlot(opts, toColumns(spec, data), box.current);
-    const onResize = () => plot.current && plot.current.setSize({ width: Math.max(280, box.current.clientWidth - 8), height: 180 });
-    addEventListener('resize', onResize);
-    return () => { removeEventListener('resize', onResize); plot.current.destroy(); plot.current = null; };
+    // The box's width settles as the rest of the page loads: follow it.
+    const observer = new ResizeObserver(() => {
+      const w = Math.max(280, box.current.clientWidth);
+      if (plot.current && w !== plot.current.width) plot.current.setSize({ width: w, height: 180 });
+    });
+    observer.observe(box.current);
+    return () => { observer.disconnect(); plot.current.destroy(); plot.current = null; };
   }, []);
   useEffect(() => {
     if (plot.current) plot.current.setData(toColumns(spec, data));

@@ -15,7 +15,6 @@
 //             waited; 0 when none waits. A stall that keeps growing means
 //             nothing becomes readable.
 
-import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { scanPool } from './pool-view.js';
 
 export const SAMPLE_MS = 1000;
@@ -36,7 +35,8 @@ export interface HistoryColumns {
   stall: number[];
 }
 
-type Metrics = MetricObjectWithValues<MetricValue<string>>[];
+/** prom-client's getMetricsAsJSON(), as far as it is read here. */
+export type Metrics = Array<{ name: string; values: Array<{ value: number }> }>;
 
 const COUNTERS = {
   acked: 'countd_write_frames_acked_total',
