@@ -6,15 +6,13 @@
 
 import { logName } from './filenames.js';
 import { forEachEntry } from './format.js';
+import { MODE_CLEAN, MODE_DIRTY } from './pool.js';
 import { LogContents, LogProblem } from './reader.js';
-
-export const MODE_CLEAN_BITS = 0o200;
-export const MODE_DIRTY_BITS = 0o400;
 
 /** `clean` (0200), `dirty` (0400), or `mode NNN` for any other permission bits. */
 export function logStateOfMode(mode: number): string {
   const bits = mode & 0o7777;
-  return bits === MODE_CLEAN_BITS ? 'clean' : bits === MODE_DIRTY_BITS ? 'dirty' : `mode ${bits.toString(8)}`;
+  return bits === MODE_CLEAN ? 'clean' : bits === MODE_DIRTY ? 'dirty' : `mode ${bits.toString(8)}`;
 }
 
 export interface LogEntry {

@@ -31,7 +31,7 @@ export interface ApiContext {
   history: History;
 }
 
-type Handler = (q: URLSearchParams, rest: string) => Promise<unknown>;
+type Handler = (q: URLSearchParams) => Promise<unknown>;
 
 export class Api {
   readonly #ctx: ApiContext;
@@ -59,7 +59,7 @@ export class Api {
   /** The answer to GET `path` (below API_PREFIX); rejects with COUNTD_NOT_FOUND for a path the API does not have. */
   handle(path: string, q: URLSearchParams): Promise<unknown> {
     const route = this.#routes[path];
-    if (route) return route(q, '');
+    if (route) return route(q);
     const log = /^commitlogs\/(\d{1,10})$/.exec(path);
     if (log) return this.commitLog(Number(log[1]), q);
     return Promise.reject(notFound(`no API path ${API_PREFIX}${path} (see docs/http-api.md)`));
