@@ -21,7 +21,7 @@ import path from 'node:path';
 import { openDataDir } from '../lib/datadir/meta.js';
 import { Store } from '../lib/store/store.js';
 import { COUNTD_BIN } from '../test/harness/daemon.js';
-import { launchBrowser } from '../test/harness/browser.js';
+import { Browser, launchBrowser } from '../test/harness/browser.js';
 import { formatMachineFacts, machineFacts } from './lib/machine.js';
 import type { DaemonRecord } from '../lib/datadir/daemon-record.js';
 import { promises as fsp } from 'node:fs';
@@ -106,6 +106,88 @@ async function measure(what: string, fn: () => Promise<void>, before?: () => Pro
   console.log(`  ${what.padEnd(68)} median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1).padStart(7)} ms   max ${sorted.at(-1)!.toFixed(1).padStart(7)} ms`);
 }
 
+const DEEP = BIG_KEYS - 50;
+const PROBE = bigKey(4_242_424 % BIG_KEYS);
+
+async function measureApi(base: string): Promise<void> {
+  console.log('JSON API (one request at a time, after one warm-up):');
+  const api = async (what: string, p: string): Promise<void> => {
+    const first = await get(base, p);
+    if (first.status !== 200) throw new Error(`${p}: ${first.status} ${first.body}`);
+    await measure(what, async () => void (await get(base, p)));
+  };
+  // The keyspace list is fetched from the read port at most once a second; measure both sides of that.
+  await measure(
+    `GET /api/v1/keyspaces?limit=50 (the list of ${(SMALL + 1).toLocaleString('en-US')} refetched)`,
+    async () => void (await get(base, '/api/v1/keyspaces?limit=50')),
+    () => new Promise((r) => setTimeout(r, 1100)),
+  );
+  await api('GET /api/v1/keyspaces?limit=50 (list cached)', '/api/v1/keyspaces?limit=50');
+  await api('GET /api/v1/keyspaces?filter=ks-0999&limit=50', '/api/v1/keyspaces?filter=ks-0999&limit=50');
+  await api('GET /api/v1/keyspaces?sort=keys&limit=50', '/api/v1/keyspaces?sort=keys&limit=50');
+  await api('GET /api/v1/status', '/api/v1/status');
+  await api(`GET /api/v1/keyspace?name=${BIG}&offset=0&limit=50`, `/api/v1/keyspace?name=${BIG}&offset=0&limit=50`);
+  await api(`GET /api/v1/keyspace?name=${BIG}&offset=${Math.floor(BIG_KEYS / 2)}&limit=50`, `/api/v1/keyspace?name=${BIG}&offset=${Math.floor(BIG_KEYS / 2)}&limit=50`);
+  await api(`GET /api/v1/keyspace?name=${BIG}&offset=${DEEP}&limit=50`, `/api/v1/keyspace?name=${BIG}&offset=${DEEP}&limit=50`);
+  await api(`GET /api/v1/keyspace/search?name=${BIG}&key=${PROBE}`, `/api/v1/keyspace/search?name=${BIG}&key=${PROBE}`);
+  // Cold pages: a fresh offset each run (no cache has it).
+  let cold = 1_000_003;
+  await measure(`GET /api/v1/keyspace?name=${BIG}&offset=<a new deep offset each run>`, async () => {
+    cold += 1_234_567;
+    const r = await get(base, `/api/v1/keyspace?name=${BIG}&offset=${cold % BIG_KEYS}&limit=50`);
+    if (r.status !== 200) throw new Error(r.body);
+  });
+}
+
+async function measureConsole(base: string, browser: Browser): Promise<void> {
+  console.log('Console in headless Chromium (navigation to rendered rows):');
+  const page = await browser.newPage();
+  // A full page load each run: the page, its modules and libraries, then the API calls.
+  const blank = async (): Promise<void> => void (await page.goto('about:blank'));
+  const firstCell = (v: string) => page.waitForFunction((want) => document.querySelector('#page-table tbody tr td')?.textContent === want, v, { timeout: 60_000 });
+  await measure(`keyspace list: load the page, 50 of ${(SMALL + 1).toLocaleString('en-US')} rows`, async () => {
+    await page.goto(`${base}/#/keyspaces`);
+    await page.waitForSelector('#keyspace-table tbody tr');
+  }, blank);
+  await measure('keyspace list: type a filter, rows updated (250 ms typing pause included)', async () => {
+    await page.fill('#keyspace-filter', 'ks-0999');
+    await page.waitForFunction(() => document.querySelectorAll('#keyspace-table tbody tr').length === 10);
+  }, async () => {
+    await page.goto(`${base}/#/keyspaces`);
+    await page.waitForSelector('#keyspace-table tbody tr');
+  });
+  await measure(`leaderboard (${BIG_KEYS.toLocaleString('en-US')} keys): load at rank 0`, async () => {
+    await page.goto(`${base}/#/keyspace?name=${BIG}`);
+    await firstCell('0');
+  }, blank);
+  await measure(`leaderboard: deep link at rank ${DEEP.toLocaleString('en-US')}`, async () => {
+    await page.goto(`${base}/#/keyspace?name=${BIG}&offset=${DEEP}`);
+    await firstCell(DEEP.toLocaleString('en-US'));
+  }, blank);
+  await measure('leaderboard: click "last »" from rank 0', async () => {
+    await page.click('#page-last');
+    await firstCell((Math.floor((BIG_KEYS - 1) / 50) * 50).toLocaleString('en-US'));
+  }, async () => {
+    await page.goto(`${base}/#/keyspace?name=${BIG}`);
+    await firstCell('0');
+  });
+  let jump = 123_457;
+  await measure('leaderboard: "go to rank" to a new deep rank each run', async () => {
+    jump = (jump + 2_345_678) % BIG_KEYS;
+    await page.fill('#jump-rank', String(jump));
+    await page.click('#jump-go');
+    await firstCell((Math.floor(jump / 50) * 50).toLocaleString('en-US'));
+  });
+  await measure('leaderboard: key search, rank and the entries around it', async () => {
+    await page.fill('#key-search', PROBE);
+    await page.click('#key-go');
+    await page.waitForSelector('#around-table tr.hit');
+  }, async () => {
+    await page.goto(`${base}/#/keyspace?name=${BIG}`);
+    await firstCell('0');
+  });
+}
+
 async function main(): Promise<void> {
   console.log('bench:console');
   const given = process.env.COUNTD_BENCH_DATA;
@@ -116,77 +198,8 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${daemon.record.httpPort}`;
   const browser = await launchBrowser({ viewport: { width: 1280, height: 900 } });
   try {
-    const deep = BIG_KEYS - 50;
-    const probe = bigKey(4_242_424 % BIG_KEYS);
-    console.log('JSON API (one request at a time, after one warm-up):');
-    const api = async (what: string, p: string): Promise<void> => {
-      const first = await get(base, p);
-      if (first.status !== 200) throw new Error(`${p}: ${first.status} ${first.body}`);
-      await measure(what, async () => void (await get(base, p)));
-    };
-    // The keyspace list is fetched from the read port at most once a second; measure both sides of that.
-    await measure(
-      `GET /api/v1/keyspaces?limit=50 (the list of ${(SMALL + 1).toLocaleString('en-US')} refetched)`,
-      async () => void (await get(base, '/api/v1/keyspaces?limit=50')),
-      () => new Promise((r) => setTimeout(r, 1100)),
-    );
-    await api('GET /api/v1/keyspaces?limit=50 (list cached)', '/api/v1/keyspaces?limit=50');
-    await api('GET /api/v1/keyspaces?filter=ks-0999&limit=50', '/api/v1/keyspaces?filter=ks-0999&limit=50');
-    await api('GET /api/v1/keyspaces?sort=keys&limit=50', '/api/v1/keyspaces?sort=keys&limit=50');
-    await api('GET /api/v1/status', '/api/v1/status');
-    await api(`GET /api/v1/keyspace?name=${BIG}&offset=0&limit=50`, `/api/v1/keyspace?name=${BIG}&offset=0&limit=50`);
-    await api(`GET /api/v1/keyspace?name=${BIG}&offset=${Math.floor(BIG_KEYS / 2)}&limit=50`, `/api/v1/keyspace?name=${BIG}&offset=${Math.floor(BIG_KEYS / 2)}&limit=50`);
-    await api(`GET /api/v1/keyspace?name=${BIG}&offset=${deep}&limit=50`, `/api/v1/keyspace?name=${BIG}&offset=${deep}&limit=50`);
-    await api(`GET /api/v1/keyspace/search?name=${BIG}&key=${probe}`, `/api/v1/keyspace/search?name=${BIG}&key=${probe}`);
-    // Cold pages: a fresh offset each run (no cache has it).
-    let cold = 1_000_003;
-    await measure(`GET /api/v1/keyspace?name=${BIG}&offset=<a new deep offset each run>`, async () => {
-      cold += 1_234_567;
-      const r = await get(base, `/api/v1/keyspace?name=${BIG}&offset=${cold % BIG_KEYS}&limit=50`);
-      if (r.status !== 200) throw new Error(r.body);
-    });
-
-    console.log('Console in headless Chromium (navigation to rendered rows):');
-    const page = await browser.newPage();
-    const firstCell = (v: string) => page.waitForFunction((want) => document.querySelector('#page-table tbody tr td')?.textContent === want, v, { timeout: 60_000 });
-    await measure(`keyspace list: load the page, 50 of ${(SMALL + 1).toLocaleString('en-US')} rows`, async () => {
-      await page.goto(`${base}/#/keyspaces`);
-      await page.waitForSelector('#keyspace-table tbody tr');
-    });
-    await measure('keyspace list: type a filter, rows updated', async () => {
-      await page.goto(`${base}/#/keyspaces`);
-      await page.waitForSelector('#keyspace-table tbody tr');
-      await page.fill('#keyspace-filter', 'ks-0999');
-      await page.waitForFunction(() => document.querySelectorAll('#keyspace-table tbody tr').length === 10);
-    });
-    await measure(`leaderboard (${BIG_KEYS.toLocaleString('en-US')} keys): load at rank 0`, async () => {
-      await page.goto(`${base}/#/keyspace?name=${BIG}`);
-      await firstCell('0');
-    });
-    await measure(`leaderboard: deep link at rank ${deep.toLocaleString('en-US')}`, async () => {
-      await page.goto(`${base}/#/keyspace?name=${BIG}&offset=${deep}`);
-      await firstCell(deep.toLocaleString('en-US'));
-    });
-    await measure('leaderboard: click "last »" from rank 0', async () => {
-      await page.goto(`${base}/#/keyspace?name=${BIG}`);
-      await firstCell('0');
-      await page.click('#page-last');
-      await firstCell((Math.floor((BIG_KEYS - 1) / 50) * 50).toLocaleString('en-US'));
-    });
-    let jump = 123_457;
-    await measure('leaderboard: "go to rank" to a new deep rank each run', async () => {
-      jump = (jump + 2_345_678) % BIG_KEYS;
-      await page.fill('#jump-rank', String(jump));
-      await page.click('#jump-go');
-      await firstCell((Math.floor(jump / 50) * 50).toLocaleString('en-US'));
-    });
-    await measure('leaderboard: key search, rank and the entries around it', async () => {
-      await page.goto(`${base}/#/keyspace?name=${BIG}`);
-      await firstCell('0');
-      await page.fill('#key-search', probe);
-      await page.click('#key-go');
-      await page.waitForSelector('#around-table tr.hit');
-    });
+    await measureApi(base);
+    await measureConsole(base, browser);
     if (browser.errors.length > 0) throw new Error(`console errors:\n${browser.errors.join('\n')}`);
   } finally {
     await browser.close();

@@ -22,6 +22,8 @@ export const MAX_PAGE = 1000;
 const MAX_LIST = 1000;
 /** How long a keyspace list or pool status may be reused: the page polls, the daemon need not work for each poll. */
 const CACHE_MS = 1000;
+/** Up to this age the keyspace list is answered at once while a fresh one is fetched (cached.ts). */
+const KEYSPACES_STALE_MS = 5000;
 
 export interface ApiContext {
   dataDir: DataDir;
@@ -44,7 +46,7 @@ export class Api {
     this.#ctx = ctx;
     const d = ctx.daemon;
     this.#client = new Client({ host: connectableHost(d.listen), writePort: d.writePort, readPort: d.readPort, ...ctx.dataDir.sizes });
-    this.#keyspaces = new Cached(CACHE_MS, async () => (await this.#client.keyspaces()).map(keyspaceRow));
+    this.#keyspaces = new Cached(CACHE_MS, async () => (await this.#client.keyspaces()).map(keyspaceRow), KEYSPACES_STALE_MS);
     this.#pool = new Cached(CACHE_MS, () => poolStatus(ctx.dataDir));
     this.#routes = {
       status: () => this.status(),
