@@ -12,7 +12,7 @@ const KEEP = 600;
 const CHARTS = [
   { id: 'rates', title: 'Increments per second', series: [['acked', 'acknowledged (WIN)', '#2563eb'], ['applied', 'applied (readable)', '#16a34a'], ['failed', 'failed (ERR)', '#dc2626']] },
   { id: 'backlog', title: 'Backlog: dirty commit logs', series: [['backlog', 'dirty logs', '#d97706']] },
-  { id: 'lag', title: 'Write-to-readable lag (s)', help: 'how long the oldest handed-over log has waited for the worker; its writes waited up to --handover-ms more', series: [['lag', 'oldest dirty log waiting', '#7c3aed']] },
+  { id: 'lag', title: 'Write-to-readable lag (s)', help: 'how long the oldest handed-over commit log has waited for the worker (its writes waited up to the hand-over time more)', series: [['lag', 'oldest dirty log waiting', '#7c3aed']] },
   { id: 'stall', title: 'Apply stall (s)', help: 'time since the worker last applied anything while logs waited', series: [['stall', 'stall', '#be123c']] },
 ];
 
@@ -67,16 +67,21 @@ function Chart({ spec, data, latest }) {
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
-      axes: [{ stroke: '#64748b', grid: { stroke: '#eef2f7' } }, { stroke: '#64748b', grid: { stroke: '#eef2f7' }, size: 60 }],
+      axes: [
+        { stroke: '#64748b', grid: { stroke: '#eef2f7' }, values: (u, splits) => splits.map(clock) },
+        { stroke: '#64748b', grid: { stroke: '#eef2f7' }, size: 60 },
+      ],
       series: [{}].concat(spec.series.map(([, label, color]) => ({ label, stroke: color, width: 2, fill: color + '18', points: { show: false } }))),
     };
     plot.current = new uPlot(opts, toColumns(spec, data), box.current);
     // The box's width settles as the rest of the page loads: follow it.
+    const el = box.current;
     const observer = new ResizeObserver(() => {
-      const w = Math.max(280, box.current.clientWidth);
+      // Also called once more after unmounting: then there is no plot.
+      const w = Math.max(280, el.clientWidth);
       if (plot.current && w !== plot.current.width) plot.current.setSize({ width: w, height: 180 });
     });
-    observer.observe(box.current);
+    observer.observe(el);
     return () => { observer.disconnect(); plot.current.destroy(); plot.current = null; };
   }, []);
   useEffect(() => {
@@ -91,6 +96,11 @@ function Chart({ spec, data, latest }) {
       </figcaption>
       <div ref=${box} class="plot"></div>
     </figure>`;
+}
+
+/** Axis labels: the local time of day, 24-hour. */
+function clock(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 }
 
 function fmt(v) {

@@ -24,7 +24,7 @@ export function KeyspaceList({ params }) {
   return html`
     <h1>Keyspaces ${r ? html`<span class="sub" id="keyspace-total">${num(r.total)} in all</span>` : null}</h1>
     <form class="toolbar" onSubmit=${(e) => { e.preventDefault(); navigate('/keyspaces', { filter: text, sort: sort === 'name' ? '' : sort }); }}>
-      <input id="keyspace-filter" type="search" placeholder="filter by name (escaped form, e.g. season or k\\xff)" value=${text} onInput=${(e) => setText(e.currentTarget.value)} aria-label="filter keyspaces by name" />
+      <input id="keyspace-filter" type="search" placeholder="filter by name, e.g. season" value=${text} onInput=${(e) => setText(e.currentTarget.value)} aria-label="filter keyspaces by name" />
       <label>sort <select id="keyspace-sort" value=${sort} onChange=${(e) => navigate('/keyspaces', { filter, sort: e.currentTarget.value === 'name' ? '' : e.currentTarget.value })}>
         <option value="name">by name</option><option value="keys">by keys</option>
       </select></label>
