@@ -32,11 +32,11 @@ export function KeyspaceList({ params }) {
     <${ErrorBox} error=${error} />
     ${!r ? (error ? null : html`<${Loading} what="keyspaces" />`) : html`
       <p class="sub" id="keyspace-range">${r.matched === 0 ? (r.total === 0 ? 'No keyspace yet: write one with `countd write <keyspace> <key>`.' : 'No keyspace matches.') : `${num(offset + 1)}–${num(Math.min(offset + PAGE, r.matched))} of ${num(r.matched)}${filter ? ' matching' : ''}`}</p>
-      <table class="grid" id="keyspace-table">
+      ${r.matched === 0 ? null : html`<table class="grid" id="keyspace-table">
         <thead><tr><th class="wide">keyspace</th><th class="n">keys</th></tr></thead>
         <tbody>${r.keyspaces.map((k) => html`<tr><td class="wide"><a href=${href('/keyspace', { name: k.name })}><${Name} text=${k.name} /></a></td><td class="n">${num(k.keys)}</td></tr>`)}</tbody>
       </table>
-      <${Pager} offset=${offset} total=${r.matched} page=${PAGE} go=${go} />`}`;
+      <${Pager} offset=${offset} total=${r.matched} page=${PAGE} go=${go} />`}`}`;
 }
 
 export function Pager({ offset, total, page, go }) {
