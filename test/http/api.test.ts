@@ -218,6 +218,26 @@ describe('HTTP API (countd start --http-port)', function () {
     assert.deepEqual(r.json.entries.map((e: { key: string }) => e.key), ['second', 'third']);
   });
 
+  it('when the store child dies, reads answer 503 (COUNTD_CONNECTION) until it is back, then the same page again', async () => {
+    const before = await get(`/api/v1/keyspace?name=${BOARD}&offset=600&limit=20`);
+    const { store } = await d.daemon.children();
+    assert.ok(store, 'the store child runs');
+    process.kill(store, 'SIGKILL');
+    const seen = new Set<number>();
+    const after = await waitFor('the API to answer again', async () => {
+      const r = await get(`/api/v1/keyspace?name=${BOARD}&offset=600&limit=20`);
+      seen.add(r.status);
+      if (r.status !== 200) {
+        assert.equal(r.status, 503, r.body);
+        assert.match(r.json.error.code, /^COUNTD_(CONNECTION|CLOSED)$/);
+        return undefined;
+      }
+      return (await d.daemon.children()).store !== store ? r : undefined;
+    }, 30_000, 50);
+    assert.deepEqual(after.json.entries, before.json.entries);
+    assert.ok([...seen].every((s) => s === 200 || s === 503), [...seen].join());
+  });
+
   it('serves the page and its libraries from the package, with a content security policy', async () => {
     const page = await get('/');
     assert.equal(page.status, 200);
