@@ -42,9 +42,10 @@ export function CommitLogView({ index }) {
     <${ErrorBox} error=${error} />
     ${!r ? (error ? null : html`<${Loading} what="the log" />`) : html`
       <p class="sub">What <code>countd commitlog ${index}</code> reports:</p>
-      <pre class="report" id="log-report">${['countd: ' + r.summary].concat(r.problems.map((p) => 'countd: ' + p.line)).join('\n')}</pre>
+      <pre class="report" id="log-report">${r.report.map((line) => 'countd: ' + line).join('\n')}</pre>
       ${r.damaged ? html`<p class="error" id="log-damaged">Damaged: ${r.problems.length} problem${r.problems.length > 1 ? 's' : ''}. Only the valid records below can be applied; the damaged bytes are dropped.</p>` : null}
-      <h2>Entries <span class="sub">${r.entriesShown < r.entriesTotal ? `the first ${num(r.entriesShown)} of ${num(r.entriesTotal)}` : num(r.entriesTotal)}</span></h2>
+      ${r.state === 'quarantined' ? html`<p class="note" id="log-quarantined">Quarantined: its header cannot be verified, so no writer reuses it; the records below were salvaged. Release it with <code>countd commitlog ${index} --release</code> once you have kept what you need.</p>` : null}
+      <h2>${r.salvaging ? 'Salvaged entries' : 'Entries'} <span class="sub">${r.entriesShown < r.entriesTotal ? `the first ${num(r.entriesShown)} of ${num(r.entriesTotal)}` : num(r.entriesTotal)}</span></h2>
       <table class="grid" id="log-entries">
         <thead><tr><th class="n narrow">seq</th><th>keyspace</th><th class="wide">key</th><th class="n">increment</th></tr></thead>
         <tbody>${r.entries.map((e) => html`<tr><td class="n narrow">${e.seq}</td><td><${Name} text=${e.keyspace} /></td><td class="wide"><${Name} text=${e.key} /></td><td class="n">${groupDigits(e.increment)}</td></tr>`)}</tbody>

@@ -39,7 +39,7 @@ export class Api {
   readonly #ctx: ApiContext;
   readonly #client: Client;
   readonly #keyspaces: Cached<KeyspaceRow[]>;
-  readonly #pool: Cached<PoolStatus & { quarantined: number }>;
+  readonly #pool: Cached<PoolStatus>;
   readonly #routes: Record<string, Handler>;
 
   constructor(ctx: ApiContext) {
@@ -187,13 +187,8 @@ function keyspaceRow(k: KeyspaceInfo): KeyspaceRow {
   return { bytes: k.name, name, lower: name.toLowerCase(), keys: Number(k.size) };
 }
 
-/**
- * The pool by state, from the data source of `countd status`
- * (CommitLogPool.status()). `quarantined` is the pool's own count where it
- * keeps one, else 0.
- */
-async function poolStatus(dataDir: DataDir): Promise<PoolStatus & { quarantined: number }> {
+/** The pool by state, from the data source of `countd status` (CommitLogPool.status()). */
+async function poolStatus(dataDir: DataDir): Promise<PoolStatus> {
   const pool = await CommitLogPool.open({ dir: dataDir.paths.commitlog, sizes: dataDir.sizes });
-  const s = await pool.status();
-  return { ...s, quarantined: (s as PoolStatus & { quarantined?: number }).quarantined ?? 0 };
+  return pool.status();
 }

@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { logName, parsePoolName } from '../commitlog/filenames.js';
-import { logStateOfMode, logSummary, problemLine, walkLogEntries } from '../commitlog/inspect.js';
+import { logStateOfMode, reportLines, reportedRecords, walkEntries } from '../commitlog/inspect.js';
 import { LogProblem, readLogFile } from '../commitlog/reader.js';
 import { errnoCode, translateFsError } from '../errors.js';
 import type { FieldSizes } from '../protocol/fields.js';
@@ -17,7 +17,7 @@ import { notFound } from './reply.js';
 export interface LogFileInfo {
   index: number;
   name: string;
-  /** `clean`, `dirty`, or `mode NNN` (as `countd commitlog` names it). */
+  /** `clean`, `dirty`, `quarantined`, or `mode NNN` (as `countd commitlog` names it). */
   state: string;
   mode: string;
   locked: boolean;
@@ -71,16 +71,17 @@ export interface LogReport {
   state: string;
   mode: string;
   locked: boolean;
-  /** The summary line of `countd commitlog` (stderr, without `countd: `). */
-  summary: string;
+  /** The lines `countd commitlog` writes on stderr, without `countd: `: summary, salvage note, damage. */
+  report: string[];
   generation: string | null;
-  records: number;
+  /** The header cannot be verified: the entries are those a salvage applies. */
+  salvaging: boolean;
   frames: number;
   sealed: boolean;
   validEnd: number;
   damaged: boolean;
-  problems: Array<LogProblem & { line: string }>;
-  /** The first `limit` valid entries (keyspace and key in the CLI's escaped form). */
+  problems: LogProblem[];
+  /** The first `limit` entries reported (keyspace and key in the CLI's escaped form). */
   entries: Array<{ seq: bigint; keyspace: string; key: string; increment: bigint }>;
   entriesShown: number;
   entriesTotal: number;
@@ -90,10 +91,12 @@ export interface LogReport {
 export async function reportLog(dir: string, sizes: FieldSizes, index: number, limit: number): Promise<LogReport> {
   const info = (await scanPool(dir)).find((l) => l.index === index);
   if (info === undefined) throw notFound(`commit log ${logName(index)} does not exist`);
-  const log = await readLogFile(path.join(dir, info.name), sizes);
+  const file = path.join(dir, info.name);
+  const log = await readLogFile(file, sizes);
+  const reading = reportedRecords(log);
   const entries: LogReport['entries'] = [];
   let total = 0;
-  const problems = walkLogEntries(log, (e) => {
+  walkEntries(reading, (e) => {
     total++;
     if (entries.length < limit) entries.push({ seq: e.seq, keyspace: escapeName(e.keyspace), key: escapeName(e.key), increment: e.increment });
   });
@@ -103,14 +106,14 @@ export async function reportLog(dir: string, sizes: FieldSizes, index: number, l
     state: info.state,
     mode: info.mode,
     locked: info.locked,
-    summary: logSummary(index, info.state, log, problems),
+    report: reportLines(index, parseInt(info.mode, 8), file, log, reading),
     generation: log.generation === null ? null : log.generation.toString(),
-    records: log.records.length,
+    salvaging: reading.salvaging,
     frames: log.frames,
     sealed: log.sealed,
     validEnd: log.end,
-    damaged: problems.length > 0,
-    problems: problems.map((p) => ({ ...p, line: problemLine(p) })),
+    damaged: reading.problems.length > 0,
+    problems: reading.problems,
     entries,
     entriesShown: entries.length,
     entriesTotal: total,
@@ -118,9 +121,11 @@ export async function reportLog(dir: string, sizes: FieldSizes, index: number, l
 }
 
 /**
- * The pool with, for each log that waits (dirty) or that nobody claims (any
- * other mode), whether it is damaged: those are the logs an operator must
- * look at. Clean logs are free or being filled, and are not read.
+ * The pool with, for each log that waits (dirty), is quarantined or that
+ * nobody claims (any other mode), its increments (for a header that cannot
+ * be verified, those a salvage applies) and the problems found: those are
+ * the logs an operator must look at. Clean logs are free or being filled,
+ * and are not read.
  */
 export async function listPool(dir: string, sizes: FieldSizes): Promise<Array<LogFileInfo & { frames?: number; problems?: number }>> {
   const logs = await scanPool(dir);
@@ -131,8 +136,10 @@ export async function listPool(dir: string, sizes: FieldSizes): Promise<Array<Lo
       continue;
     }
     try {
-      const log = await readLogFile(path.join(dir, info.name), sizes);
-      out.push({ ...info, frames: log.frames, problems: walkLogEntries(log, () => {}).length });
+      const reading = reportedRecords(await readLogFile(path.join(dir, info.name), sizes));
+      let frames = 0;
+      walkEntries(reading, () => void frames++);
+      out.push({ ...info, frames, problems: reading.problems.length });
     } catch (err) {
       if (errnoCode((err as Error).cause) === 'ENOENT') continue; // applied and reused meanwhile
       throw err;

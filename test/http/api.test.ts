@@ -13,6 +13,7 @@ import {
   BOARD_KEYS,
   ConsoleDaemon,
   DAMAGED_LOG,
+  QUARANTINED_LOG,
   HOSTILE_KEYSPACE_ESCAPED,
   SMALL_KEYSPACES,
   boardKey,
@@ -52,11 +53,13 @@ describe('HTTP API (countd start --http-port)', function () {
     assert.equal(s.keyspaces, cli.keyspaces);
     assert.equal(s.keyspaces, SMALL_KEYSPACES + 2);
     for (const k of ['logs', 'clean', 'dirty', 'other']) assert.equal(typeof s.commitLogs[k], 'number', k);
-    assert.equal(s.commitLogs.quarantined ?? 0, cli.commitLogs.quarantined ?? 0);
-    // The damaged log (mode 0600) is in both, as "other" until it is quarantined.
+    // The damaged log nobody claims (mode 0600) and the quarantined one are in both.
     assert.equal(s.commitLogs.logs, cli.commitLogs.logs);
-    assert.equal(s.commitLogs.other + s.commitLogs.quarantined, cli.commitLogs.other + (cli.commitLogs.quarantined ?? 0));
-    assert.ok(s.commitLogs.other + s.commitLogs.quarantined >= 1);
+    assert.equal(s.commitLogs.other, cli.commitLogs.other);
+    assert.equal(s.commitLogs.other, 1);
+    assert.equal(s.commitLogs.quarantined, cli.commitLogs.quarantined);
+    assert.equal(s.commitLogs.quarantined, 1);
+    assert.deepEqual(s.commitLogs.quarantinedLogs, [QUARANTINED_LOG]);
     assert.ok(s.uptimeSeconds >= 0);
   });
 
@@ -197,25 +200,32 @@ describe('HTTP API (countd start --http-port)', function () {
     for (const s of ['failed', 'backlog', 'lag', 'stall']) assert.ok(done[s].every((v: number) => v >= 0), s);
   });
 
-  it('commit logs: each log by state, and for the damaged one what `countd commitlog` reports', async () => {
+  it('commit logs: each log by state, and for a damaged or quarantined one what `countd commitlog` reports', async () => {
     const list = await get('/api/v1/commitlogs');
     assert.equal(list.status, 200);
-    const damaged = list.json.logs.find((l: { index: number }) => l.index === DAMAGED_LOG);
-    assert.equal(damaged.state, 'mode 600');
-    assert.equal(damaged.mode, '0600');
     assert.equal(list.json.logs.length, list.json.status.logs);
-    const r = await get(`/api/v1/commitlogs/${DAMAGED_LOG}`);
-    const cli = await countd(d.dir, 'commitlog', String(DAMAGED_LOG));
-    assert.equal(cli.code, 1);
-    const cliLines = cli.stderr.trim().split('\n').map((l) => l.replace(/^countd: /, ''));
-    assert.equal(damaged.problems, cliLines.length - 2);
-    assert.ok(damaged.problems >= 1);
-    assert.equal(r.json.summary, cliLines[0]);
-    assert.deepEqual(r.json.problems.map((p: { line: string }) => p.line), cliLines.slice(1, -1));
-    assert.equal(r.json.damaged, true);
-    const cliEntries = cli.stdout.trim().split('\n');
-    assert.deepEqual(r.json.entries.map((e: { seq: string; keyspace: string; key: string; increment: string }) => `${e.seq}\t${e.keyspace}\t${e.key}\t${e.increment}`), cliEntries);
-    assert.deepEqual(r.json.entries.map((e: { key: string }) => e.key), ['second', 'third']);
+    const byIndex = new Map(list.json.logs.map((l: { index: number }) => [l.index, l]));
+    for (const [index, state, mode] of [[DAMAGED_LOG, 'mode 600', '0600'], [QUARANTINED_LOG, 'quarantined', '0000']] as const) {
+      const listed = byIndex.get(index) as { state: string; mode: string; problems: number; frames: number };
+      assert.equal(listed.state, state);
+      assert.equal(listed.mode, mode);
+      const r = await get(`/api/v1/commitlogs/${index}`);
+      const cli = await countd(d.dir, 'commitlog', String(index));
+      assert.equal(cli.code, 1, `log ${index} is damaged`);
+      const cliLines = cli.stderr.trim().split('\n').map((l) => l.replace(/^countd: /, ''));
+      assert.deepEqual(r.json.report, cliLines);
+      assert.equal(r.json.damaged, true);
+      assert.equal(listed.problems, r.json.problems.length);
+      assert.equal(listed.frames, r.json.entriesTotal);
+      const cliEntries = cli.stdout.trim().split('\n');
+      assert.deepEqual(r.json.entries.map((e: { seq: string; keyspace: string; key: string; increment: string }) => `${e.seq}\t${e.keyspace}\t${e.key}\t${e.increment}`), cliEntries);
+    }
+    // The payload byte flipped in log 0 drops its first record; log 1's records are salvaged whole.
+    assert.deepEqual((await get(`/api/v1/commitlogs/${DAMAGED_LOG}`)).json.entries.map((e: { key: string }) => e.key), ['second', 'third']);
+    const q = (await get(`/api/v1/commitlogs/${QUARANTINED_LOG}`)).json;
+    assert.equal(q.salvaging, true);
+    assert.deepEqual(q.entries.map((e: { key: string }) => e.key), ['first', 'second', 'third']);
+    assert.match(q.report[1], /^salvage: generation \d+ .*quarantined/);
   });
 
   it('when the store child dies, reads answer 503 (COUNTD_CONNECTION) until it is back, then the same page again', async () => {

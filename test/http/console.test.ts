@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { countd, killAll, removeDir, waitFor } from '../cli/helpers.js';
 import { Browser, launchBrowser } from '../harness/browser.js';
-import { BOARD, BOARD_KEYS, ConsoleDaemon, DAMAGED_LOG, HOSTILE_KEYS, HOSTILE_KEYSPACE_ESCAPED, SMALL_KEYSPACES, boardKey, request, startConsoleDaemon } from './fixture.js';
+import { BOARD, BOARD_KEYS, ConsoleDaemon, DAMAGED_LOG, QUARANTINED_LOG, HOSTILE_KEYS, HOSTILE_KEYSPACE_ESCAPED, SMALL_KEYSPACES, boardKey, request, startConsoleDaemon } from './fixture.js';
 
 type Rows = string[][];
 
@@ -66,7 +66,8 @@ describe('console in headless Chromium', function () {
     assert.equal(plain((await page.textContent('[data-field="keyspaces"]'))!), String(cli.keyspaces));
     assert.equal(cli.keyspaces, SMALL_KEYSPACES + 2);
     assert.equal(await page.textContent('[data-field="other mode"]'), String(api.commitLogs.other));
-    assert.equal(await page.textContent('[data-field="quarantined"]'), String(api.commitLogs.quarantined));
+    assert.equal(await page.textContent('[data-field="quarantined"]'), String(cli.commitLogs.quarantined));
+    assert.equal(cli.commitLogs.quarantined, 1);
     assert.equal(await page.textContent('[data-field="commit logs"]'), String(cli.commitLogs.logs));
     // Four charts, drawn by uPlot, whose legends fill in from the history.
     assert.equal(await page.locator('figure.chart canvas').count(), 4);
@@ -150,22 +151,25 @@ describe('console in headless Chromium', function () {
     assert.equal(await page.locator('main img, main script').count(), 0);
   });
 
-  it('commit logs: every log with its state; the damaged one as `countd commitlog` reports it', async () => {
+  it('commit logs: every log with its state; a damaged and a quarantined one as `countd commitlog` reports them', async () => {
     await page.goto(`${d.base}/#/commitlogs`);
     await page.waitForSelector('#log-table tbody tr');
     const api = (await request(d.base, '/api/v1/commitlogs')).json;
     const table = await rows(page, '#log-table');
     assert.equal(table.length, api.logs.length);
-    const damaged = table.find(([name]) => name === '0000000000')!;
-    assert.equal(damaged[1], 'mode 600');
-    assert.match(damaged[7]!, /\d+ problems?/);
-    await page.click(`a[href="#/commitlog/${DAMAGED_LOG}"] >> nth=0`);
-    await page.waitForSelector('#log-report');
-    const cli = await countd(d.dir, 'commitlog', String(DAMAGED_LOG));
-    const report = (await page.textContent('#log-report'))!.split('\n');
-    assert.deepEqual(report, cli.stderr.trim().split('\n').slice(0, -1));
-    assert.ok(await page.isVisible('#log-damaged'));
-    assert.deepEqual((await rows(page, '#log-entries')).map((r) => r.join('\t')), cli.stdout.trim().split('\n'));
+    assert.deepEqual(table.map(([name, state]) => `${name} ${state}`), api.logs.map((l: { name: string; state: string }) => `${l.name} ${l.state}`));
+    assert.equal(table.find(([name]) => name === '0000000000')![1], 'mode 600');
+    assert.equal(table.find(([name]) => name === '0000000001')![1], 'quarantined');
+    for (const index of [DAMAGED_LOG, QUARANTINED_LOG]) {
+      await page.goto(`${d.base}/#/commitlogs`);
+      await page.click(`a[href="#/commitlog/${index}"] >> nth=0`);
+      await page.waitForSelector('#log-report');
+      const cli = await countd(d.dir, 'commitlog', String(index));
+      assert.deepEqual((await page.textContent('#log-report'))!.split('\n'), cli.stderr.trim().split('\n'));
+      assert.ok(await page.isVisible('#log-damaged'));
+      assert.equal(await page.isVisible('#log-quarantined'), index === QUARANTINED_LOG);
+      assert.deepEqual((await rows(page, '#log-entries')).map((r) => r.join('\t')), cli.stdout.trim().split('\n'));
+    }
   });
 });
 

@@ -23,8 +23,10 @@ export const HOSTILE_KEYS: Array<{ key: Buffer; escaped: string; count: number }
   { key: Buffer.from('tab\there'), escaped: 'tab\\there', count: 2 },
 ];
 export const SMALL_KEYSPACES = 30;
-/** The index of the damaged log, and how many frames countd-write put in it. */
+/** A log with a damaged record that nobody claims (mode 0600). */
 export const DAMAGED_LOG = 0;
+/** A log whose header was wiped, quarantined (mode 0000) after its salvage. */
+export const QUARANTINED_LOG = 1;
 
 export function boardKey(i: number): string {
   return `player-${String(i).padStart(5, '0')}`;
@@ -42,7 +44,11 @@ export interface ConsoleDaemon {
   base: string;
 }
 
-/** Log 0 written by countd-write alone (three records), one payload byte flipped, left in mode 0600. */
+/**
+ * Log 0 written by countd-write alone (three records), one payload byte
+ * flipped, left in mode 0600; log 1 a copy of it before the damage, its
+ * header wiped, quarantined (mode 0000) as the worker leaves such a log.
+ */
 export async function damagedLog(dir: string): Promise<void> {
   const writer = startRole('countd-write', ['--data-dir', dir, '--port', '0', '--handover-ms', '60000']);
   const port = await waitFor('countd-write to listen', () => /running: write port (\d+)/.exec(writer.out.stderr)?.[1], 30_000);
@@ -55,6 +61,15 @@ export async function damagedLog(dir: string): Promise<void> {
   assert.equal((await writer.exited).code, 0, writer.out.stderr);
   const log = path.join(dir, 'commitlog', '0000000000');
   await fsp.chmod(log, 0o600);
+  const quarantined = path.join(dir, 'commitlog', '0000000001');
+  await fsp.copyFile(log, quarantined);
+  const fh = await fsp.open(quarantined, 'r+');
+  try {
+    await fh.write(Buffer.alloc(HEADER_SIZE), 0, HEADER_SIZE, 0);
+  } finally {
+    await fh.close();
+  }
+  await fsp.chmod(quarantined, 0o000);
   await flipByte(log, HEADER_SIZE + RECORD_HEADER_SIZE + 2);
 }
 
