@@ -93,6 +93,7 @@ async function main(): Promise<void> {
     await shot('key-search', `#/keyspace?name=game%3Aseason-7&key=${player(4242)}`, '#around-table tbody tr');
     await shot('commitlogs', '#/commitlogs', '#log-table tbody tr');
     await shot('commitlog-damaged', '#/commitlog/0', '#log-report');
+    await shot('commitlog-quarantined', '#/commitlog/1', '#log-report');
     if (browser.errors.length > 0) throw new Error(`console errors:\n${browser.errors.join('\n')}`);
     await client.close();
     await daemon.stop();
