@@ -40,6 +40,7 @@ export class Api {
   readonly #client: Client;
   readonly #keyspaces: Cached<KeyspaceRow[]>;
   readonly #pool: Cached<PoolStatus>;
+  readonly #logs: Cached<Awaited<ReturnType<typeof listPool>>>;
   readonly #routes: Record<string, Handler>;
 
   constructor(ctx: ApiContext) {
@@ -48,6 +49,7 @@ export class Api {
     this.#client = new Client({ host: connectableHost(d.listen), writePort: d.writePort, readPort: d.readPort, ...ctx.dataDir.sizes });
     this.#keyspaces = new Cached(CACHE_MS, async () => (await this.#client.keyspaces()).map(keyspaceRow), KEYSPACES_STALE_MS);
     this.#pool = new Cached(CACHE_MS, () => poolStatus(ctx.dataDir));
+    this.#logs = new Cached(CACHE_MS, () => listPool(ctx.dataDir.paths.commitlog, ctx.dataDir.sizes));
     this.#routes = {
       status: () => this.status(),
       history: (q) => this.history(q),
@@ -164,7 +166,7 @@ export class Api {
   }
 
   async commitLogs(): Promise<unknown> {
-    const [status, logs] = await Promise.all([this.#pool.get(), listPool(this.#ctx.dataDir.paths.commitlog, this.#ctx.dataDir.sizes)]);
+    const [status, logs] = await Promise.all([this.#pool.get(), this.#logs.get()]);
     return { status, logs };
   }
 
