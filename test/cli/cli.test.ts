@@ -36,13 +36,13 @@ describe('countd CLI', function () {
     it('--help lists every command', async () => {
       const r = await run(['--help']);
       assert.equal(r.code, 0);
-      for (const c of ['start', 'status', 'write', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog']) {
+      for (const c of ['start', 'status', 'write', 'set', 'delete', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog']) {
         assert.match(r.stdout, new RegExp(`countd ${c}\\b`), c);
       }
     });
 
     it('every command has --help', async () => {
-      const names = ['start', 'status', 'write', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog'];
+      const names = ['start', 'status', 'write', 'set', 'delete', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog'];
       const results = await Promise.all(names.map((c) => run([c, '--help'])));
       names.forEach((c, i) => {
         assert.equal(results[i]!.code, 0, `${c}: ${results[i]!.stderr}`);
@@ -187,6 +187,30 @@ describe('countd CLI', function () {
       }
       const r = await pollOutput(() => countd(dir, 'dump', 'pages'), (out) => out.split('\n').length === 6);
       assert.equal(r.stdout, `big\t${BIG}\nhome\t7\n${NON_UTF8_KEY}\t3\nabout\t1\ntab\\there\t-2\n`);
+    });
+
+    it('set and delete exit 0 once durable: a count set, a key deleted, a keyspace deleted', async () => {
+      for (const args of [
+        ['write', 'life', 'a', '5'],
+        ['write', 'life', 'b', '2'],
+        ['write', 'gone', 'x', '1'],
+        ['set', 'life', 'a', '-9'],
+        ['set', 'life', 'c', '0'],
+        ['delete', 'life', 'b'],
+        ['delete', 'gone'],
+      ]) {
+        const r = await countd(dir, ...args);
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+        assert.equal(r.stdout, '');
+      }
+      const r = await pollOutput(() => countd(dir, 'dump', 'life'), (out) => out === 'c\t0\na\t-9\n');
+      assert.equal(r.stdout, 'c\t0\na\t-9\n');
+      const ks = await pollOutput(() => countd(dir, 'keyspaces'), (out) => !out.includes('gone'));
+      assert.doesNotMatch(ks.stdout, /gone/);
+      const bad = await countd(dir, 'set', 'life', 'a', '1.5');
+      assert.notEqual(bad.code, 0);
+      assert.ok(isOneCleanLine(bad.stderr), bad.stderr);
+      assert.match(bad.stderr, /count must be an integer/);
     });
 
     it('dump --json writes exact counts and escaped keys', async () => {
