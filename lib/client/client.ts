@@ -14,7 +14,7 @@ import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../protocol/fields.js';
 import { encodeFrame } from '../protocol/write-frame.js';
-import { encodeHello, encodeOpFrame, type WriteOpName } from '../protocol/write-ops.js';
+import { Operator, encodeHello, encodeOpFrame, type OperatorName, type WriteOpName } from '../protocol/write-ops.js';
 import { KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { toUint64 } from '../protocol/read-request.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
@@ -153,6 +153,19 @@ export class Client {
   /** Delete `keyspace` and all its keys (nothing happens if it does not exist). Resolves once durable; as set(). */
   async deleteKeyspace(keyspace: Name): Promise<void> {
     return this.#op('deleteKeyspace', 0, keyspace, null);
+  }
+
+  /**
+   * Create `keyspace` with an operator (default 'sum'): 'max' and 'min' keep
+   * the best value written to a key, 'set' the last; 'sum' adds, as an
+   * undeclared keyspace does. It REPLACES whatever the name held (its keys
+   * go, as with deleteKeyspace), in order with this client's other writes.
+   * Resolves once durable; rejects as set().
+   */
+  async createKeyspace(keyspace: Name, options: { op?: OperatorName } = {}): Promise<void> {
+    const op = options.op ?? 'sum';
+    if (!Object.hasOwn(Operator, op)) throw invalidArgument(`op must be one of ${Object.keys(Operator).join(', ')}, got ${String(op)}`);
+    return this.#op('createKeyspace', Operator[op], keyspace, null);
   }
 
   /** Send an op frame on an extended write connection (opened with a hello if needed). */

@@ -271,10 +271,17 @@ export const OP_INCREMENT = 1;
 export const OP_SET = 2;
 export const OP_DELETE_KEY = 3;
 export const OP_DELETE_KEYSPACE = 4;
+/** Create (or re-create) a keyspace: value = its operator (lib/store/combine.ts Operator, 1 … 4), no key. */
+export const OP_CREATE_KEYSPACE = 5;
 /** op (1) + value (8) + the pair key's two lengths (4). */
 export const OP_ENTRY_FIXED_SIZE = 1 + 8 + PAIR_LENGTHS_SIZE;
 
-/** Bytes of one encoded op entry (keyLen 0 for OP_DELETE_KEYSPACE). */
+/** Ops on a whole keyspace: their entries have no key. */
+export function isKeyspaceOp(op: number): boolean {
+  return op === OP_DELETE_KEYSPACE || op === OP_CREATE_KEYSPACE;
+}
+
+/** Bytes of one encoded op entry (keyLen 0 for a keyspace op). */
 export function opEntrySize(ksLen: number, keyLen: number): number {
   return OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
 }
@@ -295,13 +302,15 @@ export function writeOpEntry(target: Buffer, offset: number, op: number, value: 
   return p + keyLen;
 }
 
-/** Whether an op entry's fields fit its op: names within the field sizes, a key for every op but OP_DELETE_KEYSPACE, value 0 for deletes. */
+/** Whether an op entry's fields fit its op: names within the field sizes, a key for every op but the keyspace ops, value 0 for deletes, an operator (1 … 4) for a create. */
 function opEntryValid(payload: Buffer, p: number, ksLen: number, keyLen: number, sizes: FieldSizes | undefined): boolean {
   const op = payload[p]!;
-  if (op < OP_INCREMENT || op > OP_DELETE_KEYSPACE) return false;
-  if (ksLen === 0 || (op === OP_DELETE_KEYSPACE ? keyLen !== 0 : keyLen === 0)) return false;
+  if (op < OP_INCREMENT || op > OP_CREATE_KEYSPACE) return false;
+  if (ksLen === 0 || (isKeyspaceOp(op) ? keyLen !== 0 : keyLen === 0)) return false;
   if (sizes !== undefined && (ksLen > sizes.keyspaceSize || keyLen > sizes.keySize)) return false;
-  if (op >= OP_DELETE_KEY && payload.readBigInt64LE(p + 1) !== 0n) return false;
+  const value = payload.readBigInt64LE(p + 1);
+  if (op === OP_CREATE_KEYSPACE) return value >= 1n && value <= 4n;
+  if (op >= OP_DELETE_KEY && value !== 0n) return false;
   return true;
 }
 

@@ -25,8 +25,18 @@ export const WriteOp = {
   set: 2,
   deleteKey: 3,
   deleteKeyspace: 4,
+  /** value = the keyspace's operator: 1 sum, 2 max, 3 min, 4 set (lib/store/combine.ts). */
+  createKeyspace: 5,
 } as const;
 export type WriteOpName = keyof typeof WriteOp;
+
+/**
+ * The operator codes a create carries (and the store's settings record
+ * keeps); what they mean is lib/store/combine.ts's.
+ */
+export const Operator = { sum: 1, max: 2, min: 3, set: 4 } as const;
+export type OperatorName = keyof typeof Operator;
+export const OPERATOR_NAMES: Record<number, OperatorName> = { 1: 'sum', 2: 'max', 3: 'min', 4: 'set' };
 
 /** Size of an op frame: 48 + KS + K (560 by default). */
 export function opFrameSize(sizes: FieldSizes): number {
@@ -65,21 +75,24 @@ export function helloReply(asked: number): Buffer {
  */
 export function validateOpFrame(buf: Buffer, offset: number, sizes: FieldSizes, lengths: Int32Array): number {
   const op = buf[offset]!;
-  if (op < WriteOp.increment || op > WriteOp.deleteKeyspace) return 0;
+  if (op < WriteOp.increment || op > WriteOp.createKeyspace) return 0;
   if (!allZero(buf, offset + 1, offset + 8) || !allZero(buf, offset + 16, offset + OP_HEADER_SIZE)) return 0;
   const ksOff = offset + OP_HEADER_SIZE;
   const ksLen = fieldNameLength(buf, ksOff, sizes.keyspaceSize);
   if (ksLen < 0) return 0;
   const keyOff = ksOff + sizes.keyspaceSize;
   let keyLen: number;
-  if (op === WriteOp.deleteKeyspace) {
+  if (op === WriteOp.deleteKeyspace || op === WriteOp.createKeyspace) {
     if (!allZero(buf, keyOff, keyOff + sizes.keySize)) return 0;
     keyLen = 0;
   } else {
     keyLen = fieldNameLength(buf, keyOff, sizes.keySize);
     if (keyLen < 0) return 0;
   }
-  if (op >= WriteOp.deleteKey && !allZero(buf, offset + 8, offset + 16)) return 0;
+  if (op === WriteOp.createKeyspace) {
+    const operator = buf.readBigInt64LE(offset + 8);
+    if (operator < 1n || operator > 4n) return 0;
+  } else if (op >= WriteOp.deleteKey && !allZero(buf, offset + 8, offset + 16)) return 0;
   lengths[0] = ksLen;
   lengths[1] = keyLen;
   return op;
@@ -97,14 +110,16 @@ export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace:
   const code = WriteOp[op];
   if (code === undefined) throw invalidArgument(`unknown write op ${String(op)}`);
   const v = toInt64(value, 'value');
-  if (code >= WriteOp.deleteKey && v !== 0n) throw invalidArgument(`${op} takes no value`);
+  if (code === WriteOp.createKeyspace) {
+    if (v < 1n || v > 4n) throw invalidArgument(`createKeyspace takes an operator from 1 to 4, got ${v}`);
+  } else if (code >= WriteOp.deleteKey && v !== 0n) throw invalidArgument(`${op} takes no value`);
   const ks = nameBytes(keyspace, 'keyspace', sizes.keyspaceSize);
   const buf = Buffer.alloc(opFrameSize(sizes));
   buf[0] = code;
   buf.writeBigInt64LE(v, 8);
   writeField(buf, OP_HEADER_SIZE, sizes.keyspaceSize, ks);
-  if (code === WriteOp.deleteKeyspace) {
-    if (key !== null) throw invalidArgument('deleteKeyspace takes no key');
+  if (code === WriteOp.deleteKeyspace || code === WriteOp.createKeyspace) {
+    if (key !== null) throw invalidArgument(`${op} takes no key`);
   } else {
     if (key === null) throw invalidArgument(`${op} needs a key`);
     writeField(buf, OP_HEADER_SIZE + sizes.keyspaceSize, sizes.keySize, nameBytes(key, 'key', sizes.keySize));

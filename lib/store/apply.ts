@@ -9,8 +9,8 @@
 
 import { CountdError } from '../errors.js';
 import { metrics } from '../metrics.js';
-import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_INDEX, TAG_KEYSPACE, encodeCount, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
-import { PairMode, addDeltas, saturate } from './combine.js';
+import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_INDEX, TAG_KEYSPACE, TAG_SETTINGS, encodeCount, encodeSettingsValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
+import { Operator, PairMode, combineValues, saturate } from './combine.js';
 import { translateDbError } from './errors.js';
 import { updateFences } from './fence-update.js';
 import type { IncrementBatch, PendingIncrement } from './increment-batch.js';
@@ -52,6 +52,10 @@ interface ApplyGroup {
   created: boolean;
   /** The batch deletes the stored keyspace: its id (records collected once committed). */
   droppedId: number | undefined;
+  /** How values combine with the stored counts (combine.ts Operator). */
+  operator: number;
+  /** The batch creates (operator) or deletes (0) the keyspace: its settings record changes. */
+  declare: number | undefined;
   items: PendingIncrement[];
   /** Index suffixes added and removed by this apply. */
   inserted: Buffer[];
@@ -114,10 +118,11 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
     if (!lifecycle) recordCounts(state, groups, finals as bigint[], lookup.wasCached);
     const swaps: StateSwap[] = changed.map((g) => ({ ks: g.ks, info: g.info, fences: g.fences!, touched: g.touched }));
     swaps.push(...removedKeyspaces(chained, groups));
+    const settings = settingsChanges(chained, groups);
     // Without a count cache the next apply looks this one's counts up in its own list.
     const overlay = state.countCache.enabled || lifecycle ? undefined : { groups, finals: finals as bigint[] };
     submitted = true;
-    const written = submitApply(state, chained, swaps, nextId, batch.keys, saturation, overlay, lifecycle);
+    const written = submitApply(state, chained, swaps, nextId, batch.keys, saturation, overlay, lifecycle, settings);
     if (lifecycle) await written.catch(() => {});
     return { written };
   } finally {
@@ -146,6 +151,19 @@ function removedKeyspaces(chained: Chained, groups: ApplyGroup[]): StateSwap[] {
   return swaps;
 }
 
+/** Settings records of the keyspaces the batch creates (put `S name`) or deletes (del); what to swap in once committed. */
+function settingsChanges(chained: Chained, groups: ApplyGroup[]): Array<[string, number]> {
+  const changes: Array<[string, number]> = [];
+  for (const g of groups) {
+    if (g.declare === undefined) continue;
+    const key = taggedName(TAG_SETTINGS, g.info.name);
+    if (g.declare === 0) chained.del(key);
+    else chained.put(key, encodeSettingsValue({ operator: g.declare }));
+    changes.push([g.ks, g.declare]);
+  }
+  return changes;
+}
+
 function putOp(chained: Chained, op: BatchOp): void {
   if (op.type === 'put') chained.put(op.key, op.value);
   else chained.del(op.key);
@@ -162,7 +180,9 @@ function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply 
     const droppedId = pending.dropped === true ? stored?.id : undefined;
     const known = pending.dropped === true ? undefined : stored;
     const info = known ? { ...known } : { name: pending.name, id: nextId++, size: 0 };
-    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+    const declare = pending.declare;
+    const operator = declare !== undefined ? declare || Operator.sum : (state.settings.get(pending.id) ?? Operator.sum);
+    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
   }
   return { groups, nextId };
 }
@@ -241,7 +261,8 @@ function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, grou
         group.info.size--;
         continue;
       }
-      const sum = p.mode === PairMode.reset ? p.delta : addDeltas(old ?? 0n, p.delta);
+      // combine.ts countAfter, with the exact value kept to tell a saturated sum.
+      const sum = p.mode === PairMode.reset || old === undefined ? p.delta : combineValues(group.operator, old, p.delta);
       const next = saturate(sum);
       if (next !== sum) {
         saturated++;
@@ -306,9 +327,14 @@ function submitApply(
   saturation: Saturation | undefined,
   overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
   lifecycle: boolean,
+  settings: Array<[string, number]>,
 ): Promise<ApplyResult> {
   const onCommitted = (): void => {
     state.nextId = nextId;
+    for (const [ks, operator] of settings) {
+      if (operator === 0) state.settings.delete(ks);
+      else state.settings.set(ks, operator);
+    }
     for (const g of swaps) {
       if (g.gone !== undefined) {
         if (g.info === null) state.dir.delete(g.ks);

@@ -9,7 +9,7 @@
 // combine.ts.
 
 import { PAIR_NAME_LIMIT, pairKeyString } from '../protocol/pair-key.js';
-import { PairMode, addDeltas, modeAfterIncrement } from './combine.js';
+import { Operator, PairMode, combineValues, modeAfterIncrement } from './combine.js';
 
 /** Node's Buffer#latin1Slice: toString('latin1') without its argument handling (measurably cheaper per frame). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
@@ -24,6 +24,10 @@ export interface PendingKeyspace {
   readonly items: PendingIncrement[];
   /** The batch deletes the keyspace (before its items, which start from nothing). */
   dropped?: boolean;
+  /** The batch creates the keyspace with this operator (combine.ts Operator), or deletes it (0): its settings record changes. */
+  declare?: number;
+  /** How the batch combined this keyspace's values (combine.ts Operator); the apply combines them with the stored counts the same way. */
+  operator?: number;
 }
 
 export interface PendingIncrement {
@@ -48,6 +52,13 @@ export class IncrementBatch {
   private used = 0;
   /** Built by `assembled`: its number of pairs (the entries map is not filled). -1 otherwise. */
   private summedPairs = -1;
+  /** Operators of declared keyspaces that do not sum (latin1 name -> Operator): Store#operators(). */
+  private readonly declared: ReadonlyMap<string, number>;
+
+  /** `declared`: the operators of the store's declared keyspaces (Store#operators()), so that add() combines as the apply will. */
+  constructor(declared: ReadonlyMap<string, number> = new Map()) {
+    this.declared = declared;
+  }
 
   /**
    * Add `delta` to (keyspace, key). A delta of 0 is ignored (it creates
@@ -62,11 +73,21 @@ export class IncrementBatch {
     const pair = this.pairKey(keyspace, key);
     const pending = this.entries.get(pair);
     if (pending !== undefined) {
-      pending.delta = addDeltas(pending.delta, delta);
+      const operator = this.byKeyspace.get(latin1Of(keyspace))!.operator ?? Operator.sum;
+      // A deleted pair starts again from this value, whatever the operator.
+      pending.delta = pending.mode === PairMode.deleted ? delta : combineValues(operator, pending.delta, delta);
       pending.mode = modeAfterIncrement(pending.mode);
       return;
     }
     this.addNew(pair, keyspace, key, delta).mode = this.byKeyspace.get(latin1Of(keyspace))?.dropped === true ? PairMode.reset : PairMode.add;
+  }
+
+  /** Create keyspace `keyspace` with `operator` (combine.ts Operator): it replaces what the name held, as deleteKeyspace, then declares it. */
+  createKeyspace(keyspace: Buffer, operator: number): void {
+    this.deleteKeyspace(keyspace);
+    const group = this.byKeyspace.get(latin1Of(keyspace))!;
+    group.declare = operator;
+    group.operator = operator;
   }
 
   /** Set (keyspace, key) to `count`, after what the batch holds for it; increments added later add to it. */
@@ -89,6 +110,8 @@ export class IncrementBatch {
       this.byKeyspace.set(ks, group);
     }
     group.dropped = true;
+    group.declare = 0;
+    group.operator = Operator.sum;
     for (const p of group.items) {
       p.mode = PairMode.deleted;
       p.delta = 0n;
@@ -98,7 +121,7 @@ export class IncrementBatch {
   /** Whether some pair is set or deleted, or some keyspace deleted (the apply then runs alone: apply.ts). */
   get hasLifecycleOps(): boolean {
     for (const group of this.byKeyspace.values()) {
-      if (group.dropped === true) return true;
+      if (group.dropped === true || group.declare !== undefined) return true;
       for (const p of group.items) if (p.mode !== PairMode.add) return true;
     }
     return false;
@@ -168,7 +191,7 @@ export class IncrementBatch {
     const ks = (keyspace as Latin1Buffer).latin1Slice(0, keyspace.length);
     let group = this.byKeyspace.get(ks);
     if (group === undefined) {
-      group = { id: ks, name: Buffer.from(keyspace), items: [] };
+      group = { id: ks, name: Buffer.from(keyspace), items: [], operator: this.declared.get(ks) ?? Operator.sum };
       this.byKeyspace.set(ks, group);
     }
     const keyLength = key.length;

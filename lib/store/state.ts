@@ -36,7 +36,9 @@ import {
   TAG_FENCE,
   TAG_INDEX,
   TAG_KEYSPACE,
+  TAG_SETTINGS,
   VERSION_KEY,
+  decodeSettingsValue,
   idPrefix,
   prefixEnd,
   readId,
@@ -99,6 +101,8 @@ export class StoreState {
   applyQueue = 0;
   /** Clearing of deleted keyspaces' records, in the background. */
   collecting: Promise<void> = Promise.resolve();
+  /** Declared keyspaces (latin1 name -> combine.ts Operator), from their `S` records. */
+  readonly settings = new Map<string, number>();
   closed = false;
 
   constructor(db: Db, settings: StateSettings) {
@@ -133,6 +137,12 @@ export class StoreState {
       const id = readId(value, 0);
       if (id >= this.nextId) throw corruption(this.location, `keyspace id ${id} is not below the next id ${this.nextId}`);
       this.dir.set(latin1(name), { name, id, size: readId(value, 8) });
+    }
+    const declared = Buffer.from([TAG_SETTINGS]);
+    for await (const [key, value] of this.db.iterator({ gte: declared, lt: prefixEnd(declared) })) {
+      const settings = decodeSettingsValue(value);
+      if (settings === null || key.length < 2) throw corruption(this.location, `malformed keyspace settings record (${value.length} value bytes)`);
+      this.settings.set(latin1(key.subarray(1)), settings.operator);
     }
     const dead = Buffer.from([TAG_DEAD]);
     for await (const key of this.db.keys({ gte: dead, lt: prefixEnd(dead) })) {

@@ -211,6 +211,9 @@ describe('countd CLI', function () {
       assert.notEqual(bad.code, 0);
       assert.ok(isOneCleanLine(bad.stderr), bad.stderr);
       assert.match(bad.stderr, /count must be an integer/);
+      // The other tests of this daemon expect only `pages`.
+      assert.equal((await countd(dir, 'delete', 'life')).code, 0);
+      await pollOutput(() => countd(dir, 'keyspaces'), (out) => !out.includes('life'));
     });
 
     it('dump --json writes exact counts and escaped keys', async () => {

@@ -5,40 +5,54 @@
 // applying in order and summing per batch must agree exactly.
 
 import assert from 'node:assert/strict';
+import { OP_CREATE_KEYSPACE, OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, writeOpEntry } from '../../lib/commitlog/format.js';
+import { PairSums } from '../../lib/roles/work/pair-sums.js';
+import { batchFromSummed } from '../../lib/roles/work/summed-batch.js';
+import { Operator } from '../../lib/store/combine.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { random, removeDir, tempDir, type ModelEntry } from './helpers.js';
 
 const sizes = { keyspaceSize: 8, keySize: 8 };
 const KEYSPACES = ['a', 'b', 'c'].map((s) => Buffer.from(s, 'latin1'));
 
-/** The plain model: operations applied one at a time, in order. */
+type Op =
+  | { kind: 'write'; ks: Buffer; key: Buffer; value: bigint }
+  | { kind: 'set'; ks: Buffer; key: Buffer; value: bigint }
+  | { kind: 'deleteKey'; ks: Buffer; key: Buffer }
+  | { kind: 'deleteKeyspace'; ks: Buffer }
+  | { kind: 'create'; ks: Buffer; operator: number };
+
+/** The plain model: operations applied one at a time, in order, each keyspace by its operator. */
 class OrderedModel {
   readonly spaces = new Map<string, Map<string, bigint>>();
+  readonly operators = new Map<string, number>();
 
-  increment(ks: Buffer, key: Buffer, delta: bigint): void {
-    if (delta === 0n) return;
-    const space = this.space(ks);
-    space.set(key.toString('latin1'), (space.get(key.toString('latin1')) ?? 0n) + delta);
-  }
-
-  set(ks: Buffer, key: Buffer, count: bigint): void {
-    this.space(ks).set(key.toString('latin1'), count);
-  }
-
-  deleteKey(ks: Buffer, key: Buffer): void {
-    const space = this.spaces.get(ks.toString('latin1'));
-    space?.delete(key.toString('latin1'));
-    if (space?.size === 0) this.spaces.delete(ks.toString('latin1'));
-  }
-
-  deleteKeyspace(ks: Buffer): void {
-    this.spaces.delete(ks.toString('latin1'));
-  }
-
-  private space(ks: Buffer): Map<string, bigint> {
-    let space = this.spaces.get(ks.toString('latin1'));
-    if (space === undefined) this.spaces.set(ks.toString('latin1'), (space = new Map()));
-    return space;
+  apply(op: Op): void {
+    const ks = op.ks.toString('latin1');
+    if (op.kind === 'deleteKeyspace' || op.kind === 'create') {
+      this.spaces.delete(ks);
+      if (op.kind === 'create') this.operators.set(ks, op.operator);
+      else this.operators.delete(ks);
+      return;
+    }
+    const key = op.key.toString('latin1');
+    let space = this.spaces.get(ks);
+    if (op.kind === 'deleteKey') {
+      space?.delete(key);
+      if (space?.size === 0) this.spaces.delete(ks);
+      return;
+    }
+    if (op.kind === 'write' && op.value === 0n) return;
+    if (space === undefined) this.spaces.set(ks, (space = new Map()));
+    const old = space.get(key);
+    const operator = this.operators.get(ks) ?? Operator.sum;
+    let next = op.value;
+    if (op.kind === 'write' && old !== undefined) {
+      if (operator === Operator.sum) next = old + op.value;
+      else if (operator === Operator.max) next = old > op.value ? old : op.value;
+      else if (operator === Operator.min) next = old < op.value ? old : op.value;
+    }
+    space.set(key, next);
   }
 
   ranked(ks: Buffer): ModelEntry[] {
@@ -47,35 +61,59 @@ class OrderedModel {
   }
 }
 
-function randomBatch(rand: () => number, model: OrderedModel, keys: Buffer[]): IncrementBatch {
-  const batch = new IncrementBatch();
+function randomOps(rand: () => number, keys: Buffer[], creates: boolean): Op[] {
+  const ops: Op[] = [];
   const n = 1 + Math.floor(rand() * 40);
   for (let i = 0; i < n; i++) {
     const ks = KEYSPACES[Math.floor(rand() * KEYSPACES.length)]!;
     const key = keys[Math.floor(rand() * keys.length)]!;
     const r = rand();
-    if (r < 0.6) {
-      const delta = BigInt(Math.floor(rand() * 9) - 3);
-      batch.add(ks, key, delta);
-      model.increment(ks, key, delta);
-    } else if (r < 0.8) {
-      const count = BigInt(Math.floor(rand() * 2000) - 500);
-      batch.set(ks, key, count);
-      model.set(ks, key, count);
-    } else if (r < 0.97) {
-      batch.deleteKey(ks, key);
-      model.deleteKey(ks, key);
-    } else {
-      batch.deleteKeyspace(ks);
-      model.deleteKeyspace(ks);
-    }
+    if (r < 0.6) ops.push({ kind: 'write', ks, key, value: BigInt(Math.floor(rand() * 2000) - 500) * (rand() < 0.5 ? 1n : 0n) + BigInt(Math.floor(rand() * 9) - 3) });
+    else if (r < 0.75) ops.push({ kind: 'set', ks, key, value: BigInt(Math.floor(rand() * 2000) - 500) });
+    else if (r < 0.96) ops.push({ kind: 'deleteKey', ks, key });
+    else if (creates && r < 0.985) ops.push({ kind: 'create', ks, operator: 1 + Math.floor(rand() * 4) });
+    else ops.push({ kind: 'deleteKeyspace', ks });
+  }
+  return ops;
+}
+
+/** The ops as an IncrementBatch (the store's own summing). */
+function incrementBatch(ops: Op[], declared: ReadonlyMap<string, number>): IncrementBatch {
+  const batch = new IncrementBatch(declared);
+  for (const op of ops) {
+    if (op.kind === 'write') batch.add(op.ks, op.key, op.value);
+    else if (op.kind === 'set') batch.set(op.ks, op.key, op.value);
+    else if (op.kind === 'deleteKey') batch.deleteKey(op.ks, op.key);
+    else if (op.kind === 'deleteKeyspace') batch.deleteKeyspace(op.ks);
+    else batch.createKeyspace(op.ks, op.operator);
   }
   return batch;
+}
+
+/** The ops as one OPS commit-log payload summed by the worker's PairSums, as the summing thread does. */
+function summedBatch(ops: Op[], declared: ReadonlyMap<string, number>): IncrementBatch {
+  const codes = { write: OP_INCREMENT, set: OP_SET, deleteKey: OP_DELETE_KEY, deleteKeyspace: OP_DELETE_KEYSPACE, create: OP_CREATE_KEYSPACE };
+  const payload = Buffer.alloc(ops.length * 64);
+  let p = 0;
+  for (const op of ops) {
+    const value = op.kind === 'write' || op.kind === 'set' ? op.value : op.kind === 'create' ? BigInt(op.operator) : 0n;
+    if (op.kind === 'write' && op.value === 0n) continue; // the writer logs no increment of 0
+    const key = op.kind === 'deleteKeyspace' || op.kind === 'create' ? Buffer.alloc(0) : op.key;
+    const names = Buffer.concat([op.ks, key]);
+    p = writeOpEntry(payload, p, codes[op.kind], value, names, 0, op.ks.length, op.ks.length, key.length);
+  }
+  const table = new PairSums(declared);
+  if (p > 0) table.addOps(payload.subarray(0, p));
+  return batchFromSummed(table.toSummed());
 }
 
 async function compare(store: Store, model: OrderedModel): Promise<void> {
   const expected = [...model.spaces.keys()].sort().map((k) => [Buffer.from(k, 'latin1'), model.spaces.get(k)!.size]);
   assert.deepEqual((await store.keyspaces()).map((k) => [k.name, k.size]), expected);
+  assert.deepEqual(
+    store.declaredKeyspaces().map((d) => [d.name.toString('latin1'), d.operator]),
+    [...model.operators].sort((a, b) => Buffer.compare(Buffer.from(a[0], 'latin1'), Buffer.from(b[0], 'latin1'))),
+  );
   for (const ks of KEYSPACES) {
     const ranked = model.ranked(ks);
     const got: ModelEntry[] = [];
@@ -92,11 +130,14 @@ describe('Store: sets and deletes against an in-order model (seeded)', function 
   const dirs: string[] = [];
   after(() => dirs.forEach(removeDir));
 
-  const variants = [
+  const variants: Array<{ seed: number; label: string; countCacheBytes?: number; overlap?: boolean; creates?: boolean; summed?: boolean }> = [
     { seed: 11, label: 'default caches' },
     { seed: 12, countCacheBytes: 0, label: 'no count cache' },
     { seed: 13, overlap: true, label: 'overlapped applies' },
     { seed: 14, overlap: true, countCacheBytes: 0, label: 'overlapped applies, no count cache' },
+    { seed: 15, creates: true, label: 'keyspaces created with sum, max, min and set' },
+    { seed: 16, creates: true, summed: true, label: 'keyspaces created with every operator, summed by PairSums from OPS payloads' },
+    { seed: 17, creates: true, summed: true, overlap: true, label: 'every operator, PairSums, overlapped applies' },
   ];
   for (const v of variants) {
     it(`seed ${v.seed}: ${v.label}; reopened at the end`, async () => {
@@ -107,11 +148,23 @@ describe('Store: sets and deletes against an in-order model (seeded)', function 
       const model = new OrderedModel();
       let store = await Store.open({ location: dir, sizes, rankFenceSize: 4, countCacheBytes: v.countCacheBytes });
       for (let round = 0; round < 60; round++) {
+        // Batches summed with the operators the store has when they are built (the worker's settings barrier).
+        const next = (): IncrementBatch => {
+          const ops = randomOps(rand, keys, v.creates === true);
+          for (const op of ops) model.apply(op);
+          return v.summed === true ? summedBatch(ops, store.operators()) : incrementBatch(ops, store.operators());
+        };
         if (v.overlap === true) {
-          const batches = [0, 1, 2].map(() => randomBatch(rand, model, keys));
-          await Promise.all(batches.map((b) => store.apply(b)));
+          const applies: Array<Promise<unknown>> = [];
+          for (let i = 0; i < 3; i++) {
+            const batch = next();
+            const applying = store.apply(batch);
+            applies.push(applying);
+            if (batch.hasLifecycleOps) await applying;
+          }
+          await Promise.all(applies);
         } else {
-          await store.apply(randomBatch(rand, model, keys));
+          await store.apply(next());
         }
         await compare(store, model);
       }

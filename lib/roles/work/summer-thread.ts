@@ -65,7 +65,7 @@ async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfe
   if (req.op === 'begin') {
     session = req.session;
     sizes = req.sizes;
-    batch = new PairSums();
+    batch = new PairSums(new Map(req.declared));
     return { reply: { id: req.id, ok: true, session, op: 'begin' }, transfer: [] };
   }
   if (req.session !== session || sizes === undefined) throw new Error(`session ${req.session} is not the thread's (${session})`);
