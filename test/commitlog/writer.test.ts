@@ -111,7 +111,8 @@ describe('commit log: writer', () => {
       frames += 10;
     }
     await w.close();
-    const logs = await readAll(dir);
+    // The log claimed ahead for the next use is released unused.
+    const logs = (await readAll(dir)).filter((l) => l.records.length > 0);
     assert.ok(logs.length >= 2, `pool grew to ${logs.length} logs`);
     for (const l of logs) {
       assert.deepEqual(l.problems, []);
@@ -188,6 +189,9 @@ describe('commit log: writer', () => {
   it('queues overlapping appends: all resolve, in order, one write and one fdatasync each', async () => {
     const ops = new FaultFileOps();
     const w = await open({ fileOps: ops });
+    // The first append of a use writes its header with it: still one write.
+    await w.append(taggedBatch('first', 1), 1);
+    await waitFor('the next log to be claimed ahead', () => locksIn(dir).length === 2);
     const writes = ops.count('pwritev');
     const syncs = ops.count('fdatasync');
     await Promise.all(Array.from({ length: 20 }, (_, i) => w.append(taggedBatch(`q${i}`, 2), 2)));
@@ -196,7 +200,7 @@ describe('commit log: writer', () => {
     await w.close();
     assert.deepEqual(
       keysInOrder(await readAll(dir)),
-      Array.from({ length: 20 }, (_, i) => [`q${i}-0`, `q${i}-1`]).flat(),
+      ['first-0', ...Array.from({ length: 20 }, (_, i) => [`q${i}-0`, `q${i}-1`]).flat()],
     );
   });
 
@@ -206,9 +210,9 @@ describe('commit log: writer', () => {
     await w.append(taggedBatch('ok', 2), 2);
     ops.fail('fdatasync', 'EIO');
     await assert.rejects(w.append(taggedBatch('lost', 3), 3), (err) => isCountdError(err, 'COUNTD_IO_ERROR'));
-    // The failed log was handed over with its acknowledged batch only.
+    // The failed log is handed over (in the background) with its acknowledged batch only.
     const first = path.join(dir, logName(0));
-    assert.equal(modeOf(first), 0o400);
+    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
     const c = await readLogFile(first, sizes);
     assert.deepEqual(c.problems, []);
     assert.equal(c.sealed, true);
@@ -226,8 +230,8 @@ describe('commit log: writer', () => {
     const w = await open({ fileOps: ops });
     ops.fail('pwritev', 'ENOSPC');
     await assert.rejects(w.append(taggedBatch('a', 1), 1), (err) => isCountdError(err, 'COUNTD_NO_SPACE'));
+    await waitFor('log 0 released', () => !locksIn(dir).includes(0));
     assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
-    assert.ok(!locksIn(dir).includes(0));
     await w.append(taggedBatch('b', 1), 1);
     await w.close();
     assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
@@ -249,8 +253,9 @@ describe('commit log: writer', () => {
       await w.append(taggedBatch('b', 2), 2);
       ops.stall('fdatasync');
       let settled = false;
+      const syncs = ops.count('fdatasync');
       void w.append(taggedBatch('c', 4), 4).finally(() => (settled = true));
-      await waitFor('the write to be issued', () => ops.count('fdatasync') >= 4);
+      await waitFor('the write to be issued', () => ops.count('fdatasync') > syncs);
       assert.equal(settled, false);
       ops.powerLoss(keep);
       const c = await readLogFile(path.join(sub, logName(0)), sizes);

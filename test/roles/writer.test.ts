@@ -386,8 +386,8 @@ describe('countd-write server', function () {
       const fileOps: FileOps = {
         ...realFileOps,
         pwritev: async (fd, buffers, position) => {
-          // The first BATCH record (record header + entries); headers and SEALs are one buffer.
-          if (buffers.length === 2 && appending !== null) {
+          // The first BATCH record (log header with record header + entries); SEALs are one buffer.
+          if (buffers.length >= 2 && appending !== null) {
             appending();
             appending = null;
             holdNextSync = true;

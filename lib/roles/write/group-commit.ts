@@ -25,7 +25,7 @@ import type { Logger } from '../../util/log.js';
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
   readonly maxBatchBytes: number;
-  append(entries: Buffer, count: number): Promise<void>;
+  append(entries: Buffer, count: number, inline?: boolean): Promise<void>;
 }
 
 /** What a batch needs from a connection. */
@@ -38,8 +38,12 @@ export interface BatchMember {
   waitingRoom: boolean;
   /** `frames` of this member are durable, in order; returns how many WINs it sent. */
   durable(frames: number): number;
-  /** `frames` of this member could not be made durable (err says why); returns how many ERRs it sent. */
-  failed(frames: number, err: unknown): number;
+  /**
+   * `frames` of this member could not be made durable (err says why); returns
+   * how many ERRs it sent. `answer` false: their outcome is unknown (they may
+   * be applied), so the member closes without answering them.
+   */
+  failed(frames: number, err: unknown, answer: boolean): number;
   /** The current batch has room again (after waitForRoom). */
   roomAvailable(): void;
 }
@@ -74,6 +78,7 @@ class Batch {
 }
 
 const NO_APPEND = Promise.resolve();
+const INLINE_MAX_MEMBERS = Number(process.env.COUNTD_WRITE_INLINE_MAX ?? 1);
 
 export class GroupCommit {
   private readonly log: CommitLogSink;
@@ -184,7 +189,7 @@ export class GroupCommit {
     } else {
       this.startedAt = performance.now();
       try {
-        appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries);
+        appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries, this.inline(b));
       } catch (err) {
         appended = Promise.reject(err);
       }
@@ -217,8 +222,20 @@ export class GroupCommit {
     b.reset();
     this.inflight = null;
     this.acking = members;
-    this.start();
-    queueMicrotask(this.deliverBound);
+    if (this.current.entries > 0 && this.inline(this.current)) {
+      // The next commit blocks this thread: answer first.
+      this.deliver();
+    } else {
+      this.start();
+      queueMicrotask(this.deliverBound);
+    }
+  }
+
+  private inline(b: Batch): boolean {
+    const mode = process.env.COUNTD_WRITE_INLINE ?? 'auto';
+    if (mode === 'always') return true;
+    if (mode === 'never') return false;
+    return b.members.length <= INLINE_MAX_MEMBERS;
   }
 
   /** Send the WINs of the batch done() took apart. */
@@ -258,10 +275,17 @@ export class GroupCommit {
     }
     b.reset();
     this.inflight = null;
-    for (let i = 0; i < members.length; i++) failed += members[i]!.failed(counts[i]!, err);
+    // A failed commit that could not be cut off may still be applied: no ERR then.
+    const answer = (err as { outcomeUnknown?: boolean } | null)?.outcomeUnknown !== true;
+    let unanswered = 0;
+    for (let i = 0; i < members.length; i++) {
+      failed += members[i]!.failed(counts[i]!, err, answer);
+      if (!answer) unanswered += counts[i]!;
+    }
     members.length = 0;
     this.spareMembers = members;
     if (failed > 0) metrics.framesFailed.inc(failed);
+    if (unanswered > 0) metrics.framesUnanswered.inc(unanswered);
     this.start();
     this.schedule();
     this.notifyIdle();
