@@ -6,6 +6,7 @@ import { lockName, logName, ownerName, parsePoolName } from '../../lib/commitlog
 import { HEADER_SIZE, RECORD_HEADER_SIZE, SEAL_RECORD_SIZE } from '../../lib/commitlog/format.js';
 import { LogContents, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
 import { CommitLogWriter, CommitLogWriterOptions } from '../../lib/commitlog/writer.js';
+import { metrics } from '../../lib/metrics.js';
 import { FaultFileOps } from './fault-fileops.js';
 import { decode, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
 
@@ -235,6 +236,88 @@ describe('commit log: writer', () => {
     await w.append(taggedBatch('b', 1), 1);
     await w.close();
     assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
+  });
+
+  it('a failed fdatasync whose SEAL write fails too: the SEAL is retried before the append rejects, and the failed batch is cut off', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    await w.append(taggedBatch('ok', 2), 2);
+    ops.fail('fdatasync', 'EIO');
+    // Once the batch is written and its fdatasync failed: the first SEAL over it fails too.
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/ });
+    const err = await w.append(taggedBatch('lost', 3), 3).then(
+      () => assert.fail('the append must reject'),
+      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+    );
+    assert.equal(err.code, 'COUNTD_IO_ERROR');
+    assert.notEqual(err.outcomeUnknown, true, 'cut off: ERR may be answered');
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+    const c = await readLogFile(first, sizes);
+    assert.equal(c.sealed, true);
+    assert.deepEqual(keysInOrder([c]), ['ok-0', 'ok-1'], 'the failed batch reached the file but is cut off');
+  });
+
+  it('a failed batch that cannot be cut off (every SEAL write fails) rejects with outcomeUnknown: its frames may be applied, so no ERR', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    await w.append(taggedBatch('ok', 2), 2);
+    ops.fail('fdatasync', 'EIO');
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/, times: Infinity });
+    const err = await w.append(taggedBatch('maybe', 3), 3).then(
+      () => assert.fail('the append must reject'),
+      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+    );
+    assert.equal(err.code, 'COUNTD_IO_ERROR');
+    assert.equal(err.outcomeUnknown, true);
+    ops.clearFaults();
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+    // What reached the file is applied, once: here the batch did.
+    assert.deepEqual(keysInOrder([await readLogFile(first, sizes)]), ['ok-0', 'ok-1', 'maybe-0', 'maybe-1', 'maybe-2']);
+    await w.append(taggedBatch('next', 1), 1);
+  });
+
+  it('the first append of a use fails and its SEAL fails: the header is cleared, so the log released clean holds no readable record', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    ops.fail('fdatasync', 'EIO');
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/ }); // the cut's header + SEAL
+    const err = await w.append(taggedBatch('a', 1), 1).then(
+      () => assert.fail('the append must reject'),
+      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+    );
+    assert.equal(err.code, 'COUNTD_IO_ERROR');
+    assert.notEqual(err.outcomeUnknown, true);
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 released', () => !locksIn(dir).includes(0));
+    assert.equal(modeOf(first), 0o200, 'released clean');
+    const c = await readLogFile(first, sizes);
+    // Stale-lock recovery turns a clean log dirty only if it holds a valid
+    // record of its header's generation: there is no header left to match.
+    assert.equal(c.header, null);
+    assert.deepEqual(c.records, []);
+    assert.deepEqual(c.problems, []);
+    await w.append(taggedBatch('b', 1), 1);
+    await w.close();
+    assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
+  });
+
+  it('a hand-over whose chmod or fsync fails is retried until it succeeds: the log ends dirty and unlocked', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops, handoverMs: 20 });
+    const failuresBefore = (await metrics.handoverFailures.get()).values[0]?.value ?? 0;
+    await w.append(taggedBatch('h', 2), 2);
+    ops.fail('chmod', 'EIO', { path: /0000000000$/ });
+    ops.fail('fsync', 'EIO', { path: /0000000000$/ });
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 handed over after retries', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+    assert.equal(ops.injected.filter((f) => f.op === 'chmod' || f.op === 'fsync').length, 2, 'both faults hit the hand-over');
+    assert.equal(((await metrics.handoverFailures.get()).values[0]?.value ?? 0) - failuresBefore, 2);
+    assert.equal((await metrics.handoversPending.get()).values[0]?.value ?? 0, 0);
+    const c = await readLogFile(first, sizes);
+    assert.equal(c.sealed, true);
+    assert.deepEqual(keysInOrder([c]), ['h-0', 'h-1']);
   });
 
   it('a pool that cannot grow (ENOSPC while preallocating) fails with COUNTD_NO_SPACE and leaves no temp file', async () => {
