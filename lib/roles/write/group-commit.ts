@@ -21,6 +21,7 @@ import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import type { Logger } from '../../util/log.js';
+import type { CommitTrace } from './trace.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -57,6 +58,8 @@ class Batch {
   entries = 0;
   /** Frames in the batch, entries or not. */
   frames = 0;
+  /** When its first frame was added (performance.now(); tracing only). */
+  firstAt = 0;
   /** Members with at least one frame here, each once (its slotFrames[slot] went 0 → 1). */
   members: BatchMember[] = [];
   /** Owner and end offset of each entry, to remove a failed member's entries. */
@@ -100,11 +103,14 @@ export class GroupCommit {
   private readonly doneBound = (): void => this.done();
   private readonly deliverBound = (): void => this.deliver();
   private readonly failBound = (err: unknown): void => this.fail(err);
+  private readonly trace: CommitTrace | null;
+  private durableAt = 0;
 
-  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger) {
+  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null) {
     this.log = log;
     this.sizes = sizes;
     this.logger = logger;
+    this.trace = trace;
     const size = log.maxBatchBytes;
     const largest = entrySize(sizes.keyspaceSize, sizes.keySize);
     if (!(size >= largest)) {
@@ -157,6 +163,7 @@ export class GroupCommit {
   }
 
   private count(member: BatchMember, b: Batch): void {
+    if (b.frames === 0 && this.trace !== null) b.firstAt = performance.now();
     if (member.slotFrames[b.slot]++ === 0) b.members.push(member);
     b.frames++;
   }
@@ -188,6 +195,7 @@ export class GroupCommit {
       appended = NO_APPEND;
     } else {
       this.startedAt = performance.now();
+      this.trace?.since('wait', b.firstAt);
       try {
         appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries, this.inline(b));
       } catch (err) {
@@ -206,7 +214,13 @@ export class GroupCommit {
    */
   private done(): void {
     const b = this.inflight!;
-    if (b.entries > 0) metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
+    if (b.entries > 0) {
+      metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
+      if (this.trace !== null) {
+        this.trace.since('commit', this.startedAt);
+        this.durableAt = performance.now();
+      }
+    }
     metrics.groupCommitFrames.observe(b.frames);
     // Take the batch's members and counts out before the batch is reused.
     const members = b.members;
@@ -248,6 +262,10 @@ export class GroupCommit {
     members.length = 0;
     this.spareMembers = members;
     if (acked > 0) metrics.framesAcked.inc(acked);
+    if (this.trace !== null && this.durableAt > 0) {
+      this.trace.since('reply', this.durableAt);
+      this.durableAt = 0;
+    }
     this.schedule();
     this.notifyIdle();
   }
