@@ -3,8 +3,9 @@
 // (docs/commit-log-format.md, "Writing a log").
 //
 // A writer process is one stream: its frames are numbered from 0 across all
-// the logs it fills. It fills one log at a time and keeps the next one
-// claimed ("spare"), so that moving to a new log costs an append nothing:
+// the logs it fills. It fills one log at a time and claims the next one
+// ("spare") once the current one is half full or half-way to its hand-over
+// by time, so that moving to a new log costs an append nothing:
 // the new use's header goes out with its first record, under the same
 // fdatasync. It stops using a log when the next batch does not fit, when the
 // log has held records for `handoverMs`, and at close(); the hand-over (SEAL,
@@ -105,6 +106,7 @@ export class CommitLogWriter {
   private nextSeq = 0n;
   private tail: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  private spareTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   private constructor(pool: CommitLogPool, options: Required<Pick<CommitLogWriterOptions, 'logSize' | 'handoverMs'>> & CommitLogWriterOptions) {
@@ -208,6 +210,8 @@ export class CommitLogWriter {
     log.frames += count;
     this.nextSeq += BigInt(count);
     if (log.records === 1) this.armTimer(log);
+    // Half full: claim the next log now, so that it is ready when this one is.
+    if ((log.offset - HEADER_SIZE) * 2 >= log.size - HEADER_SIZE) this.refillSpare();
   }
 
   /** The append to `log` failed: cut its record off, retire the log, and say what the caller may answer. */
@@ -247,7 +251,6 @@ export class CommitLogWriter {
       openedAt: Date.now(),
     });
     this.current = { ...claimed, generation, header, offset: HEADER_SIZE, records: 0, frames: 0 };
-    this.refillSpare();
     return this.current;
   }
 
@@ -317,19 +320,25 @@ export class CommitLogWriter {
 
   private armTimer(log: CurrentLog): void {
     this.clearTimer();
+    // Half-way to the hand-over by time: claim the next log.
+    this.spareTimer = setTimeout(() => this.refillSpare(), this.handoverMs / 2);
+    this.spareTimer.unref();
     this.timer = setTimeout(() => {
       this.timer = null;
       // Through the queue, so never while an append is in flight.
       void this.enqueue(async () => {
         if (this.current !== log || this.closed) return;
         this.retire(log, 'time');
-        this.refillSpare();
       });
     }, this.handoverMs);
     this.timer.unref();
   }
 
   private clearTimer(): void {
+    if (this.spareTimer) {
+      clearTimeout(this.spareTimer);
+      this.spareTimer = null;
+    }
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
