@@ -12,7 +12,7 @@ import { killAll } from './lib/cleanup.js';
 import { cpuSnapshot, formatMachineFacts, machineFacts, otherCpuCores } from './lib/machine.js';
 import { findRedisServer } from './lib/redis.js';
 import { textTable, writeSection } from './lib/report.js';
-import { floorLine, runSweep, sweepMarkdown, sweepTable, sweepTargets } from './lib/sweep.js';
+import { floorLine, parsePoints, runSweep, sweepMarkdown, sweepTable, sweepTargets } from './lib/sweep.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BENCHMARKS_MD = path.resolve(HERE, '../../BENCHMARKS.md');
@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     options: {
       seconds: { type: 'string', default: '5' },
       repeat: { type: 'string', default: '3' },
+      points: { type: 'string', default: '1x1,2x1,8x1,50x1,50x16' },
       'no-write': { type: 'boolean', default: false },
       output: { type: 'string', default: BENCHMARKS_MD },
       'countd-arg': { type: 'string', multiple: true, default: [] },
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    say(`Usage: npm run bench:sweep -- [--seconds N (5)] [--repeat N (3)] [--no-write] [--output FILE] [--countd-arg ARG]...`);
+    say(`Usage: npm run bench:sweep -- [--seconds N (5)] [--repeat N (3)] [--points 1x1,2x1,8x1,50x1,50x16] [--no-write] [--output FILE] [--countd-arg ARG]...`);
     return;
   }
   const seconds = Number(values.seconds);
@@ -47,7 +48,8 @@ async function main(): Promise<void> {
   for (const f of facts) say(f);
   const started = new Date();
   const cpu0 = cpuSnapshot();
-  const result = await runSweep({ seconds, repeat, redisBinary, countdArgs: values['countd-arg'] as string[], log: say });
+  const points = parsePoints(values.points as string);
+  const result = await runSweep({ points, seconds, repeat, redisBinary, countdArgs: values['countd-arg'] as string[], log: say });
   const other = otherCpuCores(cpu0, cpuSnapshot());
   facts.push(`Other work on the machine during the run: ${other.toFixed(2)} cores on average (busy CPU from /proc/stat minus this benchmark's processes)`);
   say('');

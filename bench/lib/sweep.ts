@@ -29,6 +29,8 @@ export const SWEEP_POINTS: readonly SweepPoint[] = [
 ];
 
 export interface SweepSettings {
+  /** The points to run; default SWEEP_POINTS. */
+  points?: readonly SweepPoint[];
   /** Measuring window of each point, seconds. */
   seconds: number;
   /** Runs of each point (and of the floor). */
@@ -39,6 +41,7 @@ export interface SweepSettings {
 }
 
 export interface SweepResult {
+  points: readonly SweepPoint[];
   floor: FloorResult[];
   /** Per point, the runs of each system. */
   countd: LatencyLoadResult[][];
@@ -49,7 +52,8 @@ const SWEEP_PHASE = 3;
 
 export async function runSweep(s: SweepSettings): Promise<SweepResult> {
   const keys = new KeySet({ keys: 1_000_000, keyspaces: 1000, distribution: 'uniform' });
-  const result: SweepResult = { floor: [], countd: SWEEP_POINTS.map(() => []), redis: SWEEP_POINTS.map(() => []) };
+  const points = s.points ?? SWEEP_POINTS;
+  const result: SweepResult = { points, floor: [], countd: points.map(() => []), redis: points.map(() => []) };
   const countd: CountdDaemon = await startCountd({ extraArgs: s.countdArgs });
   let redis: RedisServer | undefined;
   try {
@@ -58,7 +62,7 @@ export async function runSweep(s: SweepSettings): Promise<SweepResult> {
       const floor = measureFloor(os.tmpdir(), Math.min(3, s.seconds));
       result.floor.push(floor);
       s.log(`  round ${r + 1}: floor (pwrite ${floor.bytes} B + fdatasync) p50 ${us(floor.p50Us)} p99 ${us(floor.p99Us)}, ${Math.round(floor.perSecond)}/s`);
-      for (const [i, point] of SWEEP_POINTS.entries()) {
+      for (const [i, point] of points.entries()) {
         const runCountd = async (): Promise<void> => {
           const res = await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE, point.connections, DEFAULT_FIELD_SIZES), {
             port: countd.writePort,
@@ -127,7 +131,7 @@ function ratioOf(a: number, b: number): string {
 
 /** The figures: one row per point. */
 export function sweepTable(r: SweepResult): Table {
-  const rows = SWEEP_POINTS.map((p, i) => {
+  const rows = r.points.map((p, i) => {
     const c = r.countd[i]!;
     const d = r.redis[i]!;
     const rate = (x: LatencyLoadResult[]): number[] => x.map((v) => v.perSecond);
@@ -150,7 +154,16 @@ export function sweepTable(r: SweepResult): Table {
   };
 }
 
-/** The targets of issue 22, judged on the medians. */
+/** "1x1,50x16" → points. */
+export function parsePoints(text: string): SweepPoint[] {
+  return text.split(',').map((item) => {
+    const m = /^(\d+)x(\d+)$/.exec(item.trim());
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`a point is CONNECTIONSxINFLIGHT, e.g. 8x1; got ${item}`);
+    return { connections: Number(m[1]), inFlight: Number(m[2]) };
+  });
+}
+
+/** The targets of issue 22, judged on the medians (the single-client ones need the point 1 × 1 first). */
 export function sweepTargets(r: SweepResult): Table {
   const floorP50 = median(r.floor.map((f) => f.p50Us));
   const c1 = r.countd[0]!;
@@ -166,7 +179,7 @@ export function sweepTargets(r: SweepResult): Table {
     ['one sync client: p50 ≤ 1.3x floor', `${num(cP50)} vs 1.3 × ${num(floorP50)} = ${num(1.3 * floorP50)} µs`, verdict(cP50 <= 1.3 * floorP50)],
     ['one sync client: p99 ≤ Redis', `${num(cP99)} vs ${hasRedis ? num(dP99) : '–'} µs`, verdict(hasRedis ? cP99 <= dP99 : undefined)],
   ];
-  SWEEP_POINTS.forEach((p, i) => {
+  r.points.forEach((p, i) => {
     const c = median(r.countd[i]!.map((v) => v.perSecond));
     const d = median(r.redis[i]!.map((v) => v.perSecond));
     rows.push([`${label(p)}: throughput ≥ Redis`, hasRedis ? ratioOf(c, d) : '–', verdict(hasRedis ? c >= d : undefined)]);
