@@ -7,7 +7,8 @@
 // Latencies go into a log-scale histogram (1 µs to ~1 s, 1% wide buckets),
 // so recording one costs an array increment and percentiles are exact to 1%.
 
-import { connect, type Protocol } from './pipeline.js';
+import { LogHistogram } from '../../lib/util/histogram.js';
+import { connect, onReplies, type Protocol } from './pipeline.js';
 
 export interface LatencyLoadOptions {
   host?: string;
@@ -34,31 +35,10 @@ export interface LatencyLoadResult {
   clientCpuCores: number;
 }
 
-/** Histogram buckets: bucket b holds latencies in [GROWTH^b, GROWTH^(b+1)) µs. */
-const GROWTH = 1.01;
-const BUCKETS = Math.ceil(Math.log(1e6) / Math.log(GROWTH)) + 1;
-const LOG_GROWTH = Math.log(GROWTH);
-
-export class LatencyHistogram {
-  private readonly counts = new Float64Array(BUCKETS);
-  total = 0;
-
-  record(us: number): void {
-    const b = us <= 1 ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log(us) / LOG_GROWTH));
-    this.counts[b]!++;
-    this.total++;
-  }
-
-  /** The q-quantile (0 < q < 1), µs: the middle of its bucket. */
-  quantile(q: number): number {
-    if (this.total === 0) return NaN;
-    const rank = q * this.total;
-    let seen = 0;
-    for (let b = 0; b < BUCKETS; b++) {
-      seen += this.counts[b]!;
-      if (seen >= rank) return GROWTH ** (b + 0.5);
-    }
-    return GROWTH ** BUCKETS;
+/** Latencies in µs, 1% buckets up to 1 s. */
+export class LatencyHistogram extends LogHistogram {
+  constructor() {
+    super(1.01, 1e6);
   }
 }
 
@@ -104,15 +84,7 @@ export async function runLatencyLoad(protocol: Protocol, options: LatencyLoadOpt
       outstanding[conn]! += n;
       socket.write(protocol.encode(conn, n));
     };
-    socket.on('data', (chunk: Buffer) => {
-      let n: number;
-      try {
-        n = count(chunk);
-      } catch (err) {
-        abort(err as Error);
-        return;
-      }
-      if (n === 0) return;
+    onReplies(socket, count, abort, (n) => {
       const now = performance.now();
       for (let i = 0; i < n; i++) {
         if (measuring) histogram.record((now - sentAt[head]!) * 1000);

@@ -14,44 +14,16 @@
 // hot path then takes no timestamps.
 
 import type { FileOps } from '../../commitlog/fileops.js';
+import { LogHistogram } from '../../util/histogram.js';
 import type { Logger } from '../../util/log.js';
 
 const TRACE_INTERVAL_MS = 2000;
-const GROWTH = 1.02;
-const LOG_GROWTH = Math.log(GROWTH);
-const BUCKETS = Math.ceil(Math.log(1e7) / LOG_GROWTH) + 1;
-
 export const PHASES = ['wait', 'write', 'sync', 'commit', 'reply'] as const;
 export type Phase = (typeof PHASES)[number];
 
-/** Log-scale histogram of µs values (2% buckets). */
-class Histogram {
-  readonly counts = new Float64Array(BUCKETS);
-  total = 0;
-
-  record(us: number): void {
-    const b = us <= 1 ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log(us) / LOG_GROWTH));
-    this.counts[b]!++;
-    this.total++;
-  }
-
-  quantile(q: number): number {
-    let seen = 0;
-    for (let b = 0; b < BUCKETS; b++) {
-      seen += this.counts[b]!;
-      if (seen >= q * this.total && seen > 0) return Math.round(GROWTH ** (b + 0.5));
-    }
-    return NaN;
-  }
-
-  reset(): void {
-    this.counts.fill(0);
-    this.total = 0;
-  }
-}
-
 export class CommitTrace {
-  private readonly phases = new Map<Phase, Histogram>(PHASES.map((p) => [p, new Histogram()]));
+  // 2% buckets up to 10 s.
+  private readonly phases = new Map<Phase, LogHistogram>(PHASES.map((p) => [p, new LogHistogram(1.02, 1e7)]));
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly logger: Logger) {
@@ -70,8 +42,8 @@ export class CommitTrace {
     if (commits === 0) return;
     const fields: Record<string, number> = { commits };
     for (const [name, h] of this.phases) {
-      fields[`${name}P50us`] = h.quantile(0.5);
-      fields[`${name}P99us`] = h.quantile(0.99);
+      fields[`${name}P50us`] = Math.round(h.quantile(0.5));
+      fields[`${name}P99us`] = Math.round(h.quantile(0.99));
       h.reset();
     }
     this.logger.info('commit phases', fields);
