@@ -136,11 +136,11 @@ export class HandOvers {
     let failures = 0;
     for (;;) {
       try {
-        // The chmod is repeated on every attempt so that the fsync after it
-        // has the mode to write even if an earlier failed fsync dropped it.
-        await this.ops.chmod(log.path, log.dirty ? MODE_DIRTY : MODE_CLEAN);
-        if (log.dirty) await this.ops.fsync(log.fd);
         if (!closed) {
+          // The chmod is repeated on every attempt so that the fsync after it
+          // has the mode to write even if an earlier failed fsync dropped it.
+          await this.ops.chmod(log.path, log.dirty ? MODE_DIRTY : MODE_CLEAN);
+          if (log.dirty) await this.ops.fsync(log.fd);
           closed = true;
           await this.ops.close(log.fd).catch(() => {}); // Linux frees the fd even when close fails
         }

@@ -302,17 +302,18 @@ describe('commit log: writer', () => {
     assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
   });
 
-  it('a hand-over whose chmod or fsync fails is retried until it succeeds: the log ends dirty and unlocked', async () => {
+  it('a hand-over whose chmod, fsync or unlock fails is retried until it succeeds: the log ends dirty and unlocked', async () => {
     const ops = new FaultFileOps();
     const w = await open({ fileOps: ops, handoverMs: 20 });
     const failuresBefore = (await metrics.handoverFailures.get()).values[0]?.value ?? 0;
     await w.append(taggedBatch('h', 2), 2);
-    ops.fail('chmod', 'EIO', { path: /0000000000$/ });
-    ops.fail('fsync', 'EIO', { path: /0000000000$/ });
+    ops.fail('chmod', 'EIO', { path: /\/0000000000$/ });
+    ops.fail('fsync', 'EIO', { path: /\/0000000000$/ });
+    ops.fail('unlink', 'EIO', { path: /lock-0000000000$/ });
     const first = path.join(dir, logName(0));
     await waitFor('log 0 handed over after retries', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
-    assert.equal(ops.injected.filter((f) => f.op === 'chmod' || f.op === 'fsync').length, 2, 'both faults hit the hand-over');
-    assert.equal(((await metrics.handoverFailures.get()).values[0]?.value ?? 0) - failuresBefore, 2);
+    assert.deepEqual(ops.injected.map((f) => f.op), ['chmod', 'fsync', 'unlink'], 'each fault hit the hand-over once');
+    assert.equal(((await metrics.handoverFailures.get()).values[0]?.value ?? 0) - failuresBefore, 3);
     assert.equal((await metrics.handoversPending.get()).values[0]?.value ?? 0, 0);
     const c = await readLogFile(first, sizes);
     assert.equal(c.sealed, true);
