@@ -29,6 +29,12 @@ export const metrics = {
   }),
   writeConnections: new Gauge({ name: 'countd_write_connections', help: 'Open write connections', registers: [registry] }),
   dirtyBacklogLogs: new Gauge({ name: 'countd_worker_backlog_logs', help: 'Dirty commit logs waiting to be applied', registers: [registry] }),
+  quarantinedLogs: new Gauge({
+    name: 'countd_worker_quarantined_logs',
+    help: 'Commit logs quarantined: header not verifiable, records salvaged, kept until an operator releases them',
+    registers: [registry],
+  }),
+  framesSalvaged: new Counter({ name: 'countd_worker_frames_salvaged_total', help: 'Frames applied from commit logs whose header could not be verified', registers: [registry] }),
   framesApplied: new Counter({ name: 'countd_worker_frames_applied_total', help: 'Frames applied to the database', registers: [registry] }),
   logsApplied: new Counter({ name: 'countd_worker_logs_applied_total', help: 'Commit logs applied and marked clean', registers: [registry] }),
   applySeconds: new Histogram({ name: 'countd_worker_apply_seconds', help: 'Latency of applying one batch of logs', buckets: latencyBuckets, registers: [registry] }),

@@ -18,7 +18,6 @@ import { translateFsError } from '../errors.js';
 import { metrics } from '../metrics.js';
 import type { Logger } from '../util/log.js';
 import { type FileOps, pwriteAll } from './fileops.js';
-import { HEADER_SIZE } from './format.js';
 import { unlock } from './locks.js';
 import { MODE_CLEAN, MODE_DIRTY } from './pool.js';
 
@@ -27,7 +26,6 @@ export const HANDOVER_RETRY_MS = 100;
 export const HANDOVER_RETRY_MAX_MS = 5000;
 /** A cut is tried this many times, after these pauses, before the outcome is declared unknown. */
 const CUT_PAUSES_MS = [0, 10, 100];
-const ZERO_HEADER = Buffer.alloc(HEADER_SIZE);
 
 /** A log being retired. */
 export interface RetiringLog {
@@ -49,27 +47,23 @@ export interface FailedLog {
   fd: number;
   /** Where the failed record starts. */
   offset: number;
-  /** Acknowledged records of this use before the failed one. */
-  records: number;
   /** The header of this use, when it was to be written with the failed record (else null: it is durable). */
   header: Buffer | null;
 }
 
 /**
- * Make the record of a failed append unreadable, durably. Returns true once
- * done, false when every attempt failed (then the record may be applied).
+ * Make the record of a failed append unreadable, durably: write a SEAL of
+ * this generation over the failed record's offset (with the header of this
+ * use, if it was to go out with the failed record) and fdatasync; try
+ * CUT_PAUSES_MS.length times. Returns true once done, false when every
+ * attempt failed (then the record may be applied).
  *
- * The reader (reader.ts) accepts a record only when its CRC matches, its
- * generation is the header's and no SEAL precedes it. So either of these,
- * once fdatasynced, cuts the failed record off for every later reader,
- * recovery included:
- *   1. a SEAL of this generation written over the failed record's offset
- *      (with the header of this use, if it was pending: else the SEAL could
- *      be of a generation the file does not show);
- *   2. if no record of this use was acknowledged, a zero header: the log
- *      then reads as never used, with no records at all.
- * They touch different blocks of the file (offset 0 and offset ≥ 4096), so
- * the second can succeed where the first keeps failing.
+ * Why that is enough (docs/commit-log-format.md, section 5): the reader
+ * (reader.ts) returns a record only when its CRC matches, its generation is
+ * the header's, and no SEAL of that use precedes it; the salvage of a log
+ * whose header breaks later takes the use of the record at 4096 and also
+ * stops at its SEAL. Once the SEAL is durable, nothing at or after the
+ * failed record's offset is ever read again.
  */
 export async function cutFailedRecord(ops: FileOps, log: FailedLog, seal: Buffer, logger: Logger): Promise<boolean> {
   for (const pause of CUT_PAUSES_MS) {
@@ -81,14 +75,6 @@ export async function cutFailedRecord(ops: FileOps, log: FailedLog, seal: Buffer
       return true;
     } catch (err) {
       logger.warn('could not seal a commit log over a failed record', { index: log.index, error: translateFsError(err, 'seal').message });
-    }
-    if (log.records > 0) continue;
-    try {
-      await pwriteAll(ops, log.fd, [ZERO_HEADER], 0);
-      await ops.fdatasync(log.fd);
-      return true;
-    } catch (err) {
-      logger.warn('could not clear the header of a commit log with a failed record', { index: log.index, error: translateFsError(err, 'clear header').message });
     }
   }
   return false;

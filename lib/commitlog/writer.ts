@@ -64,7 +64,7 @@ export interface CommitLogWriterOptions {
   logger?: Logger;
 }
 
-/** A log claimed for this writer (locked, its lock link durable, open), before its use starts. */
+/** A log claimed for this writer (locked, its lock link durable, a placeholder header durable, open), before its use starts. */
 interface ClaimedLog {
   index: number;
   path: string;
@@ -291,6 +291,23 @@ export class CommitLogWriter {
       // clean (0200) log without its lock looks free and would be refilled,
       // losing acknowledged frames (test/crash/power-loss.test.ts).
       await this.ops.fsyncDir(this.pool.dir);
+      // A header of its own, with no record, before the use that will write
+      // its real header with its first record: until then the log holds
+      // nothing readable (the earlier use's records are of another
+      // generation), and a first record that reaches the disk without its
+      // header is never read against a zero header (which the worker would
+      // take for damage and quarantine; docs/commit-log-format.md 6a).
+      const placeholder = encodeHeader({
+        version: LOG_FORMAT_VERSION,
+        keyspaceSize: this.sizes.keyspaceSize,
+        keySize: this.sizes.keySize,
+        generation: randomBytes(8).readBigUInt64LE(0),
+        streamId: 0n,
+        firstSeq: 0n,
+        openedAt: Date.now(),
+      });
+      await pwriteAll(this.ops, fd, [placeholder], 0);
+      await this.ops.fdatasync(fd);
       this.logger.debug('claimed commit log', { index: claimed.index });
       return { ...claimed, fd };
     } catch (err) {

@@ -277,11 +277,11 @@ describe('commit log: writer', () => {
     await w.append(taggedBatch('next', 1), 1);
   });
 
-  it('the first append of a use fails and its SEAL fails: the header is cleared, so the log released clean holds no readable record', async () => {
+  it('the first append of a use fails and its SEAL fails once: the retried SEAL cuts it off, and the log released clean holds no readable record', async () => {
     const ops = new FaultFileOps();
     const w = await open({ fileOps: ops });
     ops.fail('fdatasync', 'EIO');
-    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/ }); // the cut's header + SEAL
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/ }); // the cut's first header + SEAL
     const err = await w.append(taggedBatch('a', 1), 1).then(
       () => assert.fail('the append must reject'),
       (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
@@ -293,13 +293,30 @@ describe('commit log: writer', () => {
     assert.equal(modeOf(first), 0o200, 'released clean');
     const c = await readLogFile(first, sizes);
     // Stale-lock recovery turns a clean log dirty only if it holds a valid
-    // record of its header's generation: there is no header left to match.
-    assert.equal(c.header, null);
+    // BATCH of its header's generation: the SEAL ends the use before any.
+    assert.notEqual(c.header, null);
+    assert.equal(c.sealed, true);
     assert.deepEqual(c.records, []);
     assert.deepEqual(c.problems, []);
     await w.append(taggedBatch('b', 1), 1);
     await w.close();
     assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
+  });
+
+  it('the first append of a use fails and its SEAL always fails: no ERR (outcome unknown), and the log is handed over dirty, never released clean', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    ops.fail('fdatasync', 'EIO');
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/, times: Infinity });
+    const err = await w.append(taggedBatch('a', 1), 1).then(
+      () => assert.fail('the append must reject'),
+      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+    );
+    assert.equal(err.outcomeUnknown, true);
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 handed over', () => !locksIn(dir).includes(0));
+    assert.equal(modeOf(first), 0o400, 'dirty: the worker applies what reached it, once');
+    assert.deepEqual(keysInOrder([await readLogFile(first, sizes)]), ['a-0'], 'here the batch reached the file');
   });
 
   it('a hand-over whose chmod, fsync or unlock fails is retried until it succeeds: the log ends dirty and unlocked', async () => {
