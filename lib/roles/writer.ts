@@ -139,47 +139,9 @@ async function serve(
     },
   };
 
-  let refused = 0;
-  let lastRefusalLog = -Infinity;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-  server.on('connection', (socket) => {
-    if (connections.size >= settings.maxConnections) {
-      socket.destroy();
-      refused++;
-      const now = Date.now();
-      if (now - lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
-        // At most one line per interval: a flood of connections must not flood the log.
-        logger.warn('too many write connections; closing new ones', { limit: settings.maxConnections, refused });
-        lastRefusalLog = now;
-        refused = 0;
-      }
-      return;
-    }
-    socket.setNoDelay(true);
-    const conn = new WriteConnection(socket, ctx);
-    connections.add(conn);
-    metrics.writeConnections.inc();
-  });
-  // Idle connections are found by a sweep rather than by socket.setTimeout,
-  // which re-arms a timer on every read and write (a few percent of the CPU
-  // at full load). A connection inactive for IDLE_SWEEPS sweeps in a row,
-  // one every idleTimeoutMs / IDLE_SWEEPS, has been idle for at least
-  // idleTimeoutMs (and is closed within 1.25 × idleTimeoutMs).
-  let sweeper: NodeJS.Timeout | null = null;
-  if (settings.idleTimeoutMs > 0) {
-    sweeper = setInterval(() => {
-      for (const conn of connections) {
-        if (conn.active) {
-          conn.active = false;
-          conn.idleSweeps = 0;
-        } else if (++conn.idleSweeps >= IDLE_SWEEPS) {
-          conn.idleSweeps = 0;
-          conn.idle();
-        }
-      }
-    }, Math.max(1, Math.floor(settings.idleTimeoutMs / IDLE_SWEEPS)));
-    sweeper.unref();
-  }
+  acceptConnections(server, connections, ctx, settings.maxConnections, logger);
+  const sweeper = settings.idleTimeoutMs > 0 ? sweepIdle(connections, settings.idleTimeoutMs) : null;
   server.on('error', (err) => logger.error('write server error', { error: err.message }));
 
   await listen(server, settings.listen, settings.port);
@@ -212,6 +174,57 @@ async function serve(
     address: bound.address,
     close: () => (closing ??= close()),
   };
+}
+
+/**
+ * Take each new connection into `connections`, or close it at once when
+ * there are `maxConnections` already.
+ */
+function acceptConnections(server: net.Server, connections: Set<WriteConnection>, ctx: ConnectionContext, maxConnections: number, logger: Logger): void {
+  let refused = 0;
+  let lastRefusalLog = -Infinity;
+  server.on('connection', (socket) => {
+    if (connections.size >= maxConnections) {
+      socket.destroy();
+      refused++;
+      const now = Date.now();
+      if (now - lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
+        // At most one line per interval: a flood of connections must not flood the log.
+        logger.warn('too many write connections; closing new ones', { limit: maxConnections, refused });
+        lastRefusalLog = now;
+        refused = 0;
+      }
+      return;
+    }
+    socket.setNoDelay(true);
+    const conn = new WriteConnection(socket, ctx);
+    connections.add(conn);
+    metrics.writeConnections.inc();
+  });
+}
+
+/**
+ * Close connections idle for `idleTimeoutMs`. They are found by a sweep
+ * rather than by socket.setTimeout, which re-arms a timer on every read and
+ * write (a few percent of the CPU at full load). A connection inactive for
+ * IDLE_SWEEPS sweeps in a row, one every idleTimeoutMs / IDLE_SWEEPS, has
+ * been idle for at least idleTimeoutMs (and is closed within 1.25 ×
+ * idleTimeoutMs).
+ */
+function sweepIdle(connections: Set<WriteConnection>, idleTimeoutMs: number): NodeJS.Timeout {
+  const sweeper = setInterval(() => {
+    for (const conn of connections) {
+      if (conn.active) {
+        conn.active = false;
+        conn.idleSweeps = 0;
+      } else if (++conn.idleSweeps >= IDLE_SWEEPS) {
+        conn.idleSweeps = 0;
+        conn.idle();
+      }
+    }
+  }, Math.max(1, Math.floor(idleTimeoutMs / IDLE_SWEEPS)));
+  sweeper.unref();
+  return sweeper;
 }
 
 function listen(server: net.Server, host: string, port: number): Promise<void> {
