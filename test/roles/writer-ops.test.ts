@@ -108,7 +108,7 @@ describe('countd-write: the extended write protocol', function () {
 describe('GroupCommit: a set or delete in a batch of plain increments', () => {
   it('turns the batch into one OPS record, the increments before it first, in order', async () => {
     const appended: Array<{ entries: Buffer; count: number; type?: number }> = [];
-    const sink = { maxBatchBytes: 4096, append: async (entries: Buffer, count: number, type?: number) => void appended.push({ entries: Buffer.from(entries), count, type }) };
+    const sink = { maxBatchBytes: 4096, append: async (entries: Buffer, count: number, _inline?: boolean, type?: number) => void appended.push({ entries: Buffer.from(entries), count, type }) };
     const gc = new GroupCommit(sink, SMALL, recordingLogger([]));
     const member = { slotFrames: new Int32Array(2), failing: false, waitingRoom: false, durable: (n: number) => n, failed: (n: number) => n, roomAvailable: () => {} };
     const f1 = frame(3, 'a', 'k1');
