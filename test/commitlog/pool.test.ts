@@ -97,6 +97,29 @@ describe('commit log: pool', () => {
     await assert.rejects(pool.release(first[0]!, 'sticky' as 'clean'), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
+  it("does not claim a stream's log while an older dirty log of that stream is held elsewhere; other streams go on", async () => {
+    // One writer (one stream) fills three logs of one record each; a second writer, another stream, one log.
+    const w = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
+    for (let i = 0; i < 3; i++) await w.append(taggedBatch(`s${i}`, 150), 150);
+    await w.close();
+    await dirtyLogs(dir, 1);
+    const streamLogs = (await Promise.all([0, 1, 2, 3].map(async (i) => ({ i, h: (await readLogFile(path.join(dir, logName(i)), sizes)).header })))).filter((l) => l.h !== null);
+    const streams = new Set(streamLogs.map((l) => l.h!.streamId));
+    assert.equal(streams.size, 2, 'two streams');
+    const other = await CommitLogPool.open({ dir, sizes });
+    const pool = await CommitLogPool.open({ dir, sizes });
+    const taken = await other.claimDirty(1);
+    assert.equal(taken.length, 1);
+    const takenStream = streamLogs.find((l) => l.i === taken[0]!.index)!.h!.streamId;
+    const mine = await pool.claimDirty(10);
+    // Only logs of the other stream, or of the same stream but older than the held one (none: it took the oldest).
+    for (const log of mine) assert.notEqual(streamLogs.find((l) => l.i === log.index)!.h!.streamId, takenStream, `log ${log.index} claimed past a held older log of its stream`);
+    await other.release(taken[0]!, 'clean');
+    const rest = await pool.claimDirty(10);
+    assert.equal(mine.length + rest.length, streamLogs.length - 1, 'the rest once the older log is released');
+    for (const log of [...mine, ...rest]) await pool.release(log, 'clean');
+  });
+
   it('reports logs in other modes in status and never claims them', async () => {
     await dirtyLogs(dir, 2);
     fs.chmodSync(path.join(dir, logName(1)), 0o644);
