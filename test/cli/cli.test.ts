@@ -36,13 +36,13 @@ describe('countd CLI', function () {
     it('--help lists every command', async () => {
       const r = await run(['--help']);
       assert.equal(r.code, 0);
-      for (const c of ['start', 'status', 'write', 'set', 'delete', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog']) {
+      for (const c of ['start', 'status', 'write', 'set', 'delete', 'create', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog']) {
         assert.match(r.stdout, new RegExp(`countd ${c}\\b`), c);
       }
     });
 
     it('every command has --help', async () => {
-      const names = ['start', 'status', 'write', 'set', 'delete', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog'];
+      const names = ['start', 'status', 'write', 'set', 'delete', 'create', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog'];
       const results = await Promise.all(names.map((c) => run([c, '--help'])));
       names.forEach((c, i) => {
         assert.equal(results[i]!.code, 0, `${c}: ${results[i]!.stderr}`);
@@ -214,6 +214,25 @@ describe('countd CLI', function () {
       // The other tests of this daemon expect only `pages`.
       assert.equal((await countd(dir, 'delete', 'life')).code, 0);
       await pollOutput(() => countd(dir, 'keyspaces'), (out) => !out.includes('life'));
+    });
+
+    it('create --op max: writes keep the best; a second create refuses without --replace; --replace starts over', async () => {
+      assert.equal((await countd(dir, 'create', 'board', '--op', 'max')).code, 0);
+      for (const v of ['7', '12', '3']) assert.equal((await countd(dir, 'write', 'board', 'ann', v)).code, 0);
+      const r = await pollOutput(() => countd(dir, 'dump', 'board'), (out) => out === 'ann\t12\n');
+      assert.equal(r.stdout, 'ann\t12\n');
+      const again = await countd(dir, 'create', 'board', '--op', 'min');
+      assert.notEqual(again.code, 0);
+      assert.ok(isOneCleanLine(again.stderr), again.stderr);
+      assert.match(again.stderr, /keyspace board exists; --replace/);
+      const badOp = await countd(dir, 'create', 'board', '--op', 'avg');
+      assert.notEqual(badOp.code, 0);
+      assert.ok(isOneCleanLine(badOp.stderr), badOp.stderr);
+      assert.equal((await countd(dir, 'create', 'board', '--op', 'min', '--replace')).code, 0);
+      for (const v of ['7', '12', '3']) assert.equal((await countd(dir, 'write', 'board', 'ann', v)).code, 0);
+      await pollOutput(() => countd(dir, 'dump', 'board'), (out) => out === 'ann\t3\n');
+      assert.equal((await countd(dir, 'delete', 'board')).code, 0);
+      await pollOutput(() => countd(dir, 'keyspaces'), (out) => !out.includes('board'));
     });
 
     it('dump --json writes exact counts and escaped keys', async () => {

@@ -110,6 +110,23 @@ describe('Client: sets and deletes against a real daemon', function () {
     assert.deepEqual(last, want);
   });
 
+  it('createKeyspace: max keeps the best value written, min the least, set the last; a create replaces what the name held', async () => {
+    await client.increment('best', 'old', 5);
+    await client.createKeyspace('best', { op: 'max' });
+    await client.createKeyspace('least', { op: 'min' });
+    await client.createKeyspace('last', { op: 'set' });
+    for (const v of [5, 3, 9, -2, 9, 4]) {
+      await Promise.all([client.increment('best', 'alice', v), client.increment('least', 'alice', v), client.increment('last', 'alice', v)]);
+    }
+    await client.increment('best', 'bob', -7);
+    const read = async (ks: string): Promise<Array<[string, bigint]>> => (await client.page(ks, 0, 10)).map((e) => [e.key.toString(), e.count]);
+    await waitFor('the writes applied', async () => ((await read('last')).length === 1 && (await read('last'))[0]![1] === 4n && (await read('best')).length === 2 ? true : undefined));
+    assert.deepEqual(await read('best'), [['alice', 9n], ['bob', -7n]]);
+    assert.deepEqual(await read('least'), [['alice', -2n]]);
+    assert.deepEqual(await read('last'), [['alice', 4n]]);
+    await assert.rejects(client.createKeyspace('x', { op: 'avg' as 'max' }), (err: unknown) => isCountdError(err) && err.code === ErrorCodes.INVALID_ARGUMENT);
+  });
+
   it('set and delete validate before sending: a count outside int64, a key too long', async () => {
     await assert.rejects(client.set('s1', 'k', 2n ** 63n), (err: unknown) => isCountdError(err) && err.code === ErrorCodes.INVALID_ARGUMENT);
     await assert.rejects(client.deleteKey('s1', 'x'.repeat(300)), (err: unknown) => isCountdError(err) && err.code === ErrorCodes.INVALID_ARGUMENT);

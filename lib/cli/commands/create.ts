@@ -1,8 +1,9 @@
 // countd create <keyspace> [--op sum|max|min|set]: declare a keyspace and how
 // the values written to its keys combine, through the running daemon's write
 // port. It replaces whatever the name held; without --replace it refuses a
-// name that holds keys or is declared already (checked through the read
-// port just before: a write racing it is the caller's to avoid).
+// name that holds keys (checked through the read port just before: a write
+// racing it is the caller's to avoid; a declared keyspace without keys just
+// takes the new operator).
 
 import type { Argv } from 'yargs';
 import { Client } from '../../client/client.js';

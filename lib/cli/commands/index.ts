@@ -2,6 +2,7 @@
 
 import * as around from './around.js';
 import * as commitlog from './commitlog.js';
+import * as create from './create.js';
 import * as del from './delete.js';
 import * as dump from './dump.js';
 import * as get from './get.js';
@@ -27,6 +28,7 @@ export const commands: readonly CommandModule[] = [
   write,
   set,
   del,
+  create,
   read,
   dump,
   get,
