@@ -51,6 +51,7 @@ import type { DirRecord, InflightApply } from './inflight-apply.js';
 import { Lru } from './lru.js';
 import { Fences } from './rank-fences.js';
 import { SCAN_CHUNK, STORE_FORMAT, STORE_VERSION, versionValue } from './schema.js';
+import { canUpgrade, upgrade } from './upgrade.js';
 
 export type KeyspaceInfo = DirRecord;
 export type Db = ClassicLevel<Buffer, Buffer>;
@@ -167,6 +168,10 @@ export class StoreState {
       throw corruption(this.location, 'unreadable format record (V)');
     }
     if (parsed.format !== STORE_FORMAT) throw corruption(this.location, `format record names ${String(parsed.format)}, not ${STORE_FORMAT}`);
+    if (canUpgrade(parsed.version)) {
+      await upgrade(parsed.version, (ops) => this.db.batch(ops, { sync: true }), this.location, this.logger);
+      return;
+    }
     if (parsed.version !== STORE_VERSION) {
       throw new CountdError(ErrorCodes.DATA_DIR_MISMATCH, `database ${this.location} has store format version ${String(parsed.version)}; this countd reads version ${STORE_VERSION}`);
     }
