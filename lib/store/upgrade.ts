@@ -9,7 +9,9 @@
 import type { Logger } from '../util/log.js';
 import { VERSION_KEY } from './encoding.js';
 import { STORE_VERSION, versionValue } from './schema.js';
-import type { BatchOp } from './state.js';
+
+/** A record change of a step (state.ts BatchOp's shape; not imported: state.ts runs the upgrade). */
+type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 interface Step {
   /** The countd release that wrote the version this step starts from. */

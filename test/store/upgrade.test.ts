@@ -14,7 +14,7 @@ import { ErrorCodes, isCountdError } from '../../lib/errors.js';
 import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
 import { VERSION_KEY } from '../../lib/store/encoding.js';
 import { Store } from '../../lib/store/store.js';
-import { ROOT, killAll, startDaemon, waitFor } from '../cli/helpers.js';
+import { ROOT, countd, killAll, startDaemon, waitFor } from '../cli/helpers.js';
 import { recordingLogger, removeDir, tempDir, type LogLine } from './helpers.js';
 
 const FIXTURE = path.join(ROOT, 'fixtures', 'v0.4.0', 'datadir.tar.gz');
@@ -117,5 +117,14 @@ describe('upgrading a data directory written by countd 0.4.0', function () {
       await client.close();
       await daemon.stop();
     }
+    // With the daemon stopped, countd keyspaces --json reads the database: the declared operator shows.
+    const listed = await countd(dir, 'keyspaces', '--json');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(listed.stdout.trim().split('\n'), [
+      '{"keyspace": "board", "keys": 1, "op": "max"}',
+      '{"keyspace": "exact", "keys": 2}',
+      '{"keyspace": "many", "keys": 282}',
+      '{"keyspace": "pages", "keys": 3}',
+    ]);
   });
 });
