@@ -1,6 +1,6 @@
-// countd-read: serves ranked pages over TCP (PROTOCOL.md section 2) and the
-// extension ops of docs/read-protocol-extensions.md (get, rank, around,
-// keyspaces, hello).
+// countd-read: serves ranked pages over TCP (PROTOCOL.md section 2) and, on
+// connections that negotiated them with a hello, the extension ops of
+// docs/read-protocol-extensions.md (get, rank, around, keyspaces, health).
 //
 // One connection is a stream of pipelined requests answered strictly in
 // order: requests are decoded lazily from the connection's buffer and
@@ -12,11 +12,13 @@ import net from 'node:net';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { FieldSizes, checkFieldSizes, readRequestSize } from '../protocol/fields.js';
-import { ReadRequest, ReadRequestDecoder } from '../protocol/read-request.js';
+import { READ_EXTENSIONS_VERSION, ReadRequest, ReadRequestDecoder } from '../protocol/read-request.js';
 import {
   N_MALFORMED,
   N_PAGE_TOO_LARGE,
+  encodeHealthResponse,
   encodeHelloResponse,
+  type HealthReport,
   encodeKeyspacesResponse,
   encodePageResponse,
   encodePositionedResponse,
@@ -49,8 +51,12 @@ export interface ReaderOptions {
   idleTimeoutMs?: number;
   /** Bytes of encoded page responses kept between applies (page-cache.ts); 0 = no cache. Default 32 MiB. */
   pageCacheBytes?: number;
+  /** The health of the worker sharing this process (the health op); without it, state `none`. */
+  health?: () => HealthReport;
   logger?: Logger;
 }
+
+const NO_WORKER: HealthReport = { state: 'none', since: 0, failures: 0, code: '', message: 'no worker runs in the process serving reads' };
 
 export interface ReaderHandle {
   readonly port: number;
@@ -85,6 +91,7 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
     sizes,
     pageLimit: BigInt(pageLimit),
     pageCache: pageCacheBytes > 0 ? new PageCache(pageCacheBytes) : undefined,
+    health: options.health ?? (() => NO_WORKER),
     idleTimeoutMs,
     logger,
     highWater: Math.max(INPUT_HIGH_WATER, readRequestSize(sizes) + sizes.keySize + 8),
@@ -145,6 +152,7 @@ interface ConnectionContext {
   logger: Logger;
   highWater: number;
   pageCache: PageCache | undefined;
+  health: () => HealthReport;
 }
 
 class ReadConnection {
@@ -262,7 +270,7 @@ class ReadConnection {
 
   async #answer(req: ReadRequest): Promise<Buffer> {
     const { store, sizes, pageLimit } = this.#ctx;
-    if ('length' in req && req.op !== 'hello' && req.length > pageLimit) {
+    if ('length' in req && req.length > pageLimit) {
       metrics.readRequests.inc({ kind: 'too-large' });
       return STATUS_TOO_LARGE;
     }
@@ -299,7 +307,9 @@ class ReadConnection {
         return encodeKeyspacesResponse(all.slice(from, from + Number(req.length)), sizes);
       }
       case 'hello':
-        return encodeHelloResponse(sizes);
+        return encodeHelloResponse(sizes, req.version < READ_EXTENSIONS_VERSION ? req.version : READ_EXTENSIONS_VERSION);
+      case 'health':
+        return encodeHealthResponse(this.#ctx.health());
     }
   }
 }

@@ -32,6 +32,14 @@ describe('countd-read', function () {
     clients.push(c);
     return c;
   };
+  /** A connection that negotiated the extensions (hello answered). */
+  const connectExtended = async (): Promise<RawReadClient> => {
+    const c = await connect();
+    c.send('hello', encodeReadRequest({ op: 'hello' }, sizes));
+    assert.deepEqual((await c.waitFor(1))[0], { op: 'hello', status: 'ok', version: 1n });
+    c.responses.length = 0;
+    return c;
+  };
   const apply = async (rows: Array<[string, string, bigint]>): Promise<void> => {
     const batch = new IncrementBatch();
     for (const [ks, k, d] of rows) {
@@ -132,7 +140,7 @@ describe('countd-read', function () {
   });
 
   it('answers n = -2 above the page limit and keeps the connection usable', async () => {
-    const c = await connect();
+    const c = await connectExtended();
     c.send('page', page(0, 101, 'pages'));
     c.send('page', page(0, 2n ** 64n - 1n, 'pages'));
     c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key: 'home', length: 101 }, sizes));
@@ -159,8 +167,8 @@ describe('countd-read', function () {
     assert.deepEqual(okEntries((await good.waitFor(1))[0]), [['about', 3n]]);
   });
 
-  it('closes on an unknown opcode as soon as its first 8 bytes arrive', async () => {
-    const c = await connect();
+  it('extended: closes on an unknown opcode as soon as its first 8 bytes arrive', async () => {
+    const c = await connectExtended();
     const b = Buffer.alloc(8);
     b.writeBigUInt64LE(OPCODE_FLAG | 99n);
     c.send('page', b);
@@ -169,7 +177,7 @@ describe('countd-read', function () {
   });
 
   it('answers a request split across many small writes', async () => {
-    const c = await connect();
+    const c = await connectExtended();
     const req = encodeReadRequest({ op: 'rank', keyspace: 'pages', key: 'blog' }, sizes);
     c.decoder.expect('rank');
     for (let i = 0; i < req.length; i += 5) {
@@ -180,15 +188,82 @@ describe('countd-read', function () {
     assert.deepEqual(r, { op: 'rank', status: 'ok', first: 2n, entries: [{ key: Buffer.from('blog'), count: 3n }] });
   });
 
-  describe('extension ops', () => {
-    it('hello answers the extension version', async () => {
+  describe('a plain client (no hello) is served PROTOCOL.md alone', () => {
+    it('pipelined pages with offsets of 2^63 or more (the opcode values included) each get n = 0, in sync', async () => {
       const c = await connect();
+      const raw = (offset: bigint, length: bigint, ks: string): Buffer => {
+        const b = Buffer.alloc(16 + sizes.keyspaceSize);
+        b.writeBigUInt64LE(offset, 0);
+        b.writeBigUInt64LE(length, 8);
+        b.write(ks, 16, 'latin1');
+        return b;
+      };
+      const offsets = [OPCODE_FLAG, OPCODE_FLAG | 1n, OPCODE_FLAG | 2n, OPCODE_FLAG | 3n, OPCODE_FLAG | 4n, OPCODE_FLAG | 5n, OPCODE_FLAG | 99n, 2n ** 64n - 1n];
+      // Between them, pages whose answer is known: a desynchronised stream would answer them wrong or close.
+      for (const offset of offsets) {
+        c.send('page', raw(offset, 1n, 'pages'));
+        c.send('page', raw(0n, 1n, 'pages'));
+      }
+      c.send('page', raw(OPCODE_FLAG | 2n, 101n, 'pages')); // above the page limit: n = -2 whatever the offset
+      c.send('page', raw(1n, 2n, 'pages'));
+      const rs = await c.waitFor(offsets.length * 2 + 2);
+      for (let i = 0; i < offsets.length; i++) {
+        assert.deepEqual(okEntries(rs[2 * i]), [], `offset 0x${offsets[i]!.toString(16)}`);
+        assert.deepEqual(okEntries(rs[2 * i + 1]), [['home', 7n]]);
+      }
+      assert.equal(rs[offsets.length * 2]!.status, 'page-too-large');
+      assert.deepEqual(okEntries(rs[offsets.length * 2 + 1]), [['about', 3n], ['blog', 3n]]);
+      assert.equal(c.closed, false);
+    });
+
+    it('the hello of extension version 1 (keyspace "countd") is a page: n = 0', async () => {
+      const c = await connect();
+      const b = Buffer.alloc(16 + sizes.keyspaceSize);
+      b.writeBigUInt64LE(OPCODE_FLAG, 0);
+      b.writeBigUInt64LE(1n, 8);
+      b.write('countd', 16);
+      c.send('page', b);
+      c.send('page', page(0, 1, 'pages'));
+      const rs = await c.waitFor(2);
+      assert.deepEqual(okEntries(rs[0]), []);
+      assert.deepEqual(okEntries(rs[1]), [['home', 7n]]);
+    });
+  });
+
+  describe('extension ops', () => {
+    it('hello answers the extension version, also after plain pages, and a version 2 hello gets 1', async () => {
+      const c = await connect();
+      c.send('page', page(0, 1, 'pages'));
       c.send('hello', encodeReadRequest({ op: 'hello' }, sizes));
-      assert.deepEqual((await c.waitFor(1))[0], { op: 'hello', status: 'ok', version: 1n });
+      const hello2 = encodeReadRequest({ op: 'hello' }, sizes);
+      hello2.writeBigUInt64LE(2n, 8);
+      c.send('hello', hello2);
+      c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'home' }, sizes));
+      const rs = await c.waitFor(4);
+      assert.deepEqual(okEntries(rs[0]), [['home', 7n]]);
+      assert.deepEqual(rs.slice(1, 3), [{ op: 'hello', status: 'ok', version: 1n }, { op: 'hello', status: 'ok', version: 1n }]);
+      assert.deepEqual(okEntries(rs[3]), [['home', 7n]]);
+    });
+
+    it('an extension op without a hello is a page (plain meaning), and its tail the next request', async () => {
+      const c = await connect();
+      // get is 16 + KS + K bytes; plain, its first 16 + KS are a page (n = 0) and its key field starts the next request.
+      const get = encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'home' }, sizes);
+      c.send('page', get);
+      await c.waitFor(1);
+      assert.deepEqual(okEntries(c.responses[0]), []);
+    });
+
+    it('health answers state none when no worker runs in the process', async () => {
+      const c = await connectExtended();
+      c.send('health', encodeReadRequest({ op: 'health' }, sizes));
+      const [r] = await c.waitFor(1);
+      assert.ok(r && r.op === 'health' && r.status === 'ok');
+      assert.equal(r.health.state, 'none');
     });
 
     it('get answers a count, or n = 0 for an absent key or keyspace', async () => {
-      const c = await connect();
+      const c = await connectExtended();
       c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'faq' }, sizes));
       c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'nope' }, sizes));
       c.send('get', encodeReadRequest({ op: 'get', keyspace: 'nope', key: 'faq' }, sizes));
@@ -201,7 +276,7 @@ describe('countd-read', function () {
     });
 
     it('rank agrees with the model for every key, ties included', async () => {
-      const c = await connect();
+      const c = await connectExtended();
       const all = model.ranked('many');
       // Pairs of neighbours (ranks 10j and 10j + 1): in a keyspace this full of ties most pairs tie.
       const picked = all.map((_e, i) => i).filter((i) => i % 10 === 0 || i % 10 === 1);
@@ -215,7 +290,7 @@ describe('countd-read', function () {
     });
 
     it('around returns a window containing the key, shifted inside the keyspace', async () => {
-      const c = await connect();
+      const c = await connectExtended();
       const cases: Array<[string, number]> = [['home', 3], ['about', 3], ['faq', 3], ['blog', 2], ['about', 100], ['faq', 1]];
       for (const [key, n] of cases) c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key, length: n }, sizes));
       c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key: 'absent', length: 3 }, sizes));
@@ -233,7 +308,7 @@ describe('countd-read', function () {
     });
 
     it('keyspaces pages over every keyspace by name with its size', async () => {
-      const c = await connect();
+      const c = await connectExtended();
       c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 0, length: 100 }, sizes));
       c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 1, length: 1 }, sizes));
       c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 2n ** 64n - 1n, length: 1 }, sizes));
