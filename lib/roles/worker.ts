@@ -35,7 +35,10 @@
 //     differs from the mark (a collision has probability 2^-64), so the new
 //     use is applied; its mark then replaces the old one.
 //  6. store.apply() fails (database error): nothing was written; the logs are
-//     released dirty and retried after an exponential backoff.
+//     released dirty and retried after an exponential backoff (after a full
+//     disk: once space is free, work/apply-health.ts). A failed write whose
+//     sync failed may have committed after all: the marks make its retry a
+//     case 3.
 //  7. release() fails after a successful apply: the mark already protects the
 //     log; it is released again on the next rounds (case 3 if it is dirty).
 //
@@ -55,6 +58,8 @@ import { Logger, silentLogger } from '../util/log.js';
 import { DataDir } from '../datadir/meta.js';
 import { CommitLogPool } from '../commitlog/pool.js';
 import type { IncrementBatch } from '../store/increment-batch.js';
+import type { HealthReport } from '../protocol/read-response.js';
+import { ApplyHealth, isDatabaseError, isNoSpace, waitForSpace } from './work/apply-health.js';
 import { LogSummer } from './work/log-summer.js';
 import { encodeGeneration } from './work/summer-protocol.js';
 import type { Store } from '../store/store.js';
@@ -95,6 +100,8 @@ export interface WorkerHandle {
   close(): Promise<void>;
   /** Resolves once no dirty log waits and no apply runs. */
   drained(): Promise<void>;
+  /** Whether applies succeed (the read port's health op, `countd status`). */
+  health(): HealthReport;
 }
 
 /** The database mark that records which use (generation) of log `index` was applied last. */
@@ -103,6 +110,8 @@ export function appliedMarkName(index: number): string {
 }
 
 const MAX_BACKOFF_MS = 5000;
+/** Consecutive database failures after which the database is reopened before the next retry (LevelDB keeps some errors until then). */
+const REOPEN_AFTER_FAILURES = 3;
 /** Applies handed to the store at a time: one being written, the next being prepared on top of it. */
 const MAX_INFLIGHT = 2;
 /** Logs claimed at a time. */
@@ -156,7 +165,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs, options.heapPressure ?? heapUnderPressure);
   await worker.recover();
   worker.start();
-  return { close: () => worker.close(), drained: () => worker.drained() };
+  return { close: () => worker.close(), drained: () => worker.drained(), health: () => worker.health.report() };
 }
 
 type ClaimedLog = Awaited<ReturnType<CommitLogPool['claimDirty']>>[number];
@@ -193,6 +202,7 @@ class Worker {
   #drainWaiters: Array<() => void> = [];
   /** Applied logs whose release failed: released again on later rounds. */
   #unreleased: ClaimedLog[] = [];
+  readonly health = new ApplyHealth();
 
   constructor(
     readonly pool: CommitLogPool,
@@ -293,6 +303,7 @@ class Worker {
           delay = 0;
         } else {
           await settle(0);
+          this.health.succeeded(); // nothing left to apply, and nothing failed
           await this.#idle();
         }
         if (prepared && prepared.unreadable > 0) throw new CountdError(ErrorCodes.IO_ERROR, `${prepared.unreadable} commit log(s) could not be read`);
@@ -301,17 +312,50 @@ class Worker {
         // An error of the preparation may leave batches in flight: let them finish first.
         await settleAll();
         this.#failures++;
-        delay = Math.min(MAX_BACKOFF_MS, this.pollMs * 2 ** Math.min(this.#failures, 16));
-        this.logger.error('apply failed; retrying', {
+        this.health.failed(err);
+        delay = isNoSpace(err) ? 0 : Math.min(MAX_BACKOFF_MS, this.pollMs * 2 ** Math.min(this.#failures, 16));
+        this.logger.error(isNoSpace(err) ? 'apply failed: database disk full; stalled until space is free' : 'apply failed; retrying', {
           error: describe(err),
           code: err instanceof CountdError ? err.code : undefined,
           attempt: this.#failures,
           retryInMs: delay,
         });
+        if (isNoSpace(err)) await this.#afterNoSpace();
+        else if (isDatabaseError(err) && this.#failures % REOPEN_AFTER_FAILURES === 0) await this.#reopen();
       }
       if (delay > 0 && !this.#stopping) await this.#sleep(delay);
     }
     await settleAll();
+  }
+
+  /**
+   * After a full disk: write nothing (no claim, no apply) until the
+   * database's file system has room, then reopen the database and let the
+   * loop retry. See work/apply-health.ts.
+   */
+  async #afterNoSpace(): Promise<void> {
+    while (!this.#stopping) {
+      await waitForSpace(this.store.location, this.health.need, (ms) => this.#sleep(ms), () => this.#stopping);
+      if (this.#stopping) return;
+      this.health.retrying();
+      if (await this.#reopen()) {
+        this.logger.info('database disk has room again; retrying', { freeBytesAsked: this.health.need });
+        return;
+      }
+      if (this.health.state !== 'stalled') await this.#sleep(MAX_BACKOFF_MS);
+    }
+  }
+
+  /** Reopen the database; false (failure logged and counted) if that failed. */
+  async #reopen(): Promise<boolean> {
+    try {
+      await this.store.reopen();
+      return true;
+    } catch (err) {
+      this.health.failed(err);
+      this.logger.error('cannot reopen the database', { error: describe(err), code: err instanceof CountdError ? err.code : undefined });
+      return false;
+    }
   }
 
   /** Nothing more to claim: refresh the backlog gauge and wake drained() waiters if no dirty log is left. */
@@ -355,7 +399,9 @@ class Worker {
    * grows.
    */
   async #claimAndPrepare(storeBusy: () => boolean): Promise<Prepared | undefined> {
-    let want = Math.min(this.heapPressure() ? GROW_CHUNK : CLAIM_CHUNK, this.maxLogs);
+    // After a failure, one log per batch: a batch too big for the space left could never apply.
+    const small = this.health.state !== 'applying';
+    let want = small ? 1 : Math.min(this.heapPressure() ? GROW_CHUNK : CLAIM_CHUNK, this.maxLogs);
     let first = await this.pool.claimDirty(want);
     while (first.length === 0 && storeBusy() && !this.#stopping) {
       await this.#sleep(this.pollMs);
@@ -364,7 +410,7 @@ class Worker {
     if (first.length === 0) return undefined;
     const prepared = await this.#prepare(first);
     let taken = first.length;
-    while (storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
+    while (!small && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
       want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];
@@ -481,6 +527,7 @@ class Worker {
         await this.#releaseAll(p.claimed, 'dirty');
         throw err;
       }
+      this.health.succeeded();
       metrics.applySeconds.observe(Number(process.hrtime.bigint() - p.started) / 1e9);
       metrics.framesApplied.inc(p.frames);
       metrics.logsApplied.inc(p.toApply.length);

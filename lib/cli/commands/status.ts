@@ -6,6 +6,7 @@ import { CommitLogPool, PoolStatus } from '../../commitlog/pool.js';
 import { DaemonRecord, readLiveDaemonRecord } from '../../datadir/daemon-record.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { isCountdError } from '../../errors.js';
+import type { HealthReport } from '../../protocol/read-response.js';
 import { Flags, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
 import { Output } from '../output.js';
 import { openReadSource } from '../source.js';
@@ -26,6 +27,8 @@ export interface StatusReport {
   /** null when the database could not be asked (held by a process that serves no reads). */
   keyspaces: number | null;
   keyspacesNote?: string;
+  /** The worker's health through the daemon's read port; null when no daemon answered. */
+  worker: HealthReport | null;
 }
 
 export async function handler(argv: Flags): Promise<void> {
@@ -35,10 +38,12 @@ export async function handler(argv: Flags): Promise<void> {
   const commitLogs = await pool.status();
   let keyspaces: number | null = null;
   let keyspacesNote: string | undefined;
+  let worker: HealthReport | null = null;
   try {
     const source = await openReadSource(dir.paths.root, daemonAddressOf(argv));
     try {
       keyspaces = (await source.keyspaces()).length;
+      worker = (await source.health?.()) ?? null;
     } finally {
       await source.close();
     }
@@ -54,10 +59,18 @@ export async function handler(argv: Flags): Promise<void> {
     commitLogs,
     keyspaces,
     ...(keyspacesNote === undefined ? {} : { keyspacesNote }),
+    worker,
   };
   const out = new Output();
   await out.write(argv.json === true ? JSON.stringify(report) + '\n' : formatStatus(report));
   await out.flush();
+}
+
+function formatWorker(h: HealthReport): string {
+  if (h.state === 'applying' || h.state === 'none') return h.state === 'applying' ? 'applying' : 'none in the process serving reads';
+  const since = new Date(h.since).toISOString();
+  const what = h.state === 'stalled' ? 'STALLED (database disk full; applies resume once space is free)' : 'FAILING (applies fail and are retried)';
+  return `${what} since ${since}, ${h.failures} failed attempt(s), ${h.code}: ${h.message}`;
 }
 
 function formatStatus(r: StatusReport): string {
@@ -74,5 +87,6 @@ function formatStatus(r: StatusReport): string {
     `backlog:        ${c.backlogFrames} frames not yet applied`,
     `keyspaces:      ${r.keyspaces ?? `unknown (${r.keyspacesNote ?? 'database unavailable'})`}`,
   ];
+  if (r.worker) lines.push(`worker:         ${formatWorker(r.worker)}`);
   return lines.join('\n') + '\n';
 }
