@@ -32,6 +32,7 @@ export const DEFAULT_READ_PORT = 48880;
 export const DEFAULT_PAGE_LIMIT = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_READ_IDLE_TIMEOUT_MS = 300_000;
 
 /** The part of Store the reader uses (tests may pass a model of it). */
 export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces'> & VersionedStore;
@@ -45,9 +46,14 @@ export interface ReaderOptions {
   port?: number;
   /** Largest `length` answered; above it the answer is n = -2. Default 10,000. */
   pageLimit?: number;
-  /** Connections beyond this are refused. Default 1024. */
+  /**
+   * Connections at most. Default 1024. At the limit a new connection closes
+   * the one idle the longest (not answering a request; possibly holding part
+   * of one), so idle clients never lock readers out; it is refused only when
+   * every connection is being answered.
+   */
   maxConnections?: number;
-  /** Close a connection idle (no bytes either way, nothing pending) this long; 0 (default) = never. */
+  /** Close a connection idle (no bytes either way, nothing being answered) this long; 0 = never. Default 300,000 (5 minutes). */
   idleTimeoutMs?: number;
   /** Bytes of encoded page responses kept between applies (page-cache.ts); 0 = no cache. Default 32 MiB. */
   pageCacheBytes?: number;
@@ -77,7 +83,7 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   const port = options.port ?? DEFAULT_READ_PORT;
   const pageLimit = options.pageLimit ?? DEFAULT_PAGE_LIMIT;
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_READ_IDLE_TIMEOUT_MS;
   const pageCacheBytes = options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArgument(`read port must be 0..65535, got ${port}`);
   if (!Number.isSafeInteger(pageLimit) || pageLimit < 1) throw invalidArgument(`page limit must be a positive integer, got ${pageLimit}`);
@@ -98,18 +104,28 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   };
 
   const connections = new Set<ReadConnection>();
+  /** Connections closed to admit new ones, until their sockets close. */
+  const evicting = new Set<ReadConnection>();
+  let lastRefusalLog = -Infinity;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-  server.maxConnections = maxConnections;
   server.on('connection', (socket) => {
+    if (connections.size - evicting.size >= maxConnections && !evictIdle(connections, evicting)) {
+      socket.destroy();
+      if (Date.now() - lastRefusalLog >= 10_000) {
+        lastRefusalLog = Date.now(); // one line per interval: a flood must not flood the log
+        logger.warn('connection refused: every connection is being answered', { maxConnections });
+      }
+      return;
+    }
     const conn = new ReadConnection(socket, ctx);
     connections.add(conn);
     metrics.readConnections.inc();
     socket.once('close', () => {
       connections.delete(conn);
+      evicting.delete(conn);
       metrics.readConnections.dec();
     });
   });
-  server.on('drop', () => logger.warn('connection refused: too many connections', { maxConnections }));
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(new CountdError(ErrorCodes.IO_ERROR, `read server cannot listen on ${listen}:${port}: ${err.message}`, { cause: err }));
@@ -155,6 +171,23 @@ interface ConnectionContext {
   health: () => HealthReport;
 }
 
+/**
+ * At the connection limit, close the connection idle the longest among those
+ * not answering a request (one holding part of a request counts as idle).
+ * False when every connection is being answered.
+ */
+function evictIdle(connections: Set<ReadConnection>, evicting: Set<ReadConnection>): boolean {
+  let best: ReadConnection | undefined;
+  for (const c of connections) {
+    if (evicting.has(c) || c.busy) continue;
+    if (best === undefined || c.lastActive < best.lastActive) best = c;
+  }
+  if (best === undefined) return false;
+  evicting.add(best);
+  best.destroy();
+  return true;
+}
+
 class ReadConnection {
   readonly #socket: net.Socket;
   readonly #ctx: ConnectionContext;
@@ -163,7 +196,11 @@ class ReadConnection {
   #inputEnded = false;
   #finished = false; // no more requests will be answered
   #paused = false;
+  /** An answer waits for the client to read (socket draining). */
+  #blocked = false;
   #closed: Promise<void>;
+  /** When bytes last came in or an answer went out (ms, monotonic enough for ordering). */
+  lastActive = performance.now();
 
   constructor(socket: net.Socket, ctx: ConnectionContext) {
     this.#socket = socket;
@@ -178,7 +215,7 @@ class ReadConnection {
     socket.on('error', (err) => ctx.logger.debug('connection error', { error: err.message }));
     if (ctx.idleTimeoutMs > 0) {
       socket.setTimeout(ctx.idleTimeoutMs, () => {
-        if (!this.#running) {
+        if (!this.busy) {
           ctx.logger.debug('closing idle connection');
           socket.destroy();
         }
@@ -196,7 +233,16 @@ class ReadConnection {
     this.#socket.destroy();
   }
 
+  /**
+   * Answering a request. A connection whose client does not read its answers
+   * (waiting for the socket to drain) is not busy: it may be closed like an idle one.
+   */
+  get busy(): boolean {
+    return this.#running && !this.#blocked;
+  }
+
   #onData(chunk: Buffer): void {
+    this.lastActive = performance.now();
     if (this.#finished) return;
     this.#decoder.push(chunk);
     if (this.#decoder.buffered > this.#ctx.highWater && !this.#paused) {
@@ -254,7 +300,9 @@ class ReadConnection {
       const response = await this.#answer(item);
       metrics.readSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
       if (socket.destroyed) return;
+      this.lastActive = performance.now();
       if (!socket.write(response)) {
+        this.#blocked = true;
         await new Promise<void>((resolve) => {
           const done = (): void => {
             socket.off('drain', done);
@@ -264,6 +312,7 @@ class ReadConnection {
           socket.on('drain', done);
           socket.on('close', done);
         });
+        this.#blocked = false;
       }
     }
   }

@@ -118,6 +118,8 @@ async function serve(
 ): Promise<WriterHandle> {
   const groupCommit = new GroupCommit(log, dataDir.sizes, logger);
   const connections = new Set<WriteConnection>();
+  /** Connections closed to admit new ones, until their sockets close. */
+  const evicting = new Set<WriteConnection>();
   let closedAll: (() => void) | null = null;
   const ctx: ConnectionContext = {
     sizes: dataDir.sizes,
@@ -129,6 +131,7 @@ async function serve(
     lengths: new Int32Array(2),
     lingerMs: LINGER_MS,
     closed(conn) {
+      evicting.delete(conn);
       connections.delete(conn);
       metrics.writeConnections.dec();
       if (closedAll !== null && connections.size === 0) closedAll();
@@ -139,7 +142,7 @@ async function serve(
   let lastRefusalLog = -Infinity;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
   server.on('connection', (socket) => {
-    if (connections.size >= settings.maxConnections) {
+    if (connections.size - evicting.size >= settings.maxConnections && !evictIdle(connections, evicting)) {
       socket.destroy();
       refused++;
       const now = Date.now();
@@ -225,4 +228,24 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
     server.once('listening', onListening);
     server.listen({ host, port });
   });
+}
+
+/**
+ * At the connection limit, make room for a new connection: close the one
+ * idle the longest among those with no frame in flight (nothing received
+ * waits for its WIN; a partial frame is never acknowledged, so it may go).
+ * Idle clients, or clients holding half a frame, so never lock writers out.
+ * False when every connection has frames in flight.
+ */
+function evictIdle(connections: Set<WriteConnection>, evicting: Set<WriteConnection>): boolean {
+  let best: WriteConnection | undefined;
+  for (const c of connections) {
+    if (evicting.has(c) || !c.quiet) continue;
+    // Set order is arrival order: among equally idle ones, the oldest goes.
+    if (best === undefined || (best.active && !c.active) || (best.active === c.active && c.idleSweeps > best.idleSweeps)) best = c;
+  }
+  if (best === undefined) return false;
+  evicting.add(best);
+  best.destroy();
+  return true;
 }

@@ -14,6 +14,15 @@ import { mulberry32 as prng } from '../harness/rng.js';
 
 const sizes: FieldSizes = { keyspaceSize: 16, keySize: 12 };
 
+/** Resolve once `cond` holds (polled on each turn of the event loop, with a bounded wait). */
+async function waitFor(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 
 const okEntries = (r: ReadResponse | undefined) => {
   assert.ok(r && r.status === 'ok' && 'entries' in r, `expected entries, got ${JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}`);
@@ -435,17 +444,53 @@ describe('countd-read lifecycle', () => {
     await assert.rejects(startReader({ store, sizes, port: 0, pageLimit: 0 }), /page limit/);
   });
 
-  it('closes idle connections after idleTimeoutMs, and refuses connections above maxConnections', async () => {
+  it('closes idle connections after idleTimeoutMs; at maxConnections a new connection closes the longest-idle one', async () => {
     const reader = await startReader({ store: new ModelStore(), sizes, port: 0, idleTimeoutMs: 100, maxConnections: 1 });
     try {
       const a = await RawReadClient.connect(reader.port, sizes);
-      const b = await RawReadClient.connect(reader.port, sizes); // above the limit: the server drops it
-      await b.waitClosed();
-      a.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'x' }, sizes));
-      assert.equal((await a.waitFor(1))[0]?.status, 'ok', 'the first connection is served');
-      await a.waitClosed(); // then closed for idleness
-      assert.equal(a.responses.length, 1);
+      const b = await RawReadClient.connect(reader.port, sizes); // at the limit: a, idle, makes room
+      await a.waitClosed();
+      b.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'x' }, sizes));
+      assert.equal((await b.waitFor(1))[0]?.status, 'ok', 'the new connection is served');
+      await b.waitClosed(); // then closed for idleness
+      assert.equal(b.responses.length, 1);
+      assert.equal(a.responses.length, 0);
     } finally {
+      await reader.close();
+    }
+  });
+
+  it('with the default settings (1,024 connections, no idle timeout reached), 1,100 idle connections and 50 holding half a request never lock a reader out', async function () {
+    this.timeout(60_000);
+    const store = new ModelStore();
+    store.add('pages', 'home', 7n);
+    const reader = await startReader({ store, sizes, port: 0 });
+    const hogs: net.Socket[] = [];
+    try {
+      const half = encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'pages' }, sizes).subarray(0, 20);
+      let closed = 0;
+      for (let i = 0; i < 1150; i++) {
+        const s = net.connect(reader.port, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => closed++);
+        await new Promise((resolve) => s.once('connect', resolve));
+        if (i >= 1100) s.write(half);
+        hogs.push(s);
+      }
+      // A new reader is served, at once and again.
+      for (let i = 0; i < 3; i++) {
+        const c = await RawReadClient.connect(reader.port, sizes);
+        c.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'pages' }, sizes));
+        assert.deepEqual(okEntries((await c.waitFor(1))[0]), [['home', 7n]]);
+        c.close();
+      }
+      // The oldest idle connections made room: 126 for the hogs above 1,024, one more for the first reader
+      // (the next ones may find the slot of the reader before them free).
+      await waitFor(() => closed >= 1150 - 1024 + 1);
+      assert.ok(closed <= 1150 - 1024 + 3, `${closed} closed`);
+      assert.ok(hogs.slice(0, 100).every((s) => s.destroyed || s.readableEnded), 'the longest-idle ones went first');
+    } finally {
+      for (const s of hogs) s.destroy();
       await reader.close();
     }
   });
