@@ -34,6 +34,7 @@ export const metrics = {
   rankBlockHits: new Counter({ name: 'countd_store_rank_block_cache_hits_total', help: 'Rank blocks served from the rank-block cache (pages, ranks, arounds)', registers: [registry] }),
   appliesOverlapped: new Counter({ name: 'countd_store_applies_overlapped_total', help: 'Applies prepared while the apply before them was being written', registers: [registry] }),
   rankBlockMisses: new Counter({ name: 'countd_store_rank_block_cache_misses_total', help: 'Rank blocks read from LevelDB', registers: [registry] }),
+  readBufferedBytes: new Gauge({ name: 'countd_read_buffered_bytes', help: 'Bytes the read connections hold: requests read ahead and answers their clients have not read yet', registers: [registry] }),
   readConnections: new Gauge({ name: 'countd_read_connections', help: 'Open read connections', registers: [registry] }),
   childRestarts: new Counter({ name: 'countd_supervisor_child_restarts_total', help: 'Children of countd start restarted after they died', labelNames: ['child'], registers: [registry] }),
 };

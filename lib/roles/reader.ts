@@ -33,6 +33,7 @@ export const DEFAULT_PAGE_LIMIT = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_READ_IDLE_TIMEOUT_MS = 300_000;
+export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /** The part of Store the reader uses (tests may pass a model of it). */
 export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces'> & VersionedStore;
@@ -55,6 +56,13 @@ export interface ReaderOptions {
   maxConnections?: number;
   /** Close a connection idle (no bytes either way, nothing being answered) this long; 0 = never. Default 300,000 (5 minutes). */
   idleTimeoutMs?: number;
+  /**
+   * Bytes all connections may hold in answers their clients have not read
+   * (plus requests read ahead: each connection reads at most 256 KiB ahead).
+   * Above it, the connection whose client has not read the longest is
+   * closed. Default 64 MiB.
+   */
+  maxBufferedBytes?: number;
   /** Bytes of encoded page responses kept between applies (page-cache.ts); 0 = no cache. Default 32 MiB. */
   pageCacheBytes?: number;
   /** The health of the worker sharing this process (the health op); without it, state `none`. */
@@ -67,6 +75,10 @@ const NO_WORKER: HealthReport = { state: 'none', since: 0, failures: 0, code: ''
 export interface ReaderHandle {
   readonly port: number;
   readonly address: string;
+  /** Open connections. */
+  readonly connections: number;
+  /** Bytes the connections hold (requests read ahead, answers not read by their clients): see maxBufferedBytes. */
+  readonly bufferedBytes: number;
   /** Stop accepting, finish the request each connection is answering, close every connection. */
   close(): Promise<void>;
 }
@@ -85,13 +97,17 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_READ_IDLE_TIMEOUT_MS;
   const pageCacheBytes = options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
+  const maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArgument(`read port must be 0..65535, got ${port}`);
   if (!Number.isSafeInteger(pageLimit) || pageLimit < 1) throw invalidArgument(`page limit must be a positive integer, got ${pageLimit}`);
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw invalidArgument(`max connections must be a positive integer, got ${maxConnections}`);
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw invalidArgument(`idle timeout must be a non-negative integer, got ${idleTimeoutMs}`);
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < 0) throw invalidArgument(`page cache bytes must be a non-negative integer, got ${pageCacheBytes}`);
+  if (!Number.isSafeInteger(maxBufferedBytes) || maxBufferedBytes < 1) throw invalidArgument(`max buffered bytes must be a positive integer, got ${maxBufferedBytes}`);
   if (!options.store) throw invalidArgument('a store is required');
   const logger = (options.logger ?? silentLogger).child('read');
+  const connections = new Set<ReadConnection>();
+  let buffered = 0;
   const ctx: ConnectionContext = {
     store: options.store,
     sizes,
@@ -101,9 +117,13 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
     idleTimeoutMs,
     logger,
     highWater: Math.max(INPUT_HIGH_WATER, readRequestSize(sizes) + sizes.keySize + 8),
+    buffered(delta) {
+      buffered += delta;
+      metrics.readBufferedBytes.set(buffered);
+      if (delta > 0 && buffered > maxBufferedBytes) shedNonReader(connections, logger);
+    },
   };
 
-  const connections = new Set<ReadConnection>();
   /** Connections closed to admit new ones, until their sockets close. */
   const evicting = new Set<ReadConnection>();
   let lastRefusalLog = -Infinity;
@@ -143,6 +163,12 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   return {
     port: addr.port,
     address: addr.address,
+    get connections() {
+      return connections.size;
+    },
+    get bufferedBytes() {
+      return buffered;
+    },
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -160,6 +186,15 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   };
 }
 
+/** Over the buffered-bytes budget: close the connection whose client has not read its answer the longest. */
+function shedNonReader(connections: Set<ReadConnection>, logger: Logger): void {
+  let worst: ReadConnection | undefined;
+  for (const c of connections) if (c.blocked && (worst === undefined || c.lastActive < worst.lastActive)) worst = c;
+  if (worst === undefined) return;
+  logger.warn('read answers held over the memory budget: closing the connection whose client reads slowest');
+  worst.destroy();
+}
+
 interface ConnectionContext {
   store: ReadableStore;
   sizes: FieldSizes;
@@ -169,6 +204,8 @@ interface ConnectionContext {
   highWater: number;
   pageCache: PageCache | undefined;
   health: () => HealthReport;
+  /** Bytes held by connections changed by `delta` (counted against maxBufferedBytes). */
+  buffered(delta: number): void;
 }
 
 /**
@@ -198,6 +235,8 @@ class ReadConnection {
   #paused = false;
   /** An answer waits for the client to read (socket draining). */
   #blocked = false;
+  /** Bytes counted for this connection in ctx.buffered. */
+  #held = 0;
   #closed: Promise<void>;
   /** When bytes last came in or an answer went out (ms, monotonic enough for ordering). */
   lastActive = performance.now();
@@ -206,7 +245,13 @@ class ReadConnection {
     this.#socket = socket;
     this.#ctx = ctx;
     this.#decoder = new ReadRequestDecoder(ctx.sizes);
-    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.#closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        ctx.buffered(-this.#held);
+        this.#held = 0;
+        resolve();
+      }),
+    );
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => {
       this.#inputEnded = true;
@@ -241,10 +286,26 @@ class ReadConnection {
     return this.#running && !this.#blocked;
   }
 
+  /** Its client has not read an answer yet. */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Count what the connection holds now: requests read ahead, answers not yet read by the client. */
+  #account(): void {
+    if (this.#socket.destroyed) return; // counted off on close
+    const now = this.#decoder.buffered + this.#socket.writableLength;
+    if (now === this.#held) return;
+    const delta = now - this.#held;
+    this.#held = now;
+    this.#ctx.buffered(delta);
+  }
+
   #onData(chunk: Buffer): void {
     this.lastActive = performance.now();
     if (this.#finished) return;
     this.#decoder.push(chunk);
+    this.#account();
     if (this.#decoder.buffered > this.#ctx.highWater && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
@@ -303,6 +364,7 @@ class ReadConnection {
       this.lastActive = performance.now();
       if (!socket.write(response)) {
         this.#blocked = true;
+        this.#account();
         await new Promise<void>((resolve) => {
           const done = (): void => {
             socket.off('drain', done);
@@ -314,6 +376,7 @@ class ReadConnection {
         });
         this.#blocked = false;
       }
+      this.#account();
     }
   }
 

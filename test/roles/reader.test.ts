@@ -438,10 +438,58 @@ describe('countd-read lifecycle', () => {
     await reader.close();
   });
 
+  it('counts the answers clients have not read, and over maxBufferedBytes closes the connection that has not read the longest', async () => {
+    const wide: FieldSizes = { keyspaceSize: 16, keySize: 4096 };
+    const model = new ModelStore();
+    for (let i = 0; i < 256; i++) model.add('wide', Buffer.alloc(4096, 0x41 + (i % 26)).fill(0x30 + (i % 10), 0, 3).fill(0x61 + (i >> 4), 3, 4), BigInt(i + 1));
+    assert.equal(await model.size('wide'), 256);
+    const reader = await startReader({ store: model, sizes: wide, port: 0, maxBufferedBytes: 1536 * 1024 }); // one unread answer fits, two do not
+    const request = encodeReadRequest({ op: 'page', offset: 0, length: 256, keyspace: 'wide' }, wide); // a 1 MiB answer
+    const answer = 8 + 256 * (8 + 4096);
+    const sockets: net.Socket[] = [];
+    const nonReader = async (): Promise<{ socket: net.Socket; received: () => number; closed: Promise<void> }> => {
+      const socket = net.connect(reader.port, '127.0.0.1');
+      socket.on('error', () => {});
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      let received = 0;
+      socket.on('data', (d: Buffer) => (received += d.length));
+      socket.pause(); // reads nothing until resumed
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.write(Buffer.concat(Array.from({ length: 20 }, () => request)));
+      return { socket, received: () => received, closed };
+    };
+    try {
+      const a = await nonReader();
+      await waitFor(() => reader.bufferedBytes >= answer / 2); // a's answers back up
+      assert.ok(reader.bufferedBytes < 1536 * 1024);
+      const b = await nonReader();
+      // b's answers back up too: over the budget, a (which has not read the longest) is closed.
+      await waitFor(() => reader.connections === 1);
+      assert.ok(reader.bufferedBytes >= answer / 2 && reader.bufferedBytes < 1536 * 1024, `${reader.bufferedBytes} bytes held`);
+      a.socket.resume();
+      await a.closed;
+      assert.ok(a.received() < 20 * answer, `a was closed before all its answers: ${a.received()} bytes`);
+      // b was kept: once it reads, all 20 answers come.
+      b.socket.resume();
+      await waitFor(() => b.received() === 20 * answer);
+      assert.equal(b.socket.destroyed, false);
+      const c = await RawReadClient.connect(reader.port, wide);
+      c.send('page', encodeReadRequest({ op: 'page', offset: 255, length: 1, keyspace: 'wide' }, wide));
+      const [r] = await c.waitFor(1);
+      assert.ok(r?.status === 'ok' && r.op === 'page' && r.entries.length === 1 && r.entries[0]!.count === 1n);
+      c.close();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await reader.close();
+    }
+  });
+
   it('rejects invalid options', async () => {
     const store = new ModelStore();
     await assert.rejects(startReader({ store, sizes, port: 70000 }), /port/);
     await assert.rejects(startReader({ store, sizes, port: 0, pageLimit: 0 }), /page limit/);
+    await assert.rejects(startReader({ store, sizes, port: 0, maxBufferedBytes: 0 }), /max buffered bytes/);
   });
 
   it('closes idle connections after idleTimeoutMs; at maxConnections a new connection closes the longest-idle one', async () => {
