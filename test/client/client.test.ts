@@ -252,6 +252,19 @@ describe('Client', function () {
       await c.close();
     });
 
+    it('a hello answered with an unknown version (0) fails the extension call with COUNTD_CONNECTION', async () => {
+      const K = DEFAULT_FIELD_SIZES.keySize;
+      const server = net.createServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () => socket.write(Buffer.alloc(8 + 8 + K).fill(1, 0, 1))); // n = 1, version 0
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+      const c = new Client({ readPort: (server.address() as net.AddressInfo).port });
+      await assert.rejects(c.get('ks', 'a'), (err: unknown) => isCode(ErrorCodes.CONNECTION)(err) && /unknown extension version/.test((err as Error).message));
+      await c.close().catch(() => {});
+    });
+
     it('ERR rejects with COUNTD_SERVER_ERROR', async () => {
       const server = await fakeWriteServer((frame) => (frame === 0 ? 'ERR' : 'WIN'));
       servers.push(server);

@@ -118,6 +118,15 @@ describe('read response codec', () => {
     assert.equal(r.health.message, 'é'.repeat(128));
   });
 
+  it('rejects a health response whose n is not 1', () => {
+    const buf = encodeHealthResponse({ state: 'applying', since: 0, failures: 0, code: '', message: '' });
+    buf.writeBigInt64LE(2n, 0);
+    const d = new ReadResponseDecoder(sizes);
+    d.expect('health');
+    d.push(buf);
+    assert.throws(() => d.next(), (err: unknown) => isCountdError(err, 'COUNTD_CONNECTION'));
+  });
+
   it('rejects a health record with an unknown state', () => {
     const buf = encodeHealthResponse({ state: 'applying', since: 0, failures: 0, code: '', message: '' });
     buf.writeBigInt64LE(9n, 8);

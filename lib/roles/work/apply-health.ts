@@ -43,6 +43,8 @@ export class ApplyHealth {
   #failures = 0;
   #code = '';
   #message = '';
+  /** The wait for space is over and the retry after it has not failed yet. */
+  #retried = false;
   /** Free bytes to wait for before the next retry after ENOSPC. */
   need = MIN_FREE_BYTES;
 
@@ -91,8 +93,6 @@ export class ApplyHealth {
     this.need = MIN_FREE_BYTES;
     this.#publish();
   }
-
-  #retried = false;
 
   #publish(): void {
     for (const s of ['applying', 'failing', 'stalled'] as const) metrics.workerState.set({ state: s }, s === this.#state ? 1 : 0);
