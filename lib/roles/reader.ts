@@ -89,15 +89,20 @@ const STATUS_TOO_LARGE = encodeStatusResponse(N_PAGE_TOO_LARGE);
 const INPUT_HIGH_WATER = 256 * 1024;
 const CLOSE_GRACE_MS = 5000;
 
-export async function startReader(options: ReaderOptions): Promise<ReaderHandle> {
+/** The options with their defaults, validated (COUNTD_INVALID_ARGUMENT). */
+function settingsOf(options: ReaderOptions) {
   const sizes = checkFieldSizes(options.sizes);
-  const listen = options.listen ?? '127.0.0.1';
-  const port = options.port ?? DEFAULT_READ_PORT;
-  const pageLimit = options.pageLimit ?? DEFAULT_PAGE_LIMIT;
-  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_READ_IDLE_TIMEOUT_MS;
-  const pageCacheBytes = options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
-  const maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+  const s = {
+    sizes,
+    listen: options.listen ?? '127.0.0.1',
+    port: options.port ?? DEFAULT_READ_PORT,
+    pageLimit: options.pageLimit ?? DEFAULT_PAGE_LIMIT,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_READ_IDLE_TIMEOUT_MS,
+    pageCacheBytes: options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+  };
+  const { port, pageLimit, maxConnections, idleTimeoutMs, pageCacheBytes, maxBufferedBytes } = s;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArgument(`read port must be 0..65535, got ${port}`);
   if (!Number.isSafeInteger(pageLimit) || pageLimit < 1) throw invalidArgument(`page limit must be a positive integer, got ${pageLimit}`);
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw invalidArgument(`max connections must be a positive integer, got ${maxConnections}`);
@@ -105,6 +110,11 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < 0) throw invalidArgument(`page cache bytes must be a non-negative integer, got ${pageCacheBytes}`);
   if (!Number.isSafeInteger(maxBufferedBytes) || maxBufferedBytes < 1) throw invalidArgument(`max buffered bytes must be a positive integer, got ${maxBufferedBytes}`);
   if (!options.store) throw invalidArgument('a store is required');
+  return s;
+}
+
+export async function startReader(options: ReaderOptions): Promise<ReaderHandle> {
+  const { sizes, listen, port, pageLimit, maxConnections, idleTimeoutMs, pageCacheBytes, maxBufferedBytes } = settingsOf(options);
   const logger = (options.logger ?? silentLogger).child('read');
   const connections = new Set<ReadConnection>();
   let buffered = 0;
@@ -126,15 +136,12 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
 
   /** Connections closed to admit new ones, until their sockets close. */
   const evicting = new Set<ReadConnection>();
-  let lastRefusalLog = -Infinity;
+  const refused = everyTenSeconds(() => logger.warn('connection refused: every connection is being answered', { maxConnections }));
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
   server.on('connection', (socket) => {
     if (connections.size - evicting.size >= maxConnections && !evictIdle(connections, evicting)) {
       socket.destroy();
-      if (Date.now() - lastRefusalLog >= 10_000) {
-        lastRefusalLog = Date.now(); // one line per interval: a flood must not flood the log
-        logger.warn('connection refused: every connection is being answered', { maxConnections });
-      }
+      refused();
       return;
     }
     const conn = new ReadConnection(socket, ctx);
@@ -183,6 +190,16 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
       })();
       return closing;
     },
+  };
+}
+
+/** `log`, at most once every ten seconds: a flood of events must not flood the log. */
+function everyTenSeconds(log: () => void): () => void {
+  let last = -Infinity;
+  return () => {
+    if (Date.now() - last < 10_000) return;
+    last = Date.now();
+    log();
   };
 }
 
