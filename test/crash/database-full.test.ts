@@ -18,7 +18,7 @@ import { startWorker, WorkerHandle } from '../../lib/roles/worker.js';
 import { startWriter, WriterHandle } from '../../lib/roles/writer.js';
 import { Store } from '../../lib/store/store.js';
 import { countd } from '../cli/helpers.js';
-import { waitUntil } from '../harness/daemon.js';
+import { DaemonRunner, killAllDaemons, waitUntil } from '../harness/daemon.js';
 import { Ledger, describeViolations } from '../harness/ledger.js';
 import { LedgerClient } from '../harness/ledger-client.js';
 import { rng, seedFromEnv } from '../harness/rng.js';
@@ -41,6 +41,7 @@ describe('a database whose disk is full', function () {
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.stop(0)));
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
+    await killAllDaemons();
     small?.unmount();
     small = undefined;
     fs.rmSync(root, { recursive: true, force: true });
@@ -118,5 +119,60 @@ describe('a database whose disk is full', function () {
     const { figures, violations, rankIndexBroken } = await drainAndCheck(dataDir.paths.root, ledger);
     assert.equal(violations.length, 0, `seed ${seed}: ${JSON.stringify(figures)}\n${describeViolations(violations)}`);
     assert.deepEqual(rankIndexBroken, []);
+  });
+
+  it('countd start: the store child stalls, countd status and the metrics say so, and it drains once space is freed, with no restart', async () => {
+    const seed = seedFromEnv();
+    const dataDir = await openDataDir(path.join(root, 'data'), { create: true, sizes: SIZES });
+    small = SmallFs.mount(dataDir.paths.db, '40m');
+    const daemon = new DaemonRunner(dataDir.paths.root, ['--metrics-port', '0', '--handover-ms', '50', '--log-size', String(64 * 1024), '--store-memory', '256MiB']);
+    stops.push(() => daemon.stop());
+    const record = await daemon.start();
+    const storePid = (await daemon.pids()).store;
+    assert.ok(storePid !== undefined);
+    const client = new Client({ dataDir: dataDir.paths.root });
+    stops.push(() => client.close());
+    const metricsText = async (): Promise<string> => (await fetch(`http://127.0.0.1:${record.metricsPort}/metrics`)).text();
+    const status = async (): Promise<{ worker: { state: string; code: string; since: number }; commitLogs: { dirty: number; backlogFrames: number } }> => {
+      const r = await countd(dataDir.paths.root, 'status', '--json');
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    };
+
+    const ledger = new Ledger();
+    for (let i = 0; i < 3; i++) {
+      clients.push(new LedgerClient({ ledger, rng: rng(seed + i), sizes: SIZES, port: () => daemon.writePort, name: `d${i}`, keyspaces: ['a', 'b'], window: 32, keysPerSession: 64 }));
+    }
+    for (const c of clients) c.start();
+    await waitUntil('applies before the disk fills', async () => (await client.keyspaces()).length === 2, 20_000);
+    assert.match(await metricsText(), /^countd_worker_state\{state="applying"\} 1$/m);
+
+    const filler = small.fill('filler', 512 * 1024);
+    await waitUntil('countd status to show the stall', async () => (await status()).worker.state === 'stalled', 60_000);
+    const s = await status();
+    assert.equal(s.worker.code, 'COUNTD_NO_SPACE');
+    assert.ok(s.worker.since > 0);
+    const m = await metricsText();
+    assert.match(m, /^countd_worker_state\{state="stalled"\} 1$/m);
+    assert.match(m, /^countd_worker_state\{state="applying"\} 0$/m);
+    assert.match(m, /^countd_worker_apply_failures_total\{code="COUNTD_NO_SPACE"\} [1-9]/m);
+    const since = /^countd_worker_failing_since_seconds (\S+)$/m.exec(m);
+    assert.ok(since && Math.abs(Number(since[1]) * 1000 - s.worker.since) < 1000, `failing since ${since?.[1]} vs ${s.worker.since}`);
+
+    fs.truncateSync(filler, Math.max(0, fs.statSync(filler).size - 20 * 1024 * 1024));
+    await Promise.all(clients.map((c) => c.stop()));
+    await waitUntil('the backlog drained', async () => {
+      const st = await status();
+      return st.worker.state === 'applying' && st.commitLogs.dirty === 0 && st.commitLogs.backlogFrames === 0;
+    }, 60_000);
+    assert.equal((await daemon.pids()).store, storePid, 'the store child was not restarted');
+    const counts = new Map<string, bigint>();
+    for (const ks of ['a', 'b']) for await (const e of client.dump(ks)) counts.set(`${ks}\0${e.key.toString('latin1')}`, e.count);
+    const live = ledger.check((ks, key) => counts.get(`${ks}\0${key}`));
+    assert.equal(live.violations.length, 0, `seed ${seed}: ${JSON.stringify(live.figures)}\n${describeViolations(live.violations)}`);
+    assert.ok(live.figures.framesAcked > 0);
+    for (const stop of stops.splice(0).reverse()) await stop();
+    const { violations } = await drainAndCheck(dataDir.paths.root, ledger);
+    assert.equal(violations.length, 0, describeViolations(violations));
   });
 });
