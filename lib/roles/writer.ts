@@ -233,14 +233,15 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
 /**
  * At the connection limit, make room for a new connection: close the one
  * idle the longest among those with no frame in flight (nothing received
- * waits for its WIN; a partial frame is never acknowledged, so it may go).
- * Idle clients, or clients holding half a frame, so never lock writers out.
- * False when every connection has frames in flight.
+ * waits for its WIN, and every WIN is handed to the kernel; a partial frame
+ * is never acknowledged, so it may go). Idle clients, or clients holding
+ * half a frame, so never lock writers out. False when every connection has
+ * frames in flight or replies not yet sent.
  */
 function evictIdle(connections: Set<WriteConnection>, evicting: Set<WriteConnection>): boolean {
   let best: WriteConnection | undefined;
   for (const c of connections) {
-    if (evicting.has(c) || !c.quiet) continue;
+    if (evicting.has(c) || !c.quiet || c.socket.writableLength > 0) continue;
     // Set order is arrival order: among equally idle ones, the oldest goes.
     if (best === undefined || (best.active && !c.active) || (best.active === c.active && c.idleSweeps > best.idleSweeps)) best = c;
   }
