@@ -22,6 +22,12 @@ export const metrics = {
   logsHandedOver: new Counter({ name: 'countd_write_logs_handed_over_total', help: 'Commit logs sealed and marked dirty', labelNames: ['reason'], registers: [registry] }),
   writeConnections: new Gauge({ name: 'countd_write_connections', help: 'Open write connections', registers: [registry] }),
   dirtyBacklogLogs: new Gauge({ name: 'countd_worker_backlog_logs', help: 'Dirty commit logs waiting to be applied', registers: [registry] }),
+  quarantinedLogs: new Gauge({
+    name: 'countd_worker_quarantined_logs',
+    help: 'Commit logs quarantined: header not verifiable, records salvaged, kept until an operator releases them',
+    registers: [registry],
+  }),
+  framesSalvaged: new Counter({ name: 'countd_worker_frames_salvaged_total', help: 'Frames applied from commit logs whose header could not be verified', registers: [registry] }),
   workerState: new Gauge({ name: 'countd_worker_state', help: 'The worker state (applying, failing: applies fail and are retried, stalled: the database disk is full) is 1, the others 0', labelNames: ['state'], registers: [registry] }),
   workerFailingSince: new Gauge({ name: 'countd_worker_failing_since_seconds', help: 'Unix time at which the current run of failed applies began; 0 while applying', registers: [registry] }),
   applyFailures: new Counter({ name: 'countd_worker_apply_failures_total', help: 'Applies (or database reopens) that failed, by error code', labelNames: ['code'], registers: [registry] }),

@@ -11,6 +11,8 @@ import { ReaderHandle, startReader } from '../../lib/roles/reader.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { ModelStore, RawReadClient } from './reader-helpers.js';
 import { mulberry32 as prng } from '../harness/rng.js';
+import { serverStoppedReading } from '../harness/tcp-queues.js';
+import { metrics } from '../../lib/metrics.js';
 
 const sizes: FieldSizes = { keyspaceSize: 16, keySize: 12 };
 
@@ -413,17 +415,19 @@ describe('countd-read lifecycle', () => {
       const n = 1000;
       let written = 0;
       let stop = false;
+      let waiting = false;
       void (async () => {
         for (let i = 0; i < n && !stop; i++) {
-          if (!s.write(req)) await new Promise((r) => s.once('drain', r));
+          if (!s.write(req)) {
+            waiting = true;
+            await new Promise((r) => s.once('drain', r));
+            waiting = false;
+          }
           written++;
         }
       })();
-      let last = -1;
-      while (written !== last) {
-        last = written;
-        await new Promise((r) => setTimeout(r, 300));
-      }
+      const answered = async (): Promise<string> => JSON.stringify((await metrics.readRequests.get()).values);
+      await serverStoppedReading(s, { blocked: () => waiting, progress: async () => `${written} ${await answered()}`, done: () => written >= n });
       stop = true;
       assert.ok(written < n, `the server read all ${n} requests (${(n * req.length) / 1e6} MB) while its answers were not read`);
     } finally {

@@ -9,6 +9,7 @@ import { WriterHandle, WriterOptions, startWriter } from '../../lib/roles/writer
 import { isCountdError } from '../../lib/errors.js';
 import { metrics } from '../../lib/metrics.js';
 import { RawClient, SMALL, delay, frame, frames, lockFiles, readPool, removeDir, tempDataDir } from './writer-helpers.js';
+import { serverReadAll } from '../harness/tcp-queues.js';
 
 const F = writeFrameSize(SMALL);
 
@@ -206,7 +207,7 @@ describe('countd-write server', function () {
       const c = await connect();
       c.send(Buffer.concat([frames(3), frame(77, 'ks', 'partial').subarray(0, F - 1)]));
       await c.replyCount(3);
-      await delay(20);
+      await serverReadAll(c.socket); // the partial frame too
       c.destroy();
       await c.waitClosed();
       const entries = await stopAndRead();
@@ -301,7 +302,9 @@ describe('countd-write server', function () {
       // While that group commit hangs, more frames from a and from b wait in the next batch.
       a.send(Buffer.concat([frame(21, 'a2', 'x'), frame(0, 'a2', 'zero'), frame(22, 'a2', 'x')]));
       b.send(Buffer.concat([frame(31, 'b', 'x'), frame(32, 'b', 'x')]));
-      await delay(50);
+      // The server has read them (they wait for the next batch) before the hung commit fails.
+      await serverReadAll(a.socket);
+      await serverReadAll(b.socket);
       (release as () => void)();
       await a.waitClosed();
       await b.replyCount(2);
@@ -411,7 +414,7 @@ describe('countd-write server', function () {
       c.send(frames(10));
       await appendStarted;
       c.send(frames(5, SMALL, 10));
-      await delay(30);
+      await serverReadAll(c.socket);
       const closing = handle!.close();
       while (releaseSync === null) await delay(5);
       (releaseSync as () => void)();

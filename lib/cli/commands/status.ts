@@ -2,7 +2,8 @@
 // commit-log pool, and how many keyspaces the database holds.
 
 import type { Argv } from 'yargs';
-import { CommitLogPool, PoolStatus } from '../../commitlog/pool.js';
+import { PoolStatus, poolStatus } from '../../commitlog/pool.js';
+import { logName } from '../../commitlog/filenames.js';
 import { DaemonRecord, readLiveDaemonRecord } from '../../datadir/daemon-record.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { isCountdError } from '../../errors.js';
@@ -12,7 +13,7 @@ import { Output } from '../output.js';
 import { openReadSource } from '../source.js';
 
 export const command = 'status';
-export const describe = 'show whether a daemon runs (and its ports), commit logs clean/dirty/locked, backlog, keyspaces';
+export const describe = 'show whether a daemon runs (and its ports), commit logs clean/dirty/locked/quarantined, backlog, keyspaces';
 
 export function builder(y: Argv): Argv {
   return withOptions(y, commonOptions, jsonOption, daemonOptions);
@@ -34,8 +35,7 @@ export interface StatusReport {
 export async function handler(argv: Flags): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
   const record = await readLiveDaemonRecord(dir.paths);
-  const pool = await CommitLogPool.open({ dir: dir.paths.commitlog, sizes: dir.sizes });
-  const commitLogs = await pool.status();
+  const commitLogs = await poolStatus({ dir: dir.paths.commitlog, sizes: dir.sizes });
   let keyspaces: number | null = null;
   let keyspacesNote: string | undefined;
   let worker: HealthReport | null = null;
@@ -83,8 +83,14 @@ function formatStatus(r: StatusReport): string {
   const lines = [
     `data directory: ${r.dataDir} (keyspace size ${r.keyspaceSize}, key size ${r.keySize})`,
     `daemon:         ${daemon}`,
-    `commit logs:    ${c.logs} (clean ${c.clean}, dirty ${c.dirty}, locked ${c.locked}${c.other ? `, OTHER MODE ${c.other}` : ''})`,
+    `commit logs:    ${c.logs} (clean ${c.clean}, dirty ${c.dirty}, locked ${c.locked}, quarantined ${c.quarantined}${c.other ? `, OTHER MODE ${c.other}` : ''})`,
     `backlog:        ${c.backlogFrames} frames not yet applied`,
+    ...(c.quarantined === 0
+      ? []
+      : [
+          `QUARANTINED:    ${c.quarantinedLogs.map(logName).join(', ')}: header cannot be verified; records salvaged. ` +
+            'Inspect with `countd commitlog <index>`, then `countd commitlog <index> --release` (docs/commit-log-format.md, "Quarantine")',
+        ]),
     `keyspaces:      ${r.keyspaces ?? `unknown (${r.keyspacesNote ?? 'database unavailable'})`}`,
   ];
   if (r.worker) lines.push(`worker:         ${formatWorker(r.worker)}`);

@@ -15,11 +15,17 @@ import { promises as fsp } from 'node:fs';
 import { CountdError, ErrorCodes } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { HealthReport, HealthState } from '../../protocol/read-response.js';
+import type { Store } from '../../store/store.js';
+import type { Logger } from '../../util/log.js';
 
 /** Free bytes asked for before the first retry after ENOSPC. */
 export const MIN_FREE_BYTES = 4 * 1024 * 1024;
 /** How often statfs is polled while stalled. */
 export const SPACE_POLL_MS = 250;
+/** Consecutive database failures after which the database is reopened before the next retry (LevelDB keeps some errors until then). */
+export const REOPEN_AFTER_FAILURES = 3;
+/** Wait between reopen attempts that failed for another reason than space. */
+const REOPEN_RETRY_MS = 5000;
 
 /** The error is a full disk (COUNTD_NO_SPACE: LevelDB's ENOSPC/EDQUOT, see lib/store/errors.ts). */
 export function isNoSpace(err: unknown): boolean {
@@ -110,5 +116,66 @@ export async function waitForSpace(dir: string, need: number, sleep: (ms: number
     const { free, size } = await freeSpace(dir);
     if (free >= Math.min(need, size / 2)) return;
     await sleep(SPACE_POLL_MS);
+  }
+}
+
+/** What the worker lends afterFailedApply. */
+export interface Recovery {
+  health: ApplyHealth;
+  store: Pick<Store, 'location' | 'reopen'>;
+  logger: Logger;
+  /** The worker's sleep, cut short when it stops. */
+  sleep(ms: number): Promise<void>;
+  stopping(): boolean;
+}
+
+/**
+ * An apply failed (the `failures`-th in a row): record and log it, and do
+ * what must come before the next attempt. On a full disk that is the whole
+ * stall (wait for space, reopen): the next attempt may follow at once (0 is
+ * returned). After REOPEN_AFTER_FAILURES other database errors in a row the
+ * database is reopened. Returns the delay before the next attempt (`backoff`
+ * unless the disk was full).
+ */
+export async function afterFailedApply(err: unknown, failures: number, backoff: number, r: Recovery): Promise<number> {
+  r.health.failed(err);
+  const full = isNoSpace(err);
+  r.logger.error(full ? 'apply failed: database disk full; stalled until space is free' : 'apply failed; retrying', {
+    error: err instanceof Error ? err.message : String(err),
+    code: err instanceof CountdError ? err.code : undefined,
+    attempt: failures,
+    retryInMs: full ? undefined : backoff,
+  });
+  if (full) {
+    await untilRoomThenReopen(r);
+    return 0;
+  }
+  if (isDatabaseError(err) && failures % REOPEN_AFTER_FAILURES === 0) await reopen(r);
+  return backoff;
+}
+
+/** Write nothing (no claim, no apply) until the disk has room, then reopen the database. */
+async function untilRoomThenReopen(r: Recovery): Promise<void> {
+  while (!r.stopping()) {
+    await waitForSpace(r.store.location, r.health.need, r.sleep, r.stopping);
+    if (r.stopping()) return;
+    r.health.retrying();
+    if (await reopen(r)) {
+      r.logger.info('database disk has room again; retrying', { freeBytesAsked: r.health.need });
+      return;
+    }
+    if (r.health.state !== 'stalled') await r.sleep(REOPEN_RETRY_MS);
+  }
+}
+
+/** Reopen the database; false (failure recorded and logged) if that failed. */
+async function reopen(r: Recovery): Promise<boolean> {
+  try {
+    await r.store.reopen();
+    return true;
+  } catch (err) {
+    r.health.failed(err);
+    r.logger.error('cannot reopen the database', { error: err instanceof Error ? err.message : String(err), code: err instanceof CountdError ? err.code : undefined });
+    return false;
   }
 }
