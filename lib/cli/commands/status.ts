@@ -1,5 +1,6 @@
 // countd status: is a daemon running (and on which ports), the state of the
-// commit-log pool, and how many keyspaces the database holds.
+// commit-log pool, how many keyspaces the database holds, and whether the
+// daemon's worker applies, fails or is stalled (the read port's health op).
 
 import type { Argv } from 'yargs';
 import { PoolStatus, poolStatus } from '../../commitlog/pool.js';
@@ -13,7 +14,7 @@ import { Output } from '../output.js';
 import { openReadSource } from '../source.js';
 
 export const command = 'status';
-export const describe = 'show whether a daemon runs (and its ports), commit logs clean/dirty/locked/quarantined, backlog, keyspaces';
+export const describe = 'show whether a daemon runs (and its ports), commit logs clean/dirty/locked/quarantined, backlog, keyspaces, worker state';
 
 export function builder(y: Argv): Argv {
   return withOptions(y, commonOptions, jsonOption, daemonOptions);
