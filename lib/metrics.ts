@@ -6,6 +6,9 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
 
+/** Bytes all read connections of this process hold; read when metrics are collected (kept off the request path). */
+export const readBuffered = { bytes: 0 };
+
 const latencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 export const metrics = {
@@ -40,7 +43,14 @@ export const metrics = {
   rankBlockHits: new Counter({ name: 'countd_store_rank_block_cache_hits_total', help: 'Rank blocks served from the rank-block cache (pages, ranks, arounds)', registers: [registry] }),
   appliesOverlapped: new Counter({ name: 'countd_store_applies_overlapped_total', help: 'Applies prepared while the apply before them was being written', registers: [registry] }),
   rankBlockMisses: new Counter({ name: 'countd_store_rank_block_cache_misses_total', help: 'Rank blocks read from LevelDB', registers: [registry] }),
-  readBufferedBytes: new Gauge({ name: 'countd_read_buffered_bytes', help: 'Bytes the read connections hold: requests read ahead and answers their clients have not read yet', registers: [registry] }),
+  readBufferedBytes: new Gauge({
+    name: 'countd_read_buffered_bytes',
+    help: 'Bytes the read connections hold: requests read ahead and answers their clients have not read yet',
+    registers: [registry],
+    collect() {
+      this.set(readBuffered.bytes);
+    },
+  }),
   readConnections: new Gauge({ name: 'countd_read_connections', help: 'Open read connections', registers: [registry] }),
   childRestarts: new Counter({ name: 'countd_supervisor_child_restarts_total', help: 'Children of countd start restarted after they died', labelNames: ['child'], registers: [registry] }),
 };

@@ -10,7 +10,7 @@
 
 import net from 'node:net';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
-import { metrics } from '../metrics.js';
+import { metrics, readBuffered } from '../metrics.js';
 import { FieldSizes, checkFieldSizes, readRequestSize } from '../protocol/fields.js';
 import { READ_EXTENSIONS_VERSION, ReadRequest, ReadRequestDecoder } from '../protocol/read-request.js';
 import {
@@ -129,7 +129,7 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
     highWater: Math.max(INPUT_HIGH_WATER, readRequestSize(sizes) + sizes.keySize + 8),
     buffered(delta) {
       buffered += delta;
-      metrics.readBufferedBytes.set(buffered);
+      readBuffered.bytes += delta;
       if (delta > 0 && buffered > maxBufferedBytes) shedNonReader(connections, logger);
     },
   };

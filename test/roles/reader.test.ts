@@ -8,6 +8,7 @@ import { OPCODE_FLAG, encodeReadRequest } from '../../lib/protocol/read-request.
 import { ReadResponse } from '../../lib/protocol/read-response.js';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
 import { ReaderHandle, startReader } from '../../lib/roles/reader.js';
+import { metrics } from '../../lib/metrics.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { ModelStore, RawReadClient } from './reader-helpers.js';
 import { mulberry32 as prng } from '../harness/rng.js';
@@ -471,6 +472,8 @@ describe('countd-read lifecycle', () => {
       // b's answers back up too: over the budget, a (which has not read the longest) is closed.
       await waitFor(() => reader.connections === 1);
       assert.ok(reader.bufferedBytes >= answer / 2 && reader.bufferedBytes < 1536 * 1024, `${reader.bufferedBytes} bytes held`);
+      const gauge = (await metrics.readBufferedBytes.get()).values[0]?.value ?? 0;
+      assert.ok(gauge >= reader.bufferedBytes, `countd_read_buffered_bytes ${gauge} counts them`);
       a.socket.resume();
       await a.closed;
       assert.ok(a.received() < 20 * answer, `a was closed before all its answers: ${a.received()} bytes`);
