@@ -8,7 +8,6 @@ import { OPCODE_FLAG, encodeReadRequest } from '../../lib/protocol/read-request.
 import { ReadResponse } from '../../lib/protocol/read-response.js';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
 import { ReaderHandle, startReader } from '../../lib/roles/reader.js';
-import { metrics } from '../../lib/metrics.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { ModelStore, RawReadClient } from './reader-helpers.js';
 import { mulberry32 as prng } from '../harness/rng.js';
