@@ -27,9 +27,25 @@ export const REOPEN_AFTER_FAILURES = 3;
 /** Wait between reopen attempts that failed for another reason than space. */
 const REOPEN_RETRY_MS = 5000;
 
-/** The error is a full disk (COUNTD_NO_SPACE: LevelDB's ENOSPC/EDQUOT, see lib/store/errors.ts). */
+/** The error is a full disk (COUNTD_NO_SPACE). */
 export function isNoSpace(err: unknown): boolean {
   return err instanceof CountdError && err.code === ErrorCodes.NO_SPACE;
+}
+
+/**
+ * The database's disk is full: COUNTD_NO_SPACE wrapping a LevelDB error
+ * (lib/store/errors.ts). A full commit-log disk is not waited for here: the
+ * database's statfs could not tell when it has room.
+ */
+export function isDatabaseFull(err: unknown): boolean {
+  if (!isNoSpace(err)) return false;
+  let cur: unknown = (err as CountdError).cause;
+  for (let depth = 0; cur && depth < 8; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('LEVEL_')) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** The error came from the database (an error LevelDB may keep until reopened). */
@@ -69,7 +85,7 @@ export class ApplyHealth {
   /** An apply (or the reopen before one) failed. */
   failed(err: unknown): void {
     const code = err instanceof CountdError ? err.code : ErrorCodes.IO_ERROR;
-    const stalled = isNoSpace(err);
+    const stalled = isDatabaseFull(err);
     if (this.#state === 'applying') this.#since = Date.now();
     // A retry after the wait for space that ran out of space again: wait for more next time.
     if (stalled && this.#state === 'stalled' && this.#retried) this.need *= 2;
@@ -139,7 +155,7 @@ export interface Recovery {
  */
 export async function afterFailedApply(err: unknown, failures: number, backoff: number, r: Recovery): Promise<number> {
   r.health.failed(err);
-  const full = isNoSpace(err);
+  const full = isDatabaseFull(err);
   r.logger.error(full ? 'apply failed: database disk full; stalled until space is free' : 'apply failed; retrying', {
     error: err instanceof Error ? err.message : String(err),
     code: err instanceof CountdError ? err.code : undefined,
