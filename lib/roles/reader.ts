@@ -117,6 +117,8 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   const { sizes, listen, port, pageLimit, maxConnections, idleTimeoutMs, pageCacheBytes, maxBufferedBytes } = settingsOf(options);
   const logger = (options.logger ?? silentLogger).child('read');
   const connections = new Set<ReadConnection>();
+  /** Connections closed to admit new ones or to free memory, until their sockets close. */
+  const evicting = new Set<ReadConnection>();
   let buffered = 0;
   const ctx: ConnectionContext = {
     store: options.store,
@@ -130,12 +132,11 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
     buffered(delta) {
       buffered += delta;
       readBuffered.bytes += delta;
-      if (delta > 0 && buffered > maxBufferedBytes) shedNonReader(connections, logger);
+      if (delta > 0 && buffered > maxBufferedBytes && shedNonReader(connections, evicting)) shed();
     },
   };
 
-  /** Connections closed to admit new ones, until their sockets close. */
-  const evicting = new Set<ReadConnection>();
+  const shed = everyTenSeconds(() => logger.warn('read answers held over the memory budget: closed the connection whose client reads slowest', { maxBufferedBytes }));
   const refused = everyTenSeconds(() => logger.warn('connection refused: every connection is being answered', { maxConnections }));
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
   server.on('connection', (socket) => {
@@ -204,12 +205,13 @@ function everyTenSeconds(log: () => void): () => void {
 }
 
 /** Over the buffered-bytes budget: close the connection whose client has not read its answer the longest. */
-function shedNonReader(connections: Set<ReadConnection>, logger: Logger): void {
+function shedNonReader(connections: Set<ReadConnection>, evicting: Set<ReadConnection>): boolean {
   let worst: ReadConnection | undefined;
-  for (const c of connections) if (c.blocked && (worst === undefined || c.lastActive < worst.lastActive)) worst = c;
-  if (worst === undefined) return;
-  logger.warn('read answers held over the memory budget: closing the connection whose client reads slowest');
+  for (const c of connections) if (c.blocked && !evicting.has(c) && (worst === undefined || c.lastActive < worst.lastActive)) worst = c;
+  if (worst === undefined) return false;
+  evicting.add(worst);
   worst.destroy();
+  return true;
 }
 
 interface ConnectionContext {
