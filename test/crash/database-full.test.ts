@@ -28,6 +28,15 @@ import { createLogger } from '../../lib/util/log.js';
 
 const SIZES = { keyspaceSize: 16, keySize: 16 };
 
+/** Every acknowledged increment of `ledger` reads back exactly once through the running daemon's read port. */
+async function checkLive(client: Client, ledger: Ledger, seed: number): Promise<void> {
+  const counts = new Map<string, bigint>();
+  for (const ks of ['a', 'b']) for await (const e of client.dump(ks)) counts.set(`${ks}\0${e.key.toString('latin1')}`, e.count);
+  const live = ledger.check((ks, key) => counts.get(`${ks}\0${key}`));
+  assert.equal(live.violations.length, 0, `seed ${seed}: ${JSON.stringify(live.figures)}\n${describeViolations(live.violations)}`);
+  assert.ok(live.figures.framesAcked > 0);
+}
+
 describe('a database whose disk is full', function () {
   this.timeout(120_000);
   let root = '';
@@ -109,11 +118,7 @@ describe('a database whose disk is full', function () {
     }, 60_000);
     assert.ok(small.free() > 8 * 1024 * 1024, `space stays free after the drain: ${small.free()}`);
     // Every acknowledged increment is readable through the running reader, exactly once.
-    const counts = new Map<string, bigint>();
-    for (const ks of ['a', 'b']) for await (const e of client.dump(ks)) counts.set(`${ks}\0${e.key.toString('latin1')}`, e.count);
-    const live = ledger.check((ks, key) => counts.get(`${ks}\0${key}`));
-    assert.equal(live.violations.length, 0, `seed ${seed}: ${JSON.stringify(live.figures)}\n${describeViolations(live.violations)}`);
-    assert.ok(live.figures.framesAcked > 0);
+    await checkLive(client, ledger, seed);
 
     for (const stop of stops.splice(0).reverse()) await stop();
     const { figures, violations, rankIndexBroken } = await drainAndCheck(dataDir.paths.root, ledger);
@@ -166,11 +171,7 @@ describe('a database whose disk is full', function () {
       return st.worker.state === 'applying' && st.commitLogs.dirty === 0 && st.commitLogs.backlogFrames === 0;
     }, 60_000);
     assert.equal((await daemon.pids()).store, storePid, 'the store child was not restarted');
-    const counts = new Map<string, bigint>();
-    for (const ks of ['a', 'b']) for await (const e of client.dump(ks)) counts.set(`${ks}\0${e.key.toString('latin1')}`, e.count);
-    const live = ledger.check((ks, key) => counts.get(`${ks}\0${key}`));
-    assert.equal(live.violations.length, 0, `seed ${seed}: ${JSON.stringify(live.figures)}\n${describeViolations(live.violations)}`);
-    assert.ok(live.figures.framesAcked > 0);
+    await checkLive(client, ledger, seed);
     for (const stop of stops.splice(0).reverse()) await stop();
     const { violations } = await drainAndCheck(dataDir.paths.root, ledger);
     assert.equal(violations.length, 0, describeViolations(violations));
