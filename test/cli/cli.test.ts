@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Client } from '../../lib/client/client.js';
 import { HEADER_SIZE, RECORD_HEADER_SIZE } from '../../lib/commitlog/format.js';
 import { storeChildSettingsFor } from '../../lib/roles/memory-budget.js';
-import { Daemon, ROOT, RoleProcess, RunResult, countd, isAlive, isOneCleanLine, killAll, pollOutput, removeDir, run, startDaemon, startRole, tempDir, waitFor } from './helpers.js';
+import { Daemon, ROOT, RoleProcess, RunResult, countd, flipByte, isAlive, isOneCleanLine, killAll, pollOutput, removeDir, run, startDaemon, startRole, tempDir, waitFor } from './helpers.js';
 
 const BIG = 2n ** 53n + 1n; // not representable as a double
 const NON_UTF8_KEY = 'k\\xff\\x01'; // escaped form of the bytes 6b ff 01
@@ -331,17 +331,8 @@ describe('countd CLI', function () {
 
     it('reports damage with its byte offset, exit 1', async () => {
       await fsp.chmod(log, 0o600);
-      const fh = await fsp.open(log, 'r+');
-      try {
-        // A byte of the first record's payload (after the header block and the record header).
-        const at = HEADER_SIZE + RECORD_HEADER_SIZE + 2;
-        const b = Buffer.alloc(1);
-        await fh.read(b, 0, 1, at);
-        b[0] = b[0]! ^ 0xff;
-        await fh.write(b, 0, 1, at);
-      } finally {
-        await fh.close();
-      }
+      // A byte of the first record's payload (after the header block and the record header).
+      await flipByte(log, HEADER_SIZE + RECORD_HEADER_SIZE + 2);
       await fsp.chmod(log, 0o400);
       const r = await countd(dir, 'commitlog', '0');
       assert.equal(r.code, 1);

@@ -78,7 +78,8 @@ function formatStatus(r: StatusReport): string {
   const d = r.daemon;
   const daemon = d.running
     ? `running (pid ${d.pid}, since ${d.startedAt}): listen ${d.listen}, write port ${d.writePort}, read port ${d.readPort}` +
-      (d.metricsPort === undefined ? '' : `, metrics port ${d.metricsPort}`)
+      (d.metricsPort === undefined ? '' : `, metrics port ${d.metricsPort}`) +
+      (d.httpPort === undefined ? '' : `, console http://${d.listen}:${d.httpPort}/`)
     : 'not running';
   const c = r.commitLogs;
   const lines = [
