@@ -23,6 +23,13 @@ export const metrics = {
     registers: [registry],
   }),
   logsHandedOver: new Counter({ name: 'countd_write_logs_handed_over_total', help: 'Commit logs sealed and marked dirty', labelNames: ['reason'], registers: [registry] }),
+  handoverFailures: new Counter({ name: 'countd_write_handover_failures_total', help: 'Failed attempts to hand over or release a commit log (each is retried)', registers: [registry] }),
+  handoversPending: new Gauge({ name: 'countd_write_handovers_pending', help: 'Commit logs whose hand-over failed and waits for a retry', registers: [registry] }),
+  framesUnanswered: new Counter({
+    name: 'countd_write_frames_unanswered_total',
+    help: 'Write frames whose connection was closed without an answer: their commit failed and could not be cut off, so they may be applied',
+    registers: [registry],
+  }),
   writeConnections: new Gauge({ name: 'countd_write_connections', help: 'Open write connections', registers: [registry] }),
   dirtyBacklogLogs: new Gauge({ name: 'countd_worker_backlog_logs', help: 'Dirty commit logs waiting to be applied', registers: [registry] }),
   quarantinedLogs: new Gauge({

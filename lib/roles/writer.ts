@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument } from '../errors.js';
 import { CommitLogWriter } from '../commitlog/writer.js';
-import type { FileOps } from '../commitlog/fileops.js';
+import { type FileOps, realFileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
 import { writeFrameSize } from '../protocol/fields.js';
@@ -18,6 +18,7 @@ import { type Logger, silentLogger } from '../util/log.js';
 import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
+import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 
 export const DEFAULT_WRITE_PORT = 48879;
 export const DEFAULT_LISTEN = '127.0.0.1';
@@ -60,17 +61,20 @@ export interface WriterHandle {
 export async function startWriter(options: WriterOptions): Promise<WriterHandle> {
   const settings = checkOptions(options);
   const logger = options.logger ?? silentLogger;
+  const trace = commitTraceFromEnv(logger);
+  const fileOps = trace !== null ? trace.timed(options.fileOps ?? realFileOps) : options.fileOps;
   const log = await CommitLogWriter.open({
     dir: options.dataDir.paths.commitlog,
     sizes: options.dataDir.sizes,
     ...(options.logSize !== undefined ? { logSize: options.logSize } : {}),
     ...(options.handoverMs !== undefined ? { handoverMs: options.handoverMs } : {}),
-    ...(options.fileOps !== undefined ? { fileOps: options.fileOps } : {}),
+    ...(fileOps !== undefined ? { fileOps } : {}),
     logger,
   });
   try {
-    return await serve(log, options.dataDir, settings, logger);
+    return await serve(log, options.dataDir, settings, logger, trace);
   } catch (err) {
+    trace?.stop();
     await log.close().catch(() => {});
     throw err;
   }
@@ -115,8 +119,9 @@ async function serve(
   dataDir: DataDir,
   settings: Settings,
   logger: Logger,
+  trace: CommitTrace | null,
 ): Promise<WriterHandle> {
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger);
+  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace);
   const connections = new Set<WriteConnection>();
   /** Connections closed to admit new ones, until their sockets close. */
   const evicting = new Set<WriteConnection>();
@@ -203,6 +208,7 @@ async function serve(
       for (const conn of connections) conn.destroy();
     }
     await log.close();
+    trace?.stop();
     logger.info('countd-write closed');
   };
   return {

@@ -277,6 +277,48 @@ describe('countd-write server', function () {
       assert.deepEqual(incs.slice(4).sort(), [201n, 202n, 203n, 301n, 302n].sort());
     });
 
+    it('a failed group commit that cannot be cut off from its log gets no ERR: the connection closes unanswered, and what reached the log is applied once', async function () {
+      let failSync = false;
+      let brokenFd = -1;
+      const fileOps: FileOps = {
+        ...realFileOps,
+        pwritev: async (fd, buffers, position) => {
+          // After the failed fdatasync, every write to that log fails: the SEAL cannot cut the batch off.
+          if (fd === brokenFd) throw Object.assign(new Error('injected I/O error'), { code: 'EIO' });
+          return realFileOps.pwritev(fd, buffers, position);
+        },
+        fdatasync: async (fd) => {
+          if (failSync) {
+            failSync = false;
+            brokenFd = fd;
+            throw Object.assign(new Error('injected I/O error'), { code: 'EIO' });
+          }
+          return realFileOps.fdatasync(fd);
+        },
+        close: async (fd) => {
+          if (fd === brokenFd) brokenFd = -1;
+          return realFileOps.close(fd);
+        },
+      };
+      await start({ fileOps });
+      const unansweredBefore = await metric(metrics.framesUnanswered);
+      const c = await connect();
+      c.send(frames(4));
+      await c.replyCount(4);
+      failSync = true;
+      const maybe: Buffer[] = [];
+      for (let i = 0; i < 6; i++) maybe.push(frame(100 + i, 'maybe', 'x'));
+      c.send(Buffer.concat(maybe));
+      await c.waitClosed();
+      assert.equal(c.replies, 'WIN'.repeat(4), 'no ERR: the frames may be applied');
+      assert.equal((await metric(metrics.framesUnanswered)) - unansweredBefore, 6);
+      const fresh = await connect();
+      fresh.send(frames(2, SMALL, 200));
+      await fresh.replyCount(2);
+      const entries = await stopAndRead();
+      assert.equal(entries.filter((e) => e.keyspace === 'maybe').length, 6, 'the batch reached the log before its fdatasync failed');
+    });
+
     it('also fails the later frames of a failed connection that wait in the next batch, and keeps the others', async function () {
       let holdAndFail = false;
       let release: (() => void) | null = null;
@@ -391,8 +433,8 @@ describe('countd-write server', function () {
       const fileOps: FileOps = {
         ...realFileOps,
         pwritev: async (fd, buffers, position) => {
-          // The first BATCH record (record header + entries); headers and SEALs are one buffer.
-          if (buffers.length === 2 && appending !== null) {
+          // The first BATCH record (log header with record header + entries); SEALs are one buffer.
+          if (buffers.length >= 2 && appending !== null) {
             appending();
             appending = null;
             holdNextSync = true;
