@@ -18,7 +18,7 @@ import { escapeName } from '../util/escape.js';
 import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
 import { dataDirPaths, type DataDirPaths } from '../datadir/layout.js';
 import { openDataDir, readMeta } from '../datadir/meta.js';
-import { CountdError, ErrorCodes, errnoCode, invalidArgument, translateFsError } from '../errors.js';
+import { CountdError, ErrorCodes, errnoCode, invalidArgument, isCountdError, translateFsError } from '../errors.js';
 import { checkFieldSizes, DEFAULT_FIELD_SIZES, type FieldSizes } from '../protocol/fields.js';
 import { IncrementBatch, Store } from '../store/store.js';
 import { DEFAULT_COUNT_CACHE_BYTES } from '../store/schema.js';
@@ -26,13 +26,16 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { combineFingerprints, fingerprintFile } from './fingerprint.js';
 import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
-import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
+import type { LegacyLogContents, LogContribution } from './legacy-log.js';
 import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFileTotals } from './keyspace-file.js';
 import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from './marks.js';
 import { ApplyPipeline } from './apply-pipeline.js';
 import { readBack, VerifyQueue } from './verify.js';
 import { ProblemLog, isDamage, type Problem, type ProblemKind } from './problems.js';
 import { scanLegacyDir, type LegacyKeyspaceFile, type LegacyLayout } from './scan.js';
+import { checkLegacyLocks } from './lock-check.js';
+import { planLogs, type LogReport } from './log-plan.js';
+import type { LogRule } from './log-states.js';
 
 export const DEFAULT_BATCH_RECORDS = 100_000;
 const VERIFY_CONCURRENCY = 4;
@@ -53,8 +56,10 @@ export interface MigrateOptions {
   dataDir: string;
   /** Any damage is fatal (nothing is imported). */
   strict?: boolean;
-  /** Import even though legacy `lock-` links exist. */
+  /** Import even though legacy `lock-` links exist (never while a process has the directory's files open). */
   force?: boolean;
+  /** Per log index: how much of it to replay, overriding what its mode, lock link and content say (--legacy-log). */
+  logRules?: ReadonlyMap<number, LogRule>;
   /** A keyspace that already exists in the data directory: add the legacy counts to it. */
   merge?: boolean;
   /** A keyspace that already exists in the data directory: delete it, then import. */
@@ -98,7 +103,11 @@ export interface MigrateSummary {
   };
   /** Keyspace-file keys imported by this run. */
   keys: number;
-  logs: { dirty: number; clean: number; locks: number };
+  logs: { dirty: number; clean: number; locks: number; replayed: number };
+  /** Every log with its state and what was replayed of it (docs/legacy-format.md, "What the original leaves on disk"). */
+  legacyLogs: LogReport[];
+  /** Logs of which nothing was imported because what they hold cannot be told: say so loudly. */
+  ambiguousLogs: LogReport[];
   frames: { replayed: number; padding: number; skipped: number };
   problems: { damage: number; byKind: Record<string, number>; details: Problem[] };
   conflicts: Array<{ keyspace: string; reason: ConflictReason }>;
@@ -138,6 +147,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
   if (options.merge && options.replace) throw invalidArgument('--merge and --replace exclude each other');
   const batchRecords = options.batchRecords ?? DEFAULT_BATCH_RECORDS;
   if (!Number.isSafeInteger(batchRecords) || batchRecords < 1) throw invalidArgument(`batchRecords must be a positive integer, got ${String(batchRecords)}`);
+  if (options.logRules !== undefined) checkLogRules(options.logRules);
   if (options.sizes !== undefined) checkFieldSizes({ ...DEFAULT_FIELD_SIZES, ...definedSizes(options.sizes) });
   return new Migration(options, batchRecords).run();
 }
@@ -173,7 +183,9 @@ class Migration {
       dataDir: this.#paths.root,
       keyspaces: { total: 0, imported: 0, resumed: 0, merged: 0, replaced: 0, alreadyImported: 0 },
       keys: 0,
-      logs: { dirty: 0, clean: 0, locks: 0 },
+      logs: { dirty: 0, clean: 0, locks: 0, replayed: 0 },
+      legacyLogs: [],
+      ambiguousLogs: [],
       frames: { replayed: 0, padding: 0, skipped: 0 },
       problems: { damage: 0, byKind: {}, details: [] },
       conflicts: [],
@@ -190,19 +202,8 @@ class Migration {
   async run(): Promise<MigrateSummary> {
     await this.#checkDirectories();
     const layout = await scanLegacyDir(this.#legacyDir, this.#problems);
-    this.#summary.logs = { dirty: layout.dirtyLogs.length, clean: layout.cleanLogs.length, locks: layout.locks.length };
-    if (layout.locks.length > 0) {
-      if (!this.#o.force) {
-        throw new CountdError(
-          ErrorCodes.MIGRATE,
-          `${this.#legacyDir} has legacy lock links (${layout.locks.slice(0, 3).join(', ')}${layout.locks.length > 3 ? ', …' : ''}): ` +
-            'the original countd may still be running and writing; stop it, or pass --force to import what is on disk',
-        );
-      }
-      for (const lock of layout.locks) {
-        this.#problems.add({ kind: 'legacy-lock', source: lock, detail: 'legacy lock link present; imported anyway (--force)' });
-      }
-    }
+    this.#summary.logs = { dirty: layout.dirtyLogs.length, clean: layout.cleanLogs.length, locks: layout.locks.length, replayed: 0 };
+    await checkLegacyLocks(this.#legacyDir, layout.locks, this.#o.force === true, this.#problems);
     try {
       await this.#openTarget(layout);
       const units = await this.#plan(layout);
@@ -305,8 +306,12 @@ class Migration {
       return u;
     };
     this.#progress.bytesTotal = layout.keyspaceFiles.reduce((n, f) => n + f.size, 0) + layout.dirtyLogs.reduce((n, l) => n + l.size, 0);
-    for (const log of layout.dirtyLogs) {
-      const contents = await readLegacyLog(log, this.#sizes, this.#problems);
+    const logs = await planLogs(layout, this.#sizes, this.#o.logRules ?? new Map(), this.#problems);
+    this.#summary.legacyLogs = logs.reports;
+    this.#summary.ambiguousLogs = logs.ambiguous;
+    this.#summary.logs.replayed = logs.replay.length;
+    for (const contents of logs.replay) {
+      const log = contents.log;
       this.#summary.frames.padding += contents.padding;
       this.#summary.frames.skipped += contents.skipped;
       for (const contribution of contents.keyspaces.values()) unitOf(contribution.keyspace).logs.push({ contents, contribution });
@@ -328,7 +333,7 @@ class Migration {
     if (this.#store) for (const ks of await this.#store.keyspaces()) if (ks.size > 0) existing.add(ks.name.toString('latin1'));
     const list = [...units.values()].sort((a, b) => a.name.compare(b.name));
     for (const u of list) {
-      u.mark = this.#store ? await readKeyspaceMark(this.#store, u.name) : undefined;
+      u.mark = this.#store ? await this.#readMark(u) : undefined;
       u.exists = existing.has(u.name.toString('latin1'));
       const file = u.file;
       if (file !== undefined) {
@@ -361,6 +366,17 @@ class Migration {
       }
     }
     return list;
+  }
+
+  /** A mark that cannot be read stops the run (marks.ts), except under --replace, which rewrites it. */
+  async #readMark(u: Unit): Promise<KeyspaceMark | undefined> {
+    try {
+      return await readKeyspaceMark(this.#store!, u.name);
+    } catch (err) {
+      if (!this.#o.replace || !(isCountdError(err, ErrorCodes.CORRUPTION) || isCountdError(err, ErrorCodes.DATA_DIR_MISMATCH))) throw err;
+      u.conflict = 'changed';
+      return undefined;
+    }
   }
 
   #collectConflicts(units: Unit[]): void {
@@ -691,6 +707,16 @@ function addRecord(batch: IncrementBatch, keyspace: Buffer, key: Buffer, count: 
   }
   batch.add(keyspace, key, 1n);
   batch.add(keyspace, key, -1n);
+}
+
+function checkLogRules(rules: unknown): void {
+  if (!(rules instanceof Map)) throw invalidArgument('logRules must be a Map of log index to rule');
+  for (const [index, rule] of rules as Map<unknown, unknown>) {
+    if (!Number.isSafeInteger(index) || (index as number) < 0) throw invalidArgument(`logRules: ${String(index)} is not a log index`);
+    if (rule !== 'skip' && rule !== 'all' && !(Number.isSafeInteger(rule) && (rule as number) >= 0)) {
+      throw invalidArgument(`logRules: log ${String(index)}: ${String(rule)} is not skip, all or a number of frames`);
+    }
+  }
 }
 
 function definedSizes(sizes: Partial<FieldSizes> | undefined): Partial<FieldSizes> {

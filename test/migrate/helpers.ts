@@ -69,3 +69,9 @@ export const FIXTURE_EXPECTED: Record<string, Record<string, bigint>> = {
   'long-keys': { ['K'.repeat(256)]: 2n, short: 1n },
   [Buffer.from([0x63, 0xff, 0x73]).toString('latin1')]: { [Buffer.from([0x6b, 0xfe]).toString('latin1')]: 42n },
 };
+
+/** The same with the fixture's lock link on clean log 2: the writer's log in progress, its +1000 replayed. */
+export const FIXTURE_EXPECTED_WITH_LOCK: Record<string, Record<string, bigint>> = {
+  ...FIXTURE_EXPECTED,
+  fruit: { ...FIXTURE_EXPECTED.fruit, apple: 1056n },
+};
