@@ -15,7 +15,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { escapeName } from '../util/escape.js';
-import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
 import { dataDirPaths, type DataDirPaths } from '../datadir/layout.js';
 import { openDataDir, readMeta } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument, isCountdError, translateFsError } from '../errors.js';
@@ -31,97 +30,17 @@ import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFil
 import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from './marks.js';
 import { ApplyPipeline } from './apply-pipeline.js';
 import { readBack, VerifyQueue } from './verify.js';
-import { ProblemLog, isDamage, type Problem, type ProblemKind } from './problems.js';
+import { ProblemLog, isDamage, type ProblemKind } from './problems.js';
 import { scanLegacyDir, type LegacyKeyspaceFile, type LegacyLayout } from './scan.js';
-import { checkLegacyLocks } from './lock-check.js';
-import { planLogs, type LogReport } from './log-plan.js';
-import type { LogRule } from './log-states.js';
+import { checkDirectories, checkLegacyLocks } from './lock-check.js';
+import { checkLogRules, definedSizes, newSummary, type MigrateOptions, type MigrateProgress, type MigrateSummary, type ConflictReason, type KeyspaceReport } from './summary.js';
+
+export type { MigrateOptions, MigrateProgress, MigrateSummary, ConflictReason, KeyspaceReport } from './summary.js';
+import { decideLayoutLogs, planLogs } from './log-plan.js';
+import type { LogDecision } from './log-states.js';
 
 export const DEFAULT_BATCH_RECORDS = 100_000;
 const VERIFY_CONCURRENCY = 4;
-
-export interface MigrateProgress {
-  phase: 'fingerprint' | 'import' | 'verify';
-  /** Keyspace-file records and log frames handled so far, of `recordsTotal`. */
-  records: number;
-  recordsTotal: number;
-  bytes: number;
-  bytesTotal: number;
-}
-
-export interface MigrateOptions {
-  /** The original countd's data directory (read only). */
-  legacyDir: string;
-  /** The countd data directory to import into (created when missing, except with dryRun). */
-  dataDir: string;
-  /** Any damage is fatal (nothing is imported). */
-  strict?: boolean;
-  /** Import even though legacy `lock-` links exist (never while a process has the directory's files open). */
-  force?: boolean;
-  /** Per log index: how much of it to replay, overriding what its mode, lock link and content say (--legacy-log). */
-  logRules?: ReadonlyMap<number, LogRule>;
-  /** A keyspace that already exists in the data directory: add the legacy counts to it. */
-  merge?: boolean;
-  /** A keyspace that already exists in the data directory: delete it, then import. */
-  replace?: boolean;
-  /** Report what would be imported; change nothing. */
-  dryRun?: boolean;
-  /** Field sizes of a data directory created by the migration (default 256/256). */
-  sizes?: Partial<FieldSizes>;
-  /** File records per Store.apply (default 100,000). */
-  batchRecords?: number;
-  logger?: Logger;
-  onProgress?: (progress: MigrateProgress) => void;
-  onProblem?: (problem: Problem) => void;
-  /** Called after every Store.apply; tests throw from it to simulate a crash. */
-  afterApply?: (info: { keyspace: Buffer; next: number; done: boolean }) => void;
-}
-
-export type ConflictReason = 'exists' | 'changed';
-
-export interface KeyspaceReport {
-  keyspace: string;
-  action: 'import' | 'resume' | 'already-imported' | 'merge' | 'replace' | 'refused';
-  keys: number;
-  frames: number;
-}
-
-export interface MigrateSummary {
-  dryRun: boolean;
-  legacyDir: string;
-  dataDir: string;
-  keyspaces: {
-    /** Legacy keyspaces whose name fits the target (files and log-only keyspaces). */
-    total: number;
-    /** Imported (or, in a dry run, to be imported) by this run, including resumed, merged, replaced. */
-    imported: number;
-    resumed: number;
-    merged: number;
-    replaced: number;
-    /** Done by an earlier run with the same sources: nothing to do. */
-    alreadyImported: number;
-  };
-  /** Keyspace-file keys imported by this run. */
-  keys: number;
-  logs: { dirty: number; clean: number; locks: number; replayed: number };
-  /** Every log with its state and what was replayed of it (docs/legacy-format.md, "What the original leaves on disk"). */
-  legacyLogs: LogReport[];
-  /** Logs of which nothing was imported because what they hold cannot be told: say so loudly. */
-  ambiguousLogs: LogReport[];
-  frames: { replayed: number; padding: number; skipped: number };
-  problems: { damage: number; byKind: Record<string, number>; details: Problem[] };
-  conflicts: Array<{ keyspace: string; reason: ConflictReason }>;
-  /** Why the run refused to import (dry run: why a real run would), or null. */
-  refused: string | null;
-  /** Keyspaces whose keys and sum were read back and matched (0 in a dry run). */
-  verified: number;
-  /** Nothing was left to import: every keyspace was done by an earlier run. */
-  nothingToDo: boolean;
-  records: number;
-  bytes: number;
-  elapsedMs: number;
-  recordsPerSecond: number;
-}
 
 /** One legacy keyspace: its file and the log frames for it. */
 interface Unit {
@@ -177,36 +96,18 @@ class Migration {
     this.#paths = dataDirPaths(options.dataDir);
     this.#problems = new ProblemLog(options.onProblem);
     this.#fileProblems = this.#problems;
-    this.#summary = {
-      dryRun: options.dryRun === true,
-      legacyDir: this.#legacyDir,
-      dataDir: this.#paths.root,
-      keyspaces: { total: 0, imported: 0, resumed: 0, merged: 0, replaced: 0, alreadyImported: 0 },
-      keys: 0,
-      logs: { dirty: 0, clean: 0, locks: 0, replayed: 0 },
-      legacyLogs: [],
-      ambiguousLogs: [],
-      frames: { replayed: 0, padding: 0, skipped: 0 },
-      problems: { damage: 0, byKind: {}, details: [] },
-      conflicts: [],
-      refused: null,
-      verified: 0,
-      nothingToDo: false,
-      records: 0,
-      bytes: 0,
-      elapsedMs: 0,
-      recordsPerSecond: 0,
-    };
+    this.#summary = newSummary(options.dryRun === true, this.#legacyDir, this.#paths.root);
   }
 
   async run(): Promise<MigrateSummary> {
-    await this.#checkDirectories();
+    await checkDirectories(this.#legacyDir, this.#paths);
     const layout = await scanLegacyDir(this.#legacyDir, this.#problems);
     this.#summary.logs = { dirty: layout.dirtyLogs.length, clean: layout.cleanLogs.length, locks: layout.locks.length, replayed: 0 };
     await checkLegacyLocks(this.#legacyDir, layout.locks, this.#o.force === true, this.#problems);
+    const decisions = await decideLayoutLogs(layout, this.#o.logRules ?? new Map());
     try {
       await this.#openTarget(layout);
-      const units = await this.#plan(layout);
+      const units = await this.#plan(layout, decisions);
       this.#summary.keyspaces.total = units.length;
       this.#collectConflicts(units);
       if (this.#summary.refused !== null && !this.#summary.dryRun) {
@@ -245,20 +146,6 @@ class Migration {
 
   // ---------------------------------------------------------------- setup
 
-  async #checkDirectories(): Promise<void> {
-    const rel = path.relative(this.#legacyDir, this.#paths.root);
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-      throw invalidArgument(`the data directory ${this.#paths.root} must not be the legacy directory or inside it (the legacy directory is never modified)`);
-    }
-    const daemon = await readLiveDaemonRecord(this.#paths);
-    if (daemon !== undefined) {
-      throw new CountdError(
-        ErrorCodes.ALREADY_RUNNING,
-        `a countd daemon (pid ${daemon.pid}) is running on ${this.#paths.root}; stop it (countd stop) before migrating into it`,
-      );
-    }
-  }
-
   /** Open the target; a dry run creates nothing and opens the database only if it exists. */
   async #openTarget(layout: LegacyLayout): Promise<void> {
     if (this.#summary.dryRun) {
@@ -294,7 +181,7 @@ class Migration {
   }
 
   /** Read the dirty logs, fingerprint the keyspace files, and decide what to do with every keyspace. */
-  async #plan(layout: LegacyLayout): Promise<Unit[]> {
+  async #plan(layout: LegacyLayout, decisions: LogDecision[]): Promise<Unit[]> {
     const units = new Map<string, Unit>();
     const unitOf = (name: Buffer): Unit => {
       const id = name.toString('latin1');
@@ -305,8 +192,8 @@ class Migration {
       }
       return u;
     };
-    this.#progress.bytesTotal = layout.keyspaceFiles.reduce((n, f) => n + f.size, 0) + layout.dirtyLogs.reduce((n, l) => n + l.size, 0);
-    const logs = await planLogs(layout, this.#sizes, this.#o.logRules ?? new Map(), this.#problems);
+    const logs = await planLogs(decisions, this.#sizes, this.#problems);
+    this.#progress.bytesTotal = layout.keyspaceFiles.reduce((n, f) => n + f.size, 0) + logs.replay.reduce((n, c) => n + c.log.size, 0);
     this.#summary.legacyLogs = logs.reports;
     this.#summary.ambiguousLogs = logs.ambiguous;
     this.#summary.logs.replayed = logs.replay.length;
@@ -707,21 +594,4 @@ function addRecord(batch: IncrementBatch, keyspace: Buffer, key: Buffer, count: 
   }
   batch.add(keyspace, key, 1n);
   batch.add(keyspace, key, -1n);
-}
-
-function checkLogRules(rules: unknown): void {
-  if (!(rules instanceof Map)) throw invalidArgument('logRules must be a Map of log index to rule');
-  for (const [index, rule] of rules as Map<unknown, unknown>) {
-    if (!Number.isSafeInteger(index) || (index as number) < 0) throw invalidArgument(`logRules: ${String(index)} is not a log index`);
-    if (rule !== 'skip' && rule !== 'all' && !(Number.isSafeInteger(rule) && (rule as number) >= 0)) {
-      throw invalidArgument(`logRules: log ${String(index)}: ${String(rule)} is not skip, all or a number of frames`);
-    }
-  }
-}
-
-function definedSizes(sizes: Partial<FieldSizes> | undefined): Partial<FieldSizes> {
-  const out: { keyspaceSize?: number; keySize?: number } = {};
-  if (sizes?.keyspaceSize !== undefined) out.keyspaceSize = sizes.keyspaceSize;
-  if (sizes?.keySize !== undefined) out.keySize = sizes.keySize;
-  return out;
 }

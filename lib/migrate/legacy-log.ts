@@ -40,7 +40,7 @@ export interface LegacyLogContents {
   keyspaces: Map<string, LogContribution>;
 }
 
-const FRAMES_PER_CHUNK = 4033;
+const FRAMES_PER_CHUNK = 4032;
 
 /**
  * Read and check one log to replay; names must fit `target` sizes to be

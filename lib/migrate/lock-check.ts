@@ -1,10 +1,14 @@
-// The check before anything is read: is the original countd still running on
-// the legacy directory? (docs/legacy-format.md, "Lock links".) A live process
-// refuses the migration even with --force; lock links that no live process
-// explains are the original's normal leftovers, which --force passes over.
+// The checks before anything is read: the data directory is not inside the
+// legacy directory and no countd daemon runs on it; and is the original
+// countd still running on the legacy directory? (docs/legacy-format.md,
+// "Lock links".) A live process refuses the migration even with --force; lock
+// links that no live process explains are the original's normal leftovers,
+// which --force passes over.
 
 import path from 'node:path';
-import { CountdError, ErrorCodes } from '../errors.js';
+import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
+import type { DataDirPaths } from '../datadir/layout.js';
+import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { findLegacyHolders, findOriginalProcesses } from './legacy-holders.js';
 import type { ProblemLog } from './problems.js';
 
@@ -47,5 +51,19 @@ export async function checkLegacyLocks(dir: string, locks: string[], force: bool
   }
   for (const lock of locks) {
     problems.add({ kind: 'legacy-lock', source: lock, detail: 'stale lock link (no process has the directory open); passed over (--force)' });
+  }
+}
+
+export async function checkDirectories(legacyDir: string, paths: DataDirPaths): Promise<void> {
+  const rel = path.relative(legacyDir, paths.root);
+  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    throw invalidArgument(`the data directory ${paths.root} must not be the legacy directory or inside it (the legacy directory is never modified)`);
+  }
+  const daemon = await readLiveDaemonRecord(paths);
+  if (daemon !== undefined) {
+    throw new CountdError(
+      ErrorCodes.ALREADY_RUNNING,
+      `a countd daemon (pid ${daemon.pid}) is running on ${paths.root}; stop it (countd stop) before migrating into it`,
+    );
   }
 }

@@ -30,10 +30,15 @@ export interface LogPlan {
   ambiguous: LogReport[];
 }
 
-export async function planLogs(layout: LegacyLayout, target: FieldSizes, rules: ReadonlyMap<number, LogRule>, problems: ProblemLog): Promise<LogPlan> {
+/** Decide every log (before anything is written: a bad rule is refused here). */
+export async function decideLayoutLogs(layout: LegacyLayout, rules: ReadonlyMap<number, LogRule>): Promise<LogDecision[]> {
   const locked = new Set(layout.locks.map((l) => Number(LEGACY_LOCK_RE.exec(l)![1])));
   const logs = [...layout.dirtyLogs, ...layout.cleanLogs].sort((a, b) => a.index - b.index);
-  const decisions = await decideLogs(logs, locked, rules);
+  return decideLogs(logs, locked, rules);
+}
+
+/** Report every decision and read the frames to replay. */
+export async function planLogs(decisions: LogDecision[], target: FieldSizes, problems: ProblemLog): Promise<LogPlan> {
   const plan: LogPlan = { decisions, replay: [], reports: [], ambiguous: [] };
   for (const d of decisions) {
     const report: LogReport = { log: d.log.name, state: d.state, locked: d.locked, frames: d.frames, replayed: d.replay, reason: d.reason };

@@ -10,6 +10,7 @@ import { writeDaemonRecord } from '../../lib/datadir/daemon-record.js';
 import { openDataDir } from '../../lib/datadir/meta.js';
 import { ErrorCodes, isCountdError } from '../../lib/errors.js';
 import { migrate, type MigrateOptions } from '../../lib/migrate/importer.js';
+import { keyspaceMarkName } from '../../lib/migrate/marks.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { selfIdentity } from '../../lib/util/proc.js';
 import { FIXTURE_EXPECTED, FIXTURE_EXPECTED_WITH_LOCK, readStore, removeTempDirs, snapshotTree, tempDir } from './helpers.js';
@@ -344,5 +345,52 @@ describe('countd migrate (library): verification and saturation', function () {
     assert.equal(summary.problems.byKind.saturated, 1);
     assert.equal(summary.verified, 1);
     assert.deepEqual(await readStore(path.join(root, 'data')), { big: { top: max, low: 1n } });
+  });
+});
+
+describe('countd migrate (library): a mark that cannot be read is an error, never "absent"', function () {
+  after(removeTempDirs);
+
+  /** Import the fixture, then overwrite the mark of keyspace fruit with `value`. */
+  async function withMark(value: Buffer): Promise<{ legacy: string; data: string }> {
+    const { legacy, data } = await fixture();
+    await run(legacy, data);
+    const dir = await openDataDir(data, { create: false });
+    const store = await Store.open({ location: dir.paths.db, sizes: dir.sizes });
+    await store.apply(new IncrementBatch(), [{ name: keyspaceMarkName(Buffer.from('fruit')), value }]);
+    await store.close();
+    return { legacy, data };
+  }
+
+  it('a mark that is not JSON: COUNTD_CORRUPTION naming the mark and its bytes; --merge adds nothing twice', async function () {
+    const { legacy, data } = await withMark(Buffer.from('{"v":1,"unit":'));
+    const markName = keyspaceMarkName(Buffer.from('fruit'));
+    const hex = Buffer.from('{"v":1,"unit":').toString('hex');
+    await rejectsWith(run(legacy, data), ErrorCodes.CORRUPTION, new RegExp(`mark ${markName} is corrupt \\(not JSON; 14 bytes: ${hex}\\)`));
+    // Read as "absent", --merge would add fruit's legacy counts a second time.
+    await rejectsWith(run(legacy, data, { merge: true }), ErrorCodes.CORRUPTION, /corrupt/);
+    assert.deepEqual(await readStore(data), FIXTURE_EXPECTED);
+  });
+
+  it('an empty mark, and a mark with a field out of range: COUNTD_CORRUPTION', async function () {
+    const empty = await withMark(Buffer.alloc(0));
+    await rejectsWith(run(empty.legacy, empty.data), ErrorCodes.CORRUPTION, /not JSON; 0 bytes: \)/);
+    const mark = { v: 1, keyspace: 'fruit', unit: 'a'.repeat(64), file: null, logs: [], mode: 'new', base: null, next: -1, done: false, expect: null, saturated: false, at: '' };
+    const bad = await withMark(Buffer.from(JSON.stringify(mark)));
+    await rejectsWith(run(bad.legacy, bad.data), ErrorCodes.CORRUPTION, /'next' is not a record number/);
+  });
+
+  it('a mark of another version: COUNTD_DATA_DIR_MISMATCH with its bytes', async function () {
+    const { legacy, data } = await withMark(Buffer.from('{"v":2}'));
+    await rejectsWith(run(legacy, data), ErrorCodes.DATA_DIR_MISMATCH, /has version 2 \(7 bytes: 7b2276223a327d\), this countd reads version 1/);
+  });
+
+  it('--replace imports the keyspace again over a corrupt mark, exactly once', async function () {
+    const { legacy, data } = await withMark(Buffer.from([0xff, 0x00, 0x01]));
+    const summary = await run(legacy, data, { replace: true });
+    assert.equal(summary.keyspaces.replaced, 1);
+    assert.deepEqual(await readStore(data), FIXTURE_EXPECTED);
+    const again = await run(legacy, data);
+    assert.equal(again.nothingToDo, true);
   });
 });
