@@ -136,7 +136,7 @@ describe('countd migrate on data the original countd wrote', function () {
     const t = truthCounts(truth);
     // Keys the log does not name are exact; the others lack at most the log's frames.
     assert.deepEqual(
-      mismatches(skipped, t, (ks, key, want) => (log1[ks]?.[key] === undefined ? want : skipped[ks]?.[key] ?? -1n)),
+      mismatches(skipped, t, (ks, key, want) => (log1[ks]?.[key] === undefined ? want : skipped[ks]?.[key] ?? 0n)),
       [],
     );
     let short = 0;
