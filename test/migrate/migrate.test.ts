@@ -8,12 +8,12 @@ import path from 'node:path';
 import { writeLegacyFixture, keyspaceRecord, legacyFrame } from '../../fixtures/make-legacy-fixture.js';
 import { writeDaemonRecord } from '../../lib/datadir/daemon-record.js';
 import { openDataDir } from '../../lib/datadir/meta.js';
-import { ErrorCodes, isCountdError } from '../../lib/errors.js';
+import { ErrorCodes } from '../../lib/errors.js';
 import { migrate, type MigrateOptions } from '../../lib/migrate/importer.js';
 import { keyspaceMarkName } from '../../lib/migrate/marks.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { selfIdentity } from '../../lib/util/proc.js';
-import { FIXTURE_EXPECTED, FIXTURE_EXPECTED_WITH_LOCK, readStore, removeTempDirs, snapshotTree, tempDir } from './helpers.js';
+import { FIXTURE_EXPECTED, FIXTURE_EXPECTED_WITH_LOCK, readStore, rejectsWith, removeTempDirs, snapshotTree, tempDir } from './helpers.js';
 
 const SIZES = { keyspaceSize: 256, keySize: 256 };
 
@@ -32,18 +32,6 @@ async function seed(data: string, keyspace: string, counts: Record<string, bigin
   for (const [k, v] of Object.entries(counts)) batch.add(Buffer.from(keyspace), Buffer.from(k), v);
   await store.apply(batch);
   await store.close();
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(isCountdError(err), `expected a CountdError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 function run(legacy: string, data: string, extra: Partial<MigrateOptions> = {}) {

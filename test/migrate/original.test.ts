@@ -11,10 +11,10 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ErrorCodes, isCountdError } from '../../lib/errors.js';
+import { ErrorCodes } from '../../lib/errors.js';
 import { migrate, type MigrateOptions, type MigrateSummary } from '../../lib/migrate/importer.js';
 import type { LogRule } from '../../lib/migrate/log-states.js';
-import { readStore, removeTempDirs, tempDir } from './helpers.js';
+import { readStore, rejectsWith, removeTempDirs, tempDir } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ORIGINAL = path.join(ROOT, 'fixtures', 'original');
@@ -39,18 +39,6 @@ async function shape(name: string): Promise<{ legacy: string; data: string; trut
 
 function run(legacy: string, data: string, extra: Partial<MigrateOptions> = {}): Promise<MigrateSummary> {
   return migrate({ legacyDir: legacy, dataDir: data, ...extra });
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(isCountdError(err), `expected a CountdError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 /** Per key: what the log's first `frames` frames add (parsed here, independently of lib/migrate). */
