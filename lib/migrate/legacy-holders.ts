@@ -39,7 +39,8 @@ async function commandOf(pid: number): Promise<string> {
  * Empty where /proc cannot be read.
  */
 export async function findLegacyHolders(dir: string): Promise<LegacyHolder[]> {
-  const root = path.resolve(dir);
+  // /proc shows the real path of what a descriptor points to.
+  const root = await fsp.realpath(dir).catch(() => path.resolve(dir));
   const inside = (target: string): string | undefined => {
     const rel = path.relative(root, target.replace(/ \(deleted\)$/, ''));
     return rel.startsWith('..') || path.isAbsolute(rel) ? undefined : rel === '' ? '.' : rel;
