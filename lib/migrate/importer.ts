@@ -3,7 +3,8 @@
 // and the import design are in docs/legacy-format.md.
 //
 // The import works per legacy keyspace ("unit"): its keyspace file plus the
-// frames of every dirty log that name it. A unit is applied in batches of
+// frames that name it of every log replayed (log-states.ts decides which logs,
+// and how much of each). A unit is applied in batches of
 // `batchRecords` file records; each batch is ONE Store.apply together with the
 // unit's mark (marks.ts), which records how far the file got. The log frames
 // and `done` go with the last batch. So a crash leaves every unit either
@@ -34,10 +35,10 @@ import { ProblemLog, isDamage, type ProblemKind } from './problems.js';
 import { scanLegacyDir, type LegacyKeyspaceFile, type LegacyLayout } from './scan.js';
 import { checkDirectories, checkLegacyLocks } from './lock-check.js';
 import { checkLogRules, definedSizes, newSummary, type MigrateOptions, type MigrateProgress, type MigrateSummary, type ConflictReason, type KeyspaceReport } from './summary.js';
-
-export type { MigrateOptions, MigrateProgress, MigrateSummary, ConflictReason, KeyspaceReport } from './summary.js';
 import { decideLayoutLogs, planLogs } from './log-plan.js';
 import type { LogDecision } from './log-states.js';
+
+export type { MigrateOptions, MigrateProgress, MigrateSummary, ConflictReason, KeyspaceReport } from './summary.js';
 
 export const DEFAULT_BATCH_RECORDS = 100_000;
 const VERIFY_CONCURRENCY = 4;

@@ -19,7 +19,7 @@
 //     frame, or frames after   log filled or REUSED (new frames over the frames
 //     an all-zero frame        of an earlier, applied use): AMBIGUOUS
 //
-// An ambiguous log is imported by nothing unless a rule (--legacy-log) says
+// Nothing of an ambiguous log is imported unless a rule (--legacy-log) says
 // how much of it to replay: migrate never guesses.
 
 import { CountdError, ErrorCodes } from '../errors.js';

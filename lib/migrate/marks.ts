@@ -6,7 +6,7 @@
 // is JSON:
 //
 //   unit     fingerprint of every source of the keyspace (its keyspace file and
-//            every dirty log with frames for it); another value means the
+//            every replayed log with frames for it); another value means the
 //            legacy directory changed since the mark was written
 //   next     records of the keyspace file [0, next) are in the database
 //   done     the whole keyspace (file and log frames) is in the database
