@@ -180,6 +180,11 @@ export const startListenOptions: Record<string, Options> = {
   'write-port': { type: 'string', default: String(DEFAULT_WRITE_PORT), describe: 'write port (0: any free port)', coerce: port('--write-port') },
   'read-port': { type: 'string', default: String(DEFAULT_READ_PORT), describe: 'read port (0: any free port)', coerce: port('--read-port') },
   'metrics-port': { type: 'string', describe: 'serve Prometheus metrics over HTTP on this port (0: any free port)', coerce: port('--metrics-port') },
+  'http-port': {
+    type: 'string',
+    describe: 'serve the console (/), its JSON API (/api/v1/) and Prometheus metrics (/metrics) over HTTP on this port (0: any free port); read-only',
+    coerce: port('--http-port'),
+  },
 };
 
 /** A role binary's own port (`countd-write --port`, `countd-read --port`). */
@@ -236,6 +241,7 @@ export function checkFlags(argv: Flags): true {
     ['--write-port', argv['write-port']],
     ['--read-port', argv['read-port']],
     ['--metrics-port', argv['metrics-port']],
+    ['--http-port', argv['http-port']],
   ];
   const seen = new Map<number, string>();
   for (const [flag, value] of ports) {

@@ -69,7 +69,8 @@ export async function runStore(
   try {
     worker = await startWorker({ dataDir, store, logger: logger.child('worker'), ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
     if (reader) {
-      read = await startReader({ store, sizes: dataDir.sizes, ...defined(reader), logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }) });
+      const health = worker.health;
+      read = await startReader({ store, sizes: dataDir.sizes, ...defined(reader), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }) });
     }
   } catch (err) {
     await worker?.close().catch(() => {});

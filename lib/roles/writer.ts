@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument } from '../errors.js';
 import { CommitLogWriter } from '../commitlog/writer.js';
-import type { FileOps } from '../commitlog/fileops.js';
+import { type FileOps, realFileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
 import { writeFrameSize } from '../protocol/fields.js';
@@ -18,6 +18,7 @@ import { type Logger, silentLogger } from '../util/log.js';
 import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
+import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 
 export const DEFAULT_WRITE_PORT = 48879;
 export const DEFAULT_LISTEN = '127.0.0.1';
@@ -60,17 +61,20 @@ export interface WriterHandle {
 export async function startWriter(options: WriterOptions): Promise<WriterHandle> {
   const settings = checkOptions(options);
   const logger = options.logger ?? silentLogger;
+  const trace = commitTraceFromEnv(logger);
+  const fileOps = trace !== null ? trace.timed(options.fileOps ?? realFileOps) : options.fileOps;
   const log = await CommitLogWriter.open({
     dir: options.dataDir.paths.commitlog,
     sizes: options.dataDir.sizes,
     ...(options.logSize !== undefined ? { logSize: options.logSize } : {}),
     ...(options.handoverMs !== undefined ? { handoverMs: options.handoverMs } : {}),
-    ...(options.fileOps !== undefined ? { fileOps: options.fileOps } : {}),
+    ...(fileOps !== undefined ? { fileOps } : {}),
     logger,
   });
   try {
-    return await serve(log, options.dataDir, settings, logger);
+    return await serve(log, options.dataDir, settings, logger, trace);
   } catch (err) {
+    trace?.stop();
     await log.close().catch(() => {});
     throw err;
   }
@@ -115,9 +119,12 @@ async function serve(
   dataDir: DataDir,
   settings: Settings,
   logger: Logger,
+  trace: CommitTrace | null,
 ): Promise<WriterHandle> {
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger);
+  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace);
   const connections = new Set<WriteConnection>();
+  /** Connections closed to admit new ones, until their sockets close. */
+  const evicting = new Set<WriteConnection>();
   let closedAll: (() => void) | null = null;
   const ctx: ConnectionContext = {
     sizes: dataDir.sizes,
@@ -129,6 +136,7 @@ async function serve(
     lengths: new Int32Array(2),
     lingerMs: LINGER_MS,
     closed(conn) {
+      evicting.delete(conn);
       connections.delete(conn);
       metrics.writeConnections.dec();
       if (closedAll !== null && connections.size === 0) closedAll();
@@ -139,7 +147,7 @@ async function serve(
   let lastRefusalLog = -Infinity;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
   server.on('connection', (socket) => {
-    if (connections.size >= settings.maxConnections) {
+    if (connections.size - evicting.size >= settings.maxConnections && !evictIdle(connections, evicting)) {
       socket.destroy();
       refused++;
       const now = Date.now();
@@ -200,6 +208,7 @@ async function serve(
       for (const conn of connections) conn.destroy();
     }
     await log.close();
+    trace?.stop();
     logger.info('countd-write closed');
   };
   return {
@@ -225,4 +234,25 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
     server.once('listening', onListening);
     server.listen({ host, port });
   });
+}
+
+/**
+ * At the connection limit, make room for a new connection: close the one
+ * idle the longest among those with no frame in flight (nothing received
+ * waits for its WIN, and every WIN is handed to the kernel; a partial frame
+ * is never acknowledged, so it may go). Idle clients, or clients holding
+ * half a frame, so never lock writers out. False when every connection has
+ * frames in flight or replies not yet sent.
+ */
+function evictIdle(connections: Set<WriteConnection>, evicting: Set<WriteConnection>): boolean {
+  let best: WriteConnection | undefined;
+  for (const c of connections) {
+    if (evicting.has(c) || !c.quiet || c.socket.writableLength > 0) continue;
+    // Set order is arrival order: among equally idle ones, the oldest goes.
+    if (best === undefined || (best.active && !c.active) || (best.active === c.active && c.idleSweeps > best.idleSweeps)) best = c;
+  }
+  if (best === undefined) return false;
+  evicting.add(best);
+  best.destroy();
+  return true;
 }

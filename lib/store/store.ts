@@ -261,6 +261,8 @@ export class Store {
   private readonly fenceSize: number;
   private readonly minBlock: number;
   private readonly sync: boolean;
+  /** LevelDB's open options, for reopen(). */
+  private readonly levelOptions: { cacheSize: number; writeBufferSize: number };
   /** latin1 keyspace name -> directory record. Every keyspace is here (one small record each). */
   private readonly dir = new Map<string, KeyspaceInfo>();
   private readonly fenceCache: Lru<number, Fences>;
@@ -297,6 +299,7 @@ export class Store {
     this.fenceSize = options.rankFenceSize;
     this.minBlock = Math.max(1, Math.floor(options.rankFenceSize / 2));
     this.sync = options.sync;
+    this.levelOptions = { cacheSize: options.cacheSize, writeBufferSize: options.writeBufferSize };
     this.fenceCache = new Lru(options.rankCacheKeyspaces);
     this.countCache = new CountCache(options.countCacheBytes);
     this.blockCache = new BlockCache(options.blockCacheBytes);
@@ -586,6 +589,44 @@ export class Store {
       if (r === undefined) return undefined;
       const offset = Math.max(0, Math.min(r - Math.floor(len / 2), view.fences.total - len));
       return { offset, entries: await this.pageInternal(view, offset, len) };
+    });
+  }
+
+  /**
+   * Close and reopen the database, then reload what the store keeps in
+   * memory. LevelDB keeps some write errors (a failed compaction or sync, as
+   * on a full disk) until it is reopened: the worker reopens before retrying
+   * after one. Reads that start meanwhile wait; reads in flight on the old
+   * handle fail (the reader closes their connections).
+   */
+  async reopen(): Promise<void> {
+    this.checkOpen();
+    await this.exclusive(async () => {
+      let release!: () => void;
+      this.writing = new Promise((resolve) => (release = resolve));
+      try {
+        await this.collecting;
+        await this.db.close().catch(() => {}); // a close that fails leaves it closed: open again below
+        try {
+          await this.db.open({ createIfMissing: false, ...LEVEL_OPTIONS, ...this.levelOptions });
+        } catch (err) {
+          throw translateDbError(err, 'reopen', this.location);
+        }
+        // A failed write may have committed after all (its sync failed, not its write): forget everything.
+        this.dir.clear();
+        this.fenceCache.clear();
+        this.countCache.clear();
+        this.blockCache.clear();
+        this.epoch++;
+        try {
+          await this.load();
+        } catch (err) {
+          throw translateDbError(err, 'reopen', this.location);
+        }
+      } finally {
+        this.writing = null;
+        release();
+      }
     });
   }
 

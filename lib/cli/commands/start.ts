@@ -20,6 +20,7 @@ import {
   writerTuningOptions,
 } from '../options.js';
 import { onStopSignal } from '../signals.js';
+import type { HttpHook } from '../../roles/supervisor.js';
 
 export const command = 'start';
 export const describe = 'run the daemon: write port, worker and read port, until SIGTERM or SIGINT';
@@ -64,6 +65,7 @@ export async function handler(argv: Flags): Promise<void> {
       writePort: argv['write-port'] as number,
       readPort: argv['read-port'] as number,
       ...(argv['metrics-port'] === undefined ? {} : { metricsPort: argv['metrics-port'] as number }),
+      ...(argv['http-port'] === undefined ? {} : { http: await httpHook(argv['http-port'] as number) }),
       logFormat,
       debug,
       logger,
@@ -88,4 +90,10 @@ export async function handler(argv: Flags): Promise<void> {
   if (stopRequested) requestStop(stopRequested);
   await sup.stopped;
   removeSignals();
+}
+
+/** The HTTP server of --http-port (lib/http/), loaded only when asked for. */
+async function httpHook(port: number): Promise<HttpHook> {
+  const { startHttpServer } = await import('../../http/server.js');
+  return { port, start: startHttpServer };
 }
