@@ -212,6 +212,8 @@ async function measureTrips(port: number, countd: boolean, requests: Requests): 
   try {
     const shallow = await median(RUNS, () => trip.request(requests.shallow));
     const deep = await median(RUNS, () => trip.request(requests.deep));
+    // rank is an extension op: the connection asks for the extensions first (docs/read-protocol-extensions.md).
+    if (countd) await trip.request(encodeReadRequest({ op: 'hello' }, SIZES));
     header = 16;
     const rank = await median(RUNS, (i) => trip.request(requests.rank[i]!));
     return { shallow, deep, rank };

@@ -8,6 +8,7 @@ import { Client, Entry, RankedEntry } from '../client/client.js';
 import { DataDirPaths } from '../datadir/layout.js';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
+import type { HealthReport } from '../protocol/read-response.js';
 import type { Store } from '../store/store.js';
 import { DaemonTarget, findDaemon } from './find-daemon.js';
 import { CommonArgs, DaemonAddress, DaemonArgs, daemonAddressOf, dataDirOf } from './options.js';
@@ -28,6 +29,8 @@ export interface ReadSource {
    * carry them yet).
    */
   declared(): Promise<Array<{ name: Buffer; operator: number }> | undefined>;
+  /** The worker's health, through a daemon's read port (absent when the database is read directly). */
+  health?(): Promise<HealthReport>;
   close(): Promise<void>;
 }
 
@@ -70,6 +73,7 @@ function clientSource(client: Client, daemon: DaemonTarget): ReadSource {
     around: (ks, key, n) => client.around(ks, key, n),
     keyspaces: () => client.keyspaces(),
     declared: async () => undefined,
+    health: () => client.health(),
     close: () => client.close(),
   };
 }

@@ -317,11 +317,16 @@ class Supervisor implements SupervisorHandle {
     });
     this.#metricsServer = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) =>
-        reject(new CountdError(ErrorCodes.IO_ERROR, `metrics server cannot listen on ${this.#o.settings.listen}:${port}: ${err.message}`, { cause: err })),
-      );
-      server.listen(port, this.#o.settings.listen, () => resolve());
+      const onError = (err: Error): void =>
+        reject(new CountdError(ErrorCodes.IO_ERROR, `metrics server cannot listen on ${this.#o.settings.listen}:${port}: ${err.message}`, { cause: err }));
+      server.once('error', onError);
+      server.listen(port, this.#o.settings.listen, () => {
+        server.off('error', onError);
+        resolve();
+      });
     });
+    // Errors after listening (e.g. EMFILE on accept) are logged; without a handler one would end the supervisor.
+    server.on('error', (err) => this.#log.error('metrics server error', { error: err.message }));
     return (server.address() as net.AddressInfo).port;
   }
 

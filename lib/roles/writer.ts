@@ -122,6 +122,8 @@ async function serve(
 ): Promise<WriterHandle> {
   const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace);
   const connections = new Set<WriteConnection>();
+  /** Connections closed to admit new ones, until their sockets close. */
+  const evicting = new Set<WriteConnection>();
   let closedAll: (() => void) | null = null;
   const ctx: ConnectionContext = {
     sizes: dataDir.sizes,
@@ -133,6 +135,7 @@ async function serve(
     lengths: new Int32Array(2),
     lingerMs: LINGER_MS,
     closed(conn) {
+      evicting.delete(conn);
       connections.delete(conn);
       metrics.writeConnections.dec();
       if (closedAll !== null && connections.size === 0) closedAll();
@@ -140,7 +143,7 @@ async function serve(
   };
 
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-  acceptConnections(server, connections, ctx, settings.maxConnections, logger);
+  acceptConnections(server, connections, evicting, ctx, settings.maxConnections, logger);
   const sweeper = settings.idleTimeoutMs > 0 ? sweepIdle(connections, settings.idleTimeoutMs) : null;
   server.on('error', (err) => logger.error('write server error', { error: err.message }));
 
@@ -177,14 +180,22 @@ async function serve(
 }
 
 /**
- * Take each new connection into `connections`, or close it at once when
- * there are `maxConnections` already.
+ * Take each new connection into `connections`. At `maxConnections`, an idle
+ * connection is closed to make room (evictIdle), else the new one is closed
+ * at once.
  */
-function acceptConnections(server: net.Server, connections: Set<WriteConnection>, ctx: ConnectionContext, maxConnections: number, logger: Logger): void {
+function acceptConnections(
+  server: net.Server,
+  connections: Set<WriteConnection>,
+  evicting: Set<WriteConnection>,
+  ctx: ConnectionContext,
+  maxConnections: number,
+  logger: Logger,
+): void {
   let refused = 0;
   let lastRefusalLog = -Infinity;
   server.on('connection', (socket) => {
-    if (connections.size >= maxConnections) {
+    if (connections.size - evicting.size >= maxConnections && !evictIdle(connections, evicting)) {
       socket.destroy();
       refused++;
       const now = Date.now();
@@ -243,4 +254,25 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
     server.once('listening', onListening);
     server.listen({ host, port });
   });
+}
+
+/**
+ * At the connection limit, make room for a new connection: close the one
+ * idle the longest among those with no frame in flight (nothing received
+ * waits for its WIN, and every WIN is handed to the kernel; a partial frame
+ * is never acknowledged, so it may go). Idle clients, or clients holding
+ * half a frame, so never lock writers out. False when every connection has
+ * frames in flight or replies not yet sent.
+ */
+function evictIdle(connections: Set<WriteConnection>, evicting: Set<WriteConnection>): boolean {
+  let best: WriteConnection | undefined;
+  for (const c of connections) {
+    if (evicting.has(c) || !c.quiet || c.socket.writableLength > 0) continue;
+    // Set order is arrival order: among equally idle ones, the oldest goes.
+    if (best === undefined || (best.active && !c.active) || (best.active === c.active && c.idleSweeps > best.idleSweeps)) best = c;
+  }
+  if (best === undefined) return false;
+  evicting.add(best);
+  best.destroy();
+  return true;
 }

@@ -277,8 +277,10 @@ describe('countd CLI', function () {
         daemon: { running: boolean; pid: number; writePort: number; readPort: number };
         commitLogs: { logs: number; clean: number; dirty: number; locked: number; backlogFrames: number };
         keyspaces: number;
+        worker: { state: string; since: number; failures: number; code: string };
       };
       assert.equal(s.daemon.running, true);
+      assert.deepEqual({ ...s.worker, message: undefined }, { state: 'applying', since: 0, failures: 0, code: '', message: undefined });
       assert.equal(s.daemon.pid, daemon.pid);
       assert.equal(s.daemon.writePort, rec.writePort);
       assert.equal(s.daemon.readPort, rec.readPort);
@@ -288,6 +290,7 @@ describe('countd CLI', function () {
       assert.equal(s.keyspaces, 1);
       const text = await countd(dir, 'status');
       assert.match(text.stdout, new RegExp(`daemon: +running \\(pid ${daemon.pid}`));
+      assert.match(text.stdout, /^worker: +applying$/m);
     });
 
     it('the daemon can be named by --listen and --read-port instead of daemon.json', async () => {
