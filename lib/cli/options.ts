@@ -13,6 +13,8 @@ import { unescapeName } from '../util/escape.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { DEFAULT_STORE_MEMORY, MAX_STORE_MEMORY, MIN_STORE_MEMORY } from '../roles/memory-budget.js';
 import { UsageError } from './errors.js';
+import { checkFlowBounds } from '../roles/write/flow-bounds.js';
+import { DEFAULT_LOG_SIZE } from '../commitlog/format.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1';
 export const DEFAULT_WRITE_PORT = 48879;
@@ -135,6 +137,16 @@ export const writerTuningOptions: Record<string, Options> = {
     describe: 'hand a partly filled commit log to the worker after this many ms (bounds read visibility)',
     coerce: intParser('--handover-ms', 1, 3_600_000),
   },
+  'backlog-soft': {
+    type: 'string',
+    describe: 'flow control: past this many bytes of unapplied commit logs, acknowledgements slow down progressively (default 64MiB, at least 4 logs)',
+    coerce: sizeParser('--backlog-soft', 1, Number.MAX_SAFE_INTEGER),
+  },
+  'backlog-hard': {
+    type: 'string',
+    describe: 'flow control: at this many bytes of unapplied commit logs, the writer stops reading until the worker catches up (default 128MiB or twice --backlog-soft; above it); the pool\'s disk is at most this plus 2 logs per writer',
+    coerce: sizeParser('--backlog-hard', 1, Number.MAX_SAFE_INTEGER),
+  },
 };
 
 export const serverTuningOptions: Record<string, Options> = {
@@ -249,6 +261,13 @@ export function checkFlags(argv: Flags): true {
     const other = seen.get(value);
     if (other !== undefined) throw new UsageError(`${other} and ${flag} are both ${value}; give each its own port`);
     seen.set(value, flag);
+  }
+  if (argv['backlog-soft'] !== undefined || argv['backlog-hard'] !== undefined) {
+    try {
+      checkFlowBounds(argv['backlog-soft'] as number | undefined, argv['backlog-hard'] as number | undefined, (argv['log-size'] as number | undefined) ?? DEFAULT_LOG_SIZE);
+    } catch (err) {
+      throw new UsageError((err as Error).message.replace('backlog soft bound', '--backlog-soft').replace('backlog hard bound', '--backlog-hard'));
+    }
   }
   if (argv.merge === true && argv.replace === true) throw new UsageError('--merge and --replace exclude each other');
   return true;

@@ -114,6 +114,8 @@ async function run(role: RoleName, flags: Flags): Promise<void> {
         port: flags.port as number,
         logSize: flags['log-size'] as number | undefined,
         handoverMs: flags['handover-ms'] as number | undefined,
+        backlogSoft: flags['backlog-soft'] as number | undefined,
+        backlogHard: flags['backlog-hard'] as number | undefined,
         ...tuning,
       },
       logger,

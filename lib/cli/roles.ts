@@ -18,6 +18,8 @@ export interface WriterSettings {
   port: number;
   logSize?: number;
   handoverMs?: number;
+  backlogSoft?: number;
+  backlogHard?: number;
   maxConnections?: number;
   idleTimeoutMs?: number;
 }

@@ -47,7 +47,7 @@ export interface ChildSpec {
   port: number;
   logFormat: LogFormat;
   debug: boolean;
-  writer?: { logSize?: number; handoverMs?: number; maxConnections?: number; idleTimeoutMs?: number };
+  writer?: { logSize?: number; handoverMs?: number; backlogSoft?: number; backlogHard?: number; maxConnections?: number; idleTimeoutMs?: number };
   reader?: { pageLimit?: number; maxConnections?: number; idleTimeoutMs?: number };
   /**
    * The store child: its nice value (0-19), set before it opens anything

@@ -72,6 +72,8 @@ export async function handler(argv: Flags): Promise<void> {
       writer: {
         logSize: argv['log-size'] as number | undefined,
         handoverMs: argv['handover-ms'] as number | undefined,
+        backlogSoft: argv['backlog-soft'] as number | undefined,
+        backlogHard: argv['backlog-hard'] as number | undefined,
         maxConnections,
         idleTimeoutMs,
       },
