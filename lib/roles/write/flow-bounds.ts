@@ -10,7 +10,7 @@ export const DEFAULT_BACKLOG_HARD = 128 * MiB;
 /** Each bound is at least this many commit logs: below it, hand-overs by time alone would stall writes. */
 export const MIN_BACKLOG_LOGS = 4;
 /** The backlog is scanned at most this often (and before each new log). */
-export const FLOW_POLL_MS = 50;
+export const FLOW_POLL_MS = 100;
 /** Longest hold of one batch's WINs: beyond it, the hard bound does the rest. */
 export const MAX_ACK_DELAY_MS = 1000;
 /** The delayed rate at the hard bound is the rate at the soft bound divided by this. */
