@@ -57,6 +57,23 @@ export class FlowRecordWriter {
   }
 }
 
+/** Remove the records of writers that are gone (killed: they could not remove their own). Best effort. */
+export async function removeStaleFlowRecords(root: string): Promise<void> {
+  const names = await fsp.readdir(root).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = NAME.exec(name);
+    if (m === null || Number(m[1]) === process.pid) continue;
+    const file = path.join(root, name);
+    try {
+      const r = JSON.parse(await fsp.readFile(file, 'utf8')) as FlowRecord;
+      if (isAlive(r)) continue;
+    } catch {
+      // unreadable: a writer killed while replacing it left no temp file behind, so it is stale
+    }
+    await fsp.unlink(file).catch(() => {});
+  }
+}
+
 /** The records of the live writers of the data directory `root` (stale and unreadable ones skipped). */
 export async function readFlowRecords(root: string): Promise<FlowRecord[]> {
   let names: string[];

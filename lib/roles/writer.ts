@@ -21,7 +21,7 @@ import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 import { FlowControl, checkFlowBounds } from './write/flow.js';
 import { DEFAULT_LOG_SIZE } from '../commitlog/format.js';
-import { FlowRecordWriter } from '../datadir/flow-record.js';
+import { FlowRecordWriter, removeStaleFlowRecords } from '../datadir/flow-record.js';
 
 export const DEFAULT_WRITE_PORT = 48879;
 export const DEFAULT_LISTEN = '127.0.0.1';
@@ -70,6 +70,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   const trace = commitTraceFromEnv(logger);
   const fileOps = trace !== null ? trace.timed(options.fileOps ?? realFileOps) : options.fileOps;
   const bounds = checkFlowBounds(options.backlogSoft, options.backlogHard, options.logSize ?? DEFAULT_LOG_SIZE);
+  await removeStaleFlowRecords(options.dataDir.paths.root);
   const record = new FlowRecordWriter(options.dataDir.paths.root);
   const flow = new FlowControl({
     dir: options.dataDir.paths.commitlog,
