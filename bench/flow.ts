@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { scanBacklog } from '../lib/commitlog/backlog.js';
-import { readFlowRecords } from '../lib/datadir/flow-record.js';
+import { readFlowRecords } from '../lib/roles/write/flow-record.js';
 import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
 import { frameProtocol, startCountd } from './lib/countd.js';
 import { KeySet } from './lib/keys.js';

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { scanBacklog } from '../../lib/commitlog/backlog.js';
-import { readFlowRecords } from '../../lib/datadir/flow-record.js';
+import { readFlowRecords } from '../../lib/roles/write/flow-record.js';
 import { COUNTD_BIN, DaemonRunner, killAllDaemons, waitUntil } from '../harness/daemon.js';
 import { Ledger, describeViolations } from '../harness/ledger.js';
 import { LedgerClient, sleep } from '../harness/ledger-client.js';

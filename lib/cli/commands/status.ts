@@ -7,11 +7,11 @@ import { PoolStatus, poolStatus } from '../../commitlog/pool.js';
 import { logName } from '../../commitlog/filenames.js';
 import { DaemonRecord, readLiveDaemonRecord } from '../../datadir/daemon-record.js';
 import { openDataDir } from '../../datadir/meta.js';
-import { FlowRecord, readFlowRecords } from '../../datadir/flow-record.js';
+import { FlowRecord, readFlowRecords } from '../../roles/write/flow-record.js';
 import { formatSize } from '../../util/size.js';
 import { isCountdError } from '../../errors.js';
 import type { HealthReport } from '../../protocol/read-response.js';
-import { Flags, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
+import { CommonArgs, DaemonArgs, JsonArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
 import { Output } from '../output.js';
 import { openReadSource } from '../source.js';
 
@@ -37,7 +37,7 @@ export interface StatusReport {
   flow: FlowRecord[];
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
   const record = await readLiveDaemonRecord(dir.paths);
   const commitLogs = await poolStatus({ dir: dir.paths.commitlog, sizes: dir.sizes });

@@ -7,9 +7,9 @@
 
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { FlowReport } from '../roles/write/flow.js';
-import { errnoCode, translateFsError } from '../errors.js';
-import { ProcessIdentity, isAlive, selfIdentity } from '../util/proc.js';
+import type { FlowReport } from './flow.js';
+import { errnoCode, translateFsError } from '../../errors.js';
+import { ProcessIdentity, isAlive, selfIdentity } from '../../util/proc.js';
 
 export type FlowRecord = ProcessIdentity & FlowReport;
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FlowRecordWriter, flowRecordPath, readFlowRecords, removeStaleFlowRecords } from '../../lib/datadir/flow-record.js';
+import { FlowRecordWriter, flowRecordPath, readFlowRecords, removeStaleFlowRecords } from '../../lib/roles/write/flow-record.js';
 import type { FlowReport } from '../../lib/roles/write/flow.js';
 import { waitUntil } from '../harness/daemon.js';
 
