@@ -91,6 +91,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     return await serve(log, options.dataDir, settings, logger, trace, flow, record);
   } catch (err) {
     trace?.stop();
+    flow.close();
     await record.close();
     await log.close().catch(() => {});
     throw err;
