@@ -3,7 +3,8 @@
 // and the import design are in docs/legacy-format.md.
 //
 // The import works per legacy keyspace ("unit"): its keyspace file plus the
-// frames of every dirty log that name it. A unit is applied in batches of
+// frames that name it of every log replayed (log-states.ts decides which logs,
+// and how much of each). A unit is applied in batches of
 // `batchRecords` file records; each batch is ONE Store.apply together with the
 // unit's mark (marks.ts), which records how far the file got. The log frames
 // and `done` go with the last batch. So a crash leaves every unit either
@@ -15,10 +16,9 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { escapeName } from '../util/escape.js';
-import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
 import { dataDirPaths, type DataDirPaths } from '../datadir/layout.js';
 import { openDataDir, readMeta } from '../datadir/meta.js';
-import { CountdError, ErrorCodes, errnoCode, invalidArgument, translateFsError } from '../errors.js';
+import { CountdError, ErrorCodes, errnoCode, invalidArgument, isCountdError, translateFsError } from '../errors.js';
 import { checkFieldSizes, DEFAULT_FIELD_SIZES, type FieldSizes } from '../protocol/fields.js';
 import { IncrementBatch, Store } from '../store/store.js';
 import { DEFAULT_COUNT_CACHE_BYTES } from '../store/schema.js';
@@ -26,93 +26,22 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { combineFingerprints, fingerprintFile } from './fingerprint.js';
 import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
-import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
+import type { LegacyLogContents, LogContribution } from './legacy-log.js';
 import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFileTotals } from './keyspace-file.js';
 import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from './marks.js';
 import { ApplyPipeline } from './apply-pipeline.js';
 import { readBack, VerifyQueue } from './verify.js';
-import { ProblemLog, isDamage, type Problem, type ProblemKind } from './problems.js';
+import { ProblemLog, isDamage, type ProblemKind } from './problems.js';
 import { scanLegacyDir, type LegacyKeyspaceFile, type LegacyLayout } from './scan.js';
+import { checkDirectories, checkLegacyLocks } from './lock-check.js';
+import { checkLogRules, definedSizes, newSummary, type MigrateOptions, type MigrateProgress, type MigrateSummary, type ConflictReason, type KeyspaceReport } from './summary.js';
+import { decideLayoutLogs, planLogs } from './log-plan.js';
+import type { LogDecision } from './log-states.js';
+
+export type { MigrateOptions, MigrateProgress, MigrateSummary, ConflictReason, KeyspaceReport } from './summary.js';
 
 export const DEFAULT_BATCH_RECORDS = 100_000;
 const VERIFY_CONCURRENCY = 4;
-
-export interface MigrateProgress {
-  phase: 'fingerprint' | 'import' | 'verify';
-  /** Keyspace-file records and log frames handled so far, of `recordsTotal`. */
-  records: number;
-  recordsTotal: number;
-  bytes: number;
-  bytesTotal: number;
-}
-
-export interface MigrateOptions {
-  /** The original countd's data directory (read only). */
-  legacyDir: string;
-  /** The countd data directory to import into (created when missing, except with dryRun). */
-  dataDir: string;
-  /** Any damage is fatal (nothing is imported). */
-  strict?: boolean;
-  /** Import even though legacy `lock-` links exist. */
-  force?: boolean;
-  /** A keyspace that already exists in the data directory: add the legacy counts to it. */
-  merge?: boolean;
-  /** A keyspace that already exists in the data directory: delete it, then import. */
-  replace?: boolean;
-  /** Report what would be imported; change nothing. */
-  dryRun?: boolean;
-  /** Field sizes of a data directory created by the migration (default 256/256). */
-  sizes?: Partial<FieldSizes>;
-  /** File records per Store.apply (default 100,000). */
-  batchRecords?: number;
-  logger?: Logger;
-  onProgress?: (progress: MigrateProgress) => void;
-  onProblem?: (problem: Problem) => void;
-  /** Called after every Store.apply; tests throw from it to simulate a crash. */
-  afterApply?: (info: { keyspace: Buffer; next: number; done: boolean }) => void;
-}
-
-export type ConflictReason = 'exists' | 'changed';
-
-export interface KeyspaceReport {
-  keyspace: string;
-  action: 'import' | 'resume' | 'already-imported' | 'merge' | 'replace' | 'refused';
-  keys: number;
-  frames: number;
-}
-
-export interface MigrateSummary {
-  dryRun: boolean;
-  legacyDir: string;
-  dataDir: string;
-  keyspaces: {
-    /** Legacy keyspaces whose name fits the target (files and log-only keyspaces). */
-    total: number;
-    /** Imported (or, in a dry run, to be imported) by this run, including resumed, merged, replaced. */
-    imported: number;
-    resumed: number;
-    merged: number;
-    replaced: number;
-    /** Done by an earlier run with the same sources: nothing to do. */
-    alreadyImported: number;
-  };
-  /** Keyspace-file keys imported by this run. */
-  keys: number;
-  logs: { dirty: number; clean: number; locks: number };
-  frames: { replayed: number; padding: number; skipped: number };
-  problems: { damage: number; byKind: Record<string, number>; details: Problem[] };
-  conflicts: Array<{ keyspace: string; reason: ConflictReason }>;
-  /** Why the run refused to import (dry run: why a real run would), or null. */
-  refused: string | null;
-  /** Keyspaces whose keys and sum were read back and matched (0 in a dry run). */
-  verified: number;
-  /** Nothing was left to import: every keyspace was done by an earlier run. */
-  nothingToDo: boolean;
-  records: number;
-  bytes: number;
-  elapsedMs: number;
-  recordsPerSecond: number;
-}
 
 /** One legacy keyspace: its file and the log frames for it. */
 interface Unit {
@@ -138,6 +67,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
   if (options.merge && options.replace) throw invalidArgument('--merge and --replace exclude each other');
   const batchRecords = options.batchRecords ?? DEFAULT_BATCH_RECORDS;
   if (!Number.isSafeInteger(batchRecords) || batchRecords < 1) throw invalidArgument(`batchRecords must be a positive integer, got ${String(batchRecords)}`);
+  if (options.logRules !== undefined) checkLogRules(options.logRules);
   if (options.sizes !== undefined) checkFieldSizes({ ...DEFAULT_FIELD_SIZES, ...definedSizes(options.sizes) });
   return new Migration(options, batchRecords).run();
 }
@@ -167,45 +97,18 @@ class Migration {
     this.#paths = dataDirPaths(options.dataDir);
     this.#problems = new ProblemLog(options.onProblem);
     this.#fileProblems = this.#problems;
-    this.#summary = {
-      dryRun: options.dryRun === true,
-      legacyDir: this.#legacyDir,
-      dataDir: this.#paths.root,
-      keyspaces: { total: 0, imported: 0, resumed: 0, merged: 0, replaced: 0, alreadyImported: 0 },
-      keys: 0,
-      logs: { dirty: 0, clean: 0, locks: 0 },
-      frames: { replayed: 0, padding: 0, skipped: 0 },
-      problems: { damage: 0, byKind: {}, details: [] },
-      conflicts: [],
-      refused: null,
-      verified: 0,
-      nothingToDo: false,
-      records: 0,
-      bytes: 0,
-      elapsedMs: 0,
-      recordsPerSecond: 0,
-    };
+    this.#summary = newSummary(options.dryRun === true, this.#legacyDir, this.#paths.root);
   }
 
   async run(): Promise<MigrateSummary> {
-    await this.#checkDirectories();
+    await checkDirectories(this.#legacyDir, this.#paths);
     const layout = await scanLegacyDir(this.#legacyDir, this.#problems);
-    this.#summary.logs = { dirty: layout.dirtyLogs.length, clean: layout.cleanLogs.length, locks: layout.locks.length };
-    if (layout.locks.length > 0) {
-      if (!this.#o.force) {
-        throw new CountdError(
-          ErrorCodes.MIGRATE,
-          `${this.#legacyDir} has legacy lock links (${layout.locks.slice(0, 3).join(', ')}${layout.locks.length > 3 ? ', …' : ''}): ` +
-            'the original countd may still be running and writing; stop it, or pass --force to import what is on disk',
-        );
-      }
-      for (const lock of layout.locks) {
-        this.#problems.add({ kind: 'legacy-lock', source: lock, detail: 'legacy lock link present; imported anyway (--force)' });
-      }
-    }
+    this.#summary.logs = { dirty: layout.dirtyLogs.length, clean: layout.cleanLogs.length, locks: layout.locks.length, replayed: 0 };
+    await checkLegacyLocks(this.#legacyDir, layout.locks, this.#o.force === true, this.#problems);
+    const decisions = await decideLayoutLogs(layout, this.#o.logRules ?? new Map());
     try {
       await this.#openTarget(layout);
-      const units = await this.#plan(layout);
+      const units = await this.#plan(layout, decisions);
       this.#summary.keyspaces.total = units.length;
       this.#collectConflicts(units);
       if (this.#summary.refused !== null && !this.#summary.dryRun) {
@@ -244,20 +147,6 @@ class Migration {
 
   // ---------------------------------------------------------------- setup
 
-  async #checkDirectories(): Promise<void> {
-    const rel = path.relative(this.#legacyDir, this.#paths.root);
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-      throw invalidArgument(`the data directory ${this.#paths.root} must not be the legacy directory or inside it (the legacy directory is never modified)`);
-    }
-    const daemon = await readLiveDaemonRecord(this.#paths);
-    if (daemon !== undefined) {
-      throw new CountdError(
-        ErrorCodes.ALREADY_RUNNING,
-        `a countd daemon (pid ${daemon.pid}) is running on ${this.#paths.root}; stop it (countd stop) before migrating into it`,
-      );
-    }
-  }
-
   /** Open the target; a dry run creates nothing and opens the database only if it exists. */
   async #openTarget(layout: LegacyLayout): Promise<void> {
     if (this.#summary.dryRun) {
@@ -293,7 +182,7 @@ class Migration {
   }
 
   /** Read the dirty logs, fingerprint the keyspace files, and decide what to do with every keyspace. */
-  async #plan(layout: LegacyLayout): Promise<Unit[]> {
+  async #plan(layout: LegacyLayout, decisions: LogDecision[]): Promise<Unit[]> {
     const units = new Map<string, Unit>();
     const unitOf = (name: Buffer): Unit => {
       const id = name.toString('latin1');
@@ -304,9 +193,13 @@ class Migration {
       }
       return u;
     };
-    this.#progress.bytesTotal = layout.keyspaceFiles.reduce((n, f) => n + f.size, 0) + layout.dirtyLogs.reduce((n, l) => n + l.size, 0);
-    for (const log of layout.dirtyLogs) {
-      const contents = await readLegacyLog(log, this.#sizes, this.#problems);
+    const logs = await planLogs(decisions, this.#sizes, this.#problems);
+    this.#progress.bytesTotal = layout.keyspaceFiles.reduce((n, f) => n + f.size, 0) + logs.replay.reduce((n, c) => n + c.log.size, 0);
+    this.#summary.legacyLogs = logs.reports;
+    this.#summary.ambiguousLogs = logs.ambiguous;
+    this.#summary.logs.replayed = logs.replay.length;
+    for (const contents of logs.replay) {
+      const log = contents.log;
       this.#summary.frames.padding += contents.padding;
       this.#summary.frames.skipped += contents.skipped;
       for (const contribution of contents.keyspaces.values()) unitOf(contribution.keyspace).logs.push({ contents, contribution });
@@ -328,7 +221,7 @@ class Migration {
     if (this.#store) for (const ks of await this.#store.keyspaces()) if (ks.size > 0) existing.add(ks.name.toString('latin1'));
     const list = [...units.values()].sort((a, b) => a.name.compare(b.name));
     for (const u of list) {
-      u.mark = this.#store ? await readKeyspaceMark(this.#store, u.name) : undefined;
+      u.mark = this.#store ? await this.#readMark(u) : undefined;
       u.exists = existing.has(u.name.toString('latin1'));
       const file = u.file;
       if (file !== undefined) {
@@ -361,6 +254,17 @@ class Migration {
       }
     }
     return list;
+  }
+
+  /** A mark that cannot be read stops the run (marks.ts), except under --replace, which rewrites it. */
+  async #readMark(u: Unit): Promise<KeyspaceMark | undefined> {
+    try {
+      return await readKeyspaceMark(this.#store!, u.name);
+    } catch (err) {
+      if (!this.#o.replace || !(isCountdError(err, ErrorCodes.CORRUPTION) || isCountdError(err, ErrorCodes.DATA_DIR_MISMATCH))) throw err;
+      u.conflict = 'changed';
+      return undefined;
+    }
   }
 
   #collectConflicts(units: Unit[]): void {
@@ -691,11 +595,4 @@ function addRecord(batch: IncrementBatch, keyspace: Buffer, key: Buffer, count: 
   }
   batch.add(keyspace, key, 1n);
   batch.add(keyspace, key, -1n);
-}
-
-function definedSizes(sizes: Partial<FieldSizes> | undefined): Partial<FieldSizes> {
-  const out: { keyspaceSize?: number; keySize?: number } = {};
-  if (sizes?.keyspaceSize !== undefined) out.keyspaceSize = sizes.keyspaceSize;
-  if (sizes?.keySize !== undefined) out.keySize = sizes.keySize;
-  return out;
 }
