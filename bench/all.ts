@@ -527,7 +527,7 @@ function markdownBody(s: Settings, keys: KeySet, readSet: ReadDataSet, facts: st
     '### Is the load generator the bottleneck?',
     '',
     nul
-      ? `The ceiling of the generator is its rate against the null server (${s.calibrationSeconds} s each): a child process that answers \`WIN\` per 520-byte frame and a fixed 100-entry page per 272-byte request, without validation or disk. A phase far below the ceiling was not limited by the generator; a phase near it may have been, and then the system is at least as fast as measured (its ratios are lower bounds). A countd page of ${s.page} entries is ${(8 + s.page * readRecordSize(DEFAULT_FIELD_SIZES)).toLocaleString('en-US')} bytes (fixed-size keys, PROTOCOL.md), so the page ceiling is mostly the kernel copying those bytes through loopback at both ends.`
+      ? `The ceiling of the generator is its rate against the null server (${s.calibrationSeconds} s each): a child process that answers \`WIN\` per 520-byte frame and a fixed 100-entry page per 272-byte request, without validation or disk. A phase far below the ceiling was not limited by the generator; a phase near it may have been, and then the system is at least as fast as measured (its ratios are lower bounds). A countd page of ${s.page} entries is ${(8 + s.page * readRecordSize(DEFAULT_FIELD_SIZES)).toLocaleString('en-US')} bytes (fixed-size keys, docs/protocol.md), so the page ceiling is mostly the kernel copying those bytes through loopback at both ends.`
       : 'Null-server calibration was not run: the phases below have no ceiling to compare with.',
     '',
     markdownTable(generatorTable(results)),

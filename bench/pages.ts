@@ -1,5 +1,5 @@
 // `npm run bench:pages`: does a page cost the same at any depth, and how does
-// it compare with Redis on the same data? (issue 8)
+// it compare with Redis on the same data?
 //
 // Builds one keyspace of 1,000,000 keys directly through Store.apply (big
 // batches, random counts with many ties), then prints the median latency of a

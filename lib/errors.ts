@@ -6,7 +6,7 @@
 export const ErrorCodes = {
   /** An argument to a public API or a CLI flag is invalid. */
   INVALID_ARGUMENT: 'COUNTD_INVALID_ARGUMENT',
-  /** A write frame or read request violates PROTOCOL.md. */
+  /** A write frame or read request violates docs/protocol.md. */
   BAD_FRAME: 'COUNTD_BAD_FRAME',
   /** On-disk data failed a checksum or a structural check. */
   CORRUPTION: 'COUNTD_CORRUPTION',

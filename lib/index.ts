@@ -6,9 +6,6 @@
 export {
   Client,
   DEFAULT_DUMP_PAGE,
-  DEFAULT_HOST,
-  DEFAULT_READ_PORT,
-  DEFAULT_WRITE_PORT,
   type ClientOptions,
   type Entry,
   type KeyspaceInfo,
@@ -17,3 +14,4 @@ export {
 } from './client/client.js';
 export { CountdError, ErrorCodes, isCountdError, type ErrorCode } from './errors.js';
 export { DEFAULT_FIELD_SIZES, type FieldSizes } from './protocol/fields.js';
+export { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from './protocol/ports.js';

@@ -1,4 +1,4 @@
-// countd's read side under load: pipelined top-N page requests (PROTOCOL.md
+// countd's read side under load: pipelined top-N page requests (docs/protocol.md
 // section 2: offset 0, length N, a keyspace drawn uniformly) over the shared
 // client shape (pipeline.ts), and the read-back of every count that confirms
 // the worker drained. The load only counts responses (it decodes n and skips

@@ -3,13 +3,13 @@
 // Every COUNTD_* code gets its wording here, in one place.
 
 import { CountdError, ErrorCode, ErrorCodes } from '../errors.js';
+import { escapeName } from '../util/escape.js';
+import { UsageError } from '../util/flag-values.js';
 
-/** A wrong command line: unknown command or flag, bad flag value, bad combination. Exit 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
+
+/** A key the user asked about does not exist (get, rank, around): exit 1. */
+export function notFound(keyspace: Buffer, key: Buffer): CountdError {
+  return new CountdError(ErrorCodes.NOT_FOUND, `key ${escapeName(key)} not found in keyspace ${escapeName(keyspace)}`);
 }
 
 export const EXIT_FAILURE = 1;

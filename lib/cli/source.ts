@@ -10,8 +10,8 @@ import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
 import type { HealthReport } from '../protocol/read-response.js';
 import type { Store } from '../store/store.js';
-import { DaemonTarget, findDaemon } from './daemon.js';
-import { DaemonAddress, Flags, daemonAddressOf, dataDirOf } from './options.js';
+import { DaemonTarget, findDaemon } from './find-daemon.js';
+import { CommonArgs, DaemonAddress, DaemonArgs, daemonAddressOf, dataDirOf } from './options.js';
 import { Output } from './output.js';
 
 export interface ReadSource {
@@ -46,7 +46,7 @@ export async function openReadSource(dataDir: string, address: DaemonAddress): P
  * The body of every read command: open the source the flags name, hand it and
  * an Output to `body`, flush, and close the source whatever happens.
  */
-export async function withReadSource(argv: Flags, body: (source: ReadSource, out: Output) => Promise<void>): Promise<void> {
+export async function withReadSource(argv: CommonArgs & DaemonArgs, body: (source: ReadSource, out: Output) => Promise<void>): Promise<void> {
   const source = await openReadSource(dataDirOf(argv), daemonAddressOf(argv));
   try {
     const out = new Output();

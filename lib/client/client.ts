@@ -1,4 +1,4 @@
-// The countd client library: increments over the write port (PROTOCOL.md
+// The countd client library: increments over the write port (docs/protocol.md
 // section 1), pages and lookups over the read port (section 2 and
 // docs/read-protocol-extensions.md). One connection per port, opened on the
 // first call and reopened lazily for the next call after a loss. Calls made
@@ -16,12 +16,10 @@ import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../
 import { encodeFrame } from '../protocol/write-frame.js';
 import { HealthReport, KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { toUint64 } from '../protocol/read-request.js';
+import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { ReadConnection } from './read-connection.js';
 import { WriteConnection } from './write-connection.js';
 
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_WRITE_PORT = 48879;
-export const DEFAULT_READ_PORT = 48880;
 /** Entries per request when dump() and keyspaces() page through a whole list. */
 export const DEFAULT_DUMP_PAGE = 1000;
 
@@ -273,7 +271,7 @@ async function resolveFromDataDir(options: ClientOptions): Promise<Resolved> {
 
 /** A wildcard listen address is not an address to connect to: use loopback of the same family. */
 export function connectableHost(listen: string): string {
-  if (listen === '0.0.0.0' || listen === '') return '127.0.0.1';
+  if (listen === '0.0.0.0' || listen === '') return DEFAULT_HOST;
   if (listen === '::' || listen === '[::]') return '::1';
   return listen.replace(/^\[(.*)\]$/, '$1');
 }

@@ -1,4 +1,4 @@
-// A pipelined connection to the read port (PROTOCOL.md section 2 and
+// A pipelined connection to the read port (docs/protocol.md section 2 and
 // docs/read-protocol-extensions.md). Requests are encoded and responses
 // decoded by the shared codecs in lib/protocol/; this module pairs each
 // response with the call that asked for it. A connection stays plain until

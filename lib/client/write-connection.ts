@@ -1,4 +1,4 @@
-// A pipelined connection to the write port (PROTOCOL.md section 1): frames
+// A pipelined connection to the write port (docs/protocol.md section 1): frames
 // out, one 3-byte reply (WIN / BAD / ERR) per frame back, in order.
 
 import { CountdError, ErrorCodes } from '../errors.js';

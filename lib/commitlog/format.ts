@@ -3,7 +3,8 @@
 //
 //   log    := header(4096) record* tail
 //   record := crc u32 | length u32 | type u8 | 0 0 0 | generation u64 | seq u64 | count u32 | payload
-//   entry  := increment i64 | ksLen u16 | keyLen u16 | keyspace | key
+//   entry  := increment i64 | pair
+//   pair   := ksLen u16 | keyLen u16 | keyspace | key      (lib/protocol/pair-key.ts)
 //
 // All integers are little-endian. The hot paths (writeEntryFromFrame on the
 // write side, forEachEntry on the worker side) allocate nothing per entry
@@ -12,6 +13,7 @@
 import { crc32 } from 'node:zlib';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { FieldSizes } from '../protocol/fields.js';
+import { PAIR_LENGTHS_SIZE, pairKeyLength, pairKeyspaceLength, writePairLengths } from '../protocol/pair-key.js';
 
 // ---- constants (docs/commit-log-format.md, "Constants") --------------------
 
@@ -30,8 +32,8 @@ export const RECORD_SEAL = 2;
 export const SEAL_PAYLOAD_SIZE = 16;
 export const SEAL_RECORD_SIZE = RECORD_HEADER_SIZE + SEAL_PAYLOAD_SIZE;
 
-/** increment (8) + ksLen (2) + keyLen (2). */
-export const ENTRY_FIXED_SIZE = 12;
+/** increment (8) + the pair key's two lengths (4). */
+export const ENTRY_FIXED_SIZE = 8 + PAIR_LENGTHS_SIZE;
 /** The smallest entry: one-byte keyspace, one-byte key. */
 export const MIN_ENTRY_SIZE = ENTRY_FIXED_SIZE + 2;
 export const MAX_RECORD_PAYLOAD = 0xffff_ffff;
@@ -150,7 +152,7 @@ export function maxEntrySize(sizes: FieldSizes): number {
 }
 
 /**
- * Copy one already-validated write frame (PROTOCOL.md section 1) at
+ * Copy one already-validated write frame (docs/protocol.md section 1) at
  * frame[frameOffset] into entry form at target[offset]; ksLen and keyLen are
  * the name lengths validateFrame() found. Returns the offset after the entry.
  * Allocation-free and unchecked: the server's hot path.
@@ -165,10 +167,7 @@ export function writeEntryFromFrame(
   sizes: FieldSizes,
 ): number {
   for (let i = 0; i < 8; i++) target[offset + i] = frame[frameOffset + i]!;
-  target[offset + 8] = ksLen & 0xff;
-  target[offset + 9] = ksLen >>> 8;
-  target[offset + 10] = keyLen & 0xff;
-  target[offset + 11] = keyLen >>> 8;
+  writePairLengths(target, offset + 8, ksLen, keyLen);
   let p = offset + ENTRY_FIXED_SIZE;
   const ks = frameOffset + 8;
   const key = ks + sizes.keyspaceSize;
@@ -184,8 +183,7 @@ export function writeEntryFromFrame(
 /** Encode one entry at target[offset]; returns the offset after it. Names must be non-empty and at most 65535 bytes. */
 export function encodeEntry(target: Buffer, offset: number, increment: bigint, keyspace: Buffer, key: Buffer): number {
   target.writeBigInt64LE(increment, offset);
-  target.writeUInt16LE(keyspace.length, offset + 8);
-  target.writeUInt16LE(key.length, offset + 10);
+  writePairLengths(target, offset + 8, keyspace.length, key.length);
   let p = offset + ENTRY_FIXED_SIZE;
   p += keyspace.copy(target, p);
   p += key.copy(target, p);
@@ -224,8 +222,8 @@ export function forEachEntryAt(payload: Buffer, fn: (offset: number, ksLen: numb
   let n = 0;
   while (p < end) {
     if (end - p < ENTRY_FIXED_SIZE) throw corruptEntry(p, 'truncated entry header');
-    const ksLen = payload[p + 8]! | (payload[p + 9]! << 8);
-    const keyLen = payload[p + 10]! | (payload[p + 11]! << 8);
+    const ksLen = pairKeyspaceLength(payload, p + 8);
+    const keyLen = pairKeyLength(payload, p + 8);
     const next = p + ENTRY_FIXED_SIZE + ksLen + keyLen;
     if (ksLen === 0 || keyLen === 0) throw corruptEntry(p, 'empty name');
     if (next > end) throw corruptEntry(p, 'entry runs past the end of the record');
@@ -246,8 +244,8 @@ export function countEntries(payload: Buffer, sizes: FieldSizes): number {
   let n = 0;
   while (p < end) {
     if (end - p < ENTRY_FIXED_SIZE) return -1;
-    const ksLen = payload[p + 8]! | (payload[p + 9]! << 8);
-    const keyLen = payload[p + 10]! | (payload[p + 11]! << 8);
+    const ksLen = pairKeyspaceLength(payload, p + 8);
+    const keyLen = pairKeyLength(payload, p + 8);
     if (ksLen === 0 || keyLen === 0 || ksLen > sizes.keyspaceSize || keyLen > sizes.keySize) return -1;
     p += ENTRY_FIXED_SIZE + ksLen + keyLen;
     n++;

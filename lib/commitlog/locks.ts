@@ -1,4 +1,4 @@
-// Ownership of commit logs between processes (PROTOCOL.md section 3.1,
+// Ownership of commit logs between processes (docs/legacy-format.md,
 // docs/commit-log-format.md "Ownership"): a process owns log <i> while the
 // hard link lock-<i> it created exists; link(2) failing with EEXIST means
 // someone else owns it. Right after linking, the owner writes owner-<i>

@@ -151,7 +151,7 @@ async function listDir(dir: string): Promise<string[] | undefined> {
 
 const LEGACY_LOG_NAME = /^(lock-)?\d{10}$/;
 
-/** The original countd's layout (PROTOCOL.md section 3): 10-digit logs, lock- links, <keyspace>/keyspace files. */
+/** The original countd's layout (docs/legacy-format.md): 10-digit logs, lock- links, <keyspace>/keyspace files. */
 async function looksLegacy(root: string, entries: string[]): Promise<boolean> {
   if (entries.some((e) => LEGACY_LOG_NAME.test(e))) return true;
   for (const e of entries.slice(0, 1000)) {

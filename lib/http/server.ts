@@ -11,9 +11,9 @@
 import http from 'node:http';
 import net from 'node:net';
 import { prometheusContentType } from 'prom-client';
-import { packageVersion } from '../cli/version.js';
+import { packageVersion } from '../util/version.js';
 import { CountdError, ErrorCodes } from '../errors.js';
-import type { HttpHookContext } from '../roles/supervisor.js';
+import type { HttpHookContext } from '../daemon/supervisor.js';
 import { API_PREFIX, Api } from './api.js';
 import { History, startSampler } from './history.js';
 import { notFound, sendError, sendJson } from './reply.js';

@@ -22,11 +22,6 @@ export function fingerprintHash(relativePath: Buffer, size: number): Hash {
   return hash;
 }
 
-/** A short, mark-name-safe id of a keyspace name. */
-export function keyspaceId(name: Buffer): string {
-  return createHash('sha256').update(name).digest('hex').slice(0, 40);
-}
-
 /** The fingerprint of a set of source fingerprints (order-independent). */
 export function combineFingerprints(fingerprints: string[]): string {
   const hash = createHash('sha256');

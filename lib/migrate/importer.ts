@@ -1,6 +1,6 @@
 // `countd migrate`: import the original countd's flat-file storage (a legacy
-// directory, PROTOCOL.md section 3) into a countd data directory. The formats
-// and the import design are in docs/legacy-format.md.
+// directory) into a countd data directory. The formats and the import design
+// are in docs/legacy-format.md.
 //
 // The import works per legacy keyspace ("unit"): its keyspace file plus the
 // frames that name it of every log replayed (log-states.ts decides which logs,
@@ -20,44 +20,28 @@ import { dataDirPaths, type DataDirPaths } from '../datadir/layout.js';
 import { openDataDir, readMeta } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument, isCountdError, translateFsError } from '../errors.js';
 import { checkFieldSizes, DEFAULT_FIELD_SIZES, type FieldSizes } from '../protocol/fields.js';
-import { IncrementBatch, Store } from '../store/store.js';
+import { Store } from '../store/store.js';
 import { DEFAULT_COUNT_CACHE_BYTES } from '../store/schema.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { combineFingerprints, fingerprintFile } from './fingerprint.js';
-import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
+import { fingerprintFile } from './fingerprint.js';
+import { addDeltas, saturate } from '../store/combine.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
-import type { LegacyLogContents, LogContribution } from './legacy-log.js';
 import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFileTotals } from './keyspace-file.js';
-import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from './marks.js';
+import { encodeMark, keyspaceMarkName, readKeyspaceMark, type KeyspaceMark } from '../store/marks.js';
 import { ApplyPipeline } from './apply-pipeline.js';
 import { readBack, VerifyQueue } from './verify.js';
 import { ProblemLog, isDamage, type ProblemKind } from './problems.js';
 import { scanLegacyDir, type LegacyKeyspaceFile, type LegacyLayout } from './scan.js';
 import { checkDirectories, checkLegacyLocks } from './lock-check.js';
-import { checkLogRules, definedSizes, newSummary, type MigrateOptions, type MigrateProgress, type MigrateSummary, type ConflictReason, type KeyspaceReport } from './summary.js';
+import { checkLogRules, definedSizes, newSummary, type MigrateOptions, type MigrateProgress, type MigrateSummary } from './summary.js';
 import { decideLayoutLogs, planLogs } from './log-plan.js';
 import type { LogDecision } from './log-states.js';
+import { addRecord, changedWhileRead, newMark, unitFingerprint, type Unit } from './unit.js';
 
 export type { MigrateOptions, MigrateProgress, MigrateSummary, ConflictReason, KeyspaceReport } from './summary.js';
 
 export const DEFAULT_BATCH_RECORDS = 100_000;
 const VERIFY_CONCURRENCY = 4;
-
-/** One legacy keyspace: its file and the log frames for it. */
-interface Unit {
-  name: Buffer;
-  label: string;
-  file: LegacyKeyspaceFile | undefined;
-  fileFingerprint: string | null;
-  logs: Array<{ contents: LegacyLogContents; contribution: LogContribution }>;
-  unit: string;
-  action: KeyspaceReport['action'];
-  mark: KeyspaceMark | undefined;
-  mode: ImportMode;
-  conflict?: ConflictReason;
-  /** The keyspace held keys in the database when the run started. */
-  exists: boolean;
-}
 
 /** Import a legacy directory. See docs/legacy-format.md; returns what was done. */
 export async function migrate(options: MigrateOptions): Promise<MigrateSummary> {
@@ -299,57 +283,56 @@ class Migration {
    * Once that batch commits, the keyspace is queued for verification.
    */
   async #importUnit(u: Unit): Promise<void> {
-    const store = this.#store;
-    const pipeline = this.#pipeline!;
-    const dry = this.#summary.dryRun;
     const s = this.#summary.keyspaces;
     s.imported++;
     if (u.action === 'resume') s.resumed++;
     if (u.action === 'merge') s.merged++;
     if (u.action === 'replace') s.replaced++;
-
-    let mark: KeyspaceMark;
-    if (u.action === 'resume') {
-      mark = { ...u.mark!, at: new Date().toISOString() };
-    } else {
-      mark = {
-        v: 1,
-        keyspace: u.label,
-        unit: u.unit,
-        file: u.fileFingerprint,
-        logs: u.logs.map((l) => l.contents.fingerprint),
-        mode: u.mode,
-        base: null,
-        next: 0,
-        done: false,
-        expect: null,
-        saturated: false,
-        at: new Date().toISOString(),
-      };
-      if (!dry && store && (u.action === 'merge' || u.action === 'replace')) {
-        // Rare paths: let the keyspaces before this one finish first (and stop here if one failed).
-        await pipeline.drain();
-      }
-      if (!dry && store && u.action === 'merge') {
-        const { keys, sum } = await readBack(store, u.name);
-        mark.base = { keys, sum: sum.toString() };
-      }
-      if (!dry && store && u.action === 'replace') {
-        // Delete and claim the keyspace in one batch: a crash after it resumes as our own import.
-        await store.deleteKeyspace(u.name, [{ name: keyspaceMarkName(u.name), value: encodeMark(mark) }]);
-      }
-    }
-
-    if (!dry && store && this.#createsKeyspace(u, mark)) {
+    const store = this.#store;
+    const mark = u.action === 'resume' ? { ...u.mark!, at: new Date().toISOString() } : await this.#freshMark(u);
+    if (!this.#summary.dryRun && store && this.#createsKeyspace(u, mark)) {
       await this.#createUnit(u, mark, store);
       return;
     }
+    const apply = this.#applier(u, mark);
+    const totals = newTotals();
+    if (u.file) await this.#importFile(u, u.file, mark, totals, apply);
+    // The log frames, then `done`, in the last batch.
+    const { logSum, logOnlyKeys } = this.#addLogFrames(u, totals);
+    const frames = u.logs.reduce((n, l) => n + l.contribution.frames, 0);
+    mark.expect = { keys: totals.keys + logOnlyKeys, sum: (totals.sum + logSum).toString(), frames, records: totals.records };
+    await apply(totals.records, true);
+  }
 
+  /** The first mark of a unit imported afresh; for --merge and --replace, the database made ready for it. */
+  async #freshMark(u: Unit): Promise<KeyspaceMark> {
+    const mark = newMark(u);
+    const store = this.#store;
+    if (this.#summary.dryRun || !store) return mark;
+    if (u.action === 'merge' || u.action === 'replace') {
+      // Rare paths: let the keyspaces before this one finish first (and stop here if one failed).
+      await this.#pipeline!.drain();
+    }
+    if (u.action === 'merge') {
+      const { keys, sum } = await readBack(store, u.name);
+      mark.base = { keys, sum: sum.toString() };
+    }
+    if (u.action === 'replace') {
+      // Delete and claim the keyspace in one batch: a crash after it resumes as our own import.
+      await store.deleteKeyspace(u.name, [{ name: keyspaceMarkName(u.name), value: encodeMark(mark) }]);
+    }
+    return mark;
+  }
+
+  /**
+   * One Store.apply per batch, the unit's mark with it. The mark is encoded
+   * once the apply before has committed (pipeline.submit), so it carries that
+   * apply's saturation.
+   */
+  #applier(u: Unit, mark: KeyspaceMark): (next: number, done: boolean) => Promise<void> {
     const markName = keyspaceMarkName(u.name);
-    // One Store.apply per batch, the unit's mark with it. The mark is encoded once the apply
-    // before has committed (pipeline.submit), so it carries that apply's saturation.
-    const apply = (next: number, done: boolean): Promise<void> =>
-      pipeline.submit(
+    return (next, done) =>
+      this.#pipeline!.submit(
         () => {
           mark.next = next;
           mark.done = done;
@@ -364,35 +347,38 @@ class Migration {
           if (done) this.#verifyQueue?.add(u.name, u.label);
         },
       );
+  }
 
-    const totals = newTotals();
+  /** The unit's keyspace file from the mark's `next` on, into batches of batchRecords records (each applied but the last). */
+  async #importFile(u: Unit, file: LegacyKeyspaceFile, mark: KeyspaceMark, totals: KeyspaceFileTotals, apply: (next: number, done: boolean) => Promise<void>): Promise<void> {
+    const dry = this.#summary.dryRun;
     const resumeAt = mark.next;
     let boundary = (Math.floor(resumeAt / this.#batchRecords) + 1) * this.#batchRecords;
     let pendingRecords = 0;
-    const deferred = u.file !== undefined && u.fileFingerprint === null;
-    if (u.file) {
-      const seen = { bytes: 0, records: 0 };
-      for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#fileProblems, totals)) {
-        for (const r of records) {
-          if (r.index < resumeAt) continue;
-          if (deferred && r.index >= this.#batchRecords) throw changedWhileRead(u.file);
-          if (r.index >= boundary) {
-            // Every record before this batch boundary is in the batch (or was skipped as damage).
-            const at = Math.floor(r.index / this.#batchRecords) * this.#batchRecords;
-            if (pendingRecords > 0) await apply(at, false);
-            pendingRecords = 0;
-            boundary = at + this.#batchRecords;
-          }
-          if (!dry) addRecord(pipeline.batch, u.name, r.key, r.count);
-          pendingRecords++;
-          this.#summary.keys++;
+    const deferred = u.fileFingerprint === null;
+    const seen = { bytes: 0, records: 0 };
+    for await (const records of readKeyspaceFile(file, this.#sizes, this.#fileProblems, totals)) {
+      for (const r of records) {
+        if (r.index < resumeAt) continue;
+        if (deferred && r.index >= this.#batchRecords) throw changedWhileRead(file);
+        if (r.index >= boundary) {
+          // Every record before this batch boundary is in the batch (or was skipped as damage).
+          const at = Math.floor(r.index / this.#batchRecords) * this.#batchRecords;
+          if (pendingRecords > 0) await apply(at, false);
+          pendingRecords = 0;
+          boundary = at + this.#batchRecords;
         }
-        this.#fileProgress(u.file, totals, seen);
+        if (!dry) addRecord(this.#pipeline!.batch, u.name, r.key, r.count);
+        pendingRecords++;
+        this.#summary.keys++;
       }
-      this.#fileRead(u, mark, totals, deferred);
+      this.#fileProgress(file, totals, seen);
     }
+    this.#fileRead(u, mark, totals, deferred);
+  }
 
-    // The log frames, then `done`, in the last batch.
+  /** The unit's log frames into the current batch: their sum, and how many of their keys the file did not have. */
+  #addLogFrames(u: Unit, totals: KeyspaceFileTotals): { logSum: bigint; logOnlyKeys: number } {
     let logSum = 0n;
     let logOnlyKeys = 0;
     const logKeys = new Set<string>();
@@ -402,25 +388,15 @@ class Migration {
           logKeys.add(id);
           if (!totals.seen.has(id)) logOnlyKeys++;
         }
-        if (!dry) addRecord(pipeline.batch, u.name, d.key, d.delta);
+        if (!this.#summary.dryRun) addRecord(this.#pipeline!.batch, u.name, d.key, d.delta);
         logSum += d.delta;
       }
       this.#summary.frames.replayed += contribution.frames;
       this.#advance(contribution.frames, 0);
     }
-    const frames = u.logs.reduce((n, l) => n + l.contribution.frames, 0);
-    mark.expect = { keys: totals.keys + logOnlyKeys, sum: (totals.sum + logSum).toString(), frames, records: totals.records };
-    await apply(totals.records, true);
+    return { logSum, logOnlyKeys };
   }
 
-  /**
-   * A unit whose file was not fingerprinted in the plan (#plan: no mark, a
-   * new keyspace, one batch): its fingerprint is that of the bytes just read
-   * and imported, set before the one write that carries the mark. A file
-   * that changed since the scan is imported as read, and the next run sees
-   * its current fingerprint differ from the mark's: a conflict, as when it
-   * changes after an import.
-   */
   /** Progress for the records of a keyspace file read since `seen` (updated). */
   #fileProgress(file: LegacyKeyspaceFile, totals: KeyspaceFileTotals, seen: { bytes: number; records: number }): void {
     const bytes = Math.min(file.size, totals.records * KEYSPACE_RECORD_SIZE) - seen.bytes;
@@ -435,6 +411,14 @@ class Migration {
     if (totals.fingerprint !== u.fileFingerprint) throw changedWhileRead(u.file!);
   }
 
+  /**
+   * A unit whose file was not fingerprinted in the plan (#plan: no mark, a
+   * new keyspace, one batch): its fingerprint is that of the bytes just read
+   * and imported, set before the one write that carries the mark. A file
+   * that changed since the scan is imported as read, and the next run sees
+   * its current fingerprint differ from the mark's: a conflict, as when it
+   * changes after an import.
+   */
   #fingerprinted(u: Unit, mark: KeyspaceMark, fingerprint: string): void {
     u.fileFingerprint = fingerprint;
     u.unit = unitFingerprint(u);
@@ -496,7 +480,7 @@ class Migration {
           logOnlyKeys++;
         }
         touched.set(id, at);
-        counts[at] = counts[at]! + d.delta; // summed unbounded, clamped once below (as IncrementBatch + apply)
+        counts[at] = addDeltas(counts[at]!, d.delta); // clamped once below, as an apply would
         logSum += d.delta;
       }
       this.#summary.frames.replayed += contribution.frames;
@@ -505,10 +489,8 @@ class Migration {
     let saturated = 0;
     for (const at of touched.values()) {
       const c = counts[at]!;
-      if (c > INT64_MAX || c < INT64_MIN) {
-        counts[at] = c > INT64_MAX ? INT64_MAX : INT64_MIN;
-        saturated++;
-      }
+      counts[at] = saturate(c);
+      if (counts[at] !== c) saturated++;
     }
     if (saturated > 0) {
       this.#problems.add({ kind: 'saturated', source: u.label, detail: `${saturated} counts clamped to the signed 64-bit range; the sum cannot be verified` });
@@ -572,27 +554,4 @@ class Migration {
     s.recordsPerSecond = s.elapsedMs > 0 ? Math.round((s.records * 1000) / s.elapsedMs) : 0;
     return s;
   }
-}
-
-/** A unit's fingerprint: of its file's and its dirty logs' fingerprints (docs/legacy-format.md, Plan). */
-function unitFingerprint(u: Unit): string {
-  return combineFingerprints([...(u.fileFingerprint ? [`file:${u.fileFingerprint}`] : []), ...u.logs.map((l) => `log:${l.contents.fingerprint}`)]);
-}
-
-function changedWhileRead(file: LegacyKeyspaceFile): CountdError {
-  return new CountdError(ErrorCodes.MIGRATE, `${file.label} changed while it was being imported (is the original countd still running?); rerun once it is stopped`);
-}
-
-/**
- * Add one legacy count. A count of 0 must still create the key (the original
- * kept it; countd's apply creates a key touched by a non-zero delta even when
- * the deltas sum to 0), so it is added as +1 and -1.
- */
-function addRecord(batch: IncrementBatch, keyspace: Buffer, key: Buffer, count: bigint): void {
-  if (count !== 0n) {
-    batch.add(keyspace, key, count);
-    return;
-  }
-  batch.add(keyspace, key, 1n);
-  batch.add(keyspace, key, -1n);
 }

@@ -1,5 +1,5 @@
-// Reader of the original countd's keyspace files (PROTOCOL.md section 3.2,
-// docs/legacy-format.md "Keyspace files"): 264-byte records, count (signed
+// Reader of the original countd's keyspace files (docs/legacy-format.md,
+// "Keyspace files"): 264-byte records, count (signed
 // 64-bit LE) then the key (256 bytes, NUL-padded), no header.
 //
 // Damage is reported to the ProblemLog and skipped: a trailing partial record,

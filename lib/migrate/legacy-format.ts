@@ -1,5 +1,5 @@
 // Constants and names of the original countd's flat-file storage
-// (PROTOCOL.md section 3; spec with byte grammar: docs/legacy-format.md).
+// (spec with byte grammar: docs/legacy-format.md).
 //
 //   <legacy-dir>/0000000003            commit log: raw 520-byte write frames; mode 0400 dirty, 0200 clean
 //   <legacy-dir>/lock-0000000003       hard link to log 3: a process of the original owns it

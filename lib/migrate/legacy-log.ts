@@ -1,5 +1,5 @@
-// Reader of the original countd's commit logs (PROTOCOL.md section 3.1,
-// docs/legacy-format.md "Commit logs"): raw 520-byte write frames, no header.
+// Reader of the original countd's commit logs (docs/legacy-format.md,
+// "Commit logs"): raw 520-byte write frames, no header.
 // A frame whose increment is 0 is padding (the original preallocated its logs
 // with zeros) and is skipped silently; an invalid frame and a trailing partial
 // frame are reported. A log is small (2 MiB), so its sums per (keyspace, key)

@@ -1,4 +1,4 @@
-// Lists a legacy directory (PROTOCOL.md section 3, docs/legacy-format.md):
+// Lists a legacy directory (docs/legacy-format.md):
 // which entries are keyspace directories, commit logs (dirty or clean) and
 // lock links, and which are strays. Only reads: stat, readdir.
 //

@@ -5,9 +5,9 @@
 // import of later keyspaces goes on (VerifyQueue): the reads fill the time
 // the importer waits on the Store's writes.
 
-import { INT64_MAX, INT64_MIN } from '../protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../protocol/fields.js';
 import type { Store } from '../store/store.js';
-import { readKeyspaceMark } from './marks.js';
+import { readKeyspaceMark } from '../store/marks.js';
 
 export interface ReadBack {
   keys: number;

@@ -1,4 +1,4 @@
-// Field sizes of the wire protocols (PROTOCOL.md: KS and K) and the rule that
+// Field sizes of the wire protocols (docs/protocol.md: KS and K) and the rule that
 // makes a NUL-padded name field valid. One data directory has one pair of
 // sizes, recorded in its meta file (datadir/meta.ts).
 
@@ -10,6 +10,12 @@ export interface FieldSizes {
   /** K: bytes of the key field. */
   readonly keySize: number;
 }
+
+/** The range of a signed 64-bit field: increments and counts. */
+export const INT64_MIN = -(2n ** 63n);
+export const INT64_MAX = 2n ** 63n - 1n;
+/** The largest unsigned 64-bit field: read-request offsets and lengths. */
+export const UINT64_MAX = 2n ** 64n - 1n;
 
 export const DEFAULT_FIELD_SIZES: FieldSizes = Object.freeze({ keyspaceSize: 256, keySize: 256 });
 

@@ -1,4 +1,4 @@
-// The read request of PROTOCOL.md section 2 and its extensions
+// The read request of docs/protocol.md section 2 and its extensions
 // (docs/read-protocol-extensions.md):
 //
 //   offset (u64 LE) | length (u64 LE) | keyspace (KS bytes, NUL-padded)   16 + KS bytes: a page
@@ -6,7 +6,7 @@
 // A connection starts PLAIN: every 16 + KS bytes are a page request, whatever
 // the offset (one of 2^63 or more is a valid page that selects nothing).
 // Extensions are negotiated per connection by a HELLO that no plain client
-// sends, because it is malformed under PROTOCOL.md: offset 2^63 and an EMPTY
+// sends, because it is malformed under docs/protocol.md: offset 2^63 and an EMPTY
 // keyspace field (all NUL). After it the connection is EXTENDED: an offset of
 // 2^63 or more is an opcode, offset = 0x8000_0000_0000_0000 | op, and an op
 // may be followed by an extra field (a K-byte key, or an 8-byte keyspace-page
@@ -15,7 +15,7 @@
 // switches itself on a hello), clients encode with encodeReadRequest.
 
 import { invalidArgument } from '../errors.js';
-import { FieldSizes, fieldNameLength, nameBytes, readRequestSize, writeField } from './fields.js';
+import { FieldSizes, UINT64_MAX, fieldNameLength, nameBytes, readRequestSize, writeField } from './fields.js';
 
 /** Offsets at or above this value are opcodes (docs/read-protocol-extensions.md). */
 export const OPCODE_FLAG = 1n << 63n;
@@ -29,8 +29,6 @@ export const OP_HEALTH = 5;
 
 /** Version of the extension set answered to OP_HELLO. */
 export const READ_EXTENSIONS_VERSION = 1n;
-
-export const UINT64_MAX = (1n << 64n) - 1n;
 
 export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health';
 
@@ -99,7 +97,7 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
     }
     case 'hello':
     case 'health': {
-      // Keyspace field all NUL: malformed under PROTOCOL.md, so no plain request is a hello.
+      // Keyspace field all NUL: malformed under docs/protocol.md, so no plain request is a hello.
       const buf = Buffer.alloc(base);
       buf.writeBigUInt64LE(OPCODE_FLAG | BigInt(req.op === 'hello' ? OP_HELLO : OP_HEALTH), 0);
       buf.writeBigUInt64LE(req.op === 'hello' ? READ_EXTENSIONS_VERSION : 0n, 8);

@@ -1,4 +1,4 @@
-// The read response of PROTOCOL.md section 2 and of the extension ops of
+// The read response of docs/protocol.md section 2 and of the extension ops of
 // docs/read-protocol-extensions.md. Every response starts with a signed
 // 64-bit n; n < 0 ends the response (-1 malformed, -2 page too large).
 // For n >= 0 the body depends on the request's op:

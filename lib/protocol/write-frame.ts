@@ -1,10 +1,10 @@
-// The write frame of PROTOCOL.md section 1:
+// The write frame of docs/protocol.md section 1:
 //   increment (signed 64-bit LE) | keyspace (KS bytes, NUL-padded) | key (K bytes, NUL-padded)
 // and the three 3-byte replies. The server's hot path uses validateFrame(),
 // which allocates nothing; decodeFrame() is for tools and tests.
 
 import { invalidArgument } from '../errors.js';
-import { FieldSizes, fieldNameLength, nameBytes, writeField, writeFrameSize } from './fields.js';
+import { FieldSizes, INT64_MAX, INT64_MIN, fieldNameLength, nameBytes, writeField, writeFrameSize } from './fields.js';
 
 export const WRITE_REPLY_SIZE = 3;
 export const REPLY_WIN = Buffer.from('WIN', 'ascii');
@@ -12,9 +12,6 @@ export const REPLY_BAD = Buffer.from('BAD', 'ascii');
 export const REPLY_ERR = Buffer.from('ERR', 'ascii');
 
 export type WriteReply = 'WIN' | 'BAD' | 'ERR';
-
-export const INT64_MIN = -(2n ** 63n);
-export const INT64_MAX = 2n ** 63n - 1n;
 
 export interface WriteFrame {
   increment: bigint;

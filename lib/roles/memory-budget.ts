@@ -110,7 +110,7 @@ export function storeChildMemoryBudget(s: StoreChildSettings = DEFAULT_STORE_CHI
 /**
  * The Node.js option that caps V8's old space at the setting's heap limit,
  * for the process that holds the store: the supervisor's store child
- * (supervisor.ts) and the standalone countd-worker (cli/heap-cap.ts).
+ * (lib/daemon/supervisor.ts) and the standalone countd-worker (lib/daemon/heap-cap.ts).
  * Node.js reads it only at start-up.
  */
 export function heapLimitOption(memory: number): string {

@@ -1,4 +1,4 @@
-// countd-read: serves ranked pages over TCP (PROTOCOL.md section 2) and, on
+// countd-read: serves ranked pages over TCP (docs/protocol.md section 2) and, on
 // connections that negotiated them with a hello, the extension ops of
 // docs/read-protocol-extensions.md (get, rank, around, keyspaces, health).
 //
@@ -12,6 +12,7 @@ import net from 'node:net';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { metrics, readBuffered } from '../metrics.js';
 import { FieldSizes, checkFieldSizes, readRequestSize } from '../protocol/fields.js';
+import { DEFAULT_HOST, DEFAULT_READ_PORT } from '../protocol/ports.js';
 import { READ_EXTENSIONS_VERSION, ReadRequest, ReadRequestDecoder } from '../protocol/read-request.js';
 import {
   N_MALFORMED,
@@ -28,7 +29,6 @@ import { Logger, silentLogger } from '../util/log.js';
 import type { Store } from '../store/store.js';
 import { PageCache, type VersionedStore } from './read/page-cache.js';
 
-export const DEFAULT_READ_PORT = 48880;
 export const DEFAULT_PAGE_LIMIT = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
@@ -94,7 +94,7 @@ function settingsOf(options: ReaderOptions) {
   const sizes = checkFieldSizes(options.sizes);
   const s = {
     sizes,
-    listen: options.listen ?? '127.0.0.1',
+    listen: options.listen ?? DEFAULT_HOST,
     port: options.port ?? DEFAULT_READ_PORT,
     pageLimit: options.pageLimit ?? DEFAULT_PAGE_LIMIT,
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,

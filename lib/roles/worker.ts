@@ -73,7 +73,8 @@ import type { IncrementBatch } from '../store/increment-batch.js';
 import type { HealthReport } from '../protocol/read-response.js';
 import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
 import { LogSummer } from './work/log-summer.js';
-import { encodeGeneration, type LogOutcome } from './work/summer-protocol.js';
+import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
+import type { LogOutcome } from './work/summer-protocol.js';
 import type { Store } from '../store/store.js';
 
 export interface WorkerOptions {
@@ -114,11 +115,6 @@ export interface WorkerHandle {
   drained(): Promise<void>;
   /** Whether applies succeed (the read port's health op, `countd status`). */
   health(): HealthReport;
-}
-
-/** The database mark that records which use (generation) of log `index` was applied last. */
-export function appliedMarkName(index: number): string {
-  return `applied/${index}`;
 }
 
 const MAX_BACKOFF_MS = 5000;
@@ -491,7 +487,7 @@ class Worker {
         } else {
           if (!outcome.sealed) this.logger.debug('applying an unsealed commit log', { log: log.index });
           p.frames += outcome.frames;
-          p.marks.push({ name: appliedMarkName(log.index), value: encodeGeneration(BigInt(outcome.generation!)) });
+          p.marks.push({ name: appliedMarkName(log.index), value: encodeAppliedMark(BigInt(outcome.generation!)) });
           p.toApply.push(log);
         }
       }
@@ -522,7 +518,7 @@ class Worker {
     }
     p.frames += outcome.frames;
     p.salvagedFrames += outcome.frames;
-    p.marks.push({ name: appliedMarkName(log.index), value: encodeGeneration(BigInt(outcome.generation!)) });
+    p.marks.push({ name: appliedMarkName(log.index), value: encodeAppliedMark(BigInt(outcome.generation!)) });
     p.toApply.push(log);
   }
 

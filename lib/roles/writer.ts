@@ -1,4 +1,4 @@
-// countd-write: the TCP server of the write protocol (PROTOCOL.md section 1).
+// countd-write: the TCP server of the write protocol (docs/protocol.md section 1).
 // Frames from every connection are made durable together by group commit
 // (write/group-commit.ts) into the commit-log pool (commitlog/writer.ts);
 // each connection parses and answers its own frames (write/connection.ts).
@@ -14,14 +14,13 @@ import { type FileOps, realFileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
 import { writeFrameSize } from '../protocol/fields.js';
+import { DEFAULT_HOST, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 
-export const DEFAULT_WRITE_PORT = 48879;
-export const DEFAULT_LISTEN = '127.0.0.1';
 export const DEFAULT_MAX_CONNECTIONS = 10000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_PENDING_FRAMES = 4096;
@@ -94,7 +93,7 @@ function checkOptions(options: WriterOptions): Settings {
   if (!dataDir || typeof dataDir.paths?.commitlog !== 'string' || !dataDir.sizes) {
     throw invalidArgument('writer options.dataDir must be an open data directory (openDataDir)');
   }
-  const listen = options.listen ?? DEFAULT_LISTEN;
+  const listen = options.listen ?? DEFAULT_HOST;
   if (typeof listen !== 'string' || listen === '') throw invalidArgument('listen address must be a non-empty string');
   return {
     listen,
@@ -143,47 +142,9 @@ async function serve(
     },
   };
 
-  let refused = 0;
-  let lastRefusalLog = -Infinity;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-  server.on('connection', (socket) => {
-    if (connections.size - evicting.size >= settings.maxConnections && !evictIdle(connections, evicting)) {
-      socket.destroy();
-      refused++;
-      const now = Date.now();
-      if (now - lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
-        // At most one line per interval: a flood of connections must not flood the log.
-        logger.warn('too many write connections; closing new ones', { limit: settings.maxConnections, refused });
-        lastRefusalLog = now;
-        refused = 0;
-      }
-      return;
-    }
-    socket.setNoDelay(true);
-    const conn = new WriteConnection(socket, ctx);
-    connections.add(conn);
-    metrics.writeConnections.inc();
-  });
-  // Idle connections are found by a sweep rather than by socket.setTimeout,
-  // which re-arms a timer on every read and write (a few percent of the CPU
-  // at full load). A connection inactive for IDLE_SWEEPS sweeps in a row,
-  // one every idleTimeoutMs / IDLE_SWEEPS, has been idle for at least
-  // idleTimeoutMs (and is closed within 1.25 × idleTimeoutMs).
-  let sweeper: NodeJS.Timeout | null = null;
-  if (settings.idleTimeoutMs > 0) {
-    sweeper = setInterval(() => {
-      for (const conn of connections) {
-        if (conn.active) {
-          conn.active = false;
-          conn.idleSweeps = 0;
-        } else if (++conn.idleSweeps >= IDLE_SWEEPS) {
-          conn.idleSweeps = 0;
-          conn.idle();
-        }
-      }
-    }, Math.max(1, Math.floor(settings.idleTimeoutMs / IDLE_SWEEPS)));
-    sweeper.unref();
-  }
+  acceptConnections(server, connections, evicting, ctx, settings.maxConnections, logger);
+  const sweeper = settings.idleTimeoutMs > 0 ? sweepIdle(connections, settings.idleTimeoutMs) : null;
   server.on('error', (err) => logger.error('write server error', { error: err.message }));
 
   await listen(server, settings.listen, settings.port);
@@ -216,6 +177,65 @@ async function serve(
     address: bound.address,
     close: () => (closing ??= close()),
   };
+}
+
+/**
+ * Take each new connection into `connections`. At `maxConnections`, an idle
+ * connection is closed to make room (evictIdle), else the new one is closed
+ * at once.
+ */
+function acceptConnections(
+  server: net.Server,
+  connections: Set<WriteConnection>,
+  evicting: Set<WriteConnection>,
+  ctx: ConnectionContext,
+  maxConnections: number,
+  logger: Logger,
+): void {
+  let refused = 0;
+  let lastRefusalLog = -Infinity;
+  server.on('connection', (socket) => {
+    if (connections.size - evicting.size >= maxConnections && !evictIdle(connections, evicting)) {
+      socket.destroy();
+      refused++;
+      const now = Date.now();
+      if (now - lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
+        // At most one line per interval: a flood of connections must not flood the log.
+        logger.warn('too many write connections; closing new ones', { limit: maxConnections, refused });
+        lastRefusalLog = now;
+        refused = 0;
+      }
+      return;
+    }
+    socket.setNoDelay(true);
+    const conn = new WriteConnection(socket, ctx);
+    connections.add(conn);
+    metrics.writeConnections.inc();
+  });
+}
+
+/**
+ * Close connections idle for `idleTimeoutMs`. They are found by a sweep
+ * rather than by socket.setTimeout, which re-arms a timer on every read and
+ * write (a few percent of the CPU at full load). A connection inactive for
+ * IDLE_SWEEPS sweeps in a row, one every idleTimeoutMs / IDLE_SWEEPS, has
+ * been idle for at least idleTimeoutMs (and is closed within 1.25 ×
+ * idleTimeoutMs).
+ */
+function sweepIdle(connections: Set<WriteConnection>, idleTimeoutMs: number): NodeJS.Timeout {
+  const sweeper = setInterval(() => {
+    for (const conn of connections) {
+      if (conn.active) {
+        conn.active = false;
+        conn.idleSweeps = 0;
+      } else if (++conn.idleSweeps >= IDLE_SWEEPS) {
+        conn.idleSweeps = 0;
+        conn.idle();
+      }
+    }
+  }, Math.max(1, Math.floor(idleTimeoutMs / IDLE_SWEEPS)));
+  sweeper.unref();
+  return sweeper;
 }
 
 function listen(server: net.Server, host: string, port: number): Promise<void> {

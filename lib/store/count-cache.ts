@@ -18,10 +18,10 @@
 // and re-insert per key, and the holes those leave make the Map rebuild
 // itself; measured, that made the cache cost as much as the reads it saved.
 // A hot key evicted by FIFO costs one read and comes back. Keys are the
-// IncrementBatch's pair keys (length-prefixed latin1 `keyspace key`), which
+// IncrementBatch's pair keys (lib/protocol/pair-key.ts), which
 // the batch already holds, so a lookup allocates nothing.
 
-import { PAIR_LENGTHS_SIZE } from './increment-batch.js';
+import { pairKeyspaceOf } from '../protocol/pair-key.js';
 
 /** Estimated bytes of one entry besides its key's characters: the Map slot, the string header, the bigint. */
 const ENTRY_OVERHEAD = 96;
@@ -84,8 +84,7 @@ export class CountCache {
       const pair = oldest.next().value as string;
       this.counts.delete(pair);
       this.bytes -= ENTRY_OVERHEAD + pair.length;
-      const ksLength = pair.charCodeAt(0) | (pair.charCodeAt(1) << 8);
-      const ks = pair.substring(PAIR_LENGTHS_SIZE, PAIR_LENGTHS_SIZE + ksLength);
+      const ks = pairKeyspaceOf(pair);
       const left = (this.perKeyspace.get(ks) ?? 1) - 1;
       if (left === 0) this.perKeyspace.delete(ks);
       else this.perKeyspace.set(ks, left);

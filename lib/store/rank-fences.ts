@@ -1,5 +1,5 @@
-// The rank index of one keyspace (issue 8; docs/storage-format.md, "Rank
-// fences"). The count index is cut into blocks by fence keys; each fence is
+// The rank index of one keyspace (docs/storage-format.md, "Rank fences"):
+// where a key stands, and any page, without counting from the top. The count index is cut into blocks by fence keys; each fence is
 // persisted with the number of index entries from it up to the next fence.
 // With prefix sums over those counts, the block holding any rank position is
 // a binary search away, and at most one block (< 2B entries) is scanned.

@@ -1,6 +1,6 @@
 // How the CLI prints names (keyspaces, keys) that are byte strings, and how it
 // reads them back from arguments. Names are usually UTF-8 but need not be
-// (PROTOCOL.md section 1), so output must stay one line per entry and lose no
+// (docs/protocol.md section 1), so output must stay one line per entry and lose no
 // byte. The escaped form (README.md, "Names on the command line"):
 //
 //   \\      a backslash

@@ -213,7 +213,7 @@ describe('Client', function () {
       await c.close();
     });
 
-    it('against a server of PROTOCOL.md alone: pages work, an extension call fails with a clear COUNTD_REJECTED, never a desynchronised answer', async () => {
+    it('against a server of docs/protocol.md alone: pages work, an extension call fails with a clear COUNTD_REJECTED, never a desynchronised answer', async () => {
       // A plain read server: every 16 + KS bytes are a page; an empty keyspace field is malformed (n = -1, closed).
       const size = 16 + DEFAULT_FIELD_SIZES.keyspaceSize;
       const seen: bigint[] = [];

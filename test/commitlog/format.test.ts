@@ -19,7 +19,8 @@ import {
 } from '../../lib/commitlog/format.js';
 import { lockName, logName, newLogTempName, ownerName, ownerTempName, parseLogName, parsePoolName } from '../../lib/commitlog/filenames.js';
 import { LogContents, headerUnverified, parseLog, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
-import { encodeFrame, validateFrame, INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { encodeFrame, validateFrame } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { writeFrameSize } from '../../lib/protocol/fields.js';
 import { BuiltLog, buildLog, decode, sizes, taggedBatch } from './helpers.js';
 

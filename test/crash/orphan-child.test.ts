@@ -9,7 +9,8 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openDataDir } from '../../lib/datadir/meta.js';
-import { CHILD_SPEC_ENV, ChildSpec } from '../../lib/roles/supervisor.js';
+import { settingsOf } from '../../lib/daemon/settings.js';
+import { CHILD_SPEC_ENV, ChildSpec } from '../../lib/daemon/supervisor.js';
 import { ROOT } from '../harness/daemon.js';
 
 describe('crash: supervisor gone while a child starts', function () {
@@ -33,8 +34,8 @@ describe('crash: supervisor gone while a child starts', function () {
   for (const kind of ['writer', 'store'] as const) {
     it(`a ${kind} child whose IPC channel closes while it loads exits by itself`, async () => {
       const dataDir = await openDataDir(path.join(root, kind), { create: true, sizes: { keyspaceSize: 16, keySize: 16 } });
-      const spec: ChildSpec = { kind, dataDir: dataDir.paths.root, listen: '127.0.0.1', port: 0, logFormat: 'text', debug: false };
-      const child = fork(path.join(ROOT, 'dist/lib/cli/child-main.js'), [kind], {
+      const spec: ChildSpec = { kind, settings: { ...settingsOf('start', {}), dataDir: dataDir.paths.root, writePort: 0, readPort: 0 } };
+      const child = fork(path.join(ROOT, 'dist/lib/daemon/child-main.js'), [kind], {
         env: { ...process.env, [CHILD_SPEC_ENV]: JSON.stringify(spec) },
         stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
       });

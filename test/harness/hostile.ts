@@ -95,7 +95,7 @@ export interface WriteFuzzOutcome {
   expect: Map<string, { exact?: bigint; atMost?: bigint }>;
 }
 
-/** A name field with a NUL followed by a non-NUL byte: malformed by PROTOCOL.md section 1. */
+/** A name field with a NUL followed by a non-NUL byte: malformed by docs/protocol.md section 1. */
 function brokenName(r: Rng, size: number): Buffer {
   const b = r.bytes(size);
   const nul = r.int(0, size - 2);

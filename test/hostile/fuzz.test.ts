@@ -2,7 +2,7 @@
 // truncated, misaligned, split and random write frames and read requests
 // over many connections to the real daemon while honest clients write and
 // read. The server never crashes (no child restarts), never applies a
-// malformed frame, answers BAD or n = -1 exactly as PROTOCOL.md says, and
+// malformed frame, answers BAD or n = -1 exactly as docs/protocol.md says, and
 // the honest clients' results are exact.
 
 import assert from 'node:assert/strict';

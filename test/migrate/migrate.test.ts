@@ -10,7 +10,7 @@ import { writeDaemonRecord } from '../../lib/datadir/daemon-record.js';
 import { openDataDir } from '../../lib/datadir/meta.js';
 import { ErrorCodes } from '../../lib/errors.js';
 import { migrate, type MigrateOptions } from '../../lib/migrate/importer.js';
-import { keyspaceMarkName } from '../../lib/migrate/marks.js';
+import { keyspaceMarkName } from '../../lib/store/marks.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { selfIdentity } from '../../lib/util/proc.js';
 import { FIXTURE_EXPECTED, FIXTURE_EXPECTED_WITH_LOCK, readStore, rejectsWith, removeTempDirs, snapshotTree, tempDir } from './helpers.js';

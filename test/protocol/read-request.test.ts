@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { DEFAULT_FIELD_SIZES, fieldNameLength, readRequestSize } from '../../lib/protocol/fields.js';
+import { DEFAULT_FIELD_SIZES, UINT64_MAX, fieldNameLength, readRequestSize } from '../../lib/protocol/fields.js';
 import {
   OPCODE_FLAG,
   OP_AROUND,
@@ -9,7 +9,6 @@ import {
   OP_KEYSPACES,
   OP_RANK,
   ReadRequestDecoder,
-  UINT64_MAX,
   decodeReadRequest,
   encodeReadRequest,
   requestSizeFor,
@@ -28,7 +27,7 @@ function decodeOne(buf: Buffer, s = sizes, extended = true) {
 }
 
 describe('read request codec', () => {
-  it('a page request is 272 bytes with the default sizes, laid out as PROTOCOL.md section 2', () => {
+  it('a page request is 272 bytes with the default sizes, laid out as docs/protocol.md section 2', () => {
     const buf = encodeReadRequest({ op: 'page', offset: 5, length: 10, keyspace: 'pages' }, sizes);
     assert.equal(buf.length, 272);
     assert.equal(readRequestSize(sizes), 272);
@@ -75,11 +74,11 @@ describe('read request codec', () => {
     assert.equal(requestSizeFor(UINT64_MAX, sizes), -1);
   });
 
-  it('the hello is malformed under PROTOCOL.md (empty keyspace field): offset 2^63, length = version, keyspace all NUL', () => {
+  it('the hello is malformed under docs/protocol.md (empty keyspace field): offset 2^63, length = version, keyspace all NUL', () => {
     const buf = encodeReadRequest({ op: 'hello' }, sizes);
     assert.deepEqual([...buf.subarray(0, 16)], [0, 0, 0, 0, 0, 0, 0, 0x80, 1, 0, 0, 0, 0, 0, 0, 0]);
     assert.ok(buf.subarray(16).every((b) => b === 0));
-    // What a server of PROTOCOL.md alone checks: the keyspace field; an empty one is malformed.
+    // What a server of docs/protocol.md alone checks: the keyspace field; an empty one is malformed.
     assert.equal(fieldNameLength(buf, 16, sizes.keyspaceSize), -1);
     assert.deepEqual(decodeOne(buf, sizes, false), { op: 'hello', version: 1n });
   });

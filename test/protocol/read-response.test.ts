@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import {
   ReadResponseDecoder,
   encodeHealthResponse,

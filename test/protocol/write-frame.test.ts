@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { DEFAULT_FIELD_SIZES, fieldNameLength, nameBytes, writeFrameSize } from '../../lib/protocol/fields.js';
-import { decodeFrame, encodeFrame, validateFrame, INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { decodeFrame, encodeFrame, validateFrame } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { isCountdError } from '../../lib/errors.js';
 
 const sizes = DEFAULT_FIELD_SIZES;
@@ -44,7 +45,7 @@ describe('write frame codec', () => {
     assert.equal(decodeFrame(buf, 0, small), null, 'an all-zero frame is invalid');
   });
 
-  describe('rejects every invalid form of PROTOCOL.md section 1', () => {
+  describe('rejects every invalid form of docs/protocol.md section 1', () => {
     const frame = (bytes: number[]): Buffer => Buffer.concat([Buffer.alloc(8, 1), Buffer.from(bytes)]);
     const cases: Array<[string, number[]]> = [
       ['empty keyspace', [0, 0, 0, 0, 0x61, 0, 0]],

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { forEachEntry } from '../../lib/commitlog/format.js';
 import { readLogFile } from '../../lib/commitlog/reader.js';
 import { CountdError } from '../../lib/errors.js';
-import { INT64_MAX } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX } from '../../lib/protocol/fields.js';
 import { LogSummer } from '../../lib/roles/work/log-summer.js';
 import { IncrementBatch } from '../../lib/store/increment-batch.js';
 import { frame, tempDataDir, writeFrames, type Frame } from './worker-helpers.js';

@@ -14,7 +14,8 @@ import {
   storeChildMemoryBudget,
   storeChildSettingsFor,
 } from '../../lib/roles/memory-budget.js';
-import { childExecArgv } from '../../lib/roles/supervisor.js';
+import { settingsOf } from '../../lib/daemon/settings.js';
+import { childExecArgv } from '../../lib/daemon/supervisor.js';
 import { formatSize, parseSize } from '../../lib/util/size.js';
 
 const MiB = 1024 * 1024;
@@ -60,8 +61,8 @@ describe('store child memory budget', () => {
   });
 
   it('gives the store child, and only it, its V8 heap limit', () => {
-    const base = { dataDir: '/x', listen: '127.0.0.1', port: 0, logFormat: 'text' as const, debug: false };
-    const store = childExecArgv({ ...base, kind: 'store', store: { memory: 512 * MiB } });
+    const base = { settings: { ...settingsOf('start', {}), dataDir: '/x', writePort: 0, readPort: 0 } };
+    const store = childExecArgv({ kind: 'store', settings: { ...base.settings, storeMemory: 512 * MiB } });
     assert.deepEqual(store.filter((a) => a.startsWith('--max-old-space-size')), [`--max-old-space-size=${storeChildSettingsFor(512 * MiB).heapLimit / MiB}`]);
     assert.deepEqual(childExecArgv({ ...base, kind: 'writer' }), process.execArgv);
     assert.deepEqual(childExecArgv({ ...base, kind: 'store' }), process.execArgv);

@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict';
 import { encodeEntry, entrySize } from '../../lib/commitlog/format.js';
 import { CountdError } from '../../lib/errors.js';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { PairSums } from '../../lib/roles/work/pair-sums.js';
+import { batchFromSummed } from '../../lib/roles/work/summed-batch.js';
 import { IncrementBatch } from '../../lib/store/increment-batch.js';
 import { random } from '../store/helpers.js';
 
@@ -29,7 +30,7 @@ function summedShape(table: PairSums): Array<[string, Array<[string, string]>]> 
   const summed = table.toSummed();
   // As the thread hands it over: transferred.
   const copy = structuredClone(summed, { transfer: [summed.pairBytes.buffer, summed.keyBytes.buffer, summed.keyStarts.buffer, summed.deltas.buffer] as ArrayBuffer[] });
-  return shape(IncrementBatch.fromSummed(copy));
+  return shape(batchFromSummed(copy));
 }
 
 describe('PairSums (the summing thread)', () => {

@@ -9,7 +9,7 @@ import { ReadEntry, ReadResponse, ReadResponseDecoder } from '../../lib/protocol
 
 const id = (b: Uint8Array | string): string => Buffer.from(typeof b === 'string' ? Buffer.from(b) : b).toString('latin1');
 
-/** Rank order of PROTOCOL.md: count descending, then key bytes ascending. */
+/** Rank order of docs/protocol.md: count descending, then key bytes ascending. */
 export function rankCompare(a: ReadEntry, b: ReadEntry): number {
   if (a.count !== b.count) return a.count > b.count ? -1 : 1;
   return Buffer.compare(a.key, b.key);

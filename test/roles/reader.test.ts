@@ -6,7 +6,7 @@ import path from 'node:path';
 import { FieldSizes } from '../../lib/protocol/fields.js';
 import { OPCODE_FLAG, encodeReadRequest } from '../../lib/protocol/read-request.js';
 import { ReadResponse } from '../../lib/protocol/read-response.js';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { ReaderHandle, startReader } from '../../lib/roles/reader.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { ModelStore, RawReadClient } from './reader-helpers.js';
@@ -199,7 +199,7 @@ describe('countd-read', function () {
     assert.deepEqual(r, { op: 'rank', status: 'ok', first: 2n, entries: [{ key: Buffer.from('blog'), count: 3n }] });
   });
 
-  describe('a plain client (no hello) is served PROTOCOL.md alone', () => {
+  describe('a plain client (no hello) is served docs/protocol.md alone', () => {
     it('pipelined pages with offsets of 2^63 or more (the opcode values included) each get n = 0, in sync', async () => {
       const c = await connect();
       const raw = (offset: bigint, length: bigint, ks: string): Buffer => {

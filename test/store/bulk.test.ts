@@ -3,7 +3,7 @@
 // store's bulk entry points for `countd migrate` (issue 5).
 
 import assert from 'node:assert/strict';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { random, randomInt64, removeDir, tempDir } from './helpers.js';
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { encodeEntry, forEachEntry } from '../../lib/commitlog/format.js';
 import { CountCache } from '../../lib/store/count-cache.js';
-import { assemblePairKey } from '../../lib/store/increment-batch.js';
+import { pairKeyString } from '../../lib/protocol/pair-key.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { Model, random, removeDir, tempDir } from './helpers.js';
 
@@ -92,7 +92,7 @@ describe('Store count cache', () => {
 
   it('records entries whose presence an overlapped apply made unknown (flag 2) by looking them up', () => {
     const cache = new CountCache(10_000);
-    const pair = (key: string): string => assemblePairKey(b('ks'), b(key));
+    const pair = (key: string): string => pairKeyString(b('ks'), b(key));
     const items = ['x', 'y'].map((k) => ({ pair: pair(k) }));
     cache.record('ks', items, [1n, 2n], new Uint8Array([0, 0]), 0);
     assert.equal(cache.cachedIn('ks'), 2);

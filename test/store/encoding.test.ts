@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { PREFIX_SIZE, TAG_INDEX, decodeIndexSuffix, idPrefix, indexKey, indexKeyFromCount, indexSuffix, prefixEnd, readId, readRankCount, writeId, writeRankCount } from '../../lib/store/encoding.js';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { random, randomInt64 } from './helpers.js';
 
-/** Rank order of PROTOCOL.md: count descending, then key bytes ascending. */
+/** Rank order of docs/protocol.md: count descending, then key bytes ascending. */
 function rankCompare(a: { count: bigint; key: Buffer }, b: { count: bigint; key: Buffer }): number {
   if (a.count !== b.count) return a.count > b.count ? -1 : 1;
   return Buffer.compare(a.key, b.key);

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import type { Logger, LogFields } from '../../lib/util/log.js';
 
 export { mulberry32 as random } from '../harness/rng.js';
@@ -28,7 +28,7 @@ export interface ModelEntry {
   count: bigint;
 }
 
-/** Counters per keyspace, exactly as PROTOCOL.md defines them. */
+/** Counters per keyspace, exactly as docs/protocol.md defines them. */
 export class Model {
   readonly spaces = new Map<string, Map<string, bigint>>();
 

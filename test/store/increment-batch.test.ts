@@ -1,8 +1,11 @@
-// IncrementBatch: summing, and the transferable form (toSummed/fromSummed)
-// that carries a batch from the worker's summing thread to the store.
+// IncrementBatch: summing, and the transferable form (SummedBatch, built by
+// the summing thread's PairSums) that carries a batch to the store.
 
 import assert from 'node:assert/strict';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
+import { encodeEntry, entrySize } from '../../lib/commitlog/format.js';
+import { PairSums } from '../../lib/roles/work/pair-sums.js';
+import { batchFromSummed } from '../../lib/roles/work/summed-batch.js';
 import { IncrementBatch } from '../../lib/store/increment-batch.js';
 import { random } from './helpers.js';
 
@@ -32,29 +35,35 @@ describe('IncrementBatch', () => {
     );
   });
 
-  it('survives toSummed/fromSummed exactly, sums beyond int64 included (seeded)', () => {
+  it('survives PairSums#toSummed/batchFromSummed exactly, sums beyond int64 included (seeded)', () => {
     const rand = random(7);
     const b = new IncrementBatch();
+    const table = new PairSums();
     const name = (n: number): Buffer => Buffer.from(Array.from({ length: 1 + Math.floor(rand() * n) }, () => 1 + Math.floor(rand() * 255)));
     const spaces = Array.from({ length: 5 }, () => name(4));
     const keys = Array.from({ length: 300 }, () => name(40));
     for (let i = 0; i < 3000; i++) {
       const r = rand();
       const delta = r < 0.05 ? INT64_MAX : r < 0.1 ? INT64_MIN : BigInt(Math.floor(rand() * 2001) - 1000);
-      b.add(spaces[Math.floor(rand() * spaces.length)]!, keys[Math.floor(rand() * keys.length)]!, delta);
+      const ks = spaces[Math.floor(rand() * spaces.length)]!;
+      const key = keys[Math.floor(rand() * keys.length)]!;
+      b.add(ks, key, delta);
+      const payload = Buffer.alloc(entrySize(ks.length, key.length));
+      encodeEntry(payload, 0, delta, ks, key);
+      table.addPayload(payload);
     }
-    const summed = b.toSummed();
+    const summed = table.toSummed();
     assert.ok(summed.big.length > 0, 'some sums left the int64 range');
     // As a worker thread would: structured-clone it, transferring the buffers.
     const copy = structuredClone(summed, { transfer: [summed.pairBytes.buffer, summed.keyBytes.buffer, summed.keyStarts.buffer, summed.deltas.buffer] as ArrayBuffer[] });
-    const back = IncrementBatch.fromSummed(copy);
+    const back = batchFromSummed(copy);
     assert.equal(back.keys, b.keys);
     assert.deepEqual(shape(back), shape(b));
     assert.throws(() => back.add(Buffer.from('a'), Buffer.from('b'), 1n), /complete/);
   });
 
   it('an empty batch round-trips', () => {
-    const back = IncrementBatch.fromSummed(new IncrementBatch().toSummed());
+    const back = batchFromSummed(new PairSums().toSummed());
     assert.equal(back.keys, 0);
     assert.deepEqual([...back.keyspaces()], []);
   });

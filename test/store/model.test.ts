@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { ClassicLevel } from 'classic-level';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { TAG_COUNT, TAG_FENCE, TAG_INDEX } from '../../lib/store/encoding.js';
 import { CountdError, ErrorCodes } from '../../lib/errors.js';
 import { metrics } from '../../lib/metrics.js';
@@ -77,7 +77,7 @@ async function compare(store: Store, model: Model, rand: () => number, pool: Buf
  * apply is prepared meanwhile), and fail instead of writing if `fail`.
  */
 function slowNextWrite(store: Store, fail: boolean): void {
-  const db = (store as unknown as { db: ClassicLevel<Buffer, Buffer> }).db;
+  const db = (store as unknown as { state: { db: ClassicLevel<Buffer, Buffer> } }).state.db;
   const batchFn = db.batch.bind(db) as () => ReturnType<typeof db.batch>;
   let armed = true;
   (db as unknown as { batch: () => unknown }).batch = () => {

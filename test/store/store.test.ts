@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ErrorCodes, isCountdError } from '../../lib/errors.js';
-import { INT64_MAX, INT64_MIN } from '../../lib/protocol/write-frame.js';
+import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import type { Logger } from '../../lib/util/log.js';
 import { LogLine, recordingLogger, removeDir, tempDir } from './helpers.js';

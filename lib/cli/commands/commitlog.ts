@@ -13,7 +13,7 @@ import { CommitLogPool, MODE_QUARANTINED } from '../../commitlog/pool.js';
 import { readLogFile } from '../../commitlog/reader.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode } from '../../errors.js';
-import { Flags, commonOptions, dataDirOf, jsonOption, logIndexPositional, withOptions } from '../options.js';
+import { CommonArgs, JsonArgs, commonOptions, dataDirOf, jsonOption, logIndexPositional, withOptions } from '../options.js';
 import { Output, formatLine } from '../output.js';
 
 export const command = 'commitlog <index>';
@@ -29,9 +29,9 @@ export function builder(y: Argv): Argv {
   });
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & { index: number; release?: boolean }): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
-  const index = argv.index as number;
+  const index = argv.index;
   const file = path.join(dir.paths.commitlog, logName(index));
   let mode: number;
   try {

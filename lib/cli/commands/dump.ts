@@ -1,7 +1,7 @@
 // countd dump <keyspace>: every entry of a keyspace in rank order.
 
 import type { Argv } from 'yargs';
-import { Flags, commonOptions, daemonOptions, jsonOption, keyspacePositional, withOptions } from '../options.js';
+import { CommonArgs, DaemonArgs, JsonArgs, KeyspaceArgs, commonOptions, daemonOptions, jsonOption, keyspacePositional, withOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
 
@@ -12,9 +12,9 @@ export function builder(y: Argv): Argv {
   return withOptions(y.positional('keyspace', keyspacePositional), commonOptions, jsonOption, daemonOptions);
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs & KeyspaceArgs): Promise<void> {
   await withReadSource(argv, async (source, out) => {
-    for await (const e of source.dump(argv.keyspace as Buffer)) {
+    for await (const e of source.dump(argv.keyspace)) {
       await out.write(entryLine(e.key, e.count, argv.json === true));
       if (out.closed) break;
     }

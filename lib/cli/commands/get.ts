@@ -1,9 +1,8 @@
 // countd get <keyspace> <key>: the count of one key.
 
 import type { Argv } from 'yargs';
-import { CountdError, ErrorCodes } from '../../errors.js';
-import { escapeName } from '../../util/escape.js';
-import { Flags, keyCommandOptions } from '../options.js';
+import { notFound } from '../errors.js';
+import { KeyCommandArgs, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
 
@@ -14,16 +13,11 @@ export function builder(y: Argv): Argv {
   return keyCommandOptions(y);
 }
 
-export async function handler(argv: Flags): Promise<void> {
-  const keyspace = argv.keyspace as Buffer;
-  const key = argv.key as Buffer;
+export async function handler(argv: KeyCommandArgs): Promise<void> {
+  const { keyspace, key } = argv;
   await withReadSource(argv, async (source, out) => {
     const count = await source.get(keyspace, key);
     if (count === undefined) throw notFound(keyspace, key);
     await out.write(entryLine(key, count, argv.json === true));
   });
-}
-
-export function notFound(keyspace: Buffer, key: Buffer): CountdError {
-  return new CountdError(ErrorCodes.NOT_FOUND, `key ${escapeName(key)} not found in keyspace ${escapeName(keyspace)}`);
 }

@@ -1,7 +1,7 @@
 // countd keyspaces: every keyspace and its number of keys.
 
 import type { Argv } from 'yargs';
-import { Flags, commonOptions, daemonOptions, jsonOption, withOptions } from '../options.js';
+import { CommonArgs, DaemonArgs, JsonArgs, commonOptions, daemonOptions, jsonOption, withOptions } from '../options.js';
 import { formatLine } from '../output.js';
 import { withReadSource } from '../source.js';
 
@@ -12,7 +12,7 @@ export function builder(y: Argv): Argv {
   return withOptions(y, commonOptions, jsonOption, daemonOptions);
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise<void> {
   await withReadSource(argv, async (source, out) => {
     for (const ks of await source.keyspaces()) {
       await out.write(formatLine([{ name: 'keyspace', value: ks.name }, { name: 'keys', value: ks.size }], argv.json === true));

@@ -1,10 +1,10 @@
 // countd rank <keyspace> <key>: where one key stands (0-based rank, as a page offset).
 
 import type { Argv } from 'yargs';
-import { Flags, keyCommandOptions } from '../options.js';
+import { KeyCommandArgs, keyCommandOptions } from '../options.js';
 import { entryLine } from '../output.js';
 import { withReadSource } from '../source.js';
-import { notFound } from './get.js';
+import { notFound } from '../errors.js';
 
 export const command = 'rank <keyspace> <key>';
 export const describe = 'print the rank (0-based: entries ranked above it) and count of one key: rank<TAB>key<TAB>count';
@@ -13,9 +13,8 @@ export function builder(y: Argv): Argv {
   return keyCommandOptions(y);
 }
 
-export async function handler(argv: Flags): Promise<void> {
-  const keyspace = argv.keyspace as Buffer;
-  const key = argv.key as Buffer;
+export async function handler(argv: KeyCommandArgs): Promise<void> {
+  const { keyspace, key } = argv;
   await withReadSource(argv, async (source, out) => {
     const r = await source.rank(keyspace, key);
     if (r === undefined) throw notFound(keyspace, key);

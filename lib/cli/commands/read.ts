@@ -2,7 +2,10 @@
 
 import type { Argv } from 'yargs';
 import {
-  Flags,
+  CommonArgs,
+  DaemonArgs,
+  JsonArgs,
+  KeyspaceArgs,
   commonOptions,
   daemonOptions,
   jsonOption,
@@ -20,9 +23,9 @@ export function builder(y: Argv): Argv {
   return withOptions(y.positional('keyspace', keyspacePositional), commonOptions, offsetLengthOptions, jsonOption, daemonOptions);
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs & KeyspaceArgs & { offset: bigint; length: bigint }): Promise<void> {
   await withReadSource(argv, async (source, out) => {
-    const entries = await source.page(argv.keyspace as Buffer, argv.offset as bigint, argv.length as bigint);
+    const entries = await source.page(argv.keyspace, argv.offset, argv.length);
     for (const e of entries) await out.write(entryLine(e.key, e.count, argv.json === true));
   });
 }

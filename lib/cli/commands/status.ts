@@ -9,7 +9,7 @@ import { DaemonRecord, readLiveDaemonRecord } from '../../datadir/daemon-record.
 import { openDataDir } from '../../datadir/meta.js';
 import { isCountdError } from '../../errors.js';
 import type { HealthReport } from '../../protocol/read-response.js';
-import { Flags, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
+import { CommonArgs, DaemonArgs, JsonArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
 import { Output } from '../output.js';
 import { openReadSource } from '../source.js';
 
@@ -33,7 +33,7 @@ export interface StatusReport {
   worker: HealthReport | null;
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
   const record = await readLiveDaemonRecord(dir.paths);
   const commitLogs = await poolStatus({ dir: dir.paths.commitlog, sizes: dir.sizes });

@@ -4,7 +4,9 @@
 import type { Argv } from 'yargs';
 import { Client } from '../../client/client.js';
 import {
-  Flags,
+  CommonArgs,
+  DaemonArgs,
+  KeyArgs,
   commonOptions,
   daemonAddressOf,
   daemonOptions,
@@ -14,7 +16,7 @@ import {
   keyspacePositional,
   withOptions,
 } from '../options.js';
-import { requireDaemon } from '../daemon.js';
+import { requireDaemon } from '../find-daemon.js';
 
 export const command = 'write <keyspace> <key> [increment]';
 export const describe = 'add increment (default 1) to a key through the running daemon; exit 0 once durable';
@@ -27,11 +29,11 @@ export function builder(y: Argv): Argv {
   );
 }
 
-export async function handler(argv: Flags): Promise<void> {
+export async function handler(argv: CommonArgs & DaemonArgs & KeyArgs & { increment: bigint }): Promise<void> {
   const daemon = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'write');
   const client = new Client({ host: daemon.host, writePort: daemon.port, ...daemon.sizes });
   try {
-    await client.increment(argv.keyspace as Buffer, argv.key as Buffer, argv.increment as bigint);
+    await client.increment(argv.keyspace, argv.key, argv.increment);
   } finally {
     await client.close();
   }

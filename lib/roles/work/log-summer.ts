@@ -8,7 +8,8 @@
 import { Worker } from 'node:worker_threads';
 import { CountdError, ErrorCodes } from '../../errors.js';
 import type { FieldSizes } from '../../protocol/fields.js';
-import { IncrementBatch } from '../../store/increment-batch.js';
+import type { IncrementBatch } from '../../store/increment-batch.js';
+import { batchFromSummed } from './summed-batch.js';
 import type { LogOutcome, LogToSum, SummerReply, SummerRequest } from './summer-protocol.js';
 
 type Pending = { resolve: (reply: SummerReply) => void; reject: (err: Error) => void };
@@ -52,7 +53,7 @@ export class LogSummer {
     const reply = await this.#call({ op: 'finish', session: this.#current() });
     this.#open = -1;
     if (reply.ok !== true || reply.op !== 'finish') throw this.#protocolError(reply);
-    return IncrementBatch.fromSummed(reply.batch);
+    return batchFromSummed(reply.batch);
   }
 
   /** The running thread, if any (for tests: terminating it must fail the session). */

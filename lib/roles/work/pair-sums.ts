@@ -1,22 +1,25 @@
 // The summing thread's table: increments summed per (keyspace, key) pair,
 // read in place from the commit-log payloads, handed over as a SummedBatch
-// (lib/store/increment-batch.ts).
+// (summed-batch.ts).
 //
 // Why not IncrementBatch (a Map from a latin1 pair string to an object per
-// pair): it allocated a string and a bigint per frame and ~500 bytes of heap
-// per pair, and a 500,000-pair batch left the thread's V8 heap at ~280 MiB,
-// kept until its next collection (BENCHMARKS.md, "The store child's memory").
+// pair): it allocates a string and a bigint per frame and ~500 bytes of heap
+// per pair; a 500,000-pair batch leaves the thread's V8 heap at ~280 MiB
+// until its next collection (BENCHMARKS.md, "The store child's memory").
 // Here a frame allocates nothing: a pair's bytes are the very bytes an entry
-// holds from its offset 8 (`ksLen keyLen keyspace key`), hashed (FNV-1a) and
+// holds from its offset 8 (the pair key, lib/protocol/pair-key.ts), hashed (FNV-1a) and
 // looked up in an open-addressing table over typed arrays; a new pair copies
 // them into one growing buffer. About 60 bytes a pair, off the V8 heap.
 //
-// Sums stay exact: a plain double while the sum is a safe integer (every
-// increment of a real workload), a bigint past that (the store saturates
-// at the int64 range; a sum outside it reaches the store as a decimal).
+// Deltas combine by the rule of lib/store/combine.ts (addDeltas: exact,
+// unbounded): here as a plain double while the sum is a safe integer (every
+// increment of a real workload, and the same exact sum), a bigint past that
+// (a sum outside int64 reaches the store as a decimal; the apply saturates).
 
 import { ENTRY_FIXED_SIZE, forEachEntryAt } from '../../commitlog/format.js';
-import { PAIR_LENGTHS_SIZE, putSummedDelta, type SummedBatch } from '../../store/increment-batch.js';
+import { PAIR_LENGTHS_SIZE, pairKeyspaceLength } from '../../protocol/pair-key.js';
+import { addDeltas } from '../../store/combine.js';
+import { putSummedDelta, type SummedBatch } from './summed-batch.js';
 
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
@@ -119,7 +122,7 @@ export class PairSums {
     }
     const increment = (BigInt(hi) << 32n) + BigInt(lo);
     const current = this.#isBig[i] === 1 ? this.#big.get(i)! : BigInt(this.#sum[i]!);
-    this.#big.set(i, current + increment);
+    this.#big.set(i, addDeltas(current, increment));
     this.#isBig[i] = 1;
   }
 
@@ -201,7 +204,7 @@ export class PairSums {
         const length = this.#length[i]!;
         for (let k = 0; k < length; k++) pairBytes[at + k] = bytes[start + k]!;
         at += length;
-        const keyStart = start + PAIR_LENGTHS_SIZE + (bytes[start]! | (bytes[start + 1]! << 8));
+        const keyStart = start + PAIR_LENGTHS_SIZE + pairKeyspaceLength(bytes, start);
         keyStarts[j] = keyAt;
         for (let k = keyStart; k < start + length; k++) keyBytes[keyAt++] = bytes[k]!;
         if (this.#isBig[i] === 0) deltas[j] = BigInt(this.#sum[i]!);

@@ -1,18 +1,11 @@
 // Messages between the worker (lib/roles/worker.ts, through log-summer.ts)
 // and its summing thread (summer-thread.ts). One session sums one batch:
 // begin, then add logs chunk by chunk, then finish, which hands the summed
-// batch over as transferable arrays (IncrementBatch#toSummed).
+// batch over as transferable arrays (summed-batch.ts).
 
 import type { LogProblem } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
-import type { SummedBatch } from '../../store/increment-batch.js';
-
-/** The value of a log's applied mark (`applied/<index>`, lib/roles/worker.ts): its generation, 8 bytes little-endian. */
-export function encodeGeneration(generation: bigint): Buffer {
-  const buf = Buffer.allocUnsafe(8);
-  buf.writeBigUInt64LE(generation, 0);
-  return buf;
-}
+import type { SummedBatch } from './summed-batch.js';
 
 export interface LogToSum {
   index: number;

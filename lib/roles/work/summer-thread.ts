@@ -10,7 +10,8 @@ import { parentPort } from 'node:worker_threads';
 import { headerUnverified, readLogFile } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { PairSums } from './pair-sums.js';
-import { encodeGeneration, type LogOutcome, type LogToSum, type SummerReply, type SummerRequest } from './summer-protocol.js';
+import { encodeAppliedMark } from '../../store/marks.js';
+import { type LogOutcome, type LogToSum, type SummerReply, type SummerRequest } from './summer-protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('summer-thread.js runs as a worker thread');
@@ -31,7 +32,7 @@ async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   const base = { index: log.index, problems: contents.problems, sealed: contents.sealed, records: contents.records.length };
   if (contents.header === null || contents.generation === null) return { ...base, status: 'empty', generation: null, frames: 0 };
   const generation = contents.generation.toString();
-  if (log.mark !== null && encodeGeneration(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
+  if (log.mark !== null && encodeAppliedMark(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
   for (const record of contents.records) batch.addPayload(record.payload);
   return { ...base, status: 'apply', generation, frames: contents.frames };
 }
@@ -47,7 +48,7 @@ function salvageLog(log: LogToSum, contents: Awaited<ReturnType<typeof readLogFi
   const base = { index: log.index, status: 'quarantine' as const, problems, sealed: s?.sealed ?? false, records: s?.records.length ?? 0 };
   if (s === null) return { ...base, salvage: 'none', generation: null, frames: 0 };
   const generation = s.generation.toString();
-  if (log.mark !== null && encodeGeneration(s.generation).equals(log.mark)) {
+  if (log.mark !== null && encodeAppliedMark(s.generation).equals(log.mark)) {
     return { ...base, salvage: 'already-applied', salvageFrom: s.from, generation, frames: 0 };
   }
   for (const record of s.records) batch.addPayload(record.payload);

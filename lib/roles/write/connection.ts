@@ -1,5 +1,5 @@
 // One client connection of countd-write: cuts the byte stream into fixed-size
-// frames (PROTOCOL.md section 1), validates each in place and hands it to the
+// frames (docs/protocol.md section 1), validates each in place and hands it to the
 // group commit, then answers WIN / BAD / ERR in frame order.
 //
 // Hot path without per-frame allocation: whole frames are validated and

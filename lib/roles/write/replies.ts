@@ -1,4 +1,4 @@
-// Replies of the write protocol (PROTOCOL.md section 1) sent many at a time.
+// Replies of the write protocol (docs/protocol.md section 1) sent many at a time.
 // A group commit answers each connection with one socket.write of n × "WIN";
 // the bytes come from one preallocated buffer of repeated replies, so
 // answering costs no allocation beyond the slice header.

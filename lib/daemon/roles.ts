@@ -1,8 +1,9 @@
 // Wiring of the roles into processes, shared by the role binaries
-// (countd-write, countd-worker, countd-read: role-main.ts) and the children
-// of `countd start` (child-main.ts). A "store" process holds the database:
-// the worker and, when it serves reads, the reader (LevelDB admits one
-// process per database).
+// (countd-write, countd-worker, countd-read: lib/cli/role-main.ts) and the
+// children of `countd start` (child-main.ts). Each takes the daemon's typed
+// settings (settings.ts) and hands each role the part it uses. A "store"
+// process holds the database: the worker and, when it serves reads
+// (settings.readPort), the reader (LevelDB admits one process per database).
 
 import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, isCountdError } from '../errors.js';
@@ -12,23 +13,7 @@ import { startWorker } from '../roles/worker.js';
 import { startWriter } from '../roles/writer.js';
 import { Store } from '../store/store.js';
 import { Logger } from '../util/log.js';
-
-export interface WriterSettings {
-  listen: string;
-  port: number;
-  logSize?: number;
-  handoverMs?: number;
-  maxConnections?: number;
-  idleTimeoutMs?: number;
-}
-
-export interface ReaderSettings {
-  listen: string;
-  port: number;
-  pageLimit?: number;
-  maxConnections?: number;
-  idleTimeoutMs?: number;
-}
+import type { DaemonSettings } from './settings.js';
 
 /** A running role process: its bound ports, and how to stop it in order. */
 export interface RunningRole {
@@ -36,20 +21,25 @@ export interface RunningRole {
   close(): Promise<void>;
 }
 
-export async function runWriter(dataDir: DataDir, s: WriterSettings, logger: Logger): Promise<RunningRole> {
-  const writer = await startWriter({ dataDir, ...defined(s), logger: logger.child('write') });
+/** What the writer takes of the settings (undefined: the writer's own default). */
+function writerOptions(s: DaemonSettings) {
+  return defined({ listen: s.listen, port: s.writePort, logSize: s.logSize, handoverMs: s.handoverMs, maxConnections: s.maxConnections, idleTimeoutMs: s.idleTimeoutMs });
+}
+
+/** What the reader takes of the settings (undefined: the reader's own default). */
+function readerOptions(s: DaemonSettings) {
+  return defined({ listen: s.listen, port: s.readPort, pageLimit: s.pageLimit, maxConnections: s.maxConnections, idleTimeoutMs: s.idleTimeoutMs });
+}
+
+export async function runWriter(dataDir: DataDir, s: DaemonSettings, logger: Logger): Promise<RunningRole> {
+  const writer = await startWriter({ dataDir, ...writerOptions(s), logger: logger.child('write') });
   return { ports: { write: writer.port }, close: () => writer.close() };
 }
 
-/** Open the database, start the worker and, with `reader` given, the reader on the same store. */
-export async function runStore(
-  dataDir: DataDir,
-  reader: ReaderSettings | undefined,
-  logger: Logger,
-  options: { lockedHint?: string; memory?: number } = {},
-): Promise<RunningRole> {
+/** Open the database, start the worker and, with a read port set, the reader on the same store. */
+export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logger, options: { lockedHint?: string } = {}): Promise<RunningRole> {
   // With a memory setting, the caches and the batch size are derived from it; without, each part keeps its own default.
-  const memory = options.memory === undefined ? undefined : storeChildSettingsFor(options.memory);
+  const memory = s.storeMemory === undefined ? undefined : storeChildSettingsFor(s.storeMemory);
   let store: Store;
   try {
     store = await Store.open({
@@ -68,9 +58,9 @@ export async function runStore(
   let read: Awaited<ReturnType<typeof startReader>> | undefined;
   try {
     worker = await startWorker({ dataDir, store, logger: logger.child('worker'), ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
-    if (reader) {
+    if (s.readPort !== undefined) {
       const health = worker.health;
-      read = await startReader({ store, sizes: dataDir.sizes, ...defined(reader), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }) });
+      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }) });
     }
   } catch (err) {
     await worker?.close().catch(() => {});
@@ -89,7 +79,7 @@ export async function runStore(
 }
 
 /** Reads alone: the database must be free (no worker holds it). */
-export async function runReader(dataDir: DataDir, s: ReaderSettings, logger: Logger): Promise<RunningRole> {
+export async function runReader(dataDir: DataDir, s: DaemonSettings, logger: Logger): Promise<RunningRole> {
   let store: Store;
   try {
     store = await Store.open({ location: dataDir.paths.db, sizes: dataDir.sizes, logger: logger.child('store') });
@@ -104,7 +94,7 @@ export async function runReader(dataDir: DataDir, s: ReaderSettings, logger: Log
     throw err;
   }
   try {
-    const read = await startReader({ store, sizes: dataDir.sizes, ...defined(s), logger: logger.child('read') });
+    const read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), logger: logger.child('read') });
     return {
       ports: { read: read.port },
       async close() {
@@ -119,6 +109,6 @@ export async function runReader(dataDir: DataDir, s: ReaderSettings, logger: Log
 }
 
 /** Drop undefined settings, so the roles apply their own defaults. */
-function defined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }

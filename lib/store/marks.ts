@@ -1,9 +1,21 @@
-// The Store marks through which `countd migrate` is idempotent and
-// exactly-once (docs/legacy-format.md, "How countd migrate imports").
+// The marks other layers keep in the store's database, written in the same
+// atomic batch as the counts they describe (Store#apply's `marks`): their
+// names and the codecs of their values, in one place, as
+// lib/commitlog/filenames.ts is for the pool's file names. Specified in
+// docs/storage-format.md ("Marks").
 //
-// One mark per legacy keyspace, `migrate/ks/<sha256(keyspace name), 40 hex>`,
-// written in the SAME atomic Store.apply as the counts it describes. Its value
-// is JSON:
+// applied/<index>        the worker (lib/roles/worker.ts): commit log <index>
+//                        (decimal, no padding) was applied in the use whose
+//                        generation the value holds, u64 little-endian. A log
+//                        found dirty again with that generation (a crash
+//                        between the apply and its recycling) is not applied
+//                        twice.
+//
+// migrate/ks/<id>        countd migrate (lib/migrate/importer.ts,
+//                        docs/legacy-format.md, "How countd migrate imports"):
+//                        one per legacy keyspace, <id> the first 40 hex digits
+//                        of sha256(keyspace name), which makes it idempotent
+//                        and exactly-once. Its value is JSON:
 //
 //   unit     fingerprint of every source of the keyspace (its keyspace file and
 //            every replayed log with frames for it); another value means the
@@ -14,9 +26,21 @@
 //   base     merge only: keys and sum the keyspace held before the import
 //   expect   done only: keys and sum the import adds, for verification
 
+import { createHash } from 'node:crypto';
 import { CountdError, ErrorCodes } from '../errors.js';
-import type { Store } from '../store/store.js';
-import { keyspaceId } from './fingerprint.js';
+import type { Store } from './store.js';
+
+/** The applied mark of commit log `index`. */
+export function appliedMarkName(index: number): string {
+  return `applied/${index}`;
+}
+
+/** The value of an applied mark: the log's generation, 8 bytes little-endian. */
+export function encodeAppliedMark(generation: bigint): Buffer {
+  const buf = Buffer.allocUnsafe(8);
+  buf.writeBigUInt64LE(generation, 0);
+  return buf;
+}
 
 export const MARK_VERSION = 1;
 
@@ -45,6 +69,12 @@ export interface KeyspaceMark {
   at: string;
 }
 
+/** A short, mark-name-safe id of a keyspace name: 40 hex digits of its sha256. */
+export function keyspaceId(name: Buffer): string {
+  return createHash('sha256').update(name).digest('hex').slice(0, 40);
+}
+
+/** The migrate mark of a legacy keyspace. */
 export function keyspaceMarkName(name: Buffer): string {
   return `migrate/ks/${keyspaceId(name)}`;
 }

@@ -9,6 +9,7 @@ import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes } from '../protocol/fields.js';
+import { DEFAULT_HOST } from '../protocol/ports.js';
 import { connectableHost } from '../client/client.js';
 import { DaemonAddress } from './options.js';
 
@@ -29,7 +30,7 @@ export async function findDaemon(dataDir: string, address: DaemonAddress, which:
   const sizes = (await readMeta(paths)) ?? DEFAULT_FIELD_SIZES;
   const fieldSizes = { keyspaceSize: sizes.keyspaceSize, keySize: sizes.keySize };
   const flagPort = which === 'write' ? address.writePort : address.readPort;
-  if (flagPort !== undefined) return { host: address.host ?? '127.0.0.1', port: flagPort, sizes: fieldSizes };
+  if (flagPort !== undefined) return { host: address.host ?? DEFAULT_HOST, port: flagPort, sizes: fieldSizes };
   const record = await readLiveDaemonRecord(paths);
   if (record === undefined) return undefined;
   return {

@@ -5,8 +5,8 @@
 //   writer child   countd-write                    (port: write)
 //   store child    countd-worker + countd-read     (port: read; holds LevelDB)
 //
-// It owns the data directory for the daemon's lifetime (<data-dir>/daemon.lock,
-// created with O_EXCL), writes daemon.json once both children listen, serves
+// It owns the data directory for the daemon's lifetime (<data-dir>/daemon.lock:
+// daemon-lock.ts), writes daemon.json once both children listen, serves
 // the children's metrics merged with its own on --metrics-port (and starts
 // the HTTP server of --http-port, lib/http/, through the `http` hook), restarts a
 // child that dies (with backoff; the dead child's commit-log locks are freed
@@ -24,36 +24,32 @@
 // A child also stops when the channel closes (the supervisor died).
 
 import { ChildProcess, fork } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { AggregatorRegistry, MetricObjectWithValues, MetricValue, Registry, prometheusContentType } from 'prom-client';
 import { CommitLogPool } from '../commitlog/pool.js';
-import { DaemonRecord, readLiveDaemonRecord, removeDaemonRecord, writeDaemonRecord } from '../datadir/daemon-record.js';
+import { DaemonRecord, removeDaemonRecord, writeDaemonRecord } from '../datadir/daemon-record.js';
 import { DataDir } from '../datadir/meta.js';
-import { CountdError, ErrorCode, ErrorCodes, errnoCode, isCountdError, translateFsError } from '../errors.js';
+import { CountdError, ErrorCode, ErrorCodes, isCountdError } from '../errors.js';
 import { metrics, registry } from '../metrics.js';
-import { heapLimitOption, isHeapLimitOption, withStoreMallocArenas } from './memory-budget.js';
-import { LogFormat, Logger } from '../util/log.js';
-import { ProcessIdentity, isAlive, selfIdentity } from '../util/proc.js';
+import { heapLimitOption, isHeapLimitOption, withStoreMallocArenas } from '../roles/memory-budget.js';
+import { Logger } from '../util/log.js';
+import type { DaemonSettings } from './settings.js';
+import { selfIdentity } from '../util/proc.js';
+import { acquireDaemonLock, releaseDaemonLock } from './daemon-lock.js';
 
 export type ChildKind = 'writer' | 'store';
 
-/** What a child is told to run (passed in the COUNTD_CHILD_SPEC environment variable). */
+/**
+ * What a child is told to run (passed in the COUNTD_CHILD_SPEC environment
+ * variable, as JSON): its kind and the daemon's settings, whole. The writer
+ * child listens on settings.writePort, the store child on settings.readPort;
+ * the store child lowers its priority to settings.storeNice before it opens
+ * anything (child-main.ts).
+ */
 export interface ChildSpec {
   kind: ChildKind;
-  dataDir: string;
-  listen: string;
-  port: number;
-  logFormat: LogFormat;
-  debug: boolean;
-  writer?: { logSize?: number; handoverMs?: number; maxConnections?: number; idleTimeoutMs?: number };
-  reader?: { pageLimit?: number; maxConnections?: number; idleTimeoutMs?: number };
-  /**
-   * The store child: its nice value (0-19), set before it opens anything
-   * (see child-main.ts), and its memory in bytes (memory-budget.ts).
-   */
-  store?: { nice?: number; memory?: number };
+  settings: DaemonSettings;
 }
 
 export const CHILD_SPEC_ENV = 'COUNTD_CHILD_SPEC';
@@ -73,8 +69,9 @@ export function childEnv(spec: ChildSpec): NodeJS.ProcessEnv {
  * (memory-budget.ts: without it V8 lets garbage grow with an overload).
  */
 export function childExecArgv(spec: ChildSpec): string[] {
-  if (spec.kind !== 'store' || spec.store?.memory === undefined) return process.execArgv;
-  return [...process.execArgv.filter((arg) => !isHeapLimitOption(arg)), heapLimitOption(spec.store.memory)];
+  const memory = spec.settings.storeMemory;
+  if (spec.kind !== 'store' || memory === undefined) return process.execArgv;
+  return [...process.execArgv.filter((arg) => !isHeapLimitOption(arg)), heapLimitOption(memory)];
 }
 
 export type ChildMessage =
@@ -109,20 +106,13 @@ export interface HttpHook {
 
 export interface SupervisorOptions {
   dataDir: DataDir;
-  /** The module forked for each child (dist/lib/cli/child-main.js). */
+  /** The module forked for each child (dist/lib/daemon/child-main.js). */
   childModule: string;
-  listen: string;
-  writePort: number;
-  readPort: number;
-  metricsPort?: number;
-  /** Console, JSON API and /metrics on one port (lib/http/). */
+  /** The daemon's settings (settings.ts), handed to both children whole. */
+  settings: DaemonSettings;
+  /** Console, JSON API and /metrics on settings.httpPort (lib/http/), when set. */
   http?: HttpHook;
-  logFormat: LogFormat;
-  debug?: boolean;
   logger: Logger;
-  writer?: ChildSpec['writer'];
-  reader?: ChildSpec['reader'];
-  store?: ChildSpec['store'];
   /** First restart delay; doubles per quick failure up to maxRestartDelayMs. Default 250. */
   restartDelayMs?: number;
   maxRestartDelayMs?: number;
@@ -142,8 +132,6 @@ export interface SupervisorHandle {
 /** A child that ran at least this long before dying is restarted after the first delay again. */
 const HEALTHY_AFTER_MS = 10_000;
 const METRICS_TIMEOUT_MS = 2000;
-/** A lock file without an identity younger than this belongs to a starter still writing it. */
-const FRESH_LOCK_MS = 10_000;
 
 /**
  * Start the daemon: take the data directory's lock, fork both children, wait
@@ -171,10 +159,11 @@ class Supervisor implements SupervisorHandle {
   constructor(options: SupervisorOptions) {
     this.#o = options;
     this.#log = options.logger.child('supervisor');
-    const base = { dataDir: options.dataDir.paths.root, listen: options.listen, logFormat: options.logFormat, debug: options.debug ?? false };
+    // The data directory as opened (and created) by the caller, so the children need not resolve it again.
+    const settings = { ...options.settings, dataDir: options.dataDir.paths.root };
     this.#children = {
-      writer: new ChildSlot({ ...base, kind: 'writer', port: options.writePort, ...(options.writer ? { writer: options.writer } : {}) }, this),
-      store: new ChildSlot({ ...base, kind: 'store', port: options.readPort, ...(options.reader ? { reader: options.reader } : {}), ...(options.store ? { store: options.store } : {}) }, this),
+      writer: new ChildSlot({ kind: 'writer', settings: { ...settings } }, this),
+      store: new ChildSlot({ kind: 'store', settings: { ...settings } }, this),
     };
     this.stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
   }
@@ -213,12 +202,12 @@ class Supervisor implements SupervisorHandle {
       });
       const writerPorts = await this.#children.writer.startFirst();
       let metricsPort: number | undefined;
-      if (this.#o.metricsPort !== undefined) metricsPort = await this.#serveMetrics(this.#o.metricsPort);
+      if (this.#o.settings.metricsPort !== undefined) metricsPort = await this.#serveMetrics(this.#o.settings.metricsPort);
       const self = selfIdentity();
       const daemon: Omit<DaemonRecord, 'httpPort'> = {
         pid: self.pid,
         start: self.start,
-        listen: this.#o.listen,
+        listen: this.#o.settings.listen,
         writePort: writerPorts.write!,
         readPort: storePorts.read!,
         ...(metricsPort === undefined ? {} : { metricsPort }),
@@ -229,7 +218,7 @@ class Supervisor implements SupervisorHandle {
       await writeDaemonRecord(paths, this.#record);
       this.#log.info('daemon started', {
         pid: self.pid,
-        listen: this.#o.listen,
+        listen: this.#o.settings.listen,
         writePort: this.#record.writePort,
         readPort: this.#record.readPort,
         metricsPort,
@@ -284,54 +273,17 @@ class Supervisor implements SupervisorHandle {
     }
   }
 
-  // ---- the data directory's lock ------------------------------------------------
+  // ---- the data directory's lock (daemon-lock.ts) ----------------------------------
 
-  #lockPath(): string {
-    return this.#o.dataDir.paths.daemonLock;
-  }
-
-  /**
-   * Create daemon.lock with O_EXCL. A lock whose owner is dead (kill -9) is
-   * removed and the creation retried once. Two starters racing over a stale
-   * lock could both win here; the database lock (held by the store child,
-   * started first) is the backstop that stops the second.
-   */
   async #acquireLock(): Promise<void> {
-    const file = this.#lockPath();
-    const live = await readLiveDaemonRecord(this.#o.dataDir.paths);
-    if (live) throw alreadyRunning(this.#o.dataDir.paths.root, live.pid);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fh = await fsp.open(file, 'wx', 0o644);
-        try {
-          await fh.writeFile(JSON.stringify(selfIdentity()) + '\n');
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        this.#lockHeld = true;
-        return;
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw translateFsError(err, `create ${file}`);
-      }
-      const owner = await readLockOwner(file);
-      if (owner && isAlive(owner)) throw alreadyRunning(this.#o.dataDir.paths.root, owner.pid);
-      // No identity yet: another starter has just created the file and is writing it.
-      if (!owner && (await ageMs(file)) < FRESH_LOCK_MS) throw alreadyRunning(this.#o.dataDir.paths.root, undefined);
-      if (attempt > 0) throw alreadyRunning(this.#o.dataDir.paths.root, owner?.pid);
-      this.#log.warn('removing the lock of a daemon that is gone', { file, pid: owner?.pid });
-      await fsp.unlink(file).catch((err: unknown) => {
-        if (errnoCode(err) !== 'ENOENT') throw translateFsError(err, `remove stale ${file}`);
-      });
-    }
+    await acquireDaemonLock(this.#o.dataDir.paths, this.#log);
+    this.#lockHeld = true;
   }
 
   async #releaseLock(): Promise<void> {
     if (!this.#lockHeld) return;
     this.#lockHeld = false;
-    const file = this.#lockPath();
-    const owner = await readLockOwner(file);
-    if (owner?.pid === process.pid) await fsp.unlink(file).catch(() => {});
+    await releaseDaemonLock(this.#o.dataDir.paths);
   }
 
   // ---- metrics and the HTTP server -------------------------------------------------
@@ -340,7 +292,7 @@ class Supervisor implements SupervisorHandle {
     const hook = this.#o.http;
     if (hook === undefined) return undefined;
     const server = await hook.start({
-      listen: this.#o.listen,
+      listen: this.#o.settings.listen,
       port: hook.port,
       dataDir: this.#o.dataDir,
       daemon,
@@ -366,9 +318,9 @@ class Supervisor implements SupervisorHandle {
     this.#metricsServer = server;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void =>
-        reject(new CountdError(ErrorCodes.IO_ERROR, `metrics server cannot listen on ${this.#o.listen}:${port}: ${err.message}`, { cause: err }));
+        reject(new CountdError(ErrorCodes.IO_ERROR, `metrics server cannot listen on ${this.#o.settings.listen}:${port}: ${err.message}`, { cause: err }));
       server.once('error', onError);
-      server.listen(port, this.#o.listen, () => {
+      server.listen(port, this.#o.settings.listen, () => {
         server.off('error', onError);
         resolve();
       });
@@ -427,7 +379,9 @@ class ChildSlot {
   async startFirst(): Promise<{ write?: number; read?: number }> {
     const ports = await this.#fork();
     // Restarts bind the same port, even when port 0 picked it: clients and daemon.json keep it.
-    this.#spec.port = (this.#spec.kind === 'writer' ? ports.write : ports.read) ?? this.#spec.port;
+    const settings = this.#spec.settings;
+    if (this.#spec.kind === 'writer') settings.writePort = ports.write ?? settings.writePort;
+    else settings.readPort = ports.read ?? settings.readPort;
     return ports;
   }
 
@@ -536,30 +490,4 @@ class ChildSlot {
       });
     });
   }
-}
-
-async function readLockOwner(file: string): Promise<ProcessIdentity | undefined> {
-  try {
-    const parsed = JSON.parse(await fsp.readFile(file, 'utf8')) as ProcessIdentity;
-    return typeof parsed?.pid === 'number' ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function ageMs(file: string): Promise<number> {
-  try {
-    return Date.now() - (await fsp.stat(file)).mtimeMs;
-  } catch {
-    return Infinity;
-  }
-}
-
-function alreadyRunning(root: string, pid: number | undefined): CountdError {
-  return new CountdError(
-    ErrorCodes.ALREADY_RUNNING,
-    pid === undefined
-      ? `a countd daemon is already starting or running on ${root}`
-      : `a countd daemon is already running on ${root} (pid ${pid})`,
-  );
 }

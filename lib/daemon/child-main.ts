@@ -1,4 +1,4 @@
-// Entry point of a child of `countd start` (forked by lib/roles/supervisor.ts
+// Entry point of a child of `countd start` (forked by lib/daemon/supervisor.ts
 // with an IPC channel). Runs the writer, or the store (worker + reader),
 // reports its ports when it listens, answers metric requests, and stops in
 // order when told to or when its channel closes (the supervisor died).
@@ -10,7 +10,7 @@ import os from 'node:os';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { registry } from '../metrics.js';
-import { CHILD_SPEC_ENV, ChildMessage, ChildSpec, SupervisorMessage } from '../roles/supervisor.js';
+import { CHILD_SPEC_ENV, ChildMessage, ChildSpec, SupervisorMessage } from './supervisor.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { RunningRole, runStore, runWriter } from './roles.js';
 
@@ -48,8 +48,9 @@ export async function childMain(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const logger = createLogger({ role: spec.kind, format: spec.logFormat, debug: spec.debug });
-  if (spec.kind === 'store' && spec.store?.nice) lowerPriority(spec.store.nice, logger);
+  const settings = spec.settings;
+  const logger = createLogger({ role: spec.kind, format: settings.logFormat, debug: settings.debug });
+  if (spec.kind === 'store' && settings.storeNice) lowerPriority(settings.storeNice, logger);
   let role: RunningRole | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> => {
@@ -86,15 +87,11 @@ export async function childMain(): Promise<void> {
   });
 
   try {
-    const dataDir = await openDataDir(spec.dataDir, { create: false });
-    if (spec.kind === 'writer') {
-      role = await runWriter(dataDir, { listen: spec.listen, port: spec.port, ...spec.writer }, logger);
-    } else {
-      role = await runStore(dataDir, { listen: spec.listen, port: spec.port, ...spec.reader }, logger, spec.store?.memory === undefined ? {} : { memory: spec.store.memory });
-    }
+    const dataDir = await openDataDir(settings.dataDir, { create: false });
+    role = spec.kind === 'writer' ? await runWriter(dataDir, settings, logger) : await runStore(dataDir, settings, logger);
   } catch (err) {
     const e = err instanceof CountdError ? err : new CountdError(ErrorCodes.IO_ERROR, (err as Error).message, { cause: err });
-    if (spec.debug) process.stderr.write(`${(err as Error).stack}\n`);
+    if (settings.debug) process.stderr.write(`${(err as Error).stack}\n`);
     process.removeAllListeners('disconnect');
     process.send({ type: 'fatal', code: e.code, message: e.message } satisfies ChildMessage, () => process.exit(1));
     return;

@@ -1,0 +1,350 @@
+// Applying an IncrementBatch: read the current counts, combine (combine.ts),
+// and write counts, count index, rank fences (fence-update.ts), directory
+// records and marks in ONE LevelDB batch; then swap the in-memory state.
+// The arguments were validated by Store#apply (store.ts).
+//
+// An apply overlaps the one before it: once that one's batch is handed to
+// LevelDB the mutex is released, and this one prepares on top of its results
+// (inflight-apply.ts explains why that is exact).
+
+import { CountdError } from '../errors.js';
+import { metrics } from '../metrics.js';
+import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_INDEX, TAG_KEYSPACE, encodeCount, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
+import { addDeltas, saturate } from './combine.js';
+import { translateDbError } from './errors.js';
+import { updateFences } from './fence-update.js';
+import type { IncrementBatch, PendingIncrement } from './increment-batch.js';
+import { InflightApply } from './inflight-apply.js';
+import { Fences } from './rank-fences.js';
+import { FENCE_CONCURRENCY } from './schema.js';
+import type { BatchOp, Chained, KeyspaceInfo, StoreState } from './state.js';
+
+export interface ApplyResult {
+  /** Distinct (keyspace, key) pairs applied. */
+  keys: number;
+  /** Keys whose count was clamped to the signed 64-bit range. */
+  saturated: number;
+}
+
+/** What a committed apply swaps into memory for one keyspace. */
+type StateSwap = { ks: string; info: KeyspaceInfo; fences: Fences; touched: Buffer[] };
+
+type Saturation = { keys: number; keyspace: Buffer; key: Buffer };
+
+/** One keyspace of an apply: its increments, then its index changes and fence writes. */
+interface ApplyGroup {
+  /** latin1 name: the directory key. */
+  ks: string;
+  /** A copy, swapped into the directory once committed. */
+  info: KeyspaceInfo;
+  /**
+   * The directory record as committed before this apply (undefined if
+   * created). The fences on disk add up to ITS size: `info.size` already
+   * counts the keys this apply creates.
+   */
+  committed: KeyspaceInfo | undefined;
+  /** New in this apply: a fresh id, so no record of it exists yet. */
+  created: boolean;
+  items: PendingIncrement[];
+  /** Index suffixes added and removed by this apply. */
+  inserted: Buffer[];
+  removed: Buffer[];
+  fenceOps: BatchOp[];
+  fences: Fences | undefined;
+  /** Fence keys (of the fences before this apply) whose blocks this apply changes: see block-cache.ts. */
+  touched: Buffer[];
+}
+
+/** Where each pair's current count comes from (see lookupCounts). */
+interface Lookup {
+  /** Per pair: its count from the count cache or the apply in flight. */
+  cachedOld: Array<bigint | undefined>;
+  /** Per pair: 1 in the count cache now; 2 unknown until this apply commits (count-cache.ts record()). */
+  wasCached: Uint8Array;
+  /** Per pair: its slot in readKeys, or -1 if not read. */
+  readSlot: Int32Array;
+  readKeys: Buffer[];
+  /** The values read for readKeys. */
+  current: Array<Buffer | undefined>;
+}
+
+/** Prepare an apply and hand its batch to LevelDB; `written` settles when it is committed (or failed). */
+export async function applyBatch(state: StoreState, batch: IncrementBatch, markOps: BatchOp[]): Promise<{ written: Promise<ApplyResult> }> {
+  try {
+    return await prepare(state, batch, markOps);
+  } catch (err) {
+    throw translateDbError(err, 'apply', state.location);
+  }
+}
+
+async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchOp[]): Promise<{ written: Promise<ApplyResult> }> {
+  // An apply still being written: this one prepares on top of its results (inflight-apply.ts).
+  const prev = state.inflight;
+  if (prev !== undefined) metrics.appliesOverlapped.inc();
+  const { groups, nextId } = groupsOf(state, batch, prev);
+  const lookup = await lookupCounts(state, batch, groups, prev);
+  // Operations go straight into a chained batch (no operation objects).
+  const chained = state.db.batch();
+  let submitted = false;
+  try {
+    const { finals, saturation } = writeCounts(state, chained, batch.keyBytes, groups, lookup);
+    // From here on this apply needs `prev` committed: fences and blocks read
+    // from disk must hold its writes.
+    if (prev !== undefined) await afterInflight(state, prev);
+    const changed = await writeFences(state, chained, groups);
+    if (nextId !== state.nextId) {
+      const value = Buffer.allocUnsafe(8);
+      writeId(value, 0, nextId);
+      chained.put(NEXT_ID_KEY, value);
+    }
+    for (const op of markOps) putOp(chained, op);
+
+    recordCounts(state, groups, finals, lookup.wasCached);
+    const swaps: StateSwap[] = changed.map((g) => ({ ks: g.ks, info: g.info, fences: g.fences!, touched: g.touched }));
+    // Without a count cache the next apply looks this one's counts up in its own list.
+    const overlay = state.countCache.enabled ? undefined : { groups, finals };
+    submitted = true;
+    return { written: submitApply(state, chained, swaps, nextId, batch.keys, saturation, overlay) };
+  } finally {
+    // Abandoned by an error before it was handed over (submitApply closes it): close is idempotent.
+    if (!submitted) await chained.close();
+  }
+}
+
+function putOp(chained: Chained, op: BatchOp): void {
+  if (op.type === 'put') chained.put(op.key, op.value);
+  else chained.del(op.key);
+}
+
+/** The batch's keyspaces as apply groups; new keyspaces get ids now, committed with the batch. */
+function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply | undefined): { groups: ApplyGroup[]; nextId: number } {
+  const groups: ApplyGroup[] = [];
+  let nextId = prev?.nextIdAfter ?? state.nextId;
+  for (const pending of batch.keyspaces()) {
+    // After `prev` commits, the directory holds these very records (prev.dirAfter's objects).
+    const known = prev?.dirAfter.get(pending.id) ?? state.dir.get(pending.id);
+    const info = known ? { ...known } : { name: pending.name, id: nextId++, size: 0 };
+    groups.push({ ks: pending.id, info, committed: known, created: !known, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+  }
+  return { groups, nextId };
+}
+
+/**
+ * Current counts come from the count cache (or, without one, from the
+ * apply in flight), or are known absent (a keyspace created now has a
+ * fresh id, so no records; one whose keys are all cached has no others),
+ * or are read: all with one getMany. A pair the apply in flight writes is
+ * never read: it is in the cache (not trimmed before that apply commits)
+ * or in the apply's own list.
+ */
+async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: ApplyGroup[], prev: InflightApply | undefined): Promise<Lookup> {
+  const total = batch.keys;
+  const lookup: Lookup = { cachedOld: new Array(total), wasCached: new Uint8Array(total), readSlot: new Int32Array(total).fill(-1), readKeys: [], current: [] };
+  const cacheFlag = prev === undefined ? 1 : 2;
+  const cache = state.countCache;
+  const keyBytes = batch.keyBytes;
+  let n = 0;
+  for (const group of groups) {
+    if (group.created) {
+      n += group.items.length;
+      continue;
+    }
+    // The cache holds the counts after `prev` (recorded when its write was
+    // handed over), so it goes with the record after prev. Without a cache,
+    // prev's own pairs are looked up in it; a keyspace prev creates has no
+    // others. (size > 0: a record claiming 0 keys would be corrupt; read
+    // rather than trust it.)
+    const complete = cache.enabled ? group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size : prev !== undefined && !state.dir.has(group.ks);
+    let prefix: Buffer | undefined;
+    for (const p of group.items) {
+      const cached = cache.enabled ? cache.get(p.pair) : prev?.finalOf(p.pair);
+      if (cached !== undefined) {
+        lookup.cachedOld[n] = cached;
+        lookup.wasCached[n] = cacheFlag;
+      } else if (!complete) {
+        prefix ??= idPrefix(TAG_COUNT, group.info.id);
+        lookup.readSlot[n] = lookup.readKeys.push(countKeyOf(prefix, keyBytes, p)) - 1;
+      }
+      n++;
+    }
+  }
+  if (lookup.readKeys.length > 0) lookup.current = await state.db.getMany(lookup.readKeys);
+  return lookup;
+}
+
+/**
+ * Per changed key: put `C id key`, del the old `I` entry, put the new one;
+ * note the index changes on the groups. Returns every pair's count after
+ * this apply (each exists afterwards), for the count cache.
+ */
+function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, groups: ApplyGroup[], lookup: Lookup): { finals: bigint[]; saturation: Saturation | undefined } {
+  const { cachedOld, readSlot, readKeys, current } = lookup;
+  const finals: bigint[] = new Array(cachedOld.length);
+  let saturated = 0;
+  let firstSaturated: { keyspace: Buffer; key: Buffer } | undefined;
+  let cursor = 0;
+  for (const group of groups) {
+    const countPrefix = idPrefix(TAG_COUNT, group.info.id);
+    const indexPrefix = idPrefix(TAG_INDEX, group.info.id);
+    const { inserted, removed } = group;
+    for (const p of group.items) {
+      const slot = readSlot[cursor]!;
+      const value = slot >= 0 ? current[slot] : undefined;
+      const old = value !== undefined ? state.decodeCountValue(value) : cachedOld[cursor];
+      const sum = addDeltas(old ?? 0n, p.delta);
+      const next = saturate(sum);
+      if (next !== sum) {
+        saturated++;
+        firstSaturated ??= { keyspace: group.info.name, key: Buffer.from(keyBytes.subarray(p.keyStart, p.keyStart + p.keyLength)) };
+      }
+      finals[cursor++] = next;
+      if (old === next) continue;
+      const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
+      const nextValue = encodeCount(next);
+      chained.put(countKey, nextValue);
+      if (old === undefined) {
+        group.info.size++;
+      } else {
+        const oldIndex = indexKeyFromCount(indexPrefix, value ?? encodeCount(old), countKey, PREFIX_SIZE);
+        chained.del(oldIndex);
+        removed.push(oldIndex.subarray(PREFIX_SIZE));
+      }
+      const newIndex = indexKeyFromCount(indexPrefix, nextValue, countKey, PREFIX_SIZE);
+      chained.put(newIndex, EMPTY);
+      inserted.push(newIndex.subarray(PREFIX_SIZE));
+    }
+  }
+  const saturation = firstSaturated === undefined ? undefined : { keys: saturated, ...firstSaturated };
+  return { finals, saturation };
+}
+
+/**
+ * Rank fences and directory records of the keyspaces whose index changed,
+ * several keyspaces at a time: a keyspace whose blocks split waits on
+ * LevelDB reads (thread pool) while others compute. Returns those groups.
+ */
+async function writeFences(state: StoreState, chained: Chained, groups: ApplyGroup[]): Promise<ApplyGroup[]> {
+  const changed = groups.filter((g) => g.inserted.length > 0);
+  await runLimited(changed.length, FENCE_CONCURRENCY, async (i) => {
+    const group = changed[i]!;
+    // The fences before this apply, checked against the size before it (group.committed), not group.info.
+    const before = group.committed === undefined ? Fences.empty() : await state.fencesForWrite(group.committed);
+    group.fences = await updateFences(state, group.info.id, before, group, group.fenceOps, group.touched);
+  });
+  for (const group of changed) {
+    for (const op of group.fenceOps) putOp(chained, op);
+    chained.put(taggedName(TAG_KEYSPACE, group.info.name), encodeKeyspaceValue(group.info.id, group.info.size));
+  }
+  return changed;
+}
+
+/**
+ * Hand an apply's batch to LevelDB. From here the batch is commit()'s to
+ * close, and the next apply may prepare on top of this one (the counts are
+ * already in the count cache; trimmed once committed; a read uses the
+ * cache only while no apply is in flight). A function of its own so that
+ * what stays alive during the write is only what the swap needs, not the
+ * apply's per-key state.
+ */
+function submitApply(
+  state: StoreState,
+  chained: Chained,
+  swaps: StateSwap[],
+  nextId: number,
+  keys: number,
+  saturation: Saturation | undefined,
+  overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
+): Promise<ApplyResult> {
+  const onCommitted = (): void => {
+    state.nextId = nextId;
+    for (const g of swaps) {
+      state.dir.set(g.ks, g.info);
+      state.fenceCache.set(g.info.id, g.fences);
+      state.blockCache.invalidate(g.info.id, g.touched);
+    }
+    state.countCache.trim();
+  };
+  const result = (): ApplyResult => {
+    if (saturation !== undefined) {
+      state.logger.warn('counts saturated at the signed 64-bit range', {
+        keys: saturation.keys,
+        keyspace: saturation.keyspace.toString('utf8'),
+        key: saturation.key.toString('utf8'),
+      });
+    }
+    return { keys, saturated: saturation?.keys ?? 0 };
+  };
+  if (chained.length === 0) {
+    onCommitted();
+    return chained.close().then(result);
+  }
+  const done = state.commit(chained, onCommitted, 'apply');
+  const inflight = new InflightApply(done, new Map(swaps.map((g) => [g.ks, g.info])), nextId, overlay);
+  state.inflight = inflight;
+  done.then(
+    () => {
+      if (state.inflight === inflight) state.inflight = undefined;
+    },
+    () => {
+      // Counts that were never written: no cached count may survive them.
+      state.countCache.clear();
+      if (state.inflight === inflight) state.inflight = undefined;
+    },
+  );
+  return done.then(result);
+}
+
+/** Wait until the apply in flight has committed; its failure fails the apply prepared on top of it. */
+async function afterInflight(state: StoreState, prev: InflightApply): Promise<void> {
+  try {
+    await prev.done;
+  } catch (err) {
+    const cause = translateDbError(err, 'apply', state.location);
+    throw new CountdError(cause.code, `the apply before this one failed, and this one was prepared on top of it (nothing of either was written): ${cause.message}`, { cause });
+  }
+}
+
+/**
+ * An apply handed to LevelDB: once it commits, every pair of it exists
+ * with its final count. Recorded before the commit (see prepare), and
+ * not trimmed before it: the next apply must find every one of them.
+ */
+function recordCounts(state: StoreState, groups: ApplyGroup[], finals: bigint[], wasCached: Uint8Array): void {
+  const cache = state.countCache;
+  if (!cache.enabled) return;
+  let at = 0;
+  for (const group of groups) {
+    cache.record(group.ks, group.items, finals, wasCached, at);
+    at += group.items.length;
+  }
+}
+
+/** `C id key` of a pending increment, its key copied from the batch's key bytes. */
+function countKeyOf(prefix: Buffer, keyBytes: Buffer, p: PendingIncrement): Buffer {
+  const countKey = Buffer.allocUnsafe(PREFIX_SIZE + p.keyLength);
+  for (let i = 0; i < PREFIX_SIZE; i++) countKey[i] = prefix[i]!;
+  keyBytes.copy(countKey, PREFIX_SIZE, p.keyStart, p.keyStart + p.keyLength);
+  return countKey;
+}
+
+/**
+ * Run task(0..count-1) with at most `limit` in flight. Waits for every started
+ * task even when one fails (so none outlives the caller's mutex), then
+ * throws the first error.
+ */
+async function runLimited(count: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (failure === undefined && next < count) {
+      const i = next++;
+      try {
+        await task(i);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, lane));
+  if (failure !== undefined) throw failure.error;
+}

@@ -1,0 +1,146 @@
+// Writes other than an apply: creating a keyspace in bulk (countd migrate),
+// deleting one (its records are collected in the background: state.ts), and
+// checking or rebuilding a keyspace's rank fences from its count index. Each
+// runs under the write mutex (StoreState#exclusive, taken by store.ts, which
+// validated the arguments) and commits one batch.
+
+import { invalidArgument } from '../errors.js';
+import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_FENCE, TAG_INDEX, TAG_KEYSPACE } from './encoding.js';
+import { compareBytes, encodeCount, encodeFenceValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, prefixEnd, taggedName, withPrefix, writeId } from './encoding.js';
+import { translateDbError } from './errors.js';
+import { Fences, cutBlock } from './rank-fences.js';
+import { latin1, type BatchOp, type KeyspaceInfo, type StoreState } from './state.js';
+
+/** Create keyspace `name` holding keys[i] with counts[i], with `markOps`, in one batch (see Store#createKeyspace). */
+export async function createKeyspace(state: StoreState, name: Buffer, keys: Buffer[], counts: bigint[], markOps: BatchOp[]): Promise<void> {
+  const ks = latin1(name);
+  if (state.dir.has(ks)) throw invalidArgument(`keyspace ${name.toString('utf8')} exists`);
+  const id = state.nextId;
+  const n = keys.length;
+  const countPrefix = idPrefix(TAG_COUNT, id);
+  const indexPrefix = idPrefix(TAG_INDEX, id);
+  const chained = state.db.batch();
+  try {
+    const index: Buffer[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const countKey = withPrefix(countPrefix, keys[i]!);
+      const value = encodeCount(counts[i]!);
+      chained.put(countKey, value);
+      index[i] = indexKeyFromCount(indexPrefix, value, countKey, PREFIX_SIZE);
+    }
+    // The fences need rank order (legacy files come sorted: then this is one pass).
+    index.sort(compareBytes);
+    for (let i = 0; i < n; i++) chained.put(index[i]!, EMPTY);
+    // Blocks as fence-update.ts cuts a split block: floor(n / B) pieces of at least B entries.
+    const pieces = cutBlock(EMPTY, n, state.fenceSize, (start) => index[start]!.subarray(PREFIX_SIZE));
+    const fenceKeys = pieces.map((p) => p.key);
+    const fenceCounts = pieces.map((p) => p.count);
+    const fencePrefix = idPrefix(TAG_FENCE, id);
+    for (let b = 0; b < fenceKeys.length; b++) chained.put(withPrefix(fencePrefix, fenceKeys[b]!), encodeFenceValue(fenceCounts[b]!));
+    chained.put(taggedName(TAG_KEYSPACE, name), encodeKeyspaceValue(id, n));
+    const next = Buffer.allocUnsafe(8);
+    writeId(next, 0, id + 1);
+    chained.put(NEXT_ID_KEY, next);
+    for (const op of markOps) void (op.type === 'put' ? chained.put(op.key, op.value) : chained.del(op.key));
+    const info: KeyspaceInfo = { name: Buffer.from(name), id, size: n };
+    const fences = new Fences(fenceKeys, fenceCounts);
+    await state.commit(
+      chained,
+      () => {
+        state.nextId = id + 1;
+        state.dir.set(ks, info);
+        state.fenceCache.set(id, fences);
+        // A fresh id: the count cache and the block cache hold nothing of it.
+      },
+      'create keyspace',
+    );
+  } catch (err) {
+    throw translateDbError(err, 'create keyspace', state.location);
+  } finally {
+    await chained.close();
+  }
+}
+
+/** Delete keyspace `name` and write `markOps` atomically; its records are collected afterwards. */
+export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: BatchOp[]): Promise<void> {
+  const ks = latin1(name);
+  const info = state.dir.get(ks);
+  const ops: BatchOp[] = [...markOps];
+  if (info !== undefined) {
+    ops.push({ type: 'del', key: taggedName(TAG_KEYSPACE, name) });
+    ops.push({ type: 'put', key: idPrefix(TAG_DEAD, info.id), value: EMPTY });
+  }
+  if (ops.length === 0) return;
+  await state.commit(
+    ops,
+    () => {
+      if (info === undefined) return;
+      state.dir.delete(ks);
+      state.fenceCache.delete(info.id);
+      state.blockCache.dropKeyspace(info.id);
+      // Its name may come back as a new, empty keyspace: no entry of the old one may survive.
+      state.countCache.clear();
+    },
+    'delete keyspace',
+  );
+  if (info !== undefined) state.collect(info.id);
+}
+
+/** Whether the persisted rank fences of keyspace `name` match a full scan of its count index (a mismatch is logged). */
+export async function checkRankIndex(state: StoreState, name: Buffer): Promise<boolean> {
+  const info = state.dir.get(latin1(name));
+  if (info === undefined) return true;
+  try {
+    const disk = await state.readFences(info.id);
+    const fail = (why: string): boolean => {
+      state.logger.warn('rank index check failed', { keyspace: name.toString('utf8'), reason: why });
+      return false;
+    };
+    if (disk.keys.length === 0 || disk.keys[0].length !== 0) return fail('no first fence');
+    const prefix = idPrefix(TAG_INDEX, info.id);
+    const actual = new Array<number>(disk.keys.length).fill(0);
+    let block = 0;
+    let total = 0;
+    for await (const key of state.scanKeys({ gte: prefix, lt: prefixEnd(prefix) })) {
+      const suffix = key.subarray(PREFIX_SIZE);
+      while (block + 1 < disk.keys.length && disk.keys[block + 1].compare(suffix) <= 0) block++;
+      actual[block]++;
+      total++;
+    }
+    for (let i = 0; i < actual.length; i++) if (actual[i] !== disk.counts[i]) return fail(`block ${i} holds ${actual[i]} entries, its fence says ${disk.counts[i]}`);
+    if (total !== info.size) return fail(`index holds ${total} entries, the keyspace size is ${info.size}`);
+    const cached = state.fenceCache.get(info.id);
+    if (cached !== undefined && cached.persisted) {
+      const same = cached.keys.length === disk.keys.length && cached.keys.every((k, i) => k.equals(disk.keys[i]) && cached.counts[i] === disk.counts[i]);
+      if (!same) return fail('fences in memory differ from the fences on disk');
+    }
+    return true;
+  } catch (err) {
+    throw translateDbError(err, 'check rank index', state.location);
+  }
+}
+
+/** Replace the rank fences of keyspace `name` by fences cut from its count index. */
+export async function rebuildRankIndex(state: StoreState, name: Buffer): Promise<void> {
+  const info = state.dir.get(latin1(name));
+  if (info === undefined) return;
+  try {
+    const disk = await state.readFences(info.id);
+    const rebuilt = await state.fencesFromIndex(info.id);
+    const fencePrefix = idPrefix(TAG_FENCE, info.id);
+    const ops: BatchOp[] = disk.keys.map((k) => ({ type: 'del', key: withPrefix(fencePrefix, k) }) as BatchOp);
+    for (let i = 0; i < rebuilt.keys.length; i++) ops.push({ type: 'put', key: withPrefix(fencePrefix, rebuilt.keys[i]), value: encodeFenceValue(rebuilt.counts[i]) });
+    const fences = new Fences(rebuilt.keys, rebuilt.counts);
+    await state.commit(
+      ops,
+      () => {
+        state.fenceCache.set(info.id, fences);
+        state.blockCache.dropKeyspace(info.id);
+      },
+      'rebuild rank index',
+    );
+    state.logger.info('rank index rebuilt', { keyspace: name.toString('utf8'), entries: fences.total, fences: fences.keys.length });
+  } catch (err) {
+    throw translateDbError(err, 'rebuild rank index', state.location);
+  }
+}
