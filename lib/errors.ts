@@ -42,6 +42,8 @@ export const ErrorCodes = {
   MIGRATE: 'COUNTD_MIGRATE',
   /** The key asked for (get, rank, around) does not exist in the keyspace. */
   NOT_FOUND: 'COUNTD_NOT_FOUND',
+  /** Cluster mode: NATS JetStream did not accept or answer in time (the write was not acknowledged). */
+  CLUSTER: 'COUNTD_CLUSTER',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -49,6 +49,12 @@ export interface ReaderOptions {
   idleTimeoutMs?: number;
   /** Bytes of encoded page responses kept between applies (page-cache.ts); 0 = no cache. Default 32 MiB. */
   pageCacheBytes?: number;
+  /**
+   * Cluster mode: the store that answers for a keyspace this node does not
+   * own (its owner, over the read port: lib/cluster/), or undefined to answer
+   * from `store`.
+   */
+  route?: (keyspace: Buffer) => ReadableStore | undefined;
   logger?: Logger;
 }
 
@@ -79,9 +85,11 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw invalidArgument(`idle timeout must be a non-negative integer, got ${idleTimeoutMs}`);
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < 0) throw invalidArgument(`page cache bytes must be a non-negative integer, got ${pageCacheBytes}`);
   if (!options.store) throw invalidArgument('a store is required');
+  if (options.route !== undefined && typeof options.route !== 'function') throw invalidArgument('route must be a function');
   const logger = (options.logger ?? silentLogger).child('read');
   const ctx: ConnectionContext = {
     store: options.store,
+    route: options.route,
     sizes,
     pageLimit: BigInt(pageLimit),
     pageCache: pageCacheBytes > 0 ? new PageCache(pageCacheBytes) : undefined,
@@ -145,6 +153,7 @@ interface ConnectionContext {
   logger: Logger;
   highWater: number;
   pageCache: PageCache | undefined;
+  route: ReaderOptions['route'];
 }
 
 class ReadConnection {
@@ -261,7 +270,8 @@ class ReadConnection {
   }
 
   async #answer(req: ReadRequest): Promise<Buffer> {
-    const { store, sizes, pageLimit } = this.#ctx;
+    const { sizes, pageLimit, route } = this.#ctx;
+    const store = (route !== undefined && req.op !== 'hello' && 'keyspace' in req && route(req.keyspace)) || this.#ctx.store;
     if ('length' in req && req.op !== 'hello' && req.length > pageLimit) {
       metrics.readRequests.inc({ kind: 'too-large' });
       return STATUS_TOO_LARGE;

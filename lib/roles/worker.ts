@@ -66,7 +66,7 @@ import { metrics } from '../metrics.js';
 import { Logger, silentLogger } from '../util/log.js';
 import { DataDir } from '../datadir/meta.js';
 import { CommitLogPool, type PoolCounts } from '../commitlog/pool.js';
-import type { IncrementBatch } from '../store/increment-batch.js';
+import { IncrementBatch } from '../store/increment-batch.js';
 import { LogSummer } from './work/log-summer.js';
 import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
 import type { LogOutcome } from './work/summer-protocol.js';
@@ -101,6 +101,13 @@ export interface WorkerOptions {
   heapPressure?: () => boolean;
   /** Passed to the commit-log pool: how old a lock without a live owner must be to count as stale. */
   staleLockGraceMs?: number;
+  /**
+   * Cluster mode (docs/cluster.md): the counts of this node's writes reach the
+   * database through the partitions' owners (lib/cluster/), not through its
+   * commit logs. The worker still claims, marks and recycles the logs, with
+   * no counts: applying them here too would count every increment twice.
+   */
+  countsElsewhere?: boolean;
 }
 
 export interface WorkerHandle {
@@ -162,6 +169,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
   });
   const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs, options.heapPressure ?? heapUnderPressure);
+  worker.countsElsewhere = options.countsElsewhere === true;
   await worker.recover();
   worker.start();
   return { close: () => worker.close(), drained: () => worker.drained() };
@@ -195,6 +203,7 @@ interface Prepared {
 type Sizes = DataDir['sizes'];
 
 class Worker {
+  countsElsewhere = false;
   #stopping = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -515,7 +524,7 @@ class Worker {
   async #commit(p: Prepared): Promise<void> {
     if (p.marks.length > 0) {
       try {
-        const applying = this.store.apply(p.batch!, p.marks);
+        const applying = this.store.apply(this.countsElsewhere ? new IncrementBatch() : p.batch!, p.marks);
         // The store holds the batch while it needs it: not kept alive here during the write.
         p.batch = undefined;
         const result = await applying;

@@ -46,6 +46,12 @@ export interface WriterOptions {
   maxPendingFrames?: number;
   logger?: Logger;
   fileOps?: FileOps;
+  /**
+   * Cluster mode (lib/cluster/): called with the entries of each group commit
+   * once they are durable in the commit log; the WINs wait until it resolves,
+   * and it rejecting answers ERR like a failed append.
+   */
+  replicate?: (entries: Buffer, count: number) => Promise<void>;
 }
 
 export interface WriterHandle {
@@ -68,11 +74,25 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     logger,
   });
   try {
-    return await serve(log, options.dataDir, settings, logger);
+    return await serve(options.replicate ? replicated(log, options.replicate) : log, options.dataDir, settings, logger);
   } catch (err) {
     await log.close().catch(() => {});
     throw err;
   }
+}
+
+/** The commit log, with each append followed by `replicate` (the group commit sees one append). */
+function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['replicate']>): CommitLogSink & { close(): Promise<void> } {
+  return {
+    get maxBatchBytes() {
+      return log.maxBatchBytes;
+    },
+    append: async (entries, count) => {
+      await log.append(entries, count);
+      await replicate(entries, count);
+    },
+    close: () => log.close(),
+  };
 }
 
 interface Settings {
@@ -86,6 +106,7 @@ interface Settings {
 function checkOptions(options: WriterOptions): Settings {
   if (options === null || typeof options !== 'object') throw invalidArgument('writer options must be an object');
   const dataDir = options.dataDir;
+  if (options.replicate !== undefined && typeof options.replicate !== 'function') throw invalidArgument('replicate must be a function');
   if (!dataDir || typeof dataDir.paths?.commitlog !== 'string' || !dataDir.sizes) {
     throw invalidArgument('writer options.dataDir must be an open data directory (openDataDir)');
   }
