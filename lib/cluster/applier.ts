@@ -23,6 +23,8 @@ import type { Logger } from '../util/log.js';
 import { describe } from './nats.js';
 import { HDR_SEQ, HDR_WRITER, STREAM, subjectOf } from './partition.js';
 
+/** How long one pull waits for messages. */
+const FETCH_EXPIRES_MS = 3000;
 /** Bytes of delivered messages waiting for an apply before the consumers pause. */
 const QUEUE_HIGH_WATER = 16 * 1024 * 1024;
 
@@ -80,6 +82,7 @@ export class Applier {
    * re-elected) is created again from the position reached.
    */
   async #run(p: number, owned: Owned): Promise<void> {
+    let failures = 0;
     while (!owned.stopped && !this.#closed) {
       const from = this.#position.get(p)! + 1;
       try {
@@ -89,17 +92,25 @@ export class Applier {
         // connection that moved to another nats-server, or a consumer lost with its server,
         // does not leave the partition waiting.
         while (!owned.stopped && !this.#closed) {
-          const batch = await consumer.fetch({ max_messages: 512, expires: 2000 });
+          const batch = await consumer.fetch({ max_messages: 512, expires: FETCH_EXPIRES_MS });
           owned.stop = () => batch.stop();
+          let got = 0;
           for await (const m of batch) {
             if (owned.stopped) break;
+            got++;
+            failures = 0;
             await this.#deliver(p, m);
           }
+          // Nothing came: idle, or the consumer went with its nats-server (then no one
+          // answers the pulls and no error comes). Its info tells; if it fails, start again.
+          if (got === 0 && !owned.stopped) await consumer.info();
         }
       } catch (err) {
         if (!owned.stopped && !this.#closed) this.#logger.warn('partition consumer failed; creating it again', { partition: p, from, error: describe(err) });
       }
-      if (!owned.stopped && !this.#closed) await new Promise((r) => setTimeout(r, 500));
+      // Back off, with jitter: after a nats-server loss every partition of every node does this at once.
+      failures = Math.min(failures + 1, 6);
+      if (!owned.stopped && !this.#closed) await new Promise((r) => setTimeout(r, 250 * 2 ** failures * (0.5 + Math.random())));
     }
   }
 

@@ -44,7 +44,14 @@ export async function startClusterStore(
   const id = randomBytes(8).toString('hex');
   const conn = await connectCluster({ servers: s.servers, replicas: s.replicas, name: `countd-store ${id}` });
   const applier = new Applier(conn.js, o.store, o.logger, o.onFatal);
-  const ownership = new Ownership(conn.nodes, conn.leases, { id, read: o.readAddress }, { gained: (p, epoch) => applier.own(p, epoch), lost: (p) => applier.disown(p) }, o.logger);
+  const ownership = new Ownership(conn.nodes, conn.leases, { id, read: o.readAddress }, {
+      gained: (p, epoch) => applier.own(p, epoch),
+      lost: (p) => applier.disown(p),
+      stuck: (err) => {
+        o.logger.error('cannot reach a working JetStream for a while; restarting this process', { error: err instanceof Error ? err.message : String(err) });
+        o.onFatal(err);
+      },
+    }, o.logger);
   const remotes = new Map<string, RemoteStore>();
   await ownership.start();
   o.logger.info('cluster node joined', { node: id, read: o.readAddress, servers: s.servers.join(',') });

@@ -24,6 +24,8 @@ import { leaseKey, PARTITIONS } from './partition.js';
 
 export const HEARTBEAT_MS = 1000;
 const SETTLE_TICKS = 2;
+/** Rounds failing this long: the process restarts (events.stuck). */
+export const STUCK_MS = 15_000;
 
 export interface NodeInfo {
   id: string;
@@ -39,6 +41,8 @@ export interface Lease {
 export interface OwnershipEvents {
   gained(p: number, epoch: number): Promise<void>;
   lost(p: number): void;
+  /** No round succeeded for STUCK_MS. */
+  stuck(err: unknown): void;
 }
 
 export class Ownership {
@@ -53,8 +57,9 @@ export class Ownership {
   #ticks = 0;
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
-  #stopWatch: (() => void) | undefined;
   #closed = false;
+  #beating = false;
+  #lastRound = Date.now();
 
   constructor(nodes: KV, leases: KV, self: NodeInfo, events: OwnershipEvents, logger: Logger) {
     this.#nodes = nodes;
@@ -65,13 +70,9 @@ export class Ownership {
   }
 
   async start(): Promise<void> {
-    const watch = await this.#leasesKv.watch();
-    this.#stopWatch = () => watch.stop();
-    void (async () => {
-      for await (const e of watch) this.#leaseChanged(Number(e.key.slice(2)), e.operation === 'PUT' ? { node: parseNode(e.value), revision: e.revision } : undefined);
-    })().catch((err: unknown) => this.#logger.error('lease watch ended', { error: describe(err) }));
     await this.#tick();
     this.#timer = setInterval(() => {
+      this.#beat();
       this.#ticking ??= this.#tick().finally(() => (this.#ticking = undefined));
     }, HEARTBEAT_MS);
   }
@@ -92,19 +93,35 @@ export class Ownership {
     else this.leases.delete(p);
     const mine = lease?.node === this.self.id;
     if (before?.node === this.self.id && !mine) this.#events.lost(p);
-    if (mine && !this.#closed) this.#events.gained(p, lease!.revision).catch((err: unknown) => this.#logger.error('cannot start applying a partition', { partition: p, error: describe(err) }));
+    const same = before?.node === lease?.node && before?.revision === lease?.revision;
+    if (mine && !same && !this.#closed) this.#events.gained(p, lease!.revision).catch((err: unknown) => this.#logger.error('cannot start applying a partition', { partition: p, error: describe(err) }));
   }
 
   async #tick(): Promise<void> {
     if (this.#closed) return;
     this.#ticks++;
+    this.#beat();
     try {
-      await this.#nodes.put(`n.${this.self.id}`, JSON.stringify(this.self));
       await this.#refreshLive();
+      await this.#refreshLeases();
       for (let p = 0; p < PARTITIONS; p++) await this.#decide(p);
+      this.#lastRound = Date.now();
     } catch (err) {
       this.#logger.warn('cluster ownership round failed; retrying', { error: describe(err) });
+      // Seen with nats-server 2.9 after losing a server: this connection's JetStream requests
+      // keep timing out while a new process's work. Past the limit, start afresh.
+      if (Date.now() - this.#lastRound > STUCK_MS) this.#events.stuck(err);
     }
+  }
+
+  /** Put the heartbeat, on its own: a slow round must not make this node look dead. */
+  #beat(): void {
+    if (this.#beating || this.#closed) return;
+    this.#beating = true;
+    this.#nodes
+      .put(`n.${this.self.id}`, JSON.stringify(this.self))
+      .catch((err: unknown) => this.#logger.warn('heartbeat failed', { error: describe(err) }))
+      .finally(() => (this.#beating = false));
   }
 
   async #refreshLive(): Promise<void> {
@@ -114,9 +131,25 @@ export class Ownership {
       if (!e || e.operation !== 'PUT') continue;
       const info = e.json<NodeInfo>();
       seen.add(info.id);
-      if (!this.live.has(info.id)) this.live.set(info.id, { ...info, since: this.#ticks });
+      if (!this.live.has(info.id)) {
+        this.live.set(info.id, { ...info, since: this.#ticks });
+        this.#logger.info('node live', { node: info.id, read: info.read, self: this.self.id });
+      }
     }
-    for (const id of [...this.live.keys()]) if (!seen.has(id)) this.live.delete(id);
+    for (const id of [...this.live.keys()]) {
+      if (seen.has(id)) continue;
+      this.live.delete(id);
+      this.#logger.info('node gone', { node: id, self: this.self.id });
+    }
+  }
+
+  /**
+   * Every lease, read again each round. (A KV watch would be cheaper, but its
+   * consumer can go silently with a nats-server; a read fails loudly.)
+   */
+  async #refreshLeases(): Promise<void> {
+    const entries = await Promise.all(Array.from({ length: PARTITIONS }, (_, p) => this.#leasesKv.get(leaseKey(p))));
+    entries.forEach((e, p) => this.#leaseChanged(p, e && e.operation === 'PUT' ? { node: parseNode(e.value), revision: e.revision } : undefined));
   }
 
   async #decide(p: number): Promise<void> {
@@ -126,7 +159,8 @@ export class Ownership {
     if (lease?.node === me) {
       const other = best === undefined ? undefined : this.live.get(best);
       if (other && other.id !== me && this.#ticks - other.since >= SETTLE_TICKS) {
-        await this.#leasesKv.delete(leaseKey(p), { previousSeq: lease.revision }).catch(() => {});
+        const released = await this.#leasesKv.delete(leaseKey(p), { previousSeq: lease.revision }).then(() => true, () => false);
+        if (released) this.#leaseChanged(p, undefined);
       }
       return;
     }
@@ -134,10 +168,10 @@ export class Ownership {
     if (lease && this.live.has(lease.node)) return;
     const value = JSON.stringify({ node: me });
     try {
-      if (lease) await this.#leasesKv.update(leaseKey(p), value, lease.revision);
-      else await this.#leasesKv.create(leaseKey(p), value);
+      const revision = lease ? await this.#leasesKv.update(leaseKey(p), value, lease.revision) : await this.#leasesKv.create(leaseKey(p), value);
+      this.#leaseChanged(p, { node: me, revision });
     } catch {
-      // Another node was faster, or the lease changed since we read it: the watch tells us.
+      // Another node was faster, or the lease changed since we read it: the next round reads it.
     }
   }
 
@@ -160,7 +194,6 @@ export class Ownership {
     this.#closed = true;
     clearInterval(this.#timer);
     await this.#ticking;
-    this.#stopWatch?.();
     for (const [p, lease] of this.leases) {
       if (lease.node === this.self.id) await this.#leasesKv.delete(leaseKey(p), { previousSeq: lease.revision }).catch(() => {});
     }

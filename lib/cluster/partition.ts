@@ -35,9 +35,10 @@ export function subjectOf(partition: number): string {
 
 /** The partition of a subject `countd.p.<p>`, or -1. */
 export function partitionOfSubject(subject: string): number {
-  if (!subject.startsWith(SUBJECT_PREFIX)) return -1;
-  const p = Number(subject.slice(SUBJECT_PREFIX.length));
-  return Number.isInteger(p) && p >= 0 && p < PARTITIONS ? p : -1;
+  const digits = subject.startsWith(SUBJECT_PREFIX) ? subject.slice(SUBJECT_PREFIX.length) : '';
+  if (!/^(0|[1-9]\d{0,2})$/.test(digits)) return -1;
+  const p = Number(digits);
+  return p < PARTITIONS ? p : -1;
 }
 
 export function leaseKey(partition: number): string {

@@ -71,6 +71,7 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
   let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
   let read: Awaited<ReturnType<typeof startReader>> | undefined;
   let cluster: ClusterStore | undefined;
+  let peer: Awaited<ReturnType<typeof startReader>> | undefined;
   const clustered = s.nats !== undefined && s.readPort !== undefined;
   try {
     worker = await startWorker({ dataDir, store, logger: logger.child('worker'), countsElsewhere: clustered, ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
@@ -78,8 +79,14 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
       const route = clustered ? (keyspace: Buffer) => cluster?.route(keyspace) : undefined;
       read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }), ...(route && { route }) });
     }
-    if (clustered) cluster = await joinCluster(store, dataDir, s, read!.port, logger);
+    if (clustered) {
+      // The port other nodes forward reads to: answered from this database, never forwarded
+      // again, so two nodes that disagree for a moment about an owner cannot bounce a request.
+      peer = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), port: 0, logger: logger.child('peer-read') });
+      cluster = await joinCluster(store, dataDir, s, peer.port, logger);
+    }
   } catch (err) {
+    await peer?.close().catch(() => {});
     await read?.close().catch(() => {});
     await worker?.close().catch(() => {});
     await store.close().catch(() => {});
@@ -90,6 +97,7 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
     async close() {
       // Readers first (no new requests), then the cluster's applies and the worker's finish, then the database closes.
       await read?.close();
+      await peer?.close();
       await cluster?.close();
       await worker?.close();
       await store.close();
@@ -98,11 +106,11 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
 }
 
 /** Cluster mode: hold leases and apply owned partitions into `store`; a failed apply ends the process (restarted from the database's positions). */
-function joinCluster(store: Store, dataDir: DataDir, s: DaemonSettings, readPort: number, logger: Logger): Promise<ClusterStore> {
+function joinCluster(store: Store, dataDir: DataDir, s: DaemonSettings, peerPort: number, logger: Logger): Promise<ClusterStore> {
   const host = s.listen === '0.0.0.0' || s.listen === '::' ? '127.0.0.1' : s.listen;
   return startClusterStore(
     { servers: s.nats!, replicas: s.natsReplicas },
-    { store, sizes: dataDir.sizes, readAddress: `${host}:${readPort}`, logger: logger.child('cluster'), onFatal: () => process.exit(1) },
+    { store, sizes: dataDir.sizes, readAddress: `${host}:${peerPort}`, logger: logger.child('cluster'), onFatal: () => process.exit(1) },
   );
 }
 
