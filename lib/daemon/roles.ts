@@ -76,13 +76,14 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
   try {
     worker = await startWorker({ dataDir, store, logger: logger.child('worker'), countsElsewhere: clustered, ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
     if (s.readPort !== undefined) {
+      const health = worker.health;
       const route = clustered ? (keyspace: Buffer) => cluster?.route(keyspace) : undefined;
-      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }), ...(route && { route }) });
+      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }), ...(route && { route }) });
     }
     if (clustered) {
       // The port other nodes forward reads to: answered from this database, never forwarded
       // again, so two nodes that disagree for a moment about an owner cannot bounce a request.
-      peer = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), port: 0, logger: logger.child('peer-read') });
+      peer = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), port: 0, health: worker.health, logger: logger.child('peer-read') });
       cluster = await joinCluster(store, dataDir, s, peer.port, logger);
     }
   } catch (err) {

@@ -35,7 +35,10 @@
 //     differs from the mark (a collision has probability 2^-64), so the new
 //     use is applied; its mark then replaces the old one.
 //  6. store.apply() fails (database error): nothing was written; the logs are
-//     released dirty and retried after an exponential backoff.
+//     released dirty and retried after an exponential backoff (after a full
+//     disk: once space is free, work/apply-health.ts). A failed write whose
+//     sync failed may have committed after all: the marks make its retry a
+//     case 3.
 //  7. release() fails after a successful apply: the mark already protects the
 //     log; it is released again on the next rounds (case 3 if it is dirty).
 //
@@ -67,6 +70,8 @@ import { Logger, silentLogger } from '../util/log.js';
 import { DataDir } from '../datadir/meta.js';
 import { CommitLogPool, type PoolCounts } from '../commitlog/pool.js';
 import { IncrementBatch } from '../store/increment-batch.js';
+import type { HealthReport } from '../protocol/read-response.js';
+import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
 import { LogSummer } from './work/log-summer.js';
 import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
 import type { LogOutcome } from './work/summer-protocol.js';
@@ -115,6 +120,8 @@ export interface WorkerHandle {
   close(): Promise<void>;
   /** Resolves once no dirty log waits and no apply runs. */
   drained(): Promise<void>;
+  /** Whether applies succeed (the read port's health op, `countd status`). */
+  health(): HealthReport;
 }
 
 const MAX_BACKOFF_MS = 5000;
@@ -172,7 +179,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   worker.countsElsewhere = options.countsElsewhere === true;
   await worker.recover();
   worker.start();
-  return { close: () => worker.close(), drained: () => worker.drained() };
+  return { close: () => worker.close(), drained: () => worker.drained(), health: () => worker.health.report() };
 }
 
 type ClaimedLog = Awaited<ReturnType<CommitLogPool['claimDirty']>>[number];
@@ -214,6 +221,9 @@ class Worker {
   #drainWaiters: Array<() => void> = [];
   /** Applied logs whose release failed: released again on later rounds. */
   #unreleased: Array<{ log: ClaimedLog; state: 'clean' | 'quarantined' }> = [];
+  readonly health = new ApplyHealth();
+  /** What afterFailedApply needs (work/apply-health.ts). */
+  readonly #recovery: Recovery;
 
   constructor(
     readonly pool: CommitLogPool,
@@ -227,6 +237,7 @@ class Worker {
     readonly heapPressure: () => boolean,
   ) {
     this.summer = new LogSummer(sizes);
+    this.#recovery = { health: this.health, store, logger, sleep: (ms) => this.#sleep(ms), stopping: () => this.#stopping };
   }
 
   /** Reads and sums claimed logs on a thread of its own (lib/roles/work/). */
@@ -314,6 +325,7 @@ class Worker {
           delay = 0;
         } else {
           await settle(0);
+          this.health.succeeded(); // nothing left to apply, and nothing failed
           await this.#idle();
         }
         if (prepared && prepared.unreadable > 0) throw new CountdError(ErrorCodes.IO_ERROR, `${prepared.unreadable} commit log(s) could not be read`);
@@ -323,17 +335,14 @@ class Worker {
         await settleAll();
         this.#failures++;
         delay = Math.min(MAX_BACKOFF_MS, this.pollMs * 2 ** Math.min(this.#failures, 16));
-        this.logger.error('apply failed; retrying', {
-          error: describe(err),
-          code: err instanceof CountdError ? err.code : undefined,
-          attempt: this.#failures,
-          retryInMs: delay,
-        });
+        delay = await afterFailedApply(err, this.#failures, delay, this.#recovery);
       }
       if (delay > 0 && !this.#stopping) await this.#sleep(delay);
     }
     await settleAll();
   }
+
+
 
   /** Nothing more to claim: refresh the backlog gauge and wake drained() waiters if no dirty log is left. */
   async #idle(): Promise<void> {
@@ -376,7 +385,9 @@ class Worker {
    * grows.
    */
   async #claimAndPrepare(storeBusy: () => boolean): Promise<Prepared | undefined> {
-    let want = Math.min(this.heapPressure() ? GROW_CHUNK : CLAIM_CHUNK, this.maxLogs);
+    // After a failure, one log per batch: a batch too big for the space left could never apply.
+    const small = this.health.state !== 'applying';
+    let want = small ? 1 : Math.min(this.heapPressure() ? GROW_CHUNK : CLAIM_CHUNK, this.maxLogs);
     let first = await this.#claim(want);
     while (first.length === 0 && storeBusy() && !this.#stopping) {
       await this.#sleep(this.pollMs);
@@ -385,7 +396,7 @@ class Worker {
     if (first.length === 0) return undefined;
     const prepared = await this.#prepare(first);
     let taken = first.length;
-    while (storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
+    while (!small && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
       want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];
@@ -534,6 +545,7 @@ class Worker {
         await this.#releaseAll(p.claimed, 'dirty');
         throw err;
       }
+      this.health.succeeded();
       metrics.applySeconds.observe(Number(process.hrtime.bigint() - p.started) / 1e9);
       metrics.framesApplied.inc(p.frames);
       if (p.salvagedFrames > 0) metrics.framesSalvaged.inc(p.salvagedFrames);

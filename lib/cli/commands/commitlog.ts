@@ -8,9 +8,9 @@ import type { Argv } from 'yargs';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { logName } from '../../commitlog/filenames.js';
-import { forEachEntry } from '../../commitlog/format.js';
-import { CommitLogPool, MODE_CLEAN, MODE_DIRTY, MODE_QUARANTINED } from '../../commitlog/pool.js';
-import { LogContents, LogRecord, headerUnverified, readLogFile } from '../../commitlog/reader.js';
+import { LogReading, reportLines, reportedRecords, walkEntries } from '../../commitlog/inspect.js';
+import { CommitLogPool, MODE_QUARANTINED } from '../../commitlog/pool.js';
+import { readLogFile } from '../../commitlog/reader.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode } from '../../errors.js';
 import { CommonArgs, JsonArgs, commonOptions, dataDirOf, jsonOption, logIndexPositional, withOptions } from '../options.js';
@@ -42,70 +42,34 @@ export async function handler(argv: CommonArgs & JsonArgs & { index: number; rel
   }
   if (argv.release === true) return release(dir.paths.commitlog, dir.sizes, index, mode, file);
   const log = await readLogFile(file, dir.sizes);
-  const salvaging = headerUnverified(log);
-  const problems = [...log.problems, ...(salvaging ? (log.salvage?.problems ?? []) : [])];
-  await printRecords(salvaging ? (log.salvage?.records ?? []) : log.records, argv.json === true, problems);
-  const state = mode === MODE_CLEAN ? 'clean' : mode === MODE_DIRTY ? 'dirty' : mode === MODE_QUARANTINED ? 'quarantined' : `mode ${mode.toString(8)}`;
-  process.stderr.write(`countd: log ${logName(index)} (${state}): ${summary(log, problems.length)}\n`);
-  if (salvaging) process.stderr.write(`countd: ${salvageNote(log, mode)}\n`);
-  for (const p of problems) {
-    process.stderr.write(`countd: damage at byte offset ${p.offset}: ${p.reason} (${p.bytesDropped} bytes dropped)\n`);
-  }
-  if (problems.length > 0) {
-    process.stderr.write(`countd: commit log ${file} is damaged: ${problems.length} problem(s)\n`);
-    process.exitCode = 1;
-  }
+  const reading = reportedRecords(log);
+  await printEntries(reading, argv.json === true);
+  for (const line of reportLines(index, mode, file, log, reading)) process.stderr.write(`countd: ${line}\n`);
+  if (reading.problems.length > 0) process.exitCode = 1;
 }
 
-/** Print every entry of `records` on stdout; a payload that does not decode becomes a problem. */
-async function printRecords(records: LogRecord[], json: boolean, problems: LogContents['problems']): Promise<void> {
-  const out = new Output();
+/** Print every entry reported on stdout (a payload that does not decode becomes a problem of `reading`). */
+async function printEntries(reading: LogReading, json: boolean): Promise<void> {
   const lines: string[] = [];
-  for (const record of records) {
-    let seq = record.seq;
-    try {
-      forEachEntry(record.payload, (increment, keyspace, key) => {
-        // Lines are queued synchronously; Output flushes them below.
-        lines.push(
-          formatLine(
-            [
-              { name: 'seq', value: seq++ },
-              { name: 'keyspace', value: keyspace },
-              { name: 'key', value: key },
-              { name: 'increment', value: increment },
-            ],
-            json,
-          ),
-        );
-      });
-    } catch (err) {
-      problems.push({ offset: record.offset, bytesDropped: 0, reason: `record payload: ${(err as Error).message}` });
-    }
-    for (const line of lines.splice(0)) await out.write(line);
+  walkEntries(reading, (e) => {
+    lines.push(
+      formatLine(
+        [
+          { name: 'seq', value: e.seq },
+          { name: 'keyspace', value: e.keyspace },
+          { name: 'key', value: e.key },
+          { name: 'increment', value: e.increment },
+        ],
+        json,
+      ),
+    );
+  });
+  const out = new Output();
+  for (const line of lines) {
+    await out.write(line);
     if (out.closed) break;
   }
   await out.flush();
-}
-
-function summary(log: LogContents, problems: number): string {
-  if (log.headerState === 'empty' && problems === 0) return 'never used (all zero)';
-  if (headerUnverified(log)) return 'header cannot be verified';
-  return `generation ${log.generation ?? '?'}, ${log.records.length} records, ${log.frames} frames, ${log.sealed ? 'sealed' : 'not sealed'}, valid bytes end at ${log.end}`;
-}
-
-/** What a salvage of this log applies (docs/commit-log-format.md, "Salvaging"), and where the log stands. */
-function salvageNote(log: LogContents, mode: number): string {
-  const s = log.salvage;
-  const what =
-    s === null
-      ? 'salvage: no record can be attributed to the last use of the file; nothing is applied (the records printed: none)'
-      : `salvage: generation ${s.generation} (found by the ${s.from === 'header-field' ? "header's generation field" : 'record at offset 4096'}), ` +
-        `${s.records.length} records, ${s.frames} frames (printed above), ${s.sealed ? 'sealed' : 'not sealed'}`;
-  if (mode === MODE_QUARANTINED) {
-    return `${what}; quarantined: the worker applied these frames once before it quarantined the log (unless its applied mark already named this generation). ` +
-      'Keep a copy if you want to investigate, then release it with: countd commitlog <index> --release';
-  }
-  return `${what}; the worker applies these frames once (unless its applied mark already names this generation), then quarantines the log`;
 }
 
 async function release(poolDir: string, sizes: Parameters<typeof readLogFile>[1], index: number, mode: number, file: string): Promise<void> {
