@@ -60,6 +60,8 @@ export interface PoolCounts {
 export interface PoolStatus extends PoolCounts {
   /** Frames held by dirty logs (for a dirty log whose header cannot be verified: the frames a salvage would apply, at most). */
   backlogFrames: number;
+  /** Bytes of the dirty logs (file sizes): the backlog flow control bounds (backlog.ts). */
+  backlogBytes: number;
 }
 
 export interface CommitLogPoolOptions {
@@ -469,7 +471,7 @@ export async function poolStatus(o: PoolStatusOptions): Promise<PoolStatus> {
     try {
       names = await ops.readdir(o.dir);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return { ...emptyCounts(0), backlogFrames: 0 };
+      if (errnoCode(err) === 'ENOENT') return { ...emptyCounts(0), backlogFrames: 0, backlogBytes: 0 };
       throw err;
     }
     const logs: number[] = [];
@@ -480,17 +482,21 @@ export async function poolStatus(o: PoolStatusOptions): Promise<PoolStatus> {
       else if (p.kind === 'lock') locks.add(p.index);
     }
     logs.sort((a, b) => a - b);
-    const s: PoolStatus = { ...emptyCounts(logs.length), backlogFrames: 0 };
+    const s: PoolStatus = { ...emptyCounts(logs.length), backlogFrames: 0, backlogBytes: 0 };
     for (const index of logs) {
       const file = path.join(o.dir, logName(index));
       let mode: number | null = null;
+      let size = 0;
       try {
-        mode = (await ops.stat(file)).mode & 0o7777;
+        const st = await ops.stat(file);
+        mode = st.mode & 0o7777;
+        size = st.size;
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw err;
       }
       countMode(s, index, mode, locks.has(index));
       if (mode === MODE_DIRTY) {
+        s.backlogBytes += size;
         const c = await readLogFile(file, o.sizes, ops);
         s.backlogFrames += c.frames + (c.headerState === 'ok' ? 0 : (c.salvage?.frames ?? 0));
       } else if (mode !== null && mode !== MODE_CLEAN && mode !== MODE_QUARANTINED) {

@@ -75,6 +75,10 @@ describe('countd CLI', function () {
       ['store nice out of range', ['start', '--store-nice', '20'], /--store-nice must be an integer from 0 to 19, got "20"/],
       ['store memory too small', ['start', '--store-memory', '100MiB'], /--store-memory must be a size from 256 MiB to 1024 GiB \(e\.g\. 512MiB, 2GiB\), got "100MiB"/],
       ['store memory not a size', ['start', '--store-memory', 'lots'], /--store-memory must be a size from 256 MiB to 1024 GiB/],
+      ['backlog soft bound not a size', ['start', '--backlog-soft', 'lots'], /--backlog-soft must be a size from 1 bytes/],
+      ['backlog hard bound not a size', ['start', '--backlog-hard', '-5'], /--backlog-hard must be a size from 1 bytes/],
+      ['backlog soft bound below 4 logs', ['start', '--backlog-soft', '1MiB'], /--backlog-soft 1048576 is below 4 commit logs of 2097152 bytes/],
+      ['backlog hard bound not above soft', ['start', '--backlog-soft', '64MiB', '--backlog-hard', '32MiB'], /--backlog-hard 33554432 must be above the soft bound 67108864/],
       ['flag given twice', ['dump', 'ks', '--read-port', '1', '--read-port', '2'], /given 2 times/],
       ['bad commit-log index', ['commitlog', 'x'], /index must be an integer/],
     ];

@@ -75,7 +75,7 @@ describe('commit log: pool', () => {
   it('claims dirty logs oldest first, exclusively, and releases them clean or dirty', async () => {
     await dirtyLogs(dir, 3);
     const pool = await CommitLogPool.open({ dir, sizes });
-    assert.deepEqual(await pool.status(), { logs: 3, clean: 0, dirty: 3, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 6 });
+    assert.deepEqual(await pool.status(), { logs: 3, clean: 0, dirty: 3, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 6, backlogBytes: 3 * 8192 });
     const first = await pool.claimDirty(2);
     assert.deepEqual(first.map((l) => l.index), [0, 1], 'oldest first');
     assert.equal(first[0]!.path, path.join(dir, logName(0)));
@@ -91,7 +91,7 @@ describe('commit log: pool', () => {
     assert.equal(modeOf(path.join(dir, logName(1))), 0o400);
     assert.deepEqual(names(dir, 'lock'), []);
     assert.deepEqual(names(dir, 'owner'), []);
-    assert.deepEqual(await pool.status(), { logs: 3, clean: 2, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 2 });
+    assert.deepEqual(await pool.status(), { logs: 3, clean: 2, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 2, backlogBytes: 8192 });
     assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [1]);
     await assert.rejects(pool.claimDirty(-1), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
     await assert.rejects(pool.release(first[0]!, 'sticky' as 'clean'), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
@@ -101,7 +101,7 @@ describe('commit log: pool', () => {
     await dirtyLogs(dir, 2);
     fs.chmodSync(path.join(dir, logName(1)), 0o644);
     const pool = await CommitLogPool.open({ dir, sizes });
-    assert.deepEqual(await pool.status(), { logs: 2, clean: 0, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 1, backlogFrames: 2 });
+    assert.deepEqual(await pool.status(), { logs: 2, clean: 0, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 1, backlogFrames: 2, backlogBytes: 8192 });
     assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [0]);
   });
 
@@ -253,7 +253,7 @@ describe('commit log: pool', () => {
     assert.equal(modeOf(path.join(dir, logName(0))), 0o000);
     assert.deepEqual(pool.lastCounts, { logs: 2, clean: 0, dirty: 2, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0 }, 'the counts the claim saw');
     assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [1], 'a worker never claims it');
-    assert.deepEqual(await poolStatus({ dir, sizes }), { logs: 2, clean: 0, dirty: 1, locked: 1, quarantined: 1, quarantinedLogs: [0], other: 0, backlogFrames: 2 });
+    assert.deepEqual(await poolStatus({ dir, sizes }), { logs: 2, clean: 0, dirty: 1, locked: 1, quarantined: 1, quarantinedLogs: [0], other: 0, backlogFrames: 2, backlogBytes: 8192 });
     assert.equal(await pool.claimClean(0), null, 'a writer never claims it');
     // A worker killed between its chmod to 0000 and its unlock: recovery leaves the mode alone.
     fs.linkSync(path.join(dir, logName(0)), path.join(dir, lockName(0)));
@@ -288,7 +288,7 @@ describe('commit log: pool', () => {
 
   it('poolStatus of a missing pool directory is an empty pool and creates nothing', async () => {
     const missing = path.join(dir, 'nope', 'commitlog');
-    assert.deepEqual(await poolStatus({ dir: missing, sizes }), { logs: 0, clean: 0, dirty: 0, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 0 });
+    assert.deepEqual(await poolStatus({ dir: missing, sizes }), { logs: 0, clean: 0, dirty: 0, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 0, backlogBytes: 0 });
     assert.equal(fs.existsSync(path.join(dir, 'nope')), false);
   });
 

@@ -35,6 +35,14 @@ export interface CommitLogSink {
   append(entries: Buffer, count: number, inline?: boolean): Promise<void>;
 }
 
+/** The part of flow control (flow.ts) a group commit needs. */
+export interface FlowGate {
+  /** Take no frame now: members wait as for room (resume() wakes them). */
+  readonly stopped: boolean;
+  /** How long to hold the WINs of a durable batch of `bytes` (and the next commit). */
+  delayMs(bytes: number): number;
+}
+
 /** What a batch needs from a connection. */
 export interface BatchMember {
   /** Frames of this member in batch slot 0 and 1; owned and updated by GroupCommit. */
@@ -112,9 +120,13 @@ export class GroupCommit {
   private readonly failBound = (err: unknown): void => this.fail(err);
   private readonly trace: CommitTrace | null;
   private durableAt = 0;
+  private readonly flow: FlowGate | null;
+  /** done() is holding the in-flight batch's WINs for flow control. */
+  private held = false;
 
-  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null) {
+  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null) {
     this.log = log;
+    this.flow = flow;
     this.sizes = sizes;
     this.logger = logger;
     this.trace = trace;
@@ -146,7 +158,7 @@ export class GroupCommit {
   add(member: BatchMember, frame: Buffer, offset: number, ksLen: number, keyLen: number): boolean {
     const b = this.current;
     const end = b.bytes + entrySize(ksLen, keyLen);
-    if (end > b.buf.length) {
+    if (end > b.buf.length || this.flow?.stopped === true) {
       this.waitForRoom(member);
       return false;
     }
@@ -221,13 +233,23 @@ export class GroupCommit {
    */
   private done(): void {
     const b = this.inflight!;
-    if (b.entries > 0) {
-      metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
-      if (this.trace !== null) {
-        this.trace.since('commit', this.startedAt);
-        this.durableAt = performance.now();
+    if (!this.held) {
+      if (b.entries > 0) {
+        metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
+        if (this.trace !== null) {
+          this.trace.since('commit', this.startedAt);
+          this.durableAt = performance.now();
+        }
+      }
+      // Flow control: hold the WINs, and with them the next commit (frames gather meanwhile).
+      const ms = this.flow !== null && b.bytes > 0 ? this.flow.delayMs(b.bytes) : 0;
+      if (ms > 0) {
+        this.held = true;
+        setTimeout(this.doneBound, ms);
+        return;
       }
     }
+    this.held = false;
     metrics.groupCommitFrames.observe(b.frames);
     // Take the batch's members and counts out before the batch is reused.
     const members = b.members;
@@ -362,6 +384,12 @@ export class GroupCommit {
     }
     waiters.length = 0;
     this.spareWaiters = waiters;
+  }
+
+  /** Flow control lets frames in again: wake the members it stopped. */
+  resume(): void {
+    this.wakeWaiters();
+    this.schedule();
   }
 
   /** Forget a member that is gone (closed connection) from the waiting list. */
