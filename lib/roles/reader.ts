@@ -143,7 +143,6 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
       if (delta > 0 && buffered > maxBufferedBytes && shedNonReader(connections, evicting)) shed();
     },
   };
-
   const shed = everyTenSeconds(() => logger.warn('read answers held over the memory budget: closed the connection whose client reads slowest', { maxBufferedBytes }));
   const refused = everyTenSeconds(() => logger.warn('connection refused: every connection is being answered', { maxConnections }));
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
