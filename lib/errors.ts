@@ -44,6 +44,8 @@ export const ErrorCodes = {
   NOT_FOUND: 'COUNTD_NOT_FOUND',
   /** An HTTP request other than GET: the console and its API are read-only (405). */
   READ_ONLY: 'COUNTD_READ_ONLY',
+  /** Cluster mode: NATS JetStream did not accept or answer in time (the write was not acknowledged). */
+  CLUSTER: 'COUNTD_CLUSTER',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -65,4 +65,9 @@ export const metrics = {
   }),
   readConnections: new Gauge({ name: 'countd_read_connections', help: 'Open read connections', registers: [registry] }),
   childRestarts: new Counter({ name: 'countd_supervisor_child_restarts_total', help: 'Children of countd start restarted after they died', labelNames: ['child'], registers: [registry] }),
+  clusterPublishSeconds: new Histogram({ name: 'countd_cluster_publish_seconds', help: 'Cluster mode: latency of one partition message until JetStream acknowledged it', buckets: latencyBuckets, registers: [registry] }),
+  clusterPosition: new Gauge({ name: 'countd_cluster_partition_position', help: 'Cluster mode: stream sequence applied, per owned partition', labelNames: ['partition'], registers: [registry] }),
+  clusterPending: new Gauge({ name: 'countd_cluster_partition_pending', help: 'Cluster mode: messages of an owned partition not yet delivered to its applier', labelNames: ['partition'], registers: [registry] }),
+  clusterLagSeconds: new Histogram({ name: 'countd_cluster_apply_lag_seconds', help: 'Cluster mode: from a message stored in JetStream to its counts applied', buckets: latencyBuckets, registers: [registry] }),
+  clusterDuplicates: new Counter({ name: 'countd_cluster_duplicates_dropped_total', help: 'Cluster mode: partition messages dropped as retries (per-writer sequence at or below the watermark)', registers: [registry] }),
 };

@@ -5,6 +5,7 @@
 // process holds the database: the worker and, when it serves reads
 // (settings.readPort), the reader (LevelDB admits one process per database).
 
+import { startClusterStore, startClusterWriter, type ClusterStore } from '../cluster/node.js';
 import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, isCountdError } from '../errors.js';
 import { storeChildSettingsFor } from '../roles/memory-budget.js';
@@ -32,8 +33,21 @@ function readerOptions(s: DaemonSettings) {
 }
 
 export async function runWriter(dataDir: DataDir, s: DaemonSettings, logger: Logger): Promise<RunningRole> {
-  const writer = await startWriter({ dataDir, ...writerOptions(s), logger: logger.child('write') });
-  return { ports: { write: writer.port }, close: () => writer.close() };
+  // Cluster mode: each group commit is also published to JetStream before its WINs (lib/cluster/).
+  const cluster = s.nats === undefined ? undefined : await startClusterWriter({ servers: s.nats, replicas: s.natsReplicas }, logger.child('cluster'));
+  try {
+    const writer = await startWriter({ dataDir, ...writerOptions(s), logger: logger.child('write'), ...(cluster && { replicate: cluster.replicate }) });
+    return {
+      ports: { write: writer.port },
+      async close() {
+        await writer.close();
+        await cluster?.close();
+      },
+    };
+  } catch (err) {
+    await cluster?.close().catch(() => {});
+    throw err;
+  }
 }
 
 /** Open the database, start the worker and, with a read port set, the reader on the same store. */
@@ -56,13 +70,25 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
   }
   let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
   let read: Awaited<ReturnType<typeof startReader>> | undefined;
+  let cluster: ClusterStore | undefined;
+  let peer: Awaited<ReturnType<typeof startReader>> | undefined;
+  const clustered = s.nats !== undefined && s.readPort !== undefined;
   try {
-    worker = await startWorker({ dataDir, store, logger: logger.child('worker'), ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
+    worker = await startWorker({ dataDir, store, logger: logger.child('worker'), countsElsewhere: clustered, ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
     if (s.readPort !== undefined) {
       const health = worker.health;
-      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }) });
+      const route = clustered ? (keyspace: Buffer) => cluster?.route(keyspace) : undefined;
+      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }), ...(route && { route }) });
+    }
+    if (clustered) {
+      // The port other nodes forward reads to: answered from this database, never forwarded
+      // again, so two nodes that disagree for a moment about an owner cannot bounce a request.
+      peer = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), port: 0, health: worker.health, logger: logger.child('peer-read') });
+      cluster = await joinCluster(store, dataDir, s, peer.port, logger);
     }
   } catch (err) {
+    await peer?.close().catch(() => {});
+    await read?.close().catch(() => {});
     await worker?.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
@@ -70,12 +96,23 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
   return {
     ports: read ? { read: read.port } : {},
     async close() {
-      // Readers first (no new requests), then the worker finishes its apply, then the database closes.
+      // Readers first (no new requests), then the cluster's applies and the worker's finish, then the database closes.
       await read?.close();
+      await peer?.close();
+      await cluster?.close();
       await worker?.close();
       await store.close();
     },
   };
+}
+
+/** Cluster mode: hold leases and apply owned partitions into `store`; a failed apply ends the process (restarted from the database's positions). */
+function joinCluster(store: Store, dataDir: DataDir, s: DaemonSettings, peerPort: number, logger: Logger): Promise<ClusterStore> {
+  const host = s.listen === '0.0.0.0' || s.listen === '::' ? '127.0.0.1' : s.listen;
+  return startClusterStore(
+    { servers: s.nats!, replicas: s.natsReplicas },
+    { store, sizes: dataDir.sizes, readAddress: `${host}:${peerPort}`, logger: logger.child('cluster'), onFatal: () => process.exit(1) },
+  );
 }
 
 /** Reads alone: the database must be free (no worker holds it). */

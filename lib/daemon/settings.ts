@@ -18,7 +18,7 @@ import { defaultDataDir } from '../datadir/layout.js';
 import { MAX_FIELD_SIZE } from '../protocol/fields.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { DEFAULT_STORE_MEMORY, MAX_STORE_MEMORY, MIN_STORE_MEMORY } from '../roles/memory-budget.js';
-import { intParser, nonEmpty, port, sizeParser } from '../util/flag-values.js';
+import { hostPortList, intParser, nonEmpty, port, sizeParser } from '../util/flag-values.js';
 import type { LogFormat } from '../util/log.js';
 import { formatSize } from '../util/size.js';
 
@@ -61,6 +61,10 @@ export interface DaemonSettings {
   storeNice: number;
   /** Memory of the process that holds the database (memory-budget.ts); undefined: each part keeps its own default. */
   storeMemory: number | undefined;
+  /** Cluster mode (docs/cluster.md): the NATS servers to join; undefined: a single node. */
+  nats: string[] | undefined;
+  /** Cluster mode: replicas of the JetStream stream and buckets a node creates (1, 3 or 5). */
+  natsReplicas: number;
 }
 
 /** How one program takes a setting: under another flag, or with other option fields (describe, default). */
@@ -216,6 +220,18 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
     },
     programs: { start: true, worker: true },
     fallback: () => undefined,
+  },
+  nats: {
+    flag: 'nats',
+    option: { type: 'string', describe: 'join a countd cluster on these NATS JetStream servers (URL[,URL...]; docs/cluster.md)', coerce: hostPortList('--nats') },
+    programs: { start: true },
+    fallback: () => undefined,
+  },
+  natsReplicas: {
+    flag: 'nats-replicas',
+    option: { type: 'string', default: '3', describe: 'replicas of the cluster stream and buckets when a node creates them (1, 3 or 5)', coerce: intParser('--nats-replicas', 1, 5) },
+    programs: { start: true },
+    fallback: () => 3,
   },
   logFormat: {
     flag: 'log-format',

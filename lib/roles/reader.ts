@@ -67,6 +67,12 @@ export interface ReaderOptions {
   pageCacheBytes?: number;
   /** The health of the worker sharing this process (the health op); without it, state `none`. */
   health?: () => HealthReport;
+  /**
+   * Cluster mode: the store that answers for a keyspace this node does not
+   * own (its owner, over the read port: lib/cluster/), or undefined to answer
+   * from `store`.
+   */
+  route?: (keyspace: Buffer) => ReadableStore | undefined;
   logger?: Logger;
 }
 
@@ -110,6 +116,7 @@ function settingsOf(options: ReaderOptions) {
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < 0) throw invalidArgument(`page cache bytes must be a non-negative integer, got ${pageCacheBytes}`);
   if (!Number.isSafeInteger(maxBufferedBytes) || maxBufferedBytes < 1) throw invalidArgument(`max buffered bytes must be a positive integer, got ${maxBufferedBytes}`);
   if (!options.store) throw invalidArgument('a store is required');
+  if (options.route !== undefined && typeof options.route !== 'function') throw invalidArgument('route must be a function');
   return s;
 }
 
@@ -122,6 +129,7 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   let buffered = 0;
   const ctx: ConnectionContext = {
     store: options.store,
+    route: options.route,
     sizes,
     pageLimit: BigInt(pageLimit),
     pageCache: pageCacheBytes > 0 ? new PageCache(pageCacheBytes) : undefined,
@@ -135,7 +143,6 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
       if (delta > 0 && buffered > maxBufferedBytes && shedNonReader(connections, evicting)) shed();
     },
   };
-
   const shed = everyTenSeconds(() => logger.warn('read answers held over the memory budget: closed the connection whose client reads slowest', { maxBufferedBytes }));
   const refused = everyTenSeconds(() => logger.warn('connection refused: every connection is being answered', { maxConnections }));
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
@@ -222,6 +229,7 @@ interface ConnectionContext {
   logger: Logger;
   highWater: number;
   pageCache: PageCache | undefined;
+  route: ReaderOptions['route'];
   health: () => HealthReport;
   /** Bytes held by connections changed by `delta` (counted against maxBufferedBytes). */
   buffered(delta: number): void;
@@ -400,7 +408,8 @@ class ReadConnection {
   }
 
   async #answer(req: ReadRequest): Promise<Buffer> {
-    const { store, sizes, pageLimit } = this.#ctx;
+    const { sizes, pageLimit, route } = this.#ctx;
+    const store = (route !== undefined && 'keyspace' in req && route(req.keyspace)) || this.#ctx.store;
     if ('length' in req && req.length > pageLimit) {
       metrics.readRequests.inc({ kind: 'too-large' });
       return STATUS_TOO_LARGE;

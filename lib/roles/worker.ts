@@ -69,7 +69,7 @@ import { metrics } from '../metrics.js';
 import { Logger, silentLogger } from '../util/log.js';
 import { DataDir } from '../datadir/meta.js';
 import { CommitLogPool, type PoolCounts } from '../commitlog/pool.js';
-import type { IncrementBatch } from '../store/increment-batch.js';
+import { IncrementBatch } from '../store/increment-batch.js';
 import type { HealthReport } from '../protocol/read-response.js';
 import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
 import { LogSummer } from './work/log-summer.js';
@@ -106,6 +106,13 @@ export interface WorkerOptions {
   heapPressure?: () => boolean;
   /** Passed to the commit-log pool: how old a lock without a live owner must be to count as stale. */
   staleLockGraceMs?: number;
+  /**
+   * Cluster mode (docs/cluster.md): the counts of this node's writes reach the
+   * database through the partitions' owners (lib/cluster/), not through its
+   * commit logs. The worker still claims, marks and recycles the logs, with
+   * no counts: applying them here too would count every increment twice.
+   */
+  countsElsewhere?: boolean;
 }
 
 export interface WorkerHandle {
@@ -169,6 +176,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
   });
   const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs, options.heapPressure ?? heapUnderPressure);
+  worker.countsElsewhere = options.countsElsewhere === true;
   await worker.recover();
   worker.start();
   return { close: () => worker.close(), drained: () => worker.drained(), health: () => worker.health.report() };
@@ -202,6 +210,7 @@ interface Prepared {
 type Sizes = DataDir['sizes'];
 
 class Worker {
+  countsElsewhere = false;
   #stopping = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -532,8 +541,8 @@ class Worker {
   async #commit(p: Prepared): Promise<void> {
     if (p.marks.length > 0) {
       try {
-        const applying = this.store.apply(p.batch!, p.marks);
-        if (p.batch!.hasLifecycleOps) this.#settingsBarrier = applying.then(() => {}, () => {});
+        const applying = this.store.apply(this.countsElsewhere ? new IncrementBatch() : p.batch!, p.marks);
+        if (!this.countsElsewhere && p.batch!.hasLifecycleOps) this.#settingsBarrier = applying.then(() => {}, () => {});
         // The store holds the batch while it needs it: not kept alive here during the write.
         p.batch = undefined;
         const result = await applying;

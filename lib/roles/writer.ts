@@ -21,7 +21,7 @@ import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 import { FlowControl, checkFlowBounds } from './write/flow.js';
-import { DEFAULT_LOG_SIZE } from '../commitlog/format.js';
+import { DEFAULT_LOG_SIZE, RECORD_BATCH } from '../commitlog/format.js';
 import { FlowRecordWriter, removeStaleFlowRecords } from './write/flow-record.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 10000;
@@ -53,6 +53,12 @@ export interface WriterOptions {
   maxPendingFrames?: number;
   logger?: Logger;
   fileOps?: FileOps;
+  /**
+   * Cluster mode (lib/cluster/): called with the entries of each group commit
+   * once they are durable in the commit log; the WINs wait until it resolves,
+   * and it rejecting answers ERR like a failed append.
+   */
+  replicate?: (entries: Buffer, count: number) => Promise<void>;
 }
 
 export interface WriterHandle {
@@ -88,7 +94,8 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     logger,
   });
   try {
-    return await serve(log, options.dataDir, settings, logger, trace, flow, record);
+    const sink = options.replicate ? replicated(log, options.replicate) : log;
+    return await serve(sink, options.dataDir, settings, logger, trace, flow, record, options.replicate !== undefined);
   } catch (err) {
     trace?.stop();
     flow.close();
@@ -96,6 +103,25 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     await log.close().catch(() => {});
     throw err;
   }
+}
+
+/** The commit log, with each append followed by `replicate` (the group commit sees one append). */
+function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['replicate']>): CommitLogSink & { close(): Promise<void>; readonly handingOverBytes: number } {
+  return {
+    get maxBatchBytes() {
+      return log.maxBatchBytes;
+    },
+    get handingOverBytes() {
+      return log.handingOverBytes;
+    },
+    append: async (entries, count, inline, type) => {
+      // Connections of a replicating writer take no hello, so no OPS record can reach here.
+      if (type !== undefined && type !== RECORD_BATCH) throw new Error(`a replicated commit carries increments only (record type ${type})`);
+      await log.append(entries, count, inline, type);
+      await replicate(entries, count);
+    },
+    close: () => log.close(),
+  };
 }
 
 interface Settings {
@@ -109,6 +135,7 @@ interface Settings {
 function checkOptions(options: WriterOptions): Settings {
   if (options === null || typeof options !== 'object') throw invalidArgument('writer options must be an object');
   const dataDir = options.dataDir;
+  if (options.replicate !== undefined && typeof options.replicate !== 'function') throw invalidArgument('replicate must be a function');
   if (!dataDir || typeof dataDir.paths?.commitlog !== 'string' || !dataDir.sizes) {
     throw invalidArgument('writer options.dataDir must be an open data directory (openDataDir)');
   }
@@ -140,6 +167,7 @@ async function serve(
   trace: CommitTrace | null,
   flow: FlowControl,
   record: FlowRecordWriter,
+  replicating: boolean,
 ): Promise<WriterHandle> {
   const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow);
   flow.attach(() => log.handingOverBytes, () => groupCommit.resume());
@@ -158,6 +186,7 @@ async function serve(
     logger,
     lengths: new Int32Array(2),
     lingerMs: LINGER_MS,
+    extensions: !replicating,
     closed(conn) {
       evicting.delete(conn);
       connections.delete(conn);

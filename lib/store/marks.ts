@@ -25,6 +25,16 @@
 //   mode     new | merge | replace: what the import found in the database
 //   base     merge only: keys and sum the keyspace held before the import
 //   expect   done only: keys and sum the import adds, for verification
+//
+// cluster/p/<p>          cluster mode (lib/cluster/applier.ts, docs/cluster.md):
+//                        partition <p> (decimal) of the stream is applied up to
+//                        and including stream sequence S, under the lease whose
+//                        KV revision (fencing epoch) is E: S u64 LE, E u64 LE.
+//
+// cluster/w/<p>/<writer> cluster mode: the highest per-writer sequence of
+//                        writer <writer> (a writer process incarnation) applied
+//                        in partition <p>, u64 LE; a message with a sequence at
+//                        or below it is a retry, dropped.
 
 import { createHash } from 'node:crypto';
 import { CountdError, ErrorCodes } from '../errors.js';
@@ -40,6 +50,41 @@ export function encodeAppliedMark(generation: bigint): Buffer {
   const buf = Buffer.allocUnsafe(8);
   buf.writeBigUInt64LE(generation, 0);
   return buf;
+}
+
+/** The position mark of cluster partition `partition`. */
+export function clusterPositionMarkName(partition: number): string {
+  return `cluster/p/${partition}`;
+}
+
+/** The dedupe mark of `writer` in cluster partition `partition`. */
+export function clusterWriterMarkName(partition: number, writer: string): string {
+  return `cluster/w/${partition}/${writer}`;
+}
+
+/** A position mark's value: stream sequence, then lease epoch, u64 LE each. */
+export function encodeClusterPosition(seq: number, epoch: number): Buffer {
+  const buf = Buffer.allocUnsafe(16);
+  buf.writeBigUInt64LE(BigInt(seq), 0);
+  buf.writeBigUInt64LE(BigInt(epoch), 8);
+  return buf;
+}
+
+/** A position mark's value (absent or short: nothing applied). */
+export function decodeClusterPosition(value: Buffer | undefined): { seq: number; epoch: number } {
+  if (value === undefined || value.length < 16) return { seq: 0, epoch: 0 };
+  return { seq: Number(value.readBigUInt64LE(0)), epoch: Number(value.readBigUInt64LE(8)) };
+}
+
+/** A u64 LE mark value as a number (absent: 0). */
+export function encodeU64Mark(n: number): Buffer {
+  const buf = Buffer.allocUnsafe(8);
+  buf.writeBigUInt64LE(BigInt(n), 0);
+  return buf;
+}
+
+export function decodeU64Mark(value: Buffer | undefined): number {
+  return value === undefined || value.length < 8 ? 0 : Number(value.readBigUInt64LE(0));
 }
 
 export const MARK_VERSION = 1;

@@ -19,6 +19,17 @@ function single(flag: string, v: unknown): string {
   return String(v);
 }
 
+/** A comma-separated list of server addresses, each `scheme://host:port` or `host:port`. */
+export function hostPortList(flag: string): (v: unknown) => string[] {
+  return (v) => {
+    const list = single(flag, v).split(',').map((u) => u.trim());
+    for (const u of list) {
+      if (!/^([a-z]+:\/\/)?[^\s/:,]+:\d{1,5}$/.test(u)) throw new UsageError(`${flag} must be URL[,URL...] with URL as nats://host:port or host:port, got ${JSON.stringify(u)}`);
+    }
+    return list;
+  };
+}
+
 /** An integer within [min, max] (safe integers only). */
 export function intParser(flag: string, min: number, max: number): (v: unknown) => number {
   return (v) => {

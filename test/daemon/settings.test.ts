@@ -29,6 +29,8 @@ const GIVEN: { [K in keyof DaemonSettings]: [string[], DaemonSettings[K]] } = {
   idleTimeoutMs: [['9000'], 9000],
   storeNice: [['7'], 7],
   storeMemory: [['512MiB'], 512 * 1024 * 1024],
+  nats: [['nats://127.0.0.1:4222,127.0.0.2:4223'], ['nats://127.0.0.1:4222', '127.0.0.2:4223']],
+  natsReplicas: [['1'], 1],
   logFormat: [['json'], 'json'],
   keyspaceSize: [['64'], 64],
   keySize: [['32'], 32],

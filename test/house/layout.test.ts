@@ -25,7 +25,7 @@ const LAYERS: string[][] = [
   ['protocol'],
   ['datadir', 'commitlog'],
   ['store', 'client'],
-  ['migrate', 'roles'],
+  ['migrate', 'roles', 'cluster'],
   ['daemon'],
   ['http'],
   ['cli'],

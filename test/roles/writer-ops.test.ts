@@ -103,6 +103,26 @@ describe('countd-write: the extended write protocol', function () {
       await removeDir(root);
     }
   });
+
+  it('a writer that replicates (cluster mode) takes no hello: BAD, while plain frames are logged and replicated', async () => {
+    const { root, dataDir } = await tempDataDir();
+    const replicated: number[] = [];
+    const writer = await startWriter({ dataDir, port: 0, replicate: async (_entries, count) => { replicated.push(count); } });
+    try {
+      const plain = await RawClient.connect(writer.port);
+      plain.send(frame(3n, 'ks', 'k'));
+      await plain.replyCount(1);
+      assert.equal(plain.replies, 'WIN');
+      assert.deepEqual(replicated, [1]);
+      const c = await RawClient.connect(writer.port);
+      c.send(encodeHello(SMALL, 1));
+      await c.waitClosed();
+      assert.equal(c.replies, 'BAD');
+    } finally {
+      await writer.close();
+      await removeDir(root);
+    }
+  });
 });
 
 describe('GroupCommit: a set or delete in a batch of plain increments', () => {

@@ -33,6 +33,12 @@ export interface ConnectionContext {
   readonly lengths: Int32Array;
   /** How long a closing connection may linger for the client to read its last replies. */
   readonly lingerMs: number;
+  /**
+   * Whether a hello is answered (docs/write-protocol-extensions.md). Off in
+   * cluster mode, whose replicated log carries increments only: there a hello
+   * is a malformed frame, answered BAD as by a server without extensions.
+   */
+  readonly extensions: boolean;
   /** Called when the socket is closed (for any reason). */
   closed(conn: WriteConnection): void;
 }
@@ -184,7 +190,7 @@ export class WriteConnection implements BatchMember {
     if (this.extended) return this.takeOp(buf, off);
     const lengths = ctx.lengths;
     if (!validateFrame(buf, off, ctx.sizes, lengths)) {
-      const version = helloVersion(buf, off, ctx.sizes);
+      const version = ctx.extensions ? helloVersion(buf, off, ctx.sizes) : 0;
       if (version === 0) {
         this.reject();
         return false;

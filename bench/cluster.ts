@@ -1,0 +1,94 @@
+// npm run bench:cluster — durable increments per second and end-to-end lag
+// of cluster mode (docs/cluster.md) on this machine: one countd node without
+// a cluster (the reference), then 1, 2 and 3 `countd start --nats` nodes on a
+// fresh 3-node nats-server cluster (R3, loopback) each. The load is spread
+// over the nodes' write ports (bench/lib/write-load.ts); every WIN is durable
+// (fdatasync + JetStream ack in cluster mode). The lag is from an increment's
+// WIN to its count read back through node 0 (routed to the partition's owner),
+// sampled every 100 ms during the load.
+//
+// Flags: --seconds 8, --connections 48, --in-flight 16. Everything runs on
+// this machine: the nats-servers, the nodes and the load share its cores.
+
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from '../lib/client/client.js';
+import { NatsCluster } from '../test/harness/nats-cluster.js';
+import { startCountd, type CountdDaemon } from './lib/countd.js';
+import { buildFramePool, runWriteLoad } from './lib/write-load.js';
+
+function flag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const SECONDS = flag('seconds', 8);
+const CONNECTIONS = flag('connections', 48);
+const IN_FLIGHT = flag('in-flight', 16);
+
+/** WIN → visible through node 0, sampled while `running()`. */
+async function probeLag(nodes: CountdDaemon[], running: () => boolean): Promise<number[]> {
+  const writer = new Client({ host: '127.0.0.1', writePort: nodes[0]!.writePort, readPort: nodes[0]!.readPort });
+  const samples: number[] = [];
+  let expected = 0n;
+  try {
+    while (running()) {
+      const t0 = performance.now();
+      await writer.increment('lag-probe', 'k', 1);
+      expected++;
+      while (((await writer.get('lag-probe', 'k')) ?? 0n) < expected) await new Promise((r) => setTimeout(r, 2));
+      samples.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await writer.close();
+  }
+  return samples.sort((a, b) => a - b);
+}
+
+async function measure(label: string, nodes: CountdDaemon[]): Promise<string> {
+  const requests = buildFramePool();
+  let running = true;
+  const lag = probeLag(nodes, () => running);
+  const per = Math.max(1, Math.floor(CONNECTIONS / nodes.length));
+  const results = await Promise.all(nodes.map((n) => runWriteLoad({ port: n.writePort, connections: per, inFlight: IN_FLIGHT, durationMs: SECONDS * 1000, warmupMs: 1000, requests })));
+  running = false;
+  const samples = await lag;
+  const rate = results.reduce((s, r) => s + r.perSecond, 0);
+  const failed = results.reduce((s, r) => s + r.failedReplies, 0);
+  const q = (f: number): string => (samples.length ? samples[Math.min(samples.length - 1, Math.floor(f * samples.length))]!.toFixed(0) : '-');
+  return `| ${label} | ${Math.round(rate).toLocaleString('en-US')} | ${q(0.5)} | ${q(0.99)} | ${samples.length} | ${failed} |`;
+}
+
+async function main(): Promise<void> {
+  const lines = ['| configuration | durable increments/s | lag p50 ms | lag p99 ms | lag samples | failed replies |', '| --- | ---: | ---: | ---: | ---: | ---: |'];
+  const single = await startCountd();
+  try {
+    lines.push(await measure('1 node, no cluster', [single]));
+  } finally {
+    await single.stop();
+  }
+  for (const k of [1, 2, 3]) {
+    const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'countd-bench-cluster-'));
+    const nats = await NatsCluster.start(root);
+    const nodes: CountdDaemon[] = [];
+    try {
+      for (let i = 0; i < k; i++) nodes.push(await startCountd({ extraArgs: ['--nats', nats.urls] }));
+      // Let the nodes share out the partitions (about two ownership rounds per join).
+      await new Promise((r) => setTimeout(r, 4000));
+      lines.push(await measure(`${k} cluster node${k > 1 ? 's' : ''} (R3)`, nodes));
+    } finally {
+      for (const n of nodes) await n.stop().catch(() => {});
+      await nats.stopAll();
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  }
+  console.log(`cluster benchmark: ${os.cpus().length} cores, ${SECONDS} s per configuration, ${CONNECTIONS} connections × ${IN_FLIGHT} in flight\n`);
+  console.log(lines.join('\n'));
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

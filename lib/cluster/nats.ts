@@ -1,0 +1,90 @@
+// The connection of a countd process to NATS JetStream, and the stream and
+// buckets of the cluster (docs/cluster.md, "What lives in JetStream"), created
+// by whichever node comes first and opened by the others.
+
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { CountdError, ErrorCodes } from '../errors.js';
+import { LEASES_BUCKET, NODES_BUCKET, STREAM, SUBJECT_PREFIX } from './partition.js';
+
+/** A node whose heartbeat is older than this is dead (the nodes bucket's max age). */
+export const NODE_TTL_MS = 5000;
+/** How long a node waits for JetStream to accept the stream and buckets at start. */
+const SETUP_TIMEOUT_MS = 30_000;
+/** JetStream's duplicate window on the stream (Nats-Msg-Id): the first line of dedupe. */
+const DUPLICATE_WINDOW_NS = 120 * 1e9;
+
+export interface ClusterConnection {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  nodes: KV;
+  leases: KV;
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  servers: string[];
+  /** Replicas of the stream and buckets if this node creates them. */
+  replicas: number;
+  /** Shown in the server's connection list. */
+  name: string;
+}
+
+/** Connect, and create or open the stream and the two buckets. */
+export async function connectCluster(o: ConnectOptions): Promise<ClusterConnection> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ servers: o.servers, name: o.name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 10_000 });
+  } catch (err) {
+    throw new CountdError(ErrorCodes.CLUSTER, `cannot connect to NATS at ${o.servers.join(',')}: ${describe(err)}`, { cause: err });
+  }
+  // A JetStream cluster that just started elects its leaders first: retry for a while.
+  const deadline = Date.now() + SETUP_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await ensureStream(nc, o.replicas);
+      const kvm = new Kvm(nc);
+      const nodes = await kvm.create(NODES_BUCKET, { replicas: o.replicas, history: 1, ttl: NODE_TTL_MS });
+      const leases = await kvm.create(LEASES_BUCKET, { replicas: o.replicas, history: 1 });
+      return { nc, js: jetstream(nc), nodes, leases, close: () => nc.drain() };
+    } catch (err) {
+      if (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      await nc.close().catch(() => {});
+      throw new CountdError(ErrorCodes.CLUSTER, `cannot set up the cluster's stream and buckets on JetStream: ${describe(err)}`, { cause: err });
+    }
+  }
+}
+
+async function ensureStream(nc: NatsConnection, replicas: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(STREAM);
+    return;
+  } catch {
+    // not there yet (or another node creates it now)
+  }
+  try {
+    await jsm.streams.add({
+      name: STREAM,
+      subjects: [`${SUBJECT_PREFIX}*`],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      num_replicas: replicas,
+      duplicate_window: DUPLICATE_WINDOW_NS,
+    });
+  } catch (err) {
+    // Two nodes creating it at once: the second finds it there.
+    await jsm.streams.info(STREAM).catch(() => {
+      throw err;
+    });
+  }
+}
+
+export function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

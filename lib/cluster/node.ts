@@ -1,0 +1,74 @@
+// A countd node's cluster parts, one per process of `countd start --nats`
+// (docs/cluster.md): the writer process publishes each group commit
+// (publisher.ts); the store process holds leases (ownership.ts), applies the
+// partitions it owns (applier.ts) and routes reads of the others to their
+// owners (remote-store.ts).
+
+import { randomBytes } from 'node:crypto';
+import type { FieldSizes } from '../protocol/fields.js';
+import type { Store } from '../store/store.js';
+import type { Logger } from '../util/log.js';
+import { Applier } from './applier.js';
+import { connectCluster } from './nats.js';
+import { Ownership } from './ownership.js';
+import { partitionOf } from './partition.js';
+import { Publisher } from './publisher.js';
+import { RemoteStore } from './remote-store.js';
+
+export interface ClusterSettings {
+  servers: string[];
+  replicas: number;
+}
+
+/** The writer process's part: replicate(entries) for the writer's group commit. */
+export async function startClusterWriter(s: ClusterSettings, logger: Logger): Promise<{ replicate: (entries: Buffer) => Promise<void>; close(): Promise<void> }> {
+  const writer = `w${randomBytes(8).toString('hex')}`;
+  const conn = await connectCluster({ servers: s.servers, replicas: s.replicas, name: `countd-write ${writer}` });
+  const publisher = new Publisher({ js: conn.js, writer, logger });
+  logger.info('cluster writer connected', { writer, servers: s.servers.join(',') });
+  return { replicate: (entries) => publisher.publish(entries), close: () => conn.close() };
+}
+
+export interface ClusterStore {
+  readonly id: string;
+  /** The store answering for `keyspace` when another node owns it; undefined: this node's store. */
+  route(keyspace: Buffer): RemoteStore | undefined;
+  close(): Promise<void>;
+}
+
+/** The store process's part, once its read port listens at `readAddress` (host:port). */
+export async function startClusterStore(
+  s: ClusterSettings,
+  o: { store: Store; sizes: FieldSizes; readAddress: string; logger: Logger; onFatal: (err: unknown) => void },
+): Promise<ClusterStore> {
+  const id = randomBytes(8).toString('hex');
+  const conn = await connectCluster({ servers: s.servers, replicas: s.replicas, name: `countd-store ${id}` });
+  const applier = new Applier(conn.js, o.store, o.logger, o.onFatal);
+  const ownership = new Ownership(conn.nodes, conn.leases, { id, read: o.readAddress }, {
+      gained: (p, epoch) => applier.own(p, epoch),
+      lost: (p) => applier.disown(p),
+      stuck: (err) => {
+        o.logger.error('cannot reach a working JetStream for a while; restarting this process', { error: err instanceof Error ? err.message : String(err) });
+        o.onFatal(err);
+      },
+    }, o.logger);
+  const remotes = new Map<string, RemoteStore>();
+  await ownership.start();
+  o.logger.info('cluster node joined', { node: id, read: o.readAddress, servers: s.servers.join(',') });
+  return {
+    id,
+    route(keyspace) {
+      const owner = ownership.ownerOf(partitionOf(keyspace));
+      if (owner === undefined || owner.id === id) return undefined;
+      let remote = remotes.get(owner.read);
+      if (!remote) remotes.set(owner.read, (remote = new RemoteStore(owner.read, o.sizes)));
+      return remote;
+    },
+    async close() {
+      await ownership.close();
+      await applier.close();
+      await Promise.all([...remotes.values()].map((r) => r.close().catch(() => {})));
+      await conn.close();
+    },
+  };
+}
