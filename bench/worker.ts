@@ -5,7 +5,8 @@
 // (no network), then a worker is started on them and timed until no dirty log
 // is left. Workloads: frames over 1,000,000 keys (key i in keyspace i % 1000),
 //   (a) uniform random keys,
-//   (b) Zipf s = 1.1 (ranks scrambled over the keys).
+//   (b) Zipf s = 1.1 (ranks scrambled over the keys),
+//   (c) every frame a new key, all in one keyspace (negative lookups only).
 // Prints applied frames per second and where the time went (reading and
 // summing the logs vs the store's batch). Targets: (a) >= 100,000 frames/s,
 // (b) >= 300,000 frames/s.
@@ -35,6 +36,8 @@ import { mulberry32 as random } from '../test/harness/rng.js';
 import { zipfCdf, zipfIndex } from './lib/keys.js';
 
 const KEYS = 1_000_000;
+/** Workload (c): every key new, one keyspace. */
+let ONE_KEYSPACE = false;
 const KEYSPACES = 1000;
 const FRAMES = Number(process.env.COUNTD_BENCH_FRAMES ?? 2_000_000);
 const SYNC = process.env.COUNTD_BENCH_SYNC !== '0';
@@ -46,6 +49,12 @@ const COUNT_CACHE = process.env.COUNTD_BENCH_COUNT_CACHE === undefined ? undefin
 function uniform(seed: number): () => number {
   const r = random(seed);
   return () => Math.floor(r() * KEYS);
+}
+
+/** Every frame a new key, all in one keyspace (a big leaderboard filling up): only negative lookups. */
+function distinct(): () => number {
+  let next = 0;
+  return () => next++;
 }
 
 function zipf(seed: number, s: number): () => number {
@@ -75,7 +84,7 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
     const t0 = performance.now();
     const writer = await CommitLogWriter.open({ dir: dataDir.paths.commitlog, sizes: dataDir.sizes, handoverMs: 3_600_000 });
     const names = Array.from({ length: KEYSPACES }, (_, i) => Buffer.from(`ks${i}`));
-    const seen = new Uint8Array(KEYS);
+    const seen = new Uint8Array(Math.max(KEYS, FRAMES));
     let distinct = 0;
     const buf = Buffer.allocUnsafe(Math.min(writer.maxBatchBytes, 1 << 20));
     let at = 0;
@@ -87,7 +96,7 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
         distinct++;
       }
       const key = Buffer.from(`key${k}`);
-      const ks = names[k % KEYSPACES]!;
+      const ks = ONE_KEYSPACE ? names[0]! : names[k % KEYSPACES]!;
       if (at + entrySize(ks.length, key.length) > buf.length) {
         await writer.append(buf.subarray(0, at), count);
         at = 0;
@@ -150,6 +159,7 @@ async function main(): Promise<void> {
   const workloads: Array<[string, () => () => number, number]> = [
     ['(a) uniform', () => uniform(1), 100_000],
     ['(b) Zipf s=1.1', () => zipf(2, 1.1), 300_000],
+    ['(c) distinct, one keyspace', () => distinct(), 100_000],
   ];
   const only = process.env.COUNTD_BENCH_WORKLOADS;
   for (const [name, draw, target] of workloads) {
@@ -158,6 +168,7 @@ async function main(): Promise<void> {
     // on this virtual disk one run's fsync latency moves a drain by 20%.
     const rates: number[] = [];
     for (let run = 1; run <= RUNS; run++) {
+      ONE_KEYSPACE = name.startsWith('(c)');
       const r = await runWorkload(name, draw());
       const rate = r.frames / r.drainSeconds;
       rates.push(rate);
