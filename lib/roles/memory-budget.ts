@@ -43,11 +43,33 @@ export const NATIVE_BYTES_PER_KEY = 1000;
 export const NODE_BASELINE_BYTES = 64 * MiB;
 /** V8 heap beyond the count cache and the batches: the reader, the worker's own state, code. */
 export const HEAP_RESERVE_BYTES = 64 * MiB;
-/** `countd start --store-memory` when not given. */
-export const DEFAULT_STORE_MEMORY = 1280 * MiB;
-/** Below this, batches would be too small to drain a backlog at a useful rate. */
+/**
+ * `countd start --memory` when not given: the whole daemon (supervisor,
+ * writer child, store child).
+ */
+export const DEFAULT_DAEMON_MEMORY = 512 * MiB;
+/**
+ * What the supervisor and the writer child are given out of --memory: a
+ * Node.js process each (~50-60 MiB resident) plus, for the writer, its
+ * frames in flight (bounded by --max-connections x 4,096 frames, in practice
+ * a few MiB) and its commit buffers. Measured peaks (BENCHMARKS.md, bench:e2e):
+ * supervisor ~55-67 MiB, writer ~70-90 MiB.
+ */
+export const SUPERVISOR_BYTES = 64 * MiB;
+export const WRITER_BYTES = 96 * MiB;
+/** Below this the store child would get less than MIN_STORE_MEMORY. */
 export const MIN_STORE_MEMORY = 256 * MiB;
+export const MIN_DAEMON_MEMORY = MIN_STORE_MEMORY + SUPERVISOR_BYTES + WRITER_BYTES;
 export const MAX_STORE_MEMORY = 1024 * GiB;
+export const MAX_DAEMON_MEMORY = MAX_STORE_MEMORY + SUPERVISOR_BYTES + WRITER_BYTES;
+
+/** The store child's share of the whole daemon's memory (`countd start --memory`): what the supervisor and the writer leave. */
+export function storeMemoryOf(daemonMemory: number): number {
+  return Math.max(MIN_STORE_MEMORY, daemonMemory - SUPERVISOR_BYTES - WRITER_BYTES);
+}
+
+/** `--store-memory` when neither it nor --memory is given: the store's share of the default --memory. */
+export const DEFAULT_STORE_MEMORY = storeMemoryOf(DEFAULT_DAEMON_MEMORY);
 /** Batches past this many keys gain nothing (an apply's fixed costs are long amortized) and take long to commit. */
 export const MAX_BATCH_KEYS = 2_000_000;
 

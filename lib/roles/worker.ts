@@ -55,6 +55,7 @@ import { Logger, silentLogger } from '../util/log.js';
 import { DataDir } from '../datadir/meta.js';
 import { CommitLogPool } from '../commitlog/pool.js';
 import type { IncrementBatch } from '../store/increment-batch.js';
+import { BatchPacer, DEFAULT_BATCH_TARGET_MS } from './work/batch-pacer.js';
 import { LogSummer } from './work/log-summer.js';
 import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
 import type { Store } from '../store/store.js';
@@ -78,6 +79,13 @@ export interface WorkerOptions {
    * drains).
    */
   maxBatchKeys?: number;
+  /**
+   * Visibility target: a batch holds at most what the store applies in this
+   * long, at the apply rate it measured (keys per second of the applies
+   * before), so that a write waits behind at most about two such applies.
+   * Default 400 ms. See BatchPacer.
+   */
+  batchTargetMs?: number;
   /** How often to free locks of dead processes. Default 5,000 ms. */
   recoverEveryMs?: number;
   /**
@@ -135,12 +143,14 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const pollMs = options.pollMs ?? 50;
   const maxLogs = options.maxLogsPerApply ?? 64;
   const maxBatchKeys = options.maxBatchKeys ?? DEFAULT_MAX_BATCH_KEYS;
+  const batchTargetMs = options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS;
   const recoverEveryMs = options.recoverEveryMs ?? 5000;
   if (!options.dataDir || !options.store) throw invalidArgument('worker needs a data directory and a store');
   if (!Number.isSafeInteger(pollMs) || pollMs < 1) throw invalidArgument(`pollMs must be a positive integer, got ${pollMs}`);
   if (!Number.isSafeInteger(maxLogs) || maxLogs < 1) throw invalidArgument(`maxLogsPerApply must be a positive integer, got ${maxLogs}`);
   if (!Number.isSafeInteger(maxBatchKeys) || maxBatchKeys < 1) throw invalidArgument(`maxBatchKeys must be a positive integer, got ${maxBatchKeys}`);
   if (!Number.isSafeInteger(recoverEveryMs) || recoverEveryMs < 1) throw invalidArgument(`recoverEveryMs must be a positive integer, got ${recoverEveryMs}`);
+  if (!Number.isSafeInteger(batchTargetMs) || batchTargetMs < 1) throw invalidArgument(`batchTargetMs must be a positive integer, got ${batchTargetMs}`);
   const logger = (options.logger ?? silentLogger).child('worker');
   const pool = await CommitLogPool.open({
     dir: options.dataDir.paths.commitlog,
@@ -148,7 +158,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     logger,
     ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
   });
-  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs, options.heapPressure ?? heapUnderPressure);
+  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, new BatchPacer(batchTargetMs, maxBatchKeys), recoverEveryMs, options.heapPressure ?? heapUnderPressure);
   await worker.recover();
   worker.start();
   return { close: () => worker.close(), drained: () => worker.drained() };
@@ -196,7 +206,7 @@ class Worker {
     readonly logger: Logger,
     readonly pollMs: number,
     readonly maxLogs: number,
-    readonly maxBatchKeys: number,
+    readonly pacer: BatchPacer,
     readonly recoverEveryMs: number,
     readonly heapPressure: () => boolean,
   ) {
@@ -357,15 +367,16 @@ class Worker {
       first = await this.pool.claimDirty(want);
     }
     if (first.length === 0) return undefined;
-    const prepared = await this.#prepare(first);
+    const maxKeys = this.pacer.limit();
+    const prepared = await this.#prepare(first, maxKeys);
     let taken = first.length;
-    while (storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
+    while (storeBusy() && taken < this.maxLogs && prepared.keys < maxKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
       want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];
       try {
         more = await this.pool.claimDirty(want);
-        if (more.length > 0) await this.#prepare(more, prepared);
+        if (more.length > 0) await this.#prepare(more, maxKeys, prepared);
       } catch (err) {
         // #prepare released the new logs; the earlier ones of the batch are ours to release.
         await this.#releaseAll(prepared.claimed.slice(0, earlier), 'dirty');
@@ -393,7 +404,7 @@ class Worker {
    * bad log must not hold back the others). On any other error every log of
    * `claimed` is released dirty and the error thrown.
    */
-  async #prepare(claimed: ClaimedLog[], into?: Prepared): Promise<Prepared> {
+  async #prepare(claimed: ClaimedLog[], maxKeys: number, into?: Prepared): Promise<Prepared> {
     const p: Prepared = into ?? {
       started: process.hrtime.bigint(),
       claimed: [],
@@ -413,7 +424,7 @@ class Worker {
       const marks = await Promise.all(claimed.map((log) => this.store.getMark(appliedMarkName(log.index))));
       const summed = await this.summer.add(
         claimed.map((log, i) => ({ index: log.index, path: log.path, mark: marks[i] ?? null })),
-        this.maxBatchKeys,
+        maxKeys,
       );
       p.keys = summed.keys;
       const byIndex = new Map(claimed.map((log) => [log.index, log]));
@@ -466,10 +477,12 @@ class Worker {
   async #commit(p: Prepared): Promise<void> {
     if (p.marks.length > 0) {
       try {
+        const handed = performance.now();
         const applying = this.store.apply(p.batch!, p.marks);
         // The store holds the batch while it needs it: not kept alive here during the write.
         p.batch = undefined;
         const result = await applying;
+        this.pacer.record(result.keys, handed, performance.now());
         if (result.saturated > 0) this.logger.warn('counts saturated at the signed 64-bit range', { keys: result.saturated });
       } catch (err) {
         // Nothing was committed: put every log back for a later attempt.

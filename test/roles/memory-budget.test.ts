@@ -53,11 +53,10 @@ describe('store child memory budget', () => {
     assert.throws(() => storeChildSettingsFor(MAX_STORE_MEMORY + 1), RangeError);
   });
 
-  it('defaults to 1.25 GiB, where the caches take their full sizes', () => {
-    assert.equal(DEFAULT_STORE_MEMORY, 1280 * MiB);
-    assert.deepEqual(DEFAULT_STORE_CHILD_SETTINGS, storeChildSettingsFor(1280 * MiB));
-    assert.equal(DEFAULT_STORE_CHILD_SETTINGS.cacheSize, 64 * MiB);
-    assert.equal(DEFAULT_STORE_CHILD_SETTINGS.blockCacheBytes, 32 * MiB);
+  it("defaults to the store child's share of the daemon's 512 MiB, every part within it", () => {
+    assert.equal(DEFAULT_STORE_MEMORY, 352 * MiB);
+    assert.deepEqual(DEFAULT_STORE_CHILD_SETTINGS, storeChildSettingsFor(352 * MiB));
+    assert.ok(storeChildMemoryBudget().total <= DEFAULT_STORE_MEMORY);
   });
 
   it('gives the store child, and only it, its V8 heap limit', () => {
