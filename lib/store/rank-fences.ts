@@ -8,7 +8,7 @@
 // swaps it in when its batch is committed, so a reader that captured the old
 // one keeps a view consistent with its LevelDB snapshot.
 
-import { EMPTY } from './encoding.js';
+import { EMPTY, compareBytes } from './encoding.js';
 
 export class Fences {
   /** prefix[i] = entries before block i; prefix[length] = total. */
@@ -49,7 +49,8 @@ export class Fences {
     let hi = keys.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
-      if (keys[mid].compare(suffix) <= 0) lo = mid;
+      // compareBytes, not Buffer#compare: a JS loop beats the native call on short suffixes (~1.5-2x here, once per inserted or removed entry and fence level).
+      if (compareBytes(keys[mid], suffix) <= 0) lo = mid;
       else hi = mid - 1;
     }
     return lo;
