@@ -113,6 +113,8 @@ interface CountdRun {
   lag?: LagStats;
   peakSum: number;
   sumOfPeaks: number;
+  /** Each process's own peak: "supervisor 60, writer 80, store 300" (MiB). */
+  byProcess: string;
   verified: boolean;
 }
 
@@ -193,6 +195,7 @@ async function countdSustained(s: Settings, keys: KeySet): Promise<CountdRun> {
       lag,
       peakSum: rss.peakSum(),
       sumOfPeaks: rss.sumOfPeaks(),
+      byProcess: byProcess(daemon),
       verified: back.sum === BigInt(load.total),
     };
   });
@@ -213,9 +216,14 @@ async function countdBigboard(s: Settings): Promise<CountdRun> {
       readableAfterLoad: (ready - loadEnd) / 1000,
       peakSum: rss.peakSum(),
       sumOfPeaks: rss.sumOfPeaks(),
+      byProcess: byProcess(daemon),
       verified: board !== undefined && board.size === BigInt(s.bigKeys),
     };
   });
+}
+
+function byProcess(daemon: CountdDaemon): string {
+  return daemon.peakRssByProcess().map((p) => `${p.role} ${mib(p.bytes)}`).join(', ');
 }
 
 interface RedisRun {
@@ -263,7 +271,7 @@ async function main(): Promise<void> {
     if (s.phases.has('sustained')) {
       const keys = new KeySet({ keys: s.keys, keyspaces: s.keyspaces, distribution: 'uniform' });
       const c = await countdSustained(s, keys);
-      say(`run ${run} sustained countd: acked ${rate(c.ackedPerSecond)}/s, end to end ${rate(c.endToEnd)}/s (readable ${c.readableAfterLoad.toFixed(2)} s after the load), lag ${formatLag(c.lag!)}, peak RSS ${mib(c.peakSum)} MiB (sum of peaks ${mib(c.sumOfPeaks)}), verified ${c.verified}`);
+      say(`run ${run} sustained countd: acked ${rate(c.ackedPerSecond)}/s, end to end ${rate(c.endToEnd)}/s (readable ${c.readableAfterLoad.toFixed(2)} s after the load), lag ${formatLag(c.lag!)}, peak RSS ${mib(c.peakSum)} MiB (sum of peaks ${mib(c.sumOfPeaks)}: ${c.byProcess}), verified ${c.verified}`);
       let r: RedisRun | undefined;
       if (redisBinary !== undefined) {
         keys.resetSeen();
@@ -274,7 +282,7 @@ async function main(): Promise<void> {
     }
     if (s.phases.has('bigboard')) {
       const c = await countdBigboard(s);
-      say(`run ${run} bigboard countd: acked ${rate(c.ackedPerSecond)}/s, end to end ${rate(c.endToEnd)}/s (readable ${c.readableAfterLoad.toFixed(2)} s after the load), peak RSS ${mib(c.peakSum)} MiB (sum of peaks ${mib(c.sumOfPeaks)}), verified ${c.verified}`);
+      say(`run ${run} bigboard countd: acked ${rate(c.ackedPerSecond)}/s, end to end ${rate(c.endToEnd)}/s (readable ${c.readableAfterLoad.toFixed(2)} s after the load), peak RSS ${mib(c.peakSum)} MiB (sum of peaks ${mib(c.sumOfPeaks)}: ${c.byProcess}), verified ${c.verified}`);
       let r: RedisRun | undefined;
       if (redisBinary !== undefined) {
         r = await redisRun(redisBinary, boardZincrby(s.bigKeys), { seconds: Infinity, requests: s.bigKeys });

@@ -32,6 +32,8 @@ import { openDataDir } from '../lib/datadir/meta.js';
 import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
 import { startWorker } from '../lib/roles/worker.js';
 import { Store } from '../lib/store/store.js';
+import { storeChildSettingsFor } from '../lib/roles/memory-budget.js';
+import { parseSize } from '../lib/util/size.js';
 import { mulberry32 as random } from '../test/harness/rng.js';
 import { zipfCdf, zipfIndex } from './lib/keys.js';
 
@@ -44,6 +46,8 @@ const SYNC = process.env.COUNTD_BENCH_SYNC !== '0';
 const RUNS = Number(process.env.COUNTD_BENCH_RUNS ?? 3);
 const NULL_STORE = process.env.COUNTD_BENCH_NULL_STORE === '1';
 const COUNT_CACHE = process.env.COUNTD_BENCH_COUNT_CACHE === undefined ? undefined : Number(process.env.COUNTD_BENCH_COUNT_CACHE);
+/** COUNTD_BENCH_STORE_MEMORY=<size>: the store's caches and the worker's batch limit as the store child's at that --store-memory (run node with its heap cap to match). */
+const STORE_MEMORY = process.env.COUNTD_BENCH_STORE_MEMORY === undefined ? undefined : storeChildSettingsFor(parseSize(process.env.COUNTD_BENCH_STORE_MEMORY)!);
 
 
 function uniform(seed: number): () => number {
@@ -113,8 +117,14 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
       location: dataDir.paths.db,
       sizes: dataDir.sizes,
       sync: SYNC,
+      ...(STORE_MEMORY && { cacheSize: STORE_MEMORY.cacheSize, writeBufferSize: STORE_MEMORY.writeBufferSize, countCacheBytes: STORE_MEMORY.countCacheBytes, blockCacheBytes: STORE_MEMORY.blockCacheBytes }),
       ...(COUNT_CACHE === undefined ? {} : { countCacheBytes: COUNT_CACHE }),
     });
+    const peak = { rss: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], m[k]);
+    }, 100);
     let applySeconds = 0;
     let applies = 0;
     const apply = store.apply.bind(store);
@@ -130,12 +140,15 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
     const logs = (await import('node:fs')).readdirSync(dataDir.paths.commitlog).filter((n) => /^\d{10}$/.test(n)).length;
     const t1 = performance.now();
     const cpu0 = process.cpuUsage();
-    const worker = await startWorker({ dataDir, store });
+    const worker = await startWorker({ dataDir, store, ...(STORE_MEMORY && { maxBatchKeys: STORE_MEMORY.maxBatchKeys }) });
     await worker.drained();
     const drainSeconds = (performance.now() - t1) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     await worker.close();
+    clearInterval(sampler);
+    const MiB = 1024 * 1024;
+    console.log(`  peak memory (MiB): rss ${(peak.rss / MiB).toFixed(0)}, V8 heap ${(peak.heapTotal / MiB).toFixed(0)}, external ${(peak.external / MiB).toFixed(0)} (array buffers ${(peak.arrayBuffers / MiB).toFixed(0)})`);
     // Sanity: every frame arrived (each frame adds 1 to some key).
     if (!NULL_STORE) {
       let total = 0n;
