@@ -197,7 +197,7 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
       coerce: sizeParser('--store-memory', MIN_STORE_MEMORY, MAX_STORE_MEMORY),
     },
     programs: {
-      start: { option: { default: undefined, defaultDescription: '--memory less the supervisor and writer (352MiB at 512MiB)', describe: "the store child's share of --memory, set apart (finer setting; --memory then does not bound the store child)" } },
+      start: { option: { default: undefined, defaultDescription: '--memory less the supervisor, the writer and 15% (292MiB at 512MiB)', describe: "the store child's share of --memory, set apart (finer setting; --memory then does not bound the store child)" } },
       worker: true,
     },
     fallback: () => undefined,

@@ -50,22 +50,33 @@ export const HEAP_RESERVE_BYTES = 64 * MiB;
 export const DEFAULT_DAEMON_MEMORY = 512 * MiB;
 /**
  * What the supervisor and the writer child are given out of --memory: a
- * Node.js process each (~50-60 MiB resident) plus, for the writer, its
+ * Node.js process each (~60-67 MiB resident idle) plus, for the writer, its
  * frames in flight (bounded by --max-connections x 4,096 frames, in practice
- * a few MiB) and its commit buffers. Measured peaks (BENCHMARKS.md, bench:e2e):
- * supervisor ~55-67 MiB, writer ~70-90 MiB.
+ * a few MiB) and its commit buffers. Measured peaks (bench:e2e, bench:bigboard):
+ * supervisor 67 MiB, writer 91-95 MiB.
  */
-export const SUPERVISOR_BYTES = 64 * MiB;
+export const SUPERVISOR_BYTES = 72 * MiB;
 export const WRITER_BYTES = 96 * MiB;
-/** Below this the store child would get less than MIN_STORE_MEMORY. */
+/**
+ * Share of the store child's part of --memory kept for the C library's
+ * allocator: freed memory that malloc keeps (fragmentation), which measured
+ * 15-20% over the parts below in long overloads (README, "Memory").
+ */
+export const ALLOCATOR_HEADROOM = 0.15;
+/** Below this, batches would be too small to drain a backlog at a useful rate. */
 export const MIN_STORE_MEMORY = 256 * MiB;
-export const MIN_DAEMON_MEMORY = MIN_STORE_MEMORY + SUPERVISOR_BYTES + WRITER_BYTES;
+export const MIN_DAEMON_MEMORY = Math.ceil(MIN_STORE_MEMORY / (1 - ALLOCATOR_HEADROOM) / MiB) * MiB + SUPERVISOR_BYTES + WRITER_BYTES;
 export const MAX_STORE_MEMORY = 1024 * GiB;
-export const MAX_DAEMON_MEMORY = MAX_STORE_MEMORY + SUPERVISOR_BYTES + WRITER_BYTES;
+export const MAX_DAEMON_MEMORY = 2048 * GiB;
 
-/** The store child's share of the whole daemon's memory (`countd start --memory`): what the supervisor and the writer leave. */
+/**
+ * The store child's --store-memory out of the whole daemon's memory
+ * (`countd start --memory`): what the supervisor and the writer leave, less
+ * the allocator's headroom, in whole MiB.
+ */
 export function storeMemoryOf(daemonMemory: number): number {
-  return Math.max(MIN_STORE_MEMORY, daemonMemory - SUPERVISOR_BYTES - WRITER_BYTES);
+  const share = Math.floor(((daemonMemory - SUPERVISOR_BYTES - WRITER_BYTES) * (1 - ALLOCATOR_HEADROOM)) / MiB) * MiB;
+  return Math.min(MAX_STORE_MEMORY, Math.max(MIN_STORE_MEMORY, share));
 }
 
 /** `--store-memory` when neither it nor --memory is given: the store's share of the default --memory. */
@@ -141,6 +152,22 @@ export function heapLimitOption(memory: number): string {
 
 export function isHeapLimitOption(arg: string): boolean {
   return arg.startsWith('--max-old-space-size');
+}
+
+/**
+ * V8's young generation of each child of `countd start --memory`, in MiB
+ * per semi-space. Node.js 20 defaults to 16 MiB (up to 3 x 16 MiB resident
+ * per process); 4 MiB cuts the children's resident memory by ~20-40 MiB
+ * each for a few more scavenges (BENCHMARKS.md, "Memory").
+ */
+export const SEMI_SPACE_MIB = 4;
+
+export function isSemiSpaceOption(arg: string): boolean {
+  return arg.startsWith('--max-semi-space-size');
+}
+
+export function semiSpaceOption(): string {
+  return `--max-semi-space-size=${SEMI_SPACE_MIB}`;
 }
 
 /**

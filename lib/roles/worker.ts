@@ -83,7 +83,7 @@ export interface WorkerOptions {
    * Visibility target: a batch holds at most what the store applies in this
    * long, at the apply rate it measured (keys per second of the applies
    * before), so that a write waits behind at most about two such applies.
-   * Default 400 ms. See BatchPacer.
+   * Default 500 ms. See BatchPacer.
    */
   batchTargetMs?: number;
   /** How often to free locks of dead processes. Default 5,000 ms. */

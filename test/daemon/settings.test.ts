@@ -74,7 +74,7 @@ describe('daemon settings (lib/daemon/settings.ts)', () => {
     assert.equal(settings.readPort, 48880);
     assert.equal(settings.storeNice, 4);
     assert.equal(settings.memory, 512 * 1024 * 1024);
-    assert.equal(settings.storeMemory, 352 * 1024 * 1024, "the store child's share of --memory: 512 MiB less the supervisor's 64 and the writer's 96");
+    assert.equal(settings.storeMemory, 292 * 1024 * 1024, "the store child's share of --memory: 512 MiB less the supervisor's 72 and the writer's 96, less 15% for the allocator");
     assert.equal(settings.logFormat, 'text');
     assert.equal(settings.metricsPort, undefined);
     const worker = settingsOf('worker', await parse('worker', []));
@@ -83,11 +83,11 @@ describe('daemon settings (lib/daemon/settings.ts)', () => {
 
   it("--memory alone sets the store child's share; --store-memory sets it apart", async () => {
     const two = settingsOf('start', await parse('start', ['--memory', '2GiB']));
-    assert.equal(two.storeMemory, 2048 * 1024 * 1024 - 160 * 1024 * 1024);
+    assert.equal(two.storeMemory, Math.floor((2048 - 168) * 0.85) * 1024 * 1024);
     const apart = settingsOf('start', await parse('start', ['--memory', '2GiB', '--store-memory', '300MiB']));
     assert.equal(apart.storeMemory, 300 * 1024 * 1024);
     const worker = settingsOf('worker', await parse('worker', []));
-    assert.equal(worker.storeMemory, 352 * 1024 * 1024, "countd-worker's default: the store's share of the default --memory");
+    assert.equal(worker.storeMemory, 292 * 1024 * 1024, "countd-worker's default: the store's share of the default --memory");
   });
 
   it('every setting with a parser rejects a bad value with a UsageError naming its flag', async () => {

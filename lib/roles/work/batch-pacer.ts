@@ -1,7 +1,7 @@
 // How many distinct keys the worker's next batch may hold so that applying
 // it takes about a target time (lib/roles/worker.ts).
 
-export const DEFAULT_BATCH_TARGET_MS = 400;
+export const DEFAULT_BATCH_TARGET_MS = 500;
 /** The smallest batch the pacer asks for: below it an apply's fixed costs (an fsync, the marks) dominate. */
 const MIN_PACED_KEYS = 8192;
 /** The apply rate assumed before any apply was measured (keys/s): the slow end of what bench:worker measured. */
