@@ -156,19 +156,6 @@ export function indexKeyFromCount(prefix: Buffer, countValue: Buffer, source: Bu
   return buf;
 }
 
-/**
- * A copy of `buf` in memory of its own. Small Buffers (allocUnsafe, from,
- * subarray of one) share 8 KiB slabs of Node.js's pool, and a slab lives as
- * long as any slice of it: a key kept for long (a rank fence, a cached
- * block) would keep a whole slab alive. Measured: rank fences cut from fresh
- * index keys held ~8 KiB each, ~500 MiB at 10,000,000 keys in one keyspace.
- */
-export function detached(buf: Buffer): Buffer {
-  const own = Buffer.allocUnsafeSlow(buf.length);
-  buf.copy(own);
-  return own;
-}
-
 /** The first key after every key that starts with `prefix`: the range end of a prefix scan. */
 export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);

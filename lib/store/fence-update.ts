@@ -4,7 +4,7 @@
 // from the count index. Part of an apply (apply.ts), under the write mutex.
 
 import { type KeyIterator } from 'classic-level';
-import { TAG_FENCE, TAG_INDEX, PREFIX_SIZE, compareBytes, detached, encodeFenceValue, idPrefix, prefixEnd, withPrefix } from './encoding.js';
+import { TAG_FENCE, TAG_INDEX, PREFIX_SIZE, compareBytes, encodeFenceValue, idPrefix, prefixEnd, withPrefix } from './encoding.js';
 import { corruption } from './errors.js';
 import { Fences, cutBlock, mergeSmallBlocks } from './rank-fences.js';
 import { WHOLE_BLOCK_BYTES } from './schema.js';
@@ -63,8 +63,8 @@ export async function updateFences(state: StoreState, id: number, before: Fences
       if (entries.length !== block.count) {
         throw corruption(state.location, `rank fence counts ${block.count} entries where the index holds ${entries.length} (keyspace id ${id}); run a rank index rebuild`);
       }
-      // New fence keys are slices of the apply's keys: copied, so that a fence kept in memory does not keep their pool slab alive (encoding.ts, detached).
-      for (const piece of cutBlock(block.key, entries.length, state.fenceSize, (start) => detached(entries[start]!))) {
+      // New fence keys are slices of the apply's keys: the Fences built below copies them into memory of its own (rank-fences.ts, packed).
+      for (const piece of cutBlock(block.key, entries.length, state.fenceSize, (start) => entries[start]!)) {
         keys.push(piece.key);
         newCounts.push(piece.count);
         writes.push([piece.key, piece.count]);
