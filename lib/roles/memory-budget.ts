@@ -1,8 +1,10 @@
-// The memory of the store child of `countd start` (worker + reader + Store),
-// or of the standalone countd-worker, set by one setting, `--store-memory`:
-// every part below is derived from it, none from the number of keys or
-// keyspaces. `npm run bench` checks the child's peak RSS against it
-// (BENCHMARKS.md, "The store child's memory").
+// The memory of the whole daemon, `countd start --memory`: the supervisor
+// and the writer child get fixed shares, the store child (worker + reader +
+// Store) the rest less the allocator's headroom (storeMemoryOf), which is
+// its `--store-memory` (also the standalone countd-worker's setting). Every
+// part of the store child below is derived from that, none from the number
+// of keys or keyspaces. `npm run bench:e2e` and `bench:bigboard` measure the
+// peak RSS of all processes (BENCHMARKS.md, "The engine keeps up").
 //
 // The parts: a Node.js process with nothing loaded (~60 MiB); LevelDB's
 // block cache and two write buffers (the one filling and the one being
