@@ -10,7 +10,10 @@
 //      way into every system (countd page requests vs ZREVRANGE k 0 99
 //      WITHSCORES), after checking a few first pages against the expected answer;
 // then peak RSS and bytes on disk per key. A "null server" run first shows
-// how far the same generator goes against a server that does no work.
+// how far the same generator goes against a server that does no work. Last,
+// the concurrency sweep (bench/lib/sweep.ts, once; `npm run bench:sweep`
+// repeats it): 1, 2, 8, 50 connections with one write in flight and 50 × 16,
+// countd against Redis appendfsync always, beside the disk's floor.
 // Prints a table and rewrites its section of BENCHMARKS.md.
 
 import assert from 'node:assert/strict';
@@ -32,6 +35,7 @@ import { dirBytes, processCpuSeconds } from './lib/proc-stats.js';
 import { PageStats, pageProtocol, readAllCounts } from './lib/read-load.js';
 import { AppendFsync, findRedisServer, redisKeyCount, redisReadProtocol, redisReadSetProtocol, redisWriteProtocol, startRedis } from './lib/redis.js';
 import { Cell, Table, formatBytes, markdownTable, ratio, textTable, writeSection } from './lib/report.js';
+import { SweepResult, floorLine, runSweep, sweepMarkdown, sweepTable, sweepTargets } from './lib/sweep.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BENCHMARKS_MD = path.resolve(HERE, '../../BENCHMARKS.md');
@@ -58,6 +62,8 @@ interface Settings {
   countdArgs: string[];
   /** Bytes: `countd start --store-memory`. */
   storeMemory: number;
+  sweep: boolean;
+  sweepSeconds: number;
 }
 
 interface SystemResult {
@@ -103,6 +109,8 @@ function parseSettings(argv: string[]): Settings {
       'no-redis': { type: 'boolean', default: false },
       'no-countd': { type: 'boolean', default: false },
       'no-write': { type: 'boolean', default: false },
+      'no-sweep': { type: 'boolean', default: false },
+      'sweep-seconds': { type: 'string', default: '3' },
       output: { type: 'string', default: BENCHMARKS_MD },
       'countd-arg': { type: 'string', multiple: true, default: [] },
       'store-memory': { type: 'string', default: formatSize(DEFAULT_STORE_MEMORY) },
@@ -125,6 +133,8 @@ function parseSettings(argv: string[]): Settings {
   --no-redis               skip Redis
   --no-countd              skip countd
   --no-write               print only; leave BENCHMARKS.md alone
+  --no-sweep               skip the concurrency sweep
+  --sweep-seconds N        length of each point of the sweep (default 3)
   --output FILE            the Markdown file whose "all" section is rewritten (default BENCHMARKS.md)
   --store-memory SIZE      \`countd start --store-memory\`, and the bound its peak RSS is checked against (default ${formatSize(DEFAULT_STORE_MEMORY)})
   --countd-arg ARG         pass ARG to \`countd start\` (repeatable)
@@ -157,6 +167,8 @@ function parseSettings(argv: string[]): Settings {
     output: path.resolve(values.output as string),
     countdArgs: values['countd-arg'] as string[],
     storeMemory,
+    sweep: !values['no-sweep'],
+    sweepSeconds: num('sweep-seconds', values['sweep-seconds'] as string, 0.5),
   };
 }
 
@@ -572,6 +584,12 @@ async function main(): Promise<void> {
     }
   }
 
+  let sweep: SweepResult | undefined;
+  if (s.sweep && s.countd) {
+    say('\nconcurrency sweep (countd vs Redis appendfsync always):');
+    sweep = await runSweep({ seconds: s.sweepSeconds, repeat: 1, redisBinary, countdArgs: s.countdArgs, log: say });
+  }
+
   const elapsed = (performance.now() - t0) / 1000;
   const other = otherCpuCores(cpu0, cpuSnapshot());
   const cores = os.availableParallelism();
@@ -586,8 +604,16 @@ async function main(): Promise<void> {
   say(textTable(targetsTable(s, results)));
   say('');
   say(textTable(generatorTable(results)));
+  if (sweep) {
+    say(`\nfloor: ${floorLine(sweep)}`);
+    say(textTable(sweepTable(sweep)));
+    say('');
+    say(textTable(sweepTargets(sweep)));
+  }
   if (s.writeMarkdown) {
-    await writeSection(s.output, SECTION, markdownBody(s, keys, readSet, facts, results, skipped, started, elapsed));
+    let body = markdownBody(s, keys, readSet, facts, results, skipped, started, elapsed);
+    if (sweep) body += `\n\n### Concurrency sweep\n\n${sweepMarkdown(sweep, { seconds: s.sweepSeconds, repeat: 1 })}`;
+    await writeSection(s.output, SECTION, body);
     say(`\nwrote the "${SECTION}" section of ${s.output}`);
   }
   say(`done in ${elapsed.toFixed(0)} s`);

@@ -1,5 +1,5 @@
 // `npm run bench:pages`: does a page cost the same at any depth, and how does
-// it compare with Redis on the same data? (issue 8)
+// it compare with Redis on the same data?
 //
 // Builds one keyspace of 1,000,000 keys directly through Store.apply (big
 // batches, random counts with many ties), then prints the median latency of a
@@ -212,6 +212,8 @@ async function measureTrips(port: number, countd: boolean, requests: Requests): 
   try {
     const shallow = await median(RUNS, () => trip.request(requests.shallow));
     const deep = await median(RUNS, () => trip.request(requests.deep));
+    // rank is an extension op: the connection asks for the extensions first (docs/read-protocol-extensions.md).
+    if (countd) await trip.request(encodeReadRequest({ op: 'hello' }, SIZES));
     header = 16;
     const rank = await median(RUNS, (i) => trip.request(requests.rank[i]!));
     return { shallow, deep, rank };

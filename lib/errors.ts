@@ -40,8 +40,10 @@ export const ErrorCodes = {
   CLOSED: 'COUNTD_CLOSED',
   /** A migration found a problem it may not skip (with --strict), or verification failed. */
   MIGRATE: 'COUNTD_MIGRATE',
-  /** The key asked for (get, rank, around) does not exist in the keyspace. */
+  /** The key asked for (get, rank, around) does not exist in the keyspace; or no such HTTP API path, keyspace or commit log. */
   NOT_FOUND: 'COUNTD_NOT_FOUND',
+  /** An HTTP request other than GET: the console and its API are read-only (405). */
+  READ_ONLY: 'COUNTD_READ_ONLY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

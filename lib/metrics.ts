@@ -6,6 +6,9 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
 
+/** Bytes all read connections of this process hold; read when metrics are collected (kept off the request path). */
+export const readBuffered = { bytes: 0 };
+
 const latencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 export const metrics = {
@@ -20,8 +23,24 @@ export const metrics = {
     registers: [registry],
   }),
   logsHandedOver: new Counter({ name: 'countd_write_logs_handed_over_total', help: 'Commit logs sealed and marked dirty', labelNames: ['reason'], registers: [registry] }),
+  handoverFailures: new Counter({ name: 'countd_write_handover_failures_total', help: 'Failed attempts to hand over or release a commit log (each is retried)', registers: [registry] }),
+  handoversPending: new Gauge({ name: 'countd_write_handovers_pending', help: 'Commit logs whose hand-over failed and waits for a retry', registers: [registry] }),
+  framesUnanswered: new Counter({
+    name: 'countd_write_frames_unanswered_total',
+    help: 'Write frames whose connection was closed without an answer: their commit failed and could not be cut off, so they may be applied',
+    registers: [registry],
+  }),
   writeConnections: new Gauge({ name: 'countd_write_connections', help: 'Open write connections', registers: [registry] }),
   dirtyBacklogLogs: new Gauge({ name: 'countd_worker_backlog_logs', help: 'Dirty commit logs waiting to be applied', registers: [registry] }),
+  quarantinedLogs: new Gauge({
+    name: 'countd_worker_quarantined_logs',
+    help: 'Commit logs quarantined: header not verifiable, records salvaged, kept until an operator releases them',
+    registers: [registry],
+  }),
+  framesSalvaged: new Counter({ name: 'countd_worker_frames_salvaged_total', help: 'Frames applied from commit logs whose header could not be verified', registers: [registry] }),
+  workerState: new Gauge({ name: 'countd_worker_state', help: 'The worker state (applying, failing: applies fail and are retried, stalled: the database disk is full) is 1, the others 0', labelNames: ['state'], registers: [registry] }),
+  workerFailingSince: new Gauge({ name: 'countd_worker_failing_since_seconds', help: 'Unix time at which the current run of failed applies began; 0 while applying', registers: [registry] }),
+  applyFailures: new Counter({ name: 'countd_worker_apply_failures_total', help: 'Applies (or database reopens) that failed, by error code', labelNames: ['code'], registers: [registry] }),
   framesApplied: new Counter({ name: 'countd_worker_frames_applied_total', help: 'Frames applied to the database', registers: [registry] }),
   logsApplied: new Counter({ name: 'countd_worker_logs_applied_total', help: 'Commit logs applied and marked clean', registers: [registry] }),
   applySeconds: new Histogram({ name: 'countd_worker_apply_seconds', help: 'Latency of applying one batch of logs', buckets: latencyBuckets, registers: [registry] }),
@@ -31,6 +50,14 @@ export const metrics = {
   rankBlockHits: new Counter({ name: 'countd_store_rank_block_cache_hits_total', help: 'Rank blocks served from the rank-block cache (pages, ranks, arounds)', registers: [registry] }),
   appliesOverlapped: new Counter({ name: 'countd_store_applies_overlapped_total', help: 'Applies prepared while the apply before them was being written', registers: [registry] }),
   rankBlockMisses: new Counter({ name: 'countd_store_rank_block_cache_misses_total', help: 'Rank blocks read from LevelDB', registers: [registry] }),
+  readBufferedBytes: new Gauge({
+    name: 'countd_read_buffered_bytes',
+    help: 'Bytes the read connections hold: requests read ahead and answers their clients have not read yet',
+    registers: [registry],
+    collect() {
+      this.set(readBuffered.bytes);
+    },
+  }),
   readConnections: new Gauge({ name: 'countd_read_connections', help: 'Open read connections', registers: [registry] }),
   childRestarts: new Counter({ name: 'countd_supervisor_child_restarts_total', help: 'Children of countd start restarted after they died', labelNames: ['child'], registers: [registry] }),
 };

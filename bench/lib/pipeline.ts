@@ -90,15 +90,7 @@ export async function runPipeline(protocol: Protocol, options: PipelineOptions):
 
   sockets.forEach((socket, conn) => {
     const count = protocol.replyCounter(conn);
-    socket.on('data', (chunk: Buffer) => {
-      let n: number;
-      try {
-        n = count(chunk);
-      } catch (err) {
-        abort(err as Error);
-        return;
-      }
-      if (n === 0) return;
+    onReplies(socket, count, abort, (n) => {
       total += n;
       if (!stopping) inWindow += n;
       outstanding[conn]! -= n;
@@ -156,6 +148,20 @@ export async function runPipeline(protocol: Protocol, options: PipelineOptions):
     perSecond: inWindow / seconds,
     clientCpuCores: (cpu1.user + cpu1.system) / 1e6 / seconds,
   };
+}
+
+/** Call `handle(n)` for each chunk of `socket` that completes n ≥ 1 replies; an error reply goes to `abort`. */
+export function onReplies(socket: net.Socket, count: ReplyCounter, abort: (err: Error) => void, handle: (n: number) => void): void {
+  socket.on('data', (chunk: Buffer) => {
+    let n: number;
+    try {
+      n = count(chunk);
+    } catch (err) {
+      abort(err as Error);
+      return;
+    }
+    if (n > 0) handle(n);
+  });
 }
 
 export function connect(host: string, port: number): Promise<net.Socket> {

@@ -110,6 +110,7 @@ export function checkFlags(argv: Flags): true {
     ['--write-port', argv['write-port']],
     ['--read-port', argv['read-port']],
     ['--metrics-port', argv['metrics-port']],
+    ['--http-port', argv['http-port']],
   ];
   const seen = new Map<number, string>();
   for (const [flag, value] of ports) {

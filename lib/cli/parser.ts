@@ -7,7 +7,7 @@ import yargs from 'yargs';
 import type { Argv } from 'yargs';
 import { UsageError } from '../util/flag-values.js';
 import { checkFlags } from './options.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../util/version.js';
 
 export function programParser(argv: string[], scriptName: string, usage: string): Argv {
   return yargs(argv)

@@ -8,6 +8,7 @@ import { Client, Entry, RankedEntry } from '../client/client.js';
 import { DataDirPaths } from '../datadir/layout.js';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
+import type { HealthReport } from '../protocol/read-response.js';
 import type { Store } from '../store/store.js';
 import { DaemonTarget, findDaemon } from './find-daemon.js';
 import { CommonArgs, DaemonAddress, DaemonArgs, daemonAddressOf, dataDirOf } from './options.js';
@@ -22,6 +23,8 @@ export interface ReadSource {
   rank(keyspace: Buffer, key: Buffer): Promise<RankedEntry | undefined>;
   around(keyspace: Buffer, key: Buffer, n: bigint): Promise<RankedEntry[]>;
   keyspaces(): Promise<Array<{ name: Buffer; size: bigint }>>;
+  /** The worker's health, through a daemon's read port (absent when the database is read directly). */
+  health?(): Promise<HealthReport>;
   close(): Promise<void>;
 }
 
@@ -63,6 +66,7 @@ function clientSource(client: Client, daemon: DaemonTarget): ReadSource {
     rank: (ks, key) => client.rank(ks, key),
     around: (ks, key, n) => client.around(ks, key, n),
     keyspaces: () => client.keyspaces(),
+    health: () => client.health(),
     close: () => client.close(),
   };
 }

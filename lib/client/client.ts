@@ -14,7 +14,7 @@ import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../protocol/fields.js';
 import { encodeFrame } from '../protocol/write-frame.js';
-import { KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
+import { HealthReport, KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { toUint64 } from '../protocol/read-request.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { ReadConnection } from './read-connection.js';
@@ -185,6 +185,16 @@ export class Client {
       if (res.keyspaces.length < this.#pageSize) return all;
       offset += BigInt(res.keyspaces.length);
     }
+  }
+
+  /**
+   * The health of the worker behind the read port: applying, failing (applies
+   * fail and are retried), stalled (its disk is full), or none (the port is
+   * served by a process without a worker, e.g. countd-read).
+   */
+  async health(): Promise<HealthReport> {
+    const res = (await this.#request({ op: 'health' })) as { health: HealthReport };
+    return res.health;
   }
 
   /** Wait for calls in flight, then close both connections. Later calls reject with COUNTD_CLOSED. */

@@ -1,11 +1,14 @@
 // A pipelined connection to the read port (docs/protocol.md section 2 and
 // docs/read-protocol-extensions.md). Requests are encoded and responses
-// decoded by the shared codecs in lib/protocol/; this module only pairs each
-// response with the call that asked for it.
+// decoded by the shared codecs in lib/protocol/; this module pairs each
+// response with the call that asked for it. A connection stays plain until
+// its first extension request, which it precedes with a hello (pipelined:
+// nothing waits for the hello's answer; a server without the extensions
+// answers it n = -1 and closes, and the calls behind it fail with a clear error).
 
 import { CountdError, ErrorCodes } from '../errors.js';
 import { FieldSizes } from '../protocol/fields.js';
-import { ReadRequestInput, encodeReadRequest } from '../protocol/read-request.js';
+import { ReadRequestInput, encodeReadRequest, isExtensionOp } from '../protocol/read-request.js';
 import { ReadResponse, ReadResponseDecoder } from '../protocol/read-response.js';
 import { Connection, Endpoint } from './connection.js';
 import { Pending } from './pending.js';
@@ -13,6 +16,10 @@ import { Pending } from './pending.js';
 export class ReadConnection extends Connection<Pending<ReadResponse>> {
   readonly #sizes: FieldSizes;
   readonly #decoder: ReadResponseDecoder;
+  /** A hello was sent on this connection. */
+  #extended = false;
+  /** Set when the server refused the hello: why the calls behind it fail. */
+  #noExtensions: CountdError | undefined;
 
   constructor(endpoint: Endpoint, sizes: FieldSizes) {
     super(endpoint, 'read');
@@ -27,10 +34,31 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
    */
   request(req: ReadRequestInput): Promise<ReadResponse> {
     const bytes = encodeReadRequest(req, this.#sizes); // validates: throws before anything is queued
+    if (isExtensionOp(req.op) && !this.#extended) this.#hello();
     return new Promise<ReadResponse>((resolve, reject) => {
       this.#decoder.expect(req.op);
       this.enqueue(bytes, { resolve, reject });
     });
+  }
+
+  #hello(): void {
+    this.#extended = true;
+    this.#decoder.expect('hello');
+    this.enqueue(encodeReadRequest({ op: 'hello' }, this.#sizes), {
+      resolve: (res) => {
+        if (res.op === 'hello' && res.status === 'ok' && res.version >= 1n) return;
+        this.fail(new CountdError(ErrorCodes.CONNECTION, `the read port answered the hello with an unknown extension version`));
+      },
+      reject: (err) => {
+        if (err instanceof CountdError && err.code === ErrorCodes.REJECTED) {
+          this.#noExtensions = new CountdError(ErrorCodes.REJECTED, 'the read port does not speak the read-protocol extensions (get, rank, around, keyspaces, health): it refused the hello', { cause: err });
+        }
+      },
+    });
+  }
+
+  protected override fail(err?: Error): void {
+    super.fail(this.#noExtensions ?? err);
   }
 
   protected onData(chunk: Buffer): void {

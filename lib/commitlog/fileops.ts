@@ -21,11 +21,16 @@ export interface FileOps {
   /** open(2); returns a file descriptor. */
   open(path: string, flags: number, mode?: number): Promise<number>;
   close(fd: number): Promise<void>;
-  /** One positional write of all buffers (pwritev(2)); returns the bytes written (may be short). */
-  pwritev(fd: number, buffers: Buffer[], position: number): Promise<number>;
+  /**
+   * One positional write of all buffers (pwritev(2)); returns the bytes
+   * written (may be short). `inline`: a hint that the caller wants the call
+   * made synchronously on the caller's thread (see "inline" below); a layer may ignore it.
+   */
+  pwritev(fd: number, buffers: Buffer[], position: number, inline?: boolean): Promise<number>;
   /** One positional read; returns the bytes read. */
   pread(fd: number, target: Buffer, offset: number, length: number, position: number): Promise<number>;
-  fdatasync(fd: number): Promise<void>;
+  /** fdatasync(2); `inline` as for pwritev. */
+  fdatasync(fd: number, inline?: boolean): Promise<void>;
   fsync(fd: number): Promise<void>;
   /** The whole content of a file. */
   readFile(path: string): Promise<Buffer>;
@@ -56,13 +61,28 @@ function bytes(result: unknown): number {
   return r.bytesWritten ?? r.bytesRead ?? 0;
 }
 
+// "inline": the call is made synchronously on the caller's thread and the
+// promise is already settled when returned. A threadpool call costs two
+// thread hand-offs and an event-loop wake-up (tens of µs on a busy machine),
+// which is as much as the disk itself for a small commit; the writer asks for
+// inline calls where nothing else could use the event loop meanwhile
+// (docs/commit-log-format.md, "Writing a log").
+function settled<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** The real file system. */
 export const realFileOps: FileOps = {
   open: (path, flags, mode) => fsOpen(path, flags, mode),
   close: (fd) => fsClose(fd),
-  pwritev: async (fd, buffers, position) => bytes(await fsWritev(fd, buffers, position)),
+  pwritev: (fd, buffers, position, inline) =>
+    inline ? settled(() => fs.writevSync(fd, buffers, position)) : fsWritev(fd, buffers, position).then(bytes),
   pread: async (fd, target, offset, length, position) => bytes(await fsRead(fd, target, offset, length, position)),
-  fdatasync: (fd) => fsFdatasync(fd),
+  fdatasync: (fd, inline) => (inline ? settled(() => fs.fdatasyncSync(fd)) : fsFdatasync(fd)),
   fsync: (fd) => fsFsync(fd),
   readFile: (path) => fs.promises.readFile(path),
   stat: async (path) => {
@@ -89,10 +109,10 @@ export const realFileOps: FileOps = {
 };
 
 /** Write all of `buffers` at `position`, repeating on short writes (rare: the common case is one pwritev). */
-export async function pwriteAll(ops: FileOps, fd: number, buffers: Buffer[], position: number): Promise<void> {
+export async function pwriteAll(ops: FileOps, fd: number, buffers: Buffer[], position: number, inline = false): Promise<void> {
   let total = 0;
   for (const b of buffers) total += b.length;
-  let written = await ops.pwritev(fd, buffers, position);
+  let written = await ops.pwritev(fd, buffers, position, inline);
   while (written < total) {
     if (written <= 0) throw Object.assign(new Error('pwritev wrote nothing'), { code: 'EIO' });
     // Drop what was written and continue with the rest.
@@ -108,6 +128,6 @@ export async function pwriteAll(ops: FileOps, fd: number, buffers: Buffer[], pos
     position += written;
     total -= written;
     buffers = rest;
-    written = await ops.pwritev(fd, buffers, position);
+    written = await ops.pwritev(fd, buffers, position, inline);
   }
 }

@@ -16,15 +16,22 @@ import path from 'node:path';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument, translateFsError } from '../errors.js';
 import { FieldSizes, checkFieldSizes } from '../protocol/fields.js';
 import { Logger, silentLogger } from '../util/log.js';
+import { mkdirDurable } from '../util/fsync.js';
 import { isAlive } from '../util/proc.js';
 import { FileOps, pwriteAll, realFileOps } from './fileops.js';
 import { MAX_LOG_INDEX, logName, newLogTempName, ownerName, parsePoolName } from './filenames.js';
 import { HEADER_SIZE, decodeHeader, LogHeader } from './format.js';
 import { lockState, ownerAlive, readOwner, tryLock, tryPoolMutex, unlinkIfExists, unlock } from './locks.js';
-import { readLogFile } from './reader.js';
+import { headerUnverified, readLogFile } from './reader.js';
 
 export const MODE_CLEAN = 0o200;
 export const MODE_DIRTY = 0o400;
+/**
+ * A log whose header cannot be verified: no writer (0200 only) and no worker
+ * (0400 only) ever claims it, whatever its version; only an operator
+ * releases it (docs/commit-log-format.md, "Quarantine").
+ */
+export const MODE_QUARANTINED = 0o000;
 export const DEFAULT_STALE_LOCK_GRACE_MS = 2000;
 
 export interface ClaimedLog {
@@ -32,7 +39,8 @@ export interface ClaimedLog {
   path: string;
 }
 
-export interface PoolStatus {
+/** Logs of the pool by state: a readdir and one stat per log, nothing read. */
+export interface PoolCounts {
   /** Log files in the pool. */
   logs: number;
   /** Logs in mode 0200 (free, or being filled by a writer). */
@@ -41,9 +49,16 @@ export interface PoolStatus {
   dirty: number;
   /** Logs with a lock link (owned by a writer or a worker, or stale). */
   locked: number;
+  /** Logs in mode 0000: header not verifiable, records salvaged, kept for the operator. */
+  quarantined: number;
+  /** Their indexes, ascending. */
+  quarantinedLogs: number[];
   /** Logs in any other mode: nobody claims them; an operator must look. */
   other: number;
-  /** Frames held by dirty logs. */
+}
+
+export interface PoolStatus extends PoolCounts {
+  /** Frames held by dirty logs (for a dirty log whose header cannot be verified: the frames a salvage would apply, at most). */
   backlogFrames: number;
 }
 
@@ -72,6 +87,8 @@ export class CommitLogPool {
   private readonly logger: Logger;
   private readonly graceMs: number;
   private readonly realDir: string;
+  /** The counts seen by the last claimDirty() scan (the worker's backlog gauge: fresh at every claim, at no extra cost). */
+  lastCounts: PoolCounts | undefined;
 
   private constructor(dir: string, realDir: string, sizes: FieldSizes, ops: FileOps, logger: Logger, graceMs: number) {
     this.dir = dir;
@@ -94,7 +111,7 @@ export class CommitLogPool {
     const dir = path.resolve(o.dir);
     let realDir: string;
     try {
-      await ops.mkdir(dir);
+      await mkdirDurable(dir, ops);
       realDir = await ops.realpath(dir);
     } catch (err) {
       throw translateFsError(err, `open commit-log pool ${dir}`);
@@ -171,8 +188,16 @@ export class CommitLogPool {
       if (contents.records.length > 0) {
         await this.setMode(file, MODE_DIRTY);
         this.logger.warn('recovered commit log of a dead writer as dirty', { index, frames: contents.frames });
+      } else if (headerUnverified(contents)) {
+        // Its acknowledged frames may be in it: the worker salvages what verifies, then quarantines it.
+        await this.setMode(file, MODE_DIRTY);
+        this.logger.error('commit log of a dead owner has a header that cannot be verified; marked dirty for salvage', {
+          index,
+          reason: contents.problems[0]?.reason,
+          salvageFrames: contents.salvage?.frames ?? 0,
+        });
       }
-    } else if (mode !== MODE_DIRTY) {
+    } else if (mode !== MODE_DIRTY && mode !== MODE_QUARANTINED) {
       this.logger.warn('commit log has an unexpected mode; lock released, log left alone', { index, mode: mode.toString(8) });
     }
     await unlock(this.ops, this.dir, index);
@@ -198,12 +223,14 @@ export class CommitLogPool {
     if (max === 0) return [];
     const scan = await this.scan();
     const candidates: Array<{ index: number; header: LogHeader | null }> = [];
+    const counts = emptyCounts(scan.logs.length);
     for (const index of scan.logs) {
-      if (scan.locks.has(index)) continue;
       const mode = await this.modeOf(index);
-      if (mode !== MODE_DIRTY) continue;
+      countMode(counts, index, mode, scan.locks.has(index));
+      if (scan.locks.has(index) || mode !== MODE_DIRTY) continue;
       candidates.push({ index, header: await this.readHeader(index) });
     }
+    this.lastCounts = counts;
     candidates.sort(oldestFirst);
     const claimed: ClaimedLog[] = [];
     for (const c of candidates) {
@@ -219,13 +246,17 @@ export class CommitLogPool {
     return claimed;
   }
 
-  /** Release a claimed log as clean (applied) or dirty (to retry): chmod, fsync, then remove owner file and lock. */
-  async release(log: ClaimedLog, state: 'clean' | 'dirty'): Promise<void> {
+  /**
+   * Release a claimed log as clean (applied), dirty (to retry) or
+   * quarantined (header not verifiable, salvaged): chmod, fsync, then remove
+   * owner file and lock.
+   */
+  async release(log: ClaimedLog, state: ReleaseState): Promise<void> {
     if (log === null || typeof log !== 'object' || !Number.isSafeInteger(log.index)) throw invalidArgument('release needs a ClaimedLog');
-    if (state !== 'clean' && state !== 'dirty') throw invalidArgument(`state must be 'clean' or 'dirty', got ${String(state)}`);
+    if (!(state in RELEASE_MODES)) throw invalidArgument(`state must be 'clean', 'dirty' or 'quarantined', got ${String(state)}`);
     const file = this.logPath(log.index);
     try {
-      await this.setMode(file, state === 'clean' ? MODE_CLEAN : MODE_DIRTY);
+      await this.setMode(file, RELEASE_MODES[state]);
       await unlock(this.ops, this.dir, log.index);
     } catch (err) {
       throw translateFsError(err, `release commit log ${file}`);
@@ -234,24 +265,43 @@ export class CommitLogPool {
 
   /** Counts of the pool's logs by state, and the frames waiting in dirty logs (reads each dirty log). */
   async status(): Promise<PoolStatus> {
+    return poolStatus({ dir: this.dir, sizes: this.sizes, fileOps: this.ops, logger: this.logger });
+  }
+
+  /** Counts of the pool's logs by state without reading any log (a readdir and a stat per log). */
+  async counts(): Promise<PoolCounts> {
     try {
       const scan = await this.scan();
-      const s: PoolStatus = { logs: scan.logs.length, clean: 0, dirty: 0, locked: 0, other: 0, backlogFrames: 0 };
-      for (const index of scan.logs) {
-        if (scan.locks.has(index)) s.locked++;
-        const mode = await this.modeOf(index);
-        if (mode === MODE_CLEAN) s.clean++;
-        else if (mode === MODE_DIRTY) {
-          s.dirty++;
-          s.backlogFrames += (await readLogFile(this.logPath(index), this.sizes, this.ops)).frames;
-        } else if (mode !== null) {
-          s.other++;
-          this.logger.warn('commit log in an unexpected mode', { index, mode: mode.toString(8) });
-        }
-      }
-      return s;
+      const counts = emptyCounts(scan.logs.length);
+      for (const index of scan.logs) countMode(counts, index, await this.modeOf(index), scan.locks.has(index));
+      return counts;
     } catch (err) {
       throw translateFsError(err, `status of commit-log pool ${this.dir}`);
+    }
+  }
+
+  /**
+   * The operator's release of a quarantined log (`countd commitlog <index>
+   * --release`): lock it, check it is still quarantined, make it clean
+   * (chmod 0200, fsync), unlock. Its records were salvaged when it was
+   * quarantined; a writer will overwrite it. Returns false, changing
+   * nothing, when the log is locked by someone or not quarantined.
+   */
+  async releaseQuarantined(index: number): Promise<boolean> {
+    if (!Number.isSafeInteger(index) || index < 0 || index > MAX_LOG_INDEX) throw invalidArgument(`log index out of range: ${String(index)}`);
+    try {
+      if ((await this.modeOf(index)) !== MODE_QUARANTINED) return false;
+      if (!(await tryLock(this.ops, this.dir, index))) return false;
+      try {
+        if ((await this.modeOf(index)) !== MODE_QUARANTINED) return false;
+        await this.setMode(this.logPath(index), MODE_CLEAN);
+        this.logger.warn('quarantined commit log released by the operator', { index });
+        return true;
+      } finally {
+        await unlock(this.ops, this.dir, index);
+      }
+    } catch (err) {
+      throw translateFsError(err, `release quarantined commit log ${this.logPath(index)}`);
     }
   }
 
@@ -371,6 +421,85 @@ export class CommitLogPool {
     }
     const h = decodeHeader(buf);
     return h.kind === 'ok' ? h.header : null;
+  }
+}
+
+export type ReleaseState = 'clean' | 'dirty' | 'quarantined';
+
+const RELEASE_MODES: Record<ReleaseState, number> = { clean: MODE_CLEAN, dirty: MODE_DIRTY, quarantined: MODE_QUARANTINED };
+
+function emptyCounts(logs: number): PoolCounts {
+  return { logs, clean: 0, dirty: 0, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0 };
+}
+
+/** Count one log of mode `mode` (null: it vanished since the readdir). */
+function countMode(c: PoolCounts, index: number, mode: number | null, locked: boolean): void {
+  if (mode === null) {
+    c.logs--;
+    return;
+  }
+  if (locked) c.locked++;
+  if (mode === MODE_CLEAN) c.clean++;
+  else if (mode === MODE_DIRTY) c.dirty++;
+  else if (mode === MODE_QUARANTINED) {
+    c.quarantined++;
+    c.quarantinedLogs.push(index);
+  } else c.other++;
+}
+
+export interface PoolStatusOptions {
+  dir: string;
+  sizes: FieldSizes;
+  fileOps?: FileOps;
+  logger?: Logger;
+}
+
+/**
+ * The state of the pool in `dir` (`countd status`, the console, the
+ * worker's drain check): counts by state and the frames waiting in dirty
+ * logs. Creates nothing: a missing directory is an empty pool.
+ */
+export async function poolStatus(o: PoolStatusOptions): Promise<PoolStatus> {
+  if (o === null || typeof o !== 'object' || typeof o.dir !== 'string' || o.dir === '') throw invalidArgument('poolStatus needs a pool dir');
+  checkFieldSizes(o.sizes);
+  const ops = o.fileOps ?? realFileOps;
+  const logger = o.logger ?? silentLogger;
+  try {
+    let names: string[];
+    try {
+      names = await ops.readdir(o.dir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return { ...emptyCounts(0), backlogFrames: 0 };
+      throw err;
+    }
+    const logs: number[] = [];
+    const locks = new Set<number>();
+    for (const name of names) {
+      const p = parsePoolName(name);
+      if (p.kind === 'log') logs.push(p.index);
+      else if (p.kind === 'lock') locks.add(p.index);
+    }
+    logs.sort((a, b) => a - b);
+    const s: PoolStatus = { ...emptyCounts(logs.length), backlogFrames: 0 };
+    for (const index of logs) {
+      const file = path.join(o.dir, logName(index));
+      let mode: number | null = null;
+      try {
+        mode = (await ops.stat(file)).mode & 0o7777;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+      }
+      countMode(s, index, mode, locks.has(index));
+      if (mode === MODE_DIRTY) {
+        const c = await readLogFile(file, o.sizes, ops);
+        s.backlogFrames += c.frames + (c.headerState === 'ok' ? 0 : (c.salvage?.frames ?? 0));
+      } else if (mode !== null && mode !== MODE_CLEAN && mode !== MODE_QUARANTINED) {
+        logger.warn('commit log in an unexpected mode', { index, mode: mode.toString(8) });
+      }
+    }
+    return s;
+  } catch (err) {
+    throw translateFsError(err, `status of commit-log pool ${o.dir}`);
   }
 }
 

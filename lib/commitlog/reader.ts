@@ -8,6 +8,10 @@
 //     reading resumes at the next valid record;
 //   - sequence numbers must continue from the header's firstSeq record to
 //     record, and a SEAL must count what was found; any mismatch is reported.
+// A log whose header cannot be verified yields no records, but its records
+// carry their own CRC and generation: `salvage` says which of them belong
+// to the log's last use and so may be applied (docs/commit-log-format.md,
+// section 6a, "Quarantine and salvage").
 
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -24,6 +28,7 @@ import {
   SEAL_PAYLOAD_SIZE,
   countEntries,
   decodeHeader,
+  isZero,
   decodeSealPayload,
 } from './format.js';
 
@@ -46,9 +51,40 @@ export interface LogProblem {
   reason: string;
 }
 
+/** The records of a log whose header cannot be verified, attributed to its last use (see salvageRecords). */
+export interface LogSalvage {
+  /** The generation of the last use, as found without a verified header. */
+  generation: bigint;
+  /** How it was found: the header's generation field matches records (the damage is elsewhere in the header), or the record at offset 4096. */
+  from: 'header-field' | 'first-record';
+  /** Valid BATCH records of that generation, in file order. */
+  records: LogRecord[];
+  frames: number;
+  sealed: boolean;
+  end: number;
+  /** Damage between the records (the header's own problem is in LogContents.problems). */
+  problems: LogProblem[];
+}
+
+export type HeaderState =
+  /** Verified: records are those of its generation. */
+  | 'ok'
+  /** The first 60 bytes are zero: never used since preallocation (unless `salvage` found records, then the header was wiped). */
+  | 'empty'
+  /** Damaged, of another format version, or of other field sizes: cannot be trusted. */
+  | 'bad';
+
 export interface LogContents {
   /** The log index from the file name; null if the name is not a log name. */
   index: number | null;
+  headerState: HeaderState;
+  /**
+   * Records of the last use found although the header cannot be verified
+   * (headerState 'bad', or 'empty' with records after it); null when the
+   * header is fine or no generation can be attributed. `records` stays
+   * empty then: only a salvage (the worker, exactly once) applies these.
+   */
+  salvage: LogSalvage | null;
   /** null for a log never used since preallocation (all zero), or with a damaged header (see problems). */
   header: LogHeader | null;
   generation: bigint | null;
@@ -83,6 +119,8 @@ type Check =
 export function parseLog(buf: Buffer, sizes: FieldSizes, index: number | null = null): LogContents {
   const contents: LogContents = {
     index,
+    headerState: 'ok',
+    salvage: null,
     header: null,
     generation: null,
     streamId: null,
@@ -93,9 +131,17 @@ export function parseLog(buf: Buffer, sizes: FieldSizes, index: number | null = 
     problems: [],
   };
   const h = decodeHeader(buf);
-  if (h.kind === 'empty') return contents;
+  if (h.kind === 'empty') {
+    contents.headerState = 'empty';
+    contents.salvage = salvageRecords(buf, sizes);
+    // A used log's header is made durable before its first record: zeros followed by records are damage.
+    if (contents.salvage) contents.problems.push({ offset: 0, bytesDropped: HEADER_SIZE, reason: 'header is all zero but records follow it' });
+    return contents;
+  }
   if (h.kind === 'bad') {
-    contents.problems.push({ offset: 0, bytesDropped: buf.length, reason: h.reason });
+    contents.headerState = 'bad';
+    contents.salvage = salvageRecords(buf, sizes);
+    contents.problems.push(headerProblem(buf, contents.salvage, h.reason));
     return contents;
   }
   const header = h.header;
@@ -103,51 +149,116 @@ export function parseLog(buf: Buffer, sizes: FieldSizes, index: number | null = 
   contents.generation = header.generation;
   contents.streamId = header.streamId;
   if (header.keyspaceSize !== sizes.keyspaceSize || header.keySize !== sizes.keySize) {
-    contents.problems.push({
-      offset: 0,
-      bytesDropped: buf.length,
-      reason: `log written with field sizes ${header.keyspaceSize}/${header.keySize}, expected ${sizes.keyspaceSize}/${sizes.keySize}`,
-    });
+    contents.headerState = 'bad';
+    contents.salvage = salvageRecords(buf, sizes);
+    const reason = `log written with field sizes ${header.keyspaceSize}/${header.keySize}, expected ${sizes.keyspaceSize}/${sizes.keySize}`;
+    contents.problems.push(headerProblem(buf, contents.salvage, reason));
     return contents;
   }
   // The record generation field holds the same 8 bytes as the header's.
-  const genBytes = buf.subarray(24, 32);
-  let expectedSeq = header.firstSeq;
+  const use = readUse(buf, buf.subarray(24, 32), header.firstSeq, sizes);
+  contents.records = use.records;
+  contents.frames = use.frames;
+  contents.sealed = use.sealed;
+  contents.end = use.end;
+  contents.problems.push(...use.problems);
+  return contents;
+}
+
+/** The problem of a header that cannot be verified: it drops the whole file, or only the header when records are salvaged. */
+function headerProblem(buf: Buffer, salvage: LogSalvage | null, reason: string): LogProblem {
+  if (salvage === null) return { offset: 0, bytesDropped: buf.length, reason };
+  return { offset: 0, bytesDropped: HEADER_SIZE, reason: `${reason}; records of generation ${salvage.generation} salvaged` };
+}
+
+/**
+ * A log whose header cannot be verified although it was used: quarantined,
+ * never reused (docs/commit-log-format.md, "Quarantine"). A header of zeros
+ * with nothing after it is a log never used, and is not.
+ */
+export function headerUnverified(c: LogContents): boolean {
+  return c.headerState === 'bad' || (c.headerState === 'empty' && c.salvage !== null);
+}
+
+interface Use {
+  records: LogRecord[];
+  frames: number;
+  sealed: boolean;
+  end: number;
+  problems: LogProblem[];
+}
+
+/**
+ * The records of one use (generation `genBytes`) from offset 4096 on, with
+ * the rules of "Reading a log". `firstSeq` null: not known (salvage), the
+ * first valid record sets it.
+ */
+function readUse(buf: Buffer, genBytes: Buffer, firstSeq: bigint | null, sizes: FieldSizes): Use {
+  const use: Use = { records: [], frames: 0, sealed: false, end: HEADER_SIZE, problems: [] };
+  let expectedSeq = firstSeq;
   let off = HEADER_SIZE;
-  contents.end = off;
   while (off < buf.length) {
     const r = checkRecord(buf, off, genBytes, sizes);
     if (!r.ok) {
       const next = findNextRecord(buf, off + 1, genBytes, sizes);
       if (next < 0) break; // zero tail, earlier use, or torn last record: the end of this use
-      contents.problems.push({ offset: off, bytesDropped: next - off, reason: r.reason });
+      use.problems.push({ offset: off, bytesDropped: next - off, reason: r.reason });
       off = next;
       continue;
     }
-    if (r.seq !== expectedSeq) {
+    if (expectedSeq !== null && r.seq !== expectedSeq) {
       const what = r.seq > expectedSeq ? `${r.seq - expectedSeq} frames missing` : 'sequence goes backwards';
-      contents.problems.push({ offset: off, bytesDropped: 0, reason: `sequence gap: expected seq ${expectedSeq}, record has ${r.seq} (${what})` });
+      use.problems.push({ offset: off, bytesDropped: 0, reason: `sequence gap: expected seq ${expectedSeq}, record has ${r.seq} (${what})` });
     }
     if (r.type === RECORD_SEAL) {
       const seal = decodeSealPayload(r.payload);
-      if (seal.frames !== contents.frames || seal.records !== contents.records.length) {
-        contents.problems.push({
+      if (seal.frames !== use.frames || seal.records !== use.records.length) {
+        use.problems.push({
           offset: off,
           bytesDropped: 0,
-          reason: `seal counts ${seal.frames} frames in ${seal.records} records, found ${contents.frames} in ${contents.records.length}`,
+          reason: `seal counts ${seal.frames} frames in ${seal.records} records, found ${use.frames} in ${use.records.length}`,
         });
       }
-      contents.sealed = true;
-      contents.end = off + r.size;
+      use.sealed = true;
+      use.end = off + r.size;
       break; // a SEAL ends the use; whatever follows it is not part of it
     }
-    contents.records.push({ seq: r.seq, count: r.count, payload: r.payload, offset: off });
-    contents.frames += r.count;
+    use.records.push({ seq: r.seq, count: r.count, payload: r.payload, offset: off });
+    use.frames += r.count;
     expectedSeq = r.seq + BigInt(r.count);
     off += r.size;
-    contents.end = off;
+    use.end = off;
   }
-  return contents;
+  return use;
+}
+
+/**
+ * Attribute the records of a log whose header cannot be verified to its
+ * last use (docs/commit-log-format.md, "Salvaging"). Every use writes its
+ * header first and its records from offset 4096 on, so:
+ *   1. if the header's generation field (bytes 24..31) is the generation of
+ *      a valid record, the damage is elsewhere in the header and that is the
+ *      last use (a damaged field matches a record with probability 2^-64);
+ *   2. else the valid record at offset 4096, if any, was written by the last
+ *      use that wrote a record: its generation is taken;
+ *   3. else nothing can be attributed: null.
+ * Whether that use was applied already is for the caller to decide (the
+ * worker compares with its applied mark).
+ */
+export function salvageRecords(buf: Buffer, sizes: FieldSizes): LogSalvage | null {
+  if (buf.length < HEADER_SIZE + RECORD_HEADER_SIZE) return null;
+  let genBytes: Buffer | null = null;
+  let from: LogSalvage['from'] = 'header-field';
+  const field = buf.subarray(24, 32);
+  if (!isZero(field, 0, 8) && findNextRecord(buf, HEADER_SIZE, field, sizes) >= 0) genBytes = field;
+  if (genBytes === null) {
+    const first = checkRecord(buf, HEADER_SIZE, buf.subarray(HEADER_SIZE + 12, HEADER_SIZE + 20), sizes);
+    if (!first.ok) return null;
+    genBytes = buf.subarray(HEADER_SIZE + 12, HEADER_SIZE + 20);
+    from = 'first-record';
+  }
+  const use = readUse(buf, genBytes, null, sizes);
+  return { generation: genBytes.readBigUInt64LE(0), from, ...use };
 }
 
 function checkRecord(buf: Buffer, off: number, genBytes: Buffer, sizes: FieldSizes): Check {

@@ -3,21 +3,25 @@
 // (docs/commit-log-format.md, "Writing a log").
 //
 // A writer process is one stream: its frames are numbered from 0 across all
-// the logs it fills. It holds one log at a time. It hands a log over (SEAL
-// record, fsync, chmod 0400, fsync, unlock) when the next batch does not
-// fit, when the log has held records for `handoverMs`, and at close(). A log
-// without records is released clean instead.
+// the logs it fills. It fills one log at a time and claims the next one
+// ("spare") once the current one is half full or half-way to its hand-over
+// by time, so that moving to a new log costs an append nothing:
+// the new use's header goes out with its first record, under the same
+// fdatasync. It stops using a log when the next batch does not fit, when the
+// log has held records for `handoverMs`, and at close(); the hand-over (SEAL,
+// chmod 0400, fsync, unlock) then runs in the background (handover.ts),
+// retried while it fails. A log without records is released clean instead.
 //
-// Fail-stop: when a write or fdatasync fails, the batch is rejected and the
-// log is retired: a SEAL is written over the failed record (so that a record
-// that reached the disk anyway is cut off and never applied), and the log is
-// handed over (or released clean if it had no acknowledged records). The
-// next append claims a fresh log.
+// Fail-stop: when a write or fdatasync fails, the log is retired and the
+// failed record is cut off (handover.ts cutFailedRecord) BEFORE the append
+// rejects: the caller may then answer ERR, "nothing of it is applied". When
+// even the cut fails, the append rejects with `outcomeUnknown` set: the
+// record may be applied, and the caller must not answer ERR. The next append
+// claims a fresh log.
 
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { CountdError, ErrorCodes, invalidArgument, translateFsError } from '../errors.js';
-import { metrics } from '../metrics.js';
 import { FieldSizes, checkFieldSizes } from '../protocol/fields.js';
 import { Logger, silentLogger } from '../util/log.js';
 import { FileOps, pwriteAll, realFileOps } from './fileops.js';
@@ -35,12 +39,18 @@ import {
   maxEntrySize,
   writeRecordHeader,
 } from './format.js';
+import { HandOvers, cutFailedRecord } from './handover.js';
 import { unlock } from './locks.js';
-import { CommitLogPool, MODE_CLEAN, MODE_DIRTY } from './pool.js';
+import { CommitLogPool, MODE_CLEAN } from './pool.js';
 
 export const DEFAULT_HANDOVER_MS = 1000;
 /** Give up claiming/creating a log after this many lost races in a row. */
 const MAX_ACQUIRE_ATTEMPTS = 64;
+
+/** An append failed and its record could not be cut off: it may be applied (see the header of this file). */
+export interface AppendFailure extends CountdError {
+  outcomeUnknown?: boolean;
+}
 
 export interface CommitLogWriterOptions {
   /** The pool directory, <data-dir>/commitlog. */
@@ -54,18 +64,25 @@ export interface CommitLogWriterOptions {
   logger?: Logger;
 }
 
-interface CurrentLog {
+/** A log claimed for this writer (locked, its lock link durable, a placeholder header durable, open), before its use starts. */
+interface ClaimedLog {
   index: number;
   path: string;
   fd: number;
   /** Capacity: the file's size. */
   size: number;
+}
+
+interface CurrentLog extends ClaimedLog {
   generation: bigint;
+  /** This use's header, until it is durable (it goes out with the first record). */
+  header: Buffer | null;
   /** Where the next record goes. */
   offset: number;
   records: number;
   frames: number;
 }
+
 
 export class CommitLogWriter {
   /** Most entry bytes one append may carry: what fits an empty log of `logSize` next to header and SEAL. */
@@ -79,14 +96,17 @@ export class CommitLogWriter {
   private readonly sizes: FieldSizes;
   private readonly logSize: number;
   private readonly handoverMs: number;
+  private readonly handOvers: HandOvers;
   /** Reused for every record: appends are serialized. */
   private readonly recordHeader = Buffer.alloc(RECORD_HEADER_SIZE);
-  private readonly headerBlock = Buffer.alloc(HEADER_SIZE);
   private current: CurrentLog | null = null;
+  /** The next log, claimed ahead (or being claimed). */
+  private spare: Promise<ClaimedLog | null> | null = null;
   /** Sequence number of the next frame of this stream. */
   private nextSeq = 0n;
   private tail: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  private spareTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   private constructor(pool: CommitLogPool, options: Required<Pick<CommitLogWriterOptions, 'logSize' | 'handoverMs'>> & CommitLogWriterOptions) {
@@ -96,6 +116,7 @@ export class CommitLogWriter {
     this.sizes = options.sizes;
     this.logSize = options.logSize;
     this.handoverMs = options.handoverMs;
+    this.handOvers = new HandOvers(this.ops, pool.dir, this.logger);
     this.maxBatchBytes = Math.min(MAX_RECORD_PAYLOAD, options.logSize - HEADER_SIZE - RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
     this.streamId = randomBytes(8).readBigUInt64LE(0);
   }
@@ -118,7 +139,9 @@ export class CommitLogWriter {
     const pool = await CommitLogPool.open({ dir: options.dir, sizes: options.sizes, fileOps: options.fileOps, logger: options.logger });
     await pool.recoverStaleLocks();
     const writer = new CommitLogWriter(pool, { ...options, logSize, handoverMs });
-    await writer.enqueue(() => writer.acquire(RECORD_HEADER_SIZE));
+    // Claimed now so that a pool that cannot be used fails open(), not the first append.
+    const first = await writer.claim(RECORD_HEADER_SIZE);
+    writer.spare = Promise.resolve(first);
     return writer;
   }
 
@@ -126,9 +149,13 @@ export class CommitLogWriter {
    * Make `count` frames durable: `entries` holds them encoded back to back
    * (format.ts writeEntryFromFrame/encodeEntry). Resolves once they are
    * written and fdatasynced; rejects with COUNTD_IO_ERROR or COUNTD_NO_SPACE
-   * (nothing of the batch will be applied), COUNTD_CLOSED after close().
+   * (nothing of the batch will be applied, unless the error has
+   * `outcomeUnknown`: see AppendFailure), COUNTD_CLOSED after close().
+   * `inline`: make the write and fdatasync calls on this thread, blocking
+   * it for the disk's time but sparing the threadpool round trips (for a
+   * caller with nothing else to do meanwhile).
    */
-  append(entries: Buffer, count: number): Promise<void> {
+  append(entries: Buffer, count: number, inline = false): Promise<void> {
     if (!Buffer.isBuffer(entries)) return Promise.reject(invalidArgument('entries must be a Buffer'));
     if (!Number.isSafeInteger(count) || count < 1 || count > 0xffff_ffff) return Promise.reject(invalidArgument(`count must be a positive 32-bit integer, got ${String(count)}`));
     if (entries.length > this.maxBatchBytes) {
@@ -136,16 +163,19 @@ export class CommitLogWriter {
     }
     if (countEntries(entries, this.sizes) !== count) return Promise.reject(invalidArgument(`entries do not hold exactly ${count} well-formed entries`));
     if (this.closed) return Promise.reject(new CountdError(ErrorCodes.CLOSED, 'commit-log writer is closed'));
-    return this.enqueue(() => this.appendNow(entries, count));
+    return this.enqueue(() => this.appendNow(entries, count, inline === true));
   }
 
-  /** Seal and hand over the current log (or release it clean if empty); later appends reject with COUNTD_CLOSED. */
+  /** Seal and hand over the current log (or release it clean if empty) and the spare; later appends reject with COUNTD_CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return this.tail.then(() => {});
     this.closed = true;
     await this.enqueue(async () => {
       this.clearTimer();
-      if (this.current) await this.retire(this.current, 'close', false);
+      if (this.current) this.retire(this.current, 'close');
+      const spare = await this.takeSpare();
+      if (spare) this.release(spare, 'close');
+      await this.handOvers.settle();
     });
   }
 
@@ -157,33 +187,91 @@ export class CommitLogWriter {
     return run;
   }
 
-  private async appendNow(entries: Buffer, count: number): Promise<void> {
+  private async appendNow(entries: Buffer, count: number, inline: boolean): Promise<void> {
     const recordSize = RECORD_HEADER_SIZE + entries.length;
     let log = this.current;
     if (log && log.offset + recordSize + SEAL_RECORD_SIZE > log.size) {
-      await this.retire(log, 'full', false);
+      this.retire(log, 'full');
       log = null;
     }
-    log ??= await this.acquire(recordSize);
+    log ??= await this.startUse(recordSize);
     writeRecordHeader(this.recordHeader, RECORD_BATCH, log.generation, this.nextSeq, count, entries);
     try {
-      await pwriteAll(this.ops, log.fd, [this.recordHeader, entries], log.offset);
-      await this.ops.fdatasync(log.fd);
+      // The first record of a use follows its header (offset 4096): both go in one write.
+      if (log.header !== null) await pwriteAll(this.ops, log.fd, [log.header, this.recordHeader, entries], 0, inline);
+      else await pwriteAll(this.ops, log.fd, [this.recordHeader, entries], log.offset, inline);
+      await this.ops.fdatasync(log.fd, inline);
     } catch (err) {
-      const error = translateFsError(err, `append to commit log ${log.path}`);
-      this.logger.error('commit-log append failed; retiring the log', { index: log.index, error: error.message });
-      await this.retire(log, 'error', true);
-      throw error;
+      throw await this.failed(log, err);
     }
+    log.header = null;
     log.offset += recordSize;
     log.records++;
     log.frames += count;
     this.nextSeq += BigInt(count);
     if (log.records === 1) this.armTimer(log);
+    // Half full: claim the next log now, so that it is ready when this one is.
+    if ((log.offset - HEADER_SIZE) * 2 >= log.size - HEADER_SIZE) this.refillSpare();
   }
 
-  /** Claim a clean log with room for a record of `recordSize` bytes (creating one if none), and start a new use of it. */
-  private async acquire(recordSize: number): Promise<CurrentLog> {
+  /** The append to `log` failed: cut its record off, retire the log, and say what the caller may answer. */
+  private async failed(log: CurrentLog, err: unknown): Promise<AppendFailure> {
+    const error: AppendFailure = translateFsError(err, `append to commit log ${log.path}`);
+    this.logger.error('commit-log append failed; retiring the log', { index: log.index, error: error.message });
+    this.current = null;
+    this.clearTimer();
+    const seal = encodeSealRecord(log.generation, this.nextSeq, log.frames, log.records);
+    const cut = await cutFailedRecord(this.ops, log, seal, this.logger);
+    if (!cut) {
+      error.outcomeUnknown = true;
+      this.logger.error('could not cut the failed record off the commit log: its frames may be applied; their clients get no answer', { index: log.index });
+    }
+    // Cut: nothing after the acknowledged records is readable. Not cut: the
+    // worker applies what it finds, the failed record perhaps, at most once.
+    this.handOvers.start({ ...log, dirty: log.records > 0 || !cut, seal: null, sealAt: 0, reason: 'error' });
+    return error;
+  }
+
+  /** Start a new use: of the spare if it is large enough, else of a log claimed now. */
+  private async startUse(recordSize: number): Promise<CurrentLog> {
+    let claimed = await this.takeSpare();
+    if (claimed && claimed.size < HEADER_SIZE + recordSize + SEAL_RECORD_SIZE) {
+      this.release(claimed, 'full');
+      claimed = null;
+    }
+    claimed ??= await this.claim(recordSize);
+    const generation = randomBytes(8).readBigUInt64LE(0);
+    const header = encodeHeader({
+      version: LOG_FORMAT_VERSION,
+      keyspaceSize: this.sizes.keyspaceSize,
+      keySize: this.sizes.keySize,
+      generation,
+      streamId: this.streamId,
+      firstSeq: this.nextSeq,
+      openedAt: Date.now(),
+    });
+    this.current = { ...claimed, generation, header, offset: HEADER_SIZE, records: 0, frames: 0 };
+    return this.current;
+  }
+
+  /** The spare log, waiting for its claim if one is under way (null if that failed). */
+  private async takeSpare(): Promise<ClaimedLog | null> {
+    const spare = this.spare;
+    this.spare = null;
+    return spare === null ? null : spare;
+  }
+
+  /** Claim the next log in the background, so that the next new use finds it ready. */
+  private refillSpare(): void {
+    if (this.spare !== null || this.closed) return;
+    this.spare = this.claim(RECORD_HEADER_SIZE).catch((err: unknown) => {
+      this.logger.warn('could not claim the next commit log ahead; the next log change will claim one', { error: (err as Error).message });
+      return null;
+    });
+  }
+
+  /** Claim a clean log with room for a record of `recordSize` bytes (creating one if none); its lock link is made durable. */
+  private async claim(recordSize: number): Promise<ClaimedLog> {
     const minSize = HEADER_SIZE + recordSize + SEAL_RECORD_SIZE;
     let claimed: { index: number; path: string; size: number } | null = null;
     let created: number | undefined;
@@ -203,24 +291,25 @@ export class CommitLogWriter {
       // clean (0200) log without its lock looks free and would be refilled,
       // losing acknowledged frames (test/crash/power-loss.test.ts).
       await this.ops.fsyncDir(this.pool.dir);
-      const generation = randomBytes(8).readBigUInt64LE(0);
-      encodeHeader(
-        {
-          version: LOG_FORMAT_VERSION,
-          keyspaceSize: this.sizes.keyspaceSize,
-          keySize: this.sizes.keySize,
-          generation,
-          streamId: this.streamId,
-          firstSeq: this.nextSeq,
-          openedAt: Date.now(),
-        },
-        this.headerBlock,
-      );
-      await pwriteAll(this.ops, fd, [this.headerBlock], 0);
+      // A header of its own, with no record, before the use that will write
+      // its real header with its first record: until then the log holds
+      // nothing readable (the earlier use's records are of another
+      // generation), and a first record that reaches the disk without its
+      // header is never read against a zero header (which the worker would
+      // take for damage and quarantine; docs/commit-log-format.md 6a).
+      const placeholder = encodeHeader({
+        version: LOG_FORMAT_VERSION,
+        keyspaceSize: this.sizes.keyspaceSize,
+        keySize: this.sizes.keySize,
+        generation: randomBytes(8).readBigUInt64LE(0),
+        streamId: 0n,
+        firstSeq: 0n,
+        openedAt: Date.now(),
+      });
+      await pwriteAll(this.ops, fd, [placeholder], 0);
       await this.ops.fdatasync(fd);
-      this.current = { index: claimed.index, path: claimed.path, fd, size: claimed.size, generation, offset: HEADER_SIZE, records: 0, frames: 0 };
       this.logger.debug('claimed commit log', { index: claimed.index });
-      return this.current;
+      return { ...claimed, fd };
     } catch (err) {
       // It holds no record of ours: give it back clean, best effort.
       if (fd >= 0) await this.ops.close(fd).catch(() => {});
@@ -229,68 +318,44 @@ export class CommitLogWriter {
     }
   }
 
-  /**
-   * Stop using `log`. With records: SEAL, fdatasync, chmod 0400, fsync,
-   * unlock (hand-over). Without: chmod 0200 (refreshes its ctime), unlock.
-   * `cut` (after a failed append) writes the SEAL even without records, over
-   * the failed record. Never throws: a failure leaves the lock in place
-   * for recovery once this process is gone.
-   */
-  private async retire(log: CurrentLog, reason: 'full' | 'time' | 'close' | 'error', cut: boolean): Promise<void> {
+  /** Stop using `log`: hand it over in the background (SEAL first) if it holds records, else release it clean. */
+  private retire(log: CurrentLog, reason: 'full' | 'time' | 'close'): void {
     if (this.current === log) this.current = null;
     this.clearTimer();
-    if (log.records > 0 || cut) {
-      try {
-        await pwriteAll(this.ops, log.fd, [encodeSealRecord(log.generation, this.nextSeq, log.frames, log.records)], log.offset);
-        await this.ops.fdatasync(log.fd);
-      } catch (err) {
-        this.logger.error('could not seal commit log; handing it over unsealed', {
-          index: log.index,
-          error: translateFsError(err, 'seal').message,
-          note: reason === 'error' ? 'the failed batch may be applied if it reached the disk' : undefined,
-        });
-      }
+    if (log.records === 0) {
+      this.release(log, reason);
+      return;
     }
-    try {
-      if (log.records > 0) {
-        await this.ops.chmod(log.path, MODE_DIRTY);
-        await this.ops.fsync(log.fd);
-      } else {
-        await this.ops.chmod(log.path, MODE_CLEAN);
-      }
-      await this.ops.close(log.fd);
-      await unlock(this.ops, this.pool.dir, log.index);
-      if (log.records > 0) metrics.logsHandedOver.inc({ reason });
-      this.logger.debug(log.records > 0 ? 'handed over commit log' : 'released empty commit log', { index: log.index, reason, frames: log.frames });
-    } catch (err) {
-      await this.ops.close(log.fd).catch(() => {});
-      this.logger.error('could not hand over commit log; its lock stays until this process exits', {
-        index: log.index,
-        error: translateFsError(err, 'hand over').message,
-      });
-    }
+    const seal = encodeSealRecord(log.generation, this.nextSeq, log.frames, log.records);
+    this.handOvers.start({ ...log, dirty: true, seal, sealAt: log.offset, reason });
+  }
+
+  /** Give a log that holds no record of this writer's back clean, in the background. */
+  private release(log: ClaimedLog, reason: 'full' | 'time' | 'close'): void {
+    this.handOvers.start({ ...log, dirty: false, seal: null, sealAt: 0, reason, frames: 0 });
   }
 
   private armTimer(log: CurrentLog): void {
     this.clearTimer();
+    // Half-way to the hand-over by time: claim the next log.
+    this.spareTimer = setTimeout(() => this.refillSpare(), this.handoverMs / 2);
+    this.spareTimer.unref();
     this.timer = setTimeout(() => {
       this.timer = null;
       // Through the queue, so never while an append is in flight.
       void this.enqueue(async () => {
         if (this.current !== log || this.closed) return;
-        await this.retire(log, 'time', false);
-        // Have the next log ready so the next append pays for no claim.
-        try {
-          await this.acquire(RECORD_HEADER_SIZE);
-        } catch (err) {
-          this.logger.warn('could not claim the next commit log; will retry on the next append', { error: (err as Error).message });
-        }
+        this.retire(log, 'time');
       });
     }, this.handoverMs);
     this.timer.unref();
   }
 
   private clearTimer(): void {
+    if (this.spareTimer) {
+      clearTimeout(this.spareTimer);
+      this.spareTimer = null;
+    }
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;

@@ -59,7 +59,8 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
   try {
     worker = await startWorker({ dataDir, store, logger: logger.child('worker'), ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
     if (s.readPort !== undefined) {
-      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }) });
+      const health = worker.health;
+      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }) });
     }
   } catch (err) {
     await worker?.close().catch(() => {});

@@ -42,6 +42,8 @@ export interface DaemonSettings {
   readPort: number | undefined;
   /** Prometheus metrics over HTTP (`countd start` only). */
   metricsPort: number | undefined;
+  /** The operator's console, its JSON API and /metrics over HTTP (`countd start` only: lib/http/). */
+  httpPort: number | undefined;
   /** Bytes of each commit log. */
   logSize: number | undefined;
   /** Hand a partly filled commit log to the worker after this many ms. */
@@ -127,6 +129,16 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
   metricsPort: {
     flag: 'metrics-port',
     option: { type: 'string', describe: 'serve Prometheus metrics over HTTP on this port (0: any free port)', coerce: port('--metrics-port') },
+    programs: { start: true },
+    fallback: () => undefined,
+  },
+  httpPort: {
+    flag: 'http-port',
+    option: {
+      type: 'string',
+      describe: 'serve the console (/), its JSON API (/api/v1/) and Prometheus metrics (/metrics) over HTTP on this port (0: any free port); read-only',
+      coerce: port('--http-port'),
+    },
     programs: { start: true },
     fallback: () => undefined,
   },

@@ -7,7 +7,8 @@
 //
 // It owns the data directory for the daemon's lifetime (<data-dir>/daemon.lock:
 // daemon-lock.ts), writes daemon.json once both children listen, serves
-// the children's metrics merged with its own on --metrics-port, restarts a
+// the children's metrics merged with its own on --metrics-port (and starts
+// the HTTP server of --http-port, lib/http/, through the `http` hook), restarts a
 // child that dies (with backoff; the dead child's commit-log locks are freed
 // by the pool's stale-lock recovery), and stops in order on SIGTERM/SIGINT:
 // writer first (acknowledgements in flight finish, the log is handed over),
@@ -25,7 +26,7 @@
 import { ChildProcess, fork } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
-import { AggregatorRegistry, prometheusContentType } from 'prom-client';
+import { AggregatorRegistry, MetricObjectWithValues, MetricValue, Registry, prometheusContentType } from 'prom-client';
 import { CommitLogPool } from '../commitlog/pool.js';
 import { DaemonRecord, removeDaemonRecord, writeDaemonRecord } from '../datadir/daemon-record.js';
 import { DataDir } from '../datadir/meta.js';
@@ -83,12 +84,37 @@ export type ChildMessage =
 
 export type SupervisorMessage = { type: 'metrics'; id: number } | { type: 'stop' };
 
+/** What the supervisor hands the HTTP server of --http-port (lib/http/). */
+export interface HttpHookContext {
+  listen: string;
+  port: number;
+  dataDir: DataDir;
+  /** The daemon as daemon.json will record it (httpPort aside). */
+  daemon: Omit<DaemonRecord, 'httpPort'>;
+  logger: Logger;
+  /** Every process's metrics summed, as Prometheus text and as prom-client JSON. */
+  metricsText(): Promise<string>;
+  metricsJson(): Promise<MetricObjectWithValues<MetricValue<string>>[]>;
+}
+
+/**
+ * The HTTP server of `countd start --http-port`, injected by the start
+ * command so that the roles do not depend on lib/http/. Started once both
+ * children listen, closed after both stopped.
+ */
+export interface HttpHook {
+  port: number;
+  start(ctx: HttpHookContext): Promise<{ port: number; close(): Promise<void> }>;
+}
+
 export interface SupervisorOptions {
   dataDir: DataDir;
   /** The module forked for each child (dist/lib/daemon/child-main.js). */
   childModule: string;
   /** The daemon's settings (settings.ts), handed to both children whole. */
   settings: DaemonSettings;
+  /** Console, JSON API and /metrics on settings.httpPort (lib/http/), when set. */
+  http?: HttpHook;
   logger: Logger;
   /** First restart delay; doubles per quick failure up to maxRestartDelayMs. Default 250. */
   restartDelayMs?: number;
@@ -127,6 +153,7 @@ class Supervisor implements SupervisorHandle {
   readonly #children: Record<ChildKind, ChildSlot>;
   #record: DaemonRecord | undefined;
   #metricsServer: http.Server | undefined;
+  #httpServer: { close(): Promise<void> } | undefined;
   #lockHeld = false;
   #stopping: Promise<void> | undefined;
   #resolveStopped!: () => void;
@@ -180,7 +207,7 @@ class Supervisor implements SupervisorHandle {
       let metricsPort: number | undefined;
       if (this.#o.settings.metricsPort !== undefined) metricsPort = await this.#serveMetrics(this.#o.settings.metricsPort);
       const self = selfIdentity();
-      this.#record = {
+      const daemon: Omit<DaemonRecord, 'httpPort'> = {
         pid: self.pid,
         start: self.start,
         listen: this.#o.settings.listen,
@@ -189,6 +216,8 @@ class Supervisor implements SupervisorHandle {
         ...(metricsPort === undefined ? {} : { metricsPort }),
         startedAt: new Date().toISOString(),
       };
+      const httpPort = await this.#startHttp(daemon);
+      this.#record = { ...daemon, ...(httpPort === undefined ? {} : { httpPort }) };
       await writeDaemonRecord(paths, this.#record);
       this.#log.info('daemon started', {
         pid: self.pid,
@@ -196,6 +225,7 @@ class Supervisor implements SupervisorHandle {
         writePort: this.#record.writePort,
         readPort: this.#record.readPort,
         metricsPort,
+        httpPort,
         dataDir: paths.root,
       });
     } catch (err) {
@@ -216,6 +246,7 @@ class Supervisor implements SupervisorHandle {
         await this.#children.writer.stop(timeout);
         await this.#children.store.stop(timeout);
         await this.#recoverLocksOfDeadChildren();
+        await this.#httpServer?.close().catch(() => {});
         await new Promise<void>((resolve) => (this.#metricsServer ? this.#metricsServer.close(() => resolve()) : resolve()));
         this.#metricsServer?.closeAllConnections();
         await removeDaemonRecord(this.#o.dataDir.paths);
@@ -258,7 +289,23 @@ class Supervisor implements SupervisorHandle {
     await releaseDaemonLock(this.#o.dataDir.paths);
   }
 
-  // ---- metrics ---------------------------------------------------------------------
+  // ---- metrics and the HTTP server -------------------------------------------------
+
+  async #startHttp(daemon: Omit<DaemonRecord, 'httpPort'>): Promise<number | undefined> {
+    const hook = this.#o.http;
+    if (hook === undefined) return undefined;
+    const server = await hook.start({
+      listen: this.#o.settings.listen,
+      port: hook.port,
+      dataDir: this.#o.dataDir,
+      daemon,
+      logger: this.#o.logger.child('http'),
+      metricsText: async () => (await this.#aggregateMetrics()).metrics(),
+      metricsJson: async () => (await this.#aggregateMetrics()).getMetricsAsJSON(),
+    });
+    this.#httpServer = server;
+    return server.port;
+  }
 
   async #serveMetrics(port: number): Promise<number> {
     const server = http.createServer((req, res) => {
@@ -266,18 +313,23 @@ class Supervisor implements SupervisorHandle {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
         return;
       }
-      this.#collectMetrics().then(
+      this.#aggregateMetrics().then(async (reg) => reg.metrics()).then(
         (text) => res.writeHead(200, { 'content-type': prometheusContentType }).end(text),
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`),
       );
     });
     this.#metricsServer = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) =>
-        reject(new CountdError(ErrorCodes.IO_ERROR, `metrics server cannot listen on ${this.#o.settings.listen}:${port}: ${err.message}`, { cause: err })),
-      );
-      server.listen(port, this.#o.settings.listen, () => resolve());
+      const onError = (err: Error): void =>
+        reject(new CountdError(ErrorCodes.IO_ERROR, `metrics server cannot listen on ${this.#o.settings.listen}:${port}: ${err.message}`, { cause: err }));
+      server.once('error', onError);
+      server.listen(port, this.#o.settings.listen, () => {
+        server.off('error', onError);
+        resolve();
+      });
     });
+    // Errors after listening (e.g. EMFILE on accept) are logged; without a handler one would end the supervisor.
+    server.on('error', (err) => this.#log.error('metrics server error', { error: err.message }));
     return (server.address() as net.AddressInfo).port;
   }
 
@@ -287,13 +339,13 @@ class Supervisor implements SupervisorHandle {
    * copies gives the daemon's figures, in one valid exposition (plain
    * concatenation would repeat every metric family).
    */
-  async #collectMetrics(): Promise<string> {
+  async #aggregateMetrics(): Promise<Registry> {
     const parts = await Promise.all([
       registry.getMetricsAsJSON(),
       this.#children.writer.metrics(METRICS_TIMEOUT_MS),
       this.#children.store.metrics(METRICS_TIMEOUT_MS),
     ]);
-    return AggregatorRegistry.aggregate(parts.filter((p): p is object[] => p !== undefined)).metrics();
+    return AggregatorRegistry.aggregate(parts.filter((p): p is object[] => p !== undefined));
   }
 }
 

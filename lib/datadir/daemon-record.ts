@@ -13,6 +13,8 @@ export interface DaemonRecord extends ProcessIdentity {
   writePort: number;
   readPort: number;
   metricsPort?: number;
+  /** The console, JSON API and /metrics (countd start --http-port). */
+  httpPort?: number;
   startedAt: string;
 }
 

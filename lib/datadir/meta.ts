@@ -8,7 +8,7 @@
 import { promises as fsp } from 'node:fs';
 import { CountdError, ErrorCodes, errnoCode, translateFsError } from '../errors.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes } from '../protocol/fields.js';
-import { writeFileAtomic } from '../util/fsync.js';
+import { DirOps, mkdirDurable, realDirOps, writeFileAtomic } from '../util/fsync.js';
 import { DataDirPaths, META_FILE, dataDirPaths } from './layout.js';
 
 export const FORMAT_NAME = 'countd';
@@ -31,12 +31,15 @@ export interface OpenDataDirOptions {
   create?: boolean;
   /** Field sizes wanted; opening a directory made with other sizes fails. Default: whatever it has (256/256 when new). */
   sizes?: Partial<FieldSizes>;
+  /** How directories are created and fsynced (tests inject faults). Default: the real file system. */
+  dirOps?: DirOps;
 }
 
 /** Open (and by default create) a data directory; checks its format and field sizes. */
 export async function openDataDir(root: string, options: OpenDataDirOptions = {}): Promise<DataDir> {
   const paths = dataDirPaths(root);
   const create = options.create ?? true;
+  const dirOps = options.dirOps ?? realDirOps;
   let meta = await readMeta(paths);
   // A meta file being written by a concurrent opener (writeFileAtomic's temp) is not content.
   let entries = meta === undefined ? (await listDir(paths.root))?.filter((e) => !e.startsWith(`${META_FILE}.tmp-`)) : [];
@@ -74,9 +77,9 @@ export async function openDataDir(root: string, options: OpenDataDirOptions = {}
       // The meta file comes first: a concurrent opener (countd-write and
       // countd-worker started together) then sees either an empty directory
       // or a complete data directory, never a half-made one.
-      await fsp.mkdir(paths.root, { recursive: true });
+      await mkdirDurable(paths.root, dirOps);
       await writeFileAtomic(paths.meta, JSON.stringify(meta) + '\n');
-      await fsp.mkdir(paths.commitlog, { recursive: true });
+      await mkdirDurable(paths.commitlog, dirOps);
     } catch (err) {
       throw translateFsError(err, `create data directory ${paths.root}`);
     }
@@ -91,7 +94,7 @@ export async function openDataDir(root: string, options: OpenDataDirOptions = {}
         );
       }
     }
-    await fsp.mkdir(paths.commitlog, { recursive: true }).catch((err: unknown) => {
+    await mkdirDurable(paths.commitlog, dirOps).catch((err: unknown) => {
       throw translateFsError(err, `create ${paths.commitlog}`);
     });
   }

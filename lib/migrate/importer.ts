@@ -3,7 +3,8 @@
 // are in docs/legacy-format.md.
 //
 // The import works per legacy keyspace ("unit"): its keyspace file plus the
-// frames of every dirty log that name it. A unit is applied in batches of
+// frames that name it of every log replayed (log-states.ts decides which logs,
+// and how much of each). A unit is applied in batches of
 // `batchRecords` file records; each batch is ONE Store.apply together with the
 // unit's mark (marks.ts), which records how far the file got. The log frames
 // and `done` go with the last batch. So a crash leaves every unit either
@@ -15,120 +16,32 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { escapeName } from '../util/escape.js';
-import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
 import { dataDirPaths, type DataDirPaths } from '../datadir/layout.js';
 import { openDataDir, readMeta } from '../datadir/meta.js';
-import { CountdError, ErrorCodes, errnoCode, invalidArgument, translateFsError } from '../errors.js';
+import { CountdError, ErrorCodes, errnoCode, invalidArgument, isCountdError, translateFsError } from '../errors.js';
 import { checkFieldSizes, DEFAULT_FIELD_SIZES, type FieldSizes } from '../protocol/fields.js';
-import { IncrementBatch, Store } from '../store/store.js';
+import { Store } from '../store/store.js';
 import { DEFAULT_COUNT_CACHE_BYTES } from '../store/schema.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { combineFingerprints, fingerprintFile } from './fingerprint.js';
+import { fingerprintFile } from './fingerprint.js';
 import { addDeltas, saturate } from '../store/combine.js';
 import { KEYSPACE_RECORD_SIZE } from './legacy-format.js';
-import { readLegacyLog, type LegacyLogContents, type LogContribution } from './legacy-log.js';
 import { keyspaceFileRelativePath, newTotals, readKeyspaceFile, type KeyspaceFileTotals } from './keyspace-file.js';
-import { encodeMark, keyspaceMarkName, readKeyspaceMark, type ImportMode, type KeyspaceMark } from '../store/marks.js';
+import { encodeMark, keyspaceMarkName, readKeyspaceMark, type KeyspaceMark } from '../store/marks.js';
 import { ApplyPipeline } from './apply-pipeline.js';
 import { readBack, VerifyQueue } from './verify.js';
-import { ProblemLog, isDamage, type Problem, type ProblemKind } from './problems.js';
+import { ProblemLog, isDamage, type ProblemKind } from './problems.js';
 import { scanLegacyDir, type LegacyKeyspaceFile, type LegacyLayout } from './scan.js';
+import { checkDirectories, checkLegacyLocks } from './lock-check.js';
+import { checkLogRules, definedSizes, newSummary, type MigrateOptions, type MigrateProgress, type MigrateSummary } from './summary.js';
+import { decideLayoutLogs, planLogs } from './log-plan.js';
+import type { LogDecision } from './log-states.js';
+import { addRecord, changedWhileRead, newMark, unitFingerprint, type Unit } from './unit.js';
+
+export type { MigrateOptions, MigrateProgress, MigrateSummary, ConflictReason, KeyspaceReport } from './summary.js';
 
 export const DEFAULT_BATCH_RECORDS = 100_000;
 const VERIFY_CONCURRENCY = 4;
-
-export interface MigrateProgress {
-  phase: 'fingerprint' | 'import' | 'verify';
-  /** Keyspace-file records and log frames handled so far, of `recordsTotal`. */
-  records: number;
-  recordsTotal: number;
-  bytes: number;
-  bytesTotal: number;
-}
-
-export interface MigrateOptions {
-  /** The original countd's data directory (read only). */
-  legacyDir: string;
-  /** The countd data directory to import into (created when missing, except with dryRun). */
-  dataDir: string;
-  /** Any damage is fatal (nothing is imported). */
-  strict?: boolean;
-  /** Import even though legacy `lock-` links exist. */
-  force?: boolean;
-  /** A keyspace that already exists in the data directory: add the legacy counts to it. */
-  merge?: boolean;
-  /** A keyspace that already exists in the data directory: delete it, then import. */
-  replace?: boolean;
-  /** Report what would be imported; change nothing. */
-  dryRun?: boolean;
-  /** Field sizes of a data directory created by the migration (default 256/256). */
-  sizes?: Partial<FieldSizes>;
-  /** File records per Store.apply (default 100,000). */
-  batchRecords?: number;
-  logger?: Logger;
-  onProgress?: (progress: MigrateProgress) => void;
-  onProblem?: (problem: Problem) => void;
-  /** Called after every Store.apply; tests throw from it to simulate a crash. */
-  afterApply?: (info: { keyspace: Buffer; next: number; done: boolean }) => void;
-}
-
-export type ConflictReason = 'exists' | 'changed';
-
-export interface KeyspaceReport {
-  keyspace: string;
-  action: 'import' | 'resume' | 'already-imported' | 'merge' | 'replace' | 'refused';
-  keys: number;
-  frames: number;
-}
-
-export interface MigrateSummary {
-  dryRun: boolean;
-  legacyDir: string;
-  dataDir: string;
-  keyspaces: {
-    /** Legacy keyspaces whose name fits the target (files and log-only keyspaces). */
-    total: number;
-    /** Imported (or, in a dry run, to be imported) by this run, including resumed, merged, replaced. */
-    imported: number;
-    resumed: number;
-    merged: number;
-    replaced: number;
-    /** Done by an earlier run with the same sources: nothing to do. */
-    alreadyImported: number;
-  };
-  /** Keyspace-file keys imported by this run. */
-  keys: number;
-  logs: { dirty: number; clean: number; locks: number };
-  frames: { replayed: number; padding: number; skipped: number };
-  problems: { damage: number; byKind: Record<string, number>; details: Problem[] };
-  conflicts: Array<{ keyspace: string; reason: ConflictReason }>;
-  /** Why the run refused to import (dry run: why a real run would), or null. */
-  refused: string | null;
-  /** Keyspaces whose keys and sum were read back and matched (0 in a dry run). */
-  verified: number;
-  /** Nothing was left to import: every keyspace was done by an earlier run. */
-  nothingToDo: boolean;
-  records: number;
-  bytes: number;
-  elapsedMs: number;
-  recordsPerSecond: number;
-}
-
-/** One legacy keyspace: its file and the log frames for it. */
-interface Unit {
-  name: Buffer;
-  label: string;
-  file: LegacyKeyspaceFile | undefined;
-  fileFingerprint: string | null;
-  logs: Array<{ contents: LegacyLogContents; contribution: LogContribution }>;
-  unit: string;
-  action: KeyspaceReport['action'];
-  mark: KeyspaceMark | undefined;
-  mode: ImportMode;
-  conflict?: ConflictReason;
-  /** The keyspace held keys in the database when the run started. */
-  exists: boolean;
-}
 
 /** Import a legacy directory. See docs/legacy-format.md; returns what was done. */
 export async function migrate(options: MigrateOptions): Promise<MigrateSummary> {
@@ -138,6 +51,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateSummary> 
   if (options.merge && options.replace) throw invalidArgument('--merge and --replace exclude each other');
   const batchRecords = options.batchRecords ?? DEFAULT_BATCH_RECORDS;
   if (!Number.isSafeInteger(batchRecords) || batchRecords < 1) throw invalidArgument(`batchRecords must be a positive integer, got ${String(batchRecords)}`);
+  if (options.logRules !== undefined) checkLogRules(options.logRules);
   if (options.sizes !== undefined) checkFieldSizes({ ...DEFAULT_FIELD_SIZES, ...definedSizes(options.sizes) });
   return new Migration(options, batchRecords).run();
 }
@@ -167,45 +81,18 @@ class Migration {
     this.#paths = dataDirPaths(options.dataDir);
     this.#problems = new ProblemLog(options.onProblem);
     this.#fileProblems = this.#problems;
-    this.#summary = {
-      dryRun: options.dryRun === true,
-      legacyDir: this.#legacyDir,
-      dataDir: this.#paths.root,
-      keyspaces: { total: 0, imported: 0, resumed: 0, merged: 0, replaced: 0, alreadyImported: 0 },
-      keys: 0,
-      logs: { dirty: 0, clean: 0, locks: 0 },
-      frames: { replayed: 0, padding: 0, skipped: 0 },
-      problems: { damage: 0, byKind: {}, details: [] },
-      conflicts: [],
-      refused: null,
-      verified: 0,
-      nothingToDo: false,
-      records: 0,
-      bytes: 0,
-      elapsedMs: 0,
-      recordsPerSecond: 0,
-    };
+    this.#summary = newSummary(options.dryRun === true, this.#legacyDir, this.#paths.root);
   }
 
   async run(): Promise<MigrateSummary> {
-    await this.#checkDirectories();
+    await checkDirectories(this.#legacyDir, this.#paths);
     const layout = await scanLegacyDir(this.#legacyDir, this.#problems);
-    this.#summary.logs = { dirty: layout.dirtyLogs.length, clean: layout.cleanLogs.length, locks: layout.locks.length };
-    if (layout.locks.length > 0) {
-      if (!this.#o.force) {
-        throw new CountdError(
-          ErrorCodes.MIGRATE,
-          `${this.#legacyDir} has legacy lock links (${layout.locks.slice(0, 3).join(', ')}${layout.locks.length > 3 ? ', …' : ''}): ` +
-            'the original countd may still be running and writing; stop it, or pass --force to import what is on disk',
-        );
-      }
-      for (const lock of layout.locks) {
-        this.#problems.add({ kind: 'legacy-lock', source: lock, detail: 'legacy lock link present; imported anyway (--force)' });
-      }
-    }
+    this.#summary.logs = { dirty: layout.dirtyLogs.length, clean: layout.cleanLogs.length, locks: layout.locks.length, replayed: 0 };
+    await checkLegacyLocks(this.#legacyDir, layout.locks, this.#o.force === true, this.#problems);
+    const decisions = await decideLayoutLogs(layout, this.#o.logRules ?? new Map());
     try {
       await this.#openTarget(layout);
-      const units = await this.#plan(layout);
+      const units = await this.#plan(layout, decisions);
       this.#summary.keyspaces.total = units.length;
       this.#collectConflicts(units);
       if (this.#summary.refused !== null && !this.#summary.dryRun) {
@@ -244,20 +131,6 @@ class Migration {
 
   // ---------------------------------------------------------------- setup
 
-  async #checkDirectories(): Promise<void> {
-    const rel = path.relative(this.#legacyDir, this.#paths.root);
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-      throw invalidArgument(`the data directory ${this.#paths.root} must not be the legacy directory or inside it (the legacy directory is never modified)`);
-    }
-    const daemon = await readLiveDaemonRecord(this.#paths);
-    if (daemon !== undefined) {
-      throw new CountdError(
-        ErrorCodes.ALREADY_RUNNING,
-        `a countd daemon (pid ${daemon.pid}) is running on ${this.#paths.root}; stop it (countd stop) before migrating into it`,
-      );
-    }
-  }
-
   /** Open the target; a dry run creates nothing and opens the database only if it exists. */
   async #openTarget(layout: LegacyLayout): Promise<void> {
     if (this.#summary.dryRun) {
@@ -293,7 +166,7 @@ class Migration {
   }
 
   /** Read the dirty logs, fingerprint the keyspace files, and decide what to do with every keyspace. */
-  async #plan(layout: LegacyLayout): Promise<Unit[]> {
+  async #plan(layout: LegacyLayout, decisions: LogDecision[]): Promise<Unit[]> {
     const units = new Map<string, Unit>();
     const unitOf = (name: Buffer): Unit => {
       const id = name.toString('latin1');
@@ -304,9 +177,13 @@ class Migration {
       }
       return u;
     };
-    this.#progress.bytesTotal = layout.keyspaceFiles.reduce((n, f) => n + f.size, 0) + layout.dirtyLogs.reduce((n, l) => n + l.size, 0);
-    for (const log of layout.dirtyLogs) {
-      const contents = await readLegacyLog(log, this.#sizes, this.#problems);
+    const logs = await planLogs(decisions, this.#sizes, this.#problems);
+    this.#progress.bytesTotal = layout.keyspaceFiles.reduce((n, f) => n + f.size, 0) + logs.replay.reduce((n, c) => n + c.log.size, 0);
+    this.#summary.legacyLogs = logs.reports;
+    this.#summary.ambiguousLogs = logs.ambiguous;
+    this.#summary.logs.replayed = logs.replay.length;
+    for (const contents of logs.replay) {
+      const log = contents.log;
       this.#summary.frames.padding += contents.padding;
       this.#summary.frames.skipped += contents.skipped;
       for (const contribution of contents.keyspaces.values()) unitOf(contribution.keyspace).logs.push({ contents, contribution });
@@ -328,7 +205,7 @@ class Migration {
     if (this.#store) for (const ks of await this.#store.keyspaces()) if (ks.size > 0) existing.add(ks.name.toString('latin1'));
     const list = [...units.values()].sort((a, b) => a.name.compare(b.name));
     for (const u of list) {
-      u.mark = this.#store ? await readKeyspaceMark(this.#store, u.name) : undefined;
+      u.mark = this.#store ? await this.#readMark(u) : undefined;
       u.exists = existing.has(u.name.toString('latin1'));
       const file = u.file;
       if (file !== undefined) {
@@ -363,6 +240,17 @@ class Migration {
     return list;
   }
 
+  /** A mark that cannot be read stops the run (marks.ts), except under --replace, which rewrites it. */
+  async #readMark(u: Unit): Promise<KeyspaceMark | undefined> {
+    try {
+      return await readKeyspaceMark(this.#store!, u.name);
+    } catch (err) {
+      if (!this.#o.replace || !(isCountdError(err, ErrorCodes.CORRUPTION) || isCountdError(err, ErrorCodes.DATA_DIR_MISMATCH))) throw err;
+      u.conflict = 'changed';
+      return undefined;
+    }
+  }
+
   #collectConflicts(units: Unit[]): void {
     for (const u of units) if (u.conflict !== undefined) this.#summary.conflicts.push({ keyspace: u.label, reason: u.conflict });
     const refused = units.filter((u) => u.action === 'refused');
@@ -395,57 +283,56 @@ class Migration {
    * Once that batch commits, the keyspace is queued for verification.
    */
   async #importUnit(u: Unit): Promise<void> {
-    const store = this.#store;
-    const pipeline = this.#pipeline!;
-    const dry = this.#summary.dryRun;
     const s = this.#summary.keyspaces;
     s.imported++;
     if (u.action === 'resume') s.resumed++;
     if (u.action === 'merge') s.merged++;
     if (u.action === 'replace') s.replaced++;
-
-    let mark: KeyspaceMark;
-    if (u.action === 'resume') {
-      mark = { ...u.mark!, at: new Date().toISOString() };
-    } else {
-      mark = {
-        v: 1,
-        keyspace: u.label,
-        unit: u.unit,
-        file: u.fileFingerprint,
-        logs: u.logs.map((l) => l.contents.fingerprint),
-        mode: u.mode,
-        base: null,
-        next: 0,
-        done: false,
-        expect: null,
-        saturated: false,
-        at: new Date().toISOString(),
-      };
-      if (!dry && store && (u.action === 'merge' || u.action === 'replace')) {
-        // Rare paths: let the keyspaces before this one finish first (and stop here if one failed).
-        await pipeline.drain();
-      }
-      if (!dry && store && u.action === 'merge') {
-        const { keys, sum } = await readBack(store, u.name);
-        mark.base = { keys, sum: sum.toString() };
-      }
-      if (!dry && store && u.action === 'replace') {
-        // Delete and claim the keyspace in one batch: a crash after it resumes as our own import.
-        await store.deleteKeyspace(u.name, [{ name: keyspaceMarkName(u.name), value: encodeMark(mark) }]);
-      }
-    }
-
-    if (!dry && store && this.#createsKeyspace(u, mark)) {
+    const store = this.#store;
+    const mark = u.action === 'resume' ? { ...u.mark!, at: new Date().toISOString() } : await this.#freshMark(u);
+    if (!this.#summary.dryRun && store && this.#createsKeyspace(u, mark)) {
       await this.#createUnit(u, mark, store);
       return;
     }
+    const apply = this.#applier(u, mark);
+    const totals = newTotals();
+    if (u.file) await this.#importFile(u, u.file, mark, totals, apply);
+    // The log frames, then `done`, in the last batch.
+    const { logSum, logOnlyKeys } = this.#addLogFrames(u, totals);
+    const frames = u.logs.reduce((n, l) => n + l.contribution.frames, 0);
+    mark.expect = { keys: totals.keys + logOnlyKeys, sum: (totals.sum + logSum).toString(), frames, records: totals.records };
+    await apply(totals.records, true);
+  }
 
+  /** The first mark of a unit imported afresh; for --merge and --replace, the database made ready for it. */
+  async #freshMark(u: Unit): Promise<KeyspaceMark> {
+    const mark = newMark(u);
+    const store = this.#store;
+    if (this.#summary.dryRun || !store) return mark;
+    if (u.action === 'merge' || u.action === 'replace') {
+      // Rare paths: let the keyspaces before this one finish first (and stop here if one failed).
+      await this.#pipeline!.drain();
+    }
+    if (u.action === 'merge') {
+      const { keys, sum } = await readBack(store, u.name);
+      mark.base = { keys, sum: sum.toString() };
+    }
+    if (u.action === 'replace') {
+      // Delete and claim the keyspace in one batch: a crash after it resumes as our own import.
+      await store.deleteKeyspace(u.name, [{ name: keyspaceMarkName(u.name), value: encodeMark(mark) }]);
+    }
+    return mark;
+  }
+
+  /**
+   * One Store.apply per batch, the unit's mark with it. The mark is encoded
+   * once the apply before has committed (pipeline.submit), so it carries that
+   * apply's saturation.
+   */
+  #applier(u: Unit, mark: KeyspaceMark): (next: number, done: boolean) => Promise<void> {
     const markName = keyspaceMarkName(u.name);
-    // One Store.apply per batch, the unit's mark with it. The mark is encoded once the apply
-    // before has committed (pipeline.submit), so it carries that apply's saturation.
-    const apply = (next: number, done: boolean): Promise<void> =>
-      pipeline.submit(
+    return (next, done) =>
+      this.#pipeline!.submit(
         () => {
           mark.next = next;
           mark.done = done;
@@ -460,35 +347,38 @@ class Migration {
           if (done) this.#verifyQueue?.add(u.name, u.label);
         },
       );
+  }
 
-    const totals = newTotals();
+  /** The unit's keyspace file from the mark's `next` on, into batches of batchRecords records (each applied but the last). */
+  async #importFile(u: Unit, file: LegacyKeyspaceFile, mark: KeyspaceMark, totals: KeyspaceFileTotals, apply: (next: number, done: boolean) => Promise<void>): Promise<void> {
+    const dry = this.#summary.dryRun;
     const resumeAt = mark.next;
     let boundary = (Math.floor(resumeAt / this.#batchRecords) + 1) * this.#batchRecords;
     let pendingRecords = 0;
-    const deferred = u.file !== undefined && u.fileFingerprint === null;
-    if (u.file) {
-      const seen = { bytes: 0, records: 0 };
-      for await (const records of readKeyspaceFile(u.file, this.#sizes, this.#fileProblems, totals)) {
-        for (const r of records) {
-          if (r.index < resumeAt) continue;
-          if (deferred && r.index >= this.#batchRecords) throw changedWhileRead(u.file);
-          if (r.index >= boundary) {
-            // Every record before this batch boundary is in the batch (or was skipped as damage).
-            const at = Math.floor(r.index / this.#batchRecords) * this.#batchRecords;
-            if (pendingRecords > 0) await apply(at, false);
-            pendingRecords = 0;
-            boundary = at + this.#batchRecords;
-          }
-          if (!dry) addRecord(pipeline.batch, u.name, r.key, r.count);
-          pendingRecords++;
-          this.#summary.keys++;
+    const deferred = u.fileFingerprint === null;
+    const seen = { bytes: 0, records: 0 };
+    for await (const records of readKeyspaceFile(file, this.#sizes, this.#fileProblems, totals)) {
+      for (const r of records) {
+        if (r.index < resumeAt) continue;
+        if (deferred && r.index >= this.#batchRecords) throw changedWhileRead(file);
+        if (r.index >= boundary) {
+          // Every record before this batch boundary is in the batch (or was skipped as damage).
+          const at = Math.floor(r.index / this.#batchRecords) * this.#batchRecords;
+          if (pendingRecords > 0) await apply(at, false);
+          pendingRecords = 0;
+          boundary = at + this.#batchRecords;
         }
-        this.#fileProgress(u.file, totals, seen);
+        if (!dry) addRecord(this.#pipeline!.batch, u.name, r.key, r.count);
+        pendingRecords++;
+        this.#summary.keys++;
       }
-      this.#fileRead(u, mark, totals, deferred);
+      this.#fileProgress(file, totals, seen);
     }
+    this.#fileRead(u, mark, totals, deferred);
+  }
 
-    // The log frames, then `done`, in the last batch.
+  /** The unit's log frames into the current batch: their sum, and how many of their keys the file did not have. */
+  #addLogFrames(u: Unit, totals: KeyspaceFileTotals): { logSum: bigint; logOnlyKeys: number } {
     let logSum = 0n;
     let logOnlyKeys = 0;
     const logKeys = new Set<string>();
@@ -498,15 +388,13 @@ class Migration {
           logKeys.add(id);
           if (!totals.seen.has(id)) logOnlyKeys++;
         }
-        if (!dry) addRecord(pipeline.batch, u.name, d.key, d.delta);
+        if (!this.#summary.dryRun) addRecord(this.#pipeline!.batch, u.name, d.key, d.delta);
         logSum += d.delta;
       }
       this.#summary.frames.replayed += contribution.frames;
       this.#advance(contribution.frames, 0);
     }
-    const frames = u.logs.reduce((n, l) => n + l.contribution.frames, 0);
-    mark.expect = { keys: totals.keys + logOnlyKeys, sum: (totals.sum + logSum).toString(), frames, records: totals.records };
-    await apply(totals.records, true);
+    return { logSum, logOnlyKeys };
   }
 
   /** Progress for the records of a keyspace file read since `seen` (updated). */
@@ -666,34 +554,4 @@ class Migration {
     s.recordsPerSecond = s.elapsedMs > 0 ? Math.round((s.records * 1000) / s.elapsedMs) : 0;
     return s;
   }
-}
-
-/** A unit's fingerprint: of its file's and its dirty logs' fingerprints (docs/legacy-format.md, Plan). */
-function unitFingerprint(u: Unit): string {
-  return combineFingerprints([...(u.fileFingerprint ? [`file:${u.fileFingerprint}`] : []), ...u.logs.map((l) => `log:${l.contents.fingerprint}`)]);
-}
-
-function changedWhileRead(file: LegacyKeyspaceFile): CountdError {
-  return new CountdError(ErrorCodes.MIGRATE, `${file.label} changed while it was being imported (is the original countd still running?); rerun once it is stopped`);
-}
-
-/**
- * Add one legacy count. A count of 0 must still create the key (the original
- * kept it; countd's apply creates a key touched by a non-zero delta even when
- * the deltas sum to 0), so it is added as +1 and -1.
- */
-function addRecord(batch: IncrementBatch, keyspace: Buffer, key: Buffer, count: bigint): void {
-  if (count !== 0n) {
-    batch.add(keyspace, key, count);
-    return;
-  }
-  batch.add(keyspace, key, 1n);
-  batch.add(keyspace, key, -1n);
-}
-
-function definedSizes(sizes: Partial<FieldSizes> | undefined): Partial<FieldSizes> {
-  const out: { keyspaceSize?: number; keySize?: number } = {};
-  if (sizes?.keyspaceSize !== undefined) out.keyspaceSize = sizes.keyspaceSize;
-  if (sizes?.keySize !== undefined) out.keySize = sizes.keySize;
-  return out;
 }

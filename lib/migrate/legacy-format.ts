@@ -16,7 +16,7 @@ export const KEYSPACE_RECORD_SIZE = 8 + LEGACY_SIZES.keySize;
 /** Bytes of a legacy commit-log frame: increment (8) + keyspace (256) + key (256). */
 export const LEGACY_FRAME_SIZE = 8 + LEGACY_SIZES.keyspaceSize + LEGACY_SIZES.keySize;
 
-/** Size the original preallocated each log to: 2 MiB rounded down to whole frames (4,033 frames). */
+/** Size the original preallocated each log to: 2 MiB rounded down to whole frames (2,096,640 bytes, 4,032 frames). */
 export const LEGACY_LOG_SIZE = Math.floor((2 * 1024 * 1024) / LEGACY_FRAME_SIZE) * LEGACY_FRAME_SIZE;
 
 /** Permission bits of a log that a worker must apply (owner read-only). */

@@ -40,15 +40,23 @@ export interface LegacyLogContents {
   keyspaces: Map<string, LogContribution>;
 }
 
-const FRAMES_PER_CHUNK = 4033;
+const FRAMES_PER_CHUNK = 4032;
 
-/** Read and check one dirty log; names must fit `target` sizes to be replayed. */
-export async function readLegacyLog(log: LegacyLog, target: FieldSizes, problems: ProblemLog): Promise<LegacyLogContents> {
-  const hash = fingerprintHash(Buffer.from(log.name, 'latin1'), log.size);
+/**
+ * Read and check one log to replay; names must fit `target` sizes to be
+ * replayed. `limit` replays only the log's first `limit` frames (the writer's
+ * log in progress, or a rule of --legacy-log): the fingerprint then covers
+ * exactly those bytes, so a log whose replayed part changes is a new source.
+ */
+export async function readLegacyLog(log: LegacyLog, target: FieldSizes, problems: ProblemLog, limit?: number): Promise<LegacyLogContents> {
+  const bytes = limit === undefined ? log.size : Math.min(log.size, limit * LEGACY_FRAME_SIZE);
+  const hash = fingerprintHash(Buffer.from(log.name, 'latin1'), bytes);
   const out: LegacyLogContents = { log, fingerprint: '', frames: 0, padding: 0, skipped: 0, keyspaces: new Map() };
   const lengths = new Int32Array(2);
   let offset = 0;
-  for await (const chunk of readChunks(log.path, FRAMES_PER_CHUNK * LEGACY_FRAME_SIZE, log.path)) {
+  for await (const whole of readChunks(log.path, FRAMES_PER_CHUNK * LEGACY_FRAME_SIZE, log.path)) {
+    if (offset >= bytes) break;
+    const chunk = offset + whole.length > bytes ? whole.subarray(0, bytes - offset) : whole;
     hash.update(chunk);
     let pos = 0;
     for (; pos + LEGACY_FRAME_SIZE <= chunk.length; pos += LEGACY_FRAME_SIZE) {

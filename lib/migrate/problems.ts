@@ -3,8 +3,12 @@
 // that a directory with millions of bad records does not fill memory.
 //
 // Damage is skipped and reported; `--strict` makes any damage fatal. Notices
-// (records out of order, a legacy lock passed over with --force, clean logs)
-// are reported but never fatal: they lose nothing.
+// (records out of order, a legacy lock passed over with --force, the writer's
+// log in progress replayed, the stale duplicate records the original's storage
+// normally leaves) are reported but never fatal: they lose nothing. Stale
+// duplicates are only counted: a healthy legacy directory has thousands.
+// An ambiguous log (docs/legacy-format.md) counts as damage: nothing of it is
+// imported unless a --legacy-log rule says how much.
 
 export type ProblemKind =
   // keyspace files
@@ -20,13 +24,18 @@ export type ProblemKind =
   | 'invalid-frame'
   | 'partial-frame'
   | 'log-mode'
+  | 'ambiguous-log'
   // import
   | 'saturated'
   // notices
   | 'out-of-order'
-  | 'legacy-lock';
+  | 'legacy-lock'
+  | 'writer-log'
+  | 'legacy-log-rule';
 
-const NOTICES: ReadonlySet<ProblemKind> = new Set<ProblemKind>(['out-of-order', 'legacy-lock']);
+const NOTICES: ReadonlySet<ProblemKind> = new Set<ProblemKind>(['out-of-order', 'legacy-lock', 'writer-log', 'legacy-log-rule', 'duplicate-key']);
+/** Kinds only counted, never listed one by one. */
+const COUNT_ONLY: ReadonlySet<ProblemKind> = new Set<ProblemKind>(['duplicate-key']);
 
 export function isDamage(kind: ProblemKind): boolean {
   return !NOTICES.has(kind);
@@ -56,7 +65,7 @@ export class ProblemLog {
   add(problem: Problem): void {
     const n = (this.counts.get(problem.kind) ?? 0) + 1;
     this.counts.set(problem.kind, n);
-    if (n <= DETAILS_PER_KIND) this.details.push(problem);
+    if (n <= DETAILS_PER_KIND && !COUNT_ONLY.has(problem.kind)) this.details.push(problem);
     this.#onProblem?.(problem);
   }
 

@@ -1,14 +1,18 @@
-// The read request of docs/protocol.md section 2 and its backward-compatible
-// extensions (docs/read-protocol-extensions.md):
+// The read request of docs/protocol.md section 2 and its extensions
+// (docs/read-protocol-extensions.md):
 //
 //   offset (u64 LE) | length (u64 LE) | keyspace (KS bytes, NUL-padded)   16 + KS bytes: a page
 //
-// An offset of 2^63 or more can never select an entry of a real page, so the
-// extensions use that half of the offset field as an opcode:
-// offset = 0x8000_0000_0000_0000 | op. An op may be followed by an extra
-// field (a K-byte key, or an 8-byte keyspace-page offset), so a request's size
-// is known once its first 8 bytes are in. Both sides use this module: the
-// reader decodes with ReadRequestDecoder, clients encode with encodeReadRequest.
+// A connection starts PLAIN: every 16 + KS bytes are a page request, whatever
+// the offset (one of 2^63 or more is a valid page that selects nothing).
+// Extensions are negotiated per connection by a HELLO that no plain client
+// sends, because it is malformed under docs/protocol.md: offset 2^63 and an EMPTY
+// keyspace field (all NUL). After it the connection is EXTENDED: an offset of
+// 2^63 or more is an opcode, offset = 0x8000_0000_0000_0000 | op, and an op
+// may be followed by an extra field (a K-byte key, or an 8-byte keyspace-page
+// offset), so a request's size is known once its first 8 bytes are in. Both
+// sides use this module: the reader decodes with ReadRequestDecoder (which
+// switches itself on a hello), clients encode with encodeReadRequest.
 
 import { invalidArgument } from '../errors.js';
 import { FieldSizes, UINT64_MAX, fieldNameLength, nameBytes, readRequestSize, writeField } from './fields.js';
@@ -21,39 +25,50 @@ export const OP_GET = 1;
 export const OP_RANK = 2;
 export const OP_AROUND = 3;
 export const OP_KEYSPACES = 4;
+export const OP_HEALTH = 5;
 
 /** Version of the extension set answered to OP_HELLO. */
 export const READ_EXTENSIONS_VERSION = 1n;
 
-export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces';
+export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health';
 
 /** A decoded request. Names are copies (safe to keep). */
 export type ReadRequest =
   | { op: 'page'; offset: bigint; length: bigint; keyspace: Buffer }
-  | { op: 'hello'; length: bigint; keyspace: Buffer }
+  /** `version`: the highest extension version the client speaks (the length field). */
+  | { op: 'hello'; version: bigint }
   | { op: 'get'; keyspace: Buffer; key: Buffer }
   | { op: 'rank'; keyspace: Buffer; key: Buffer }
   | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer }
-  | { op: 'keyspaces'; offset: bigint; length: bigint };
+  | { op: 'keyspaces'; offset: bigint; length: bigint }
+  | { op: 'health' };
 
 /** What a caller gives encodeReadRequest: names as strings or bytes, numbers or bigints. */
 export type ReadRequestInput =
   | { op: 'page'; offset: bigint | number; length: bigint | number; keyspace: string | Uint8Array }
-  | { op: 'hello'; keyspace?: string | Uint8Array }
+  | { op: 'hello' }
   | { op: 'get'; keyspace: string | Uint8Array; key: string | Uint8Array }
   | { op: 'rank'; keyspace: string | Uint8Array; key: string | Uint8Array }
   | { op: 'around'; length: bigint | number; keyspace: string | Uint8Array; key: string | Uint8Array }
-  | { op: 'keyspaces'; offset: bigint | number; length: bigint | number };
+  | { op: 'keyspaces'; offset: bigint | number; length: bigint | number }
+  | { op: 'health' };
 
-/** The keyspace name a client puts in an OP_HELLO request (any valid name does). */
-export const HELLO_KEYSPACE = 'countd';
+/** Ops that need a negotiated (extended) connection: every op but page and hello. */
+export function isExtensionOp(op: ReadOpName): boolean {
+  return op !== 'page' && op !== 'hello';
+}
 
-/** Bytes of the request whose offset field holds `offsetField`, or -1 for an unknown opcode. */
-export function requestSizeFor(offsetField: bigint, sizes: FieldSizes): number {
+/**
+ * Bytes of the request whose offset field holds `offsetField`, or -1 for an
+ * unknown opcode. On a plain connection (`extended` false) every request is
+ * a page, or the hello, of 16 + KS bytes.
+ */
+export function requestSizeFor(offsetField: bigint, sizes: FieldSizes, extended = true): number {
   const base = readRequestSize(sizes);
-  if (offsetField < OPCODE_FLAG) return base;
+  if (offsetField < OPCODE_FLAG || !extended) return base;
   switch (Number(offsetField - OPCODE_FLAG)) {
     case OP_HELLO:
+    case OP_HEALTH:
       return base;
     case OP_GET:
     case OP_RANK:
@@ -72,15 +87,20 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
   const base = readRequestSize(sizes);
   switch (req.op) {
     case 'page': {
-      const offset = toUint64(req.offset, 'offset');
-      if (offset >= OPCODE_FLAG) throw invalidArgument(`page offset ${offset} is 2^63 or more (reserved for opcodes)`);
+      // No keyspace holds 2^63 - 1 entries: a page from there on selects nothing (n = 0), so an
+      // offset above is sent as that one, which is a page on plain and extended connections alike.
+      const asked = toUint64(req.offset, 'offset');
+      const offset = asked >= OPCODE_FLAG ? OPCODE_FLAG - 1n : asked;
       const buf = Buffer.allocUnsafe(base);
       header(buf, offset, toUint64(req.length, 'length'), nameBytes(req.keyspace, 'keyspace', KS), KS);
       return buf;
     }
-    case 'hello': {
-      const buf = Buffer.allocUnsafe(base);
-      header(buf, OPCODE_FLAG | BigInt(OP_HELLO), 1n, nameBytes(req.keyspace ?? HELLO_KEYSPACE, 'keyspace', KS), KS);
+    case 'hello':
+    case 'health': {
+      // Keyspace field all NUL: malformed under docs/protocol.md, so no plain request is a hello.
+      const buf = Buffer.alloc(base);
+      buf.writeBigUInt64LE(OPCODE_FLAG | BigInt(req.op === 'hello' ? OP_HELLO : OP_HEALTH), 0);
+      buf.writeBigUInt64LE(req.op === 'hello' ? READ_EXTENSIONS_VERSION : 0n, 8);
       return buf;
     }
     case 'get':
@@ -116,14 +136,16 @@ export type DecodeRequestResult =
   | { kind: 'malformed'; reason: string };
 
 /**
- * Decode the request starting at buf[start]. Decides "malformed" as early as
- * the bytes allow (an unknown opcode needs only the first 8 bytes).
+ * Decode the request starting at buf[start], on a plain connection
+ * (`extended` false: pages and the hello only) or an extended one. Decides
+ * "malformed" as early as the bytes allow (an unknown opcode needs only the
+ * first 8 bytes).
  */
-export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes): DecodeRequestResult {
+export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes, extended = true): DecodeRequestResult {
   const avail = buf.length - start;
   if (avail < 8) return { kind: 'partial', size: 8 };
   const offset = buf.readBigUInt64LE(start);
-  const size = requestSizeFor(offset, sizes);
+  const size = requestSizeFor(offset, sizes, extended);
   if (size < 0) return { kind: 'malformed', reason: `unknown opcode ${offset - OPCODE_FLAG}` };
   if (avail < size) return { kind: 'partial', size };
   const length = buf.readBigUInt64LE(start + 8);
@@ -133,21 +155,24 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes)
   const ksLen = fieldNameLength(buf, ksStart, KS);
   const keyspace = (): Buffer => Buffer.from(buf.subarray(ksStart, ksStart + ksLen));
 
-  if (offset < OPCODE_FLAG) {
+  const op = offset < OPCODE_FLAG ? -1 : Number(offset - OPCODE_FLAG);
+  if (op === OP_HELLO && length >= 1n && allZero(buf, ksStart, KS)) return { kind: 'request', size, request: { op: 'hello', version: length } };
+  if (op < 0 || !extended) {
+    // A page: on a plain connection whatever its offset (2^63 or more selects nothing: n = 0).
     if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
     return { kind: 'request', size, request: { op: 'page', offset, length, keyspace: keyspace() } };
   }
-  const op = Number(offset - OPCODE_FLAG);
-  if (op === OP_KEYSPACES) {
-    if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspaces: keyspace field must be all NUL' };
+  if (op === OP_KEYSPACES || op === OP_HEALTH || op === OP_HELLO) {
+    if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspace field must be all NUL' };
+    if (op === OP_HELLO) return { kind: 'malformed', reason: 'hello: length must be at least 1' };
+    if (op === OP_HEALTH) {
+      if (length !== 0n) return { kind: 'malformed', reason: 'health: length must be 0' };
+      return { kind: 'request', size, request: { op: 'health' } };
+    }
     const pageOffset = buf.readBigUInt64LE(keyStart);
     return { kind: 'request', size, request: { op: 'keyspaces', offset: pageOffset, length } };
   }
   if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
-  if (op === OP_HELLO) {
-    if (length !== 1n) return { kind: 'malformed', reason: 'hello: length must be 1' };
-    return { kind: 'request', size, request: { op: 'hello', length, keyspace: keyspace() } };
-  }
   const keyLen = fieldNameLength(buf, keyStart, sizes.keySize);
   if (keyLen < 0) return { kind: 'malformed', reason: 'invalid key field' };
   const key = Buffer.from(buf.subarray(keyStart, keyStart + keyLen));
@@ -165,6 +190,7 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes)
 /**
  * Incremental decoder for a stream of pipelined requests (the server side).
  * push() bytes as they arrive, then call next() until it returns undefined.
+ * It starts plain and turns extended once it decodes a hello (`extended`).
  * After a 'malformed' result the stream is unusable (the server closes it).
  */
 export class ReadRequestDecoder {
@@ -172,9 +198,15 @@ export class ReadRequestDecoder {
   #buf: Buffer = Buffer.alloc(0);
   #pos = 0;
   #failed = false;
+  #extended = false;
 
   constructor(sizes: FieldSizes) {
     this.#sizes = sizes;
+  }
+
+  /** A hello was decoded: opcodes are read as extension ops from then on. */
+  get extended(): boolean {
+    return this.#extended;
   }
 
   /** Bytes received but not yet decoded. */
@@ -193,7 +225,7 @@ export class ReadRequestDecoder {
   /** The next request, a malformed marker, or undefined when more bytes are needed. */
   next(): ReadRequest | { malformed: string } | undefined {
     if (this.#failed) return undefined;
-    const r = decodeReadRequest(this.#buf, this.#pos, this.#sizes);
+    const r = decodeReadRequest(this.#buf, this.#pos, this.#sizes, this.#extended);
     if (r.kind === 'partial') return undefined;
     if (r.kind === 'malformed') {
       this.#failed = true;
@@ -202,6 +234,7 @@ export class ReadRequestDecoder {
       return { malformed: r.reason };
     }
     this.#pos += r.size;
+    if (r.request.op === 'hello') this.#extended = true;
     return r.request;
   }
 }

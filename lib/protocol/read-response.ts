@@ -6,6 +6,7 @@
 //   page, get, hello:  n × (count i64 | key K bytes, NUL-padded)
 //   rank, around:      first u64 (rank of the first record) | n × (count i64 | key K)
 //   keyspaces:         n × (size i64 | keyspace name KS bytes, NUL-padded)
+//   health:            n = 1, state i64 | since i64 | failures i64 | code 32 bytes | message 256 bytes
 //
 // The server encodes with the encode* functions; a client queues the op of
 // every request it sends with ReadResponseDecoder.expect() and decodes the
@@ -16,6 +17,28 @@ import { FieldSizes, readRecordSize } from './fields.js';
 import { READ_EXTENSIONS_VERSION, ReadOpName } from './read-request.js';
 
 export const N_MALFORMED = -1n;
+/** Sizes of the health record's text fields (NUL-padded UTF-8). */
+export const HEALTH_CODE_SIZE = 32;
+export const HEALTH_MESSAGE_SIZE = 256;
+const HEALTH_RECORD_SIZE = 24 + HEALTH_CODE_SIZE + HEALTH_MESSAGE_SIZE;
+/** The worker's state as the health op reports it; on the wire its index in this list. */
+export const HEALTH_STATES = ['none', 'applying', 'failing', 'stalled'] as const;
+export type HealthState = (typeof HEALTH_STATES)[number];
+
+/**
+ * The worker of the process that serves the read port: `none` (no worker in
+ * that process), `applying` (normal), `failing` (applies fail and are
+ * retried with backoff), `stalled` (the database's file system is full: no
+ * retry until space is free). `since` (ms since the Unix epoch, 0 when
+ * applying) is when the current failure began; `code` a COUNTD_* code.
+ */
+export interface HealthReport {
+  state: HealthState;
+  since: number;
+  failures: number;
+  code: string;
+  message: string;
+}
 export const N_PAGE_TOO_LARGE = -2n;
 
 /** One ranked entry as it travels on the wire (same shape as the store's Entry). */
@@ -36,7 +59,8 @@ export type ReadResponse =
   | { op: 'page' | 'get'; status: 'ok'; entries: ReadEntry[] }
   | { op: 'hello'; status: 'ok'; version: bigint }
   | { op: 'rank' | 'around'; status: 'ok'; first: bigint; entries: ReadEntry[] }
-  | { op: 'keyspaces'; status: 'ok'; keyspaces: KeyspaceInfo[] };
+  | { op: 'keyspaces'; status: 'ok'; keyspaces: KeyspaceInfo[] }
+  | { op: 'health'; status: 'ok'; health: HealthReport };
 
 /** The 8-byte response n = -1 or n = -2. */
 export function encodeStatusResponse(n: bigint): Buffer {
@@ -84,11 +108,47 @@ export function encodeKeyspacesResponse(
 }
 
 /** Response to a hello request: n = 1, one record whose count is the extension version and whose key field is all NUL. */
-export function encodeHelloResponse(sizes: FieldSizes): Buffer {
+export function encodeHelloResponse(sizes: FieldSizes, version: bigint = READ_EXTENSIONS_VERSION): Buffer {
   const buf = Buffer.alloc(8 + readRecordSize(sizes));
   buf.writeBigInt64LE(1n, 0);
-  buf.writeBigInt64LE(READ_EXTENSIONS_VERSION, 8);
+  buf.writeBigInt64LE(version, 8);
   return buf;
+}
+
+/** Response to a health request: n = 1, then the one health record (text fields cut to their size). */
+export function encodeHealthResponse(h: HealthReport): Buffer {
+  const buf = Buffer.alloc(8 + HEALTH_RECORD_SIZE);
+  buf.writeBigInt64LE(1n, 0);
+  buf.writeBigInt64LE(BigInt(HEALTH_STATES.indexOf(h.state)), 8);
+  buf.writeBigInt64LE(BigInt(Math.max(0, Math.floor(h.since))), 16);
+  buf.writeBigInt64LE(BigInt(Math.max(0, Math.floor(h.failures))), 24);
+  textField(buf, 32, HEALTH_CODE_SIZE, h.code);
+  textField(buf, 32 + HEALTH_CODE_SIZE, HEALTH_MESSAGE_SIZE, h.message);
+  return buf;
+}
+
+/** UTF-8 text NUL-padded into a field; cut at a character boundary, and never a NUL inside. */
+function textField(buf: Buffer, at: number, size: number, text: string): void {
+  let bytes = Buffer.from(text.replace(/\0/g, ''), 'utf8');
+  if (bytes.length > size) bytes = Buffer.from(bytes.subarray(0, size).toString('utf8').replace(/\uFFFD$/, ''), 'utf8').subarray(0, size);
+  buf.set(bytes, at);
+}
+
+function decodeHealth(buf: Buffer, at: number): HealthReport {
+  const state = HEALTH_STATES[Number(buf.readBigInt64LE(at))];
+  if (state === undefined) throw invalid(`health state ${buf.readBigInt64LE(at)}`);
+  const text = (from: number, size: number): string => {
+    const field = buf.subarray(from, from + size);
+    const end = field.indexOf(0);
+    return field.subarray(0, end < 0 ? size : end).toString('utf8');
+  };
+  return {
+    state,
+    since: Number(buf.readBigInt64LE(at + 8)),
+    failures: Number(buf.readBigInt64LE(at + 16)),
+    code: text(at + 24, HEALTH_CODE_SIZE),
+    message: text(at + 24 + HEALTH_CODE_SIZE, HEALTH_MESSAGE_SIZE),
+  };
 }
 
 function writeRecords(buf: Buffer, at: number, entries: readonly ReadEntry[], K: number): void {
@@ -165,7 +225,7 @@ export class ReadResponseDecoder {
       }
       if (n < 0n) throw invalid(`response n = ${n}`);
       if (n > BigInt(this.#maxRecords)) throw invalid(`response n = ${n} is above the limit of ${this.#maxRecords}`);
-      if (op === 'hello' && n !== 1n) throw invalid(`hello response n = ${n}`);
+      if ((op === 'hello' || op === 'health') && n !== 1n) throw invalid(`${op} response n = ${n}`);
       this.#n = Number(n);
       this.#first = undefined;
       this.#records = [];
@@ -174,6 +234,14 @@ export class ReadResponseDecoder {
       if (buf.length - this.#pos < 8) return undefined;
       this.#first = buf.readBigUInt64LE(this.#pos);
       this.#pos += 8;
+    }
+    if (op === 'health') {
+      if (buf.length - this.#pos < HEALTH_RECORD_SIZE) return undefined;
+      const health = decodeHealth(buf, this.#pos);
+      this.#pos += HEALTH_RECORD_SIZE;
+      this.#expected.shift();
+      this.#n = -1;
+      return { op, status: 'ok', health };
     }
     const isKeyspaces = op === 'keyspaces';
     const nameSize = isKeyspaces ? this.#sizes.keyspaceSize : this.#sizes.keySize;

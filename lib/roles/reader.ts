@@ -1,6 +1,6 @@
-// countd-read: serves ranked pages over TCP (docs/protocol.md section 2) and the
-// extension ops of docs/read-protocol-extensions.md (get, rank, around,
-// keyspaces, hello).
+// countd-read: serves ranked pages over TCP (docs/protocol.md section 2) and, on
+// connections that negotiated them with a hello, the extension ops of
+// docs/read-protocol-extensions.md (get, rank, around, keyspaces, health).
 //
 // One connection is a stream of pipelined requests answered strictly in
 // order: requests are decoded lazily from the connection's buffer and
@@ -10,14 +10,16 @@
 
 import net from 'node:net';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
-import { metrics } from '../metrics.js';
+import { metrics, readBuffered } from '../metrics.js';
 import { FieldSizes, checkFieldSizes, readRequestSize } from '../protocol/fields.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT } from '../protocol/ports.js';
-import { ReadRequest, ReadRequestDecoder } from '../protocol/read-request.js';
+import { READ_EXTENSIONS_VERSION, ReadRequest, ReadRequestDecoder } from '../protocol/read-request.js';
 import {
   N_MALFORMED,
   N_PAGE_TOO_LARGE,
+  encodeHealthResponse,
   encodeHelloResponse,
+  type HealthReport,
   encodeKeyspacesResponse,
   encodePageResponse,
   encodePositionedResponse,
@@ -30,6 +32,8 @@ import { PageCache, type VersionedStore } from './read/page-cache.js';
 export const DEFAULT_PAGE_LIMIT = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_READ_IDLE_TIMEOUT_MS = 300_000;
+export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /** The part of Store the reader uses (tests may pass a model of it). */
 export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces'> & VersionedStore;
@@ -43,18 +47,38 @@ export interface ReaderOptions {
   port?: number;
   /** Largest `length` answered; above it the answer is n = -2. Default 10,000. */
   pageLimit?: number;
-  /** Connections beyond this are refused. Default 1024. */
+  /**
+   * Connections at most. Default 1024. At the limit a new connection closes
+   * the one idle the longest (not answering a request; possibly holding part
+   * of one), so idle clients never lock readers out; it is refused only when
+   * every connection is being answered.
+   */
   maxConnections?: number;
-  /** Close a connection idle (no bytes either way, nothing pending) this long; 0 (default) = never. */
+  /** Close a connection idle (no bytes either way, nothing being answered) this long; 0 = never. Default 300,000 (5 minutes). */
   idleTimeoutMs?: number;
+  /**
+   * Bytes all connections may hold in answers their clients have not read
+   * (plus requests read ahead: each connection reads at most 256 KiB ahead).
+   * Above it, the connection whose client has not read the longest is
+   * closed. Default 64 MiB.
+   */
+  maxBufferedBytes?: number;
   /** Bytes of encoded page responses kept between applies (page-cache.ts); 0 = no cache. Default 32 MiB. */
   pageCacheBytes?: number;
+  /** The health of the worker sharing this process (the health op); without it, state `none`. */
+  health?: () => HealthReport;
   logger?: Logger;
 }
+
+const NO_WORKER: HealthReport = { state: 'none', since: 0, failures: 0, code: '', message: 'no worker runs in the process serving reads' };
 
 export interface ReaderHandle {
   readonly port: number;
   readonly address: string;
+  /** Open connections. */
+  readonly connections: number;
+  /** Bytes the connections hold (requests read ahead, answers not read by their clients): see maxBufferedBytes. */
+  readonly bufferedBytes: number;
   /** Stop accepting, finish the request each connection is answering, close every connection. */
   close(): Promise<void>;
 }
@@ -65,44 +89,71 @@ const STATUS_TOO_LARGE = encodeStatusResponse(N_PAGE_TOO_LARGE);
 const INPUT_HIGH_WATER = 256 * 1024;
 const CLOSE_GRACE_MS = 5000;
 
-export async function startReader(options: ReaderOptions): Promise<ReaderHandle> {
+/** The options with their defaults, validated (COUNTD_INVALID_ARGUMENT). */
+function settingsOf(options: ReaderOptions) {
   const sizes = checkFieldSizes(options.sizes);
-  const listen = options.listen ?? DEFAULT_HOST;
-  const port = options.port ?? DEFAULT_READ_PORT;
-  const pageLimit = options.pageLimit ?? DEFAULT_PAGE_LIMIT;
-  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
-  const pageCacheBytes = options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
+  const s = {
+    sizes,
+    listen: options.listen ?? DEFAULT_HOST,
+    port: options.port ?? DEFAULT_READ_PORT,
+    pageLimit: options.pageLimit ?? DEFAULT_PAGE_LIMIT,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_READ_IDLE_TIMEOUT_MS,
+    pageCacheBytes: options.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES,
+  };
+  const { port, pageLimit, maxConnections, idleTimeoutMs, pageCacheBytes, maxBufferedBytes } = s;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArgument(`read port must be 0..65535, got ${port}`);
   if (!Number.isSafeInteger(pageLimit) || pageLimit < 1) throw invalidArgument(`page limit must be a positive integer, got ${pageLimit}`);
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw invalidArgument(`max connections must be a positive integer, got ${maxConnections}`);
   if (!Number.isSafeInteger(idleTimeoutMs) || idleTimeoutMs < 0) throw invalidArgument(`idle timeout must be a non-negative integer, got ${idleTimeoutMs}`);
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < 0) throw invalidArgument(`page cache bytes must be a non-negative integer, got ${pageCacheBytes}`);
+  if (!Number.isSafeInteger(maxBufferedBytes) || maxBufferedBytes < 1) throw invalidArgument(`max buffered bytes must be a positive integer, got ${maxBufferedBytes}`);
   if (!options.store) throw invalidArgument('a store is required');
+  return s;
+}
+
+export async function startReader(options: ReaderOptions): Promise<ReaderHandle> {
+  const { sizes, listen, port, pageLimit, maxConnections, idleTimeoutMs, pageCacheBytes, maxBufferedBytes } = settingsOf(options);
   const logger = (options.logger ?? silentLogger).child('read');
+  const connections = new Set<ReadConnection>();
+  /** Connections closed to admit new ones or to free memory, until their sockets close. */
+  const evicting = new Set<ReadConnection>();
+  let buffered = 0;
   const ctx: ConnectionContext = {
     store: options.store,
     sizes,
     pageLimit: BigInt(pageLimit),
     pageCache: pageCacheBytes > 0 ? new PageCache(pageCacheBytes) : undefined,
+    health: options.health ?? (() => NO_WORKER),
     idleTimeoutMs,
     logger,
     highWater: Math.max(INPUT_HIGH_WATER, readRequestSize(sizes) + sizes.keySize + 8),
+    buffered(delta) {
+      buffered += delta;
+      readBuffered.bytes += delta;
+      if (delta > 0 && buffered > maxBufferedBytes && shedNonReader(connections, evicting)) shed();
+    },
   };
 
-  const connections = new Set<ReadConnection>();
+  const shed = everyTenSeconds(() => logger.warn('read answers held over the memory budget: closed the connection whose client reads slowest', { maxBufferedBytes }));
+  const refused = everyTenSeconds(() => logger.warn('connection refused: every connection is being answered', { maxConnections }));
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-  server.maxConnections = maxConnections;
   server.on('connection', (socket) => {
+    if (connections.size - evicting.size >= maxConnections && !evictIdle(connections, evicting)) {
+      socket.destroy();
+      refused();
+      return;
+    }
     const conn = new ReadConnection(socket, ctx);
     connections.add(conn);
     metrics.readConnections.inc();
     socket.once('close', () => {
       connections.delete(conn);
+      evicting.delete(conn);
       metrics.readConnections.dec();
     });
   });
-  server.on('drop', () => logger.warn('connection refused: too many connections', { maxConnections }));
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(new CountdError(ErrorCodes.IO_ERROR, `read server cannot listen on ${listen}:${port}: ${err.message}`, { cause: err }));
@@ -120,6 +171,12 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   return {
     port: addr.port,
     address: addr.address,
+    get connections() {
+      return connections.size;
+    },
+    get bufferedBytes() {
+      return buffered;
+    },
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -137,6 +194,26 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
   };
 }
 
+/** `log`, at most once every ten seconds: a flood of events must not flood the log. */
+function everyTenSeconds(log: () => void): () => void {
+  let last = -Infinity;
+  return () => {
+    if (Date.now() - last < 10_000) return;
+    last = Date.now();
+    log();
+  };
+}
+
+/** Over the buffered-bytes budget: close the connection whose client has not read its answer the longest. */
+function shedNonReader(connections: Set<ReadConnection>, evicting: Set<ReadConnection>): boolean {
+  let worst: ReadConnection | undefined;
+  for (const c of connections) if (c.blocked && !evicting.has(c) && (worst === undefined || c.lastActive < worst.lastActive)) worst = c;
+  if (worst === undefined) return false;
+  evicting.add(worst);
+  worst.destroy();
+  return true;
+}
+
 interface ConnectionContext {
   store: ReadableStore;
   sizes: FieldSizes;
@@ -145,6 +222,26 @@ interface ConnectionContext {
   logger: Logger;
   highWater: number;
   pageCache: PageCache | undefined;
+  health: () => HealthReport;
+  /** Bytes held by connections changed by `delta` (counted against maxBufferedBytes). */
+  buffered(delta: number): void;
+}
+
+/**
+ * At the connection limit, close the connection idle the longest among those
+ * not answering a request (one holding part of a request counts as idle).
+ * False when every connection is being answered.
+ */
+function evictIdle(connections: Set<ReadConnection>, evicting: Set<ReadConnection>): boolean {
+  let best: ReadConnection | undefined;
+  for (const c of connections) {
+    if (evicting.has(c) || c.busy) continue;
+    if (best === undefined || c.lastActive < best.lastActive) best = c;
+  }
+  if (best === undefined) return false;
+  evicting.add(best);
+  best.destroy();
+  return true;
 }
 
 class ReadConnection {
@@ -155,13 +252,25 @@ class ReadConnection {
   #inputEnded = false;
   #finished = false; // no more requests will be answered
   #paused = false;
+  /** An answer waits for the client to read (socket draining). */
+  #blocked = false;
+  /** Bytes counted for this connection in ctx.buffered. */
+  #held = 0;
   #closed: Promise<void>;
+  /** When bytes last came in or an answer went out (ms, monotonic enough for ordering). */
+  lastActive = performance.now();
 
   constructor(socket: net.Socket, ctx: ConnectionContext) {
     this.#socket = socket;
     this.#ctx = ctx;
     this.#decoder = new ReadRequestDecoder(ctx.sizes);
-    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.#closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        ctx.buffered(-this.#held);
+        this.#held = 0;
+        resolve();
+      }),
+    );
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => {
       this.#inputEnded = true;
@@ -170,7 +279,7 @@ class ReadConnection {
     socket.on('error', (err) => ctx.logger.debug('connection error', { error: err.message }));
     if (ctx.idleTimeoutMs > 0) {
       socket.setTimeout(ctx.idleTimeoutMs, () => {
-        if (!this.#running) {
+        if (!this.busy) {
           ctx.logger.debug('closing idle connection');
           socket.destroy();
         }
@@ -188,9 +297,34 @@ class ReadConnection {
     this.#socket.destroy();
   }
 
+  /**
+   * Answering a request. A connection whose client does not read its answers
+   * (waiting for the socket to drain) is not busy: it may be closed like an idle one.
+   */
+  get busy(): boolean {
+    return this.#running && !this.#blocked;
+  }
+
+  /** Its client has not read an answer yet. */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Count what the connection holds now: requests read ahead, answers not yet read by the client. */
+  #account(): void {
+    if (this.#socket.destroyed) return; // counted off on close
+    const now = this.#decoder.buffered + this.#socket.writableLength;
+    if (now === this.#held) return;
+    const delta = now - this.#held;
+    this.#held = now;
+    this.#ctx.buffered(delta);
+  }
+
   #onData(chunk: Buffer): void {
+    this.lastActive = performance.now();
     if (this.#finished) return;
     this.#decoder.push(chunk);
+    this.#account();
     if (this.#decoder.buffered > this.#ctx.highWater && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
@@ -246,7 +380,10 @@ class ReadConnection {
       const response = await this.#answer(item);
       metrics.readSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
       if (socket.destroyed) return;
+      this.lastActive = performance.now();
       if (!socket.write(response)) {
+        this.#blocked = true;
+        this.#account();
         await new Promise<void>((resolve) => {
           const done = (): void => {
             socket.off('drain', done);
@@ -256,13 +393,15 @@ class ReadConnection {
           socket.on('drain', done);
           socket.on('close', done);
         });
+        this.#blocked = false;
       }
+      this.#account();
     }
   }
 
   async #answer(req: ReadRequest): Promise<Buffer> {
     const { store, sizes, pageLimit } = this.#ctx;
-    if ('length' in req && req.op !== 'hello' && req.length > pageLimit) {
+    if ('length' in req && req.length > pageLimit) {
       metrics.readRequests.inc({ kind: 'too-large' });
       return STATUS_TOO_LARGE;
     }
@@ -299,7 +438,9 @@ class ReadConnection {
         return encodeKeyspacesResponse(all.slice(from, from + Number(req.length)), sizes);
       }
       case 'hello':
-        return encodeHelloResponse(sizes);
+        return encodeHelloResponse(sizes, req.version < READ_EXTENSIONS_VERSION ? req.version : READ_EXTENSIONS_VERSION);
+      case 'health':
+        return encodeHealthResponse(this.#ctx.health());
     }
   }
 }

@@ -35,7 +35,10 @@
 //     differs from the mark (a collision has probability 2^-64), so the new
 //     use is applied; its mark then replaces the old one.
 //  6. store.apply() fails (database error): nothing was written; the logs are
-//     released dirty and retried after an exponential backoff.
+//     released dirty and retried after an exponential backoff (after a full
+//     disk: once space is free, work/apply-health.ts). A failed write whose
+//     sync failed may have committed after all: the marks make its retry a
+//     case 3.
 //  7. release() fails after a successful apply: the mark already protects the
 //     log; it is released again on the next rounds (case 3 if it is dirty).
 //
@@ -45,19 +48,34 @@
 //
 // A log's corrupt parts (CRC mismatch, bytes that are no record) are
 // logged with their offsets and the bytes dropped; its valid records are
-// still applied. A log whose header is unreadable has no generation to
-// mark; it is logged and released clean without applying anything.
+// still applied.
+//
+// A log whose header cannot be verified is salvaged, then quarantined
+// (mode 0000: never claimed again, kept for the operator). The summing
+// thread attributes its valid records to the log's last use G without the
+// header (reader.ts salvageRecords); they are applied with mark
+// applied/<index> = G in the same atomic batch, exactly as above with G in
+// place of the header's generation: cases 1-3 hold unchanged (a log found
+// dirty again has G = mark and is only quarantined), and a log quarantined
+// (chmod 0000 before unlock, case 4's moment) keeps mode 0000 through
+// stale-lock recovery, which never changes a mode other than 0200. If G
+// equals the mark before the salvage, G's use was applied normally before
+// its header broke: nothing is applied. docs/commit-log-format.md,
+// "Salvaging", gives the whole argument.
 
 import { getHeapStatistics } from 'node:v8';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { Logger, silentLogger } from '../util/log.js';
 import { DataDir } from '../datadir/meta.js';
-import { CommitLogPool } from '../commitlog/pool.js';
+import { CommitLogPool, type PoolCounts } from '../commitlog/pool.js';
 import type { IncrementBatch } from '../store/increment-batch.js';
+import type { HealthReport } from '../protocol/read-response.js';
+import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
 import { BatchPacer, DEFAULT_BATCH_TARGET_MS } from './work/batch-pacer.js';
 import { LogSummer } from './work/log-summer.js';
 import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
+import type { LogOutcome } from './work/summer-protocol.js';
 import type { Store } from '../store/store.js';
 
 export interface WorkerOptions {
@@ -81,9 +99,7 @@ export interface WorkerOptions {
   maxBatchKeys?: number;
   /**
    * Visibility target: a batch holds at most what the store applies in this
-   * long, at the apply rate it measured (keys per second of the applies
-   * before), so that a write waits behind at most about two such applies.
-   * Default 500 ms. See BatchPacer.
+   * long at its measured rate (BatchPacer). Default 500 ms.
    */
   batchTargetMs?: number;
   /** How often to free locks of dead processes. Default 5,000 ms. */
@@ -103,6 +119,8 @@ export interface WorkerHandle {
   close(): Promise<void>;
   /** Resolves once no dirty log waits and no apply runs. */
   drained(): Promise<void>;
+  /** Whether applies succeed (the read port's health op, `countd status`). */
+  health(): HealthReport;
 }
 
 const MAX_BACKOFF_MS = 5000;
@@ -161,7 +179,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, new BatchPacer(batchTargetMs, maxBatchKeys), recoverEveryMs, options.heapPressure ?? heapUnderPressure);
   await worker.recover();
   worker.start();
-  return { close: () => worker.close(), drained: () => worker.drained() };
+  return { close: () => worker.close(), drained: () => worker.drained(), health: () => worker.health.report() };
 }
 
 type ClaimedLog = Awaited<ReturnType<CommitLogPool['claimDirty']>>[number];
@@ -177,8 +195,12 @@ interface Prepared {
   keys: number;
   marks: Array<{ name: string; value: Buffer }>;
   toApply: ClaimedLog[];
-  /** Already applied (mark = generation) or without a header: released clean, nothing applied. */
+  /** Already applied (mark = generation): released clean (or quarantined), nothing applied. */
   alreadyApplied: ClaimedLog[];
+  /** Indexes of the logs whose header cannot be verified: released quarantined, not clean. */
+  quarantine: Set<number>;
+  /** Frames of `frames` salvaged from such logs. */
+  salvagedFrames: number;
   /** Logs that could not be read (already released dirty). */
   unreadable: number;
   /** Logs claimed but not summed: the batch was full (released dirty for the next one). */
@@ -197,7 +219,10 @@ class Worker {
   #lastStatus = 0;
   #drainWaiters: Array<() => void> = [];
   /** Applied logs whose release failed: released again on later rounds. */
-  #unreleased: ClaimedLog[] = [];
+  #unreleased: Array<{ log: ClaimedLog; state: 'clean' | 'quarantined' }> = [];
+  readonly health = new ApplyHealth();
+  /** What afterFailedApply needs (work/apply-health.ts). */
+  readonly #recovery: Recovery;
 
   constructor(
     readonly pool: CommitLogPool,
@@ -211,6 +236,7 @@ class Worker {
     readonly heapPressure: () => boolean,
   ) {
     this.summer = new LogSummer(sizes);
+    this.#recovery = { health: this.health, store, logger, sleep: (ms) => this.#sleep(ms), stopping: () => this.#stopping };
   }
 
   /** Reads and sums claimed logs on a thread of its own (lib/roles/work/). */
@@ -298,6 +324,7 @@ class Worker {
           delay = 0;
         } else {
           await settle(0);
+          this.health.succeeded(); // nothing left to apply, and nothing failed
           await this.#idle();
         }
         if (prepared && prepared.unreadable > 0) throw new CountdError(ErrorCodes.IO_ERROR, `${prepared.unreadable} commit log(s) could not be read`);
@@ -307,26 +334,23 @@ class Worker {
         await settleAll();
         this.#failures++;
         delay = Math.min(MAX_BACKOFF_MS, this.pollMs * 2 ** Math.min(this.#failures, 16));
-        this.logger.error('apply failed; retrying', {
-          error: describe(err),
-          code: err instanceof CountdError ? err.code : undefined,
-          attempt: this.#failures,
-          retryInMs: delay,
-        });
+        delay = await afterFailedApply(err, this.#failures, delay, this.#recovery);
       }
       if (delay > 0 && !this.#stopping) await this.#sleep(delay);
     }
     await settleAll();
   }
 
+
+
   /** Nothing more to claim: refresh the backlog gauge and wake drained() waiters if no dirty log is left. */
   async #idle(): Promise<void> {
     const now = Date.now();
     if (this.#drainWaiters.length === 0 && now - this.#lastStatus < STATUS_EVERY_MS) return;
     this.#lastStatus = now;
-    const status = await this.pool.status();
-    metrics.dirtyBacklogLogs.set(status.dirty);
-    if (status.dirty === 0 && this.#unreleased.length === 0) {
+    const counts = await this.pool.counts();
+    setPoolGauges(counts);
+    if (counts.dirty === 0 && this.#unreleased.length === 0) {
       for (const resolve of this.#drainWaiters.splice(0)) resolve();
     }
   }
@@ -360,22 +384,24 @@ class Worker {
    * grows.
    */
   async #claimAndPrepare(storeBusy: () => boolean): Promise<Prepared | undefined> {
-    let want = Math.min(this.heapPressure() ? GROW_CHUNK : CLAIM_CHUNK, this.maxLogs);
-    let first = await this.pool.claimDirty(want);
+    // After a failure, one log per batch: a batch too big for the space left could never apply.
+    const small = this.health.state !== 'applying';
+    let want = small ? 1 : Math.min(this.heapPressure() ? GROW_CHUNK : CLAIM_CHUNK, this.maxLogs);
+    let first = await this.#claim(want);
     while (first.length === 0 && storeBusy() && !this.#stopping) {
       await this.#sleep(this.pollMs);
-      first = await this.pool.claimDirty(want);
+      first = await this.#claim(want);
     }
     if (first.length === 0) return undefined;
     const maxKeys = this.pacer.limit();
     const prepared = await this.#prepare(first, maxKeys);
     let taken = first.length;
-    while (storeBusy() && taken < this.maxLogs && prepared.keys < maxKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
+    while (!small && storeBusy() && taken < this.maxLogs && prepared.keys < maxKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
       want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];
       try {
-        more = await this.pool.claimDirty(want);
+        more = await this.#claim(want);
         if (more.length > 0) await this.#prepare(more, maxKeys, prepared);
       } catch (err) {
         // #prepare released the new logs; the earlier ones of the batch are ours to release.
@@ -398,6 +424,13 @@ class Worker {
     return prepared;
   }
 
+  /** claimDirty, and the backlog gauges from the counts its scan saw (fresh during a backlog, no extra I/O). */
+  async #claim(want: number): Promise<ClaimedLog[]> {
+    const claimed = await this.pool.claimDirty(want);
+    if (this.pool.lastCounts) setPoolGauges(this.pool.lastCounts);
+    return claimed;
+  }
+
   /**
    * Read, verify and sum the claimed logs (into `into` if given) on the
    * summing thread. Logs that cannot be read are released dirty at once (one
@@ -413,6 +446,8 @@ class Worker {
       marks: [],
       toApply: [],
       alreadyApplied: [],
+      quarantine: new Set(),
+      salvagedFrames: 0,
       unreadable: 0,
       deferred: 0,
       frames: 0,
@@ -449,8 +484,10 @@ class Worker {
             reason: problem.reason,
           });
         }
-        if (outcome.status === 'no-header') {
-          this.logger.warn('commit log has no readable header; nothing to apply', { log: log.index, records: outcome.records });
+        if (outcome.status === 'quarantine') {
+          this.#salvage(p, log, outcome);
+        } else if (outcome.status === 'empty') {
+          this.logger.warn('dirty commit log is all zero: nothing to apply; releasing it clean', { log: log.index });
           p.alreadyApplied.push(log);
         } else if (outcome.status === 'already-applied') {
           // Case 3 of the comment above: applied, then killed before release.
@@ -473,7 +510,28 @@ class Worker {
     return p;
   }
 
-  /** ONE store.apply() for the prepared logs, then release them clean. On failure they are released dirty. */
+  /** A log whose header cannot be verified: to be quarantined after the apply, its salvaged records (if any) applied with it. */
+  #salvage(p: Prepared, log: ClaimedLog, outcome: LogOutcome): void {
+    p.quarantine.add(log.index);
+    this.logger.error('commit log header cannot be verified; salvaging its records and quarantining it', {
+      log: log.index,
+      salvage: outcome.salvage,
+      generation: outcome.generation ?? undefined,
+      from: outcome.salvageFrom,
+      records: outcome.records,
+      frames: outcome.frames,
+    });
+    if (outcome.salvage !== 'apply') {
+      p.alreadyApplied.push(log);
+      return;
+    }
+    p.frames += outcome.frames;
+    p.salvagedFrames += outcome.frames;
+    p.marks.push({ name: appliedMarkName(log.index), value: encodeAppliedMark(BigInt(outcome.generation!)) });
+    p.toApply.push(log);
+  }
+
+  /** ONE store.apply() for the prepared logs, then release them clean (quarantined: see #salvage). On failure they are released dirty. */
   async #commit(p: Prepared): Promise<void> {
     if (p.marks.length > 0) {
       try {
@@ -489,28 +547,32 @@ class Worker {
         await this.#releaseAll(p.claimed, 'dirty');
         throw err;
       }
+      this.health.succeeded();
       metrics.applySeconds.observe(Number(process.hrtime.bigint() - p.started) / 1e9);
       metrics.framesApplied.inc(p.frames);
+      if (p.salvagedFrames > 0) metrics.framesSalvaged.inc(p.salvagedFrames);
       metrics.logsApplied.inc(p.toApply.length);
       this.logger.debug('applied commit logs', { logs: p.toApply.map((l) => l.index).join(','), frames: p.frames, keys: p.keys });
     }
     for (const log of p.claimed) {
+      const state = p.quarantine.has(log.index) ? 'quarantined' : 'clean';
       try {
-        await this.pool.release(log, 'clean');
+        await this.pool.release(log, state);
       } catch (err) {
-        this.logger.error('cannot release an applied commit log; will retry', { log: log.index, error: describe(err) });
-        this.#unreleased.push(log);
+        this.logger.error('cannot release an applied commit log; will retry', { log: log.index, state, error: describe(err) });
+        this.#unreleased.push({ log, state });
       }
     }
+    if (p.quarantine.size > 0) await this.pool.counts().then(setPoolGauges, () => {});
   }
 
   async #retryReleases(): Promise<void> {
     const pending = this.#unreleased.splice(0);
-    for (const log of pending) {
+    for (const entry of pending) {
       try {
-        await this.pool.release(log, 'clean');
+        await this.pool.release(entry.log, entry.state);
       } catch (err) {
-        this.#unreleased.push(log);
+        this.#unreleased.push(entry);
         throw err;
       }
     }
@@ -525,6 +587,11 @@ class Worker {
       }
     }
   }
+}
+
+function setPoolGauges(counts: PoolCounts): void {
+  metrics.dirtyBacklogLogs.set(counts.dirty);
+  metrics.quarantinedLogs.set(counts.quarantined);
 }
 
 function describe(err: unknown): string {

@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument } from '../errors.js';
 import { CommitLogWriter } from '../commitlog/writer.js';
-import type { FileOps } from '../commitlog/fileops.js';
+import { type FileOps, realFileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
 import { writeFrameSize } from '../protocol/fields.js';
@@ -19,6 +19,7 @@ import { type Logger, silentLogger } from '../util/log.js';
 import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
+import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 10000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -59,17 +60,20 @@ export interface WriterHandle {
 export async function startWriter(options: WriterOptions): Promise<WriterHandle> {
   const settings = checkOptions(options);
   const logger = options.logger ?? silentLogger;
+  const trace = commitTraceFromEnv(logger);
+  const fileOps = trace !== null ? trace.timed(options.fileOps ?? realFileOps) : options.fileOps;
   const log = await CommitLogWriter.open({
     dir: options.dataDir.paths.commitlog,
     sizes: options.dataDir.sizes,
     ...(options.logSize !== undefined ? { logSize: options.logSize } : {}),
     ...(options.handoverMs !== undefined ? { handoverMs: options.handoverMs } : {}),
-    ...(options.fileOps !== undefined ? { fileOps: options.fileOps } : {}),
+    ...(fileOps !== undefined ? { fileOps } : {}),
     logger,
   });
   try {
-    return await serve(log, options.dataDir, settings, logger);
+    return await serve(log, options.dataDir, settings, logger, trace);
   } catch (err) {
+    trace?.stop();
     await log.close().catch(() => {});
     throw err;
   }
@@ -114,9 +118,12 @@ async function serve(
   dataDir: DataDir,
   settings: Settings,
   logger: Logger,
+  trace: CommitTrace | null,
 ): Promise<WriterHandle> {
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger);
+  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace);
   const connections = new Set<WriteConnection>();
+  /** Connections closed to admit new ones, until their sockets close. */
+  const evicting = new Set<WriteConnection>();
   let closedAll: (() => void) | null = null;
   const ctx: ConnectionContext = {
     sizes: dataDir.sizes,
@@ -128,53 +135,16 @@ async function serve(
     lengths: new Int32Array(2),
     lingerMs: LINGER_MS,
     closed(conn) {
+      evicting.delete(conn);
       connections.delete(conn);
       metrics.writeConnections.dec();
       if (closedAll !== null && connections.size === 0) closedAll();
     },
   };
 
-  let refused = 0;
-  let lastRefusalLog = -Infinity;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-  server.on('connection', (socket) => {
-    if (connections.size >= settings.maxConnections) {
-      socket.destroy();
-      refused++;
-      const now = Date.now();
-      if (now - lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
-        // At most one line per interval: a flood of connections must not flood the log.
-        logger.warn('too many write connections; closing new ones', { limit: settings.maxConnections, refused });
-        lastRefusalLog = now;
-        refused = 0;
-      }
-      return;
-    }
-    socket.setNoDelay(true);
-    const conn = new WriteConnection(socket, ctx);
-    connections.add(conn);
-    metrics.writeConnections.inc();
-  });
-  // Idle connections are found by a sweep rather than by socket.setTimeout,
-  // which re-arms a timer on every read and write (a few percent of the CPU
-  // at full load). A connection inactive for IDLE_SWEEPS sweeps in a row,
-  // one every idleTimeoutMs / IDLE_SWEEPS, has been idle for at least
-  // idleTimeoutMs (and is closed within 1.25 × idleTimeoutMs).
-  let sweeper: NodeJS.Timeout | null = null;
-  if (settings.idleTimeoutMs > 0) {
-    sweeper = setInterval(() => {
-      for (const conn of connections) {
-        if (conn.active) {
-          conn.active = false;
-          conn.idleSweeps = 0;
-        } else if (++conn.idleSweeps >= IDLE_SWEEPS) {
-          conn.idleSweeps = 0;
-          conn.idle();
-        }
-      }
-    }, Math.max(1, Math.floor(settings.idleTimeoutMs / IDLE_SWEEPS)));
-    sweeper.unref();
-  }
+  acceptConnections(server, connections, evicting, ctx, settings.maxConnections, logger);
+  const sweeper = settings.idleTimeoutMs > 0 ? sweepIdle(connections, settings.idleTimeoutMs) : null;
   server.on('error', (err) => logger.error('write server error', { error: err.message }));
 
   await listen(server, settings.listen, settings.port);
@@ -199,6 +169,7 @@ async function serve(
       for (const conn of connections) conn.destroy();
     }
     await log.close();
+    trace?.stop();
     logger.info('countd-write closed');
   };
   return {
@@ -206,6 +177,65 @@ async function serve(
     address: bound.address,
     close: () => (closing ??= close()),
   };
+}
+
+/**
+ * Take each new connection into `connections`. At `maxConnections`, an idle
+ * connection is closed to make room (evictIdle), else the new one is closed
+ * at once.
+ */
+function acceptConnections(
+  server: net.Server,
+  connections: Set<WriteConnection>,
+  evicting: Set<WriteConnection>,
+  ctx: ConnectionContext,
+  maxConnections: number,
+  logger: Logger,
+): void {
+  let refused = 0;
+  let lastRefusalLog = -Infinity;
+  server.on('connection', (socket) => {
+    if (connections.size - evicting.size >= maxConnections && !evictIdle(connections, evicting)) {
+      socket.destroy();
+      refused++;
+      const now = Date.now();
+      if (now - lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
+        // At most one line per interval: a flood of connections must not flood the log.
+        logger.warn('too many write connections; closing new ones', { limit: maxConnections, refused });
+        lastRefusalLog = now;
+        refused = 0;
+      }
+      return;
+    }
+    socket.setNoDelay(true);
+    const conn = new WriteConnection(socket, ctx);
+    connections.add(conn);
+    metrics.writeConnections.inc();
+  });
+}
+
+/**
+ * Close connections idle for `idleTimeoutMs`. They are found by a sweep
+ * rather than by socket.setTimeout, which re-arms a timer on every read and
+ * write (a few percent of the CPU at full load). A connection inactive for
+ * IDLE_SWEEPS sweeps in a row, one every idleTimeoutMs / IDLE_SWEEPS, has
+ * been idle for at least idleTimeoutMs (and is closed within 1.25 ×
+ * idleTimeoutMs).
+ */
+function sweepIdle(connections: Set<WriteConnection>, idleTimeoutMs: number): NodeJS.Timeout {
+  const sweeper = setInterval(() => {
+    for (const conn of connections) {
+      if (conn.active) {
+        conn.active = false;
+        conn.idleSweeps = 0;
+      } else if (++conn.idleSweeps >= IDLE_SWEEPS) {
+        conn.idleSweeps = 0;
+        conn.idle();
+      }
+    }
+  }, Math.max(1, Math.floor(idleTimeoutMs / IDLE_SWEEPS)));
+  sweeper.unref();
+  return sweeper;
 }
 
 function listen(server: net.Server, host: string, port: number): Promise<void> {
@@ -224,4 +254,25 @@ function listen(server: net.Server, host: string, port: number): Promise<void> {
     server.once('listening', onListening);
     server.listen({ host, port });
   });
+}
+
+/**
+ * At the connection limit, make room for a new connection: close the one
+ * idle the longest among those with no frame in flight (nothing received
+ * waits for its WIN, and every WIN is handed to the kernel; a partial frame
+ * is never acknowledged, so it may go). Idle clients, or clients holding
+ * half a frame, so never lock writers out. False when every connection has
+ * frames in flight or replies not yet sent.
+ */
+function evictIdle(connections: Set<WriteConnection>, evicting: Set<WriteConnection>): boolean {
+  let best: WriteConnection | undefined;
+  for (const c of connections) {
+    if (evicting.has(c) || !c.quiet || c.socket.writableLength > 0) continue;
+    // Set order is arrival order: among equally idle ones, the oldest goes.
+    if (best === undefined || (best.active && !c.active) || (best.active === c.active && c.idleSweeps > best.idleSweeps)) best = c;
+  }
+  if (best === undefined) return false;
+  evicting.add(best);
+  best.destroy();
+  return true;
 }

@@ -39,6 +39,10 @@ export function translateDbError(err: unknown, what: string, location: string): 
   if (codes.includes('LEVEL_CORRUPTION')) {
     return new CountdError(ErrorCodes.CORRUPTION, `database ${location} is corrupt (${what}): ${innermostMessage(err)}`, { cause: err });
   }
+  // LevelDB reports a full disk as an IO error whose text is strerror(ENOSPC) or strerror(EDQUOT).
+  if (/No space left on device|Disk quota exceeded/.test(innermostMessage(err))) {
+    return new CountdError(ErrorCodes.NO_SPACE, `database ${location}: ${what} failed, disk full: ${innermostMessage(err)}`, { cause: err });
+  }
   if (codes.includes('LEVEL_DATABASE_NOT_OPEN') && what !== 'open') {
     return new CountdError(ErrorCodes.CLOSED, `database ${location} is closed (${what})`, { cause: err });
   }

@@ -18,7 +18,7 @@
 //                        and exactly-once. Its value is JSON:
 //
 //   unit     fingerprint of every source of the keyspace (its keyspace file and
-//            every dirty log with frames for it); another value means the
+//            every replayed log with frames for it); another value means the
 //            legacy directory changed since the mark was written
 //   next     records of the keyspace file [0, next) are in the database
 //   done     the whole keyspace (file and log frames) is in the database
@@ -27,6 +27,7 @@
 //   expect   done only: keys and sum the import adds, for verification
 
 import { createHash } from 'node:crypto';
+import { CountdError, ErrorCodes } from '../errors.js';
 import type { Store } from './store.js';
 
 /** The applied mark of commit log `index`. */
@@ -82,14 +83,71 @@ export function encodeMark(mark: KeyspaceMark): Buffer {
   return Buffer.from(JSON.stringify(mark), 'utf8');
 }
 
-/** The mark of a keyspace, or undefined; a mark that is not ours reads as absent. */
+const MODES: ReadonlySet<string> = new Set<ImportMode>(['new', 'merge', 'replace']);
+const SHOWN_BYTES = 64;
+
+function isTotals(t: unknown): boolean {
+  const o = t as Totals | null;
+  return o !== null && typeof o === 'object' && Number.isSafeInteger(o.keys) && typeof o.sum === 'string' && /^-?\d+$/.test(o.sum);
+}
+
+/** What is wrong with a decoded mark of this version, or undefined. */
+function markDefect(m: KeyspaceMark): string | undefined {
+  if (typeof m.unit !== 'string' || !/^[0-9a-f]{64}$/.test(m.unit)) return 'its unit fingerprint is not 64 hex digits';
+  if (!Number.isSafeInteger(m.next) || m.next < 0) return "its 'next' is not a record number";
+  if (typeof m.done !== 'boolean') return "its 'done' is not true or false";
+  if (!MODES.has(m.mode)) return "its 'mode' is not new, merge or replace";
+  if (m.base !== null && !isTotals(m.base)) return "its 'base' is not keys and a sum";
+  if (m.mode === 'merge' && m.base === null) return "a merge mark without its 'base'";
+  if (m.expect !== null && !isTotals(m.expect)) return "its 'expect' is not keys and a sum";
+  if (m.done && m.expect === null) return "a done mark without its 'expect'";
+  if (!Array.isArray(m.logs) || typeof m.saturated !== 'boolean') return "its 'logs' or 'saturated' is missing";
+  return undefined;
+}
+
+function shown(value: Buffer): string {
+  const hex = value.subarray(0, SHOWN_BYTES).toString('hex');
+  return `${value.length} bytes: ${hex}${value.length > SHOWN_BYTES ? '…' : ''}`;
+}
+
+/**
+ * The mark of a keyspace, or undefined when there is none. A mark that is
+ * there but cannot be read is an error, never "absent": read as absent, it
+ * would make an imported keyspace look new, and --merge would add its counts
+ * a second time. Corrupt: COUNTD_CORRUPTION; of another version of the mark
+ * format: COUNTD_DATA_DIR_MISMATCH. Both name the mark and its bytes.
+ */
 export async function readKeyspaceMark(store: Store, name: Buffer): Promise<KeyspaceMark | undefined> {
-  const value = await store.getMark(keyspaceMarkName(name));
-  if (value === undefined || value.length === 0) return undefined;
+  const markName = keyspaceMarkName(name);
+  const value = await store.getMark(markName);
+  if (value === undefined) return undefined;
+  return decodeMark(markName, value);
+}
+
+/** Decode a mark's value (see readKeyspaceMark for the errors). */
+export function decodeMark(markName: string, value: Buffer): KeyspaceMark {
+  const corrupt = (why: string, cause?: unknown): CountdError =>
+    new CountdError(
+      ErrorCodes.CORRUPTION,
+      `migration mark ${markName} is corrupt (${why}; ${shown(value)}): whether and how far its keyspace was imported is unknown, ` +
+        'so nothing was imported; --replace imports the keyspace again from the legacy directory (replacing what the database holds of it)',
+      { cause },
+    );
+  let mark: KeyspaceMark;
   try {
-    const mark = JSON.parse(value.toString('utf8')) as KeyspaceMark;
-    return mark && mark.v === MARK_VERSION && typeof mark.unit === 'string' ? mark : undefined;
-  } catch {
-    return undefined;
+    mark = JSON.parse(value.toString('utf8')) as KeyspaceMark;
+  } catch (err) {
+    throw corrupt('not JSON', err);
   }
+  if (mark === null || typeof mark !== 'object' || Array.isArray(mark)) throw corrupt('not a JSON object');
+  if (mark.v !== MARK_VERSION) {
+    throw new CountdError(
+      ErrorCodes.DATA_DIR_MISMATCH,
+      `migration mark ${markName} has version ${JSON.stringify(mark.v)} (${shown(value)}), this countd reads version ${MARK_VERSION}: ` +
+        'it was written by another countd migrate; use that version, or import the keyspace again with --replace (replacing what the database holds of it)',
+    );
+  }
+  const defect = markDefect(mark);
+  if (defect !== undefined) throw corrupt(defect);
+  return mark;
 }

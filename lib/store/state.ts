@@ -68,6 +68,9 @@ export interface StateSettings {
   blockCacheBytes: number;
 }
 
+/** LevelDB's open options (schema.ts LEVEL_OPTIONS with the Store's cache and write buffer sizes). */
+export type LevelOptions = { cacheSize: number; writeBufferSize: number } & Record<string, unknown>;
+
 export function latin1(buf: Buffer): string {
   return buf.toString('latin1');
 }
@@ -82,6 +85,8 @@ export class StoreState {
   /** Blocks below this many entries merge with a neighbour. */
   readonly minBlock: number;
   readonly sync: boolean;
+  /** LevelDB's open options, for reopen(). */
+  readonly level: LevelOptions;
   /** latin1 keyspace name -> directory record. Every keyspace is here (one small record each). */
   readonly dir = new Map<string, KeyspaceInfo>();
   readonly fenceCache: Lru<number, Fences>;
@@ -101,8 +106,9 @@ export class StoreState {
   collecting: Promise<void> = Promise.resolve();
   closed = false;
 
-  constructor(db: Db, settings: StateSettings) {
+  constructor(db: Db, settings: StateSettings, level: LevelOptions) {
     this.db = db;
+    this.level = level;
     this.location = settings.location;
     this.sizes = settings.sizes;
     this.logger = settings.logger;
@@ -119,6 +125,38 @@ export class StoreState {
   }
 
   // ---------------------------------------------------------------- open
+
+  /**
+   * Close and reopen the database, then reload the state (the caller holds
+   * the write mutex: Store#reopen). A failed write may have committed after
+   * all (its sync failed, not its write), so nothing kept in memory survives.
+   */
+  async reopen(): Promise<void> {
+    let release!: () => void;
+    this.writing = new Promise((resolve) => (release = resolve));
+    try {
+      await this.collecting;
+      await this.db.close().catch(() => {}); // a close that fails leaves it closed: open again below
+      try {
+        await this.db.open({ createIfMissing: false, ...this.level });
+      } catch (err) {
+        throw translateDbError(err, 'reopen', this.location);
+      }
+      this.dir.clear();
+      this.fenceCache.clear();
+      this.countCache.clear();
+      this.blockCache.clear();
+      this.epoch++;
+      try {
+        await this.load();
+      } catch (err) {
+        throw translateDbError(err, 'reopen', this.location);
+      }
+    } finally {
+      this.writing = null;
+      release();
+    }
+  }
 
   /** Read (or, in an empty database, write) the format record, the next id and the keyspace directory. */
   async load(): Promise<void> {
@@ -323,7 +361,7 @@ export class StoreState {
 }
 
 /** Open (creating if missing) the database at `settings.location` and load its state. */
-export async function openState(settings: StateSettings, level: { cacheSize: number; writeBufferSize: number } & Record<string, unknown>): Promise<StoreState> {
+export async function openState(settings: StateSettings, level: LevelOptions): Promise<StoreState> {
   const location = settings.location;
   const db: Db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   try {
@@ -331,7 +369,7 @@ export async function openState(settings: StateSettings, level: { cacheSize: num
   } catch (err) {
     throw translateDbError(err, 'open', location);
   }
-  const state = new StoreState(db, settings);
+  const state = new StoreState(db, settings, level);
   try {
     await state.load();
   } catch (err) {

@@ -329,6 +329,18 @@ export class Store {
     return withView(this.state, name, undefined, (view) => aroundInView(this.state, view, k, len));
   }
 
+  /**
+   * Close and reopen the database, then reload what the store keeps in
+   * memory. LevelDB keeps some write errors (a failed compaction or sync, as
+   * on a full disk) until it is reopened: the worker reopens before retrying
+   * after one. Reads that start meanwhile wait; reads in flight on the old
+   * handle fail (the reader closes their connections).
+   */
+  async reopen(): Promise<void> {
+    this.state.checkOpen();
+    await this.state.exclusive(() => this.state.reopen());
+  }
+
   async close(): Promise<void> {
     await closeState(this.state);
   }

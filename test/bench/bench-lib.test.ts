@@ -3,12 +3,17 @@
 // (The figures themselves are not tested: speed belongs to bench/.)
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { DEFAULT_FIELD_SIZES, writeFrameSize } from '../../lib/protocol/fields.js';
 import { decodeFrame } from '../../lib/protocol/write-frame.js';
 import { readSetFrameProtocol } from '../../bench/lib/countd.js';
 import { KeySet, ReadDataSet, keyspaceName } from '../../bench/lib/keys.js';
 import { fixedReplyCounter, runPipeline } from '../../bench/lib/pipeline.js';
+import { measureFloor } from '../../bench/lib/floor.js';
+import { LatencyHistogram } from '../../bench/lib/latency-load.js';
 import { pageReplyCounter } from '../../bench/lib/read-load.js';
 import { redisReadProtocol, redisReadSetProtocol, redisWriteProtocol, respReplyCounter } from '../../bench/lib/redis.js';
 import { markdownTable, ratio, replaceSection, textTable } from '../../bench/lib/report.js';
@@ -201,5 +206,29 @@ describe('bench: pipeline driver', function () {
     );
     assert.equal(sent, 1001);
     assert.equal(r.total, 1001);
+  });
+});
+
+describe('bench: latency histogram and floor', function () {
+  it('gives percentiles within 1% of the exact ones', function () {
+    const h = new LatencyHistogram();
+    for (let us = 1; us <= 10_000; us++) h.record(us);
+    for (const [q, exact] of [[0.5, 5000], [0.99, 9900], [0.01, 100]] as const) {
+      const got = h.quantile(q);
+      assert.ok(Math.abs(got - exact) / exact <= 0.01, `q${q}: ${got} vs ${exact}`);
+    }
+    assert.ok(Number.isNaN(new LatencyHistogram().quantile(0.5)), 'no sample, no percentile');
+  });
+
+  it('measures the pwrite + fdatasync floor in a temp file and removes it', function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'countd-floor-'));
+    try {
+      const f = measureFloor(dir, 0.2, 520, 64 * 1024);
+      assert.ok(f.writes > 0);
+      assert.ok(f.p50Us > 0 && f.p50Us <= f.p99Us);
+      assert.deepEqual(fs.readdirSync(dir), []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

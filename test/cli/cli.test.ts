@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Client } from '../../lib/client/client.js';
 import { HEADER_SIZE, RECORD_HEADER_SIZE } from '../../lib/commitlog/format.js';
 import { storeChildSettingsFor } from '../../lib/roles/memory-budget.js';
-import { Daemon, ROOT, RoleProcess, RunResult, countd, isAlive, isOneCleanLine, killAll, pollOutput, removeDir, run, startDaemon, startRole, tempDir, waitFor } from './helpers.js';
+import { Daemon, ROOT, RoleProcess, RunResult, countd, flipByte, isAlive, isOneCleanLine, killAll, pollOutput, removeDir, run, startDaemon, startRole, tempDir, waitFor } from './helpers.js';
 
 const BIG = 2n ** 53n + 1n; // not representable as a double
 const NON_UTF8_KEY = 'k\\xff\\x01'; // escaped form of the bytes 6b ff 01
@@ -231,8 +231,10 @@ describe('countd CLI', function () {
         daemon: { running: boolean; pid: number; writePort: number; readPort: number };
         commitLogs: { logs: number; clean: number; dirty: number; locked: number; backlogFrames: number };
         keyspaces: number;
+        worker: { state: string; since: number; failures: number; code: string };
       };
       assert.equal(s.daemon.running, true);
+      assert.deepEqual({ ...s.worker, message: undefined }, { state: 'applying', since: 0, failures: 0, code: '', message: undefined });
       assert.equal(s.daemon.pid, daemon.pid);
       assert.equal(s.daemon.writePort, rec.writePort);
       assert.equal(s.daemon.readPort, rec.readPort);
@@ -242,6 +244,7 @@ describe('countd CLI', function () {
       assert.equal(s.keyspaces, 1);
       const text = await countd(dir, 'status');
       assert.match(text.stdout, new RegExp(`daemon: +running \\(pid ${daemon.pid}`));
+      assert.match(text.stdout, /^worker: +applying$/m);
     });
 
     it('the daemon can be named by --listen and --read-port instead of daemon.json', async () => {
@@ -328,17 +331,8 @@ describe('countd CLI', function () {
 
     it('reports damage with its byte offset, exit 1', async () => {
       await fsp.chmod(log, 0o600);
-      const fh = await fsp.open(log, 'r+');
-      try {
-        // A byte of the first record's payload (after the header block and the record header).
-        const at = HEADER_SIZE + RECORD_HEADER_SIZE + 2;
-        const b = Buffer.alloc(1);
-        await fh.read(b, 0, 1, at);
-        b[0] = b[0]! ^ 0xff;
-        await fh.write(b, 0, 1, at);
-      } finally {
-        await fh.close();
-      }
+      // A byte of the first record's payload (after the header block and the record header).
+      await flipByte(log, HEADER_SIZE + RECORD_HEADER_SIZE + 2);
       await fsp.chmod(log, 0o400);
       const r = await countd(dir, 'commitlog', '0');
       assert.equal(r.code, 1);

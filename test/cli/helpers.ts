@@ -204,3 +204,16 @@ export function isOneCleanLine(stderr: string, program = 'countd'): boolean {
 }
 
 export { isAlive };
+
+/** Flip every bit of the byte at `at` in `file` (damage a commit log as a disk could); the file must be writable. */
+export async function flipByte(file: string, at: number): Promise<void> {
+  const fh = await fsp.open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] = b[0]! ^ 0xff;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+}

@@ -213,6 +213,58 @@ describe('Client', function () {
       await c.close();
     });
 
+    it('against a server of docs/protocol.md alone: pages work, an extension call fails with a clear COUNTD_REJECTED, never a desynchronised answer', async () => {
+      // A plain read server: every 16 + KS bytes are a page; an empty keyspace field is malformed (n = -1, closed).
+      const size = 16 + DEFAULT_FIELD_SIZES.keyspaceSize;
+      const seen: bigint[] = [];
+      const server = net.createServer((socket) => {
+        let buf = Buffer.alloc(0);
+        socket.on('data', (chunk: Buffer) => {
+          buf = Buffer.concat([buf, chunk]);
+          while (buf.length >= size && !socket.destroyed) {
+            const req = buf.subarray(0, size);
+            buf = buf.subarray(size);
+            seen.push(req.readBigUInt64LE(0));
+            const n = Buffer.alloc(8);
+            if (req[16] === 0) {
+              n.writeBigInt64LE(-1n);
+              socket.end(n);
+              return;
+            }
+            socket.write(n); // n = 0: this server holds nothing
+          }
+        });
+        socket.on('error', () => {});
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+      const c = new Client({ readPort: (server.address() as net.AddressInfo).port });
+      assert.deepEqual(await c.page('ks', 2n ** 63n + 5n, 10), []);
+      assert.deepEqual(await c.page('ks', 0, 10), []);
+      const results = await Promise.allSettled([c.rank('ks', 'a'), c.get('ks', 'b')]);
+      for (const r of results) {
+        assert.ok(r.status === 'rejected' && isCode(ErrorCodes.REJECTED)(r.reason), String(r.status === 'rejected' && r.reason));
+        assert.match((r as PromiseRejectedResult).reason.message, /does not speak the read-protocol extensions/);
+      }
+      // The client sent pages (offsets below 2^63), then the hello, and nothing a plain server would misread.
+      assert.deepEqual(seen, [2n ** 63n - 1n, 0n, 2n ** 63n]);
+      assert.deepEqual(await c.page('ks', 1, 1), []); // a new connection, still plain
+      await c.close();
+    });
+
+    it('a hello answered with an unknown version (0) fails the extension call with COUNTD_CONNECTION', async () => {
+      const K = DEFAULT_FIELD_SIZES.keySize;
+      const server = net.createServer((socket) => {
+        socket.on('error', () => {});
+        socket.once('data', () => socket.write(Buffer.alloc(8 + 8 + K).fill(1, 0, 1))); // n = 1, version 0
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+      const c = new Client({ readPort: (server.address() as net.AddressInfo).port });
+      await assert.rejects(c.get('ks', 'a'), (err: unknown) => isCode(ErrorCodes.CONNECTION)(err) && /unknown extension version/.test((err as Error).message));
+      await c.close().catch(() => {});
+    });
+
     it('ERR rejects with COUNTD_SERVER_ERROR', async () => {
       const server = await fakeWriteServer((frame) => (frame === 0 ? 'ERR' : 'WIN'));
       servers.push(server);

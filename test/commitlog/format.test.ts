@@ -18,7 +18,7 @@ import {
   writeRecordHeader,
 } from '../../lib/commitlog/format.js';
 import { lockName, logName, newLogTempName, ownerName, ownerTempName, parseLogName, parsePoolName } from '../../lib/commitlog/filenames.js';
-import { LogContents, parseLog, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
+import { LogContents, headerUnverified, parseLog, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
 import { encodeFrame, validateFrame } from '../../lib/protocol/write-frame.js';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import { writeFrameSize } from '../../lib/protocol/fields.js';
@@ -317,19 +317,105 @@ describe('commit log: reader', () => {
     ];
     for (const [name, reason, damage] of headerCases) {
       it(`header: ${name}`, () => {
-        const buf = damage(buildLog({ counts: [1, 1] }).buf);
+        const log = buildLog({ counts: [1, 1] });
+        const buf = damage(Buffer.from(log.buf));
         const c = parseLog(buf, sizes);
         assert.deepEqual(c.records, []);
+        assert.equal(c.headerState, 'bad');
         assert.equal(c.problems.length, 1);
         assert.equal(c.problems[0]!.offset, 0);
-        assert.equal(c.problems[0]!.bytesDropped, buf.length);
         assert.match(c.problems[0]!.reason, reason);
+        if (buf.length < HEADER_SIZE) {
+          assert.equal(c.salvage, null);
+          assert.equal(c.problems[0]!.bytesDropped, buf.length);
+        } else {
+          // The records carry their own CRC and generation: a salvage finds them, and only the header is dropped.
+          assert.equal(c.problems[0]!.bytesDropped, HEADER_SIZE);
+          assert.equal(c.salvage?.from, 'header-field');
+          assert.deepEqual(c.salvage?.records.map((r) => r.payload.toString('hex')), log.records.map((r) => r.payload.toString('hex')));
+        }
       });
     }
 
     it('a missing file rejects with COUNTD_IO_ERROR', async () => {
       await assert.rejects(readLogFile('/nonexistent/countd-test/0000000000', sizes), (err) => isCountdError(err, 'COUNTD_IO_ERROR'));
     });
+  });
+});
+
+describe('commit log: salvage of a log whose header cannot be verified', () => {
+  const keysOf = (records: Array<{ payload: Buffer }> | undefined): string[] => (records ?? []).flatMap((r) => decode(r.payload).map((e) => e.key));
+
+  it('a byte flipped anywhere in the header: the last use found by its generation field, or else by the record at 4096', () => {
+    const log = buildLog({ counts: [2, 3, 1], seal: true, generation: 0xabcdef0123456789n, tag: 'cur' });
+    for (let at = 0; at < 60; at++) {
+      const buf = Buffer.from(log.buf);
+      buf[at]! ^= 0x20;
+      const c = parseLog(buf, sizes);
+      const msg = `byte ${at}`;
+      assert.equal(c.headerState, 'bad', msg);
+      assert.ok(headerUnverified(c), msg);
+      assert.deepEqual(c.records, [], msg);
+      assert.equal(c.salvage?.generation, 0xabcdef0123456789n, msg);
+      assert.equal(c.salvage?.from, at >= 24 && at < 32 ? 'first-record' : 'header-field', msg);
+      assert.deepEqual(keysOf(c.salvage?.records), keysOf(log.records), msg);
+      assert.equal(c.salvage?.sealed, true, msg);
+      assert.deepEqual(c.salvage?.problems, [], msg);
+      assert.deepEqual(c.problems.map((p) => [p.offset, p.bytesDropped]), [[0, HEADER_SIZE]], msg);
+    }
+  });
+
+  it('takes only the last use of a recycled file, never the records of earlier uses behind it', () => {
+    const old = buildLog({ counts: [5, 5, 5, 5, 5], seal: true, generation: 1n, tag: 'old' });
+    const fresh = buildLog({ counts: [1, 2], generation: 2n, tag: 'new', into: Buffer.from(old.buf), firstSeq: 50n });
+    for (const at of [26, 40]) {
+      const buf = Buffer.from(fresh.buf);
+      buf[at]! ^= 0xff;
+      const c = parseLog(buf, sizes);
+      assert.equal(c.salvage?.generation, 2n, `byte ${at}`);
+      assert.deepEqual(keysOf(c.salvage?.records), keysOf(fresh.records), `byte ${at}`);
+    }
+  });
+
+  it('header and first record damaged: the generation field still attributes the later records, and the damaged record is reported', () => {
+    const log = buildLog({ counts: [2, 2, 2], generation: 77n, tag: 'r' });
+    const buf = Buffer.from(log.buf);
+    buf[40]! ^= 1; // header (firstSeq)
+    buf[log.records[0]!.offset + 40]! ^= 1; // first record's payload
+    const c = parseLog(buf, sizes);
+    assert.equal(c.salvage?.from, 'header-field');
+    assert.deepEqual(keysOf(c.salvage?.records), keysOf(log.records.slice(1)));
+    assert.deepEqual(c.salvage?.problems.map((p) => [p.offset, p.bytesDropped, p.reason]), [[HEADER_SIZE, log.records[0]!.size, 'checksum mismatch']]);
+  });
+
+  it('generation field and first record both damaged: nothing can be attributed, the whole file is reported dropped', () => {
+    const log = buildLog({ counts: [2, 2], generation: 77n, tag: 'r' });
+    const buf = Buffer.from(log.buf);
+    buf[25]! ^= 1;
+    buf[log.records[0]!.offset + 40]! ^= 1;
+    const c = parseLog(buf, sizes);
+    assert.equal(c.headerState, 'bad');
+    assert.equal(c.salvage, null);
+    assert.ok(headerUnverified(c));
+    assert.deepEqual(c.problems.map((p) => [p.offset, p.bytesDropped]), [[0, buf.length]]);
+  });
+
+  it('a header wiped to zeros with records after it is damage, not a fresh log', () => {
+    const log = buildLog({ counts: [1, 2], generation: 5n, tag: 'w' });
+    const buf = Buffer.from(log.buf);
+    buf.fill(0, 0, HEADER_SIZE);
+    const c = parseLog(buf, sizes);
+    assert.equal(c.headerState, 'empty');
+    assert.ok(headerUnverified(c));
+    assert.equal(c.salvage?.from, 'first-record');
+    assert.deepEqual(keysOf(c.salvage?.records), keysOf(log.records));
+    assert.match(c.problems[0]?.reason ?? '', /all zero but records follow/);
+    // A log never used has nothing to salvage and is no problem.
+    const fresh = parseLog(Buffer.alloc(16384), sizes);
+    assert.equal(fresh.headerState, 'empty');
+    assert.equal(fresh.salvage, null);
+    assert.equal(headerUnverified(fresh), false);
+    assert.deepEqual(fresh.problems, []);
   });
 });
 
@@ -363,6 +449,20 @@ describe('commit log: worked example of docs/commit-log-format.md', () => {
       { increment: 1n, keyspace: 'pages', key: 'home' },
       { increment: -2n, keyspace: 'pages', key: 'about' },
     ]);
+    // Section 6a's example: byte 33 flipped (rule 1), or byte 25 (rule 2).
+    for (const [at, from] of [[33, 'header-field'], [25, 'first-record']] as const) {
+      const damaged = Buffer.from(file);
+      damaged[at]! ^= 0xff;
+      const d = parseLog(damaged, { keyspaceSize: 256, keySize: 256 });
+      assert.equal(d.headerState, 'bad');
+      assert.match(d.problems[0]!.reason, /header checksum mismatch/);
+      assert.equal(d.problems[0]!.bytesDropped, HEADER_SIZE);
+      assert.equal(d.salvage?.generation, 0x0123456789abcdefn);
+      assert.equal(d.salvage?.from, from);
+      assert.equal(d.salvage?.frames, 2);
+      assert.equal(d.salvage?.sealed, true);
+    }
+    assert.equal(file[33], 0x09);
   });
 });
 

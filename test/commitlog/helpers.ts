@@ -55,6 +55,19 @@ export function decode(payload: Buffer): TestEntry[] {
   return out;
 }
 
+/** Invert one byte of a file in place (damage, as a failing disk would). */
+export function flipByte(file: string, offset: number): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, offset);
+    b[0] = b[0]! ^ 0xff;
+    fs.writeSync(fd, b, 0, 1, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function modeOf(file: string): number {
   return fs.statSync(file).mode & 0o7777;
 }

@@ -5,11 +5,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isCountdError } from '../../lib/errors.js';
 import { lockName, logName, ownerName, parsePoolName } from '../../lib/commitlog/filenames.js';
-import { tryPoolMutex } from '../../lib/commitlog/locks.js';
-import { CommitLogPool } from '../../lib/commitlog/pool.js';
+import { realFileOps } from '../../lib/commitlog/fileops.js';
+import { lockState, tryPoolMutex } from '../../lib/commitlog/locks.js';
+import { CommitLogPool, DEFAULT_STALE_LOCK_GRACE_MS, poolStatus } from '../../lib/commitlog/pool.js';
+import { waitUntil } from '../harness/daemon.js';
+import { FaultFileOps } from '../harness/fault-fileops.js';
 import { readLogFile } from '../../lib/commitlog/reader.js';
 import { CommitLogWriter } from '../../lib/commitlog/writer.js';
-import { decode, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
+import { decode, flipByte, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = (name: string): string => path.join(here, 'fixtures', name);
@@ -72,7 +75,7 @@ describe('commit log: pool', () => {
   it('claims dirty logs oldest first, exclusively, and releases them clean or dirty', async () => {
     await dirtyLogs(dir, 3);
     const pool = await CommitLogPool.open({ dir, sizes });
-    assert.deepEqual(await pool.status(), { logs: 3, clean: 0, dirty: 3, locked: 0, other: 0, backlogFrames: 6 });
+    assert.deepEqual(await pool.status(), { logs: 3, clean: 0, dirty: 3, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 6 });
     const first = await pool.claimDirty(2);
     assert.deepEqual(first.map((l) => l.index), [0, 1], 'oldest first');
     assert.equal(first[0]!.path, path.join(dir, logName(0)));
@@ -88,7 +91,7 @@ describe('commit log: pool', () => {
     assert.equal(modeOf(path.join(dir, logName(1))), 0o400);
     assert.deepEqual(names(dir, 'lock'), []);
     assert.deepEqual(names(dir, 'owner'), []);
-    assert.deepEqual(await pool.status(), { logs: 3, clean: 2, dirty: 1, locked: 0, other: 0, backlogFrames: 2 });
+    assert.deepEqual(await pool.status(), { logs: 3, clean: 2, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 2 });
     assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [1]);
     await assert.rejects(pool.claimDirty(-1), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
     await assert.rejects(pool.release(first[0]!, 'sticky' as 'clean'), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
@@ -98,7 +101,7 @@ describe('commit log: pool', () => {
     await dirtyLogs(dir, 2);
     fs.chmodSync(path.join(dir, logName(1)), 0o644);
     const pool = await CommitLogPool.open({ dir, sizes });
-    assert.deepEqual(await pool.status(), { logs: 2, clean: 0, dirty: 1, locked: 0, other: 1, backlogFrames: 2 });
+    assert.deepEqual(await pool.status(), { logs: 2, clean: 0, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 1, backlogFrames: 2 });
     assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [0]);
   });
 
@@ -180,9 +183,8 @@ describe('commit log: pool', () => {
     await message(child);
     await killHard(child);
     const log = path.join(dir, logName(0));
-    // The default grace is 2 s, measured from the log's ctime.
-    const age = Date.now() - fs.statSync(log).ctimeMs;
-    await new Promise((r) => setTimeout(r, Math.max(0, 2100 - age)));
+    // The default grace is 2 s, measured from the log's ctime: wait until the lock is stale by the pool's own rule.
+    await waitUntil('the dead writer\'s lock to be stale', async () => (await lockState(realFileOps, dir, 0, DEFAULT_STALE_LOCK_GRACE_MS)) === 'stale', 10_000, 20);
     const w = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
     assert.equal(modeOf(log), 0o400, 'the dead writer\'s log is dirty: its acknowledged frames will be applied');
     assert.deepEqual(names(dir, 'lock'), [1], 'the new writer took a new log, and log 0 is unlocked');
@@ -222,6 +224,72 @@ describe('commit log: pool', () => {
     assert.equal(await eager.recoverStaleLocks(), 1);
     assert.deepEqual(names(dir, 'lock'), []);
     assert.equal(modeOf(path.join(dir, logName(0))), 0o400, 'a dirty log stays dirty');
+  });
+
+  it('a writer killed holding a log whose header then breaks: the log is marked dirty for salvage, never left clean for reuse', async () => {
+    const child = spawn('holder.js', [dir, '3']);
+    await message(child);
+    await killHard(child);
+    const log = path.join(dir, logName(0));
+    flipByte(log, 33); // the header's streamId: its CRC no longer matches
+    const pool = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    assert.equal(await pool.recoverStaleLocks(), 1);
+    assert.equal(modeOf(log), 0o400, 'dirty: the worker salvages and quarantines it');
+    assert.deepEqual(names(dir, 'lock'), []);
+    const c = await readLogFile(log, sizes);
+    assert.equal(c.headerState, 'bad');
+    assert.deepEqual(c.salvage?.records.flatMap((r) => decode(r.payload).map((e) => e.key)), ['h0-0', 'h0-1', 'h1-0', 'h1-1', 'h2-0', 'h2-1']);
+    const w = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
+    await w.append(taggedBatch('new', 1), 1);
+    assert.deepEqual(names(dir, 'lock'), [1], 'the writer took another log');
+    await w.close();
+  });
+
+  it('a quarantined log (mode 0000) is never claimed, keeps its mode through stale-lock recovery, is counted, and is released only on request', async () => {
+    await dirtyLogs(dir, 2);
+    const pool = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    const [log0] = await pool.claimDirty(1);
+    await pool.release(log0!, 'quarantined');
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o000);
+    assert.deepEqual(pool.lastCounts, { logs: 2, clean: 0, dirty: 2, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0 }, 'the counts the claim saw');
+    assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [1], 'a worker never claims it');
+    assert.deepEqual(await poolStatus({ dir, sizes }), { logs: 2, clean: 0, dirty: 1, locked: 1, quarantined: 1, quarantinedLogs: [0], other: 0, backlogFrames: 2 });
+    assert.equal(await pool.claimClean(0), null, 'a writer never claims it');
+    // A worker killed between its chmod to 0000 and its unlock: recovery leaves the mode alone.
+    fs.linkSync(path.join(dir, logName(0)), path.join(dir, lockName(0)));
+    // (ctime can read a fraction of a millisecond ahead of Date.now(): wait until even a zero grace has passed.)
+    await waitUntil('the ownerless lock to be stale', async () => (await lockState(realFileOps, dir, 0, 0)) === 'stale', 5000, 1);
+    assert.equal(await pool.recoverStaleLocks(), 1);
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o000);
+    assert.equal(await pool.releaseQuarantined(1), false, 'log 1 is not quarantined');
+    fs.linkSync(path.join(dir, logName(0)), path.join(dir, lockName(0)));
+    assert.equal(await pool.releaseQuarantined(0), false, 'a locked log is left alone');
+    fs.unlinkSync(path.join(dir, lockName(0)));
+    assert.equal(await pool.releaseQuarantined(0), true);
+    assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
+    assert.deepEqual(names(dir, 'lock'), [1]);
+    assert.equal((await pool.counts()).quarantined, 0);
+    await assert.rejects(pool.releaseQuarantined(-1), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+  });
+
+  it('creating the pool directory fsyncs the parent of every directory it creates', async () => {
+    const pool = path.join(dir, 'x', 'commitlog');
+    const failing = new FaultFileOps();
+    failing.fail('fsyncDir', 'EIO', { path: new RegExp(`^${path.join(dir, 'x').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) });
+    await assert.rejects(CommitLogPool.open({ dir: pool, sizes, fileOps: failing }), (err) => isCountdError(err, 'COUNTD_IO_ERROR'));
+    fs.rmSync(path.join(dir, 'x'), { recursive: true });
+    const ops = new FaultFileOps();
+    await CommitLogPool.open({ dir: pool, sizes, fileOps: ops });
+    assert.equal(ops.calls.get('fsyncDir'), 2, 'dir (for x), x (for commitlog)');
+    const again = new FaultFileOps();
+    await CommitLogPool.open({ dir: pool, sizes, fileOps: again });
+    assert.equal(again.calls.get('fsyncDir') ?? 0, 0, 'an existing pool directory: nothing to fsync');
+  });
+
+  it('poolStatus of a missing pool directory is an empty pool and creates nothing', async () => {
+    const missing = path.join(dir, 'nope', 'commitlog');
+    assert.deepEqual(await poolStatus({ dir: missing, sizes }), { logs: 0, clean: 0, dirty: 0, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 0 });
+    assert.equal(fs.existsSync(path.join(dir, 'nope')), false);
   });
 
   it('removes temp files and owner files left by dead processes', async () => {

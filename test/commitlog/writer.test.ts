@@ -6,6 +6,7 @@ import { lockName, logName, ownerName, parsePoolName } from '../../lib/commitlog
 import { HEADER_SIZE, RECORD_HEADER_SIZE, SEAL_RECORD_SIZE } from '../../lib/commitlog/format.js';
 import { LogContents, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
 import { CommitLogWriter, CommitLogWriterOptions } from '../../lib/commitlog/writer.js';
+import { metrics } from '../../lib/metrics.js';
 import { FaultFileOps } from './fault-fileops.js';
 import { decode, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
 
@@ -111,7 +112,8 @@ describe('commit log: writer', () => {
       frames += 10;
     }
     await w.close();
-    const logs = await readAll(dir);
+    // The log claimed ahead for the next use is released unused.
+    const logs = (await readAll(dir)).filter((l) => l.records.length > 0);
     assert.ok(logs.length >= 2, `pool grew to ${logs.length} logs`);
     for (const l of logs) {
       assert.deepEqual(l.problems, []);
@@ -188,6 +190,8 @@ describe('commit log: writer', () => {
   it('queues overlapping appends: all resolve, in order, one write and one fdatasync each', async () => {
     const ops = new FaultFileOps();
     const w = await open({ fileOps: ops });
+    // The first append of a use writes its header with it: still one write.
+    await w.append(taggedBatch('first', 1), 1);
     const writes = ops.count('pwritev');
     const syncs = ops.count('fdatasync');
     await Promise.all(Array.from({ length: 20 }, (_, i) => w.append(taggedBatch(`q${i}`, 2), 2)));
@@ -196,7 +200,7 @@ describe('commit log: writer', () => {
     await w.close();
     assert.deepEqual(
       keysInOrder(await readAll(dir)),
-      Array.from({ length: 20 }, (_, i) => [`q${i}-0`, `q${i}-1`]).flat(),
+      ['first-0', ...Array.from({ length: 20 }, (_, i) => [`q${i}-0`, `q${i}-1`]).flat()],
     );
   });
 
@@ -206,9 +210,9 @@ describe('commit log: writer', () => {
     await w.append(taggedBatch('ok', 2), 2);
     ops.fail('fdatasync', 'EIO');
     await assert.rejects(w.append(taggedBatch('lost', 3), 3), (err) => isCountdError(err, 'COUNTD_IO_ERROR'));
-    // The failed log was handed over with its acknowledged batch only.
+    // The failed log is handed over (in the background) with its acknowledged batch only.
     const first = path.join(dir, logName(0));
-    assert.equal(modeOf(first), 0o400);
+    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
     const c = await readLogFile(first, sizes);
     assert.deepEqual(c.problems, []);
     assert.equal(c.sealed, true);
@@ -226,11 +230,111 @@ describe('commit log: writer', () => {
     const w = await open({ fileOps: ops });
     ops.fail('pwritev', 'ENOSPC');
     await assert.rejects(w.append(taggedBatch('a', 1), 1), (err) => isCountdError(err, 'COUNTD_NO_SPACE'));
+    await waitFor('log 0 released', () => !locksIn(dir).includes(0));
     assert.equal(modeOf(path.join(dir, logName(0))), 0o200);
-    assert.ok(!locksIn(dir).includes(0));
     await w.append(taggedBatch('b', 1), 1);
     await w.close();
     assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
+  });
+
+  it('a failed fdatasync whose SEAL write fails too: the SEAL is retried before the append rejects, and the failed batch is cut off', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    await w.append(taggedBatch('ok', 2), 2);
+    ops.fail('fdatasync', 'EIO');
+    // Once the batch is written and its fdatasync failed: the first SEAL over it fails too.
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/ });
+    const err = await w.append(taggedBatch('lost', 3), 3).then(
+      () => assert.fail('the append must reject'),
+      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+    );
+    assert.equal(err.code, 'COUNTD_IO_ERROR');
+    assert.notEqual(err.outcomeUnknown, true, 'cut off: ERR may be answered');
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+    const c = await readLogFile(first, sizes);
+    assert.equal(c.sealed, true);
+    assert.deepEqual(keysInOrder([c]), ['ok-0', 'ok-1'], 'the failed batch reached the file but is cut off');
+  });
+
+  it('a failed batch that cannot be cut off (every SEAL write fails) rejects with outcomeUnknown: its frames may be applied, so no ERR', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    await w.append(taggedBatch('ok', 2), 2);
+    ops.fail('fdatasync', 'EIO');
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/, times: Infinity });
+    const err = await w.append(taggedBatch('maybe', 3), 3).then(
+      () => assert.fail('the append must reject'),
+      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+    );
+    assert.equal(err.code, 'COUNTD_IO_ERROR');
+    assert.equal(err.outcomeUnknown, true);
+    ops.clearFaults();
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+    // What reached the file is applied, once: here the batch did.
+    assert.deepEqual(keysInOrder([await readLogFile(first, sizes)]), ['ok-0', 'ok-1', 'maybe-0', 'maybe-1', 'maybe-2']);
+    await w.append(taggedBatch('next', 1), 1);
+  });
+
+  it('the first append of a use fails and its SEAL fails once: the retried SEAL cuts it off, and the log released clean holds no readable record', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    ops.fail('fdatasync', 'EIO');
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/ }); // the cut's first header + SEAL
+    const err = await w.append(taggedBatch('a', 1), 1).then(
+      () => assert.fail('the append must reject'),
+      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+    );
+    assert.equal(err.code, 'COUNTD_IO_ERROR');
+    assert.notEqual(err.outcomeUnknown, true);
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 released', () => !locksIn(dir).includes(0));
+    assert.equal(modeOf(first), 0o200, 'released clean');
+    const c = await readLogFile(first, sizes);
+    // Stale-lock recovery turns a clean log dirty only if it holds a valid
+    // BATCH of its header's generation: the SEAL ends the use before any.
+    assert.notEqual(c.header, null);
+    assert.equal(c.sealed, true);
+    assert.deepEqual(c.records, []);
+    assert.deepEqual(c.problems, []);
+    await w.append(taggedBatch('b', 1), 1);
+    await w.close();
+    assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
+  });
+
+  it('the first append of a use fails and its SEAL always fails: no ERR (outcome unknown), and the log is handed over dirty, never released clean', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops });
+    ops.fail('fdatasync', 'EIO');
+    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/, times: Infinity });
+    const err = await w.append(taggedBatch('a', 1), 1).then(
+      () => assert.fail('the append must reject'),
+      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+    );
+    assert.equal(err.outcomeUnknown, true);
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 handed over', () => !locksIn(dir).includes(0));
+    assert.equal(modeOf(first), 0o400, 'dirty: the worker applies what reached it, once');
+    assert.deepEqual(keysInOrder([await readLogFile(first, sizes)]), ['a-0'], 'here the batch reached the file');
+  });
+
+  it('a hand-over whose chmod, fsync or unlock fails is retried until it succeeds: the log ends dirty and unlocked', async () => {
+    const ops = new FaultFileOps();
+    const w = await open({ fileOps: ops, handoverMs: 20 });
+    const failuresBefore = (await metrics.handoverFailures.get()).values[0]?.value ?? 0;
+    await w.append(taggedBatch('h', 2), 2);
+    ops.fail('chmod', 'EIO', { path: /\/0000000000$/ });
+    ops.fail('fsync', 'EIO', { path: /\/0000000000$/ });
+    ops.fail('unlink', 'EIO', { path: /lock-0000000000$/ });
+    const first = path.join(dir, logName(0));
+    await waitFor('log 0 handed over after retries', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+    assert.deepEqual(ops.injected.map((f) => f.op), ['chmod', 'fsync', 'unlink'], 'each fault hit the hand-over once');
+    assert.equal(((await metrics.handoverFailures.get()).values[0]?.value ?? 0) - failuresBefore, 3);
+    assert.equal((await metrics.handoversPending.get()).values[0]?.value ?? 0, 0);
+    const c = await readLogFile(first, sizes);
+    assert.equal(c.sealed, true);
+    assert.deepEqual(keysInOrder([c]), ['h-0', 'h-1']);
   });
 
   it('a pool that cannot grow (ENOSPC while preallocating) fails with COUNTD_NO_SPACE and leaves no temp file', async () => {
@@ -249,8 +353,9 @@ describe('commit log: writer', () => {
       await w.append(taggedBatch('b', 2), 2);
       ops.stall('fdatasync');
       let settled = false;
+      const syncs = ops.count('fdatasync');
       void w.append(taggedBatch('c', 4), 4).finally(() => (settled = true));
-      await waitFor('the write to be issued', () => ops.count('fdatasync') >= 4);
+      await waitFor('the write to be issued', () => ops.count('fdatasync') > syncs);
       assert.equal(settled, false);
       ops.powerLoss(keep);
       const c = await readLogFile(path.join(sub, logName(0)), sizes);

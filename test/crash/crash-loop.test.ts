@@ -29,13 +29,13 @@ describe('crash loop: SIGKILL of the daemon and its children under load', functi
     const seed = seedFromEnv();
     const result = await runCrashLoop({ dataDir: path.join(root, 'data'), cycles: 8, seed, minRunMs: 150, maxRunMs: 500 });
     console.log(`      seed ${seed}: ${result.cycles} cycles (kills: ${JSON.stringify(result.kills)}), ${result.framesAcked} acked, ${result.unackedApplied} unacked applied, ${result.framesErr} ERR, lost ${result.lost}, double-applied ${result.doubleApplied}, ${result.seconds.toFixed(1)} s`);
-    if (result.rankIndexBroken.length > 0) console.log(`      rank index inconsistent at the end in: ${result.rankIndexBroken.join(', ')}`);
     for (const [w, n] of Object.entries(result.warnings)) console.log(`      daemon logged ${n}× ${w}`);
     const context = `seed ${seed} (replay: COUNTD_SEED=${seed})\n${formatFigures(result)}\n${describeViolations(result.violations)}`;
     assert.deepEqual(result.protocolErrors, [], context);
     assert.equal(result.violations.length, 0, context);
     assert.equal(result.lost, 0, context);
     assert.equal(result.doubleApplied, 0, context);
+    assert.deepEqual(result.rankIndexBroken, [], `the rank index disagrees with the counts\n${context}`);
     assert.ok(result.framesAcked > 0, `no frame was acknowledged at all\n${context}`);
     assert.ok(result.kills.daemon + result.kills.supervisor + result.kills.writer + result.kills.store === 8);
   });

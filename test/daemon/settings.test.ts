@@ -19,6 +19,7 @@ const GIVEN: { [K in keyof DaemonSettings]: [string[], DaemonSettings[K]] } = {
   writePort: [['41001'], 41001],
   readPort: [['41002'], 41002],
   metricsPort: [['41003'], 41003],
+  httpPort: [['41004'], 41004],
   logSize: [['1048576'], 1048576],
   handoverMs: [['250'], 250],
   pageLimit: [['500'], 500],

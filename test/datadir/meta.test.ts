@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openDataDir } from '../../lib/datadir/meta.js';
 import { isCountdError } from '../../lib/errors.js';
+import { FaultFileOps } from '../harness/fault-fileops.js';
 
 describe('data directory meta file', () => {
   let root: string;
@@ -24,6 +25,32 @@ describe('data directory meta file', () => {
     assert.ok((await fsp.stat(made.paths.commitlog)).isDirectory());
     const again = await openDataDir(dir, { create: false, sizes: { keyspaceSize: 256 } });
     assert.equal(again.meta.created, made.meta.created);
+  });
+
+  it('fsyncs the parent of every directory it creates: the data directory (and missing parents) and commitlog/', async () => {
+    const escape = (p: string): RegExp => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+    const dir = path.join(root, 'a', 'b');
+    // Each directory fsync it must do, made to fail in turn: the open fails, so the fsync is on its path.
+    for (const parent of [root, path.join(root, 'a'), dir]) {
+      await fsp.rm(path.join(root, 'a'), { recursive: true, force: true });
+      const ops = new FaultFileOps();
+      ops.fail('fsyncDir', 'EIO', { path: escape(parent) });
+      await assert.rejects(openDataDir(dir, { dirOps: ops }), (err: unknown) => isCountdError(err) && err.code === 'COUNTD_IO_ERROR', parent);
+      assert.deepEqual(ops.injected.map((f) => f.file), [parent]);
+    }
+    await fsp.rm(path.join(root, 'a'), { recursive: true, force: true });
+    const ops = new FaultFileOps();
+    await openDataDir(dir, { dirOps: ops });
+    assert.equal(ops.calls.get('fsyncDir'), 3, 'root (for a), a (for b), b (for commitlog)');
+    // Reopening creates nothing and fsyncs nothing.
+    const again = new FaultFileOps();
+    await openDataDir(dir, { dirOps: again });
+    assert.equal(again.calls.get('fsyncDir') ?? 0, 0);
+    // A lost commitlog/ is created again, durably.
+    await fsp.rm(path.join(dir, 'commitlog'), { recursive: true });
+    const lost = new FaultFileOps();
+    lost.fail('fsyncDir', 'EIO', { path: escape(dir) });
+    await assert.rejects(openDataDir(dir, { dirOps: lost }), (err: unknown) => isCountdError(err) && err.code === 'COUNTD_IO_ERROR');
   });
 
   it('records non-default sizes and refuses to open with others (COUNTD_DATA_DIR_MISMATCH)', async () => {

@@ -268,12 +268,27 @@ export async function fuzzRead(port: number, r: Rng, sizes: FieldSizes, keyspace
         break;
       }
       case 'opcode': {
-        // An offset with the top bit set and an unknown op: n = -1 after the first 8 bytes, then close.
+        if (r.chance(0.5)) {
+          // Plain (no hello): an offset of 2^63 or more is a page that selects nothing, pipelined with a real one.
+          const offset = (1n << 63n) | BigInt(r.int(0, 1 << 20));
+          await p.write(Buffer.concat([request(offset, BigInt(r.int(0, 50)), ks, sizes), request(0n, 1n, ks, sizes)]));
+          await p.until(() => p.received.length >= 8 && parsePage(p.received.subarray(8), sizes.keySize) !== undefined, 5000);
+          const n = p.received.length >= 8 ? p.received.readBigInt64LE(0) : undefined;
+          if (n !== 0n) problems.push(`plain offset 2^63 or more: n = ${String(n)}, expected 0`);
+          if (!parsePage(p.received.subarray(8), sizes.keySize)) problems.push('plain offset 2^63 or more: no answer to the next request');
+          if (p.closed) problems.push('plain offset 2^63 or more: connection closed');
+          break;
+        }
+        // After a hello, an unknown op: n = -1 after its first 8 bytes, then close.
         const head = Buffer.alloc(8);
-        head.writeBigUInt64LE((1n << 63n) | BigInt(r.int(5, 1 << 20)), 0);
-        await p.write(head);
+        head.writeBigUInt64LE((1n << 63n) | BigInt(r.int(6, 1 << 20)), 0);
+        const hello = Buffer.alloc(16 + sizes.keyspaceSize);
+        hello.writeBigUInt64LE(1n << 63n, 0);
+        hello.writeBigUInt64LE(1n, 8);
+        await p.write(Buffer.concat([hello, head]));
         await p.until(() => false, 5000);
-        if (p.received.length !== 8 || p.received.readBigInt64LE(0) !== -1n) problems.push(`opcode: answer of ${p.received.length} bytes, expected n = -1`);
+        const helloSize = 8 + 8 + sizes.keySize;
+        if (p.received.length !== helloSize + 8 || p.received.readBigInt64LE(helloSize) !== -1n) problems.push(`opcode: answer of ${p.received.length} bytes, expected the hello's then n = -1`);
         break;
       }
       case 'truncated': {

@@ -26,8 +26,8 @@ const LAYERS: string[][] = [
   ['datadir', 'commitlog'],
   ['store', 'client'],
   ['migrate', 'roles'],
-  ['http'],
   ['daemon'],
+  ['http'],
   ['cli'],
   ['index.ts'],
 ];

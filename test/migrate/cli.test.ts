@@ -3,11 +3,14 @@
 // exit codes and one-line errors.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { writeLegacyFixture } from '../../fixtures/make-legacy-fixture.js';
 import { killAll, run } from '../cli/helpers.js';
-import { FIXTURE_EXPECTED, readStore, removeTempDirs, snapshotTree, tempDir } from './helpers.js';
+import { FIXTURE_EXPECTED, FIXTURE_EXPECTED_WITH_LOCK, readStore, removeTempDirs, snapshotTree, tempDir } from './helpers.js';
 
 async function fixture(options: { lock?: boolean } = {}): Promise<{ legacy: string; data: string }> {
   const root = await tempDir();
@@ -15,6 +18,8 @@ async function fixture(options: { lock?: boolean } = {}): Promise<{ legacy: stri
   await writeLegacyFixture(legacy, options);
   return { legacy, data: path.join(root, 'data') };
 }
+
+const ORIGINAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../fixtures/original');
 
 describe('countd migrate (CLI)', function () {
   after(async () => {
@@ -65,7 +70,8 @@ describe('countd migrate (CLI)', function () {
     assert.match(refused.stderr, /^countd: .*lock-0000000002.*--force[^\n]*\n$/);
     const forced = await run(['migrate', legacy, '--data-dir', data, '--force']);
     assert.equal(forced.code, 0, forced.stderr);
-    assert.deepEqual(await readStore(data), FIXTURE_EXPECTED);
+    assert.match(forced.stdout, /0000000002: writer-in-progress, 1 of 6 frames replayed/);
+    assert.deepEqual(await readStore(data), FIXTURE_EXPECTED_WITH_LOCK);
   });
 
   it('rejects --merge with --replace as a usage error', async function () {
@@ -80,5 +86,32 @@ describe('countd migrate (CLI)', function () {
     const r = await run(['migrate', legacy, '--data-dir', data, '--strict']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^countd: --strict: the legacy directory is damaged/m);
+  });
+
+  it('a log it cannot tell: a WARNING on stderr and exit 0; --legacy-log decides it', async function () {
+    const root = await tempDir();
+    await promisify(execFile)('tar', ['-xzf', path.join(ORIGINAL, 'writer-mid-log.tar.gz'), '-C', root]);
+    const legacy = path.join(root, 'countd');
+    const r = await run(['migrate', legacy, '--data-dir', path.join(root, 'a'), '--force']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /0000000002: writer-in-progress, \d+ of 4032 frames replayed/);
+    assert.match(r.stdout, /1 NOT IMPORTED/);
+    assert.match(r.stdout, /^stale: +\d+ duplicate records in keyspace files, the original's normal leftovers/m);
+    assert.doesNotMatch(r.stdout, /duplicate-key: /, 'stale duplicates are counted, not listed');
+    assert.match(r.stderr, /^WARNING: nothing was imported from 1 commit log of the original; it may hold acknowledged writes:\n {2}0000000001: clean with a lock link and full of frames/m);
+    const decided = await run(['migrate', legacy, '--data-dir', path.join(root, 'b'), '--force', '--legacy-log', '1=skip']);
+    assert.equal(decided.code, 0, decided.stderr);
+    assert.doesNotMatch(decided.stderr, /WARNING/);
+  });
+
+  it('--legacy-log: a malformed rule, or a log given twice, is a usage error', async function () {
+    const { legacy, data } = await fixture();
+    const bad = await run(['migrate', legacy, '--data-dir', data, '--legacy-log', '2=most']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--legacy-log "2=most": expected INDEX=skip, INDEX=all or INDEX=FRAMES/);
+    const twice = await run(['migrate', legacy, '--data-dir', data, '--legacy-log', '2=all', '--legacy-log', '2=skip']);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /--legacy-log: log 2 given twice/);
+    await assert.rejects(fsp.stat(data), { code: 'ENOENT' });
   });
 });

@@ -1,10 +1,12 @@
 // Shared helpers of the migration tests: temp dirs, a byte-and-mode snapshot
 // of a directory tree, and reading a data directory's whole content back.
 
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isCountdError } from '../../lib/errors.js';
 import { Store } from '../../lib/store/store.js';
 import type { FieldSizes } from '../../lib/protocol/fields.js';
 
@@ -69,3 +71,22 @@ export const FIXTURE_EXPECTED: Record<string, Record<string, bigint>> = {
   'long-keys': { ['K'.repeat(256)]: 2n, short: 1n },
   [Buffer.from([0x63, 0xff, 0x73]).toString('latin1')]: { [Buffer.from([0x6b, 0xfe]).toString('latin1')]: 42n },
 };
+
+/** The same with the fixture's lock link on clean log 2: the writer's log in progress, its +1000 replayed. */
+export const FIXTURE_EXPECTED_WITH_LOCK: Record<string, Record<string, bigint>> = {
+  ...FIXTURE_EXPECTED,
+  fruit: { ...FIXTURE_EXPECTED.fruit, apple: 1056n },
+};
+
+/** Expect `p` to reject with a CountdError of `code` whose message matches `pattern`. */
+export async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(isCountdError(err), `expected a CountdError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return err;
+  }
+  assert.fail(`expected ${code}`);
+}

@@ -8,11 +8,12 @@ import path from 'node:path';
 import { writeLegacyFixture, keyspaceRecord, legacyFrame } from '../../fixtures/make-legacy-fixture.js';
 import { writeDaemonRecord } from '../../lib/datadir/daemon-record.js';
 import { openDataDir } from '../../lib/datadir/meta.js';
-import { ErrorCodes, isCountdError } from '../../lib/errors.js';
+import { ErrorCodes } from '../../lib/errors.js';
 import { migrate, type MigrateOptions } from '../../lib/migrate/importer.js';
+import { keyspaceMarkName } from '../../lib/store/marks.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { selfIdentity } from '../../lib/util/proc.js';
-import { FIXTURE_EXPECTED, readStore, removeTempDirs, snapshotTree, tempDir } from './helpers.js';
+import { FIXTURE_EXPECTED, FIXTURE_EXPECTED_WITH_LOCK, readStore, rejectsWith, removeTempDirs, snapshotTree, tempDir } from './helpers.js';
 
 const SIZES = { keyspaceSize: 256, keySize: 256 };
 
@@ -31,18 +32,6 @@ async function seed(data: string, keyspace: string, counts: Record<string, bigin
   for (const [k, v] of Object.entries(counts)) batch.add(Buffer.from(keyspace), Buffer.from(k), v);
   await store.apply(batch);
   await store.close();
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(isCountdError(err), `expected a CountdError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 function run(legacy: string, data: string, extra: Partial<MigrateOptions> = {}) {
@@ -69,11 +58,11 @@ describe('countd migrate (library)', function () {
         'partial-record': 1,
         'stray-file': 3,
       });
-      assert.equal(summary.problems.damage, 12, 'out-of-order is a notice, not damage');
+      assert.equal(summary.problems.damage, 11, 'out-of-order and duplicate-key are notices, not damage');
       assert.equal(summary.keyspaces.total, 7);
       assert.equal(summary.keyspaces.imported, 7);
       assert.equal(summary.keys, 11);
-      assert.deepEqual(summary.logs, { dirty: 2, clean: 1, locks: 0 });
+      assert.deepEqual(summary.logs, { dirty: 2, clean: 1, locks: 0, replayed: 2 });
       assert.deepEqual(summary.frames, { replayed: 7, padding: 11, skipped: 1 });
       assert.equal(summary.verified, 7);
       assert.equal(summary.nothingToDo, false);
@@ -239,7 +228,7 @@ describe('countd migrate (library)', function () {
       assert.equal(summary.keyspaces.imported, 7);
       assert.equal(summary.keys, 11);
       assert.equal(summary.frames.replayed, 7);
-      assert.equal(summary.problems.damage, 12);
+      assert.equal(summary.problems.damage, 11);
       assert.equal(summary.verified, 0);
       await assert.rejects(fsp.stat(data), { code: 'ENOENT' });
     });
@@ -255,7 +244,7 @@ describe('countd migrate (library)', function () {
 
     it('--strict refuses a damaged directory before writing anything', async function () {
       const { legacy, data } = await fixture();
-      await rejectsWith(run(legacy, data, { strict: true }), ErrorCodes.MIGRATE, /--strict.*duplicate-key 1/);
+      await rejectsWith(run(legacy, data, { strict: true }), ErrorCodes.MIGRATE, /--strict.*invalid-key 2/);
       assert.deepEqual(await readStore(data), {});
     });
 
@@ -279,7 +268,9 @@ describe('countd migrate (library)', function () {
       const summary = await run(legacy, data, { force: true });
       assert.equal(summary.problems.byKind['legacy-lock'], 1);
       assert.equal(summary.logs.locks, 1);
-      assert.deepEqual(await readStore(data), FIXTURE_EXPECTED);
+      // With its lock link, clean log 2 (a frame, then zeros) is the writer's log in progress: replayed.
+      assert.equal(summary.problems.byKind['writer-log'], 1);
+      assert.deepEqual(await readStore(data), FIXTURE_EXPECTED_WITH_LOCK);
     });
 
     it('refuses while a daemon runs on the data directory', async function () {
@@ -342,5 +333,52 @@ describe('countd migrate (library): verification and saturation', function () {
     assert.equal(summary.problems.byKind.saturated, 1);
     assert.equal(summary.verified, 1);
     assert.deepEqual(await readStore(path.join(root, 'data')), { big: { top: max, low: 1n } });
+  });
+});
+
+describe('countd migrate (library): a mark that cannot be read is an error, never "absent"', function () {
+  after(removeTempDirs);
+
+  /** Import the fixture, then overwrite the mark of keyspace fruit with `value`. */
+  async function withMark(value: Buffer): Promise<{ legacy: string; data: string }> {
+    const { legacy, data } = await fixture();
+    await run(legacy, data);
+    const dir = await openDataDir(data, { create: false });
+    const store = await Store.open({ location: dir.paths.db, sizes: dir.sizes });
+    await store.apply(new IncrementBatch(), [{ name: keyspaceMarkName(Buffer.from('fruit')), value }]);
+    await store.close();
+    return { legacy, data };
+  }
+
+  it('a mark that is not JSON: COUNTD_CORRUPTION naming the mark and its bytes; --merge adds nothing twice', async function () {
+    const { legacy, data } = await withMark(Buffer.from('{"v":1,"unit":'));
+    const markName = keyspaceMarkName(Buffer.from('fruit'));
+    const hex = Buffer.from('{"v":1,"unit":').toString('hex');
+    await rejectsWith(run(legacy, data), ErrorCodes.CORRUPTION, new RegExp(`mark ${markName} is corrupt \\(not JSON; 14 bytes: ${hex}\\)`));
+    // Read as "absent", --merge would add fruit's legacy counts a second time.
+    await rejectsWith(run(legacy, data, { merge: true }), ErrorCodes.CORRUPTION, /corrupt/);
+    assert.deepEqual(await readStore(data), FIXTURE_EXPECTED);
+  });
+
+  it('an empty mark, and a mark with a field out of range: COUNTD_CORRUPTION', async function () {
+    const empty = await withMark(Buffer.alloc(0));
+    await rejectsWith(run(empty.legacy, empty.data), ErrorCodes.CORRUPTION, /not JSON; 0 bytes: \)/);
+    const mark = { v: 1, keyspace: 'fruit', unit: 'a'.repeat(64), file: null, logs: [], mode: 'new', base: null, next: -1, done: false, expect: null, saturated: false, at: '' };
+    const bad = await withMark(Buffer.from(JSON.stringify(mark)));
+    await rejectsWith(run(bad.legacy, bad.data), ErrorCodes.CORRUPTION, /'next' is not a record number/);
+  });
+
+  it('a mark of another version: COUNTD_DATA_DIR_MISMATCH with its bytes', async function () {
+    const { legacy, data } = await withMark(Buffer.from('{"v":2}'));
+    await rejectsWith(run(legacy, data), ErrorCodes.DATA_DIR_MISMATCH, /has version 2 \(7 bytes: 7b2276223a327d\), this countd reads version 1/);
+  });
+
+  it('--replace imports the keyspace again over a corrupt mark, exactly once', async function () {
+    const { legacy, data } = await withMark(Buffer.from([0xff, 0x00, 0x01]));
+    const summary = await run(legacy, data, { replace: true });
+    assert.equal(summary.keyspaces.replaced, 1);
+    assert.deepEqual(await readStore(data), FIXTURE_EXPECTED);
+    const again = await run(legacy, data);
+    assert.equal(again.nothingToDo, true);
   });
 });

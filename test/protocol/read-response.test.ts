@@ -3,6 +3,7 @@ import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import {
   ReadResponseDecoder,
+  encodeHealthResponse,
   encodeHelloResponse,
   encodeKeyspacesResponse,
   encodePageResponse,
@@ -97,5 +98,41 @@ describe('read response codec', () => {
     d.expect('page');
     d.push(bytes(11n));
     assert.throws(() => d.next(), isConn, 'n above maxRecords');
+  });
+
+  it('round-trips a health record (state, since, failures, code, message cut to its field at a character boundary)', () => {
+    const long = 'é'.repeat(200); // 400 bytes of UTF-8: cut to 256, never inside a character
+    const h = { state: 'stalled' as const, since: 1_796_000_000_123, failures: 7, code: 'COUNTD_NO_SPACE', message: long };
+    const buf = encodeHealthResponse(h);
+    assert.equal(buf.length, 8 + 24 + 32 + 256);
+    assert.equal(buf.readBigInt64LE(0), 1n);
+    assert.equal(buf.readBigInt64LE(8), 3n);
+    const d = new ReadResponseDecoder(sizes);
+    d.expect('health');
+    d.push(buf.subarray(0, 100));
+    assert.equal(d.next(), undefined);
+    d.push(buf.subarray(100));
+    const r = d.next();
+    assert.ok(r && r.op === 'health' && r.status === 'ok');
+    assert.deepEqual({ ...r.health, message: '' }, { ...h, message: '' });
+    assert.equal(r.health.message, 'é'.repeat(128));
+  });
+
+  it('rejects a health response whose n is not 1', () => {
+    const buf = encodeHealthResponse({ state: 'applying', since: 0, failures: 0, code: '', message: '' });
+    buf.writeBigInt64LE(2n, 0);
+    const d = new ReadResponseDecoder(sizes);
+    d.expect('health');
+    d.push(buf);
+    assert.throws(() => d.next(), (err: unknown) => isCountdError(err, 'COUNTD_CONNECTION'));
+  });
+
+  it('rejects a health record with an unknown state', () => {
+    const buf = encodeHealthResponse({ state: 'applying', since: 0, failures: 0, code: '', message: '' });
+    buf.writeBigInt64LE(9n, 8);
+    const d = new ReadResponseDecoder(sizes);
+    d.expect('health');
+    d.push(buf);
+    assert.throws(() => d.next(), (err: unknown) => isCountdError(err, 'COUNTD_CONNECTION'));
   });
 });

@@ -79,7 +79,7 @@ describe('LogSummer (the worker summing thread)', function () {
     assert.ok(listing(summed).includes(`big/k=${2n * INT64_MAX}`));
   });
 
-  it('skips a log whose generation is its mark, and reports missing and headerless logs', async () => {
+  it('skips a log whose generation is its mark, and reports missing, empty and header-damaged logs', async () => {
     const { dataDir, logs, summer } = await setup(frames.slice(0, 1200));
     const [first, second] = logs;
     assert.ok(second !== undefined, `${logs.length} logs`);
@@ -88,14 +88,23 @@ describe('LogSummer (the worker summing thread)', function () {
     mark.writeBigUInt64LE(generation, 0);
     const zeroed = path.join(dataDir.paths.commitlog, 'zeroed');
     await fsp.writeFile(zeroed, Buffer.alloc(8192));
+    // A copy of the first log with its header damaged: salvaged records of a use the mark says was applied.
+    const damaged = path.join(dataDir.paths.commitlog, 'damaged');
+    const bytes = await fsp.readFile(first!.path);
+    bytes[33] = bytes[33]! ^ 0xff;
+    await fsp.writeFile(damaged, bytes);
     await summer.begin();
     const result = await summer.add([
       { ...first!, mark },
       { index: 999, path: path.join(dataDir.paths.commitlog, 'missing'), mark: null },
       { index: 998, path: zeroed, mark: null },
+      { index: 997, path: damaged, mark },
       { ...second!, mark: Buffer.alloc(8) },
     ]);
-    assert.deepEqual(result.logs.map((o) => o.status), ['already-applied', 'unreadable', 'no-header', 'apply']);
+    assert.deepEqual(result.logs.map((o) => o.status), ['already-applied', 'unreadable', 'empty', 'quarantine', 'apply']);
+    assert.equal(result.logs[3]!.salvage, 'already-applied');
+    assert.equal(result.logs[3]!.salvageFrom, 'header-field');
+    assert.equal(result.logs[3]!.generation, generation.toString());
     assert.match(result.logs[1]!.error ?? '', /missing|ENOENT|no such file/i);
     assert.equal(result.logs[0]!.generation, generation.toString());
     const only = new IncrementBatch();

@@ -11,8 +11,19 @@ import { ReaderHandle, startReader } from '../../lib/roles/reader.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { ModelStore, RawReadClient } from './reader-helpers.js';
 import { mulberry32 as prng } from '../harness/rng.js';
+import { serverStoppedReading } from '../harness/tcp-queues.js';
+import { metrics } from '../../lib/metrics.js';
 
 const sizes: FieldSizes = { keyspaceSize: 16, keySize: 12 };
+
+/** Resolve once `cond` holds (polled on each turn of the event loop, with a bounded wait). */
+async function waitFor(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 
 const okEntries = (r: ReadResponse | undefined) => {
@@ -30,6 +41,14 @@ describe('countd-read', function () {
   const connect = async (): Promise<RawReadClient> => {
     const c = await RawReadClient.connect(reader.port, sizes);
     clients.push(c);
+    return c;
+  };
+  /** A connection that negotiated the extensions (hello answered). */
+  const connectExtended = async (): Promise<RawReadClient> => {
+    const c = await connect();
+    c.send('hello', encodeReadRequest({ op: 'hello' }, sizes));
+    assert.deepEqual((await c.waitFor(1))[0], { op: 'hello', status: 'ok', version: 1n });
+    c.responses.length = 0;
     return c;
   };
   const apply = async (rows: Array<[string, string, bigint]>): Promise<void> => {
@@ -132,7 +151,7 @@ describe('countd-read', function () {
   });
 
   it('answers n = -2 above the page limit and keeps the connection usable', async () => {
-    const c = await connect();
+    const c = await connectExtended();
     c.send('page', page(0, 101, 'pages'));
     c.send('page', page(0, 2n ** 64n - 1n, 'pages'));
     c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key: 'home', length: 101 }, sizes));
@@ -159,8 +178,8 @@ describe('countd-read', function () {
     assert.deepEqual(okEntries((await good.waitFor(1))[0]), [['about', 3n]]);
   });
 
-  it('closes on an unknown opcode as soon as its first 8 bytes arrive', async () => {
-    const c = await connect();
+  it('extended: closes on an unknown opcode as soon as its first 8 bytes arrive', async () => {
+    const c = await connectExtended();
     const b = Buffer.alloc(8);
     b.writeBigUInt64LE(OPCODE_FLAG | 99n);
     c.send('page', b);
@@ -169,7 +188,7 @@ describe('countd-read', function () {
   });
 
   it('answers a request split across many small writes', async () => {
-    const c = await connect();
+    const c = await connectExtended();
     const req = encodeReadRequest({ op: 'rank', keyspace: 'pages', key: 'blog' }, sizes);
     c.decoder.expect('rank');
     for (let i = 0; i < req.length; i += 5) {
@@ -180,15 +199,82 @@ describe('countd-read', function () {
     assert.deepEqual(r, { op: 'rank', status: 'ok', first: 2n, entries: [{ key: Buffer.from('blog'), count: 3n }] });
   });
 
-  describe('extension ops', () => {
-    it('hello answers the extension version', async () => {
+  describe('a plain client (no hello) is served docs/protocol.md alone', () => {
+    it('pipelined pages with offsets of 2^63 or more (the opcode values included) each get n = 0, in sync', async () => {
       const c = await connect();
+      const raw = (offset: bigint, length: bigint, ks: string): Buffer => {
+        const b = Buffer.alloc(16 + sizes.keyspaceSize);
+        b.writeBigUInt64LE(offset, 0);
+        b.writeBigUInt64LE(length, 8);
+        b.write(ks, 16, 'latin1');
+        return b;
+      };
+      const offsets = [OPCODE_FLAG, OPCODE_FLAG | 1n, OPCODE_FLAG | 2n, OPCODE_FLAG | 3n, OPCODE_FLAG | 4n, OPCODE_FLAG | 5n, OPCODE_FLAG | 99n, 2n ** 64n - 1n];
+      // Between them, pages whose answer is known: a desynchronised stream would answer them wrong or close.
+      for (const offset of offsets) {
+        c.send('page', raw(offset, 1n, 'pages'));
+        c.send('page', raw(0n, 1n, 'pages'));
+      }
+      c.send('page', raw(OPCODE_FLAG | 2n, 101n, 'pages')); // above the page limit: n = -2 whatever the offset
+      c.send('page', raw(1n, 2n, 'pages'));
+      const rs = await c.waitFor(offsets.length * 2 + 2);
+      for (let i = 0; i < offsets.length; i++) {
+        assert.deepEqual(okEntries(rs[2 * i]), [], `offset 0x${offsets[i]!.toString(16)}`);
+        assert.deepEqual(okEntries(rs[2 * i + 1]), [['home', 7n]]);
+      }
+      assert.equal(rs[offsets.length * 2]!.status, 'page-too-large');
+      assert.deepEqual(okEntries(rs[offsets.length * 2 + 1]), [['about', 3n], ['blog', 3n]]);
+      assert.equal(c.closed, false);
+    });
+
+    it('the hello of extension version 1 (keyspace "countd") is a page: n = 0', async () => {
+      const c = await connect();
+      const b = Buffer.alloc(16 + sizes.keyspaceSize);
+      b.writeBigUInt64LE(OPCODE_FLAG, 0);
+      b.writeBigUInt64LE(1n, 8);
+      b.write('countd', 16);
+      c.send('page', b);
+      c.send('page', page(0, 1, 'pages'));
+      const rs = await c.waitFor(2);
+      assert.deepEqual(okEntries(rs[0]), []);
+      assert.deepEqual(okEntries(rs[1]), [['home', 7n]]);
+    });
+  });
+
+  describe('extension ops', () => {
+    it('hello answers the extension version, also after plain pages, and a version 2 hello gets 1', async () => {
+      const c = await connect();
+      c.send('page', page(0, 1, 'pages'));
       c.send('hello', encodeReadRequest({ op: 'hello' }, sizes));
-      assert.deepEqual((await c.waitFor(1))[0], { op: 'hello', status: 'ok', version: 1n });
+      const hello2 = encodeReadRequest({ op: 'hello' }, sizes);
+      hello2.writeBigUInt64LE(2n, 8);
+      c.send('hello', hello2);
+      c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'home' }, sizes));
+      const rs = await c.waitFor(4);
+      assert.deepEqual(okEntries(rs[0]), [['home', 7n]]);
+      assert.deepEqual(rs.slice(1, 3), [{ op: 'hello', status: 'ok', version: 1n }, { op: 'hello', status: 'ok', version: 1n }]);
+      assert.deepEqual(okEntries(rs[3]), [['home', 7n]]);
+    });
+
+    it('an extension op without a hello is a page (plain meaning), and its tail the next request', async () => {
+      const c = await connect();
+      // get is 16 + KS + K bytes; plain, its first 16 + KS are a page (n = 0) and its key field starts the next request.
+      const get = encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'home' }, sizes);
+      c.send('page', get);
+      await c.waitFor(1);
+      assert.deepEqual(okEntries(c.responses[0]), []);
+    });
+
+    it('health answers state none when no worker runs in the process', async () => {
+      const c = await connectExtended();
+      c.send('health', encodeReadRequest({ op: 'health' }, sizes));
+      const [r] = await c.waitFor(1);
+      assert.ok(r && r.op === 'health' && r.status === 'ok');
+      assert.equal(r.health.state, 'none');
     });
 
     it('get answers a count, or n = 0 for an absent key or keyspace', async () => {
-      const c = await connect();
+      const c = await connectExtended();
       c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'faq' }, sizes));
       c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'nope' }, sizes));
       c.send('get', encodeReadRequest({ op: 'get', keyspace: 'nope', key: 'faq' }, sizes));
@@ -201,7 +287,7 @@ describe('countd-read', function () {
     });
 
     it('rank agrees with the model for every key, ties included', async () => {
-      const c = await connect();
+      const c = await connectExtended();
       const all = model.ranked('many');
       // Pairs of neighbours (ranks 10j and 10j + 1): in a keyspace this full of ties most pairs tie.
       const picked = all.map((_e, i) => i).filter((i) => i % 10 === 0 || i % 10 === 1);
@@ -215,7 +301,7 @@ describe('countd-read', function () {
     });
 
     it('around returns a window containing the key, shifted inside the keyspace', async () => {
-      const c = await connect();
+      const c = await connectExtended();
       const cases: Array<[string, number]> = [['home', 3], ['about', 3], ['faq', 3], ['blog', 2], ['about', 100], ['faq', 1]];
       for (const [key, n] of cases) c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key, length: n }, sizes));
       c.send('around', encodeReadRequest({ op: 'around', keyspace: 'pages', key: 'absent', length: 3 }, sizes));
@@ -233,7 +319,7 @@ describe('countd-read', function () {
     });
 
     it('keyspaces pages over every keyspace by name with its size', async () => {
-      const c = await connect();
+      const c = await connectExtended();
       c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 0, length: 100 }, sizes));
       c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 1, length: 1 }, sizes));
       c.send('keyspaces', encodeReadRequest({ op: 'keyspaces', offset: 2n ** 64n - 1n, length: 1 }, sizes));
@@ -329,17 +415,19 @@ describe('countd-read lifecycle', () => {
       const n = 1000;
       let written = 0;
       let stop = false;
+      let waiting = false;
       void (async () => {
         for (let i = 0; i < n && !stop; i++) {
-          if (!s.write(req)) await new Promise((r) => s.once('drain', r));
+          if (!s.write(req)) {
+            waiting = true;
+            await new Promise((r) => s.once('drain', r));
+            waiting = false;
+          }
           written++;
         }
       })();
-      let last = -1;
-      while (written !== last) {
-        last = written;
-        await new Promise((r) => setTimeout(r, 300));
-      }
+      const answered = async (): Promise<string> => JSON.stringify((await metrics.readRequests.get()).values);
+      await serverStoppedReading(s, { blocked: () => waiting, progress: async () => `${written} ${await answered()}`, done: () => written >= n });
       stop = true;
       assert.ok(written < n, `the server read all ${n} requests (${(n * req.length) / 1e6} MB) while its answers were not read`);
     } finally {
@@ -354,23 +442,109 @@ describe('countd-read lifecycle', () => {
     await reader.close();
   });
 
+  it('counts the answers clients have not read, and over maxBufferedBytes closes the connection that has not read the longest', async () => {
+    const wide: FieldSizes = { keyspaceSize: 16, keySize: 4096 };
+    const model = new ModelStore();
+    for (let i = 0; i < 256; i++) model.add('wide', Buffer.alloc(4096, 0x41 + (i % 26)).fill(0x30 + (i % 10), 0, 3).fill(0x61 + (i >> 4), 3, 4), BigInt(i + 1));
+    assert.equal(await model.size('wide'), 256);
+    const reader = await startReader({ store: model, sizes: wide, port: 0, maxBufferedBytes: 1536 * 1024 }); // one unread answer fits, two do not
+    const request = encodeReadRequest({ op: 'page', offset: 0, length: 256, keyspace: 'wide' }, wide); // a 1 MiB answer
+    const answer = 8 + 256 * (8 + 4096);
+    const sockets: net.Socket[] = [];
+    const nonReader = async (): Promise<{ socket: net.Socket; received: () => number; closed: Promise<void> }> => {
+      const socket = net.connect(reader.port, '127.0.0.1');
+      socket.on('error', () => {});
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      let received = 0;
+      socket.on('data', (d: Buffer) => (received += d.length));
+      socket.pause(); // reads nothing until resumed
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.write(Buffer.concat(Array.from({ length: 20 }, () => request)));
+      return { socket, received: () => received, closed };
+    };
+    try {
+      const a = await nonReader();
+      await waitFor(() => reader.bufferedBytes >= answer / 2); // a's answers back up
+      assert.ok(reader.bufferedBytes < 1536 * 1024);
+      const b = await nonReader();
+      // b's answers back up too: over the budget, a (which has not read the longest) is closed.
+      await waitFor(() => reader.connections === 1);
+      assert.ok(reader.bufferedBytes >= answer / 2 && reader.bufferedBytes < 1536 * 1024, `${reader.bufferedBytes} bytes held`);
+      const gauge = (await metrics.readBufferedBytes.get()).values[0]?.value ?? 0;
+      assert.ok(gauge >= reader.bufferedBytes, `countd_read_buffered_bytes ${gauge} counts them`);
+      a.socket.resume();
+      await a.closed;
+      assert.ok(a.received() < 20 * answer, `a was closed before all its answers: ${a.received()} bytes`);
+      // b was kept: once it reads, all 20 answers come.
+      b.socket.resume();
+      await waitFor(() => b.received() === 20 * answer);
+      assert.equal(b.socket.destroyed, false);
+      const c = await RawReadClient.connect(reader.port, wide);
+      c.send('page', encodeReadRequest({ op: 'page', offset: 255, length: 1, keyspace: 'wide' }, wide));
+      const [r] = await c.waitFor(1);
+      assert.ok(r?.status === 'ok' && r.op === 'page' && r.entries.length === 1 && r.entries[0]!.count === 1n);
+      c.close();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await reader.close();
+    }
+  });
+
   it('rejects invalid options', async () => {
     const store = new ModelStore();
     await assert.rejects(startReader({ store, sizes, port: 70000 }), /port/);
     await assert.rejects(startReader({ store, sizes, port: 0, pageLimit: 0 }), /page limit/);
+    await assert.rejects(startReader({ store, sizes, port: 0, maxBufferedBytes: 0 }), /max buffered bytes/);
   });
 
-  it('closes idle connections after idleTimeoutMs, and refuses connections above maxConnections', async () => {
+  it('closes idle connections after idleTimeoutMs; at maxConnections a new connection closes the longest-idle one', async () => {
     const reader = await startReader({ store: new ModelStore(), sizes, port: 0, idleTimeoutMs: 100, maxConnections: 1 });
     try {
       const a = await RawReadClient.connect(reader.port, sizes);
-      const b = await RawReadClient.connect(reader.port, sizes); // above the limit: the server drops it
-      await b.waitClosed();
-      a.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'x' }, sizes));
-      assert.equal((await a.waitFor(1))[0]?.status, 'ok', 'the first connection is served');
-      await a.waitClosed(); // then closed for idleness
-      assert.equal(a.responses.length, 1);
+      const b = await RawReadClient.connect(reader.port, sizes); // at the limit: a, idle, makes room
+      await a.waitClosed();
+      b.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'x' }, sizes));
+      assert.equal((await b.waitFor(1))[0]?.status, 'ok', 'the new connection is served');
+      await b.waitClosed(); // then closed for idleness
+      assert.equal(b.responses.length, 1);
+      assert.equal(a.responses.length, 0);
     } finally {
+      await reader.close();
+    }
+  });
+
+  it('with the default settings (1,024 connections, no idle timeout reached), 1,100 idle connections and 50 holding half a request never lock a reader out', async function () {
+    this.timeout(60_000);
+    const store = new ModelStore();
+    store.add('pages', 'home', 7n);
+    const reader = await startReader({ store, sizes, port: 0 });
+    const hogs: net.Socket[] = [];
+    try {
+      const half = encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'pages' }, sizes).subarray(0, 20);
+      let closed = 0;
+      for (let i = 0; i < 1150; i++) {
+        const s = net.connect(reader.port, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => closed++);
+        await new Promise((resolve) => s.once('connect', resolve));
+        if (i >= 1100) s.write(half);
+        hogs.push(s);
+      }
+      // A new reader is served, at once and again.
+      for (let i = 0; i < 3; i++) {
+        const c = await RawReadClient.connect(reader.port, sizes);
+        c.send('page', encodeReadRequest({ op: 'page', offset: 0, length: 1, keyspace: 'pages' }, sizes));
+        assert.deepEqual(okEntries((await c.waitFor(1))[0]), [['home', 7n]]);
+        c.close();
+      }
+      // The oldest idle connections made room: 126 for the hogs above 1,024, one more for the first reader
+      // (the next ones may find the slot of the reader before them free).
+      await waitFor(() => closed >= 1150 - 1024 + 1);
+      assert.ok(closed <= 1150 - 1024 + 3, `${closed} closed`);
+      assert.ok(hogs.slice(0, 100).every((s) => s.destroyed || s.readableEnded), 'the longest-idle ones went first');
+    } finally {
+      for (const s of hogs) s.destroy();
       await reader.close();
     }
   });

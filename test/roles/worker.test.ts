@@ -46,6 +46,11 @@ async function assertStoreEqualsModel(store: Store, model: ModelStore): Promise<
   }
 }
 
+/** The value of a gauge or counter without labels. */
+async function metric(m: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> {
+  return (await m.get()).values[0]?.value ?? 0;
+}
+
 /** A logger that keeps its lines, for asserting on warnings. */
 function captureLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
@@ -212,6 +217,74 @@ describe('countd-worker', function () {
     await worker.drained();
     await worker.close();
     await assertStoreEqualsModel(store, model);
+  });
+
+  it('salvages a log whose header cannot be verified exactly once, then quarantines it (issue 15 item 1)', async () => {
+    const { dataDir, store, model } = await setup('worker-salvage');
+    const frames = Array.from({ length: 1200 }, (_, i) => frame(BigInt(i + 1), 'ks', `k${i % 40}`));
+    await writeFrames(dataDir, frames, { model, logSize: 8 * 1024 });
+    const dirty = logFiles(dataDir).filter((f) => modeOf(f) === 0o400);
+    assert.ok(dirty.length >= 3, `${dirty.length} dirty logs`);
+    const victim = dirty[1]!;
+    const before = await readLogFile(victim, sizes);
+    assert.ok(before.frames > 0);
+    fs.chmodSync(victim, 0o600);
+    const fd = fs.openSync(victim, 'r+');
+    fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, 33); // the header's streamId: its CRC fails
+    fs.closeSync(fd);
+    fs.chmodSync(victim, 0o400);
+    const salvagedBefore = await metric(metrics.framesSalvaged);
+
+    const { logger, lines } = captureLogger();
+    let worker = await startWorker({ dataDir, store, pollMs: 5, logger });
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+    assert.equal(modeOf(victim), 0o000, 'quarantined, never reused');
+    for (const f of dirty) if (f !== victim) assert.equal(modeOf(f), 0o200);
+    const mark = await store.getMark(appliedMarkName(Number(path.basename(victim))));
+    assert.equal(mark?.readBigUInt64LE(0), before.generation, 'the salvaged use is marked applied');
+    assert.equal((await metric(metrics.framesSalvaged)) - salvagedBefore, before.frames);
+    assert.equal(await metric(metrics.quarantinedLogs), 1);
+    assert.ok(lines.some((l) => l.includes('salvaging its records and quarantining it') && l.includes('salvage=apply')), lines.join('\n'));
+
+    // Killed after the salvage's apply, before the chmod to 0000: dirty again, applied mark = its generation.
+    fs.chmodSync(victim, 0o400);
+    const again = captureLogger();
+    worker = await startWorker({ dataDir, store, pollMs: 5, logger: again.logger });
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+    assert.equal(modeOf(victim), 0o000);
+    assert.ok(again.lines.some((l) => l.includes('salvage=already-applied')), again.lines.join('\n'));
+  });
+
+  it('refreshes the backlog gauge as it claims logs, while a backlog is being applied (issue 15 item 6)', async () => {
+    const { dataDir, store, model } = await setup('worker-gauge');
+    await writeFrames(dataDir, Array.from({ length: 2000 }, (_, i) => frame(1n, 'ks', `k${i % 50}`)), { model, logSize: 8 * 1024 });
+    const dirty = logFiles(dataDir).filter((f) => modeOf(f) === 0o400).length;
+    assert.ok(dirty >= 10, `${dirty} dirty logs`);
+    metrics.dirtyBacklogLogs.set(0);
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const gated = {
+      apply: async (...args: Parameters<Store['apply']>) => {
+        await gate;
+        return store.apply(...args);
+      },
+      getMark: (name: string) => store.getMark(name),
+    } as unknown as Store;
+    const worker = await startWorker({ dataDir, store: gated, pollMs: 5, maxLogsPerApply: 2 });
+    try {
+      // No apply has finished, so the worker has never been idle: only a claim can have set the gauge.
+      await waitUntil('the backlog gauge to show the dirty logs', async () => (await metric(metrics.dirtyBacklogLogs)) === dirty, 10_000, 5);
+    } finally {
+      open();
+    }
+    await worker.drained();
+    await worker.close();
+    await assertStoreEqualsModel(store, model);
+    assert.equal(await metric(metrics.dirtyBacklogLogs), 0);
   });
 
   it('retries after a database error with backoff, applying each log once', async () => {

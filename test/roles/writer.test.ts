@@ -9,6 +9,7 @@ import { WriterHandle, WriterOptions, startWriter } from '../../lib/roles/writer
 import { isCountdError } from '../../lib/errors.js';
 import { metrics } from '../../lib/metrics.js';
 import { RawClient, SMALL, delay, frame, frames, lockFiles, readPool, removeDir, tempDataDir } from './writer-helpers.js';
+import { serverReadAll } from '../harness/tcp-queues.js';
 
 const F = writeFrameSize(SMALL);
 
@@ -206,7 +207,7 @@ describe('countd-write server', function () {
       const c = await connect();
       c.send(Buffer.concat([frames(3), frame(77, 'ks', 'partial').subarray(0, F - 1)]));
       await c.replyCount(3);
-      await delay(20);
+      await serverReadAll(c.socket); // the partial frame too
       c.destroy();
       await c.waitClosed();
       const entries = await stopAndRead();
@@ -276,6 +277,48 @@ describe('countd-write server', function () {
       assert.deepEqual(incs.slice(4).sort(), [201n, 202n, 203n, 301n, 302n].sort());
     });
 
+    it('a failed group commit that cannot be cut off from its log gets no ERR: the connection closes unanswered, and what reached the log is applied once', async function () {
+      let failSync = false;
+      let brokenFd = -1;
+      const fileOps: FileOps = {
+        ...realFileOps,
+        pwritev: async (fd, buffers, position) => {
+          // After the failed fdatasync, every write to that log fails: the SEAL cannot cut the batch off.
+          if (fd === brokenFd) throw Object.assign(new Error('injected I/O error'), { code: 'EIO' });
+          return realFileOps.pwritev(fd, buffers, position);
+        },
+        fdatasync: async (fd) => {
+          if (failSync) {
+            failSync = false;
+            brokenFd = fd;
+            throw Object.assign(new Error('injected I/O error'), { code: 'EIO' });
+          }
+          return realFileOps.fdatasync(fd);
+        },
+        close: async (fd) => {
+          if (fd === brokenFd) brokenFd = -1;
+          return realFileOps.close(fd);
+        },
+      };
+      await start({ fileOps });
+      const unansweredBefore = await metric(metrics.framesUnanswered);
+      const c = await connect();
+      c.send(frames(4));
+      await c.replyCount(4);
+      failSync = true;
+      const maybe: Buffer[] = [];
+      for (let i = 0; i < 6; i++) maybe.push(frame(100 + i, 'maybe', 'x'));
+      c.send(Buffer.concat(maybe));
+      await c.waitClosed();
+      assert.equal(c.replies, 'WIN'.repeat(4), 'no ERR: the frames may be applied');
+      assert.equal((await metric(metrics.framesUnanswered)) - unansweredBefore, 6);
+      const fresh = await connect();
+      fresh.send(frames(2, SMALL, 200));
+      await fresh.replyCount(2);
+      const entries = await stopAndRead();
+      assert.equal(entries.filter((e) => e.keyspace === 'maybe').length, 6, 'the batch reached the log before its fdatasync failed');
+    });
+
     it('also fails the later frames of a failed connection that wait in the next batch, and keeps the others', async function () {
       let holdAndFail = false;
       let release: (() => void) | null = null;
@@ -301,7 +344,9 @@ describe('countd-write server', function () {
       // While that group commit hangs, more frames from a and from b wait in the next batch.
       a.send(Buffer.concat([frame(21, 'a2', 'x'), frame(0, 'a2', 'zero'), frame(22, 'a2', 'x')]));
       b.send(Buffer.concat([frame(31, 'b', 'x'), frame(32, 'b', 'x')]));
-      await delay(50);
+      // The server has read them (they wait for the next batch) before the hung commit fails.
+      await serverReadAll(a.socket);
+      await serverReadAll(b.socket);
       (release as () => void)();
       await a.waitClosed();
       await b.replyCount(2);
@@ -336,30 +381,32 @@ describe('countd-write server', function () {
   });
 
   describe('connection limits', function () {
-    it('closes connections beyond maxConnections at once', async function () {
-      await start({ maxConnections: 2 });
+    it('at maxConnections, a new connection closes the longest-idle one (no frame in flight; a partial frame counts as idle), so idle clients never lock writers out', async function () {
+      await start({ maxConnections: 3 });
       const a = await connect();
       const b = await connect();
+      const p = await connect();
       a.send(frames(1));
       b.send(frames(1));
       await a.replyCount(1);
       await b.replyCount(1);
-      const c = await connect();
-      c.send(frames(1));
-      await c.waitClosed();
-      assert.equal(c.replies, '');
-      a.destroy();
+      p.send(frame(1, 'ks', 'k').subarray(0, 5)); // half a frame: never acknowledged, may go
+      const c = await connect(); // a, idle the longest, makes room
+      c.send(frames(2));
+      await c.replyCount(2);
       await a.waitClosed();
-      // Once the server has seen the close, a new connection is served.
-      let served: RawClient | null = null;
-      for (let attempt = 0; attempt < 100 && !served; attempt++) {
-        const d = await connect();
-        d.send(frames(1));
-        await d.until(() => d.closed || d.replies.length >= 3, 'a reply or a close');
-        if (d.replies === 'WIN') served = d;
-        else await delay(10);
-      }
-      assert.ok(served, 'a connection below the limit is served');
+      assert.equal(c.replies, 'WINWIN');
+      const d = await connect(); // then b
+      d.send(frames(1));
+      await d.replyCount(1);
+      await b.waitClosed();
+      const e = await connect(); // then p, with its half frame
+      e.send(frames(1));
+      await e.replyCount(1);
+      await p.waitClosed();
+      assert.equal(p.replies, '');
+      // Every acknowledged frame is in the log; the half frame is not.
+      assert.equal((await stopAndRead()).length, 6);
     });
 
     it('closes an idle connection, with or without a partial frame, after idleTimeoutMs', async function () {
@@ -386,8 +433,8 @@ describe('countd-write server', function () {
       const fileOps: FileOps = {
         ...realFileOps,
         pwritev: async (fd, buffers, position) => {
-          // The first BATCH record (record header + entries); headers and SEALs are one buffer.
-          if (buffers.length === 2 && appending !== null) {
+          // The first BATCH record (log header with record header + entries); SEALs are one buffer.
+          if (buffers.length >= 2 && appending !== null) {
             appending();
             appending = null;
             holdNextSync = true;
@@ -409,7 +456,7 @@ describe('countd-write server', function () {
       c.send(frames(10));
       await appendStarted;
       c.send(frames(5, SMALL, 10));
-      await delay(30);
+      await serverReadAll(c.socket);
       const closing = handle!.close();
       while (releaseSync === null) await delay(5);
       (releaseSync as () => void)();

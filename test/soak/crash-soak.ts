@@ -41,7 +41,7 @@ async function main(): Promise<number> {
       progress: (line) => process.stdout.write(line + '\n'),
     });
     process.stdout.write('\n' + formatFigures(result) + '\n');
-    if (result.violations.length > 0 || result.protocolErrors.length > 0) {
+    if (result.violations.length > 0 || result.protocolErrors.length > 0 || result.rankIndexBroken.length > 0) {
       failed = true;
       process.stdout.write(`\nVIOLATIONS:\n${describeViolations(result.violations, 50)}\n${result.protocolErrors.slice(0, 20).join('\n')}\n`);
     }

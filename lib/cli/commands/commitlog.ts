@@ -1,12 +1,15 @@
 // countd commitlog <index>: print the valid records of one commit log and
 // report damage with byte offsets (docs/commit-log-format.md, "Reading a
-// log"). Exit 1 when the log is damaged.
+// log"). Exit 1 when the log is damaged. For a log whose header cannot be
+// verified, the records printed are those a salvage applies ("Salvaging");
+// `--release` gives a quarantined log back to the pool ("Quarantine").
 
 import type { Argv } from 'yargs';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { logName } from '../../commitlog/filenames.js';
-import { forEachEntry } from '../../commitlog/format.js';
+import { LogReading, reportLines, reportedRecords, walkEntries } from '../../commitlog/inspect.js';
+import { CommitLogPool, MODE_QUARANTINED } from '../../commitlog/pool.js';
 import { readLogFile } from '../../commitlog/reader.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode } from '../../errors.js';
@@ -17,12 +20,19 @@ export const command = 'commitlog <index>';
 export const describe = 'print the records of one commit log (seq<TAB>keyspace<TAB>key<TAB>increment); exit 1 if damaged';
 
 export function builder(y: Argv): Argv {
-  return withOptions(y.positional('index', logIndexPositional), commonOptions, jsonOption);
+  return withOptions(y.positional('index', logIndexPositional), commonOptions, jsonOption, {
+    release: {
+      type: 'boolean',
+      default: false,
+      describe: 'give a quarantined log (header not verifiable, records already salvaged) back to the pool for reuse',
+    },
+  });
 }
 
-export async function handler(argv: CommonArgs & JsonArgs & { index: number }): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & { index: number; release?: boolean }): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
-  const file = path.join(dir.paths.commitlog, logName(argv.index));
+  const index = argv.index;
+  const file = path.join(dir.paths.commitlog, logName(index));
   let mode: number;
   try {
     mode = (await fsp.stat(file)).mode & 0o7777;
@@ -30,47 +40,45 @@ export async function handler(argv: CommonArgs & JsonArgs & { index: number }): 
     if (errnoCode(err) === 'ENOENT') throw new CountdError(ErrorCodes.INVALID_ARGUMENT, `commit log ${file} does not exist`);
     throw err;
   }
+  if (argv.release === true) return release(dir.paths.commitlog, dir.sizes, index, mode, file);
   const log = await readLogFile(file, dir.sizes);
-  const json = argv.json === true;
-  const out = new Output();
-  const problems = [...log.problems];
+  const reading = reportedRecords(log);
+  await printEntries(reading, argv.json === true);
+  for (const line of reportLines(index, mode, file, log, reading)) process.stderr.write(`countd: ${line}\n`);
+  if (reading.problems.length > 0) process.exitCode = 1;
+}
+
+/** Print every entry reported on stdout (a payload that does not decode becomes a problem of `reading`). */
+async function printEntries(reading: LogReading, json: boolean): Promise<void> {
   const lines: string[] = [];
-  for (const record of log.records) {
-    let seq = record.seq;
-    try {
-      forEachEntry(record.payload, (increment, keyspace, key) => {
-        // Lines are queued synchronously; Output flushes them below.
-        lines.push(
-          formatLine(
-            [
-              { name: 'seq', value: seq++ },
-              { name: 'keyspace', value: keyspace },
-              { name: 'key', value: key },
-              { name: 'increment', value: increment },
-            ],
-            json,
-          ),
-        );
-      });
-    } catch (err) {
-      problems.push({ offset: record.offset, bytesDropped: 0, reason: `record payload: ${(err as Error).message}` });
-    }
-    for (const line of lines.splice(0)) await out.write(line);
+  walkEntries(reading, (e) => {
+    lines.push(
+      formatLine(
+        [
+          { name: 'seq', value: e.seq },
+          { name: 'keyspace', value: e.keyspace },
+          { name: 'key', value: e.key },
+          { name: 'increment', value: e.increment },
+        ],
+        json,
+      ),
+    );
+  });
+  const out = new Output();
+  for (const line of lines) {
+    await out.write(line);
     if (out.closed) break;
   }
   await out.flush();
-  const state = mode === 0o200 ? 'clean' : mode === 0o400 ? 'dirty' : `mode ${mode.toString(8)}`;
-  const summary =
-    `log ${logName(argv.index)} (${state}): ` +
-    (log.header === null && problems.length === 0
-      ? 'never used (all zero)'
-      : `generation ${log.generation ?? '?'}, ${log.records.length} records, ${log.frames} frames, ${log.sealed ? 'sealed' : 'not sealed'}, valid bytes end at ${log.end}`);
-  process.stderr.write(`countd: ${summary}\n`);
-  for (const p of problems) {
-    process.stderr.write(`countd: damage at byte offset ${p.offset}: ${p.reason} (${p.bytesDropped} bytes dropped)\n`);
+}
+
+async function release(poolDir: string, sizes: Parameters<typeof readLogFile>[1], index: number, mode: number, file: string): Promise<void> {
+  if (mode !== MODE_QUARANTINED) {
+    throw new CountdError(ErrorCodes.INVALID_ARGUMENT, `commit log ${file} is not quarantined (mode ${mode.toString(8).padStart(4, '0')}); only a quarantined log (mode 0000) can be released`);
   }
-  if (problems.length > 0) {
-    process.stderr.write(`countd: commit log ${file} is damaged: ${problems.length} problem(s)\n`);
-    process.exitCode = 1;
+  const pool = await CommitLogPool.open({ dir: poolDir, sizes });
+  if (!(await pool.releaseQuarantined(index))) {
+    throw new CountdError(ErrorCodes.INVALID_ARGUMENT, `commit log ${file} is locked by another process or no longer quarantined; nothing changed`);
   }
+  process.stderr.write(`countd: commit log ${logName(index)} released: clean (mode 0200), a writer may reuse it\n`);
 }

@@ -7,6 +7,7 @@ import type cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { CountdError, ErrorCodes } from '../../errors.js';
 import type { MigrateProgress, MigrateSummary } from '../../migrate/importer.js';
+import type { LogRule } from '../../migrate/log-states.js';
 import { createLogger } from '../../util/log.js';
 import { Flags, commonOptions, dataDirOf, jsonOption, sizeOptions, withOptions } from '../options.js';
 
@@ -16,7 +17,12 @@ export const describe = "import the original countd's data directory (keyspace f
 export function builder(y: Argv): Argv {
   return withOptions(y, commonOptions, jsonOption, sizeOptions, {
     strict: { type: 'boolean', default: false, describe: 'fail on any damage in the legacy directory (nothing is imported)' },
-    force: { type: 'boolean', default: false, describe: 'import although legacy lock- links exist (the original countd may be running)' },
+    force: { type: 'boolean', default: false, describe: 'import although legacy lock- links exist (the original leaves them on every stop); never while a process has the directory open' },
+    'legacy-log': {
+      type: 'string',
+      array: true,
+      describe: 'INDEX=skip|all|FRAMES: replay none, all, or the first FRAMES frames of commit log INDEX, whatever its mode, lock link and content say (for a log migrate cannot tell; see docs/legacy-format.md)',
+    },
     merge: { type: 'boolean', default: false, describe: 'add legacy counts to keyspaces that already exist in the data directory' },
     replace: { type: 'boolean', default: false, describe: 'delete keyspaces that already exist in the data directory, then import them' },
     'dry-run': { type: 'boolean', default: false, describe: 'print what would be imported and the problems; change nothing' },
@@ -27,7 +33,17 @@ export function builder(y: Argv): Argv {
 export async function handler(argv: Flags): Promise<void> {
   const json = argv.json === true;
   // Loaded here, not at the top: every other command would pay for them at start-up.
-  const [{ migrate }, { default: progressBars }] = await Promise.all([import('../../migrate/importer.js'), import('cli-progress')]);
+  const [{ migrate }, { parseLogRule }, { default: progressBars }] = await Promise.all([
+    import('../../migrate/importer.js'),
+    import('../../migrate/log-states.js'),
+    import('cli-progress'),
+  ]);
+  const logRules = new Map<number, LogRule>();
+  for (const text of (argv['legacy-log'] as unknown[] | undefined) ?? []) {
+    const { index, rule } = parseLogRule(String(text));
+    if (logRules.has(index)) throw new CountdError(ErrorCodes.INVALID_ARGUMENT, `--legacy-log: log ${index} given twice`);
+    logRules.set(index, rule);
+  }
   const progress = new ProgressReporter(process.stderr, progressBars);
   let summary: MigrateSummary;
   try {
@@ -36,6 +52,7 @@ export async function handler(argv: Flags): Promise<void> {
       dataDir: dataDirOf(argv),
       strict: argv.strict === true,
       force: argv.force === true,
+      logRules,
       merge: argv.merge === true,
       replace: argv.replace === true,
       dryRun: argv['dry-run'] === true,
@@ -50,6 +67,8 @@ export async function handler(argv: Flags): Promise<void> {
     progress.stop();
   }
   process.stdout.write(json ? summaryJson(summary) + '\n' : formatSummary(summary));
+  // Said loudly, on stderr too: acknowledged writes of the original may be in these logs.
+  if (summary.ambiguousLogs.length > 0) process.stderr.write(formatAmbiguous(summary));
   // A dry run that a real run would refuse exits non-zero too, so scripts can rely on it.
   if (summary.refused !== null) throw new CountdError(ErrorCodes.MIGRATE, `dry run: a real run would refuse: ${summary.refused}`);
 }
@@ -124,6 +143,14 @@ class ProgressReporter {
   }
 }
 
+/** The warning for logs of which nothing was imported because what they hold cannot be told. */
+export function formatAmbiguous(s: MigrateSummary): string {
+  const lines = [`WARNING: nothing was imported from ${s.ambiguousLogs.length} commit log${s.ambiguousLogs.length === 1 ? '' : 's'} of the original; it may hold acknowledged writes:`];
+  for (const l of s.ambiguousLogs) lines.push(`  ${l.log}: ${l.reason}`);
+  lines.push('  Decide per log with --legacy-log INDEX=skip|all|FRAMES (rules: docs/legacy-format.md); a rerun with a rule needs --replace for the keyspaces imported now.');
+  return lines.join('\n') + '\n';
+}
+
 function summaryJson(s: MigrateSummary): string {
   return JSON.stringify(s);
 }
@@ -144,7 +171,11 @@ export function formatSummary(s: MigrateSummary): string {
         (k.alreadyImported ? `, ${k.alreadyImported} already imported` : ''),
     );
     lines.push(`keys:      ${s.keys} from keyspace files`);
-    lines.push(`logs:      ${s.logs.dirty} dirty, ${s.logs.clean} clean (not replayed)${s.logs.locks ? `, ${s.logs.locks} legacy lock links` : ''}`);
+    lines.push(
+      `logs:      ${s.logs.replayed} replayed of ${s.logs.dirty} dirty and ${s.logs.clean} clean${s.logs.locks ? `, ${s.logs.locks} legacy lock links` : ''}` +
+        (s.ambiguousLogs.length ? `; ${s.ambiguousLogs.length} NOT IMPORTED (cannot be told, see below)` : ''),
+    );
+    for (const l of s.legacyLogs) if (l.state !== 'applied' && l.state !== 'dirty') lines.push(`  ${l.log}: ${l.state}, ${l.replayed} of ${l.frames} frames replayed`);
     lines.push(`frames:    ${s.frames.replayed} replayed, ${s.frames.padding} padding, ${s.frames.skipped} skipped`);
     if (!s.dryRun) lines.push(`verified:  ${s.verified} keyspaces (keys and sum of counts read back)`);
     lines.push(`time:      ${(s.elapsedMs / 1000).toFixed(1)} s, ${s.recordsPerSecond} records/s`);
@@ -154,6 +185,10 @@ export function formatSummary(s: MigrateSummary): string {
   else {
     lines.push(`problems:  ${kinds.map(([kind, n]) => `${kind} ${n}`).join(', ')}`);
     for (const p of s.problems.details) lines.push(`  ${p.kind}: ${p.source}${p.offset === undefined ? '' : ` @${p.offset}`}: ${p.detail}`);
+  }
+  const stale = s.problems.byKind['duplicate-key'];
+  if (stale) {
+    lines.push(`stale:     ${stale} duplicate records in keyspace files, the original's normal leftovers (its storage re-sorts by inserting); the first record of each key is its count`);
   }
   if (s.conflicts.length > 0) lines.push(`conflicts: ${s.conflicts.map((c) => `${c.keyspace} (${c.reason})`).join(', ')}`);
   return lines.join('\n') + '\n';

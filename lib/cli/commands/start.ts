@@ -9,6 +9,7 @@ import { creationSizes, settingOptions, settingsOf } from '../../daemon/settings
 import { onStopSignal } from '../../daemon/signals.js';
 import { createLogger } from '../../util/log.js';
 import { Flags, withOptions } from '../options.js';
+import type { HttpHook } from '../../daemon/supervisor.js';
 
 export const command = 'start';
 export const describe = 'run the daemon: write port, worker and read port, until SIGTERM or SIGINT';
@@ -29,7 +30,13 @@ export async function handler(argv: Flags): Promise<void> {
   const { startSupervisor } = await import('../../daemon/supervisor.js');
   let sup: Awaited<ReturnType<typeof startSupervisor>>;
   try {
-    sup = await startSupervisor({ dataDir, childModule: fileURLToPath(new URL('../../daemon/child-main.js', import.meta.url)), settings, logger });
+    sup = await startSupervisor({
+      dataDir,
+      childModule: fileURLToPath(new URL('../../daemon/child-main.js', import.meta.url)),
+      settings,
+      ...(settings.httpPort === undefined ? {} : { http: await httpHook(settings.httpPort) }),
+      logger,
+    });
   } catch (err) {
     removeSignals();
     throw err;
@@ -42,4 +49,10 @@ export async function handler(argv: Flags): Promise<void> {
   if (stopRequested) requestStop(stopRequested);
   await sup.stopped;
   removeSignals();
+}
+
+/** The HTTP server of --http-port (lib/http/), loaded only when asked for. */
+async function httpHook(port: number): Promise<HttpHook> {
+  const { startHttpServer } = await import('../../http/server.js');
+  return { port, start: startHttpServer };
 }

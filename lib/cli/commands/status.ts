@@ -1,17 +1,20 @@
 // countd status: is a daemon running (and on which ports), the state of the
-// commit-log pool, and how many keyspaces the database holds.
+// commit-log pool, how many keyspaces the database holds, and whether the
+// daemon's worker applies, fails or is stalled (the read port's health op).
 
 import type { Argv } from 'yargs';
-import { CommitLogPool, PoolStatus } from '../../commitlog/pool.js';
+import { PoolStatus, poolStatus } from '../../commitlog/pool.js';
+import { logName } from '../../commitlog/filenames.js';
 import { DaemonRecord, readLiveDaemonRecord } from '../../datadir/daemon-record.js';
 import { openDataDir } from '../../datadir/meta.js';
 import { isCountdError } from '../../errors.js';
+import type { HealthReport } from '../../protocol/read-response.js';
 import { CommonArgs, DaemonArgs, JsonArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
 import { Output } from '../output.js';
 import { openReadSource } from '../source.js';
 
 export const command = 'status';
-export const describe = 'show whether a daemon runs (and its ports), commit logs clean/dirty/locked, backlog, keyspaces';
+export const describe = 'show whether a daemon runs (and its ports), commit logs clean/dirty/locked/quarantined, backlog, keyspaces, worker state';
 
 export function builder(y: Argv): Argv {
   return withOptions(y, commonOptions, jsonOption, daemonOptions);
@@ -26,19 +29,22 @@ export interface StatusReport {
   /** null when the database could not be asked (held by a process that serves no reads). */
   keyspaces: number | null;
   keyspacesNote?: string;
+  /** The worker's health through the daemon's read port; null when no daemon answered. */
+  worker: HealthReport | null;
 }
 
 export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
   const record = await readLiveDaemonRecord(dir.paths);
-  const pool = await CommitLogPool.open({ dir: dir.paths.commitlog, sizes: dir.sizes });
-  const commitLogs = await pool.status();
+  const commitLogs = await poolStatus({ dir: dir.paths.commitlog, sizes: dir.sizes });
   let keyspaces: number | null = null;
   let keyspacesNote: string | undefined;
+  let worker: HealthReport | null = null;
   try {
     const source = await openReadSource(dir.paths.root, daemonAddressOf(argv));
     try {
       keyspaces = (await source.keyspaces()).length;
+      worker = (await source.health?.()) ?? null;
     } finally {
       await source.close();
     }
@@ -54,25 +60,41 @@ export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise
     commitLogs,
     keyspaces,
     ...(keyspacesNote === undefined ? {} : { keyspacesNote }),
+    worker,
   };
   const out = new Output();
   await out.write(argv.json === true ? JSON.stringify(report) + '\n' : formatStatus(report));
   await out.flush();
 }
 
+function formatWorker(h: HealthReport): string {
+  if (h.state === 'applying' || h.state === 'none') return h.state === 'applying' ? 'applying' : 'none in the process serving reads';
+  const since = new Date(h.since).toISOString();
+  const what = h.state === 'stalled' ? 'STALLED (database disk full; applies resume once space is free)' : 'FAILING (applies fail and are retried)';
+  return `${what} since ${since}, ${h.failures} failed attempt(s), ${h.code}: ${h.message}`;
+}
+
 function formatStatus(r: StatusReport): string {
   const d = r.daemon;
   const daemon = d.running
     ? `running (pid ${d.pid}, since ${d.startedAt}): listen ${d.listen}, write port ${d.writePort}, read port ${d.readPort}` +
-      (d.metricsPort === undefined ? '' : `, metrics port ${d.metricsPort}`)
+      (d.metricsPort === undefined ? '' : `, metrics port ${d.metricsPort}`) +
+      (d.httpPort === undefined ? '' : `, console http://${d.listen}:${d.httpPort}/`)
     : 'not running';
   const c = r.commitLogs;
   const lines = [
     `data directory: ${r.dataDir} (keyspace size ${r.keyspaceSize}, key size ${r.keySize})`,
     `daemon:         ${daemon}`,
-    `commit logs:    ${c.logs} (clean ${c.clean}, dirty ${c.dirty}, locked ${c.locked}${c.other ? `, OTHER MODE ${c.other}` : ''})`,
+    `commit logs:    ${c.logs} (clean ${c.clean}, dirty ${c.dirty}, locked ${c.locked}, quarantined ${c.quarantined}${c.other ? `, OTHER MODE ${c.other}` : ''})`,
     `backlog:        ${c.backlogFrames} frames not yet applied`,
+    ...(c.quarantined === 0
+      ? []
+      : [
+          `QUARANTINED:    ${c.quarantinedLogs.map(logName).join(', ')}: header cannot be verified; records salvaged. ` +
+            'Inspect with `countd commitlog <index>`, then `countd commitlog <index> --release` (docs/commit-log-format.md, "Quarantine")',
+        ]),
     `keyspaces:      ${r.keyspaces ?? `unknown (${r.keyspacesNote ?? 'database unavailable'})`}`,
   ];
+  if (r.worker) lines.push(`worker:         ${formatWorker(r.worker)}`);
   return lines.join('\n') + '\n';
 }

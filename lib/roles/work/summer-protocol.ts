@@ -19,8 +19,14 @@ export type LogStatus =
   | 'apply'
   /** Its generation equals the mark: applied before, not summed. */
   | 'already-applied'
-  /** No readable header, so no generation to mark: nothing summed. */
-  | 'no-header'
+  /** All zero: never used, nothing to apply (only a hand-made pool has such a dirty log). */
+  | 'empty'
+  /**
+   * The header cannot be verified: the log is to be quarantined. Its
+   * records of the last use were summed if `salvage` is 'apply'
+   * (docs/commit-log-format.md, "Salvaging").
+   */
+  | 'quarantine'
   /** Could not be read (I/O error): nothing summed. */
   | 'unreadable'
   /** Not read: the batch already held maxKeys pairs (the log waits for the next batch). */
@@ -32,8 +38,16 @@ export interface LogOutcome {
   /** For 'unreadable': why. */
   error?: string;
   problems: LogProblem[];
-  /** The log's generation (decimal), when its header is readable. */
+  /** The log's generation (decimal), when its header is readable; for 'quarantine', the salvaged use's, if one was found. */
   generation: string | null;
+  /**
+   * For 'quarantine': 'apply' (records of an unapplied use summed),
+   * 'already-applied' (that use's generation equals the mark), 'none' (no
+   * record can be attributed to the last use).
+   */
+  salvage?: 'apply' | 'already-applied' | 'none';
+  /** For 'quarantine': how the generation was found (LogSalvage.from). */
+  salvageFrom?: 'header-field' | 'first-record';
   sealed: boolean;
   frames: number;
   records: number;

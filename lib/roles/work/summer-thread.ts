@@ -7,7 +7,7 @@
 // the worker marks and releases logs from those reports.
 
 import { parentPort } from 'node:worker_threads';
-import { readLogFile } from '../../commitlog/reader.js';
+import { headerUnverified, readLogFile } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { PairSums } from './pair-sums.js';
 import { encodeAppliedMark } from '../../store/marks.js';
@@ -28,12 +28,31 @@ async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
     const error = err instanceof Error ? err.message : String(err);
     return { index: log.index, status: 'unreadable', error, problems: [], generation: null, sealed: false, frames: 0, records: 0 };
   }
+  if (headerUnverified(contents)) return salvageLog(log, contents);
   const base = { index: log.index, problems: contents.problems, sealed: contents.sealed, records: contents.records.length };
-  if (contents.header === null || contents.generation === null) return { ...base, status: 'no-header', generation: null, frames: 0 };
+  if (contents.header === null || contents.generation === null) return { ...base, status: 'empty', generation: null, frames: 0 };
   const generation = contents.generation.toString();
   if (log.mark !== null && encodeAppliedMark(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
   for (const record of contents.records) batch.addPayload(record.payload);
   return { ...base, status: 'apply', generation, frames: contents.frames };
+}
+
+/**
+ * A log whose header cannot be verified: sum the records attributed to its
+ * last use unless the mark says that use was applied (then a kill after the
+ * salvage's apply, before the quarantine, is not counted twice).
+ */
+function salvageLog(log: LogToSum, contents: Awaited<ReturnType<typeof readLogFile>>): LogOutcome {
+  const s = contents.salvage;
+  const problems = [...contents.problems, ...(s?.problems ?? [])];
+  const base = { index: log.index, status: 'quarantine' as const, problems, sealed: s?.sealed ?? false, records: s?.records.length ?? 0 };
+  if (s === null) return { ...base, salvage: 'none', generation: null, frames: 0 };
+  const generation = s.generation.toString();
+  if (log.mark !== null && encodeAppliedMark(s.generation).equals(log.mark)) {
+    return { ...base, salvage: 'already-applied', salvageFrom: s.from, generation, frames: 0 };
+  }
+  for (const record of s.records) batch.addPayload(record.payload);
+  return { ...base, salvage: 'apply', salvageFrom: s.from, generation, frames: s.frames };
 }
 
 async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfer: ArrayBuffer[] }> {

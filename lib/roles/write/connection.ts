@@ -210,14 +210,16 @@ export class WriteConnection implements BatchMember {
     return sent;
   }
 
-  failed(frames: number, _err: unknown): number {
+  failed(frames: number, _err: unknown, answer: boolean): number {
     this.pending -= frames;
     this.failing = false;
     this.ctx.groupCommit.forget(this);
     if (this.state === State.Closed || this.state === State.Ending) return 0;
-    this.ctx.replies.err(this.socket, frames);
+    // Without an answer the client sees the connection lost before the
+    // reply: "may or may not have been applied", which is the truth then.
+    if (answer) this.ctx.replies.err(this.socket, frames);
     this.end();
-    return frames;
+    return answer ? frames : 0;
   }
 
   roomAvailable(): void {

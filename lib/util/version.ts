@@ -1,4 +1,4 @@
-// The package version, read from package.json (two levels above dist/lib/cli/).
+// The package version, read from package.json (two levels above dist/lib/util/).
 
 import { readFileSync } from 'node:fs';
 

@@ -1,0 +1,206 @@
+// The concurrency sweep (`npm run bench:sweep`, and a part of `npm run
+// bench`): countd against Redis `appendfsync always` at 1, 2, 8 and 50
+// connections with one write in flight each (synchronous clients, as most
+// applications are), and at 50 × 16 (pipelined), with latency p50/p99 and
+// throughput, and the disk's floor (pwrite + fdatasync, floor.ts) measured
+// in the same run. Each point runs `repeat` times, alternating which system
+// goes first, and the report gives the median and the range.
+
+import os from 'node:os';
+import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
+import { type CountdDaemon, frameProtocol, startCountd } from './countd.js';
+import { measureFloor, type FloorResult } from './floor.js';
+import { KeySet } from './keys.js';
+import { type LatencyLoadResult, runLatencyLoad } from './latency-load.js';
+import { redisWriteProtocol, startRedis, type RedisServer } from './redis.js';
+import { type Table, markdownTable } from './report.js';
+
+export interface SweepPoint {
+  connections: number;
+  inFlight: number;
+}
+
+export const SWEEP_POINTS: readonly SweepPoint[] = [
+  { connections: 1, inFlight: 1 },
+  { connections: 2, inFlight: 1 },
+  { connections: 8, inFlight: 1 },
+  { connections: 50, inFlight: 1 },
+  { connections: 50, inFlight: 16 },
+];
+
+export interface SweepSettings {
+  /** The points to run; default SWEEP_POINTS. */
+  points?: readonly SweepPoint[];
+  /** Measuring window of each point, seconds. */
+  seconds: number;
+  /** Runs of each point (and of the floor). */
+  repeat: number;
+  redisBinary: string | undefined;
+  countdArgs: string[];
+  log: (line: string) => void;
+}
+
+export interface SweepResult {
+  points: readonly SweepPoint[];
+  floor: FloorResult[];
+  /** Per point, the runs of each system. */
+  countd: LatencyLoadResult[][];
+  redis: LatencyLoadResult[][];
+}
+
+const SWEEP_PHASE = 3;
+
+export async function runSweep(s: SweepSettings): Promise<SweepResult> {
+  const keys = new KeySet({ keys: 1_000_000, keyspaces: 1000, distribution: 'uniform' });
+  const points = s.points ?? SWEEP_POINTS;
+  const result: SweepResult = { points, floor: [], countd: points.map(() => []), redis: points.map(() => []) };
+  const countd: CountdDaemon = await startCountd({ extraArgs: s.countdArgs });
+  let redis: RedisServer | undefined;
+  try {
+    if (s.redisBinary) redis = await startRedis(s.redisBinary, 'always');
+    for (let r = 0; r < s.repeat; r++) {
+      const floor = measureFloor(os.tmpdir(), Math.min(3, s.seconds));
+      result.floor.push(floor);
+      s.log(`  round ${r + 1}: floor (pwrite ${floor.bytes} B + fdatasync) p50 ${us(floor.p50Us)} p99 ${us(floor.p99Us)}, ${Math.round(floor.perSecond)}/s`);
+      for (const [i, point] of points.entries()) {
+        const runCountd = async (): Promise<void> => {
+          const res = await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE, point.connections, DEFAULT_FIELD_SIZES), {
+            port: countd.writePort,
+            ...point,
+            seconds: s.seconds,
+          });
+          result.countd[i]!.push(res);
+          s.log(`    countd ${label(point)}: ${line(res)}`);
+        };
+        const runRedis = async (): Promise<void> => {
+          if (!redis) return;
+          const res = await runLatencyLoad(redisWriteProtocol(keys, SWEEP_PHASE, point.connections), { port: redis.port, ...point, seconds: s.seconds });
+          result.redis[i]!.push(res);
+          s.log(`    Redis  ${label(point)}: ${line(res)}`);
+        };
+        // Alternate the order so that neither system always runs on a warmer machine.
+        if ((r + i) % 2 === 0) {
+          await runCountd();
+          await runRedis();
+        } else {
+          await runRedis();
+          await runCountd();
+        }
+      }
+    }
+  } finally {
+    await countd.stop();
+    await redis?.stop();
+  }
+  return result;
+}
+
+function label(p: SweepPoint): string {
+  return `${p.connections} × ${p.inFlight}`;
+}
+
+function us(v: number): string {
+  return `${Math.round(v)} µs`;
+}
+
+function line(r: LatencyLoadResult): string {
+  return `${Math.round(r.perSecond).toLocaleString('en-US')}/s, p50 ${us(r.p50Us)}, p99 ${us(r.p99Us)}, client CPU ${r.clientCpuCores.toFixed(2)}`;
+}
+
+function median(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  const n = v.length;
+  if (n === 0) return NaN;
+  return n % 2 === 1 ? v[(n - 1) / 2]! : (v[n / 2 - 1]! + v[n / 2]!) / 2;
+}
+
+function num(v: number): string {
+  return Math.round(v).toLocaleString('en-US');
+}
+
+/** "median (min–max)" of the runs, or the one value. */
+function spread(values: number[]): string {
+  if (values.length === 0) return '–';
+  if (values.length === 1) return num(values[0]!);
+  return `${num(median(values))} (${num(Math.min(...values))}–${num(Math.max(...values))})`;
+}
+
+function ratioOf(a: number, b: number): string {
+  return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : '–';
+}
+
+/** The figures: one row per point. */
+export function sweepTable(r: SweepResult): Table {
+  const rows = r.points.map((p, i) => {
+    const c = r.countd[i]!;
+    const d = r.redis[i]!;
+    const rate = (x: LatencyLoadResult[]): number[] => x.map((v) => v.perSecond);
+    const p50 = (x: LatencyLoadResult[]): number[] => x.map((v) => v.p50Us);
+    const p99 = (x: LatencyLoadResult[]): number[] => x.map((v) => v.p99Us);
+    return [
+      label(p),
+      spread(rate(c)),
+      spread(rate(d)),
+      ratioOf(median(rate(c)), median(rate(d))),
+      spread(p50(c)),
+      spread(p50(d)),
+      spread(p99(c)),
+      spread(p99(d)),
+    ];
+  });
+  return {
+    headers: ['connections × in flight', 'countd writes/s', 'Redis always writes/s', 'countd / Redis', 'countd p50 µs', 'Redis p50 µs', 'countd p99 µs', 'Redis p99 µs'],
+    rows,
+  };
+}
+
+/** "1x1,50x16" → points. */
+export function parsePoints(text: string): SweepPoint[] {
+  return text.split(',').map((item) => {
+    const m = /^(\d+)x(\d+)$/.exec(item.trim());
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`a point is CONNECTIONSxINFLIGHT, e.g. 8x1; got ${item}`);
+    return { connections: Number(m[1]), inFlight: Number(m[2]) };
+  });
+}
+
+/** The targets of issue 22, judged on the medians (the single-client ones need the point 1 × 1 first). */
+export function sweepTargets(r: SweepResult): Table {
+  const floorP50 = median(r.floor.map((f) => f.p50Us));
+  const c1 = r.countd[0]!;
+  const d1 = r.redis[0]!;
+  const cP50 = median(c1.map((v) => v.p50Us));
+  const dP50 = median(d1.map((v) => v.p50Us));
+  const cP99 = median(c1.map((v) => v.p99Us));
+  const dP99 = median(d1.map((v) => v.p99Us));
+  const verdict = (ok: boolean | undefined): string => (ok === undefined ? 'not measured' : ok ? 'met' : 'missed');
+  const hasRedis = d1.length > 0;
+  const rows: string[][] = [
+    ['one sync client: p50 ≤ Redis', `${num(cP50)} vs ${hasRedis ? num(dP50) : '–'} µs`, verdict(hasRedis ? cP50 <= dP50 : undefined)],
+    ['one sync client: p50 ≤ 1.3x floor', `${num(cP50)} vs 1.3 × ${num(floorP50)} = ${num(1.3 * floorP50)} µs`, verdict(cP50 <= 1.3 * floorP50)],
+    ['one sync client: p99 ≤ Redis', `${num(cP99)} vs ${hasRedis ? num(dP99) : '–'} µs`, verdict(hasRedis ? cP99 <= dP99 : undefined)],
+  ];
+  r.points.forEach((p, i) => {
+    const c = median(r.countd[i]!.map((v) => v.perSecond));
+    const d = median(r.redis[i]!.map((v) => v.perSecond));
+    rows.push([`${label(p)}: throughput ≥ Redis`, hasRedis ? ratioOf(c, d) : '–', verdict(hasRedis ? c >= d : undefined)]);
+  });
+  return { headers: ['target (issue 22)', 'measured (medians)', 'verdict'], rows };
+}
+
+export function floorLine(r: SweepResult): string {
+  const f = r.floor;
+  return `pwrite of ${f[0]?.bytes ?? 520} bytes + fdatasync on a preallocated file, one thread: p50 ${spread(f.map((v) => v.p50Us))} µs, p99 ${spread(f.map((v) => v.p99Us))} µs, ${spread(f.map((v) => v.perSecond))}/s`;
+}
+
+/** The Markdown of the sweep's results (without machine facts). */
+export function sweepMarkdown(r: SweepResult, s: Pick<SweepSettings, 'seconds' | 'repeat'>): string {
+  return [
+    `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first); cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`).`,
+    '',
+    `Floor, measured in the same run on the same file system: ${floorLine(r)}.`,
+    '',
+    markdownTable(sweepTable(r)),
+    '',
+    markdownTable(sweepTargets(r)),
+  ].join('\n');
+}

@@ -1,0 +1,73 @@
+// `npm run bench:phases`: where a lone synchronous write's time goes. Starts
+// the real daemon with commit tracing on (COUNTD_TRACE_COMMITS=1,
+// lib/roles/write/trace.ts), drives it with one connection and one write in
+// flight, and prints, beside the disk's floor (pwrite + fdatasync on a
+// preallocated file, measured in the same run), the client's round trip and
+// the writer's phases: wait (frame read → commit start), write, sync,
+// commit (start → durable), reply (durable → WIN handed to the socket).
+// Whatever the round trip holds beyond wait + commit + reply is the client,
+// the kernel's loopback and the event-loop wake-ups at both ends.
+
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
+import { killAll } from './lib/cleanup.js';
+import { frameProtocol, startCountd } from './lib/countd.js';
+import { measureFloor } from './lib/floor.js';
+import { KeySet } from './lib/keys.js';
+import { runLatencyLoad } from './lib/latency-load.js';
+import { textTable } from './lib/report.js';
+
+const PHASES = ['wait', 'write', 'sync', 'commit', 'reply'];
+
+function say(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { seconds: { type: 'string', default: '6' }, 'countd-arg': { type: 'string', multiple: true, default: [] } },
+  });
+  const seconds = Number(values.seconds);
+  if (!(seconds >= 2)) throw new Error(`--seconds must be a number >= 2, got ${values.seconds}`);
+  const floor = measureFloor(os.tmpdir(), 3);
+  process.env.COUNTD_TRACE_COMMITS = '1';
+  const countd = await startCountd({ extraArgs: ['--log-format', 'json', ...(values['countd-arg'] as string[])] });
+  try {
+    const keys = new KeySet({ keys: 1_000_000, keyspaces: 1000, distribution: 'uniform' });
+    const load = await runLatencyLoad(frameProtocol(keys, 4, 1, DEFAULT_FIELD_SIZES), { port: countd.writePort, connections: 1, inFlight: 1, seconds });
+    // The writer logs its phases every 2 s: take the lines written during the load.
+    const lines = (await fsp.readFile(path.join(countd.root, 'daemon.log'), 'utf8')).split('\n');
+    const traces = lines.flatMap((l) => {
+      try {
+        const o = JSON.parse(l) as Record<string, unknown>;
+        return o.msg === 'commit phases' && (o.commits as number) > 100 ? [o as Record<string, number>] : [];
+      } catch {
+        return [];
+      }
+    });
+    if (traces.length === 0) throw new Error('the writer logged no commit phases (is COUNTD_TRACE_COMMITS passed to it?)');
+    const rows = PHASES.map((p) => [p, ...traces.map((t) => `${t[`${p}P50us`]} / ${t[`${p}P99us`]}`)]);
+    rows.unshift(['client round trip', `${Math.round(load.p50Us)} / ${Math.round(load.p99Us)} (whole run)`]);
+    rows.unshift(['floor: pwrite 520 B + fdatasync', `${Math.round(floor.p50Us)} / ${Math.round(floor.p99Us)}`]);
+    say(`one connection, one write in flight, ${seconds} s: ${Math.round(load.perSecond)} writes/s`);
+    say(textTable({ headers: ['µs, p50 / p99', ...traces.map((t, i) => `period ${i + 1} (${t.commits} commits)`)], rows }));
+  } finally {
+    await countd.stop();
+  }
+}
+
+main().then(
+  () => {
+    killAll();
+    process.exit(0);
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench:phases: ${err instanceof Error ? err.message : String(err)}\n`);
+    killAll();
+    process.exit(1);
+  },
+);
