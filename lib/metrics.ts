@@ -30,6 +30,11 @@ export const metrics = {
     help: 'Write frames whose connection was closed without an answer: their commit failed and could not be cut off, so they may be applied',
     registers: [registry],
   }),
+  backlogBytes: new Gauge({ name: 'countd_write_backlog_bytes', help: 'Bytes of dirty commit logs (waiting for or being applied by a worker) plus this writer\'s logs being handed over, as flow control last saw them', registers: [registry] }),
+  flowState: new Gauge({ name: 'countd_write_flow_state', help: 'The flow-control state (normal, delayed: acknowledgements held, stopped: sockets not read) is 1, the others 0', labelNames: ['state'], registers: [registry] }),
+  flowStalls: new Counter({ name: 'countd_write_flow_stalls_total', help: 'Times flow control entered the delayed or the stopped state', labelNames: ['state'], registers: [registry] }),
+  flowStallSeconds: new Counter({ name: 'countd_write_flow_stall_seconds_total', help: 'Seconds spent in the delayed or the stopped state (counted when the state ends)', labelNames: ['state'], registers: [registry] }),
+  flowDelaySeconds: new Counter({ name: 'countd_write_flow_delay_seconds_total', help: 'Seconds batches of acknowledgements were held by flow control', registers: [registry] }),
   writeConnections: new Gauge({ name: 'countd_write_connections', help: 'Open write connections', registers: [registry] }),
   dirtyBacklogLogs: new Gauge({ name: 'countd_worker_backlog_logs', help: 'Dirty commit logs waiting to be applied', registers: [registry] }),
   quarantinedLogs: new Gauge({

@@ -10,6 +10,8 @@ import { defaultDataDir } from '../datadir/layout.js';
 import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../protocol/fields.js';
 import { MAX_LOG_INDEX } from '../commitlog/filenames.js';
 import { SETTINGS } from '../daemon/settings.js';
+import { DEFAULT_LOG_SIZE } from '../commitlog/format.js';
+import { checkFlowBounds } from '../roles/write/flow-bounds.js';
 import { UsageError, bigintParser, intParser, nameParser, nonEmpty, port } from '../util/flag-values.js';
 
 // ---- option groups -------------------------------------------------------
@@ -118,6 +120,13 @@ export function checkFlags(argv: Flags): true {
     const other = seen.get(value);
     if (other !== undefined) throw new UsageError(`${other} and ${flag} are both ${value}; give each its own port`);
     seen.set(value, flag);
+  }
+  if (argv['backlog-soft'] !== undefined || argv['backlog-hard'] !== undefined) {
+    try {
+      checkFlowBounds(argv['backlog-soft'] as number | undefined, argv['backlog-hard'] as number | undefined, (argv['log-size'] as number | undefined) ?? DEFAULT_LOG_SIZE);
+    } catch (err) {
+      throw new UsageError((err as Error).message.replace('backlog soft bound', '--backlog-soft').replace('backlog hard bound', '--backlog-hard'));
+    }
   }
   if (argv.merge === true && argv.replace === true) throw new UsageError('--merge and --replace exclude each other');
   return true;

@@ -23,6 +23,12 @@ export interface ReadSource {
   rank(keyspace: Buffer, key: Buffer): Promise<RankedEntry | undefined>;
   around(keyspace: Buffer, key: Buffer, n: bigint): Promise<RankedEntry[]>;
   keyspaces(): Promise<Array<{ name: Buffer; size: bigint }>>;
+  /**
+   * Declared keyspaces and their operators (lib/store/combine.ts), or
+   * undefined when the source cannot tell (a daemon: the read port does not
+   * carry them yet).
+   */
+  declared(): Promise<Array<{ name: Buffer; operator: number }> | undefined>;
   /** The worker's health, through a daemon's read port (absent when the database is read directly). */
   health?(): Promise<HealthReport>;
   close(): Promise<void>;
@@ -66,6 +72,7 @@ function clientSource(client: Client, daemon: DaemonTarget): ReadSource {
     rank: (ks, key) => client.rank(ks, key),
     around: (ks, key, n) => client.around(ks, key, n),
     keyspaces: () => client.keyspaces(),
+    declared: async () => undefined,
     health: () => client.health(),
     close: () => client.close(),
   };
@@ -104,6 +111,7 @@ async function storeSource(paths: DataDirPaths, sizes: Store['sizes']): Promise<
       return r === undefined ? [] : r.entries.map((e, i) => ({ rank: BigInt(r.offset + i), key: e.key, count: e.count }));
     },
     keyspaces: async () => (await store.keyspaces()).map((k) => ({ name: k.name, size: BigInt(k.size) })),
+    declared: async () => store.declaredKeyspaces(),
     close: () => store.close(),
   };
 }
@@ -117,6 +125,7 @@ function emptySource(db: string): ReadSource {
     rank: async () => undefined,
     around: async () => [],
     keyspaces: async () => [],
+    declared: async () => [],
     close: async () => {},
   };
 }

@@ -14,6 +14,7 @@ import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../protocol/fields.js';
 import { encodeFrame } from '../protocol/write-frame.js';
+import { Operator, encodeHello, encodeOpFrame, type OperatorName, type WriteOpName } from '../protocol/write-ops.js';
 import { HealthReport, KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { toUint64 } from '../protocol/read-request.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
@@ -123,12 +124,71 @@ export class Client {
    */
   async increment(keyspace: Name, key: Name, by: bigint | number = 1): Promise<void> {
     const r = this.#resolved ?? (await this.#resolve());
+    if (this.#write?.extended === true && this.#write.usable) return this.#op('increment', by, keyspace, key);
     const frame = encodeFrame(by, keyspace, key, r.sizes); // validates first
     this.#checkOpen();
     if (this.#write === undefined || !this.#write.usable) {
       this.#write = new WriteConnection({ host: r.host, port: r.writePort });
     }
     return this.#write.send(frame);
+  }
+
+  /**
+   * Set the count of `key` in `keyspace` to `count` (signed 64-bit),
+   * creating the key if needed; ordered with this client's increments.
+   * Resolves once durable. Needs the extended write protocol
+   * (docs/write-protocol-extensions.md): the client's write connection
+   * sends a hello first; rejects as increment() does, and with
+   * COUNTD_REJECTED when the server does not speak it.
+   */
+  async set(keyspace: Name, key: Name, count: bigint | number): Promise<void> {
+    return this.#op('set', count, keyspace, key);
+  }
+
+  /** Delete `key` of `keyspace` (nothing happens if it does not exist). Resolves once durable; as set(). */
+  async deleteKey(keyspace: Name, key: Name): Promise<void> {
+    return this.#op('deleteKey', 0, keyspace, key);
+  }
+
+  /** Delete `keyspace` and all its keys (nothing happens if it does not exist). Resolves once durable; as set(). */
+  async deleteKeyspace(keyspace: Name): Promise<void> {
+    return this.#op('deleteKeyspace', 0, keyspace, null);
+  }
+
+  /**
+   * Create `keyspace` with an operator (default 'sum'): 'max' and 'min' keep
+   * the best value written to a key, 'set' the last; 'sum' adds, as an
+   * undeclared keyspace does. It REPLACES whatever the name held (its keys
+   * go, as with deleteKeyspace), in order with this client's other writes.
+   * Resolves once durable; rejects as set().
+   */
+  async createKeyspace(keyspace: Name, options: { op?: OperatorName } = {}): Promise<void> {
+    const op = options.op ?? 'sum';
+    if (!Object.hasOwn(Operator, op)) throw invalidArgument(`op must be one of ${Object.keys(Operator).join(', ')}, got ${String(op)}`);
+    return this.#op('createKeyspace', Operator[op], keyspace, null);
+  }
+
+  /** Send an op frame on an extended write connection (opened with a hello if needed). */
+  async #op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null): Promise<void> {
+    const r = this.#resolved ?? (await this.#resolve());
+    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes); // validates first
+    this.#checkOpen();
+    let hello: Promise<void> | undefined;
+    if (this.#write === undefined || !this.#write.usable || !this.#write.extended) {
+      // A plain connection's pending increments are still answered: close() lets them finish.
+      void this.#write?.close();
+      this.#write = new WriteConnection({ host: r.host, port: r.writePort });
+      hello = this.#write.hello(encodeHello(r.sizes));
+      hello.catch(() => {});
+    }
+    const sent = this.#write.send(frame);
+    if (hello === undefined) return sent;
+    try {
+      return await sent;
+    } catch (err) {
+      await hello; // a hello answered BAD explains the failure better than the closed connection
+      throw err;
+    }
   }
 
   /** Up to `length` entries of `keyspace` in rank order, skipping the first `offset`. */

@@ -257,3 +257,122 @@ export function isZero(buf: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
   return true;
 }
+
+// ---- OPS records: typed operations (docs/commit-log-format.md, "OPS records") ----
+//
+//   opEntry := op u8 | value i64 | pair        (pair: ksLen u16 | keyLen u16 | keyspace | key)
+//
+// An OPS record holds the frames of a batch in which at least one frame is
+// not a plain increment (set, delete); the batch's increments are op entries
+// too, so the record keeps the order in which the frames were received.
+
+export const RECORD_OPS = 3;
+export const OP_INCREMENT = 1;
+export const OP_SET = 2;
+export const OP_DELETE_KEY = 3;
+export const OP_DELETE_KEYSPACE = 4;
+/** Create (or re-create) a keyspace: value = its operator (lib/store/combine.ts Operator, 1 … 4), no key. */
+export const OP_CREATE_KEYSPACE = 5;
+/** op (1) + value (8) + the pair key's two lengths (4). */
+export const OP_ENTRY_FIXED_SIZE = 1 + 8 + PAIR_LENGTHS_SIZE;
+
+/** Ops on a whole keyspace: their entries have no key. */
+export function isKeyspaceOp(op: number): boolean {
+  return op === OP_DELETE_KEYSPACE || op === OP_CREATE_KEYSPACE;
+}
+
+/** Bytes of one encoded op entry (keyLen 0 for a keyspace op). */
+export function opEntrySize(ksLen: number, keyLen: number): number {
+  return OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
+}
+
+/**
+ * Encode one op entry at target[offset] from names held in `src` at
+ * ksOff / keyOff (a frame, or a buffer of names); returns the offset after it.
+ * Allocation-free and unchecked: the write server's path.
+ */
+export function writeOpEntry(target: Buffer, offset: number, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): number {
+  target[offset] = op;
+  target.writeBigInt64LE(value, offset + 1);
+  writePairLengths(target, offset + 9, ksLen, keyLen);
+  let p = offset + OP_ENTRY_FIXED_SIZE;
+  src.copy(target, p, ksOff, ksOff + ksLen);
+  p += ksLen;
+  if (keyLen > 0) src.copy(target, p, keyOff, keyOff + keyLen);
+  return p + keyLen;
+}
+
+/** Whether an op entry's fields fit its op: names within the field sizes, a key for every op but the keyspace ops, value 0 for deletes, an operator (1 … 4) for a create. */
+function opEntryValid(payload: Buffer, p: number, ksLen: number, keyLen: number, sizes: FieldSizes | undefined): boolean {
+  const op = payload[p]!;
+  if (op < OP_INCREMENT || op > OP_CREATE_KEYSPACE) return false;
+  if (ksLen === 0 || (isKeyspaceOp(op) ? keyLen !== 0 : keyLen === 0)) return false;
+  if (sizes !== undefined && (ksLen > sizes.keyspaceSize || keyLen > sizes.keySize)) return false;
+  const value = payload.readBigInt64LE(p + 1);
+  if (op === OP_CREATE_KEYSPACE) return value >= 1n && value <= 4n;
+  if (op >= OP_DELETE_KEY && value !== 0n) return false;
+  return true;
+}
+
+/**
+ * Call fn for every op entry of an OPS payload, in order, with its offset
+ * (the op byte; value at +1, pair key at +9) and name lengths; returns the
+ * number of entries. Throws COUNTD_CORRUPTION on a malformed payload.
+ */
+export function forEachOpAt(payload: Buffer, fn: (offset: number, op: number, ksLen: number, keyLen: number) => void): number {
+  const end = payload.length;
+  let p = 0;
+  let n = 0;
+  while (p < end) {
+    if (end - p < OP_ENTRY_FIXED_SIZE) throw corruptEntry(p, 'truncated op entry header');
+    const ksLen = pairKeyspaceLength(payload, p + 9);
+    const keyLen = pairKeyLength(payload, p + 9);
+    const next = p + OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
+    if (next > end) throw corruptEntry(p, 'op entry runs past the end of the record');
+    if (!opEntryValid(payload, p, ksLen, keyLen, undefined)) throw corruptEntry(p, `malformed op entry (op ${payload[p]})`);
+    fn(p, payload[p]!, ksLen, keyLen);
+    p = next;
+    n++;
+  }
+  return n;
+}
+
+/** A decoded op entry (tools and tests; the worker reads them in place with forEachOpAt). */
+export interface OpEntry {
+  op: number;
+  value: bigint;
+  keyspace: Buffer;
+  /** Empty for OP_DELETE_KEYSPACE. */
+  key: Buffer;
+}
+
+/** Every op entry of an OPS payload, decoded (names are views into `payload`). */
+export function decodeOps(payload: Buffer): OpEntry[] {
+  const out: OpEntry[] = [];
+  forEachOpAt(payload, (p, op, ksLen, keyLen) => {
+    const ks = p + OP_ENTRY_FIXED_SIZE;
+    out.push({ op, value: payload.readBigInt64LE(p + 1), keyspace: payload.subarray(ks, ks + ksLen), key: payload.subarray(ks + ksLen, ks + ksLen + keyLen) });
+  });
+  return out;
+}
+
+/** countEntries for an OPS payload: the number of well-formed op entries, or -1. */
+export function countOps(payload: Buffer, sizes: FieldSizes): number {
+  const end = payload.length;
+  let p = 0;
+  let n = 0;
+  while (p < end) {
+    if (end - p < OP_ENTRY_FIXED_SIZE) return -1;
+    const ksLen = pairKeyspaceLength(payload, p + 9);
+    const keyLen = pairKeyLength(payload, p + 9);
+    if (p + OP_ENTRY_FIXED_SIZE + ksLen + keyLen > end || !opEntryValid(payload, p, ksLen, keyLen, sizes)) return -1;
+    p += OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
+    n++;
+  }
+  return n;
+}
+
+/** The well-formed entries of a payload of record type `type` (RECORD_BATCH or RECORD_OPS), or -1. */
+export function countRecordEntries(type: number, payload: Buffer, sizes: FieldSizes): number {
+  return type === RECORD_OPS ? countOps(payload, sizes) : countEntries(payload, sizes);
+}

@@ -39,6 +39,8 @@ export interface RetiringLog {
   sealAt: number;
   reason: 'full' | 'time' | 'close' | 'error';
   frames: number;
+  /** The file's size (what it adds to the backlog once dirty). */
+  size: number;
 }
 
 /** The log of a failed append, as cutFailedRecord needs it. */
@@ -88,6 +90,12 @@ export class HandOvers {
   private readonly running = new Set<Promise<void>>();
   private closing = false;
   private wake: Array<() => void> = [];
+  /**
+   * Bytes of the logs being handed over dirty (until their hand-over ends):
+   * flow control counts them in the backlog before a scan can see their
+   * mode (a log whose chmod is done counts twice for a moment: the safe side).
+   */
+  dirtyBytes = 0;
 
   constructor(ops: FileOps, dir: string, logger: Logger) {
     this.ops = ops;
@@ -97,7 +105,12 @@ export class HandOvers {
 
   /** Retire `log` in the background; settle() waits for it. */
   start(log: RetiringLog): void {
-    const run = this.run(log).finally(() => this.running.delete(run));
+    const bytes = log.dirty ? log.size : 0;
+    this.dirtyBytes += bytes;
+    const run = this.run(log).finally(() => {
+      this.dirtyBytes -= bytes;
+      this.running.delete(run);
+    });
     this.running.add(run);
   }
 

@@ -7,7 +7,7 @@
 // thing about the same file.
 
 import { logName } from './filenames.js';
-import { forEachEntry } from './format.js';
+import { RECORD_OPS, decodeOps, forEachEntry } from './format.js';
 import { MODE_CLEAN, MODE_DIRTY, MODE_QUARANTINED } from './pool.js';
 import { LogContents, LogProblem, LogRecord, headerUnverified } from './reader.js';
 
@@ -42,6 +42,8 @@ export interface LogEntry {
   keyspace: Buffer;
   key: Buffer;
   increment: bigint;
+  /** For an entry of an OPS record: its op (format.ts OP_*; `increment` holds its value). */
+  op?: number;
 }
 
 /**
@@ -53,7 +55,8 @@ export function walkEntries(reading: LogReading, visit: (entry: LogEntry) => voi
   for (const record of reading.records) {
     let seq = record.seq;
     try {
-      forEachEntry(record.payload, (increment, keyspace, key) => visit({ seq: seq++, keyspace, key, increment }));
+      if (record.type === RECORD_OPS) for (const o of decodeOps(record.payload)) visit({ seq: seq++, keyspace: o.keyspace, key: o.key, increment: o.value, op: o.op });
+      else forEachEntry(record.payload, (increment, keyspace, key) => visit({ seq: seq++, keyspace, key, increment }));
     } catch (err) {
       reading.problems.push({ offset: record.offset, bytesDropped: 0, reason: `record payload: ${(err as Error).message}` });
     }

@@ -60,6 +60,8 @@ export interface PoolCounts {
 export interface PoolStatus extends PoolCounts {
   /** Frames held by dirty logs (for a dirty log whose header cannot be verified: the frames a salvage would apply, at most). */
   backlogFrames: number;
+  /** Bytes of the dirty logs (file sizes): the backlog flow control bounds (backlog.ts). */
+  backlogBytes: number;
 }
 
 export interface CommitLogPoolOptions {
@@ -89,6 +91,8 @@ export class CommitLogPool {
   private readonly realDir: string;
   /** The counts seen by the last claimDirty() scan (the worker's backlog gauge: fresh at every claim, at no extra cost). */
   lastCounts: PoolCounts | undefined;
+  /** Logs this process holds through claimDirty (released by release()). */
+  private readonly held = new Set<number>();
 
   private constructor(dir: string, realDir: string, sizes: FieldSizes, ops: FileOps, logger: Logger, graceMs: number) {
     this.dir = dir;
@@ -219,28 +223,52 @@ export class CommitLogPool {
     }
   }
 
+  /**
+   * Dirty logs oldest first, except that a log is not claimed while an older
+   * dirty log of the same stream (writer process) is held by someone else
+   * (another worker, or a dead one whose lock is not recovered yet): a
+   * stream's logs apply in their order, which sets and deletes need
+   * (docs/commit-log-format.md section 3a).
+   */
   private async claimDirtyNow(max: number): Promise<ClaimedLog[]> {
     if (max === 0) return [];
     const scan = await this.scan();
     const candidates: Array<{ index: number; header: LogHeader | null }> = [];
+    const heldElsewhere: Array<{ index: number; header: LogHeader | null }> = [];
     const counts = emptyCounts(scan.logs.length);
     for (const index of scan.logs) {
       const mode = await this.modeOf(index);
       countMode(counts, index, mode, scan.locks.has(index));
-      if (scan.locks.has(index) || mode !== MODE_DIRTY) continue;
-      candidates.push({ index, header: await this.readHeader(index) });
+      if (mode !== MODE_DIRTY) continue;
+      if (!scan.locks.has(index)) candidates.push({ index, header: await this.readHeader(index) });
+      else if (!this.held.has(index)) heldElsewhere.push({ index, header: await this.readHeader(index) });
     }
     this.lastCounts = counts;
     candidates.sort(oldestFirst);
+    /** Per stream, the first sequence number held by someone else: logs of that stream from there on wait. */
+    const blocked = new Map<bigint, bigint>();
+    const waits = (h: LogHeader | null): boolean => {
+      const first = h === null ? undefined : blocked.get(h.streamId);
+      return first !== undefined && first <= h!.firstSeq;
+    };
+    const block = (h: LogHeader | null): void => {
+      if (h !== null && !waits(h)) blocked.set(h.streamId, h.firstSeq);
+    };
+    for (const c of heldElsewhere) block(c.header);
     const claimed: ClaimedLog[] = [];
     for (const c of candidates) {
       if (claimed.length >= max) break;
-      if (!(await tryLock(this.ops, this.dir, c.index))) continue;
+      if (waits(c.header)) continue;
+      if (!(await tryLock(this.ops, this.dir, c.index))) {
+        block(c.header);
+        continue;
+      }
       // Between our stat and our link its owner may have released it in another state.
       if ((await this.modeOf(c.index)) !== MODE_DIRTY) {
         await unlock(this.ops, this.dir, c.index);
         continue;
       }
+      this.held.add(c.index);
       claimed.push({ index: c.index, path: this.logPath(c.index) });
     }
     return claimed;
@@ -258,6 +286,7 @@ export class CommitLogPool {
     try {
       await this.setMode(file, RELEASE_MODES[state]);
       await unlock(this.ops, this.dir, log.index);
+      this.held.delete(log.index);
     } catch (err) {
       throw translateFsError(err, `release commit log ${file}`);
     }
@@ -469,7 +498,7 @@ export async function poolStatus(o: PoolStatusOptions): Promise<PoolStatus> {
     try {
       names = await ops.readdir(o.dir);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return { ...emptyCounts(0), backlogFrames: 0 };
+      if (errnoCode(err) === 'ENOENT') return { ...emptyCounts(0), backlogFrames: 0, backlogBytes: 0 };
       throw err;
     }
     const logs: number[] = [];
@@ -480,17 +509,21 @@ export async function poolStatus(o: PoolStatusOptions): Promise<PoolStatus> {
       else if (p.kind === 'lock') locks.add(p.index);
     }
     logs.sort((a, b) => a - b);
-    const s: PoolStatus = { ...emptyCounts(logs.length), backlogFrames: 0 };
+    const s: PoolStatus = { ...emptyCounts(logs.length), backlogFrames: 0, backlogBytes: 0 };
     for (const index of logs) {
       const file = path.join(o.dir, logName(index));
       let mode: number | null = null;
+      let size = 0;
       try {
-        mode = (await ops.stat(file)).mode & 0o7777;
+        const st = await ops.stat(file);
+        mode = st.mode & 0o7777;
+        size = st.size;
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw err;
       }
       countMode(s, index, mode, locks.has(index));
       if (mode === MODE_DIRTY) {
+        s.backlogBytes += size;
         const c = await readLogFile(file, o.sizes, ops);
         s.backlogFrames += c.frames + (c.headerState === 'ok' ? 0 : (c.salvage?.frames ?? 0));
       } else if (mode !== null && mode !== MODE_CLEAN && mode !== MODE_QUARANTINED) {

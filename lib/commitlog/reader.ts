@@ -24,20 +24,24 @@ import {
   LogHeader,
   RECORD_BATCH,
   RECORD_HEADER_SIZE,
+  RECORD_OPS,
   RECORD_SEAL,
   SEAL_PAYLOAD_SIZE,
   countEntries,
+  countOps,
   decodeHeader,
   isZero,
   decodeSealPayload,
 } from './format.js';
 
 export interface LogRecord {
+  /** RECORD_BATCH (entries: forEachEntry) or RECORD_OPS (op entries: forEachOpAt). */
+  type: number;
   /** Sequence number of the record's first frame. */
   seq: bigint;
   /** Frames (entries) in the payload. */
   count: number;
-  /** The encoded entries (decode with forEachEntry); a view into the file's buffer. */
+  /** The encoded entries (decode by `type`); a view into the file's buffer. */
   payload: Buffer;
   /** Byte offset of the record in the file. */
   offset: number;
@@ -223,7 +227,7 @@ function readUse(buf: Buffer, genBytes: Buffer, firstSeq: bigint | null, sizes: 
       use.end = off + r.size;
       break; // a SEAL ends the use; whatever follows it is not part of it
     }
-    use.records.push({ seq: r.seq, count: r.count, payload: r.payload, offset: off });
+    use.records.push({ type: r.type, seq: r.seq, count: r.count, payload: r.payload, offset: off });
     use.frames += r.count;
     expectedSeq = r.seq + BigInt(r.count);
     off += r.size;
@@ -277,6 +281,8 @@ function checkRecord(buf: Buffer, off: number, genBytes: Buffer, sizes: FieldSiz
   const payload = buf.subarray(off + RECORD_HEADER_SIZE, off + size);
   if (type === RECORD_BATCH) {
     if (count === 0 || countEntries(payload, sizes) !== count) return { ok: false, reason: 'entries do not match the record frame count' };
+  } else if (type === RECORD_OPS) {
+    if (count === 0 || countOps(payload, sizes) !== count) return { ok: false, reason: 'op entries do not match the record frame count' };
   } else if (type === RECORD_SEAL) {
     if (count !== 0 || length !== SEAL_PAYLOAD_SIZE) return { ok: false, reason: 'malformed seal record' };
   } else {

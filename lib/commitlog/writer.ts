@@ -31,9 +31,10 @@ import {
   LOG_FORMAT_VERSION,
   MAX_RECORD_PAYLOAD,
   RECORD_BATCH,
+  RECORD_OPS,
   RECORD_HEADER_SIZE,
   SEAL_RECORD_SIZE,
-  countEntries,
+  countRecordEntries,
   encodeHeader,
   encodeSealRecord,
   maxEntrySize,
@@ -62,6 +63,16 @@ export interface CommitLogWriterOptions {
   handoverMs?: number;
   fileOps?: FileOps;
   logger?: Logger;
+  /** Flow control (lib/roles/write/flow.ts): admits each new log, may forbid claiming ahead. */
+  gate?: LogGate;
+}
+
+/** What the writer asks flow control before it grows the backlog. */
+export interface LogGate {
+  /** Resolves once a new log of `size` bytes may be started (it waits, it never refuses). */
+  admit(size: number): Promise<void>;
+  /** False: claim no log ahead now. */
+  mayClaimAhead(): boolean;
 }
 
 /** A log claimed for this writer (locked, its lock link durable, a placeholder header durable, open), before its use starts. */
@@ -97,6 +108,7 @@ export class CommitLogWriter {
   private readonly logSize: number;
   private readonly handoverMs: number;
   private readonly handOvers: HandOvers;
+  private readonly gate: LogGate | undefined;
   /** Reused for every record: appends are serialized. */
   private readonly recordHeader = Buffer.alloc(RECORD_HEADER_SIZE);
   private current: CurrentLog | null = null;
@@ -117,6 +129,7 @@ export class CommitLogWriter {
     this.logSize = options.logSize;
     this.handoverMs = options.handoverMs;
     this.handOvers = new HandOvers(this.ops, pool.dir, this.logger);
+    this.gate = options.gate;
     this.maxBatchBytes = Math.min(MAX_RECORD_PAYLOAD, options.logSize - HEADER_SIZE - RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
     this.streamId = randomBytes(8).readBigUInt64LE(0);
   }
@@ -154,16 +167,23 @@ export class CommitLogWriter {
    * `inline`: make the write and fdatasync calls on this thread, blocking
    * it for the disk's time but sparing the threadpool round trips (for a
    * caller with nothing else to do meanwhile).
+   * `type` RECORD_OPS: `entries` are op entries (format.ts writeOpEntry).
    */
-  append(entries: Buffer, count: number, inline = false): Promise<void> {
+  append(entries: Buffer, count: number, inline = false, type: number = RECORD_BATCH): Promise<void> {
     if (!Buffer.isBuffer(entries)) return Promise.reject(invalidArgument('entries must be a Buffer'));
     if (!Number.isSafeInteger(count) || count < 1 || count > 0xffff_ffff) return Promise.reject(invalidArgument(`count must be a positive 32-bit integer, got ${String(count)}`));
     if (entries.length > this.maxBatchBytes) {
       return Promise.reject(invalidArgument(`batch of ${entries.length} bytes exceeds maxBatchBytes ${this.maxBatchBytes}`));
     }
-    if (countEntries(entries, this.sizes) !== count) return Promise.reject(invalidArgument(`entries do not hold exactly ${count} well-formed entries`));
+    if (type !== RECORD_BATCH && type !== RECORD_OPS) return Promise.reject(invalidArgument(`record type must be RECORD_BATCH or RECORD_OPS, got ${String(type)}`));
+    if (countRecordEntries(type, entries, this.sizes) !== count) return Promise.reject(invalidArgument(`entries do not hold exactly ${count} well-formed entries`));
     if (this.closed) return Promise.reject(new CountdError(ErrorCodes.CLOSED, 'commit-log writer is closed'));
-    return this.enqueue(() => this.appendNow(entries, count, inline === true));
+    return this.enqueue(() => this.appendNow(entries, count, inline === true, type));
+  }
+
+  /** Bytes of this writer's logs being handed over dirty (not yet dirty on disk, or just). */
+  get handingOverBytes(): number {
+    return this.handOvers.dirtyBytes;
   }
 
   /** Seal and hand over the current log (or release it clean if empty) and the spare; later appends reject with COUNTD_CLOSED. */
@@ -187,7 +207,7 @@ export class CommitLogWriter {
     return run;
   }
 
-  private async appendNow(entries: Buffer, count: number, inline: boolean): Promise<void> {
+  private async appendNow(entries: Buffer, count: number, inline: boolean, type: number): Promise<void> {
     const recordSize = RECORD_HEADER_SIZE + entries.length;
     let log = this.current;
     if (log && log.offset + recordSize + SEAL_RECORD_SIZE > log.size) {
@@ -195,7 +215,7 @@ export class CommitLogWriter {
       log = null;
     }
     log ??= await this.startUse(recordSize);
-    writeRecordHeader(this.recordHeader, RECORD_BATCH, log.generation, this.nextSeq, count, entries);
+    writeRecordHeader(this.recordHeader, type, log.generation, this.nextSeq, count, entries);
     try {
       // The first record of a use follows its header (offset 4096): both go in one write.
       if (log.header !== null) await pwriteAll(this.ops, log.fd, [log.header, this.recordHeader, entries], 0, inline);
@@ -235,6 +255,8 @@ export class CommitLogWriter {
   /** Start a new use: of the spare if it is large enough, else of a log claimed now. */
   private async startUse(recordSize: number): Promise<CurrentLog> {
     let claimed = await this.takeSpare();
+    // Every log this use fills will be dirty: flow control admits it first.
+    if (this.gate !== undefined) await this.gate.admit(claimed?.size ?? Math.max(this.logSize, HEADER_SIZE + recordSize + SEAL_RECORD_SIZE));
     if (claimed && claimed.size < HEADER_SIZE + recordSize + SEAL_RECORD_SIZE) {
       this.release(claimed, 'full');
       claimed = null;
@@ -263,7 +285,7 @@ export class CommitLogWriter {
 
   /** Claim the next log in the background, so that the next new use finds it ready. */
   private refillSpare(): void {
-    if (this.spare !== null || this.closed) return;
+    if (this.spare !== null || this.closed || this.gate?.mayClaimAhead() === false) return;
     this.spare = this.claim(RECORD_HEADER_SIZE).catch((err: unknown) => {
       this.logger.warn('could not claim the next commit log ahead; the next log change will claim one', { error: (err as Error).message });
       return null;

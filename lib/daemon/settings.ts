@@ -48,6 +48,9 @@ export interface DaemonSettings {
   logSize: number | undefined;
   /** Hand a partly filled commit log to the worker after this many ms. */
   handoverMs: number | undefined;
+  /** Flow control (lib/roles/write/flow.ts): unapplied backlog bytes past which WINs slow down, and at which reading stops. */
+  backlogSoft: number | undefined;
+  backlogHard: number | undefined;
   /** Largest page length a read request may ask for. */
   pageLimit: number | undefined;
   /** Most client connections per port. */
@@ -154,6 +157,27 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
       type: 'string',
       describe: 'hand a partly filled commit log to the worker after this many ms (bounds read visibility)',
       coerce: intParser('--handover-ms', 1, 3_600_000),
+    },
+    programs: { start: true, write: true },
+    fallback: () => undefined,
+  },
+  backlogSoft: {
+    flag: 'backlog-soft',
+    option: {
+      type: 'string',
+      describe: 'flow control: past this many bytes of unapplied commit logs, acknowledgements slow down progressively (default 64MiB, at least 4 logs)',
+      coerce: sizeParser('--backlog-soft', 1, Number.MAX_SAFE_INTEGER),
+    },
+    programs: { start: true, write: true },
+    fallback: () => undefined,
+  },
+  backlogHard: {
+    flag: 'backlog-hard',
+    option: {
+      type: 'string',
+      describe:
+        "flow control: at this many bytes of unapplied commit logs the writer stops reading until the worker catches up (default 128MiB or twice --backlog-soft; above it); the pool's disk is at most this plus 2 logs per writer",
+      coerce: sizeParser('--backlog-hard', 1, Number.MAX_SAFE_INTEGER),
     },
     programs: { start: true, write: true },
     fallback: () => undefined,

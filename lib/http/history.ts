@@ -14,6 +14,11 @@
 //   stall     seconds since the worker last applied anything while logs
 //             waited; 0 when none waits. A stall that keeps growing means
 //             nothing becomes readable.
+//   backlogBytes  bytes of the dirty commit logs: what flow control bounds
+//             (README "Operations: flow control")
+//   flow      the writer's flow-control state: 0 normal, 1 delayed
+//             (acknowledgements held), 2 stopped (sockets not read); the
+//             worst over the writers
 
 import { scanPool } from './pool-view.js';
 
@@ -21,7 +26,7 @@ export const SAMPLE_MS = 1000;
 /** Ten minutes of samples. */
 export const HISTORY_SAMPLES = 600;
 
-export const SERIES = ['acked', 'applied', 'failed', 'backlog', 'lag', 'stall'] as const;
+export const SERIES = ['acked', 'applied', 'failed', 'backlog', 'lag', 'stall', 'backlogBytes', 'flow'] as const;
 export type Series = (typeof SERIES)[number];
 
 export interface HistoryColumns {
@@ -33,10 +38,22 @@ export interface HistoryColumns {
   backlog: number[];
   lag: number[];
   stall: number[];
+  backlogBytes: number[];
+  flow: number[];
 }
 
 /** prom-client's getMetricsAsJSON(), as far as it is read here. */
-export type Metrics = Array<{ name: string; values: Array<{ value: number }> }>;
+export type Metrics = Array<{ name: string; values: Array<{ value: number; labels?: Partial<Record<string, string | number>> }> }>;
+
+const FLOW_LEVELS: Record<string, number> = { normal: 0, delayed: 1, stopped: 2 };
+
+/** The worst flow-control state any writer reports (0 normal, 1 delayed, 2 stopped); 0 when absent. */
+export function flowLevel(metrics: Metrics): number {
+  const m = metrics.find((x) => x.name === 'countd_write_flow_state');
+  let level = 0;
+  for (const v of m?.values ?? []) if (v.value > 0) level = Math.max(level, FLOW_LEVELS[String(v.labels?.state)] ?? 0);
+  return level;
+}
 
 const COUNTERS = {
   acked: 'countd_write_frames_acked_total',
@@ -53,7 +70,7 @@ export function metricValue(metrics: Metrics, name: string): number | undefined 
 
 export class History {
   readonly #capacity: number;
-  readonly #cols: HistoryColumns = { t: [], acked: [], applied: [], failed: [], backlog: [], lag: [], stall: [] };
+  readonly #cols: HistoryColumns = { t: [], acked: [], applied: [], failed: [], backlog: [], lag: [], stall: [], backlogBytes: [], flow: [] };
   #last: { t: number; counters: Record<keyof typeof COUNTERS, number | undefined> } | undefined;
   #lastProgress = 0;
 
@@ -66,7 +83,7 @@ export class History {
    * counter that went down (a child restarted with fresh counters) counts
    * from zero; a counter missing (the child did not answer) gives no rate.
    */
-  add(t: number, metrics: Metrics, dirtyLogTimes: number[]): void {
+  add(t: number, metrics: Metrics, dirtyLogTimes: number[], dirtyBytes = 0): void {
     const counters = {
       acked: metricValue(metrics, COUNTERS.acked),
       applied: metricValue(metrics, COUNTERS.applied),
@@ -92,6 +109,8 @@ export class History {
       backlog,
       lag: Math.max(0, (t - oldest) / 1000),
       stall: (t - this.#lastProgress) / 1000,
+      backlogBytes: dirtyBytes,
+      flow: flowLevel(metrics),
     });
     this.#last = { t, counters };
   }
@@ -131,7 +150,8 @@ export function startSampler(history: History, metricsJson: () => Promise<Metric
     running = true;
     try {
       const [metrics, logs] = await Promise.all([metricsJson(), scanPool(poolDir)]);
-      if (!stopped) history.add(Date.now(), metrics, logs.filter((l) => l.state === 'dirty').map((l) => l.modifiedAt));
+      const dirty = logs.filter((l) => l.state === 'dirty');
+      if (!stopped) history.add(Date.now(), metrics, dirty.map((l) => l.modifiedAt), dirty.reduce((n, l) => n + l.sizeBytes, 0));
     } catch {
       // skipped; the next tick tries again
     } finally {

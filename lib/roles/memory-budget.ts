@@ -40,7 +40,11 @@ const GiB = 1024 * MiB;
  * once the batch is full (lib/roles/work/summer-thread.ts).
  */
 export const HEAP_BYTES_PER_KEY = 1000;
-/** Outside V8's heap, per key: key Buffers of the apply, LevelDB write batches, the summing thread's table. */
+/**
+ * Outside V8's heap, per key: key Buffers of the apply, LevelDB write batches,
+ * the summing thread's table (with its per-pair mode and operator bytes:
+ * lib/roles/work/pair-sums.ts), within the same margin.
+ */
 export const NATIVE_BYTES_PER_KEY = 1000;
 export const NODE_BASELINE_BYTES = 64 * MiB;
 /** V8 heap beyond the count cache and the batches: the reader, the worker's own state, code. */

@@ -220,6 +220,8 @@ class Worker {
   #drainWaiters: Array<() => void> = [];
   /** Applied logs whose release failed: released again on later rounds. */
   #unreleased: Array<{ log: ClaimedLog; state: 'clean' | 'quarantined' }> = [];
+  /** Settles once the last apply that may change keyspace settings (a create or delete) has committed or failed. */
+  #settingsBarrier: Promise<void> = Promise.resolve();
   readonly health = new ApplyHealth();
   /** What afterFailedApply needs (work/apply-health.ts). */
   readonly #recovery: Recovery;
@@ -455,7 +457,11 @@ class Worker {
     const unreadable: ClaimedLog[] = [];
     const deferred: ClaimedLog[] = [];
     try {
-      if (into === undefined) await this.summer.begin();
+      if (into === undefined) {
+        // A batch that creates or deletes keyspaces changes how later batches combine: sum those against its result.
+        await this.#settingsBarrier;
+        await this.summer.begin(this.store.operators());
+      }
       const marks = await Promise.all(claimed.map((log) => this.store.getMark(appliedMarkName(log.index))));
       const summed = await this.summer.add(
         claimed.map((log, i) => ({ index: log.index, path: log.path, mark: marks[i] ?? null })),
@@ -537,6 +543,7 @@ class Worker {
       try {
         const handed = performance.now();
         const applying = this.store.apply(p.batch!, p.marks);
+        if (p.batch!.hasLifecycleOps) this.#settingsBarrier = applying.then(() => {}, () => {});
         // The store holds the batch while it needs it: not kept alive here during the write.
         p.batch = undefined;
         const result = await applying;

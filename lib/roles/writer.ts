@@ -20,6 +20,9 @@ import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
+import { FlowControl, checkFlowBounds } from './write/flow.js';
+import { DEFAULT_LOG_SIZE } from '../commitlog/format.js';
+import { FlowRecordWriter, removeStaleFlowRecords } from './write/flow-record.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 10000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -39,6 +42,9 @@ export interface WriterOptions {
   /** Passed to CommitLogWriter: log file size and handover interval. */
   logSize?: number;
   handoverMs?: number;
+  /** Flow control (write/flow.ts): backlog bytes at which WINs slow down, and at which reading stops. */
+  backlogSoft?: number;
+  backlogHard?: number;
   /** Open connections allowed; beyond it new sockets are closed at once. Default 10000. */
   maxConnections?: number;
   /** A connection with no traffic and nothing pending is closed after this long; 0 = never. Default 300000. */
@@ -62,7 +68,18 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   const logger = options.logger ?? silentLogger;
   const trace = commitTraceFromEnv(logger);
   const fileOps = trace !== null ? trace.timed(options.fileOps ?? realFileOps) : options.fileOps;
+  const bounds = checkFlowBounds(options.backlogSoft, options.backlogHard, options.logSize ?? DEFAULT_LOG_SIZE);
+  await removeStaleFlowRecords(options.dataDir.paths.root);
+  const record = new FlowRecordWriter(options.dataDir.paths.root);
+  const flow = new FlowControl({
+    dir: options.dataDir.paths.commitlog,
+    bounds,
+    ...(options.fileOps !== undefined ? { ops: options.fileOps } : {}),
+    logger,
+    changed: (r) => record.publish(r),
+  });
   const log = await CommitLogWriter.open({
+    gate: flow,
     dir: options.dataDir.paths.commitlog,
     sizes: options.dataDir.sizes,
     ...(options.logSize !== undefined ? { logSize: options.logSize } : {}),
@@ -71,9 +88,11 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     logger,
   });
   try {
-    return await serve(log, options.dataDir, settings, logger, trace);
+    return await serve(log, options.dataDir, settings, logger, trace, flow, record);
   } catch (err) {
     trace?.stop();
+    flow.close();
+    await record.close();
     await log.close().catch(() => {});
     throw err;
   }
@@ -114,13 +133,18 @@ function integer(value: number | undefined, fallback: number, min: number, max: 
 
 /** Serve the write protocol into `log`; the handle's close() closes the log. */
 async function serve(
-  log: CommitLogSink & { close(): Promise<void> },
+  log: CommitLogSink & { close(): Promise<void>; readonly handingOverBytes: number },
   dataDir: DataDir,
   settings: Settings,
   logger: Logger,
   trace: CommitTrace | null,
+  flow: FlowControl,
+  record: FlowRecordWriter,
 ): Promise<WriterHandle> {
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace);
+  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow);
+  flow.attach(() => log.handingOverBytes, () => groupCommit.resume());
+  record.publish(flow.report());
+  flow.start();
   const connections = new Set<WriteConnection>();
   /** Connections closed to admit new ones, until their sockets close. */
   const evicting = new Set<WriteConnection>();
@@ -169,6 +193,8 @@ async function serve(
       for (const conn of connections) conn.destroy();
     }
     await log.close();
+    flow.close();
+    await record.close();
     trace?.stop();
     logger.info('countd-write closed');
   };

@@ -9,8 +9,8 @@
 
 import { CountdError } from '../errors.js';
 import { metrics } from '../metrics.js';
-import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_INDEX, TAG_KEYSPACE, encodeCount, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
-import { addDeltas, saturate } from './combine.js';
+import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_INDEX, TAG_KEYSPACE, TAG_SETTINGS, encodeCount, encodeSettingsValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
+import { Operator, PairMode, combineValues, saturate } from './combine.js';
 import { translateDbError } from './errors.js';
 import { updateFences } from './fence-update.js';
 import type { IncrementBatch, PendingIncrement } from './increment-batch.js';
@@ -26,8 +26,13 @@ export interface ApplyResult {
   saturated: number;
 }
 
-/** What a committed apply swaps into memory for one keyspace. */
-type StateSwap = { ks: string; info: KeyspaceInfo; fences: Fences; touched: Buffer[] };
+/**
+ * What a committed apply swaps into memory for one keyspace: its record,
+ * fences and changed blocks; `gone`: the id whose records are now dead (a
+ * deleted keyspace, or one whose last key was deleted), `info` null when
+ * the name no longer exists.
+ */
+type StateSwap = { ks: string; info: KeyspaceInfo | null; fences: Fences | undefined; touched: Buffer[]; gone?: number };
 
 type Saturation = { keys: number; keyspace: Buffer; key: Buffer };
 
@@ -45,6 +50,12 @@ interface ApplyGroup {
   committed: KeyspaceInfo | undefined;
   /** New in this apply: a fresh id, so no record of it exists yet. */
   created: boolean;
+  /** The batch deletes the stored keyspace: its id (records collected once committed). */
+  droppedId: number | undefined;
+  /** How values combine with the stored counts (combine.ts Operator). */
+  operator: number;
+  /** The batch creates (operator) or deletes (0) the keyspace: its settings record changes. */
+  declare: number | undefined;
   items: PendingIncrement[];
   /** Index suffixes added and removed by this apply. */
   inserted: Buffer[];
@@ -78,6 +89,11 @@ export async function applyBatch(state: StoreState, batch: IncrementBatch, markO
 }
 
 async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchOp[]): Promise<{ written: Promise<ApplyResult> }> {
+  // Sets and deletes remove keys and keyspaces, which the count cache and
+  // the overlay of inflight-apply.ts cannot express: such an apply runs
+  // alone (after the one in flight commits, and before the next prepares).
+  const lifecycle = batch.hasLifecycleOps;
+  if (lifecycle && state.inflight !== undefined) await afterInflight(state, state.inflight);
   // An apply still being written: this one prepares on top of its results (inflight-apply.ts).
   const prev = state.inflight;
   if (prev !== undefined) metrics.appliesOverlapped.inc();
@@ -100,16 +116,56 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
     for (const op of markOps) putOp(chained, op);
 
     const admit = state.countCache.admitting;
-    recordCounts(state, groups, finals, lookup.wasCached, admit);
+    // A lifecycle apply clears the cache once committed (submitApply): nothing to record.
+    if (!lifecycle) recordCounts(state, groups, finals as bigint[], lookup.wasCached, admit);
     const swaps: StateSwap[] = changed.map((g) => ({ ks: g.ks, info: g.info, fences: g.fences!, touched: g.touched }));
-    // Pairs not in the count cache (none, or not admitted): the next apply looks them up in this one's own list.
-    const overlay = admit ? undefined : { groups, finals };
+    swaps.push(...removedKeyspaces(chained, groups));
+    const settings = settingsChanges(chained, groups);
+    // Pairs not in the count cache (no cache, or new pairs not admitted): the
+    // next apply looks them up in this one's own list. A lifecycle apply runs
+    // alone (awaited below), so no apply prepares on top of it.
+    const overlay = admit || lifecycle ? undefined : { groups, finals: finals as bigint[] };
     submitted = true;
-    return { written: submitApply(state, chained, swaps, nextId, batch.keys, saturation, overlay) };
+    const written = submitApply(state, chained, swaps, nextId, batch.keys, saturation, overlay, lifecycle, settings);
+    if (lifecycle) await written.catch(() => {});
+    return { written };
   } finally {
     // Abandoned by an error before it was handed over (submitApply closes it): close is idempotent.
     if (!submitted) await chained.close();
   }
+}
+
+/**
+ * Keyspaces this apply deletes (a keyspace delete, or its last key
+ * deleted): the directory record goes (unless the batch refills the name
+ * under a new id) and the id is recorded dead (`X`), its records collected
+ * in the background once committed (state.ts collect).
+ */
+function removedKeyspaces(chained: Chained, groups: ApplyGroup[]): StateSwap[] {
+  const swaps: StateSwap[] = [];
+  for (const g of groups) {
+    const emptied = g.info.size === 0 && !g.created;
+    if (g.droppedId === undefined && !emptied) continue;
+    const dead = g.droppedId ?? g.info.id;
+    chained.put(idPrefix(TAG_DEAD, dead), EMPTY);
+    if (g.info.size === 0) chained.del(taggedName(TAG_KEYSPACE, g.info.name));
+    // A refilled name's new record and fences were swapped in by writeFences' group.
+    swaps.push({ ks: g.ks, info: g.info.size === 0 ? null : g.info, fences: undefined, touched: [], gone: dead });
+  }
+  return swaps;
+}
+
+/** Settings records of the keyspaces the batch creates (put `S name`) or deletes (del); what to swap in once committed. */
+function settingsChanges(chained: Chained, groups: ApplyGroup[]): Array<[string, number]> {
+  const changes: Array<[string, number]> = [];
+  for (const g of groups) {
+    if (g.declare === undefined) continue;
+    const key = taggedName(TAG_SETTINGS, g.info.name);
+    if (g.declare === 0) chained.del(key);
+    else chained.put(key, encodeSettingsValue({ operator: g.declare }));
+    changes.push([g.ks, g.declare]);
+  }
+  return changes;
 }
 
 function putOp(chained: Chained, op: BatchOp): void {
@@ -123,9 +179,14 @@ function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply 
   let nextId = prev?.nextIdAfter ?? state.nextId;
   for (const pending of batch.keyspaces()) {
     // After `prev` commits, the directory holds these very records (prev.dirAfter's objects).
-    const known = prev?.dirAfter.get(pending.id) ?? state.dir.get(pending.id);
+    const stored = prev?.dirAfter.get(pending.id) ?? state.dir.get(pending.id);
+    // A deleted keyspace's pairs start a new keyspace under a fresh id.
+    const droppedId = pending.dropped === true ? stored?.id : undefined;
+    const known = pending.dropped === true ? undefined : stored;
     const info = known ? { ...known } : { name: pending.name, id: nextId++, size: 0 };
-    groups.push({ ks: pending.id, info, committed: known, created: !known, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+    const declare = pending.declare;
+    const operator = declare !== undefined ? declare || Operator.sum : (state.settings.get(pending.id) ?? Operator.sum);
+    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
   }
   return { groups, nextId };
 }
@@ -184,9 +245,9 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
  * note the index changes on the groups. Returns every pair's count after
  * this apply (each exists afterwards), for the count cache.
  */
-function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, groups: ApplyGroup[], lookup: Lookup): { finals: bigint[]; saturation: Saturation | undefined } {
+function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, groups: ApplyGroup[], lookup: Lookup): { finals: Array<bigint | undefined>; saturation: Saturation | undefined } {
   const { cachedOld, readSlot, readKeys, current } = lookup;
-  const finals: bigint[] = new Array(cachedOld.length);
+  const finals: Array<bigint | undefined> = new Array(cachedOld.length);
   let saturated = 0;
   let firstSaturated: { keyspace: Buffer; key: Buffer } | undefined;
   let cursor = 0;
@@ -198,7 +259,20 @@ function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, grou
       const slot = readSlot[cursor]!;
       const value = slot >= 0 ? current[slot] : undefined;
       const old = value !== undefined ? state.decodeCountValue(value) : cachedOld[cursor];
-      const sum = addDeltas(old ?? 0n, p.delta);
+      if (p.mode === PairMode.deleted) {
+        // combine.ts: the key goes (or stays absent).
+        finals[cursor++] = undefined;
+        if (old === undefined) continue;
+        const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
+        chained.del(countKey);
+        const oldIndex = indexKeyFromCount(indexPrefix, value ?? encodeCount(old), countKey, PREFIX_SIZE);
+        chained.del(oldIndex);
+        removed.push(oldIndex.subarray(PREFIX_SIZE));
+        group.info.size--;
+        continue;
+      }
+      // combine.ts countAfter, with the exact value kept to tell a saturated sum.
+      const sum = p.mode === PairMode.reset || old === undefined ? p.delta : combineValues(group.operator, old, p.delta);
       const next = saturate(sum);
       if (next !== sum) {
         saturated++;
@@ -231,7 +305,8 @@ function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, grou
  * LevelDB reads (thread pool) while others compute. Returns those groups.
  */
 async function writeFences(state: StoreState, chained: Chained, groups: ApplyGroup[]): Promise<ApplyGroup[]> {
-  const changed = groups.filter((g) => g.inserted.length > 0);
+  // A keyspace left without keys has no fences to move: removedKeyspaces() collects it.
+  const changed = groups.filter((g) => (g.inserted.length > 0 || g.removed.length > 0) && g.info.size > 0);
   await runLimited(changed.length, FENCE_CONCURRENCY, async (i) => {
     const group = changed[i]!;
     // The fences before this apply, checked against the size before it (group.committed), not group.info.
@@ -261,15 +336,30 @@ function submitApply(
   keys: number,
   saturation: Saturation | undefined,
   overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
+  lifecycle: boolean,
+  settings: Array<[string, number]>,
 ): Promise<ApplyResult> {
   const onCommitted = (): void => {
     state.nextId = nextId;
-    for (const g of swaps) {
-      state.dir.set(g.ks, g.info);
-      state.fenceCache.set(g.info.id, g.fences);
-      state.blockCache.invalidate(g.info.id, g.touched);
+    for (const [ks, operator] of settings) {
+      if (operator === 0) state.settings.delete(ks);
+      else state.settings.set(ks, operator);
     }
-    state.countCache.trim();
+    for (const g of swaps) {
+      if (g.gone !== undefined) {
+        if (g.info === null) state.dir.delete(g.ks);
+        state.fenceCache.delete(g.gone);
+        state.blockCache.dropKeyspace(g.gone);
+        state.collect(g.gone);
+        continue;
+      }
+      state.dir.set(g.ks, g.info!);
+      state.fenceCache.set(g.info!.id, g.fences!);
+      state.blockCache.invalidate(g.info!.id, g.touched);
+    }
+    // Deleted keys are not in the cache's terms (it maps pairs to counts): start it over.
+    if (lifecycle) state.countCache.clear();
+    else state.countCache.trim();
   };
   const result = (): ApplyResult => {
     if (saturation !== undefined) {
@@ -286,7 +376,7 @@ function submitApply(
     return chained.close().then(result);
   }
   const done = state.commit(chained, onCommitted, 'apply');
-  const inflight = new InflightApply(done, new Map(swaps.map((g) => [g.ks, g.info])), nextId, overlay);
+  const inflight = new InflightApply(done, new Map(swaps.filter((g) => g.info !== null).map((g) => [g.ks, g.info!])), nextId, overlay);
   state.inflight = inflight;
   done.then(
     () => {

@@ -3,9 +3,10 @@
 //
 // Exactly consistent because the Store is the only writer of its database
 // and updates this cache only after a batch commits (a failed batch changes
-// neither). Count records are only ever removed with their whole keyspace,
-// and deleteKeyspace clears the cache, so a cached entry is always a key
-// that exists with that count.
+// neither). Count records are removed only by an apply holding a set, a
+// delete or a create (apply.ts: it runs alone, records nothing here and
+// clears the cache once committed) or by deleteKeyspace (which clears it
+// too), so a cached entry is always a key that exists with that count.
 //
 // It also answers "absent" without a read: a keyspace whose cached entries
 // number its size has ALL its keys cached, so a key missing here is new.

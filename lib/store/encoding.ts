@@ -25,6 +25,10 @@ export const TAG_FENCE = 0x46;
 export const TAG_MARK = 0x4d;
 /** `X` id: a deleted keyspace whose records are still being cleared. */
 export const TAG_DEAD = 0x58;
+/** `S` name: a declared keyspace's settings (its operator). */
+export const TAG_SETTINGS = 0x53;
+/** Bytes of a settings value: the operator, then 15 bytes reserved (zero) for windows, history and tie-breaks. */
+export const SETTINGS_VALUE_SIZE = 16;
 
 /** Bytes of a keyspace id. */
 export const ID_SIZE = 8;
@@ -190,4 +194,23 @@ export function encodeFenceValue(entries: number): Buffer {
 /** An index entry (suffix after the 9-byte prefix) as count and key; the key shares memory with `suffix`. */
 export function decodeIndexSuffix(suffix: Buffer): { key: Buffer; count: bigint } {
   return { key: suffix.subarray(RANK_COUNT_SIZE), count: readRankCount(suffix, 0) };
+}
+
+/** A declared keyspace's settings (docs/storage-format.md, settings-value). */
+export interface KeyspaceSettingsValue {
+  /** lib/store/combine.ts Operator: 1 sum, 2 max, 3 min, 4 set. */
+  operator: number;
+}
+
+export function encodeSettingsValue(settings: KeyspaceSettingsValue): Buffer {
+  const buf = Buffer.alloc(SETTINGS_VALUE_SIZE);
+  buf[0] = settings.operator;
+  return buf;
+}
+
+/** The settings in a settings value, or null when it is malformed (wrong size, unknown operator, reserved bytes set). */
+export function decodeSettingsValue(value: Buffer): KeyspaceSettingsValue | null {
+  if (value.length !== SETTINGS_VALUE_SIZE || value[0]! < 1 || value[0]! > 4) return null;
+  for (let i = 1; i < SETTINGS_VALUE_SIZE; i++) if (value[i] !== 0) return null;
+  return { operator: value[0]! };
 }

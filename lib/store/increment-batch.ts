@@ -9,7 +9,7 @@
 // combine.ts.
 
 import { PAIR_NAME_LIMIT, pairKeyString } from '../protocol/pair-key.js';
-import { addDeltas } from './combine.js';
+import { Operator, PairMode, combineValues, modeAfterIncrement } from './combine.js';
 
 /** Node's Buffer#latin1Slice: toString('latin1') without its argument handling (measurably cheaper per frame). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
@@ -22,6 +22,12 @@ export interface PendingKeyspace {
   readonly name: Buffer;
   /** This keyspace's pairs, in first-seen order. */
   readonly items: PendingIncrement[];
+  /** The batch deletes the keyspace (before its items, which start from nothing). */
+  dropped?: boolean;
+  /** The batch creates the keyspace with this operator (combine.ts Operator), or deletes it (0): its settings record changes. */
+  declare?: number;
+  /** How the batch combined this keyspace's values (combine.ts Operator); the apply combines them with the stored counts the same way. */
+  operator?: number;
 }
 
 export interface PendingIncrement {
@@ -31,6 +37,8 @@ export interface PendingIncrement {
   readonly keyStart: number;
   readonly keyLength: number;
   delta: bigint;
+  /** PairMode (combine.ts): add the delta, reset to it, or delete the key. */
+  mode: number;
 }
 
 const INITIAL_KEY_BYTES = 64 * 1024;
@@ -44,6 +52,13 @@ export class IncrementBatch {
   private used = 0;
   /** Built by `assembled`: its number of pairs (the entries map is not filled). -1 otherwise. */
   private summedPairs = -1;
+  /** Operators of declared keyspaces that do not sum (latin1 name -> Operator): Store#operators(). */
+  private readonly declared: ReadonlyMap<string, number>;
+
+  /** `declared`: the operators of the store's declared keyspaces (Store#operators()), so that add() combines as the apply will. */
+  constructor(declared: ReadonlyMap<string, number> = new Map()) {
+    this.declared = declared;
+  }
 
   /**
    * Add `delta` to (keyspace, key). A delta of 0 is ignored (it creates
@@ -58,10 +73,66 @@ export class IncrementBatch {
     const pair = this.pairKey(keyspace, key);
     const pending = this.entries.get(pair);
     if (pending !== undefined) {
-      pending.delta = addDeltas(pending.delta, delta);
+      const operator = this.byKeyspace.get(latin1Of(keyspace))!.operator ?? Operator.sum;
+      // A deleted pair starts again from this value, whatever the operator.
+      pending.delta = pending.mode === PairMode.deleted ? delta : combineValues(operator, pending.delta, delta);
+      pending.mode = modeAfterIncrement(pending.mode);
       return;
     }
-    this.addNew(pair, keyspace, key, delta);
+    this.addNew(pair, keyspace, key, delta).mode = this.byKeyspace.get(latin1Of(keyspace))?.dropped === true ? PairMode.reset : PairMode.add;
+  }
+
+  /** Create keyspace `keyspace` with `operator` (combine.ts Operator): it replaces what the name held, as deleteKeyspace, then declares it. */
+  createKeyspace(keyspace: Buffer, operator: number): void {
+    this.deleteKeyspace(keyspace);
+    const group = this.byKeyspace.get(latin1Of(keyspace))!;
+    group.declare = operator;
+    group.operator = operator;
+  }
+
+  /** Set (keyspace, key) to `count`, after what the batch holds for it; increments added later add to it. */
+  set(keyspace: Buffer, key: Buffer, count: bigint): void {
+    this.replace(keyspace, key, PairMode.reset, count);
+  }
+
+  /** Delete (keyspace, key), after what the batch holds for it; an increment added later creates it again from 0. */
+  deleteKey(keyspace: Buffer, key: Buffer): void {
+    this.replace(keyspace, key, PairMode.deleted, 0n);
+  }
+
+  /** Delete the keyspace, after what the batch holds for it; pairs added later start a new keyspace of that name. */
+  deleteKeyspace(keyspace: Buffer): void {
+    if (this.summedPairs >= 0) throw new Error('IncrementBatch.deleteKeyspace: this batch was assembled from summed pairs and is complete');
+    const ks = latin1Of(keyspace);
+    let group = this.byKeyspace.get(ks);
+    if (group === undefined) {
+      group = { id: ks, name: Buffer.from(keyspace), items: [] };
+      this.byKeyspace.set(ks, group);
+    }
+    group.dropped = true;
+    group.declare = 0;
+    group.operator = Operator.sum;
+    for (const p of group.items) {
+      p.mode = PairMode.deleted;
+      p.delta = 0n;
+    }
+  }
+
+  /** Whether some pair is set or deleted, or some keyspace deleted (the apply then runs alone: apply.ts). */
+  get hasLifecycleOps(): boolean {
+    for (const group of this.byKeyspace.values()) {
+      if (group.dropped === true || group.declare !== undefined) return true;
+      for (const p of group.items) if (p.mode !== PairMode.add) return true;
+    }
+    return false;
+  }
+
+  private replace(keyspace: Buffer, key: Buffer, mode: number, value: bigint): void {
+    if (this.summedPairs >= 0) throw new Error('IncrementBatch: this batch was assembled from summed pairs and is complete');
+    const pair = this.pairKey(keyspace, key);
+    const pending = this.entries.get(pair) ?? this.addNew(pair, keyspace, key, 0n);
+    pending.mode = mode;
+    pending.delta = value;
   }
 
   /** Distinct (keyspace, key) pairs. */
@@ -116,11 +187,11 @@ export class IncrementBatch {
     return pairKeyString(keyspace, key);
   }
 
-  private addNew(pair: string, keyspace: Buffer, key: Buffer, delta: bigint): void {
+  private addNew(pair: string, keyspace: Buffer, key: Buffer, delta: bigint): PendingIncrement {
     const ks = (keyspace as Latin1Buffer).latin1Slice(0, keyspace.length);
     let group = this.byKeyspace.get(ks);
     if (group === undefined) {
-      group = { id: ks, name: Buffer.from(keyspace), items: [] };
+      group = { id: ks, name: Buffer.from(keyspace), items: [], operator: this.declared.get(ks) ?? Operator.sum };
       this.byKeyspace.set(ks, group);
     }
     const keyLength = key.length;
@@ -134,8 +205,13 @@ export class IncrementBatch {
     if (keyLength <= 64) for (let i = 0; i < keyLength; i++) bytes[keyStart + i] = key[i]!;
     else key.copy(bytes, keyStart);
     this.used += keyLength;
-    const pending: PendingIncrement = { pair, keyStart, keyLength, delta };
+    const pending: PendingIncrement = { pair, keyStart, keyLength, delta, mode: PairMode.add };
     this.entries.set(pair, pending);
     group.items.push(pending);
+    return pending;
   }
+}
+
+function latin1Of(buf: Buffer): string {
+  return (buf as Latin1Buffer).latin1Slice(0, buf.length);
 }

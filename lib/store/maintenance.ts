@@ -5,7 +5,7 @@
 // validated the arguments) and commits one batch.
 
 import { invalidArgument } from '../errors.js';
-import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_FENCE, TAG_INDEX, TAG_KEYSPACE } from './encoding.js';
+import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_FENCE, TAG_INDEX, TAG_KEYSPACE, TAG_SETTINGS } from './encoding.js';
 import { compareBytes, encodeCount, encodeFenceValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, prefixEnd, taggedName, withPrefix, writeId } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { Fences, cutBlock } from './rank-fences.js';
@@ -70,10 +70,13 @@ export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: B
     ops.push({ type: 'del', key: taggedName(TAG_KEYSPACE, name) });
     ops.push({ type: 'put', key: idPrefix(TAG_DEAD, info.id), value: EMPTY });
   }
+  const declared = state.settings.has(ks);
+  if (declared) ops.push({ type: 'del', key: taggedName(TAG_SETTINGS, name) });
   if (ops.length === 0) return;
   await state.commit(
     ops,
     () => {
+      state.settings.delete(ks);
       if (info === undefined) return;
       state.dir.delete(ks);
       state.fenceCache.delete(info.id);

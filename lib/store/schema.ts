@@ -2,7 +2,8 @@
 
 /** Value of the `V` record: the store format and its version. */
 export const STORE_FORMAT = 'countd-store';
-export const STORE_VERSION = 1;
+/** 2 since 0.5.0 (declared keyspaces, deletes); a version 1 database is upgraded in place at open (upgrade.ts). */
+export const STORE_VERSION = 2;
 
 /**
  * B: target entries per rank-fence block. Blocks split above 2B and merge
@@ -60,6 +61,6 @@ export const LEVEL_OPTIONS = {
 /** LevelDB's own lower bound for the write buffer. */
 export const MIN_WRITE_BUFFER_SIZE = 64 * 1024;
 
-export function versionValue(): Buffer {
-  return Buffer.from(JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION }), 'utf8');
+export function versionValue(version: number = STORE_VERSION): Buffer {
+  return Buffer.from(JSON.stringify({ format: STORE_FORMAT, version }), 'utf8');
 }

@@ -36,7 +36,9 @@ import {
   TAG_FENCE,
   TAG_INDEX,
   TAG_KEYSPACE,
+  TAG_SETTINGS,
   VERSION_KEY,
+  decodeSettingsValue,
   idPrefix,
   prefixEnd,
   readId,
@@ -49,6 +51,7 @@ import type { DirRecord, InflightApply } from './inflight-apply.js';
 import { Lru } from './lru.js';
 import { Fences } from './rank-fences.js';
 import { SCAN_CHUNK, STORE_FORMAT, STORE_VERSION, versionValue } from './schema.js';
+import { canUpgrade, upgrade } from './upgrade.js';
 
 export type KeyspaceInfo = DirRecord;
 export type Db = ClassicLevel<Buffer, Buffer>;
@@ -104,6 +107,8 @@ export class StoreState {
   applyQueue = 0;
   /** Clearing of deleted keyspaces' records, in the background. */
   collecting: Promise<void> = Promise.resolve();
+  /** Declared keyspaces (latin1 name -> combine.ts Operator), from their `S` records. */
+  readonly settings = new Map<string, number>();
   closed = false;
 
   constructor(db: Db, settings: StateSettings, level: LevelOptions) {
@@ -172,6 +177,12 @@ export class StoreState {
       if (id >= this.nextId) throw corruption(this.location, `keyspace id ${id} is not below the next id ${this.nextId}`);
       this.dir.set(latin1(name), { name, id, size: readId(value, 8) });
     }
+    const declared = Buffer.from([TAG_SETTINGS]);
+    for await (const [key, value] of this.db.iterator({ gte: declared, lt: prefixEnd(declared) })) {
+      const settings = decodeSettingsValue(value);
+      if (settings === null || key.length < 2) throw corruption(this.location, `malformed keyspace settings record (${value.length} value bytes)`);
+      this.settings.set(latin1(key.subarray(1)), settings.operator);
+    }
     const dead = Buffer.from([TAG_DEAD]);
     for await (const key of this.db.keys({ gte: dead, lt: prefixEnd(dead) })) {
       if (key.length === PREFIX_SIZE) this.collect(readId(key, 1));
@@ -195,6 +206,10 @@ export class StoreState {
       throw corruption(this.location, 'unreadable format record (V)');
     }
     if (parsed.format !== STORE_FORMAT) throw corruption(this.location, `format record names ${String(parsed.format)}, not ${STORE_FORMAT}`);
+    if (canUpgrade(parsed.version)) {
+      await upgrade(parsed.version, (ops) => this.db.batch(ops, { sync: true }), this.location, this.logger);
+      return;
+    }
     if (parsed.version !== STORE_VERSION) {
       throw new CountdError(ErrorCodes.DATA_DIR_MISMATCH, `database ${this.location} has store format version ${String(parsed.version)}; this countd reads version ${STORE_VERSION}`);
     }

@@ -307,6 +307,16 @@ export class Store {
   }
 
   /** Every keyspace with its size, sorted by name bytes. */
+  /** Declared keyspaces (latin1 name -> lib/store/combine.ts Operator), as of the last committed write. */
+  operators(): ReadonlyMap<string, number> {
+    return new Map(this.state.settings);
+  }
+
+  /** The declared keyspaces and their operators, by name bytes (declared keyspaces may hold no key yet). */
+  declaredKeyspaces(): Array<{ name: Buffer; operator: number }> {
+    return [...this.state.settings].map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator })).sort((a, b) => Buffer.compare(a.name, b.name));
+  }
+
   async keyspaces(): Promise<Array<{ name: Buffer; size: number }>> {
     this.state.checkOpen();
     await this.state.settled();

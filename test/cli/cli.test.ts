@@ -36,13 +36,13 @@ describe('countd CLI', function () {
     it('--help lists every command', async () => {
       const r = await run(['--help']);
       assert.equal(r.code, 0);
-      for (const c of ['start', 'status', 'write', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog']) {
+      for (const c of ['start', 'status', 'write', 'set', 'delete', 'create', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog']) {
         assert.match(r.stdout, new RegExp(`countd ${c}\\b`), c);
       }
     });
 
     it('every command has --help', async () => {
-      const names = ['start', 'status', 'write', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog'];
+      const names = ['start', 'status', 'write', 'set', 'delete', 'create', 'read', 'dump', 'get', 'rank', 'around', 'keyspaces', 'commitlog'];
       const results = await Promise.all(names.map((c) => run([c, '--help'])));
       names.forEach((c, i) => {
         assert.equal(results[i]!.code, 0, `${c}: ${results[i]!.stderr}`);
@@ -75,6 +75,10 @@ describe('countd CLI', function () {
       ['store nice out of range', ['start', '--store-nice', '20'], /--store-nice must be an integer from 0 to 19, got "20"/],
       ['store memory too small', ['start', '--store-memory', '100MiB'], /--store-memory must be a size from 256 MiB to 1024 GiB \(e\.g\. 512MiB, 2GiB\), got "100MiB"/],
       ['store memory not a size', ['start', '--store-memory', 'lots'], /--store-memory must be a size from 256 MiB to 1024 GiB/],
+      ['backlog soft bound not a size', ['start', '--backlog-soft', 'lots'], /--backlog-soft must be a size from 1 bytes/],
+      ['backlog hard bound not a size', ['start', '--backlog-hard', '-5'], /--backlog-hard must be a size from 1 bytes/],
+      ['backlog soft bound below 4 logs', ['start', '--backlog-soft', '1MiB'], /--backlog-soft 1048576 is below 4 commit logs of 2097152 bytes/],
+      ['backlog hard bound not above soft', ['start', '--backlog-soft', '64MiB', '--backlog-hard', '32MiB'], /--backlog-hard 33554432 must be above the soft bound 67108864/],
       ['flag given twice', ['dump', 'ks', '--read-port', '1', '--read-port', '2'], /given 2 times/],
       ['bad commit-log index', ['commitlog', 'x'], /index must be an integer/],
     ];
@@ -187,6 +191,52 @@ describe('countd CLI', function () {
       }
       const r = await pollOutput(() => countd(dir, 'dump', 'pages'), (out) => out.split('\n').length === 6);
       assert.equal(r.stdout, `big\t${BIG}\nhome\t7\n${NON_UTF8_KEY}\t3\nabout\t1\ntab\\there\t-2\n`);
+    });
+
+    it('set and delete exit 0 once durable: a count set, a key deleted, a keyspace deleted', async () => {
+      for (const args of [
+        ['write', 'life', 'a', '5'],
+        ['write', 'life', 'b', '2'],
+        ['write', 'gone', 'x', '1'],
+        ['set', 'life', 'a', '-9'],
+        ['set', 'life', 'c', '0'],
+        ['delete', 'life', 'b'],
+        ['delete', 'gone'],
+      ]) {
+        const r = await countd(dir, ...args);
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+        assert.equal(r.stdout, '');
+      }
+      const r = await pollOutput(() => countd(dir, 'dump', 'life'), (out) => out === 'c\t0\na\t-9\n');
+      assert.equal(r.stdout, 'c\t0\na\t-9\n');
+      const ks = await pollOutput(() => countd(dir, 'keyspaces'), (out) => !out.includes('gone'));
+      assert.doesNotMatch(ks.stdout, /gone/);
+      const bad = await countd(dir, 'set', 'life', 'a', '1.5');
+      assert.notEqual(bad.code, 0);
+      assert.ok(isOneCleanLine(bad.stderr), bad.stderr);
+      assert.match(bad.stderr, /count must be an integer/);
+      // The other tests of this daemon expect only `pages`.
+      assert.equal((await countd(dir, 'delete', 'life')).code, 0);
+      await pollOutput(() => countd(dir, 'keyspaces'), (out) => !out.includes('life'));
+    });
+
+    it('create --op max: writes keep the best; a second create refuses without --replace; --replace starts over', async () => {
+      assert.equal((await countd(dir, 'create', 'board', '--op', 'max')).code, 0);
+      for (const v of ['7', '12', '3']) assert.equal((await countd(dir, 'write', 'board', 'ann', v)).code, 0);
+      const r = await pollOutput(() => countd(dir, 'dump', 'board'), (out) => out === 'ann\t12\n');
+      assert.equal(r.stdout, 'ann\t12\n');
+      const again = await countd(dir, 'create', 'board', '--op', 'min');
+      assert.notEqual(again.code, 0);
+      assert.ok(isOneCleanLine(again.stderr), again.stderr);
+      assert.match(again.stderr, /keyspace board exists; --replace/);
+      const badOp = await countd(dir, 'create', 'board', '--op', 'avg');
+      assert.notEqual(badOp.code, 0);
+      assert.ok(isOneCleanLine(badOp.stderr), badOp.stderr);
+      assert.equal((await countd(dir, 'create', 'board', '--op', 'min', '--replace')).code, 0);
+      for (const v of ['7', '12', '3']) assert.equal((await countd(dir, 'write', 'board', 'ann', v)).code, 0);
+      await pollOutput(() => countd(dir, 'dump', 'board'), (out) => out === 'ann\t3\n');
+      assert.equal((await countd(dir, 'delete', 'board')).code, 0);
+      await pollOutput(() => countd(dir, 'keyspaces'), (out) => !out.includes('board'));
     });
 
     it('dump --json writes exact counts and escaped keys', async () => {

@@ -75,7 +75,7 @@ describe('commit log: pool', () => {
   it('claims dirty logs oldest first, exclusively, and releases them clean or dirty', async () => {
     await dirtyLogs(dir, 3);
     const pool = await CommitLogPool.open({ dir, sizes });
-    assert.deepEqual(await pool.status(), { logs: 3, clean: 0, dirty: 3, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 6 });
+    assert.deepEqual(await pool.status(), { logs: 3, clean: 0, dirty: 3, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 6, backlogBytes: 3 * 8192 });
     const first = await pool.claimDirty(2);
     assert.deepEqual(first.map((l) => l.index), [0, 1], 'oldest first');
     assert.equal(first[0]!.path, path.join(dir, logName(0)));
@@ -91,17 +91,40 @@ describe('commit log: pool', () => {
     assert.equal(modeOf(path.join(dir, logName(1))), 0o400);
     assert.deepEqual(names(dir, 'lock'), []);
     assert.deepEqual(names(dir, 'owner'), []);
-    assert.deepEqual(await pool.status(), { logs: 3, clean: 2, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 2 });
+    assert.deepEqual(await pool.status(), { logs: 3, clean: 2, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 2, backlogBytes: 8192 });
     assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [1]);
     await assert.rejects(pool.claimDirty(-1), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
     await assert.rejects(pool.release(first[0]!, 'sticky' as 'clean'), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+  });
+
+  it("does not claim a stream's log while an older dirty log of that stream is held elsewhere; other streams go on", async () => {
+    // One writer (one stream) fills three logs of one record each; a second writer, another stream, one log.
+    const w = await CommitLogWriter.open({ dir, sizes, logSize: 8192 });
+    for (let i = 0; i < 3; i++) await w.append(taggedBatch(`s${i}`, 150), 150);
+    await w.close();
+    await dirtyLogs(dir, 1);
+    const streamLogs = (await Promise.all([0, 1, 2, 3].map(async (i) => ({ i, h: (await readLogFile(path.join(dir, logName(i)), sizes)).header })))).filter((l) => l.h !== null);
+    const streams = new Set(streamLogs.map((l) => l.h!.streamId));
+    assert.equal(streams.size, 2, 'two streams');
+    const other = await CommitLogPool.open({ dir, sizes });
+    const pool = await CommitLogPool.open({ dir, sizes });
+    const taken = await other.claimDirty(1);
+    assert.equal(taken.length, 1);
+    const takenStream = streamLogs.find((l) => l.i === taken[0]!.index)!.h!.streamId;
+    const mine = await pool.claimDirty(10);
+    // Only logs of the other stream, or of the same stream but older than the held one (none: it took the oldest).
+    for (const log of mine) assert.notEqual(streamLogs.find((l) => l.i === log.index)!.h!.streamId, takenStream, `log ${log.index} claimed past a held older log of its stream`);
+    await other.release(taken[0]!, 'clean');
+    const rest = await pool.claimDirty(10);
+    assert.equal(mine.length + rest.length, streamLogs.length - 1, 'the rest once the older log is released');
+    for (const log of [...mine, ...rest]) await pool.release(log, 'clean');
   });
 
   it('reports logs in other modes in status and never claims them', async () => {
     await dirtyLogs(dir, 2);
     fs.chmodSync(path.join(dir, logName(1)), 0o644);
     const pool = await CommitLogPool.open({ dir, sizes });
-    assert.deepEqual(await pool.status(), { logs: 2, clean: 0, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 1, backlogFrames: 2 });
+    assert.deepEqual(await pool.status(), { logs: 2, clean: 0, dirty: 1, locked: 0, quarantined: 0, quarantinedLogs: [], other: 1, backlogFrames: 2, backlogBytes: 8192 });
     assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [0]);
   });
 
@@ -253,7 +276,7 @@ describe('commit log: pool', () => {
     assert.equal(modeOf(path.join(dir, logName(0))), 0o000);
     assert.deepEqual(pool.lastCounts, { logs: 2, clean: 0, dirty: 2, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0 }, 'the counts the claim saw');
     assert.deepEqual((await pool.claimDirty(5)).map((l) => l.index), [1], 'a worker never claims it');
-    assert.deepEqual(await poolStatus({ dir, sizes }), { logs: 2, clean: 0, dirty: 1, locked: 1, quarantined: 1, quarantinedLogs: [0], other: 0, backlogFrames: 2 });
+    assert.deepEqual(await poolStatus({ dir, sizes }), { logs: 2, clean: 0, dirty: 1, locked: 1, quarantined: 1, quarantinedLogs: [0], other: 0, backlogFrames: 2, backlogBytes: 8192 });
     assert.equal(await pool.claimClean(0), null, 'a writer never claims it');
     // A worker killed between its chmod to 0000 and its unlock: recovery leaves the mode alone.
     fs.linkSync(path.join(dir, logName(0)), path.join(dir, lockName(0)));
@@ -288,7 +311,7 @@ describe('commit log: pool', () => {
 
   it('poolStatus of a missing pool directory is an empty pool and creates nothing', async () => {
     const missing = path.join(dir, 'nope', 'commitlog');
-    assert.deepEqual(await poolStatus({ dir: missing, sizes }), { logs: 0, clean: 0, dirty: 0, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 0 });
+    assert.deepEqual(await poolStatus({ dir: missing, sizes }), { logs: 0, clean: 0, dirty: 0, locked: 0, quarantined: 0, quarantinedLogs: [], other: 0, backlogFrames: 0, backlogBytes: 0 });
     assert.equal(fs.existsSync(path.join(dir, 'nope')), false);
   });
 

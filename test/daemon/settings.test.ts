@@ -22,6 +22,8 @@ const GIVEN: { [K in keyof DaemonSettings]: [string[], DaemonSettings[K]] } = {
   httpPort: [['41004'], 41004],
   logSize: [['1048576'], 1048576],
   handoverMs: [['250'], 250],
+  backlogSoft: [['8MiB'], 8 * 1024 * 1024],
+  backlogHard: [['16MiB'], 16 * 1024 * 1024],
   pageLimit: [['500'], 500],
   maxConnections: [['77'], 77],
   idleTimeoutMs: [['9000'], 9000],

@@ -42,6 +42,20 @@ describe('console history', () => {
     assert.deepEqual(c.lag, [0, 1.5]);
   });
 
+  it('backlogBytes and flow: the dirty bytes, and the worst flow-control state of the writers', () => {
+    const h = new History();
+    const flow = (state: string): Metrics => [
+      { name: 'countd_write_flow_state', values: ['normal', 'delayed', 'stopped'].map((s) => ({ value: s === state ? 1 : 0, labels: { state: s } })) },
+    ];
+    h.add(1000, [], []);
+    h.add(2000, flow('normal'), [1500], 65536);
+    h.add(3000, flow('delayed'), [1500, 2500], 131072);
+    h.add(4000, [...flow('stopped'), ...flow('delayed')], [1500, 2500], 131072);
+    const c = h.since(0);
+    assert.deepEqual(c.backlogBytes, [0, 65536, 131072, 131072]);
+    assert.deepEqual(c.flow, [0, 0, 1, 2]);
+  });
+
   it('a stall grows while logs wait and nothing is applied, and ends with the next apply or an empty backlog', () => {
     const h = new History();
     h.add(10_000, metrics(0, 0), []);

@@ -273,6 +273,7 @@ describe('countd-worker', function () {
         return store.apply(...args);
       },
       getMark: (name: string) => store.getMark(name),
+      operators: () => store.operators(),
     } as unknown as Store;
     const worker = await startWorker({ dataDir, store: gated, pollMs: 5, maxLogsPerApply: 2 });
     try {
@@ -297,6 +298,7 @@ describe('countd-worker', function () {
         return store.apply(...args);
       },
       getMark: (name: string) => store.getMark(name),
+      operators: () => store.operators(),
     } as unknown as Store;
     const { logger, lines } = captureLogger();
     const worker = await startWorker({ dataDir, store: flaky, pollMs: 5, logger });

@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { forEachEntry } from '../../lib/commitlog/format.js';
+import { RECORD_OPS, decodeOps, forEachEntry } from '../../lib/commitlog/format.js';
 import { readLogFile } from '../../lib/commitlog/reader.js';
 import { parsePoolName } from '../../lib/commitlog/filenames.js';
 import { DataDir, openDataDir } from '../../lib/datadir/meta.js';
@@ -132,6 +132,8 @@ export interface LoggedEntry {
   increment: bigint;
   keyspace: string;
   key: string;
+  /** For an op entry of an OPS record: its op code (lib/commitlog/format.ts); the value is in `increment`. */
+  op?: number;
 }
 
 /** Every entry in every log of the pool, oldest log first, in stream order. */
@@ -144,6 +146,10 @@ export async function readPool(dataDir: DataDir): Promise<LoggedEntry[]> {
     if (contents.header === null) continue;
     const entries: LoggedEntry[] = [];
     for (const record of contents.records) {
+      if (record.type === RECORD_OPS) {
+        for (const o of decodeOps(record.payload)) entries.push({ increment: o.value, keyspace: o.keyspace.toString('latin1'), key: o.key.toString('latin1'), op: o.op });
+        continue;
+      }
       forEachEntry(record.payload, (increment, keyspace, key) => {
         entries.push({ increment, keyspace: keyspace.toString('latin1'), key: key.toString('latin1') });
       });

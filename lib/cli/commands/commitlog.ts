@@ -8,6 +8,7 @@ import type { Argv } from 'yargs';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import { logName } from '../../commitlog/filenames.js';
+import { OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET } from '../../commitlog/format.js';
 import { LogReading, reportLines, reportedRecords, walkEntries } from '../../commitlog/inspect.js';
 import { CommitLogPool, MODE_QUARANTINED } from '../../commitlog/pool.js';
 import { readLogFile } from '../../commitlog/reader.js';
@@ -49,6 +50,8 @@ export async function handler(argv: CommonArgs & JsonArgs & { index: number; rel
 }
 
 /** Print every entry reported on stdout (a payload that does not decode becomes a problem of `reading`). */
+const OP_NAMES: Record<number, string> = { [OP_SET]: 'set', [OP_DELETE_KEY]: 'delete-key', [OP_DELETE_KEYSPACE]: 'delete-keyspace' };
+
 async function printEntries(reading: LogReading, json: boolean): Promise<void> {
   const lines: string[] = [];
   walkEntries(reading, (e) => {
@@ -59,6 +62,8 @@ async function printEntries(reading: LogReading, json: boolean): Promise<void> {
           { name: 'keyspace', value: e.keyspace },
           { name: 'key', value: e.key },
           { name: 'increment', value: e.increment },
+          // An op entry (set, delete) prints its op; a plain increment's line is unchanged.
+          ...(e.op === undefined || e.op === OP_INCREMENT ? [] : [{ name: 'op', value: OP_NAMES[e.op] ?? String(e.op) }]),
         ],
         json,
       ),

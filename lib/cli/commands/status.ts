@@ -7,6 +7,8 @@ import { PoolStatus, poolStatus } from '../../commitlog/pool.js';
 import { logName } from '../../commitlog/filenames.js';
 import { DaemonRecord, readLiveDaemonRecord } from '../../datadir/daemon-record.js';
 import { openDataDir } from '../../datadir/meta.js';
+import { FlowRecord, readFlowRecords } from '../../roles/write/flow-record.js';
+import { formatSize } from '../../util/size.js';
 import { isCountdError } from '../../errors.js';
 import type { HealthReport } from '../../protocol/read-response.js';
 import { CommonArgs, DaemonArgs, JsonArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
@@ -31,12 +33,15 @@ export interface StatusReport {
   keyspacesNote?: string;
   /** The worker's health through the daemon's read port; null when no daemon answered. */
   worker: HealthReport | null;
+  /** Flow control of each running writer (README "Operations: flow control"); seconds include the current stretch. */
+  flow: FlowRecord[];
 }
 
 export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
   const record = await readLiveDaemonRecord(dir.paths);
   const commitLogs = await poolStatus({ dir: dir.paths.commitlog, sizes: dir.sizes });
+  const flow = (await readFlowRecords(dir.paths.root)).map((r) => withCurrentStretch(r, Date.now()));
   let keyspaces: number | null = null;
   let keyspacesNote: string | undefined;
   let worker: HealthReport | null = null;
@@ -61,6 +66,7 @@ export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise
     keyspaces,
     ...(keyspacesNote === undefined ? {} : { keyspacesNote }),
     worker,
+    flow,
   };
   const out = new Output();
   await out.write(argv.json === true ? JSON.stringify(report) + '\n' : formatStatus(report));
@@ -72,6 +78,24 @@ function formatWorker(h: HealthReport): string {
   const since = new Date(h.since).toISOString();
   const what = h.state === 'stalled' ? 'STALLED (database disk full; applies resume once space is free)' : 'FAILING (applies fail and are retried)';
   return `${what} since ${since}, ${h.failures} failed attempt(s), ${h.code}: ${h.message}`;
+}
+
+/** The record's totals count up to its last change: add the stretch since. */
+function withCurrentStretch(r: FlowRecord, now: number): FlowRecord {
+  if (r.state === 'normal') return r;
+  const extra = Math.max(0, (now - r.since) / 1000);
+  const stretch = r.state === 'delayed' ? 'delayed' : 'stopped';
+  const t = r[stretch];
+  return { ...r, [stretch]: { count: t.count, seconds: t.seconds + extra } };
+}
+
+function formatFlow(f: FlowRecord): string {
+  const state = f.state === 'normal' ? 'normal' : f.state === 'delayed' ? 'DELAYED (acknowledgements slowed)' : 'STOPPED (writes wait for the worker)';
+  const stalls = (t: { count: number; seconds: number }): string => `${t.count} (${t.seconds.toFixed(1)} s)`;
+  return (
+    `${state} since ${new Date(f.since).toISOString()}; soft ${formatSize(f.soft)}, hard ${formatSize(f.hard)}; ` +
+    `delayed ${stalls(f.delayed)}, stopped ${stalls(f.stopped)} (writer pid ${f.pid})`
+  );
 }
 
 function formatStatus(r: StatusReport): string {
@@ -86,7 +110,8 @@ function formatStatus(r: StatusReport): string {
     `data directory: ${r.dataDir} (keyspace size ${r.keyspaceSize}, key size ${r.keySize})`,
     `daemon:         ${daemon}`,
     `commit logs:    ${c.logs} (clean ${c.clean}, dirty ${c.dirty}, locked ${c.locked}, quarantined ${c.quarantined}${c.other ? `, OTHER MODE ${c.other}` : ''})`,
-    `backlog:        ${c.backlogFrames} frames not yet applied`,
+    `backlog:        ${c.backlogFrames} frames not yet applied (${formatSize(c.backlogBytes)} of dirty logs)`,
+    ...r.flow.map((f) => `flow control:   ${formatFlow(f)}`),
     ...(c.quarantined === 0
       ? []
       : [

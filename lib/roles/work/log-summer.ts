@@ -29,11 +29,11 @@ export class LogSummer {
     this.#sizes = sizes;
   }
 
-  /** Start a new batch (any unfinished one is dropped). */
-  async begin(): Promise<void> {
+  /** Start a new batch (any unfinished one is dropped); `declared`: the operators of declared keyspaces (Store#operators()). */
+  async begin(declared: ReadonlyMap<string, number> = new Map()): Promise<void> {
     const session = ++this.#session;
     this.#open = -1;
-    await this.#call({ op: 'begin', session, sizes: this.#sizes });
+    await this.#call({ op: 'begin', session, sizes: this.#sizes, declared: [...declared] });
     this.#open = session;
   }
 

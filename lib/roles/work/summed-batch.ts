@@ -16,7 +16,8 @@ type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string }
  */
 export interface SummedBatch {
   /** Keyspace names (latin1, see PendingKeyspace#id), and how many pairs each has, in order. */
-  groups: Array<{ id: string; pairs: number }>;
+  /** `declare`: a create (its operator) or delete (0) of the keyspace in the batch changes its settings. */
+  groups: Array<{ id: string; pairs: number; dropped: boolean; declare?: number }>;
   /** Every pair key (lib/protocol/pair-key.ts) back to back. */
   pairBytes: Uint8Array;
   /** The key bytes of the batch, and where each pair's key starts in them. */
@@ -24,6 +25,8 @@ export interface SummedBatch {
   keyStarts: Uint32Array;
   /** Each pair's summed delta; for a sum outside int64, 0 here and [pair, decimal] in `big`. */
   deltas: BigInt64Array;
+  /** Each pair's PairMode (lib/store/combine.ts). */
+  modes: Uint8Array;
   big: Array<[number, string]>;
 }
 
@@ -48,11 +51,11 @@ export function batchFromSummed(summed: SummedBatch): IncrementBatch {
       const keyLength = pairKeyLength(pairBytes, at);
       const end = at + PAIR_LENGTHS_SIZE + pairKeyspaceLength(pairBytes, at) + keyLength;
       const bigDelta = big.get(i);
-      items[j] = { pair: pairBytes.latin1Slice(at, end), keyStart: summed.keyStarts[i]!, keyLength, delta: bigDelta === undefined ? summed.deltas[i]! : BigInt(bigDelta) };
+      items[j] = { pair: pairBytes.latin1Slice(at, end), keyStart: summed.keyStarts[i]!, keyLength, delta: bigDelta === undefined ? summed.deltas[i]! : BigInt(bigDelta), mode: summed.modes[i]! };
       at = end;
       i++;
     }
-    keyspaces.push({ id, name, items });
+    keyspaces.push({ id, name, items, dropped: g.dropped, declare: g.declare });
   }
   return IncrementBatch.assembled(keyspaces, Buffer.from(summed.keyBytes.buffer, summed.keyBytes.byteOffset, summed.keyBytes.byteLength));
 }

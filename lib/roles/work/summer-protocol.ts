@@ -54,7 +54,8 @@ export interface LogOutcome {
 }
 
 export type SummerRequest =
-  | { op: 'begin'; id: number; session: number; sizes: FieldSizes }
+  /** `declared`: the store's declared keyspaces and their operators (latin1 name, lib/store/combine.ts Operator) as the batch begins. */
+  | { op: 'begin'; id: number; session: number; sizes: FieldSizes; declared: Array<[string, number]> }
   /** Logs are summed in order until the batch holds maxKeys pairs; the rest are 'deferred'. */
   | { op: 'add'; id: number; session: number; logs: LogToSum[]; maxKeys: number }
   | { op: 'finish'; id: number; session: number };

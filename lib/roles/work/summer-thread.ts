@@ -7,7 +7,8 @@
 // the worker marks and releases logs from those reports.
 
 import { parentPort } from 'node:worker_threads';
-import { headerUnverified, readLogFile } from '../../commitlog/reader.js';
+import { RECORD_OPS } from '../../commitlog/format.js';
+import { headerUnverified, readLogFile, type LogRecord } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { PairSums } from './pair-sums.js';
 import { encodeAppliedMark } from '../../store/marks.js';
@@ -19,6 +20,11 @@ if (port === null) throw new Error('summer-thread.js runs as a worker thread');
 let session = -1;
 let sizes: FieldSizes | undefined;
 let batch = new PairSums();
+
+function addRecord(record: LogRecord): void {
+  if (record.type === RECORD_OPS) batch.addOps(record.payload);
+  else batch.addPayload(record.payload);
+}
 
 async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   let contents: Awaited<ReturnType<typeof readLogFile>>;
@@ -33,7 +39,7 @@ async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   if (contents.header === null || contents.generation === null) return { ...base, status: 'empty', generation: null, frames: 0 };
   const generation = contents.generation.toString();
   if (log.mark !== null && encodeAppliedMark(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
-  for (const record of contents.records) batch.addPayload(record.payload);
+  for (const record of contents.records) addRecord(record);
   return { ...base, status: 'apply', generation, frames: contents.frames };
 }
 
@@ -51,7 +57,7 @@ function salvageLog(log: LogToSum, contents: Awaited<ReturnType<typeof readLogFi
   if (log.mark !== null && encodeAppliedMark(s.generation).equals(log.mark)) {
     return { ...base, salvage: 'already-applied', salvageFrom: s.from, generation, frames: 0 };
   }
-  for (const record of s.records) batch.addPayload(record.payload);
+  for (const record of s.records) addRecord(record);
   return { ...base, salvage: 'apply', salvageFrom: s.from, generation, frames: s.frames };
 }
 
@@ -59,7 +65,7 @@ async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfe
   if (req.op === 'begin') {
     session = req.session;
     sizes = req.sizes;
-    batch = new PairSums();
+    batch = new PairSums(new Map(req.declared));
     return { reply: { id: req.id, ok: true, session, op: 'begin' }, transfer: [] };
   }
   if (req.session !== session || sizes === undefined) throw new Error(`session ${req.session} is not the thread's (${session})`);
@@ -75,7 +81,7 @@ async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfe
   const summed = batch.toSummed();
   batch = new PairSums();
   session = -1;
-  const transfer = [summed.pairBytes.buffer, summed.keyBytes.buffer, summed.keyStarts.buffer, summed.deltas.buffer] as ArrayBuffer[];
+  const transfer = [summed.pairBytes.buffer, summed.keyBytes.buffer, summed.keyStarts.buffer, summed.deltas.buffer, summed.modes.buffer] as ArrayBuffer[];
   return { reply: { id: req.id, ok: true, session: req.session, op: 'finish', batch: summed }, transfer };
 }
 

@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { REPLY_BAD, validateFrame } from '../../protocol/write-frame.js';
+import { WriteOp, helloReply, helloVersion, opFrameSize, validateOpFrame, OP_HEADER_SIZE } from '../../protocol/write-ops.js';
 import type { Logger } from '../../util/log.js';
 import type { BatchMember, GroupCommit } from './group-commit.js';
 import type { ReplyWriter } from './replies.js';
@@ -58,6 +59,14 @@ export class WriteConnection implements BatchMember {
   idleSweeps = 0;
   /** Frames taken into batches and not answered yet. */
   private pending = 0;
+  /**
+   * Size of this connection's frames: a plain write frame until the client
+   * sends a hello, an op frame after it (docs/write-protocol-extensions.md).
+   */
+  private frameSize: number;
+  private extended = false;
+  /** A hello waits until every frame before it is answered (its reply follows theirs). */
+  private helloWaiting = false;
   private state = State.Open;
   /** The part of a frame that ended a chunk; carryLen === frameSize: a whole frame not yet taken. */
   private carry: Buffer | null = null;
@@ -77,6 +86,7 @@ export class WriteConnection implements BatchMember {
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.socket = socket;
     this.ctx = ctx;
+    this.frameSize = ctx.frameSize;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
     socket.on('drain', () => this.onDrain());
@@ -86,7 +96,7 @@ export class WriteConnection implements BatchMember {
 
   /** Nothing received waits for an answer: no frame pending and no unprocessed bytes. */
   get quiet(): boolean {
-    return this.pending === 0 && this.stash === null && this.carryLen < this.ctx.frameSize;
+    return this.pending === 0 && this.stash === null && this.carryLen < this.frameSize;
   }
 
   get closed(): boolean {
@@ -108,10 +118,12 @@ export class WriteConnection implements BatchMember {
     this.ctx.groupCommit.schedule();
   }
 
-  /** Take frames from the carry and the stash until they run out or something blocks. */
+  /**
+   * Take frames from the carry and the stash until they run out or something
+   * blocks. The frame size is read again after each frame: a hello changes it.
+   */
   private run(): void {
-    const size = this.ctx.frameSize;
-    if (this.carryLen === size) {
+    if (this.carryLen === this.frameSize) {
       if (!this.take(this.carry!, 0)) return;
       this.carryLen = 0;
     }
@@ -120,6 +132,7 @@ export class WriteConnection implements BatchMember {
     let off = this.stashOff;
     const end = buf.length;
     if (this.carryLen > 0) {
+      const size = this.frameSize;
       const n = Math.min(size - this.carryLen, end - off);
       buf.copy(this.carry!, this.carryLen, off, off + n);
       this.carryLen += n;
@@ -134,7 +147,7 @@ export class WriteConnection implements BatchMember {
       }
       this.carryLen = 0;
     }
-    while (end - off >= size) {
+    for (let size = this.frameSize; end - off >= size; size = this.frameSize) {
       if (!this.take(buf, off)) {
         this.keep(buf, off);
         return;
@@ -142,7 +155,8 @@ export class WriteConnection implements BatchMember {
       off += size;
     }
     if (off < end) {
-      this.carry ??= Buffer.allocUnsafe(size);
+      // Room for either frame size: a hello in this chunk may change it.
+      this.carry ??= Buffer.allocUnsafe(Math.max(this.ctx.frameSize, opFrameSize(this.ctx.sizes)));
       buf.copy(this.carry, 0, off, end);
       this.carryLen = end - off;
     }
@@ -167,14 +181,57 @@ export class WriteConnection implements BatchMember {
       this.pauseReading();
       return false;
     }
+    if (this.extended) return this.takeOp(buf, off);
     const lengths = ctx.lengths;
     if (!validateFrame(buf, off, ctx.sizes, lengths)) {
-      this.reject();
-      return false;
+      const version = helloVersion(buf, off, ctx.sizes);
+      if (version === 0) {
+        this.reject();
+        return false;
+      }
+      return this.hello(version);
     }
     if (buf.readInt32LE(off) === 0 && buf.readInt32LE(off + 4) === 0) {
       ctx.groupCommit.addEmpty(this);
     } else if (!ctx.groupCommit.add(this, buf, off, lengths[0]!, lengths[1]!)) {
+      this.pauseReading();
+      return false;
+    }
+    this.pending++;
+    return true;
+  }
+
+  /**
+   * A hello: once every frame before it is answered, reply "EX" + version
+   * and read op frames from here on. Its reply is not a WIN, so it waits
+   * for the WINs before it rather than joining a batch.
+   */
+  private hello(version: number): boolean {
+    if (this.pending > 0) {
+      this.helloWaiting = true;
+      this.pauseReading();
+      return false;
+    }
+    this.socket.write(helloReply(version));
+    this.extended = true;
+    this.frameSize = opFrameSize(this.ctx.sizes);
+    return true;
+  }
+
+  /** An op frame of an extended connection. */
+  private takeOp(buf: Buffer, off: number): boolean {
+    const ctx = this.ctx;
+    const lengths = ctx.lengths;
+    const op = validateOpFrame(buf, off, ctx.sizes, lengths);
+    if (op === 0) {
+      this.reject();
+      return false;
+    }
+    const value = buf.readBigInt64LE(off + 8);
+    const ksOff = off + OP_HEADER_SIZE;
+    if (op === WriteOp.increment && value === 0n) {
+      ctx.groupCommit.addEmpty(this);
+    } else if (!ctx.groupCommit.addOp(this, op, value, buf, ksOff, lengths[0]!, ksOff + ctx.sizes.keyspaceSize, lengths[1]!)) {
       this.pauseReading();
       return false;
     }
@@ -206,6 +263,10 @@ export class WriteConnection implements BatchMember {
       this.pendingFull = false;
       this.resume();
     }
+    if (this.helloWaiting && this.pending === 0) {
+      this.helloWaiting = false;
+      this.resume();
+    }
     this.finishIfDone();
     return sent;
   }
@@ -235,11 +296,11 @@ export class WriteConnection implements BatchMember {
   /** A block cleared: process what was kept, then read again if nothing blocks. */
   private resume(): void {
     if (this.state !== State.Open) return;
-    if (this.waitingRoom || this.pendingFull || (this.writeFull && !this.draining)) return;
-    if (this.stash !== null || this.carryLen === this.ctx.frameSize) {
+    if (this.waitingRoom || this.pendingFull || this.helloWaiting || (this.writeFull && !this.draining)) return;
+    if (this.stash !== null || this.carryLen === this.frameSize) {
       this.run();
       this.ctx.groupCommit.schedule();
-      if (this.state !== State.Open || this.stash !== null || this.carryLen === this.ctx.frameSize) return;
+      if (this.state !== State.Open || this.stash !== null || this.carryLen === this.frameSize) return;
     }
     if (this.paused && !this.draining && !this.readEnded) {
       this.paused = false;
@@ -274,7 +335,7 @@ export class WriteConnection implements BatchMember {
     if (this.state === State.Rejecting) {
       this.socket.write(REPLY_BAD);
       this.end();
-    } else if (this.state === State.Open && (this.readEnded || this.draining) && this.stash === null && this.carryLen < this.ctx.frameSize) {
+    } else if (this.state === State.Open && (this.readEnded || this.draining) && this.stash === null && this.carryLen < this.frameSize) {
       // A partial frame left in carry is dropped: never applied, never answered.
       this.end();
     }

@@ -22,7 +22,7 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { entrySize, writeEntryFromFrame } from '../../commitlog/format.js';
+import { OP_INCREMENT, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
@@ -32,7 +32,15 @@ import type { CommitTrace } from './trace.js';
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
   readonly maxBatchBytes: number;
-  append(entries: Buffer, count: number, inline?: boolean): Promise<void>;
+  append(entries: Buffer, count: number, inline?: boolean, type?: number): Promise<void>;
+}
+
+/** The part of flow control (flow.ts) a group commit needs. */
+export interface FlowGate {
+  /** Take no frame now: members wait as for room (resume() wakes them). */
+  readonly stopped: boolean;
+  /** How long to hold the WINs of a durable batch of `bytes` (and the next commit). */
+  delayMs(bytes: number): number;
 }
 
 /** What a batch needs from a connection. */
@@ -64,6 +72,12 @@ class Batch {
   entries = 0;
   /** Frames in the batch, entries or not. */
   frames = 0;
+  /**
+   * The batch holds a set or a delete: every entry is then an op entry and
+   * the batch is one RECORD_OPS, so the order of its frames is kept
+   * (docs/commit-log-format.md, "OPS records").
+   */
+  ops = false;
   /** When its first frame was added (performance.now(); tracing only). */
   firstAt = 0;
   /** Members with at least one frame here, each once (its slotFrames[slot] went 0 → 1). */
@@ -82,7 +96,47 @@ class Batch {
     this.bytes = 0;
     this.entries = 0;
     this.frames = 0;
+    this.ops = false;
     this.members.length = 0;
+  }
+
+  /** Room for `size` more bytes? */
+  fits(size: number): boolean {
+    return this.bytes + size <= this.buf.length;
+  }
+
+  /** Record the entry just written up to `end` as `member`'s. */
+  push(member: BatchMember, end: number): void {
+    this.bytes = end;
+    const i = this.entries++;
+    if (i === this.ends.length) {
+      const ends = new Int32Array(i * 2);
+      ends.set(this.ends);
+      this.ends = ends;
+    }
+    this.owners[i] = member;
+    this.ends[i] = end;
+  }
+
+  /**
+   * Turn the plain entries into op entries (OP_INCREMENT), in place: each
+   * entry moves right by one byte per entry before it, plus its op byte;
+   * working from the last entry, nothing is overwritten before it moved.
+   * False when the batch has no room for the extra bytes.
+   */
+  toOps(): boolean {
+    if (this.ops) return true;
+    if (!this.fits(this.entries)) return false;
+    for (let i = this.entries - 1; i >= 0; i--) {
+      const start = i === 0 ? 0 : this.ends[i - 1]!;
+      const end = this.ends[i]!;
+      this.buf.copyWithin(start + i + 1, start, end);
+      this.buf[start + i] = OP_INCREMENT;
+      this.ends[i] = end + i + 1;
+    }
+    this.bytes += this.entries;
+    this.ops = true;
+    return true;
   }
 }
 
@@ -112,14 +166,18 @@ export class GroupCommit {
   private readonly failBound = (err: unknown): void => this.fail(err);
   private readonly trace: CommitTrace | null;
   private durableAt = 0;
+  private readonly flow: FlowGate | null;
+  /** done() is holding the in-flight batch's WINs for flow control. */
+  private held = false;
 
-  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null) {
+  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null) {
     this.log = log;
+    this.flow = flow;
     this.sizes = sizes;
     this.logger = logger;
     this.trace = trace;
     const size = log.maxBatchBytes;
-    const largest = entrySize(sizes.keyspaceSize, sizes.keySize);
+    const largest = opEntrySize(sizes.keyspaceSize, sizes.keySize);
     if (!(size >= largest)) {
       throw invalidArgument(`commit log batch size ${size} is below one entry of ${largest} bytes (raise logSize)`);
     }
@@ -145,23 +203,48 @@ export class GroupCommit {
    */
   add(member: BatchMember, frame: Buffer, offset: number, ksLen: number, keyLen: number): boolean {
     const b = this.current;
+    if (b.ops) return this.addOp(member, OP_INCREMENT, frame.readBigInt64LE(offset), frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
     const end = b.bytes + entrySize(ksLen, keyLen);
-    if (end > b.buf.length) {
+    if (end > b.buf.length || this.flow?.stopped === true) {
       this.waitForRoom(member);
       return false;
     }
     writeEntryFromFrame(b.buf, b.bytes, frame, offset, ksLen, keyLen, this.sizes);
-    b.bytes = end;
-    const i = b.entries++;
-    if (i === b.ends.length) {
-      const ends = new Int32Array(i * 2);
-      ends.set(b.ends);
-      b.ends = ends;
-    }
-    b.owners[i] = member;
-    b.ends[i] = b.bytes;
+    b.push(member, end);
     this.count(member, b);
     return true;
+  }
+
+  /**
+   * Encode an operation (lib/commitlog/format.ts op codes) whose names are
+   * in `src` at ksOff and keyOff (keyLen 0: a keyspace delete) into the
+   * current batch, turning it into an ops batch first unless `op` is an
+   * increment and the batch is plain. Returns false when the batch has no
+   * room (as add()).
+   */
+  addOp(member: BatchMember, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
+    const b = this.current;
+    if (op === OP_INCREMENT && !b.ops) {
+      const end = b.bytes + entrySize(ksLen, keyLen);
+      if (end > b.buf.length) return this.noRoom(member);
+      b.buf.writeBigInt64LE(value, b.bytes);
+      b.buf.writeUInt16LE(ksLen, b.bytes + 8);
+      b.buf.writeUInt16LE(keyLen, b.bytes + 10);
+      src.copy(b.buf, b.bytes + 12, ksOff, ksOff + ksLen);
+      src.copy(b.buf, b.bytes + 12 + ksLen, keyOff, keyOff + keyLen);
+      b.push(member, end);
+      this.count(member, b);
+      return true;
+    }
+    if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen))) return this.noRoom(member);
+    b.push(member, writeOpEntry(b.buf, b.bytes, op, value, src, ksOff, ksLen, keyOff, keyLen));
+    this.count(member, b);
+    return true;
+  }
+
+  private noRoom(member: BatchMember): false {
+    this.waitForRoom(member);
+    return false;
   }
 
   /** Add a frame with increment 0: nothing is written, but its WIN waits for the frames before it. */
@@ -204,7 +287,7 @@ export class GroupCommit {
       this.startedAt = performance.now();
       this.trace?.since('wait', b.firstAt);
       try {
-        appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries, this.inline(b));
+        appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries, this.inline(b), b.ops ? RECORD_OPS : RECORD_BATCH);
       } catch (err) {
         appended = Promise.reject(err);
       }
@@ -221,13 +304,23 @@ export class GroupCommit {
    */
   private done(): void {
     const b = this.inflight!;
-    if (b.entries > 0) {
-      metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
-      if (this.trace !== null) {
-        this.trace.since('commit', this.startedAt);
-        this.durableAt = performance.now();
+    if (!this.held) {
+      if (b.entries > 0) {
+        metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
+        if (this.trace !== null) {
+          this.trace.since('commit', this.startedAt);
+          this.durableAt = performance.now();
+        }
+      }
+      // Flow control: hold the WINs, and with them the next commit (frames gather meanwhile).
+      const ms = this.flow !== null && b.bytes > 0 ? this.flow.delayMs(b.bytes) : 0;
+      if (ms > 0) {
+        this.held = true;
+        setTimeout(this.doneBound, ms);
+        return;
       }
     }
+    this.held = false;
     metrics.groupCommitFrames.observe(b.frames);
     // Take the batch's members and counts out before the batch is reused.
     const members = b.members;
@@ -362,6 +455,12 @@ export class GroupCommit {
     }
     waiters.length = 0;
     this.spareWaiters = waiters;
+  }
+
+  /** Flow control lets frames in again: wake the members it stopped. */
+  resume(): void {
+    this.wakeWaiters();
+    this.schedule();
   }
 
   /** Forget a member that is gone (closed connection) from the waiting list. */

@@ -1,0 +1,47 @@
+// countd create <keyspace> [--op sum|max|min|set]: declare a keyspace and how
+// the values written to its keys combine, through the running daemon's write
+// port. It replaces whatever the name held; without --replace it refuses a
+// name that holds keys (checked through the read port just before: a write
+// racing it is the caller's to avoid; a declared keyspace without keys just
+// takes the new operator).
+
+import type { Argv } from 'yargs';
+import { Client } from '../../client/client.js';
+import { Operator, type OperatorName } from '../../protocol/write-ops.js';
+import { UsageError } from '../../util/flag-values.js';
+import { CommonArgs, DaemonArgs, KeyspaceArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, keyspacePositional, withOptions } from '../options.js';
+import { requireDaemon } from '../find-daemon.js';
+
+export const command = 'create <keyspace>';
+export const describe = 'create a keyspace with an operator (sum, max, min, set) through the running daemon; exit 0 once durable';
+
+export function builder(y: Argv): Argv {
+  return withOptions(
+    y
+      .positional('keyspace', keyspacePositional)
+      .option('op', { type: 'string', choices: Object.keys(Operator), default: 'sum', describe: 'how values written to a key combine: sum adds, max/min keep the best, set keeps the last' })
+      .option('replace', { type: 'boolean', default: false, describe: 'replace a keyspace that exists (its keys are deleted)' }),
+    commonOptions,
+    daemonOptions,
+  );
+}
+
+export async function handler(argv: CommonArgs & DaemonArgs & KeyspaceArgs & { op: OperatorName; replace: boolean }): Promise<void> {
+  const daemon = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'write');
+  const client = new Client({ host: daemon.host, writePort: daemon.port, ...daemon.sizes });
+  try {
+    if (!argv.replace) {
+      const reader = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'read');
+      const check = new Client({ host: reader.host, readPort: reader.port, ...reader.sizes });
+      try {
+        const exists = (await check.keyspaces()).some((k) => k.name.equals(argv.keyspace));
+        if (exists) throw new UsageError(`keyspace ${argv.keyspace.toString('utf8')} exists; --replace deletes its keys and creates it anew`);
+      } finally {
+        await check.close();
+      }
+    }
+    await client.createKeyspace(argv.keyspace, { op: argv.op });
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,72 @@
+// OPS records (docs/commit-log-format.md section 3a): the worked example's
+// bytes, and the reader's rules for op entries.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { OP_DELETE_KEYSPACE, OP_SET, countOps, decodeOps, writeOpEntry } from '../../lib/commitlog/format.js';
+import { encodeHello, encodeOpFrame, helloReply, helloVersion } from '../../lib/protocol/write-ops.js';
+
+const SPEC = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/commit-log-format.md'), 'utf8');
+const sizes = { keyspaceSize: 256, keySize: 256 };
+
+function exampleBytes(): Buffer {
+  const section = SPEC.slice(SPEC.indexOf('### 3a. OPS records'), SPEC.indexOf('## 4. Sequence numbers'));
+  const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
+  return Buffer.from(block.split('\n').map((l) => l.split(/ {2,}/)[0]!.trim()).join(' ').trim().split(/\s+/).map((h) => parseInt(h, 16)));
+}
+
+describe('commit log: OPS records', () => {
+  it('the worked example: writeOpEntry writes the bytes the spec prints, and they decode back', () => {
+    const buf = Buffer.alloc(64);
+    let p = writeOpEntry(buf, 0, OP_SET, 1000n, Buffer.from('pageshome'), 0, 5, 5, 4);
+    p = writeOpEntry(buf, p, OP_DELETE_KEYSPACE, 0n, Buffer.from('old'), 0, 3, 0, 0);
+    assert.deepEqual(buf.subarray(0, p), exampleBytes());
+    assert.equal(countOps(exampleBytes(), sizes), 2);
+    assert.deepEqual(
+      decodeOps(exampleBytes()).map((o) => [o.op, o.value, o.keyspace.toString(), o.key.toString()]),
+      [
+        [OP_SET, 1000n, 'pages', 'home'],
+        [OP_DELETE_KEYSPACE, 0n, 'old', ''],
+      ],
+    );
+  });
+
+  const broken: Array<[string, (b: Buffer) => void]> = [
+    ['op 0', (b) => (b[0] = 0)],
+    ['op 5', (b) => (b[0] = 5)],
+    ['a delete keyspace with a value', (b) => (b[23] = 1)],
+    ['a delete keyspace with a key length', (b) => (b[24] = 1)],
+    ['a set without a key', (b) => (b[11] = 0)],
+    ['a truncated entry', (b) => b.writeUInt16LE(200, 9)],
+  ];
+  for (const [what, damage] of broken) {
+    it(`an OPS payload with ${what} is malformed (-1; decodeOps throws COUNTD_CORRUPTION)`, () => {
+      const b = Buffer.from(exampleBytes());
+      damage(b);
+      assert.equal(countOps(b, sizes), -1);
+      assert.throws(() => decodeOps(b), (err: unknown) => (err as { code?: string }).code === 'COUNTD_CORRUPTION');
+    });
+  }
+});
+
+describe('docs/write-protocol-extensions.md, worked example', () => {
+  it('the op frame printed is what encodeOpFrame makes for a set of pages/home to 1000, and the hello is a plain-size frame', () => {
+    const doc = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/write-protocol-extensions.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Worked example'));
+    const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
+    const bytes: number[] = [];
+    for (const line of block.split('\n')) {
+      const hex = line.split(/ {2,}/)[0]!.trim();
+      if (hex === '') continue;
+      const field = hex.replace('…', '').trim().split(/\s+/).map((h) => parseInt(h, 16));
+      if (hex.includes('…')) while (field.length < 256) field.push(0);
+      bytes.push(...field);
+    }
+    assert.deepEqual(Buffer.from(bytes), encodeOpFrame('set', 1000, 'pages', 'home', sizes));
+    assert.equal(encodeHello(sizes).length, 520);
+    assert.equal(helloVersion(encodeHello(sizes), 0, sizes), 1);
+    assert.deepEqual(helloReply(1), Buffer.from([0x45, 0x58, 0x01]));
+  });
+});
