@@ -24,7 +24,7 @@
 // lost, docs/guarantees.md): the live set is bounded by the batch size,
 // HEAP_BYTES_PER_KEY is twice what was measured live per key, and the
 // worker stops growing batches while the heap is over half its limit
-// (lib/roles/worker.ts, heapUnderPressure).
+// (lib/roles/worker.ts, heapUnderPressure in work/batch-pacer.ts).
 
 import { MIN_WRITE_BUFFER_SIZE } from '../store/schema.js';
 import { formatSize } from '../util/size.js';

@@ -63,7 +63,6 @@
 // its header broke: nothing is applied. docs/commit-log-format.md,
 // "Salvaging", gives the whole argument.
 
-import { getHeapStatistics } from 'node:v8';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { Logger, silentLogger } from '../util/log.js';
@@ -72,7 +71,7 @@ import { CommitLogPool, type PoolCounts } from '../commitlog/pool.js';
 import type { IncrementBatch } from '../store/increment-batch.js';
 import type { HealthReport } from '../protocol/read-response.js';
 import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
-import { BatchPacer, DEFAULT_BATCH_TARGET_MS } from './work/batch-pacer.js';
+import { BatchPacer, DEFAULT_BATCH_TARGET_MS, heapUnderPressure } from './work/batch-pacer.js';
 import { LogSummer } from './work/log-summer.js';
 import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
 import type { LogOutcome } from './work/summer-protocol.js';
@@ -143,19 +142,6 @@ const GROW_CHUNK = 2;
  */
 export const DEFAULT_MAX_BATCH_KEYS = 500_000;
 const STATUS_EVERY_MS = 1000;
-
-/**
- * V8's heap is over half its limit. The store child's heap is capped
- * (memory-budget.ts: --max-old-space-size); a batch holds at most
- * maxBatchKeys plus one log's keys (the summing thread defers the logs past
- * that), and under pressure batches stay smaller still, so two overlapped
- * applies keep clear of the cap. Garbage counts as used too: this errs
- * toward small batches.
- */
-export function heapUnderPressure(): boolean {
-  const heap = getHeapStatistics();
-  return heap.used_heap_size > heap.heap_size_limit / 2;
-}
 
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
   const pollMs = options.pollMs ?? 50;

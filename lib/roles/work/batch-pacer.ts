@@ -1,5 +1,8 @@
 // How many distinct keys the worker's next batch may hold so that applying
-// it takes about a target time (lib/roles/worker.ts).
+// it takes about a target time (lib/roles/worker.ts), and when memory is
+// short (heapUnderPressure).
+
+import { getHeapStatistics } from 'node:v8';
 
 export const DEFAULT_BATCH_TARGET_MS = 500;
 /** The smallest batch the pacer asks for: below it an apply's fixed costs (an fsync, the marks) dominate. */
@@ -44,4 +47,17 @@ export class BatchPacer {
   get rate(): number {
     return this.#rate;
   }
+}
+
+/**
+ * V8's heap is over half its limit. The store child's heap is capped
+ * (memory-budget.ts: --max-old-space-size); a batch holds at most
+ * maxBatchKeys plus one log's keys (the summing thread defers the logs past
+ * that), and under pressure batches stay smaller still, so two overlapped
+ * applies keep clear of the cap. Garbage counts as used too: this errs
+ * toward small batches.
+ */
+export function heapUnderPressure(): boolean {
+  const heap = getHeapStatistics();
+  return heap.used_heap_size > heap.heap_size_limit / 2;
 }
