@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs, { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeEntry, entrySize } from '../../lib/commitlog/format.js';
+import { SEAL_RECORD_SIZE, encodeEntry, entrySize } from '../../lib/commitlog/format.js';
 import { lockName, parsePoolName } from '../../lib/commitlog/filenames.js';
 import { CommitLogWriter } from '../../lib/commitlog/writer.js';
 import { openDataDir } from '../../lib/datadir/meta.js';
@@ -28,16 +28,22 @@ import { drainAndCheck } from '../harness/verify.js';
 
 const SIZES = { keyspaceSize: 16, keySize: 16 };
 
-/** The generation bytes of a log's header: which use of the file it is in. */
-function generationOf(file: string): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(8);
-    fs.readSync(fd, b, 0, 8, 24);
-    return b;
-  } finally {
-    fs.closeSync(fd);
+/** The generation bytes of a log's header (read from its bytes): which use of the file it is in. */
+function generationOf(bytes: Buffer): Buffer {
+  return bytes.subarray(24, 32);
+}
+
+/** Where two images of a log differ: [first, last] byte offsets, or null if they are equal. */
+function changedSpan(a: Buffer, b: Buffer): [number, number] | null {
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (a[i] !== b[i]) {
+      if (first < 0) first = i;
+      last = i;
+    }
   }
+  return first < 0 ? null : [first, last];
 }
 
 function wins(clients: LedgerClient[]): number {
@@ -81,9 +87,10 @@ describe('fail-stop on I/O errors', function () {
       clients.push(new LedgerClient({ ledger, rng: rng(seed + 1 + i), sizes: SIZES, port: () => server.port, name: `c${i}`, keyspaces: ['a', 'b'], window: 8 + 8 * i }));
     }
     for (const c of clients) c.start();
-    let faultGeneration: Buffer | undefined;
+    // The failed log's bytes at the very moment of each fault (ops.injected[i] ↔ atFault[i]).
+    const atFault: Buffer[] = [];
     ops.onFault = (fault) => {
-      faultGeneration = generationOf(fault.file!);
+      atFault.push(fs.readFileSync(fault.file!));
     };
     const faults = 6;
     for (let f = 0; f < faults; f++) {
@@ -93,13 +100,23 @@ describe('fail-stop on I/O errors', function () {
       ops.fail(r.pick(['pwritev', 'fdatasync'] as const), r.pick(['EIO', 'ENOSPC']), { path: /\/\d{10}$/ });
       await waitUntil('the fault to be hit', () => ops.injected.length > f, 10_000);
       const failedLog = path.basename(ops.injected[f]!.file!);
-      // The writer stops using that log: it hands it over (or releases it) at once, and writes go on elsewhere.
-      // A log released clean (the fault hit its header, or it held no WIN) may be claimed again: that is a new use, with a new generation.
+      // The writer stops using that log at once, and writes go on elsewhere.
       const after = wins(clients);
       await waitUntil('WINs after the fault', () => wins(clients) >= after + 20, 10_000);
+      // The failed use is retired: handed over (or released) in the background, so waited for.
+      // A log released clean (the fault hit its header, or it held no WIN) may be claimed again: that is a new use, with a new generation.
       const file = path.join(dataDir.paths.commitlog, failedLog);
-      const stillLocked = fs.existsSync(path.join(dataDir.paths.commitlog, lockName(Number(failedLog))));
-      assert.ok(!stillLocked || !generationOf(file).equals(faultGeneration!), `log ${failedLog} is still in the use that failed`);
+      const retired = await waitUntil(`log ${failedLog} to leave the use that failed`, () => {
+        const locked = fs.existsSync(path.join(dataDir.paths.commitlog, lockName(Number(failedLog))));
+        const bytes = fs.readFileSync(file);
+        const sameUse = generationOf(bytes).equals(generationOf(atFault[f]!));
+        return !locked || !sameUse ? { sameUse, bytes } : undefined;
+      });
+      // Used no more since the fault: at most the SEAL that cuts the failed record off was written to it.
+      if (retired.sameUse) {
+        const span = changedSpan(atFault[f]!, retired.bytes);
+        assert.ok(span === null || span[1] - span[0] < SEAL_RECORD_SIZE, `log ${failedLog} was written at ${String(span)} after the fault: still in use`);
+      }
     }
     await Promise.all(clients.map((c) => c.stop()));
     await server.close();

@@ -114,7 +114,11 @@ export async function runLockChaos(root: string, o: LockChaosOptions): Promise<L
           }
         }
       });
-      proc.once('exit', () => live.delete(c.pid));
+      proc.once('exit', (code, signal) => {
+        live.delete(c.pid);
+        // Dead before it was ready (a no-op once ready): fail now rather than wait for the test's timeout.
+        reject(new Error(`lock contender ${c.pid} exited (code ${code}, signal ${signal}) before it was ready`));
+      });
       proc.once('error', reject);
     });
 

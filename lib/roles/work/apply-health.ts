@@ -6,7 +6,7 @@
 // write appends part of its batch to LevelDB's own log, and a compaction that
 // failed for want of space leaves an error LevelDB repeats until it is
 // reopened. Retrying every few seconds on a full disk ate each byte freed
-// (issue 15, item 4). So after ENOSPC the worker writes nothing, polls
+// as soon as it was freed. So after ENOSPC the worker writes nothing, polls
 // statfs(2) until the database's file system has `need` bytes free, reopens
 // the database, and only then retries; `need` doubles after each retry that
 // ran out of space again (up to half the file system), so retries stay few.
