@@ -5,7 +5,8 @@
 // (no network), then a worker is started on them and timed until no dirty log
 // is left. Workloads: frames over 1,000,000 keys (key i in keyspace i % 1000),
 //   (a) uniform random keys,
-//   (b) Zipf s = 1.1 (ranks scrambled over the keys).
+//   (b) Zipf s = 1.1 (ranks scrambled over the keys),
+//   (c) every frame a new key, all in one keyspace (negative lookups only).
 // Prints applied frames per second and where the time went (reading and
 // summing the logs vs the store's batch). Targets: (a) >= 100,000 frames/s,
 // (b) >= 300,000 frames/s.
@@ -31,21 +32,33 @@ import { openDataDir } from '../lib/datadir/meta.js';
 import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
 import { startWorker } from '../lib/roles/worker.js';
 import { Store } from '../lib/store/store.js';
+import { storeChildSettingsFor } from '../lib/roles/memory-budget.js';
+import { parseSize } from '../lib/util/size.js';
 import { mulberry32 as random } from '../test/harness/rng.js';
 import { zipfCdf, zipfIndex } from './lib/keys.js';
 
 const KEYS = 1_000_000;
+/** Workload (c): every key new, one keyspace. */
+let ONE_KEYSPACE = false;
 const KEYSPACES = 1000;
 const FRAMES = Number(process.env.COUNTD_BENCH_FRAMES ?? 2_000_000);
 const SYNC = process.env.COUNTD_BENCH_SYNC !== '0';
 const RUNS = Number(process.env.COUNTD_BENCH_RUNS ?? 3);
 const NULL_STORE = process.env.COUNTD_BENCH_NULL_STORE === '1';
 const COUNT_CACHE = process.env.COUNTD_BENCH_COUNT_CACHE === undefined ? undefined : Number(process.env.COUNTD_BENCH_COUNT_CACHE);
+/** COUNTD_BENCH_STORE_MEMORY=<size>: the store's caches and the worker's batch limit as the store child's at that --store-memory (run node with its heap cap to match). */
+const STORE_MEMORY = process.env.COUNTD_BENCH_STORE_MEMORY === undefined ? undefined : storeChildSettingsFor(parseSize(process.env.COUNTD_BENCH_STORE_MEMORY)!);
 
 
 function uniform(seed: number): () => number {
   const r = random(seed);
   return () => Math.floor(r() * KEYS);
+}
+
+/** Every frame a new key, all in one keyspace (a big leaderboard filling up): only negative lookups. */
+function distinct(): () => number {
+  let next = 0;
+  return () => next++;
 }
 
 function zipf(seed: number, s: number): () => number {
@@ -75,7 +88,7 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
     const t0 = performance.now();
     const writer = await CommitLogWriter.open({ dir: dataDir.paths.commitlog, sizes: dataDir.sizes, handoverMs: 3_600_000 });
     const names = Array.from({ length: KEYSPACES }, (_, i) => Buffer.from(`ks${i}`));
-    const seen = new Uint8Array(KEYS);
+    const seen = new Uint8Array(Math.max(KEYS, FRAMES));
     let distinct = 0;
     const buf = Buffer.allocUnsafe(Math.min(writer.maxBatchBytes, 1 << 20));
     let at = 0;
@@ -87,7 +100,7 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
         distinct++;
       }
       const key = Buffer.from(`key${k}`);
-      const ks = names[k % KEYSPACES]!;
+      const ks = ONE_KEYSPACE ? names[0]! : names[k % KEYSPACES]!;
       if (at + entrySize(ks.length, key.length) > buf.length) {
         await writer.append(buf.subarray(0, at), count);
         at = 0;
@@ -104,8 +117,14 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
       location: dataDir.paths.db,
       sizes: dataDir.sizes,
       sync: SYNC,
+      ...(STORE_MEMORY && { cacheSize: STORE_MEMORY.cacheSize, writeBufferSize: STORE_MEMORY.writeBufferSize, countCacheBytes: STORE_MEMORY.countCacheBytes, blockCacheBytes: STORE_MEMORY.blockCacheBytes }),
       ...(COUNT_CACHE === undefined ? {} : { countCacheBytes: COUNT_CACHE }),
     });
+    const peak = { rss: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], m[k]);
+    }, 100);
     let applySeconds = 0;
     let applies = 0;
     const apply = store.apply.bind(store);
@@ -121,12 +140,15 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
     const logs = (await import('node:fs')).readdirSync(dataDir.paths.commitlog).filter((n) => /^\d{10}$/.test(n)).length;
     const t1 = performance.now();
     const cpu0 = process.cpuUsage();
-    const worker = await startWorker({ dataDir, store });
+    const worker = await startWorker({ dataDir, store, ...(STORE_MEMORY && { maxBatchKeys: STORE_MEMORY.maxBatchKeys }) });
     await worker.drained();
     const drainSeconds = (performance.now() - t1) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     await worker.close();
+    clearInterval(sampler);
+    const MiB = 1024 * 1024;
+    console.log(`  peak memory (MiB): rss ${(peak.rss / MiB).toFixed(0)}, V8 heap ${(peak.heapTotal / MiB).toFixed(0)}, external ${(peak.external / MiB).toFixed(0)} (array buffers ${(peak.arrayBuffers / MiB).toFixed(0)})`);
     // Sanity: every frame arrived (each frame adds 1 to some key).
     if (!NULL_STORE) {
       let total = 0n;
@@ -150,6 +172,7 @@ async function main(): Promise<void> {
   const workloads: Array<[string, () => () => number, number]> = [
     ['(a) uniform', () => uniform(1), 100_000],
     ['(b) Zipf s=1.1', () => zipf(2, 1.1), 300_000],
+    ['(c) distinct, one keyspace', () => distinct(), 100_000],
   ];
   const only = process.env.COUNTD_BENCH_WORKLOADS;
   for (const [name, draw, target] of workloads) {
@@ -158,6 +181,7 @@ async function main(): Promise<void> {
     // on this virtual disk one run's fsync latency moves a drain by 20%.
     const rates: number[] = [];
     for (let run = 1; run <= RUNS; run++) {
+      ONE_KEYSPACE = name.startsWith('(c)');
       const r = await runWorkload(name, draw());
       const rate = r.frames / r.drainSeconds;
       rates.push(rate);

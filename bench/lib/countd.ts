@@ -19,8 +19,11 @@ import { REPLY_WIN } from '../../lib/protocol/write-frame.js';
 import { processCpuSeconds, processTree, statusBytes } from './proc-stats.js';
 import { Tracked, track, untrack } from './cleanup.js';
 
-/** bin/countd of this package (dist/bench/lib → ../../../bin). */
-export const COUNTD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/countd');
+/**
+ * bin/countd of this package (dist/bench/lib → ../../../bin), or
+ * COUNTD_BENCH_BIN: another build's, for A/B runs of the same benchmark.
+ */
+export const COUNTD_BIN = process.env.COUNTD_BENCH_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/countd');
 
 export interface BacklogSample {
   /** performance.now() of the sample, ms. */

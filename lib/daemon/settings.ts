@@ -17,7 +17,7 @@ import type { Options } from 'yargs';
 import { defaultDataDir } from '../datadir/layout.js';
 import { MAX_FIELD_SIZE } from '../protocol/fields.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
-import { DEFAULT_STORE_MEMORY, MAX_STORE_MEMORY, MIN_STORE_MEMORY } from '../roles/memory-budget.js';
+import { DEFAULT_DAEMON_MEMORY, DEFAULT_STORE_MEMORY, MAX_DAEMON_MEMORY, MAX_STORE_MEMORY, MIN_DAEMON_MEMORY, MIN_STORE_MEMORY, storeMemoryOf } from '../roles/memory-budget.js';
 import { hostPortList, intParser, nonEmpty, port, sizeParser } from '../util/flag-values.js';
 import type { LogFormat } from '../util/log.js';
 import { formatSize } from '../util/size.js';
@@ -59,7 +59,13 @@ export interface DaemonSettings {
   idleTimeoutMs: number | undefined;
   /** Nice value of the store child of `countd start`. */
   storeNice: number;
-  /** Memory of the process that holds the database (memory-budget.ts); undefined: each part keeps its own default. */
+  /** Memory of the whole daemon (`countd start`): the store child gets what the supervisor and the writer leave (memory-budget.ts). */
+  memory: number | undefined;
+  /**
+   * Memory of the process that holds the database (memory-budget.ts); for
+   * `countd start` derived from `memory` unless given; undefined: each part
+   * keeps its own default.
+   */
   storeMemory: number | undefined;
   /** Cluster mode (docs/cluster.md): the NATS servers to join; undefined: a single node. */
   nats: string[] | undefined;
@@ -209,6 +215,18 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
     programs: { start: true },
     fallback: () => 4,
   },
+  memory: {
+    flag: 'memory',
+    option: {
+      type: 'string',
+      default: formatSize(DEFAULT_DAEMON_MEMORY),
+      describe:
+        'memory of the whole daemon (supervisor, writer child, store child): every cache, buffer, batch size and V8 heap limit is derived from it (e.g. 512MiB, 2GiB)',
+      coerce: sizeParser('--memory', MIN_DAEMON_MEMORY, MAX_DAEMON_MEMORY),
+    },
+    programs: { start: true },
+    fallback: () => undefined,
+  },
   storeMemory: {
     flag: 'store-memory',
     option: {
@@ -218,7 +236,10 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
         'memory of the process that holds the database (worker + reader): its caches, the size of its batches and its V8 heap limit are derived from it (e.g. 512MiB, 2GiB)',
       coerce: sizeParser('--store-memory', MIN_STORE_MEMORY, MAX_STORE_MEMORY),
     },
-    programs: { start: true, worker: true },
+    programs: {
+      start: { option: { default: undefined, defaultDescription: '--memory less the supervisor, the writer and 15% (292MiB at 512MiB)', describe: "the store child's share of --memory, set apart (finer setting; --memory then does not bound the store child)" } },
+      worker: true,
+    },
     fallback: () => undefined,
   },
   nats: {
@@ -289,6 +310,8 @@ export function settingsOf(program: Program, argv: Readonly<Record<string, unkno
     const value = f === undefined ? undefined : argv[f.flag];
     out[key] = value === undefined ? SETTINGS[key].fallback() : value;
   }
+  // `countd start`: the store child's share of the whole daemon's memory, unless set apart.
+  if (out.storeMemory === undefined && typeof out.memory === 'number') out.storeMemory = storeMemoryOf(out.memory);
   return out as DaemonSettings;
 }
 

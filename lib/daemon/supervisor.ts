@@ -32,7 +32,7 @@ import { DaemonRecord, removeDaemonRecord, writeDaemonRecord } from '../datadir/
 import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCode, ErrorCodes, isCountdError } from '../errors.js';
 import { metrics, registry } from '../metrics.js';
-import { heapLimitOption, isHeapLimitOption, withStoreMallocArenas } from '../roles/memory-budget.js';
+import { heapLimitOption, isHeapLimitOption, isSemiSpaceOption, semiSpaceOption, withStoreMallocArenas } from '../roles/memory-budget.js';
 import { Logger } from '../util/log.js';
 import type { DaemonSettings } from './settings.js';
 import { selfIdentity } from '../util/proc.js';
@@ -69,9 +69,12 @@ export function childEnv(spec: ChildSpec): NodeJS.ProcessEnv {
  * (memory-budget.ts: without it V8 lets garbage grow with an overload).
  */
 export function childExecArgv(spec: ChildSpec): string[] {
+  // Under --memory (the whole daemon), both children keep a small young generation.
+  const young = spec.settings.memory === undefined ? [] : [semiSpaceOption()];
+  const base = spec.settings.memory === undefined ? process.execArgv : process.execArgv.filter((arg) => !isSemiSpaceOption(arg));
   const memory = spec.settings.storeMemory;
-  if (spec.kind !== 'store' || memory === undefined) return process.execArgv;
-  return [...process.execArgv.filter((arg) => !isHeapLimitOption(arg)), heapLimitOption(memory)];
+  if (spec.kind !== 'store' || memory === undefined) return [...base, ...young];
+  return [...base.filter((arg) => !isHeapLimitOption(arg)), heapLimitOption(memory), ...young];
 }
 
 export type ChildMessage =

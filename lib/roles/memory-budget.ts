@@ -1,8 +1,10 @@
-// The memory of the store child of `countd start` (worker + reader + Store),
-// or of the standalone countd-worker, set by one setting, `--store-memory`:
-// every part below is derived from it, none from the number of keys or
-// keyspaces. `npm run bench` checks the child's peak RSS against it
-// (BENCHMARKS.md, "The store child's memory").
+// The memory of the whole daemon, `countd start --memory`: the supervisor
+// and the writer child get fixed shares, the store child (worker + reader +
+// Store) the rest less the allocator's headroom (storeMemoryOf), which is
+// its `--store-memory` (also the standalone countd-worker's setting). Every
+// part of the store child below is derived from that, none from the number
+// of keys or keyspaces. `npm run bench:e2e` and `bench:bigboard` measure the
+// peak RSS of all processes (BENCHMARKS.md, "The engine keeps up").
 //
 // The parts: a Node.js process with nothing loaded (~60 MiB); LevelDB's
 // block cache and two write buffers (the one filling and the one being
@@ -22,7 +24,7 @@
 // lost, docs/guarantees.md): the live set is bounded by the batch size,
 // HEAP_BYTES_PER_KEY is twice what was measured live per key, and the
 // worker stops growing batches while the heap is over half its limit
-// (lib/roles/worker.ts, heapUnderPressure).
+// (lib/roles/worker.ts, heapUnderPressure in work/batch-pacer.ts).
 
 import { MIN_WRITE_BUFFER_SIZE } from '../store/schema.js';
 import { formatSize } from '../util/size.js';
@@ -38,16 +40,53 @@ const GiB = 1024 * MiB;
  * once the batch is full (lib/roles/work/summer-thread.ts).
  */
 export const HEAP_BYTES_PER_KEY = 1000;
-/** Outside V8's heap, per key: key Buffers of the apply, LevelDB write batches, the summing thread's table. */
+/**
+ * Outside V8's heap, per key: key Buffers of the apply, LevelDB write batches,
+ * the summing thread's table (with its per-pair mode and operator bytes:
+ * lib/roles/work/pair-sums.ts), within the same margin.
+ */
 export const NATIVE_BYTES_PER_KEY = 1000;
 export const NODE_BASELINE_BYTES = 64 * MiB;
 /** V8 heap beyond the count cache and the batches: the reader, the worker's own state, code. */
 export const HEAP_RESERVE_BYTES = 64 * MiB;
-/** `countd start --store-memory` when not given. */
-export const DEFAULT_STORE_MEMORY = 1280 * MiB;
+/**
+ * `countd start --memory` when not given: the whole daemon (supervisor,
+ * writer child, store child).
+ */
+export const DEFAULT_DAEMON_MEMORY = 512 * MiB;
+/**
+ * What the supervisor and the writer child are given out of --memory: a
+ * Node.js process each (~60-67 MiB resident idle) plus, for the writer, its
+ * frames in flight (bounded by --max-connections x 4,096 frames, in practice
+ * a few MiB) and its commit buffers. Measured peaks (bench:e2e, bench:bigboard):
+ * supervisor 67 MiB, writer 91-95 MiB.
+ */
+export const SUPERVISOR_BYTES = 72 * MiB;
+export const WRITER_BYTES = 96 * MiB;
+/**
+ * Share of the store child's part of --memory kept for the C library's
+ * allocator: freed memory that malloc keeps (fragmentation), which measured
+ * 15-20% over the parts below in long overloads (README, "Memory").
+ */
+export const ALLOCATOR_HEADROOM = 0.15;
 /** Below this, batches would be too small to drain a backlog at a useful rate. */
 export const MIN_STORE_MEMORY = 256 * MiB;
+export const MIN_DAEMON_MEMORY = Math.ceil(MIN_STORE_MEMORY / (1 - ALLOCATOR_HEADROOM) / MiB) * MiB + SUPERVISOR_BYTES + WRITER_BYTES;
 export const MAX_STORE_MEMORY = 1024 * GiB;
+export const MAX_DAEMON_MEMORY = 2048 * GiB;
+
+/**
+ * The store child's --store-memory out of the whole daemon's memory
+ * (`countd start --memory`): what the supervisor and the writer leave, less
+ * the allocator's headroom, in whole MiB.
+ */
+export function storeMemoryOf(daemonMemory: number): number {
+  const share = Math.floor(((daemonMemory - SUPERVISOR_BYTES - WRITER_BYTES) * (1 - ALLOCATOR_HEADROOM)) / MiB) * MiB;
+  return Math.min(MAX_STORE_MEMORY, Math.max(MIN_STORE_MEMORY, share));
+}
+
+/** `--store-memory` when neither it nor --memory is given: the store's share of the default --memory. */
+export const DEFAULT_STORE_MEMORY = storeMemoryOf(DEFAULT_DAEMON_MEMORY);
 /** Batches past this many keys gain nothing (an apply's fixed costs are long amortized) and take long to commit. */
 export const MAX_BATCH_KEYS = 2_000_000;
 
@@ -119,6 +158,22 @@ export function heapLimitOption(memory: number): string {
 
 export function isHeapLimitOption(arg: string): boolean {
   return arg.startsWith('--max-old-space-size');
+}
+
+/**
+ * V8's young generation of each child of `countd start --memory`, in MiB
+ * per semi-space. Node.js 20 defaults to 16 MiB (up to 3 x 16 MiB resident
+ * per process); 4 MiB cuts the children's resident memory by ~20-40 MiB
+ * each for a few more scavenges (BENCHMARKS.md, "Memory").
+ */
+export const SEMI_SPACE_MIB = 4;
+
+export function isSemiSpaceOption(arg: string): boolean {
+  return arg.startsWith('--max-semi-space-size');
+}
+
+export function semiSpaceOption(): string {
+  return `--max-semi-space-size=${SEMI_SPACE_MIB}`;
 }
 
 /**

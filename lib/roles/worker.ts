@@ -63,7 +63,6 @@
 // its header broke: nothing is applied. docs/commit-log-format.md,
 // "Salvaging", gives the whole argument.
 
-import { getHeapStatistics } from 'node:v8';
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { Logger, silentLogger } from '../util/log.js';
@@ -72,6 +71,7 @@ import { CommitLogPool, type PoolCounts } from '../commitlog/pool.js';
 import { IncrementBatch } from '../store/increment-batch.js';
 import type { HealthReport } from '../protocol/read-response.js';
 import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
+import { BatchPacer, DEFAULT_BATCH_TARGET_MS, heapUnderPressure } from './work/batch-pacer.js';
 import { LogSummer } from './work/log-summer.js';
 import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
 import type { LogOutcome } from './work/summer-protocol.js';
@@ -96,6 +96,11 @@ export interface WorkerOptions {
    * drains).
    */
   maxBatchKeys?: number;
+  /**
+   * Visibility target: a batch holds at most what the store applies in this
+   * long at its measured rate (BatchPacer). Default 500 ms.
+   */
+  batchTargetMs?: number;
   /** How often to free locks of dead processes. Default 5,000 ms. */
   recoverEveryMs?: number;
   /**
@@ -107,10 +112,9 @@ export interface WorkerOptions {
   /** Passed to the commit-log pool: how old a lock without a live owner must be to count as stale. */
   staleLockGraceMs?: number;
   /**
-   * Cluster mode (docs/cluster.md): the counts of this node's writes reach the
-   * database through the partitions' owners (lib/cluster/), not through its
-   * commit logs. The worker still claims, marks and recycles the logs, with
-   * no counts: applying them here too would count every increment twice.
+   * Cluster mode (docs/cluster.md): counts reach the database through the
+   * partitions' owners (lib/cluster/), so the worker claims, marks and
+   * recycles its logs with no counts (applying them too would count twice).
    */
   countsElsewhere?: boolean;
 }
@@ -145,29 +149,18 @@ const GROW_CHUNK = 2;
 export const DEFAULT_MAX_BATCH_KEYS = 500_000;
 const STATUS_EVERY_MS = 1000;
 
-/**
- * V8's heap is over half its limit. The store child's heap is capped
- * (memory-budget.ts: --max-old-space-size); a batch holds at most
- * maxBatchKeys plus one log's keys (the summing thread defers the logs past
- * that), and under pressure batches stay smaller still, so two overlapped
- * applies keep clear of the cap. Garbage counts as used too: this errs
- * toward small batches.
- */
-export function heapUnderPressure(): boolean {
-  const heap = getHeapStatistics();
-  return heap.used_heap_size > heap.heap_size_limit / 2;
-}
-
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
   const pollMs = options.pollMs ?? 50;
   const maxLogs = options.maxLogsPerApply ?? 64;
   const maxBatchKeys = options.maxBatchKeys ?? DEFAULT_MAX_BATCH_KEYS;
+  const batchTargetMs = options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS;
   const recoverEveryMs = options.recoverEveryMs ?? 5000;
   if (!options.dataDir || !options.store) throw invalidArgument('worker needs a data directory and a store');
   if (!Number.isSafeInteger(pollMs) || pollMs < 1) throw invalidArgument(`pollMs must be a positive integer, got ${pollMs}`);
   if (!Number.isSafeInteger(maxLogs) || maxLogs < 1) throw invalidArgument(`maxLogsPerApply must be a positive integer, got ${maxLogs}`);
   if (!Number.isSafeInteger(maxBatchKeys) || maxBatchKeys < 1) throw invalidArgument(`maxBatchKeys must be a positive integer, got ${maxBatchKeys}`);
   if (!Number.isSafeInteger(recoverEveryMs) || recoverEveryMs < 1) throw invalidArgument(`recoverEveryMs must be a positive integer, got ${recoverEveryMs}`);
+  if (!Number.isSafeInteger(batchTargetMs) || batchTargetMs < 1) throw invalidArgument(`batchTargetMs must be a positive integer, got ${batchTargetMs}`);
   const logger = (options.logger ?? silentLogger).child('worker');
   const pool = await CommitLogPool.open({
     dir: options.dataDir.paths.commitlog,
@@ -175,7 +168,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     logger,
     ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
   });
-  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, maxBatchKeys, recoverEveryMs, options.heapPressure ?? heapUnderPressure);
+  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, new BatchPacer(batchTargetMs, maxBatchKeys), recoverEveryMs, options.heapPressure ?? heapUnderPressure);
   worker.countsElsewhere = options.countsElsewhere === true;
   await worker.recover();
   worker.start();
@@ -234,7 +227,7 @@ class Worker {
     readonly logger: Logger,
     readonly pollMs: number,
     readonly maxLogs: number,
-    readonly maxBatchKeys: number,
+    readonly pacer: BatchPacer,
     readonly recoverEveryMs: number,
     readonly heapPressure: () => boolean,
   ) {
@@ -396,15 +389,16 @@ class Worker {
       first = await this.#claim(want);
     }
     if (first.length === 0) return undefined;
-    const prepared = await this.#prepare(first);
+    const maxKeys = this.pacer.limit();
+    const prepared = await this.#prepare(first, maxKeys);
     let taken = first.length;
-    while (!small && storeBusy() && taken < this.maxLogs && prepared.keys < this.maxBatchKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
+    while (!small && storeBusy() && taken < this.maxLogs && prepared.keys < maxKeys && prepared.deferred === 0 && !this.heapPressure() && !this.#stopping) {
       want = Math.min(GROW_CHUNK, this.maxLogs - taken);
       const earlier = prepared.claimed.length;
       let more: ClaimedLog[];
       try {
         more = await this.#claim(want);
-        if (more.length > 0) await this.#prepare(more, prepared);
+        if (more.length > 0) await this.#prepare(more, maxKeys, prepared);
       } catch (err) {
         // #prepare released the new logs; the earlier ones of the batch are ours to release.
         await this.#releaseAll(prepared.claimed.slice(0, earlier), 'dirty');
@@ -439,7 +433,7 @@ class Worker {
    * bad log must not hold back the others). On any other error every log of
    * `claimed` is released dirty and the error thrown.
    */
-  async #prepare(claimed: ClaimedLog[], into?: Prepared): Promise<Prepared> {
+  async #prepare(claimed: ClaimedLog[], maxKeys: number, into?: Prepared): Promise<Prepared> {
     const p: Prepared = into ?? {
       started: process.hrtime.bigint(),
       claimed: [],
@@ -465,7 +459,7 @@ class Worker {
       const marks = await Promise.all(claimed.map((log) => this.store.getMark(appliedMarkName(log.index))));
       const summed = await this.summer.add(
         claimed.map((log, i) => ({ index: log.index, path: log.path, mark: marks[i] ?? null })),
-        this.maxBatchKeys,
+        maxKeys,
       );
       p.keys = summed.keys;
       const byIndex = new Map(claimed.map((log) => [log.index, log]));
@@ -541,11 +535,13 @@ class Worker {
   async #commit(p: Prepared): Promise<void> {
     if (p.marks.length > 0) {
       try {
+        const handed = performance.now();
         const applying = this.store.apply(this.countsElsewhere ? new IncrementBatch() : p.batch!, p.marks);
         if (!this.countsElsewhere && p.batch!.hasLifecycleOps) this.#settingsBarrier = applying.then(() => {}, () => {});
         // The store holds the batch while it needs it: not kept alive here during the write.
         p.batch = undefined;
         const result = await applying;
+        this.pacer.record(result.keys, handed, performance.now());
         if (result.saturated > 0) this.logger.warn('counts saturated at the signed 64-bit range', { keys: result.saturated });
       } catch (err) {
         // Nothing was committed: put every log back for a later attempt.

@@ -115,12 +115,16 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
     }
     for (const op of markOps) putOp(chained, op);
 
-    if (!lifecycle) recordCounts(state, groups, finals as bigint[], lookup.wasCached);
+    const admit = state.countCache.admitting;
+    // A lifecycle apply clears the cache once committed (submitApply): nothing to record.
+    if (!lifecycle) recordCounts(state, groups, finals as bigint[], lookup.wasCached, admit);
     const swaps: StateSwap[] = changed.map((g) => ({ ks: g.ks, info: g.info, fences: g.fences!, touched: g.touched }));
     swaps.push(...removedKeyspaces(chained, groups));
     const settings = settingsChanges(chained, groups);
-    // Without a count cache the next apply looks this one's counts up in its own list.
-    const overlay = state.countCache.enabled || lifecycle ? undefined : { groups, finals: finals as bigint[] };
+    // Pairs not in the count cache (no cache, or new pairs not admitted): the
+    // next apply looks them up in this one's own list. A lifecycle apply runs
+    // alone (awaited below), so no apply prepares on top of it.
+    const overlay = admit || lifecycle ? undefined : { groups, finals: finals as bigint[] };
     submitted = true;
     const written = submitApply(state, chained, swaps, nextId, batch.keys, saturation, overlay, lifecycle, settings);
     if (lifecycle) await written.catch(() => {});
@@ -202,6 +206,8 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
   const cache = state.countCache;
   const keyBytes = batch.keyBytes;
   let n = 0;
+  let hits = 0;
+  let looked = 0;
   for (const group of groups) {
     if (group.created) {
       n += group.items.length;
@@ -214,11 +220,14 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
     // rather than trust it.)
     const complete = cache.enabled ? group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size : prev !== undefined && !state.dir.has(group.ks);
     let prefix: Buffer | undefined;
+    looked += group.items.length;
     for (const p of group.items) {
-      const cached = cache.enabled ? cache.get(p.pair) : prev?.finalOf(p.pair);
+      // A pair the apply in flight writes is in the cache, or (not admitted) in its own list.
+      const cached = (cache.enabled ? cache.get(p.pair) : undefined) ?? prev?.finalOf(p.pair);
       if (cached !== undefined) {
         lookup.cachedOld[n] = cached;
         lookup.wasCached[n] = cacheFlag;
+        hits++;
       } else if (!complete) {
         prefix ??= idPrefix(TAG_COUNT, group.info.id);
         lookup.readSlot[n] = lookup.readKeys.push(countKeyOf(prefix, keyBytes, p)) - 1;
@@ -226,6 +235,7 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
       n++;
     }
   }
+  cache.noteLookups(hits, looked);
   if (lookup.readKeys.length > 0) lookup.current = await state.db.getMany(lookup.readKeys);
   return lookup;
 }
@@ -396,12 +406,12 @@ async function afterInflight(state: StoreState, prev: InflightApply): Promise<vo
  * with its final count. Recorded before the commit (see prepare), and
  * not trimmed before it: the next apply must find every one of them.
  */
-function recordCounts(state: StoreState, groups: ApplyGroup[], finals: bigint[], wasCached: Uint8Array): void {
+function recordCounts(state: StoreState, groups: ApplyGroup[], finals: bigint[], wasCached: Uint8Array, admit: boolean): void {
   const cache = state.countCache;
   if (!cache.enabled) return;
   let at = 0;
   for (const group of groups) {
-    cache.record(group.ks, group.items, finals, wasCached, at);
+    cache.record(group.ks, group.items, finals, wasCached, at, admit);
     at += group.items.length;
   }
 }

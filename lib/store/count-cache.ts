@@ -3,9 +3,10 @@
 //
 // Exactly consistent because the Store is the only writer of its database
 // and updates this cache only after a batch commits (a failed batch changes
-// neither). Count records are only ever removed with their whole keyspace,
-// and deleteKeyspace clears the cache, so a cached entry is always a key
-// that exists with that count.
+// neither). Count records are removed only by an apply holding a set, a
+// delete or a create (apply.ts: it runs alone, records nothing here and
+// clears the cache once committed) or by deleteKeyspace (which clears it
+// too), so a cached entry is always a key that exists with that count.
 //
 // It also answers "absent" without a read: a keyspace whose cached entries
 // number its size has ALL its keys cached, so a key missing here is new.
@@ -25,6 +26,16 @@ import { pairKeyspaceOf } from '../protocol/pair-key.js';
 
 /** Estimated bytes of one entry besides its key's characters: the Map slot, the string header, the bigint. */
 const ENTRY_OVERHEAD = 96;
+/**
+ * Admission: below this share of hits among the pairs an apply looked up,
+ * new pairs are not added (existing entries are still updated). On distinct
+ * keys (a leaderboard filling up) every pair misses, and adding then
+ * evicting each one cost ~20% of the apply's CPU time and most of its
+ * garbage (bench:worker workload (c), BENCHMARKS.md).
+ */
+const MIN_HIT_RATIO = 0.02;
+/** While admission is off, one apply in this many admits again, so a workload that turns hot fills the cache. */
+const PROBE_EVERY = 8;
 
 export class CountCache {
   /** Pair key -> count. Insertion order = order of first write (FIFO eviction). */
@@ -32,8 +43,27 @@ export class CountCache {
   /** latin1 keyspace name -> entries of it cached. */
   private readonly perKeyspace = new Map<string, number>();
   private bytes = 0;
+  #admitting = true;
+  #sinceProbe = 0;
 
   constructor(readonly capacityBytes: number) {}
+
+  /** Whether the next apply adds its new pairs (see MIN_HIT_RATIO); existing entries are updated either way. */
+  get admitting(): boolean {
+    return this.enabled && this.#admitting;
+  }
+
+  /** An apply looked up `looked` pairs of existing keyspaces and found `hits` here: decides admission for the next. */
+  noteLookups(hits: number, looked: number): void {
+    if (looked === 0) return;
+    if (hits >= looked * MIN_HIT_RATIO) {
+      this.#admitting = true;
+      this.#sinceProbe = 0;
+      return;
+    }
+    this.#sinceProbe++;
+    this.#admitting = this.#sinceProbe % PROBE_EVERY === 0;
+  }
 
   get enabled(): boolean {
     return this.capacityBytes > 0;
@@ -56,7 +86,7 @@ export class CountCache {
    * an overlapped apply committed in between and may have added or evicted
    * it: looked up).
    */
-  record(ks: string, items: ReadonlyArray<{ readonly pair: string }>, counts: readonly bigint[], wasCached: Uint8Array, at: number): void {
+  record(ks: string, items: ReadonlyArray<{ readonly pair: string }>, counts: readonly bigint[], wasCached: Uint8Array, at: number, admit = true): void {
     if (this.capacityBytes === 0) return;
     const map = this.counts;
     let added = 0;
@@ -65,6 +95,7 @@ export class CountCache {
       const pair = items[i]!.pair;
       const cached = wasCached[at + i]!;
       if (cached === 0 || (cached === 2 && !map.has(pair))) {
+        if (!admit) continue;
         added++;
         bytes += ENTRY_OVERHEAD + pair.length;
       }

@@ -63,6 +63,7 @@ export async function updateFences(state: StoreState, id: number, before: Fences
       if (entries.length !== block.count) {
         throw corruption(state.location, `rank fence counts ${block.count} entries where the index holds ${entries.length} (keyspace id ${id}); run a rank index rebuild`);
       }
+      // New fence keys are slices of the apply's keys: the Fences built below copies them into memory of its own (rank-fences.ts, packed).
       for (const piece of cutBlock(block.key, entries.length, state.fenceSize, (start) => entries[start]!)) {
         keys.push(piece.key);
         newCounts.push(piece.count);

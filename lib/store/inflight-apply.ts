@@ -8,7 +8,8 @@
 //
 //  - a pair N writes: its count is N's final count. N put those into the
 //    count cache when it handed its batch over (and the cache is not trimmed
-//    before N commits); without a cache, they are looked up here (finalOf).
+//    before N commits); pairs it does not hold (no cache, or new pairs not
+//    admitted while applies miss: count-cache.ts) are looked up here (finalOf).
 //    Never the database, which may not have N's write yet;
 //  - any other pair: N does not change it, so the count cache and the
 //    database answer as they would after N;
@@ -43,7 +44,7 @@ export class InflightApply {
   readonly dirAfter: ReadonlyMap<string, DirRecord>;
   /** The Store's next keyspace id after this apply. */
   readonly nextIdAfter: number;
-  /** The apply's pairs and final counts, kept only for a Store without a count cache (finalOf). */
+  /** The apply's pairs and final counts, kept when its new pairs are not in the count cache (no cache, or not admitted): finalOf. */
   #overlay: Overlay | undefined;
   #byPair: Map<string, bigint> | undefined;
 
@@ -56,7 +57,7 @@ export class InflightApply {
 
   /**
    * The count pair `pair` has after this apply, or undefined if the apply
-   * does not write it. For a Store without a count cache; the lookup map is
+   * does not write it. For pairs the count cache does not hold; the lookup map is
    * built on first use.
    */
   finalOf(pair: string): bigint | undefined {

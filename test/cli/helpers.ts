@@ -45,6 +45,11 @@ export function run(args: string[], options: { bin?: string; env?: Record<string
       started.delete(proc);
       resolve({ code, signal, stdout, stderr });
     });
+    // A command that exits without reading stdin closes the pipe first (EPIPE):
+    // its exit code and output are what the test asserts.
+    proc.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     proc.stdin.end(options.input ?? '');
   });
 }

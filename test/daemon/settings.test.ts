@@ -28,6 +28,7 @@ const GIVEN: { [K in keyof DaemonSettings]: [string[], DaemonSettings[K]] } = {
   maxConnections: [['77'], 77],
   idleTimeoutMs: [['9000'], 9000],
   storeNice: [['7'], 7],
+  memory: [['1GiB'], 1024 * 1024 * 1024],
   storeMemory: [['512MiB'], 512 * 1024 * 1024],
   nats: [['nats://127.0.0.1:4222,127.0.0.2:4223'], ['nats://127.0.0.1:4222', '127.0.0.2:4223']],
   natsReplicas: [['1'], 1],
@@ -77,11 +78,21 @@ describe('daemon settings (lib/daemon/settings.ts)', () => {
     assert.equal(settings.writePort, 48879);
     assert.equal(settings.readPort, 48880);
     assert.equal(settings.storeNice, 4);
-    assert.equal(settings.storeMemory, 1280 * 1024 * 1024);
+    assert.equal(settings.memory, 512 * 1024 * 1024);
+    assert.equal(settings.storeMemory, 292 * 1024 * 1024, "the store child's share of --memory: 512 MiB less the supervisor's 72 and the writer's 96, less 15% for the allocator");
     assert.equal(settings.logFormat, 'text');
     assert.equal(settings.metricsPort, undefined);
     const worker = settingsOf('worker', await parse('worker', []));
     assert.equal(worker.readPort, undefined, 'countd-worker serves reads only with --read-port');
+  });
+
+  it("--memory alone sets the store child's share; --store-memory sets it apart", async () => {
+    const two = settingsOf('start', await parse('start', ['--memory', '2GiB']));
+    assert.equal(two.storeMemory, Math.floor((2048 - 168) * 0.85) * 1024 * 1024);
+    const apart = settingsOf('start', await parse('start', ['--memory', '2GiB', '--store-memory', '300MiB']));
+    assert.equal(apart.storeMemory, 300 * 1024 * 1024);
+    const worker = settingsOf('worker', await parse('worker', []));
+    assert.equal(worker.storeMemory, 292 * 1024 * 1024, "countd-worker's default: the store's share of the default --memory");
   });
 
   it('every setting with a parser rejects a bad value with a UsageError naming its flag', async () => {

@@ -53,11 +53,10 @@ describe('store child memory budget', () => {
     assert.throws(() => storeChildSettingsFor(MAX_STORE_MEMORY + 1), RangeError);
   });
 
-  it('defaults to 1.25 GiB, where the caches take their full sizes', () => {
-    assert.equal(DEFAULT_STORE_MEMORY, 1280 * MiB);
-    assert.deepEqual(DEFAULT_STORE_CHILD_SETTINGS, storeChildSettingsFor(1280 * MiB));
-    assert.equal(DEFAULT_STORE_CHILD_SETTINGS.cacheSize, 64 * MiB);
-    assert.equal(DEFAULT_STORE_CHILD_SETTINGS.blockCacheBytes, 32 * MiB);
+  it("defaults to the store child's share of the daemon's 512 MiB, every part within it", () => {
+    assert.equal(DEFAULT_STORE_MEMORY, 292 * MiB);
+    assert.deepEqual(DEFAULT_STORE_CHILD_SETTINGS, storeChildSettingsFor(292 * MiB));
+    assert.ok(storeChildMemoryBudget().total <= DEFAULT_STORE_MEMORY);
   });
 
   it('gives the store child, and only it, its V8 heap limit', () => {
@@ -66,6 +65,12 @@ describe('store child memory budget', () => {
     assert.deepEqual(store.filter((a) => a.startsWith('--max-old-space-size')), [`--max-old-space-size=${storeChildSettingsFor(512 * MiB).heapLimit / MiB}`]);
     assert.deepEqual(childExecArgv({ ...base, kind: 'writer' }), process.execArgv);
     assert.deepEqual(childExecArgv({ ...base, kind: 'store' }), process.execArgv);
+  });
+
+  it('under --memory, gives both children a small young generation, and the store child its heap limit', () => {
+    const settings = { ...settingsOf('start', {}), dataDir: '/x', writePort: 0, readPort: 0, memory: 512 * MiB, storeMemory: 292 * MiB };
+    assert.deepEqual(childExecArgv({ kind: 'writer', settings }).filter((a) => a.startsWith('--max-')), ['--max-semi-space-size=4']);
+    assert.deepEqual(childExecArgv({ kind: 'store', settings }).filter((a) => a.startsWith('--max-')), [`--max-old-space-size=${storeChildSettingsFor(292 * MiB).heapLimit / MiB}`, '--max-semi-space-size=4']);
   });
 });
 

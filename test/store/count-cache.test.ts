@@ -105,6 +105,59 @@ describe('Store count cache', () => {
     assert.equal(cache.get(pair('z')), 6n);
   });
 
+  it('stops adding new pairs while applies miss (distinct keys), keeps updating cached ones, and probes again', () => {
+    const cache = new CountCache(1 << 20);
+    assert.equal(cache.admitting, true);
+    cache.noteLookups(0, 1000);
+    assert.equal(cache.admitting, false, 'no hit among 1,000 lookups');
+    cache.record('ks', [{ pair: 'new' }], [5n], new Uint8Array([0]), 0, cache.admitting);
+    assert.equal(cache.get('new'), undefined, 'not admitted');
+    cache.record('ks', [{ pair: 'old' }], [1n], new Uint8Array([0]), 0, true);
+    cache.record('ks', [{ pair: 'old' }], [2n], new Uint8Array([1]), 0, false);
+    assert.equal(cache.get('old'), 2n, 'an entry already cached is updated even when not admitting');
+    let probes = 0;
+    for (let i = 0; i < 16; i++) {
+      cache.noteLookups(0, 1000);
+      if (cache.admitting) probes++;
+    }
+    assert.equal(probes, 2, 'one apply in 8 admits again');
+    cache.noteLookups(100, 1000);
+    assert.equal(cache.admitting, true, 'hits turn admission back on');
+  });
+
+  // Overlapped applies whose cache does not admit: the next apply must take
+  // the counts of the one in flight from its own list, not from the database.
+  for (const countCacheBytes of [1 << 20, 3000]) {
+    it(`overlapped applies of mostly new keys, then the same keys again, match a model (countCacheBytes=${countCacheBytes})`, async () => {
+      const location = tempDir();
+      dirs.push(location);
+      const store = await Store.open({ location, sizes, rankFenceSize: 4, countCacheBytes });
+      const model = new Model();
+      const rand = random(countCacheBytes);
+      try {
+        for (let round = 0; round < 12; round++) {
+          const applies: Array<Promise<unknown>> = [];
+          for (let a = 0; a < 3; a++) {
+            const batch = new IncrementBatch();
+            for (let i = 0; i < 200; i++) {
+              // Rounds 0-5: every key new (admission goes off); later: keys of earlier rounds, some of them written by the apply in flight.
+              const k = round < 6 ? `n${round}-${a}-${i}` : `n${Math.floor(rand() * 6)}-${Math.floor(rand() * 3)}-${Math.floor(rand() * 200)}`;
+              const ks = b(k.length % 2 === 0 ? 'x' : 'y');
+              const delta = BigInt(1 + Math.floor(rand() * 5));
+              batch.add(ks, b(k), delta);
+              model.add(ks, b(k), delta);
+            }
+            applies.push(store.apply(batch, []));
+          }
+          await Promise.all(applies);
+        }
+        await check(store, model, ['x', 'y']);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
   it('rejects bad cache and LevelDB sizes', async () => {
     const location = tempDir();
     dirs.push(location);

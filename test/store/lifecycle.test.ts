@@ -9,6 +9,7 @@ import { OP_CREATE_KEYSPACE, OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_INCREMENT, OP
 import { PairSums } from '../../lib/roles/work/pair-sums.js';
 import { batchFromSummed } from '../../lib/roles/work/summed-batch.js';
 import { Operator } from '../../lib/store/combine.js';
+import type { CountCache } from '../../lib/store/count-cache.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { random, removeDir, tempDir, type ModelEntry } from './helpers.js';
 
@@ -61,13 +62,15 @@ class OrderedModel {
   }
 }
 
-function randomOps(rand: () => number, keys: Buffer[], creates: boolean): Op[] {
+/** `writesOnly`: the share of batches that hold increments alone (no lifecycle op), so that applies overlap. */
+function randomOps(rand: () => number, keys: Buffer[], creates: boolean, writesOnly = 0): Op[] {
   const ops: Op[] = [];
   const n = 1 + Math.floor(rand() * 40);
+  const onlyWrites = rand() < writesOnly;
   for (let i = 0; i < n; i++) {
     const ks = KEYSPACES[Math.floor(rand() * KEYSPACES.length)]!;
     const key = keys[Math.floor(rand() * keys.length)]!;
-    const r = rand();
+    const r = onlyWrites ? 0 : rand();
     if (r < 0.6) ops.push({ kind: 'write', ks, key, value: BigInt(Math.floor(rand() * 2000) - 500) * (rand() < 0.5 ? 1n : 0n) + BigInt(Math.floor(rand() * 9) - 3) });
     else if (r < 0.75) ops.push({ kind: 'set', ks, key, value: BigInt(Math.floor(rand() * 2000) - 500) });
     else if (r < 0.96) ops.push({ kind: 'deleteKey', ks, key });
@@ -107,6 +110,17 @@ function summedBatch(ops: Op[], declared: ReadonlyMap<string, number>): Incremen
   return batchFromSummed(table.toSummed());
 }
 
+/**
+ * Override the count cache's admission (count-cache.ts MIN_HIT_RATIO) on an
+ * open Store: `admit()` is asked once per apply whether it adds its new
+ * pairs. Those not added must be found in the apply's own list by the apply
+ * prepared on top of it (inflight-apply.ts finalOf).
+ */
+function forceAdmission(store: Store, admit: () => boolean): void {
+  const cache = (store as unknown as { state: { countCache: CountCache } }).state.countCache;
+  Object.defineProperty(cache, 'admitting', { get: admit, configurable: true });
+}
+
 async function compare(store: Store, model: OrderedModel): Promise<void> {
   const expected = [...model.spaces.keys()].sort().map((k) => [Buffer.from(k, 'latin1'), model.spaces.get(k)!.size]);
   assert.deepEqual((await store.keyspaces()).map((k) => [k.name, k.size]), expected);
@@ -130,7 +144,7 @@ describe('Store: sets and deletes against an in-order model (seeded)', function 
   const dirs: string[] = [];
   after(() => dirs.forEach(removeDir));
 
-  const variants: Array<{ seed: number; label: string; countCacheBytes?: number; overlap?: boolean; creates?: boolean; summed?: boolean }> = [
+  const variants: Array<{ seed: number; label: string; countCacheBytes?: number; overlap?: boolean; creates?: boolean; summed?: boolean; admission?: 'never' | 'coin'; writesOnly?: number }> = [
     { seed: 11, label: 'default caches' },
     { seed: 12, countCacheBytes: 0, label: 'no count cache' },
     { seed: 13, overlap: true, label: 'overlapped applies' },
@@ -138,6 +152,8 @@ describe('Store: sets and deletes against an in-order model (seeded)', function 
     { seed: 15, creates: true, label: 'keyspaces created with sum, max, min and set' },
     { seed: 16, creates: true, summed: true, label: 'keyspaces created with every operator, summed by PairSums from OPS payloads' },
     { seed: 17, creates: true, summed: true, overlap: true, label: 'every operator, PairSums, overlapped applies' },
+    { seed: 18, creates: true, overlap: true, admission: 'never', writesOnly: 0.75, label: 'every operator, overlapped applies, count cache admitting no new pair' },
+    { seed: 19, creates: true, summed: true, overlap: true, admission: 'coin', writesOnly: 0.75, label: 'every operator, PairSums, overlapped applies, count cache admitting new pairs in a random half of the applies' },
   ];
   for (const v of variants) {
     it(`seed ${v.seed}: ${v.label}; reopened at the end`, async () => {
@@ -147,10 +163,14 @@ describe('Store: sets and deletes against an in-order model (seeded)', function 
       const keys = Array.from({ length: 60 }, (_, i) => Buffer.from(`k${i}`));
       const model = new OrderedModel();
       let store = await Store.open({ location: dir, sizes, rankFenceSize: 4, countCacheBytes: v.countCacheBytes });
+      if (v.admission !== undefined) {
+        const coin = random(v.seed * 101);
+        forceAdmission(store, v.admission === 'never' ? () => false : () => coin() < 0.5);
+      }
       for (let round = 0; round < 60; round++) {
         // Batches summed with the operators the store has when they are built (the worker's settings barrier).
         const next = (): IncrementBatch => {
-          const ops = randomOps(rand, keys, v.creates === true);
+          const ops = randomOps(rand, keys, v.creates === true, v.writesOnly);
           for (const op of ops) model.apply(op);
           return v.summed === true ? summedBatch(ops, store.operators()) : incrementBatch(ops, store.operators());
         };
