@@ -47,8 +47,10 @@ describe('store on a full disk', function () {
     };
     // Whether ENOSPC first hits the log (.log: the write fails, nothing sticks) or
     // a compaction (.ldb: LevelDB keeps the error) depends on when the background
-    // compaction runs. A log failure frees one chunk of filler and writing goes on,
-    // so the disk fills again, until a compaction is the one that runs out of space.
+    // compaction runs. A log failure frees one chunk of filler and reopens, as the
+    // worker does (a failed log write may leave a torn record that later writes to
+    // the same log would follow); writing goes on, so the disk fills again, until a
+    // compaction is the one that runs out of space.
     const CHUNK = 256 * 1024;
     const fillers: string[] = [];
     while (small.free() > 2 * 1024 * 1024 + CHUNK) fillers.push(small.fill(`filler-${fillers.length}`, small.free() - CHUNK));
@@ -66,6 +68,7 @@ describe('store on a full disk', function () {
         else {
           logFailures.push((err as Error).message);
           fs.rmSync(fillers.pop()!);
+          await store.reopen();
         }
       }
     }
