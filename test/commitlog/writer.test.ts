@@ -323,10 +323,12 @@ describe('commit log: writer', () => {
     const ops = new FaultFileOps();
     const w = await open({ fileOps: ops, handoverMs: 20 });
     const failuresBefore = (await metrics.handoverFailures.get()).values[0]?.value ?? 0;
-    await w.append(taggedBatch('h', 2), 2);
+    // The faults are in place before the append: its 20 ms hand-over cannot start without them.
+    // None of them touches the append itself (pwritev and fdatasync of log 0).
     ops.fail('chmod', 'EIO', { path: /\/0000000000$/ });
     ops.fail('fsync', 'EIO', { path: /\/0000000000$/ });
     ops.fail('unlink', 'EIO', { path: /lock-0000000000$/ });
+    await w.append(taggedBatch('h', 2), 2);
     const first = path.join(dir, logName(0));
     await waitFor('log 0 handed over after retries', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
     assert.deepEqual(ops.injected.map((f) => f.op), ['chmod', 'fsync', 'unlink'], 'each fault hit the hand-over once');

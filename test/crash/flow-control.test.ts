@@ -68,20 +68,34 @@ describe('flow control: a worker slowed to a quarter under full load', function 
       }
     })();
     let throttling = true;
+    // Nothing here may end the store child (the supervisor has no deadline that kills a stopped
+    // child): if it is gone, say what the supervisor logged instead of a bare ESRCH.
+    const signal = (sig: NodeJS.Signals): void => {
+      try {
+        process.kill(store, sig);
+      } catch (err) {
+        throw new Error(`cannot ${sig} the store child ${store} (${(err as Error).message}); daemon log: ${JSON.stringify([...daemon!.warnings])} ${daemon!.stderr.slice(-2000)}`, { cause: err });
+      }
+    };
+    let throttleFailed: unknown;
     // The slowed worker: stopped 300 ms, running 100 ms, until the writer has both delayed and stopped.
+    // A failure ends the wait at once and is reported after it (never an unhandled rejection).
     const throttle = (async () => {
       while (throttling) {
-        process.kill(store, 'SIGSTOP');
+        signal('SIGSTOP');
         await sleep(300);
-        process.kill(store, 'SIGCONT');
+        signal('SIGCONT');
         await sleep(100);
       }
-    })();
+    })().catch((err: unknown) => {
+      throttleFailed = err;
+    });
     try {
       for (const c of clients) c.start();
       await waitUntil(
         'the writer to have delayed and stopped, under load for a while',
         async () => {
+          if (throttleFailed !== undefined) throw throttleFailed;
           const [f] = await readFlowRecords(dataDir);
           return f !== undefined && f.delayed.count >= 2 && f.stopped.count >= 2 && clients.every((c) => c.stats.wins > 1000);
         },
@@ -91,8 +105,9 @@ describe('flow control: a worker slowed to a quarter under full load', function 
     } finally {
       throttling = false;
       await throttle;
-      process.kill(store, 'SIGCONT');
+      if (throttleFailed === undefined) signal('SIGCONT');
     }
+    if (throttleFailed !== undefined) throw throttleFailed;
     await Promise.all(clients.map((c) => c.stop(30_000)));
     sampling = false;
     await sampler;
