@@ -10,8 +10,8 @@ import { readMeta } from '../datadir/meta.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes } from '../protocol/fields.js';
 import { DEFAULT_HOST } from '../protocol/ports.js';
-import { connectableHost } from '../client/client.js';
-import { DaemonAddress } from './options.js';
+import { Client, connectableHost } from '../client/client.js';
+import { type CommonArgs, type DaemonAddress, type DaemonArgs, daemonAddressOf, dataDirOf } from './options.js';
 
 export interface DaemonTarget {
   host: string;
@@ -51,4 +51,15 @@ export async function requireDaemon(dataDir: string, address: DaemonAddress, whi
     );
   }
   return target;
+}
+
+/** Run `body` with a client of the running daemon's write port, closed afterwards (the write commands). */
+export async function withWriteClient(argv: CommonArgs & DaemonArgs, body: (client: Client) => Promise<void>): Promise<void> {
+  const daemon = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'write');
+  const client = new Client({ host: daemon.host, writePort: daemon.port, ...daemon.sizes });
+  try {
+    await body(client);
+  } finally {
+    await client.close();
+  }
 }

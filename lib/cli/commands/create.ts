@@ -10,7 +10,7 @@ import { Client } from '../../client/client.js';
 import { Operator, type OperatorName } from '../../protocol/write-ops.js';
 import { UsageError } from '../../util/flag-values.js';
 import { CommonArgs, DaemonArgs, KeyspaceArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, keyspacePositional, withOptions } from '../options.js';
-import { requireDaemon } from '../find-daemon.js';
+import { requireDaemon, withWriteClient } from '../find-daemon.js';
 
 export const command = 'create <keyspace>';
 export const describe = 'create a keyspace with an operator (sum, max, min, set) through the running daemon; exit 0 once durable';
@@ -27,9 +27,7 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: CommonArgs & DaemonArgs & KeyspaceArgs & { op: OperatorName; replace: boolean }): Promise<void> {
-  const daemon = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'write');
-  const client = new Client({ host: daemon.host, writePort: daemon.port, ...daemon.sizes });
-  try {
+  await withWriteClient(argv, async (client) => {
     if (!argv.replace) {
       const reader = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'read');
       const check = new Client({ host: reader.host, readPort: reader.port, ...reader.sizes });
@@ -41,7 +39,5 @@ export async function handler(argv: CommonArgs & DaemonArgs & KeyspaceArgs & { o
       }
     }
     await client.createKeyspace(argv.keyspace, { op: argv.op });
-  } finally {
-    await client.close();
-  }
+  });
 }

@@ -3,9 +3,8 @@
 // Exit 0 once durable.
 
 import type { Argv } from 'yargs';
-import { Client } from '../../client/client.js';
-import { CommonArgs, DaemonArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, keyPositional, keyspacePositional, withOptions } from '../options.js';
-import { requireDaemon } from '../find-daemon.js';
+import { CommonArgs, DaemonArgs, commonOptions, daemonOptions, keyPositional, keyspacePositional, withOptions } from '../options.js';
+import { withWriteClient } from '../find-daemon.js';
 
 export const command = 'delete <keyspace> [key]';
 export const describe = 'delete a key, or without a key the whole keyspace, through the running daemon; exit 0 once durable';
@@ -19,12 +18,7 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: CommonArgs & DaemonArgs & { keyspace: Buffer; key?: Buffer }): Promise<void> {
-  const daemon = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'write');
-  const client = new Client({ host: daemon.host, writePort: daemon.port, ...daemon.sizes });
-  try {
-    if (argv.key === undefined) await client.deleteKeyspace(argv.keyspace);
-    else await client.deleteKey(argv.keyspace, argv.key);
-  } finally {
-    await client.close();
-  }
+  await withWriteClient(argv, (client) =>
+    argv.key === undefined ? client.deleteKeyspace(argv.keyspace) : client.deleteKey(argv.keyspace, argv.key),
+  );
 }

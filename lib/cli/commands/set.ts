@@ -2,11 +2,10 @@
 // daemon's write port (the extended write protocol). Exit 0 once durable.
 
 import type { Argv, PositionalOptions } from 'yargs';
-import { Client } from '../../client/client.js';
 import { INT64_MAX, INT64_MIN } from '../../protocol/fields.js';
 import { bigintParser } from '../../util/flag-values.js';
-import { CommonArgs, DaemonArgs, KeyArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, keyPositional, keyspacePositional, withOptions } from '../options.js';
-import { requireDaemon } from '../find-daemon.js';
+import { CommonArgs, DaemonArgs, KeyArgs, commonOptions, daemonOptions, keyPositional, keyspacePositional, withOptions } from '../options.js';
+import { withWriteClient } from '../find-daemon.js';
 
 const countPositional: PositionalOptions = {
   type: 'string',
@@ -26,11 +25,5 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: CommonArgs & DaemonArgs & KeyArgs & { count: bigint }): Promise<void> {
-  const daemon = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'write');
-  const client = new Client({ host: daemon.host, writePort: daemon.port, ...daemon.sizes });
-  try {
-    await client.set(argv.keyspace, argv.key, argv.count);
-  } finally {
-    await client.close();
-  }
+  await withWriteClient(argv, (client) => client.set(argv.keyspace, argv.key, argv.count));
 }

@@ -2,21 +2,18 @@
 // running daemon's write port. Exit 0 once it is durable (WIN).
 
 import type { Argv } from 'yargs';
-import { Client } from '../../client/client.js';
 import {
   CommonArgs,
   DaemonArgs,
   KeyArgs,
   commonOptions,
-  daemonAddressOf,
   daemonOptions,
-  dataDirOf,
   incrementPositional,
   keyPositional,
   keyspacePositional,
   withOptions,
 } from '../options.js';
-import { requireDaemon } from '../find-daemon.js';
+import { withWriteClient } from '../find-daemon.js';
 
 export const command = 'write <keyspace> <key> [increment]';
 export const describe = 'add increment (default 1) to a key through the running daemon; exit 0 once durable';
@@ -30,11 +27,5 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(argv: CommonArgs & DaemonArgs & KeyArgs & { increment: bigint }): Promise<void> {
-  const daemon = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'write');
-  const client = new Client({ host: daemon.host, writePort: daemon.port, ...daemon.sizes });
-  try {
-    await client.increment(argv.keyspace, argv.key, argv.increment);
-  } finally {
-    await client.close();
-  }
+  await withWriteClient(argv, (client) => client.increment(argv.keyspace, argv.key, argv.increment));
 }
