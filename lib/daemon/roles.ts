@@ -24,7 +24,7 @@ export interface RunningRole {
 
 /** What the writer takes of the settings (undefined: the writer's own default). */
 function writerOptions(s: DaemonSettings) {
-  return defined({ listen: s.listen, port: s.writePort, logSize: s.logSize, handoverMs: s.handoverMs, backlogSoft: s.backlogSoft, backlogHard: s.backlogHard, maxConnections: s.maxConnections, idleTimeoutMs: s.idleTimeoutMs });
+  return defined({ listen: s.listen, port: s.writePort, logSize: s.logSize, handoverMs: s.handoverMs, backlogSoft: s.backlogSoft, backlogHard: s.backlogHard, backlogMs: s.backlogMs, maxConnections: s.maxConnections, idleTimeoutMs: s.idleTimeoutMs });
 }
 
 /** What the reader takes of the settings (undefined: the reader's own default). */

@@ -20,7 +20,7 @@ import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
-import { FlowControl, checkFlowBounds } from './write/flow.js';
+import { FlowControl, checkBacklogSeconds, checkFlowBounds } from './write/flow.js';
 import { DEFAULT_LOG_SIZE, RECORD_BATCH } from '../commitlog/format.js';
 import { FlowRecordWriter, removeStaleFlowRecords } from './write/flow-record.js';
 
@@ -45,6 +45,8 @@ export interface WriterOptions {
   /** Flow control (write/flow.ts): backlog bytes at which WINs slow down, and at which reading stops. */
   backlogSoft?: number;
   backlogHard?: number;
+  /** Flow control's time bound (write/flow-bounds.ts timedBounds): ms of applying at the measured drain rate; 0: bytes only. Default 1,000. */
+  backlogMs?: number;
   /** Open connections allowed; beyond it new sockets are closed at once. Default 10000. */
   maxConnections?: number;
   /** A connection with no traffic and nothing pending is closed after this long; 0 = never. Default 300000. */
@@ -80,6 +82,8 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   const flow = new FlowControl({
     dir: options.dataDir.paths.commitlog,
     bounds,
+    seconds: checkBacklogSeconds(options.backlogMs === undefined ? undefined : options.backlogMs / 1000),
+    logSize: options.logSize ?? DEFAULT_LOG_SIZE,
     ...(options.fileOps !== undefined ? { ops: options.fileOps } : {}),
     logger,
     changed: (r) => record.publish(r),

@@ -22,6 +22,34 @@ export interface FlowBounds {
 }
 
 /**
+ * Default --backlog-seconds: the hard bound in seconds of applying at the
+ * drain rate measured (flow-drain.ts), the soft bound half of it; the byte
+ * bounds still cap both. 0 turns it off (bytes only).
+ */
+export const DEFAULT_BACKLOG_SECONDS = 1;
+
+/**
+ * The bounds in force: the byte bounds, or, once a drain rate is measured
+ * and `seconds` > 0, `seconds` of draining (hard) and half of it (soft),
+ * within the byte bounds and never under two logs (hard) and one (soft):
+ * one log applied while the next is filled keeps writes and applies going
+ * at once.
+ */
+export function timedBounds(bytes: FlowBounds, seconds: number, drainRate: number | undefined, logSize: number): FlowBounds {
+  if (!(seconds > 0) || drainRate === undefined) return bytes;
+  const hard = Math.min(bytes.hard, Math.max(2 * logSize, Math.floor(drainRate * seconds)));
+  const soft = Math.min(bytes.soft, Math.max(logSize, Math.floor(hard / 2)));
+  return { soft, hard: Math.max(hard, soft + 1) };
+}
+
+/** --backlog-seconds: a finite number, 0 (off) to 3600. */
+export function checkBacklogSeconds(seconds: number | undefined): number {
+  if (seconds === undefined) return DEFAULT_BACKLOG_SECONDS;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > 3600) throw invalidArgument(`backlog seconds must be a number from 0 to 3600, got ${String(seconds)}`);
+  return seconds;
+}
+
+/**
  * The bounds from the settings (undefined: default), checked together:
  * each an integer, soft at least MIN_BACKLOG_LOGS logs, hard above soft.
  * A default follows an explicit other bound (hard: at least twice soft;
