@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { isCountdError } from '../../lib/errors.js';
-import { MAX_ACK_DELAY_MS, MIN_BACKLOG_LOGS, RATE_SPAN, DEFAULT_BACKLOG_HARD, DEFAULT_BACKLOG_SECONDS, DEFAULT_BACKLOG_SOFT, ackDelayMs, checkBacklogSeconds, checkFlowBounds, delayedRate, timedBounds } from '../../lib/roles/write/flow-bounds.js';
+import { MAX_ACK_DELAY_MS, MIN_BACKLOG_LOGS, RATE_SPAN, DEFAULT_BACKLOG_HARD, DEFAULT_BACKLOG_SECONDS, DEFAULT_BACKLOG_SOFT, ackDelayMs, checkBacklogSeconds, checkFlowBounds, delayedRate, timedBounds, MIN_TIMED_HARD_LOGS, MIN_TIMED_SOFT_LOGS } from '../../lib/roles/write/flow-bounds.js';
 import { DrainMeter, WINDOW_MS } from '../../lib/roles/write/flow-drain.js';
 
 const MiB = 1024 * 1024;
@@ -86,12 +86,22 @@ describe('flow control: bounds in time (--backlog-ms)', () => {
     assert.deepEqual(timedBounds(bytes, 0, 10 * MiB, LOG), bytes);
   });
   it('bounds the backlog to the seconds of draining given, the soft bound at half', () => {
-    assert.deepEqual(timedBounds(bytes, 1, 20 * MiB, LOG), { soft: 10 * MiB, hard: 20 * MiB });
-    assert.deepEqual(timedBounds(bytes, 0.5, 20 * MiB, LOG), { soft: 5 * MiB, hard: 10 * MiB });
+    assert.deepEqual(timedBounds(bytes, 1, 20 * MiB, LOG), { soft: 10 * MiB, hard: 20 * MiB, rate: 20 * MiB });
+    assert.deepEqual(timedBounds(bytes, 0.5, 40 * MiB, LOG), { soft: 10 * MiB, hard: 20 * MiB, rate: 40 * MiB });
   });
-  it('never goes above the byte bounds nor below two logs (hard) and one (soft)', () => {
+  it('never goes above the byte bounds nor below three logs (hard) and two (soft)', () => {
     assert.deepEqual(timedBounds(bytes, 10, 100 * MiB, LOG), bytes);
-    assert.deepEqual(timedBounds(bytes, 1, MiB, LOG), { soft: LOG, hard: 2 * LOG });
+    assert.deepEqual(timedBounds(bytes, 1, MiB, LOG), { soft: MIN_TIMED_SOFT_LOGS * LOG, hard: MIN_TIMED_HARD_LOGS * LOG, rate: LOG });
+    assert.equal(MIN_TIMED_SOFT_LOGS, 2);
+    assert.equal(MIN_TIMED_HARD_LOGS, 3);
+  });
+  it('slows the writer to the drain rate at the soft bound, 1/64 of it at the hard bound', () => {
+    const b = timedBounds(bytes, 1, MiB, LOG);
+    assert.equal(delayedRate(b.soft - 1, b), Infinity);
+    assert.equal(delayedRate(b.soft, b), LOG, 'the gap (one log per second) when the drain is slower');
+    const fast = timedBounds(bytes, 0.25, 40 * MiB, LOG);
+    assert.equal(delayedRate(fast.soft, fast), 40 * MiB);
+    assert.equal(delayedRate(fast.hard, fast), (40 * MiB) / RATE_SPAN);
   });
   it('measures the drain rate from the logs that leave the dirty state while a backlog is held', () => {
     const meter = new DrainMeter();
