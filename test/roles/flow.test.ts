@@ -119,6 +119,16 @@ describe('flow control: bounds in time (--backlog-ms)', () => {
     meter.observe(60_000, new Map());
     assert.equal(meter.rate, (2 * LOG * 1000) / WINDOW_MS);
   });
+  it('has no rate while the last window drained nothing (a stalled worker)', () => {
+    const meter = new DrainMeter();
+    meter.observe(0, new Map([[1, LOG], [2, LOG]]));
+    meter.observe(WINDOW_MS, new Map([[2, LOG]]));
+    assert.equal(meter.rate, (LOG * 1000) / WINDOW_MS);
+    meter.observe(2 * WINDOW_MS, new Map([[2, LOG], [3, LOG]]));
+    assert.equal(meter.rate, undefined, 'nothing applied for a whole window');
+    meter.observe(3 * WINDOW_MS, new Map([[3, LOG]]));
+    assert.equal(meter.rate, (LOG * 1000) / WINDOW_MS / 2, 'applying again: the average of the last two windows');
+  });
   it('averages the last two windows', () => {
     const meter = new DrainMeter();
     meter.observe(0, new Map([[1, LOG], [2, LOG], [3, LOG], [4, LOG]]));

@@ -42,9 +42,15 @@ export class DrainMeter {
     this.#previousAt = nowMs;
   }
 
-  /** Bytes per second the pool drains while it holds a backlog; undefined until a window was measured. */
+  /**
+   * Bytes per second the pool drains while it holds a backlog; undefined
+   * until a window was measured, and while the last window drained nothing:
+   * a stalled worker (a full database disk, a restart) is not a rate to
+   * bound writes by (flow control falls back to its byte bounds, and writes
+   * are still acknowledged, durable in the pool, until it applies again).
+   */
   get rate(): number | undefined {
-    if (this.#rates.length === 0) return undefined;
+    if (this.#rates.length === 0 || this.#rates[this.#rates.length - 1] === 0) return undefined;
     return this.#rates.reduce((a, b) => a + b, 0) / this.#rates.length;
   }
 }
