@@ -7,10 +7,11 @@
 // goes first, and the report gives the median and the range.
 
 import os from 'node:os';
-import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
+import { DEFAULT_FIELD_SIZES, writeFrameSize } from '../../lib/protocol/fields.js';
 import { type CountdDaemon, frameProtocol, startCountd } from './countd.js';
 import { measureFloor, type FloorResult } from './floor.js';
 import { KeySet } from './keys.js';
+import { startLoopback } from './loopback.js';
 import { type LatencyLoadResult, runLatencyLoad } from './latency-load.js';
 import { redisWriteProtocol, startRedis, type RedisServer } from './redis.js';
 import { type Table, markdownTable } from './report.js';
@@ -43,6 +44,8 @@ export interface SweepSettings {
 export interface SweepResult {
   points: readonly SweepPoint[];
   floor: FloorResult[];
+  /** Per round, one connection with one frame in flight against a server that answers at once (loopback.ts). */
+  loopback: LatencyLoadResult[];
   /** Per point, the runs of each system. */
   countd: LatencyLoadResult[][];
   redis: LatencyLoadResult[][];
@@ -53,15 +56,19 @@ const SWEEP_PHASE = 3;
 export async function runSweep(s: SweepSettings): Promise<SweepResult> {
   const keys = new KeySet({ keys: 1_000_000, keyspaces: 1000, distribution: 'uniform' });
   const points = s.points ?? SWEEP_POINTS;
-  const result: SweepResult = { points, floor: [], countd: points.map(() => []), redis: points.map(() => []) };
+  const result: SweepResult = { points, floor: [], loopback: [], countd: points.map(() => []), redis: points.map(() => []) };
   const countd: CountdDaemon = await startCountd({ extraArgs: s.countdArgs });
   let redis: RedisServer | undefined;
+  const loopback = await startLoopback(writeFrameSize(DEFAULT_FIELD_SIZES));
   try {
     if (s.redisBinary) redis = await startRedis(s.redisBinary, 'always');
     for (let r = 0; r < s.repeat; r++) {
       const floor = measureFloor(os.tmpdir(), Math.min(3, s.seconds));
       result.floor.push(floor);
       s.log(`  round ${r + 1}: floor (pwrite ${floor.bytes} B + fdatasync) p50 ${us(floor.p50Us)} p99 ${us(floor.p99Us)}, ${Math.round(floor.perSecond)}/s`);
+      const echo = await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE, 1, DEFAULT_FIELD_SIZES), { port: loopback.port, connections: 1, inFlight: 1, seconds: Math.min(2, s.seconds) });
+      result.loopback.push(echo);
+      s.log(`  round ${r + 1}: loopback round trip without disk (1 × 1): ${line(echo)}`);
       for (const [i, point] of points.entries()) {
         const runCountd = async (): Promise<void> => {
           const res = await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE, point.connections, DEFAULT_FIELD_SIZES), {
@@ -91,6 +98,7 @@ export async function runSweep(s: SweepSettings): Promise<SweepResult> {
   } finally {
     await countd.stop();
     await redis?.stop();
+    await loopback.stop();
   }
   return result;
 }
@@ -119,7 +127,7 @@ function num(v: number): string {
 }
 
 /** "median (min–max)" of the runs, or the one value. */
-function spread(values: number[]): string {
+export function spread(values: number[]): string {
   if (values.length === 0) return '–';
   if (values.length === 1) return num(values[0]!);
   return `${num(median(values))} (${num(Math.min(...values))}–${num(Math.max(...values))})`;
@@ -166,6 +174,7 @@ export function parsePoints(text: string): SweepPoint[] {
 /** The targets of issue 22, judged on the medians (the single-client ones need the point 1 × 1 first). */
 export function sweepTargets(r: SweepResult): Table {
   const floorP50 = median(r.floor.map((f) => f.p50Us));
+  const loopP50 = median(r.loopback.map((f) => f.p50Us));
   const c1 = r.countd[0]!;
   const d1 = r.redis[0]!;
   const cP50 = median(c1.map((v) => v.p50Us));
@@ -177,6 +186,11 @@ export function sweepTargets(r: SweepResult): Table {
   const rows: string[][] = [
     ['one sync client: p50 ≤ Redis', `${num(cP50)} vs ${hasRedis ? num(dP50) : '–'} µs`, verdict(hasRedis ? cP50 <= dP50 : undefined)],
     ['one sync client: p50 ≤ 1.3x floor', `${num(cP50)} vs 1.3 × ${num(floorP50)} = ${num(1.3 * floorP50)} µs`, verdict(cP50 <= 1.3 * floorP50)],
+    [
+      '(context) floor + loopback round trip without disk, p50',
+      `${num(floorP50)} + ${num(loopP50)} = ${num(floorP50 + loopP50)} µs (the least a Node.js client over loopback can see)`,
+      '–',
+    ],
     ['one sync client: p99 ≤ Redis', `${num(cP99)} vs ${hasRedis ? num(dP99) : '–'} µs`, verdict(hasRedis ? cP99 <= dP99 : undefined)],
   ];
   r.points.forEach((p, i) => {
@@ -192,12 +206,20 @@ export function floorLine(r: SweepResult): string {
   return `pwrite of ${f[0]?.bytes ?? 520} bytes + fdatasync on a preallocated file, one thread: p50 ${spread(f.map((v) => v.p50Us))} µs, p99 ${spread(f.map((v) => v.p99Us))} µs, ${spread(f.map((v) => v.perSecond))}/s`;
 }
 
+/** The round trip without a disk (loopback.ts). */
+export function loopbackLine(r: SweepResult): string {
+  const l = r.loopback;
+  return `one connection, one frame in flight, to a Node.js server that answers each frame at once: p50 ${spread(l.map((v) => v.p50Us))} µs, p99 ${spread(l.map((v) => v.p99Us))} µs`;
+}
+
 /** The Markdown of the sweep's results (without machine facts). */
 export function sweepMarkdown(r: SweepResult, s: Pick<SweepSettings, 'seconds' | 'repeat'>): string {
   return [
     `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first); cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`).`,
     '',
     `Floor, measured in the same run on the same file system: ${floorLine(r)}.`,
+    '',
+    `Round trip without a disk, same client, same run: ${loopbackLine(r)}.`,
     '',
     markdownTable(sweepTable(r)),
     '',
