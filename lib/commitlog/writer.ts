@@ -92,6 +92,8 @@ interface ClaimedLog {
   fd: number;
   /** Capacity: the file's size. */
   size: number;
+  /** Opened with O_DSYNC (durability dsync). */
+  dsync: boolean;
 }
 
 interface CurrentLog extends ClaimedLog {
@@ -348,7 +350,7 @@ export class CommitLogWriter {
       await pwriteAll(this.ops, fd, [placeholder], 0);
       if (!this.dsync) await this.ops.fdatasync(fd);
       this.logger.debug('claimed commit log', { index: claimed.index });
-      return { ...claimed, fd };
+      return { ...claimed, fd, dsync: this.dsync };
     } catch (err) {
       // It holds no record of ours: give it back clean, best effort.
       if (fd >= 0) await this.ops.close(fd).catch(() => {});

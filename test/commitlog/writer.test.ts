@@ -205,6 +205,23 @@ describe('commit log: writer', () => {
     }
   });
 
+  it('hands a log over with no fdatasync at all under dsync (the SEAL write is durable, one fsync for the mode), SEAL + fdatasync + fsync under fdatasync', async () => {
+    for (const durability of DURABILITY_MODES) {
+      const sub = path.join(dir, durability);
+      const ops = new FaultFileOps();
+      const w = await open({ dir: sub, fileOps: ops, durability });
+      await w.append(taggedBatch('a', 1), 1);
+      await w.append(taggedBatch('b', 1), 1);
+      await w.close();
+      assert.equal(ops.count('fdatasync'), durability === 'dsync' ? 0 : 2 + 1 + 1, `${durability}: appends + SEAL + the placeholder of the claim at open`);
+      assert.ok(ops.count('fsync') >= 1, durability);
+      const c = await readLogFile(path.join(sub, logName(0)), sizes);
+      assert.equal(c.sealed, true, durability);
+      assert.equal(modeOf(path.join(sub, logName(0))), 0o400, durability);
+      assert.deepEqual(keysInOrder([c]), ['a-0', 'b-0'], durability);
+    }
+  });
+
   it('defaults to dsync: logs are opened with O_DSYNC and no fdatasync follows an append', async () => {
     const ops = new FaultFileOps();
     const flags: number[] = [];
