@@ -172,6 +172,7 @@ export class GroupCommit {
   private readonly inlineMax: number;
 
   constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS) {
+    if (!Number.isSafeInteger(inlineMax) || inlineMax < 0) throw invalidArgument(`inlineMax must be a whole number, got ${String(inlineMax)}`);
     this.log = log;
     this.inlineMax = inlineMax;
     this.flow = flow;
