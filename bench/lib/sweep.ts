@@ -44,6 +44,8 @@ export interface SweepSettings {
 export interface SweepResult {
   points: readonly SweepPoint[];
   floor: FloorResult[];
+  /** The same write on an O_DSYNC descriptor, no fdatasync (countd's default commit), per round. */
+  dsyncFloor: FloorResult[];
   /** Per round, one connection with one frame in flight against a server that answers at once (loopback.ts). */
   loopback: LatencyLoadResult[];
   /** Per point, the runs of each system. */
@@ -56,15 +58,22 @@ const SWEEP_PHASE = 3;
 export async function runSweep(s: SweepSettings): Promise<SweepResult> {
   const keys = new KeySet({ keys: 1_000_000, keyspaces: 1000, distribution: 'uniform' });
   const points = s.points ?? SWEEP_POINTS;
-  const result: SweepResult = { points, floor: [], loopback: [], countd: points.map(() => []), redis: points.map(() => []) };
+  const result: SweepResult = { points, floor: [], dsyncFloor: [], loopback: [], countd: points.map(() => []), redis: points.map(() => []) };
   const countd: CountdDaemon = await startCountd({ extraArgs: s.countdArgs });
   let redis: RedisServer | undefined;
   const loopback = await startLoopback(writeFrameSize(DEFAULT_FIELD_SIZES));
   try {
     if (s.redisBinary) redis = await startRedis(s.redisBinary, 'always');
     for (let r = 0; r < s.repeat; r++) {
-      const floor = measureFloor(os.tmpdir(), Math.min(3, s.seconds));
+      const floorSeconds = Math.min(3, s.seconds);
+      // Alternate which floor goes first, as for the systems below.
+      const dsyncFirst = r % 2 === 1;
+      const dsync0 = dsyncFirst ? measureFloor(os.tmpdir(), floorSeconds, 520, 2 * 1024 * 1024, true) : undefined;
+      const floor = measureFloor(os.tmpdir(), floorSeconds);
+      const dsync = dsync0 ?? measureFloor(os.tmpdir(), floorSeconds, 520, 2 * 1024 * 1024, true);
       result.floor.push(floor);
+      result.dsyncFloor.push(dsync);
+      s.log(`  round ${r + 1}: floor (pwrite ${dsync.bytes} B on O_DSYNC) p50 ${us(dsync.p50Us)} p99 ${us(dsync.p99Us)}, ${Math.round(dsync.perSecond)}/s`);
       s.log(`  round ${r + 1}: floor (pwrite ${floor.bytes} B + fdatasync) p50 ${us(floor.p50Us)} p99 ${us(floor.p99Us)}, ${Math.round(floor.perSecond)}/s`);
       const echo = await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE, 1, DEFAULT_FIELD_SIZES), { port: loopback.port, connections: 1, inFlight: 1, seconds: Math.min(2, s.seconds) });
       result.loopback.push(echo);
@@ -206,6 +215,12 @@ export function floorLine(r: SweepResult): string {
   return `pwrite of ${f[0]?.bytes ?? 520} bytes + fdatasync on a preallocated file, one thread: p50 ${spread(f.map((v) => v.p50Us))} µs, p99 ${spread(f.map((v) => v.p99Us))} µs, ${spread(f.map((v) => v.perSecond))}/s`;
 }
 
+/** The O_DSYNC floor. */
+export function dsyncFloorLine(r: SweepResult): string {
+  const f = r.dsyncFloor;
+  return `pwrite of ${f[0]?.bytes ?? 520} bytes on a preallocated file opened O_DSYNC, no fdatasync: p50 ${spread(f.map((v) => v.p50Us))} µs, p99 ${spread(f.map((v) => v.p99Us))} µs, ${spread(f.map((v) => v.perSecond))}/s`;
+}
+
 /** The round trip without a disk (loopback.ts). */
 export function loopbackLine(r: SweepResult): string {
   const l = r.loopback;
@@ -218,6 +233,8 @@ export function sweepMarkdown(r: SweepResult, s: Pick<SweepSettings, 'seconds' |
     `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first); cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`).`,
     '',
     `Floor, measured in the same run on the same file system: ${floorLine(r)}.`,
+    '',
+    `The same with O_DSYNC (how countd's commit log writes by default): ${dsyncFloorLine(r)}.`,
     '',
     `Round trip without a disk, same client, same run: ${loopbackLine(r)}.`,
     '',
