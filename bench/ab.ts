@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   const variants: Variant[] = [];
   try {
     for (const s of specs) variants.push(await startVariant(s));
-    const results = points.map(() => variants.map((): Array<LatencyLoadResult & { cpuUs: number }> => []));
+    const results = points.map(() => variants.map((): LatencyLoadResult[] => []));
     const floors: number[] = [];
     for (let r = 0; r < rounds; r++) {
       floors.push(measureFloor(os.tmpdir(), 1).p50Us);
@@ -79,12 +79,9 @@ async function main(): Promise<void> {
           const j = (k + r + i) % variants.length;
           const v = variants[j]!;
           const proto = v.redis ? redisWriteProtocol(keys, 3, p.connections) : frameProtocol(keys, 3, p.connections, DEFAULT_FIELD_SIZES);
-          const cpu0 = v.cpu();
-          const res = await runLatencyLoad(proto, { port: v.port, ...p, seconds });
-          // Server CPU per write, warm-up included in both terms (1 s of load before the window).
-          const cpuUs = ((v.cpu() - cpu0) * 1e6) / (res.perSecond * (seconds + 1));
-          results[i]![j]!.push({ ...res, cpuUs });
-          say(`  round ${r + 1} ${p.connections}x${p.inFlight} ${v.name}: ${Math.round(res.perSecond)}/s p50 ${Math.round(res.p50Us)} p99 ${Math.round(res.p99Us)} µs, server CPU ${Math.round(cpuUs)} µs/write`);
+          const res = await runLatencyLoad(proto, { port: v.port, ...p, seconds, serverCpu: v.cpu });
+          results[i]![j]!.push(res);
+          say(`  round ${r + 1} ${p.connections}x${p.inFlight} ${v.name}: ${Math.round(res.perSecond)}/s p50 ${Math.round(res.p50Us)} p99 ${Math.round(res.p99Us)} µs, server CPU ${Math.round(res.serverCpuUs)} µs/write`);
         }
       }
     }
@@ -92,7 +89,7 @@ async function main(): Promise<void> {
     const rows = points.flatMap((p, i) =>
       variants.map((v, j) => {
         const rs = results[i]![j]!;
-        return [`${p.connections} × ${p.inFlight}`, v.name, spread(rs.map((x) => x.perSecond)), spread(rs.map((x) => x.p50Us)), spread(rs.map((x) => x.p99Us)), spread(rs.map((x) => x.cpuUs))];
+        return [`${p.connections} × ${p.inFlight}`, v.name, spread(rs.map((x) => x.perSecond)), spread(rs.map((x) => x.p50Us)), spread(rs.map((x) => x.p99Us)), spread(rs.map((x) => x.serverCpuUs))];
       }),
     );
     say(textTable({ headers: ['point', 'variant', 'writes/s', 'p50 µs', 'p99 µs', 'server CPU µs/write'], rows }));

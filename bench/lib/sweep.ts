@@ -11,6 +11,7 @@ import { DEFAULT_FIELD_SIZES, writeFrameSize } from '../../lib/protocol/fields.j
 import { type CountdDaemon, frameProtocol, startCountd } from './countd.js';
 import { measureFloor, type FloorResult } from './floor.js';
 import { KeySet } from './keys.js';
+import { processCpuSeconds } from './proc-stats.js';
 import { startLoopback } from './loopback.js';
 import { type LatencyLoadResult, runLatencyLoad } from './latency-load.js';
 import { redisWriteProtocol, startRedis, type RedisServer } from './redis.js';
@@ -84,13 +85,15 @@ export async function runSweep(s: SweepSettings): Promise<SweepResult> {
             port: countd.writePort,
             ...point,
             seconds: s.seconds,
+            serverCpu: () => countd.cpuSeconds(),
           });
           result.countd[i]!.push(res);
           s.log(`    countd ${label(point)}: ${line(res)}`);
         };
         const runRedis = async (): Promise<void> => {
           if (!redis) return;
-          const res = await runLatencyLoad(redisWriteProtocol(keys, SWEEP_PHASE, point.connections), { port: redis.port, ...point, seconds: s.seconds });
+          const pid = redis.pid;
+          const res = await runLatencyLoad(redisWriteProtocol(keys, SWEEP_PHASE, point.connections), { port: redis.port, ...point, seconds: s.seconds, serverCpu: () => processCpuSeconds(pid) });
           result.redis[i]!.push(res);
           s.log(`    Redis  ${label(point)}: ${line(res)}`);
         };
@@ -121,7 +124,7 @@ function us(v: number): string {
 }
 
 function line(r: LatencyLoadResult): string {
-  return `${Math.round(r.perSecond).toLocaleString('en-US')}/s, p50 ${us(r.p50Us)}, p99 ${us(r.p99Us)}, client CPU ${r.clientCpuCores.toFixed(2)}`;
+  return `${Math.round(r.perSecond).toLocaleString('en-US')}/s, p50 ${us(r.p50Us)}, p99 ${us(r.p99Us)}, client CPU ${r.clientCpuCores.toFixed(2)}, server CPU ${us(r.serverCpuUs)}/write`;
 }
 
 function median(values: number[]): number {
@@ -154,6 +157,7 @@ export function sweepTable(r: SweepResult): Table {
     const rate = (x: LatencyLoadResult[]): number[] => x.map((v) => v.perSecond);
     const p50 = (x: LatencyLoadResult[]): number[] => x.map((v) => v.p50Us);
     const p99 = (x: LatencyLoadResult[]): number[] => x.map((v) => v.p99Us);
+    const cpu = (x: LatencyLoadResult[]): number[] => x.map((v) => v.serverCpuUs).filter((v) => Number.isFinite(v));
     return [
       label(p),
       spread(rate(c)),
@@ -163,10 +167,12 @@ export function sweepTable(r: SweepResult): Table {
       spread(p50(d)),
       spread(p99(c)),
       spread(p99(d)),
+      spread(cpu(c)),
+      spread(cpu(d)),
     ];
   });
   return {
-    headers: ['connections × in flight', 'countd writes/s', 'Redis always writes/s', 'countd / Redis', 'countd p50 µs', 'Redis p50 µs', 'countd p99 µs', 'Redis p99 µs'],
+    headers: ['connections × in flight', 'countd writes/s', 'Redis always writes/s', 'countd / Redis', 'countd p50 µs', 'Redis p50 µs', 'countd p99 µs', 'Redis p99 µs', 'countd CPU µs/write', 'Redis CPU µs/write'],
     rows,
   };
 }
@@ -230,7 +236,7 @@ export function loopbackLine(r: SweepResult): string {
 /** The Markdown of the sweep's results (without machine facts). */
 export function sweepMarkdown(r: SweepResult, s: Pick<SweepSettings, 'seconds' | 'repeat'>): string {
   return [
-    `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first); cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`).`,
+    `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first); cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`). Server CPU per write: the CPU time of all the server's processes (countd: supervisor, countd-write and the store child that applies the logs; Redis: its one process) over the window, per acknowledged write.`,
     '',
     `Floor, measured in the same run on the same file system: ${floorLine(r)}.`,
     '',
