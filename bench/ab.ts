@@ -70,6 +70,11 @@ async function main(): Promise<void> {
   const variants: Variant[] = [];
   try {
     for (const s of specs) variants.push(await startVariant(s));
+    // Warm every server up first (a fresh daemon's first seconds are slower), unrecorded.
+    for (const v of variants) {
+      const proto = v.redis ? redisWriteProtocol(keys, 4, 8) : frameProtocol(keys, 4, 8, DEFAULT_FIELD_SIZES);
+      await runLatencyLoad(proto, { port: v.port, connections: 8, inFlight: 1, seconds: 2, warmupSeconds: 0 });
+    }
     const results = points.map(() => variants.map((): LatencyLoadResult[] => []));
     const floors: number[] = [];
     for (let r = 0; r < rounds; r++) {

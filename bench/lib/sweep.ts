@@ -65,6 +65,12 @@ export async function runSweep(s: SweepSettings): Promise<SweepResult> {
   const loopback = await startLoopback(writeFrameSize(DEFAULT_FIELD_SIZES));
   try {
     if (s.redisBinary) redis = await startRedis(s.redisBinary, 'always');
+    // Warm both servers up before anything is recorded: a fresh daemon's
+    // first seconds (JIT, the store child's first applies, the pool's first
+    // logs) would otherwise fall on the first point, 1 × 1.
+    const warm = { connections: 8, inFlight: 1, seconds: 2, warmupSeconds: 0 };
+    await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE + 1, 8, DEFAULT_FIELD_SIZES), { port: countd.writePort, ...warm });
+    if (redis) await runLatencyLoad(redisWriteProtocol(keys, SWEEP_PHASE + 1, 8), { port: redis.port, ...warm });
     for (let r = 0; r < s.repeat; r++) {
       const floorSeconds = Math.min(3, s.seconds);
       // Alternate which floor goes first, as for the systems below.
@@ -236,7 +242,7 @@ export function loopbackLine(r: SweepResult): string {
 /** The Markdown of the sweep's results (without machine facts). */
 export function sweepMarkdown(r: SweepResult, s: Pick<SweepSettings, 'seconds' | 'repeat'>): string {
   return [
-    `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first); cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`). Server CPU per write: the CPU time of all the server's processes (countd: supervisor, countd-write and the store child that applies the logs; Redis: its one process) over the window, per acknowledged write.`,
+    `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first), after 2 s of unrecorded load at 8 × 1 on each fresh server; cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`). Server CPU per write: the CPU time of all the server's processes (countd: supervisor, countd-write and the store child that applies the logs; Redis: its one process) over the window, per acknowledged write.`,
     '',
     `Floor, measured in the same run on the same file system: ${floorLine(r)}.`,
     '',
