@@ -130,7 +130,7 @@ function us(v: number): string {
 }
 
 function line(r: LatencyLoadResult): string {
-  return `${Math.round(r.perSecond).toLocaleString('en-US')}/s, p50 ${us(r.p50Us)}, p99 ${us(r.p99Us)}, client CPU ${r.clientCpuCores.toFixed(2)}, server CPU ${us(r.serverCpuUs)}/write`;
+  return `${Math.round(r.perSecond).toLocaleString('en-US')}/s, p50 ${us(r.p50Us)}, p99 ${us(r.p99Us)}, client CPU ${r.clientCpuCores.toFixed(2)}${Number.isFinite(r.serverCpuUs) ? `, server CPU ${us(r.serverCpuUs)}/write` : ''}`;
 }
 
 function median(values: number[]): number {
