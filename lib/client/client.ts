@@ -14,7 +14,7 @@ import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../protocol/fields.js';
 import { encodeFrame } from '../protocol/write-frame.js';
-import { Operator, encodeHello, encodeOpFrame, type OperatorName, type WriteOpName } from '../protocol/write-ops.js';
+import { Operator, TiesRule, encodeHello, encodeOpFrame, type OperatorName, type TiesName, type WriteOpName } from '../protocol/write-ops.js';
 import { HealthReport, KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { toUint64 } from '../protocol/read-request.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
@@ -162,10 +162,14 @@ export class Client {
    * go, as with deleteKeyspace), in order with this client's other writes.
    * Resolves once durable; rejects as set().
    */
-  async createKeyspace(keyspace: Name, options: { op?: OperatorName } = {}): Promise<void> {
+  async createKeyspace(keyspace: Name, options: { op?: OperatorName; ties?: TiesName } = {}): Promise<void> {
     const op = options.op ?? 'sum';
     if (!Object.hasOwn(Operator, op)) throw invalidArgument(`op must be one of ${Object.keys(Operator).join(', ')}, got ${String(op)}`);
-    return this.#op('createKeyspace', Operator[op], keyspace, null);
+    const ties = options.ties ?? 'key';
+    if (!Object.hasOwn(TiesRule, ties)) throw invalidArgument(`ties must be one of ${Object.keys(TiesRule).join(', ')}, got ${String(ties)}`);
+    // Settings bytes 1 … 15 in the key field (write-protocol-extensions.md); none for today's rules.
+    const settings = TiesRule[ties] === TiesRule.key ? null : Buffer.from([TiesRule[ties]]);
+    return this.#op('createKeyspace', Operator[op], keyspace, settings);
   }
 
   /** Send an op frame on an extended write connection (opened with a hello if needed). */

@@ -30,6 +30,8 @@ import {
   FENCE_VALUE_SIZE,
   KEYSPACE_VALUE_SIZE,
   NEXT_ID_KEY,
+  ORDER_KEY,
+  ORDER_SIZE,
   PREFIX_SIZE,
   TAG_COUNT,
   TAG_DEAD,
@@ -37,6 +39,7 @@ import {
   TAG_INDEX,
   TAG_KEYSPACE,
   TAG_SETTINGS,
+  Ties,
   VERSION_KEY,
   decodeSettingsValue,
   idPrefix,
@@ -109,6 +112,10 @@ export class StoreState {
   collecting: Promise<void> = Promise.resolve();
   /** Declared keyspaces (latin1 name -> combine.ts Operator), from their `S` records. */
   readonly settings = new Map<string, number>();
+  /** Declared keyspaces whose ties go to who reached the count first (`--ties first`, latin1 names). */
+  readonly tiesFirst = new Set<string>();
+  /** The last apply order handed out (`O` record): the "time" of `--ties first` keyspaces. */
+  order = 0;
   closed = false;
 
   constructor(db: Db, settings: StateSettings, level: LevelOptions) {
@@ -148,6 +155,8 @@ export class StoreState {
         throw translateDbError(err, 'reopen', this.location);
       }
       this.dir.clear();
+      this.settings.clear();
+      this.tiesFirst.clear();
       this.fenceCache.clear();
       this.countCache.clear();
       this.blockCache.clear();
@@ -182,7 +191,11 @@ export class StoreState {
       const settings = decodeSettingsValue(value);
       if (settings === null || key.length < 2) throw corruption(this.location, `malformed keyspace settings record (${value.length} value bytes)`);
       this.settings.set(latin1(key.subarray(1)), settings.operator);
+      if (settings.ties === Ties.first) this.tiesFirst.add(latin1(key.subarray(1)));
     }
+    const order = await this.db.get(ORDER_KEY);
+    if (order !== undefined && order.length !== ORDER_SIZE) throw corruption(this.location, `malformed apply order record (O, ${order.length} bytes)`);
+    this.order = order === undefined ? 0 : readId(order, 0);
     const dead = Buffer.from([TAG_DEAD]);
     for await (const key of this.db.keys({ gte: dead, lt: prefixEnd(dead) })) {
       if (key.length === PREFIX_SIZE) this.collect(readId(key, 1));
@@ -292,8 +305,9 @@ export class StoreState {
     while (this.writing !== null) await this.writing;
   }
 
+  /** A count record's count: 8 bytes, or 16 in a `--ties first` keyspace (the apply order follows). */
   decodeCountValue(value: Buffer): bigint {
-    if (value.length !== COUNT_SIZE) throw corruption(this.location, `count record of ${value.length} bytes, not ${COUNT_SIZE}`);
+    if (value.length !== COUNT_SIZE && value.length !== COUNT_SIZE + ORDER_SIZE) throw corruption(this.location, `count record of ${value.length} bytes, not ${COUNT_SIZE} or ${COUNT_SIZE + ORDER_SIZE}`);
     return value.readBigInt64BE(0);
   }
 
