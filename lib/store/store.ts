@@ -14,7 +14,7 @@ import { invalidArgument } from '../errors.js';
 import { INT64_MIN, checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
 import { PAIR_LENGTHS_SIZE } from '../protocol/pair-key.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { TAG_MARK, Ties, taggedName } from './encoding.js';
+import { SETTINGS_VALUE_SIZE, TAG_MARK, Ties, encodeSettingsValue, taggedName } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { applyBatch, type ApplyResult } from './apply.js';
 import { fitsInt64 } from './combine.js';
@@ -320,6 +320,25 @@ export class Store {
       .sort((a, b) => Buffer.compare(a.name, b.name));
   }
 
+  /**
+   * Every keyspace that exists or is declared, by name bytes, with its
+   * number of keys and its settings value (docs/storage-format.md
+   * settings-value; all zero bytes for an undeclared keyspace), as of the
+   * last committed write: what the read protocol's settings op carries.
+   */
+  async keyspaceSettings(): Promise<Array<{ name: Buffer; size: number; settings: Buffer }>> {
+    this.state.checkOpen();
+    await this.state.settled();
+    const out = new Map<string, { name: Buffer; size: number; settings: Buffer }>();
+    const none = Buffer.alloc(SETTINGS_VALUE_SIZE);
+    for (const [ks, info] of this.state.dir) out.set(ks, { name: info.name, size: info.size, settings: none });
+    for (const d of this.declaredKeyspaces()) {
+      const ks = latin1(d.name);
+      out.set(ks, { name: d.name, size: out.get(ks)?.size ?? 0, settings: encodeSettingsValue({ operator: d.operator, ties: d.ties }) });
+    }
+    return [...out.values()].sort((a, b) => a.name.compare(b.name));
+  }
+
   async keyspaces(): Promise<Array<{ name: Buffer; size: number }>> {
     this.state.checkOpen();
     await this.state.settled();
@@ -334,8 +353,12 @@ export class Store {
     return withView(this.state, name, undefined, (view) => rankInView(this.state, view, k));
   }
 
-  /** Dense rank of `key` (0-based: the number of distinct counts above its count), or undefined if absent. */
-  async denseRank(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<number | undefined> {
+  /**
+   * The rank of `key` (0-based position), its dense rank (0-based: the
+   * number of distinct counts above its count) and its count, from one
+   * snapshot; undefined if absent.
+   */
+  async denseRank(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
     const name = this.keyspaceName(keyspace);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     return withView(this.state, name, undefined, (view) => denseRankInView(this.state, view, k));

@@ -170,6 +170,11 @@ export async function readCount(state: StoreState, name: Buffer, key: Buffer): P
 export async function rankInView(state: StoreState, view: View, key: Buffer): Promise<number | undefined> {
   const suffix = await suffixInView(state, view, key);
   if (suffix === undefined) return undefined;
+  return rankOfSuffix(state, view, suffix);
+}
+
+/** 0-based position of the index entry `suffix` (which must exist) in the view's rank order. */
+async function rankOfSuffix(state: StoreState, view: View, suffix: Buffer): Promise<number> {
   const b = view.fences.blockOf(suffix);
   let at = -1;
   await visitBlocks(state, view, b, (block) => {
@@ -233,9 +238,10 @@ export async function countAtLeastInView(state: StoreState, view: View, min: big
  * O(n/B) summaries plus one block when the blocks are cached; blocks not
  * cached are read once (docs/storage-format.md, "Dense rank").
  */
-export async function denseRankInView(state: StoreState, view: View, key: Buffer): Promise<number | undefined> {
+export async function denseRankInView(state: StoreState, view: View, key: Buffer): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
   const suffix = await suffixInView(state, view, key);
   if (suffix === undefined) return undefined;
+  const rank = await rankOfSuffix(state, view, suffix);
   const bound = suffix.subarray(0, RANK_COUNT_SIZE);
   // The block holding the first entry of the key's count.
   const last = view.fences.blockOf(bound);
@@ -252,7 +258,7 @@ export async function denseRankInView(state: StoreState, view: View, key: Buffer
     before = block;
     return b++ < last;
   });
-  return distinct;
+  return { rank, dense: distinct, count: readRankCount(suffix, 0) };
 }
 
 /** The count of `key` as of the view: from the count cache while the view is current, else read. */

@@ -90,7 +90,7 @@ async function compare(store: Store, model: OrderedModel): Promise<void> {
     assert.deepEqual(got, ranked, `keyspace ${ks.toString()}`);
     assert.equal(await store.size(ks), ranked.length);
     for (let r = 0; r < ranked.length; r += 7) assert.equal(await store.rank(ks, ranked[r]!.key), r);
-    for (let r = 0; r < ranked.length; r += 5) assert.equal(await store.denseRank(ks, ranked[r]!.key), denseRankOf(ranked, r), `dense rank ${r}`);
+    for (let r = 0; r < ranked.length; r += 5) assert.deepEqual(await store.denseRank(ks, ranked[r]!.key), { rank: r, dense: denseRankOf(ranked, r), count: ranked[r]!.count }, `dense rank ${r}`);
     assert.equal(await store.denseRank(ks, 'absent'), undefined);
     const mins = [undefined, ...ranked.filter((_, i) => i % 9 === 0).flatMap((e) => [e.count, e.count + 1n, e.count - 1n])];
     for (const min of mins) assert.equal(await store.countKeys(ks, { min }), min === undefined ? ranked.length : countAtLeast(ranked, min), `count --min ${min}`);
