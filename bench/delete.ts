@@ -18,6 +18,7 @@
 // prints figures, not a test: run it several times on a quiet machine.
 
 import { mkdtemp, rm } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '../lib/client/client.js';
@@ -96,7 +97,14 @@ async function main(): Promise<void> {
   try {
     await reads(client, rand, (() => { let n = 0; return () => n++ >= 2000; })()); // warm up
     const idleEnd = Date.now() + PHASE_MS;
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const cpuIdle = process.cpuUsage();
     const idle = figures(await reads(client, rand, () => Date.now() >= idleEnd));
+    const idleCpu = process.cpuUsage(cpuIdle);
+    loop.disable();
+    const idleLoop = { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+    loop.reset();
     const idleApplies = figures(await applies(store, rand, (() => { const end = Date.now() + PHASE_MS / 2; return () => Date.now() >= end; })()));
 
     // The background clear is the store's `collecting` chain (state.ts): done once it settles.
@@ -111,7 +119,12 @@ async function main(): Promise<void> {
       cleared = true;
       return { applied, cleared: Number(process.hrtime.bigint() - started) / 1e6 };
     });
+    loop.enable();
+    const cpuBusy = process.cpuUsage();
     const [during, duringApplies, took] = await Promise.all([reads(client, rand, () => cleared), applies(store, rand, () => cleared), deleting]);
+    const busyCpu = process.cpuUsage(cpuBusy);
+    loop.disable();
+    const busyLoop = { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
     const busy = figures(during);
     console.log(`delete of ${KEYS.toLocaleString('en')} keys: its apply ${took.applied.toFixed(1)} ms, background clear done after ${(took.cleared / 1000).toFixed(2)} s`);
     console.log(`reads idle:            ${show(idle)}`);
@@ -119,6 +132,12 @@ async function main(): Promise<void> {
     console.log(`read p99 while deleting / idle: ${(busy.p99 / idle.p99).toFixed(2)}x (target: under 5x)`);
     console.log(`applies idle:           ${show(idleApplies)}`);
     console.log(`applies while deleting: ${show(figures(duringApplies))}`);
+    // Where the time goes: a blocked event loop (the reads' thread) shows in its delay; the process's
+    // CPU (all threads: JS, LevelDB's clear and compaction) per second of wall time.
+    const cpuShare = (u: NodeJS.CpuUsage, ms: number): string => `${((u.user + u.system) / 1000 / ms).toFixed(2)} cores`;
+    console.log(`event loop delay idle: p99 ${idleLoop.p99.toFixed(2)} ms, max ${idleLoop.max.toFixed(2)} ms; deleting: p99 ${busyLoop.p99.toFixed(2)} ms, max ${busyLoop.max.toFixed(2)} ms`);
+    console.log(`process CPU idle reads: ${cpuShare(idleCpu, PHASE_MS)}; while deleting: ${cpuShare(busyCpu, took.cleared)}`);
+    console.log(`machine load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     if ((await store.keyspaces()).some((k) => k.name.toString() === 'victim')) throw new Error('victim still listed');
   } finally {
     await client.close();
