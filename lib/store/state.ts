@@ -33,7 +33,6 @@ import {
   ORDER_KEY,
   ORDER_SIZE,
   PREFIX_SIZE,
-  TAG_COUNT,
   TAG_DEAD,
   TAG_FENCE,
   TAG_INDEX,
@@ -49,6 +48,7 @@ import {
 } from './encoding.js';
 import { corruption, translateDbError } from './errors.js';
 import { BlockCache } from './block-cache.js';
+import { DEFAULT_CLEAR_PACE, clearDeadKeyspace } from './collect.js';
 import { CountCache } from './count-cache.js';
 import type { DirRecord, InflightApply } from './inflight-apply.js';
 import { Lru } from './lru.js';
@@ -110,6 +110,10 @@ export class StoreState {
   applyQueue = 0;
   /** Clearing of deleted keyspaces' records, in the background. */
   collecting: Promise<void> = Promise.resolve();
+  /** Set while reopening: the clearing stops (load() starts it again from the `X` records). */
+  stopCollecting = false;
+  /** How the clearing is paced (collect.ts); tests make it fast or slow. */
+  clearPace = DEFAULT_CLEAR_PACE;
   /** Declared keyspaces (latin1 name -> combine.ts Operator), from their `S` records. */
   readonly settings = new Map<string, number>();
   /** Declared keyspaces whose ties go to who reached the count first (`--ties first`, latin1 names). */
@@ -147,7 +151,9 @@ export class StoreState {
     let release!: () => void;
     this.writing = new Promise((resolve) => (release = resolve));
     try {
+      this.stopCollecting = true;
       await this.collecting;
+      this.stopCollecting = false;
       await this.db.close().catch(() => {}); // a close that fails leaves it closed: open again below
       try {
         await this.db.open({ createIfMissing: false, ...this.level });
@@ -228,15 +234,15 @@ export class StoreState {
     }
   }
 
-  /** Clear a deleted keyspace's records, then its `X` record. Unreferenced ids are invisible, so this need not be atomic. */
+  /**
+   * Clear a deleted keyspace's records, then its `X` record, paced
+   * (collect.ts). Unreferenced ids are invisible, so this need not be
+   * atomic; a close stops it (the next open resumes from `X`).
+   */
   collect(id: number): void {
     this.collecting = this.collecting.then(async () => {
       try {
-        for (const tag of [TAG_COUNT, TAG_INDEX, TAG_FENCE]) {
-          const prefix = idPrefix(tag, id);
-          await this.db.clear({ gte: prefix, lt: prefixEnd(prefix) });
-        }
-        await this.db.del(idPrefix(TAG_DEAD, id));
+        await clearDeadKeyspace(this.db, id, { ...this.clearPace, stopped: () => this.closed || this.stopCollecting });
       } catch (err) {
         this.logger.warn('could not clear a deleted keyspace; will retry on next open', { id, error: translateDbError(err, 'clear', this.location).message });
       }
