@@ -285,16 +285,7 @@ export class ReadResponseDecoder {
       this.#second = undefined;
       this.#records = [];
     }
-    if ((op === 'rank' || op === 'around' || op === 'dense') && this.#first === undefined) {
-      if (buf.length - this.#pos < 8) return undefined;
-      this.#first = buf.readBigUInt64LE(this.#pos);
-      this.#pos += 8;
-    }
-    if (op === 'dense' && this.#second === undefined) {
-      if (buf.length - this.#pos < 8) return undefined;
-      this.#second = buf.readBigUInt64LE(this.#pos);
-      this.#pos += 8;
-    }
+    if (!this.#positions(op)) return undefined;
     if (op === 'count') {
       if (buf.length - this.#pos < 8) return undefined;
       const keys = buf.readBigInt64LE(this.#pos);
@@ -331,6 +322,27 @@ export class ReadResponseDecoder {
     this.#n = -1;
     const records = this.#records;
     this.#records = [];
+    return this.#complete(op, records);
+  }
+
+  /** Read the positions before a rank, around or dense response's records; false until their bytes are in. */
+  #positions(op: ReadOpName): boolean {
+    const buf = this.#buf;
+    if ((op === 'rank' || op === 'around' || op === 'dense') && this.#first === undefined) {
+      if (buf.length - this.#pos < 8) return false;
+      this.#first = buf.readBigUInt64LE(this.#pos);
+      this.#pos += 8;
+    }
+    if (op === 'dense' && this.#second === undefined) {
+      if (buf.length - this.#pos < 8) return false;
+      this.#second = buf.readBigUInt64LE(this.#pos);
+      this.#pos += 8;
+    }
+    return true;
+  }
+
+  /** A complete response of `op` from its records. */
+  #complete(op: ReadOpName, records: Array<ReadEntry | KeyspaceInfo>): ReadResponse {
     switch (op) {
       case 'hello':
         return { op, status: 'ok', version: (records[0] as ReadEntry).count };

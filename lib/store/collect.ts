@@ -18,7 +18,10 @@
 // written); a crash or a close leaves `X id`, and the next open resumes.
 
 import { idPrefix, prefixEnd, TAG_COUNT, TAG_DEAD, TAG_FENCE, TAG_INDEX } from './encoding.js';
-import type { Db } from './state.js';
+import type { ClassicLevel } from 'classic-level';
+
+/** The store's database (state.ts Db; not imported from there, which imports this module). */
+type Db = ClassicLevel<Buffer, Buffer>;
 
 /** Keys one slice of the clear deletes: ~100-250 KiB of tombstones, a few ms of LevelDB's time. */
 export const CLEAR_SLICE_KEYS = 4096;
