@@ -3,17 +3,18 @@
 // under 5x its idle value.)
 //
 // Builds a keyspace `victim` of COUNTD_BENCH_KEYS keys (default 1,000,000)
-// and a keyspace `board` of 10,000 keys directly through Store.apply, then
+// and a keyspace `board` of 10,000 keys directly in the Store, then
 // serves them with the real read server (page cache off: every read reaches
 // LevelDB) and measures, over loopback, one request at a time, the latency
 // of a 100-entry page of `board` at a random offset and of get() of a random
 // key:
-//   idle    for PHASE_MS with nothing else running;
+//   alone   for PHASE_MS / 2 with nothing else running;
+//   idle    for PHASE_MS while small applies to `board` (the worker's work)
+//           run back to back: the baseline of the ratio;
 //   delete  from the apply that deletes `victim` (one small batch: its name
 //           goes, its id is recorded dead) until the background clear of its
-//           records (LevelDB clear in 16 KiB batches) has finished, while
-//           small applies to `board` (the worker's work) run back to back;
-//           their latency is printed too.
+//           records has finished, while the same applies run back to
+//           back; their latency is printed too.
 // Prints p50 / p99 / max of each and the ratio of the p99s, with the event
 // loop's delay and the process's CPU (where the time goes). Rounds alternate
 // the paced clear (lib/store/collect.ts, the default) and one native clear
@@ -122,11 +123,16 @@ async function round(store: Store, client: Client, rand: () => number, mode: str
   // Let the build's flushes and compactions settle a little before the idle phase.
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const buildMs = Date.now() - built;
+  // Idle: the same reads and back-to-back applies as while deleting, without the delete (a read
+  // waits for the apply being committed: state.ts), and the reads alone, for reference.
+  const aloneEnd = Date.now() + PHASE_MS / 2;
+  const alone = figures(await reads(client, rand, () => Date.now() >= aloneEnd));
   const idleEnd = Date.now() + PHASE_MS;
   const idleProbe = probe();
-  const idle = figures(await reads(client, rand, () => Date.now() >= idleEnd));
+  const [idleReads, idleApplyTimes] = await Promise.all([reads(client, rand, () => Date.now() >= idleEnd), applies(store, rand, () => Date.now() >= idleEnd)]);
   const idleWhere = idleProbe();
-  const idleApplies = figures(await applies(store, rand, (() => { const end = Date.now() + PHASE_MS / 2; return () => Date.now() >= end; })()));
+  const idle = figures(idleReads);
+  const idleApplies = figures(idleApplyTimes);
 
   // native: one clear of each whole range, as before 0.6.0 (a slice bigger than any range).
   state.clearPace = mode === 'native' ? { sliceKeys: 2 ** 31 - 1, duty: 1 } : DEFAULT_CLEAR_PACE;
@@ -147,7 +153,8 @@ async function round(store: Store, client: Client, rand: () => number, mode: str
   const busy = figures(during);
   console.log(`--- ${mode} clear (victim built in ${(buildMs / 1000).toFixed(1)} s; load average ${os.loadavg()[0]!.toFixed(1)})`);
   console.log(`delete of ${KEYS.toLocaleString('en')} keys: its apply ${took.applied.toFixed(1)} ms, background clear done after ${(took.cleared / 1000).toFixed(2)} s`);
-  console.log(`reads idle:            ${show(idle)}`);
+  console.log(`reads alone:           ${show(alone)}`);
+  console.log(`reads idle (applies):  ${show(idle)}`);
   console.log(`reads while deleting:  ${show(busy)}`);
   console.log(`read p99 while deleting / idle: ${(busy.p99 / idle.p99).toFixed(2)}x (target: under 5x)`);
   console.log(`applies idle:           ${show(idleApplies)}`);
