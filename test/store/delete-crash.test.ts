@@ -42,7 +42,7 @@ async function build(location: string): Promise<void> {
   const keys = Array.from({ length: KEYS }, (_, i) => Buffer.from(`v${i}`));
   await store.createKeyspace('victim', keys, keys.map((_, i) => BigInt(i % 977)));
   const board = new IncrementBatch();
-  for (let i = 0; i < 300; i++) board.add(Buffer.from('board'), Buffer.from(`b${i}`), BigInt(i % 17));
+  for (let i = 0; i < 300; i++) board.add(Buffer.from('board'), Buffer.from(`b${i}`), BigInt(1 + (i % 17)));
   await store.apply(board);
   await store.close();
 }
