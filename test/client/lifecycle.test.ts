@@ -51,6 +51,17 @@ describe('Client: sets and deletes against a real daemon', function () {
     await removeDir(dir);
   });
 
+  /** SIGKILL the daemon's store child and wait until the supervisor has started another. */
+  const killStoreChild = async (): Promise<void> => {
+    const { store } = await daemon.children();
+    assert.ok(store !== undefined, 'the store child runs');
+    process.kill(store, 'SIGKILL');
+    await waitFor('a new store child', async () => {
+      const now = (await daemon.children()).store;
+      return now !== undefined && now !== store ? now : undefined;
+    }, 20_000);
+  };
+
   it('a seeded mix, pipelined, with the store child killed (-9) between rounds, matches the in-order model exactly', async () => {
     const rand = random(17);
     const names = ['s1', 's2', 's3'];
@@ -79,15 +90,7 @@ describe('Client: sets and deletes against a real daemon', function () {
         }
       }
       await Promise.all(calls);
-      if (round % 2 === 1) {
-        const { store } = await daemon.children();
-        assert.ok(store !== undefined, 'the store child runs');
-        process.kill(store, 'SIGKILL');
-        await waitFor('a new store child', async () => {
-          const now = (await daemon.children()).store;
-          return now !== undefined && now !== store ? now : undefined;
-        }, 20_000);
-      }
+      if (round % 2 === 1) await killStoreChild();
     }
     const want = expected(model);
     const text = (v: unknown): string => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x));
@@ -174,13 +177,7 @@ describe('Client: sets and deletes against a real daemon', function () {
         changed.set(key, round);
       }
       await Promise.all(calls);
-      const { store } = await daemon.children();
-      assert.ok(store !== undefined, 'the store child runs');
-      process.kill(store, 'SIGKILL');
-      await waitFor('a new store child', async () => {
-        const now = (await daemon.children()).store;
-        return now !== undefined && now !== store ? now : undefined;
-      }, 20_000);
+      await killStoreChild();
       let got: Array<[string, bigint]> | undefined;
       await waitFor('the round applied', async () => ((got = await read()), sameCounts(got) ? true : undefined), 30_000).catch(() => {});
       assert.deepEqual(
