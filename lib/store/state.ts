@@ -13,9 +13,11 @@
 // releases the mutex once its batch is handed to LevelDB, so the next apply
 // prepares its batch while that one is written and fsynced
 // (inflight-apply.ts); every other write first waits for the apply in
-// flight. A read waits until `writing` is clear, then in the same synchronous
-// step captures the in-memory state and a LevelDB snapshot (views.ts), so
-// everything it reads afterwards belongs to one state between two writes.
+// flight. A read captures, in one synchronous step, the in-memory state and
+// a LevelDB snapshot (views.ts, captureSnapshot): while a write is in flight
+// that is the snapshot taken just before it, with the in-memory state not yet
+// swapped, so a read never waits for a write's fsync, and everything it reads
+// belongs to one state between two writes. Only a reopen makes reads wait.
 // Readers never block writers for longer than that synchronous step.
 //
 // Everything here trusts its arguments: store.ts validates them.
@@ -103,6 +105,15 @@ export class StoreState {
   epoch = 0;
   /** Set while a write batch is in flight and its in-memory state not yet swapped in. */
   writing: Promise<void> | null = null;
+  /** Set while the database is closed and opened again (reopen): reads wait for it. */
+  reopening: Promise<void> | null = null;
+  /**
+   * While a batch is being written: a snapshot taken just before it, shared
+   * by the reads that start meanwhile (with the in-memory state, not swapped
+   * yet, it is the state before the write), so no read waits for a write's
+   * fsync. Closed when the write is done and its last read released it.
+   */
+  private preWrite: { snapshot: Snapshot; refs: number } | undefined;
   mutex: Promise<unknown> = Promise.resolve();
   /** The apply whose write is in flight (handed to LevelDB, mutex released), if any. */
   inflight: InflightApply | undefined;
@@ -150,6 +161,7 @@ export class StoreState {
   async reopen(): Promise<void> {
     let release!: () => void;
     this.writing = new Promise((resolve) => (release = resolve));
+    this.reopening = this.writing;
     try {
       this.stopCollecting = true;
       await this.collecting;
@@ -174,6 +186,7 @@ export class StoreState {
       }
     } finally {
       this.writing = null;
+      this.reopening = null;
       release();
     }
   }
@@ -272,17 +285,51 @@ export class StoreState {
   async commit(ops: BatchOp[] | Chained, onCommitted: () => void, what: string): Promise<void> {
     let release!: () => void;
     this.writing = new Promise((resolve) => (release = resolve));
+    let pre: { snapshot: Snapshot; refs: number } | undefined;
     try {
       const batch = Array.isArray(ops) ? await this.chain(ops) : ops;
+      // Taken in the same synchronous step as the write starts: the state before it.
+      pre = this.preWrite ??= { snapshot: this.db.snapshot(), refs: 1 };
       await batch.write({ sync: this.sync });
+      // From here to the swap: synchronous, so a read sees the state before or after, never between.
       onCommitted();
       this.epoch++;
     } catch (err) {
       throw translateDbError(err, what, this.location);
     } finally {
+      if (pre !== undefined && this.preWrite === pre) this.preWrite = undefined;
+      if (pre !== undefined) void this.unref(pre);
       this.writing = null;
       release();
     }
+  }
+
+  /**
+   * A snapshot of the current state, for a read: its own, or while a write
+   * is in flight the one taken before it (the in-memory state is that of
+   * before the write until its swap). Call synchronously with reading the
+   * in-memory state (after readable()); release it once done.
+   */
+  captureSnapshot(): { snapshot: Snapshot; release: () => Promise<void> } {
+    const pre = this.preWrite;
+    if (pre === undefined) {
+      const snapshot = this.db.snapshot();
+      return { snapshot, release: () => snapshot.close() };
+    }
+    pre.refs++;
+    let released = false;
+    return {
+      snapshot: pre.snapshot,
+      release: () => {
+        if (released) return Promise.resolve();
+        released = true;
+        return this.unref(pre);
+      },
+    };
+  }
+
+  private async unref(pre: { snapshot: Snapshot; refs: number }): Promise<void> {
+    if (--pre.refs === 0) await pre.snapshot.close().catch(() => {});
   }
 
   /**
@@ -309,6 +356,15 @@ export class StoreState {
   /** Resolves when no write is between its batch and its in-memory swap. Capture state synchronously after it. */
   async settled(): Promise<void> {
     while (this.writing !== null) await this.writing;
+  }
+
+  /**
+   * Resolves when a read may capture its state (captureSnapshot): at once,
+   * unless the database is being reopened. Writes in flight are no reason
+   * to wait: a read takes the state before them.
+   */
+  async readable(): Promise<void> {
+    while (this.reopening !== null) await this.reopening;
   }
 
   /** A count record's count: 8 bytes, or 16 in a `--ties first` keyspace (the apply order follows). */

@@ -302,7 +302,7 @@ export class Store {
 
   async size(keyspace: string | Uint8Array): Promise<number> {
     const name = this.keyspaceName(keyspace);
-    await this.state.settled();
+    await this.state.readable();
     return this.state.dir.get(latin1(name))?.size ?? 0;
   }
 
@@ -328,7 +328,7 @@ export class Store {
    */
   async keyspaceSettings(): Promise<Array<{ name: Buffer; size: number; settings: Buffer }>> {
     this.state.checkOpen();
-    await this.state.settled();
+    await this.state.readable();
     const out = new Map<string, { name: Buffer; size: number; settings: Buffer }>();
     const none = Buffer.alloc(SETTINGS_VALUE_SIZE);
     for (const [ks, info] of this.state.dir) out.set(ks, { name: info.name, size: info.size, settings: none });
@@ -341,7 +341,7 @@ export class Store {
 
   async keyspaces(): Promise<Array<{ name: Buffer; size: number }>> {
     this.state.checkOpen();
-    await this.state.settled();
+    await this.state.readable();
     const list = [...this.state.dir.values()].map((info) => ({ name: info.name, size: info.size }));
     return list.sort((a, b) => a.name.compare(b.name));
   }

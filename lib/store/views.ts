@@ -38,29 +38,31 @@ export interface View {
   snapshot: Snapshot;
   /** Store epoch when captured: in-memory caches answer for the view only while it is unchanged. */
   epoch: number;
+  /** Give the snapshot back (it may be shared with other reads: state.ts captureSnapshot). */
+  release: () => Promise<void>;
   /** Where the key starts in an index suffix: after the rank count, and after the apply order in a `--ties first` keyspace. */
   keyAt: number;
 }
 
-/** Capture a consistent view of one keyspace (undefined if it does not exist). The caller closes view.snapshot. */
+/** Capture a consistent view of one keyspace (undefined if it does not exist). The caller calls view.release(). */
 export async function openView(state: StoreState, name: Buffer): Promise<View | undefined> {
-  await state.settled();
-  // From here to the snapshot: synchronous, so no write lands in between.
+  await state.readable();
+  // From here to the snapshot: synchronous, so no write's swap lands in between.
   const ks = latin1(name);
   const info = state.dir.get(ks);
   if (info === undefined) return undefined;
-  const snapshot = state.db.snapshot();
+  const { snapshot, release } = state.captureSnapshot();
   const epoch = state.epoch;
   const keyAt = state.tiesFirst.has(ks) ? RANK_COUNT_SIZE + ORDER_SIZE : RANK_COUNT_SIZE;
   const cached = state.fenceCache.get(info.id);
-  if (cached !== undefined) return { info, fences: cached, snapshot, epoch, keyAt };
+  if (cached !== undefined) return { info, fences: cached, snapshot, epoch, keyAt, release };
   try {
     const fences = await state.loadFences(info, snapshot);
     // Cache only if no write committed meanwhile (the load saw the snapshot's state).
     if (state.epoch === epoch) state.fenceCache.set(info.id, fences);
-    return { info, fences, snapshot, epoch, keyAt };
+    return { info, fences, snapshot, epoch, keyAt, release };
   } catch (err) {
-    await snapshot.close();
+    await release();
     throw err;
   }
 }
@@ -75,7 +77,7 @@ export async function withView<T>(state: StoreState, name: Buffer, absent: T, fn
   } catch (err) {
     throw translateDbError(err, 'read', state.location);
   } finally {
-    await view?.snapshot.close();
+    await view?.release();
   }
 }
 
@@ -117,7 +119,7 @@ export async function* iterateEntries(state: StoreState, name: Buffer, offset: n
   } catch (err) {
     throw translateDbError(err, 'iterate', state.location);
   } finally {
-    await view.snapshot.close();
+    await view.release();
   }
 }
 
@@ -155,14 +157,18 @@ export async function tallyView(state: StoreState, view: View): Promise<Keyspace
 
 /** The count of one key as of now (no view: one point read). */
 export async function readCount(state: StoreState, name: Buffer, key: Buffer): Promise<bigint | undefined> {
-  await state.settled();
+  await state.readable();
   const info = state.dir.get(latin1(name));
   if (info === undefined) return undefined;
+  // The directory as of now and a snapshot of the same state (before a write in flight, if any).
+  const { snapshot, release } = state.captureSnapshot();
   try {
-    const value = await state.db.get(withPrefix(idPrefix(TAG_COUNT, info.id), key));
+    const value = await state.db.get(withPrefix(idPrefix(TAG_COUNT, info.id), key), { snapshot });
     return value === undefined ? undefined : state.decodeCountValue(value);
   } catch (err) {
     throw translateDbError(err, 'get', state.location);
+  } finally {
+    await release();
   }
 }
 

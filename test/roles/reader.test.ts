@@ -345,14 +345,17 @@ describe('countd-read', function () {
       const c = await connectExtended();
       for (const ks of ['pages', 'many', 'extremes']) {
         const all = model.ranked(ks);
-        for (const e of [...all, { key: Buffer.from('nope'), count: 0n }]) c.send('dense', encodeReadRequest({ op: 'dense', keyspace: ks, key: e.key }, sizes));
-        const rs = [...(await c.waitFor(all.length + 1))];
+        // Every key of the small keyspaces, every 11th of `many` (a dense rank walks the blocks above the key).
+        const ranks = all.map((_, r) => r).filter((r) => ks !== 'many' || r % 11 === 0 || r === all.length - 1);
+        for (const r of ranks) c.send('dense', encodeReadRequest({ op: 'dense', keyspace: ks, key: all[r]!.key }, sizes));
+        c.send('dense', encodeReadRequest({ op: 'dense', keyspace: ks, key: 'nope' }, sizes));
+        const rs = [...(await c.waitFor(ranks.length + 1))];
         c.responses.length = 0;
-        for (let r = 0; r < all.length; r++) {
+        for (const [i, r] of ranks.entries()) {
           const want = (await model.denseRank(ks, all[r]!.key))!;
-          assert.deepEqual(rs[r], { op: 'dense', status: 'ok', rank: BigInt(r), dense: BigInt(want.dense), entries: [all[r]] }, `${ks} ${all[r]!.key}`);
+          assert.deepEqual(rs[i], { op: 'dense', status: 'ok', rank: BigInt(r), dense: BigInt(want.dense), entries: [all[r]] }, `${ks} ${all[r]!.key}`);
         }
-        assert.deepEqual(rs[all.length], { op: 'dense', status: 'ok', rank: 0n, dense: 0n, entries: [] });
+        assert.deepEqual(rs[ranks.length], { op: 'dense', status: 'ok', rank: 0n, dense: 0n, entries: [] });
       }
     });
 

@@ -199,6 +199,8 @@ describe('Store against an in-memory model (seeded)', function () {
 
       // Deleted keyspaces leave no records behind once cleared.
       for (const ks of KEYSPACES) await store.deleteKeyspace(ks);
+      // (A close stops the paced clear, which the next open resumes: wait for it here.)
+      await (store as unknown as { state: { collecting: Promise<void> } }).state.collecting;
       await store.close();
       for (const tag of [TAG_COUNT, TAG_INDEX, TAG_FENCE]) assert.equal(await countRecords(location, tag), 0);
       // The overlapped variants did overlap (so the model checked the overlay), the others never do.
