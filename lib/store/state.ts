@@ -9,7 +9,7 @@
 // process. Writes (apply, deleteKeyspace, rebuildRankIndex) run one at a time
 // (a promise-chain mutex: exclusive). Each write commits ONE LevelDB batch
 // and then swaps its in-memory state (directory, rank fences, count cache:
-// count-cache.ts); while that happens `writing` is set. One overlap: an apply
+// count-cache.ts); while the batch is written, `preWrite` holds a snapshot of before it. One overlap: an apply
 // releases the mutex once its batch is handed to LevelDB, so the next apply
 // prepares its batch while that one is written and fsynced
 // (inflight-apply.ts); every other write first waits for the apply in
@@ -103,8 +103,6 @@ export class StoreState {
   nextId = 1;
   /** Bumped by every committed write: a fence load from an older snapshot is not cached. */
   epoch = 0;
-  /** Set while a write batch is in flight and its in-memory state not yet swapped in. */
-  writing: Promise<void> | null = null;
   /** Set while the database is closed and opened again (reopen): reads wait for it. */
   reopening: Promise<void> | null = null;
   /**
@@ -160,8 +158,7 @@ export class StoreState {
    */
   async reopen(): Promise<void> {
     let release!: () => void;
-    this.writing = new Promise((resolve) => (release = resolve));
-    this.reopening = this.writing;
+    this.reopening = new Promise((resolve) => (release = resolve));
     try {
       this.stopCollecting = true;
       await this.collecting;
@@ -185,7 +182,6 @@ export class StoreState {
         throw translateDbError(err, 'reopen', this.location);
       }
     } finally {
-      this.writing = null;
       this.reopening = null;
       release();
     }
@@ -283,8 +279,6 @@ export class StoreState {
    * in-memory state only once it is committed. The batch is closed either way.
    */
   async commit(ops: BatchOp[] | Chained, onCommitted: () => void, what: string): Promise<void> {
-    let release!: () => void;
-    this.writing = new Promise((resolve) => (release = resolve));
     let pre: { snapshot: Snapshot; refs: number } | undefined;
     try {
       const batch = Array.isArray(ops) ? await this.chain(ops) : ops;
@@ -299,8 +293,6 @@ export class StoreState {
     } finally {
       if (pre !== undefined && this.preWrite === pre) this.preWrite = undefined;
       if (pre !== undefined) void this.unref(pre);
-      this.writing = null;
-      release();
     }
   }
 
@@ -352,11 +344,6 @@ export class StoreState {
   }
 
   // ---------------------------------------------------------------- reads
-
-  /** Resolves when no write is between its batch and its in-memory swap. Capture state synchronously after it. */
-  async settled(): Promise<void> {
-    while (this.writing !== null) await this.writing;
-  }
 
   /**
    * Resolves when a read may capture its state (captureSnapshot): at once,
