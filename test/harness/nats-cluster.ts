@@ -111,6 +111,15 @@ export class NatsCluster {
     await gone;
   }
 
+  /** Stop server i as an operator would (SIGTERM: it flushes and leaves cleanly); resolves once it is gone. */
+  async stop(i: number): Promise<void> {
+    const proc = this.servers[i]!.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const gone = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await gone;
+  }
+
   /** Start server i again (same ports, same store directory). */
   async start(i: number): Promise<void> {
     this.spawn(i);
