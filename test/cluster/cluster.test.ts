@@ -17,7 +17,7 @@ import path from 'node:path';
 import { Client } from '../../lib/client/client.js';
 import type { ClusterStatus } from '../../lib/cluster/status.js';
 import { partitionOf } from '../../lib/cluster/partition.js';
-import { countd } from '../cli/helpers.js';
+import { countd, isOneCleanLine } from '../cli/helpers.js';
 import { DaemonRunner, killAllDaemons, waitUntil } from '../harness/daemon.js';
 import { describeViolations, Ledger } from '../harness/ledger.js';
 import { LedgerClient } from '../harness/ledger-client.js';
@@ -160,6 +160,18 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
     for (const p of WRITTEN) assert.match(text.stdout, new RegExp(`^  ${p} +[0-9a-f]{16} `, 'm'));
     assert.ok((await metric(a, 'countd_cluster_partition_position{')) > 0, 'per-partition position metric');
     assert.ok((await metric(a, 'countd_cluster_snapshot_position{')) > 0, 'per-partition snapshot metric');
+  });
+
+  it('countd status --nats: no NATS there, or a bad URL list: exit non-zero with one clean line', async () => {
+    const [a] = nodes as [DaemonRunner];
+    const unreachable = await countd(a.dataDir, 'status', '--nats', 'nats://127.0.0.1:1');
+    assert.notEqual(unreachable.code, 0);
+    assert.ok(isOneCleanLine(unreachable.stderr), unreachable.stderr);
+    assert.match(unreachable.stderr, /cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
+    const bad = await countd(a.dataDir, 'status', '--nats', 'nats://127.0.0.1');
+    assert.notEqual(bad.code, 0);
+    assert.ok(isOneCleanLine(bad.stderr), bad.stderr);
+    assert.match(bad.stderr, /--nats/);
   });
 
   it('a nats-server killed and kept down: writes go on, a node rejoins, another is killed, and every key reads exact', async () => {
