@@ -6,7 +6,7 @@
 // the counts describe the same point. Keys come in rank order, SCAN_CHUNK a
 // native call, in constant memory per chunk.
 
-import { PREFIX_SIZE, TAG_INDEX, TAG_MARK, TAG_SETTINGS, decodeIndexSuffix, idPrefix, prefixEnd, taggedName } from './encoding.js';
+import { ORDER_SIZE, PREFIX_SIZE, RANK_COUNT_SIZE, TAG_INDEX, TAG_MARK, TAG_SETTINGS, decodeIndexSuffix, idPrefix, prefixEnd, taggedName } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { SCAN_CHUNK } from './schema.js';
 import type { StoreState } from './state.js';
@@ -20,15 +20,15 @@ export type ExportItem =
 
 /** Keyspaces whose name `select` accepts (declared ones without keys too) and the marks named `markPrefix`…, at one point. */
 export async function* exportKeyspaces(state: StoreState, select: (name: Buffer) => boolean, markPrefix: string): AsyncGenerator<ExportItem> {
-  await state.settled();
-  // From here to the snapshot: synchronous, so no write lands in between.
+  await state.readable();
+  // From here to the snapshot: synchronous, so no write's swap lands in between.
   const names = new Map<string, { name: Buffer; id: number | undefined }>();
   for (const info of state.dir.values()) if (select(info.name)) names.set(info.name.toString('latin1'), { name: info.name, id: info.id });
   for (const ks of state.settings.keys()) {
     const name = Buffer.from(ks, 'latin1');
     if (!names.has(ks) && select(name)) names.set(ks, { name, id: undefined });
   }
-  const snapshot = state.db.snapshot();
+  const { snapshot, release } = state.captureSnapshot();
   try {
     const markStart = taggedName(TAG_MARK, Buffer.from(markPrefix, 'utf8'));
     const marks: Array<{ name: string; value: Buffer }> = [];
@@ -41,6 +41,8 @@ export async function* exportKeyspaces(state: StoreState, select: (name: Buffer)
       const settings = await state.db.get(taggedName(TAG_SETTINGS, name), { snapshot });
       yield { type: 'keyspace', name, settings: settings ?? undefined };
       if (id === undefined) continue;
+      // A --ties first keyspace holds the apply order between the rank count and the key.
+      const keyAt = state.tiesFirst.has(name.toString('latin1')) ? RANK_COUNT_SIZE + ORDER_SIZE : RANK_COUNT_SIZE;
       const prefix = idPrefix(TAG_INDEX, id);
       const iterator = state.db.keys({ gte: prefix, lt: prefixEnd(prefix), snapshot });
       try {
@@ -50,7 +52,7 @@ export async function* exportKeyspaces(state: StoreState, select: (name: Buffer)
           const keys: Buffer[] = new Array(chunk.length);
           const counts: bigint[] = new Array(chunk.length);
           for (let i = 0; i < chunk.length; i++) {
-            const e = decodeIndexSuffix(chunk[i]!.subarray(PREFIX_SIZE));
+            const e = decodeIndexSuffix(chunk[i]!.subarray(PREFIX_SIZE), keyAt);
             keys[i] = Buffer.from(e.key);
             counts[i] = e.count;
           }
@@ -63,6 +65,6 @@ export async function* exportKeyspaces(state: StoreState, select: (name: Buffer)
   } catch (err) {
     throw translateDbError(err, 'export', state.location);
   } finally {
-    await snapshot.close();
+    await release();
   }
 }
