@@ -10,6 +10,7 @@
 
 import { invalidArgument } from '../errors.js';
 import { FieldSizes, fieldNameLength, nameBytes, writeField, writeFrameSize } from './fields.js';
+import { SETTINGS_TAIL_SIZE, createWindow, settingsTail, windowProblem, type WindowSettings } from './window-settings.js';
 import { toInt64 } from './write-frame.js';
 
 /** The version of the extensions this code speaks. */
@@ -82,7 +83,13 @@ export function validateOpFrame(buf: Buffer, offset: number, sizes: FieldSizes, 
   if (ksLen < 0) return 0;
   const keyOff = ksOff + sizes.keyspaceSize;
   let keyLen: number;
-  if (op === WriteOp.deleteKeyspace || op === WriteOp.createKeyspace) {
+  if (op === WriteOp.createKeyspace) {
+    // The key field carries the rest of the keyspace's settings (its window), trailing NULs cut off.
+    const tail = Math.min(sizes.keySize, SETTINGS_TAIL_SIZE);
+    if (!allZero(buf, keyOff + tail, keyOff + sizes.keySize) || createWindow(buf, keyOff, tail) === null) return 0;
+    keyLen = tail;
+    while (keyLen > 0 && buf[keyOff + keyLen - 1] === 0) keyLen--;
+  } else if (op === WriteOp.deleteKeyspace) {
     if (!allZero(buf, keyOff, keyOff + sizes.keySize)) return 0;
     keyLen = 0;
   } else {
@@ -105,8 +112,11 @@ export function encodeHello(sizes: FieldSizes, version = WRITE_OPS_VERSION): Buf
   return buf;
 }
 
-/** Encode one op frame; validates its arguments (key null only for deleteKeyspace). */
-export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace: string | Uint8Array, key: string | Uint8Array | null, sizes: FieldSizes): Buffer {
+/**
+ * Encode one op frame; validates its arguments (key null for deleteKeyspace
+ * and createKeyspace; `window` only for createKeyspace).
+ */
+export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace: string | Uint8Array, key: string | Uint8Array | null, sizes: FieldSizes, window?: WindowSettings): Buffer {
   const code = WriteOp[op];
   if (code === undefined) throw invalidArgument(`unknown write op ${String(op)}`);
   const v = toInt64(value, 'value');
@@ -118,8 +128,18 @@ export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace:
   buf[0] = code;
   buf.writeBigInt64LE(v, 8);
   writeField(buf, OP_HEADER_SIZE, sizes.keyspaceSize, ks);
+  if (window !== undefined && code !== WriteOp.createKeyspace) throw invalidArgument(`${op} takes no window`);
   if (code === WriteOp.deleteKeyspace || code === WriteOp.createKeyspace) {
     if (key !== null) throw invalidArgument(`${op} takes no key`);
+    if (window !== undefined && window.unit !== 0) {
+      const problem = windowProblem(window);
+      if (problem !== undefined) throw invalidArgument(`createKeyspace: ${problem}`);
+      const tail = settingsTail(window);
+      let used = tail.length;
+      while (used > 0 && tail[used - 1] === 0) used--;
+      if (used > sizes.keySize) throw invalidArgument(`createKeyspace: a window needs a key field of at least ${used} bytes (this server's is ${sizes.keySize})`);
+      tail.copy(buf, OP_HEADER_SIZE + sizes.keyspaceSize, 0, used);
+    }
   } else {
     if (key === null) throw invalidArgument(`${op} needs a key`);
     writeField(buf, OP_HEADER_SIZE + sizes.keyspaceSize, sizes.keySize, nameBytes(key, 'key', sizes.keySize));

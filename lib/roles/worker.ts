@@ -454,7 +454,7 @@ class Worker {
       if (into === undefined) {
         // A batch that creates or deletes keyspaces changes how later batches combine: sum those against its result.
         await this.#settingsBarrier;
-        await this.summer.begin(this.store.operators());
+        await this.summer.begin(this.store.operators(), this.store.windows());
       }
       const marks = await Promise.all(claimed.map((log) => this.store.getMark(appliedMarkName(log.index))));
       const summed = await this.summer.add(

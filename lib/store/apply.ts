@@ -13,11 +13,12 @@ import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_INDEX, TAG_KE
 import { Operator, PairMode, combineValues, saturate } from './combine.js';
 import { translateDbError } from './errors.js';
 import { updateFences } from './fence-update.js';
-import type { IncrementBatch, PendingIncrement } from './increment-batch.js';
+import type { IncrementBatch, PendingIncrement, PendingKeyspace } from './increment-batch.js';
 import { InflightApply } from './inflight-apply.js';
 import { Fences } from './rank-fences.js';
 import { FENCE_CONCURRENCY } from './schema.js';
 import type { BatchOp, Chained, KeyspaceInfo, StoreState } from './state.js';
+import { governingKeyspace, isPeriodOf, isWindowed, parsePeriodId, type WindowSettings } from './windows.js';
 
 export interface ApplyResult {
   /** Distinct (keyspace, key) pairs applied. */
@@ -56,6 +57,8 @@ interface ApplyGroup {
   operator: number;
   /** The batch creates (operator) or deletes (0) the keyspace: its settings record changes. */
   declare: number | undefined;
+  /** With `declare`: the keyspace's time window, if it has one (windows.ts). */
+  window: WindowSettings | undefined;
   items: PendingIncrement[];
   /** Index suffixes added and removed by this apply. */
   inserted: Buffer[];
@@ -156,17 +159,21 @@ function removedKeyspaces(chained: Chained, groups: ApplyGroup[]): StateSwap[] {
 }
 
 /** Settings records of the keyspaces the batch creates (put `S name`) or deletes (del); what to swap in once committed. */
-function settingsChanges(chained: Chained, groups: ApplyGroup[]): Array<[string, number]> {
-  const changes: Array<[string, number]> = [];
+function settingsChanges(chained: Chained, groups: ApplyGroup[]): SettingsChange[] {
+  const changes: SettingsChange[] = [];
   for (const g of groups) {
     if (g.declare === undefined) continue;
     const key = taggedName(TAG_SETTINGS, g.info.name);
+    const window = isWindowed(g.window) ? g.window : undefined;
     if (g.declare === 0) chained.del(key);
-    else chained.put(key, encodeSettingsValue({ operator: g.declare }));
-    changes.push([g.ks, g.declare]);
+    else chained.put(key, encodeSettingsValue({ operator: g.declare, window }));
+    changes.push([g.ks, g.declare, window]);
   }
   return changes;
 }
+
+/** A settings record the apply changes: name, operator (0: deleted), window. */
+type SettingsChange = [string, number, WindowSettings | undefined];
 
 function putOp(chained: Chained, op: BatchOp): void {
   if (op.type === 'put') chained.put(op.key, op.value);
@@ -177,7 +184,8 @@ function putOp(chained: Chained, op: BatchOp): void {
 function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply | undefined): { groups: ApplyGroup[]; nextId: number } {
   const groups: ApplyGroup[] = [];
   let nextId = prev?.nextIdAfter ?? state.nextId;
-  for (const pending of batch.keyspaces()) {
+  const pendings = [...batch.keyspaces()];
+  for (const pending of pendings) {
     // After `prev` commits, the directory holds these very records (prev.dirAfter's objects).
     const stored = prev?.dirAfter.get(pending.id) ?? state.dir.get(pending.id);
     // A deleted keyspace's pairs start a new keyspace under a fresh id.
@@ -185,10 +193,30 @@ function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply 
     const known = pending.dropped === true ? undefined : stored;
     const info = known ? { ...known } : { name: pending.name, id: nextId++, size: 0 };
     const declare = pending.declare;
-    const operator = declare !== undefined ? declare || Operator.sum : (state.settings.get(pending.id) ?? Operator.sum);
-    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+    // A period of a windowed keyspace combines by its keyspace's operator (windows.ts).
+    const operator = declare !== undefined ? declare || Operator.sum : (state.settings.get(governingKeyspace(pending.id)) ?? Operator.sum);
+    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, window: pending.window, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
   }
+  groups.push(...droppedPeriods(state, pendings));
   return { groups, nextId };
+}
+
+/**
+ * A keyspace deleted or re-created by the batch takes its stored periods
+ * (windows.ts) with it: those the batch does not write to are dropped here
+ * (those it writes to are groups marked dropped already). Lifecycle applies
+ * run alone, so the committed directory is current.
+ */
+function droppedPeriods(state: StoreState, pendings: PendingKeyspace[]): ApplyGroup[] {
+  const dropped = pendings.filter((p) => p.dropped === true && parsePeriodId(p.id) === undefined);
+  if (dropped.length === 0) return [];
+  const inBatch = new Set(pendings.map((p) => p.id));
+  const out: ApplyGroup[] = [];
+  for (const [ks, info] of state.dir) {
+    if (inBatch.has(ks) || !dropped.some((p) => isPeriodOf(ks, p.id))) continue;
+    out.push({ ks, info: { ...info, size: 0 }, committed: info, created: false, droppedId: info.id, operator: Operator.sum, declare: undefined, window: undefined, items: [], inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+  }
+  return out;
 }
 
 /**
@@ -337,13 +365,15 @@ function submitApply(
   saturation: Saturation | undefined,
   overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
   lifecycle: boolean,
-  settings: Array<[string, number]>,
+  settings: SettingsChange[],
 ): Promise<ApplyResult> {
   const onCommitted = (): void => {
     state.nextId = nextId;
-    for (const [ks, operator] of settings) {
+    for (const [ks, operator, window] of settings) {
       if (operator === 0) state.settings.delete(ks);
       else state.settings.set(ks, operator);
+      if (window === undefined) state.windows.delete(ks);
+      else state.windows.set(ks, window);
     }
     for (const g of swaps) {
       if (g.gone !== undefined) {

@@ -8,6 +8,7 @@
 // with one tiny write and clear the id's records afterwards.
 
 import { INT64_MAX } from '../protocol/fields.js';
+import { readWindow, writeWindow, type WindowSettings } from '../protocol/window-settings.js';
 
 /** `V`: store format record. */
 export const TAG_VERSION = 0x56;
@@ -27,7 +28,7 @@ export const TAG_MARK = 0x4d;
 export const TAG_DEAD = 0x58;
 /** `S` name: a declared keyspace's settings (its operator). */
 export const TAG_SETTINGS = 0x53;
-/** Bytes of a settings value: the operator, then 15 bytes reserved (zero) for windows, history and tie-breaks. */
+/** Bytes of a settings value: the operator, the tie-break (reserved, 0), the window (lib/store/windows.ts). */
 export const SETTINGS_VALUE_SIZE = 16;
 
 /** Bytes of a keyspace id. */
@@ -200,17 +201,22 @@ export function decodeIndexSuffix(suffix: Buffer): { key: Buffer; count: bigint 
 export interface KeyspaceSettingsValue {
   /** lib/store/combine.ts Operator: 1 sum, 2 max, 3 min, 4 set. */
   operator: number;
+  /** Its time window (lib/store/windows.ts); absent or unit 0: not windowed. */
+  window?: WindowSettings;
 }
 
 export function encodeSettingsValue(settings: KeyspaceSettingsValue): Buffer {
   const buf = Buffer.alloc(SETTINGS_VALUE_SIZE);
   buf[0] = settings.operator;
+  if (settings.window !== undefined) writeWindow(buf, 0, settings.window);
   return buf;
 }
 
-/** The settings in a settings value, or null when it is malformed (wrong size, unknown operator, reserved bytes set). */
+/** The settings in a settings value, or null when it is malformed (wrong size, unknown operator, a bad window, reserved bytes set). */
 export function decodeSettingsValue(value: Buffer): KeyspaceSettingsValue | null {
   if (value.length !== SETTINGS_VALUE_SIZE || value[0]! < 1 || value[0]! > 4) return null;
-  for (let i = 1; i < SETTINGS_VALUE_SIZE; i++) if (value[i] !== 0) return null;
-  return { operator: value[0]! };
+  if (value[1] !== 0) return null;
+  const window = readWindow(value, 0);
+  if (window === null) return null;
+  return window.unit === 0 ? { operator: value[0]! } : { operator: value[0]!, window };
 }

@@ -10,6 +10,7 @@
 
 import { PAIR_NAME_LIMIT, pairKeyString } from '../protocol/pair-key.js';
 import { Operator, PairMode, combineValues, modeAfterIncrement } from './combine.js';
+import { governingKeyspace, isPeriodOf, isWindowed, periodName, periodStart, type WindowSettings } from './windows.js';
 
 /** Node's Buffer#latin1Slice: toString('latin1') without its argument handling (measurably cheaper per frame). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
@@ -28,6 +29,8 @@ export interface PendingKeyspace {
   declare?: number;
   /** How the batch combined this keyspace's values (combine.ts Operator); the apply combines them with the stored counts the same way. */
   operator?: number;
+  /** With `declare`: the keyspace's time window (windows.ts), if it has one. */
+  window?: WindowSettings;
 }
 
 export interface PendingIncrement {
@@ -55,9 +58,35 @@ export class IncrementBatch {
   /** Operators of declared keyspaces that do not sum (latin1 name -> Operator): Store#operators(). */
   private readonly declared: ReadonlyMap<string, number>;
 
-  /** `declared`: the operators of the store's declared keyspaces (Store#operators()), so that add() combines as the apply will. */
-  constructor(declared: ReadonlyMap<string, number> = new Map()) {
+  /** Windowed keyspaces (latin1 name -> window) as the batch goes: the store's, then the batch's creates and deletes. */
+  private readonly windows: Map<string, WindowSettings>;
+  /**
+   * When the ops added next were made durable (ms since the epoch): a write
+   * to a windowed keyspace goes to the period holding this time (windows.ts).
+   * The worker's summing thread takes it from each commit-log record.
+   */
+  writtenAt = 0;
+
+  /**
+   * `declared`: the operators of the store's declared keyspaces (Store#operators()), so that add() combines as the apply will;
+   * `windows`: its windowed keyspaces (Store#windows()), so that ops on them go to their periods.
+   */
+  constructor(declared: ReadonlyMap<string, number> = new Map(), windows: ReadonlyMap<string, WindowSettings> = new Map()) {
     this.declared = declared;
+    this.windows = new Map(windows);
+  }
+
+  /** The store name an op on `keyspace` goes to: the current period's for a windowed keyspace (windows.ts). */
+  private route(keyspace: Buffer): Buffer {
+    if (this.windows.size === 0) return keyspace;
+    const w = this.windows.get(latin1Of(keyspace));
+    if (w === undefined) return keyspace;
+    const name = periodName(keyspace, periodStart(w, this.writtenAt));
+    const base = this.byKeyspace.get(latin1Of(keyspace));
+    const id = latin1Of(name);
+    // A period first written after its keyspace was re-created in this batch replaces what was stored.
+    if (base?.dropped === true && !this.byKeyspace.has(id)) this.byKeyspace.set(id, { id, name, items: [], dropped: true, operator: base.operator });
+    return name;
   }
 
   /**
@@ -67,9 +96,10 @@ export class IncrementBatch {
    * Names are validated by Store.apply, not here; the buffers may be reused
    * by the caller as soon as add() returns.
    */
-  add(keyspace: Buffer, key: Buffer, delta: bigint): void {
+  add(target: Buffer, key: Buffer, delta: bigint): void {
     if (this.summedPairs >= 0) throw new Error('IncrementBatch.add: this batch was assembled from summed pairs and is complete');
     if (delta === 0n) return;
+    const keyspace = this.route(target);
     const pair = this.pairKey(keyspace, key);
     const pending = this.entries.get(pair);
     if (pending !== undefined) {
@@ -82,22 +112,26 @@ export class IncrementBatch {
     this.addNew(pair, keyspace, key, delta).mode = this.byKeyspace.get(latin1Of(keyspace))?.dropped === true ? PairMode.reset : PairMode.add;
   }
 
-  /** Create keyspace `keyspace` with `operator` (combine.ts Operator): it replaces what the name held, as deleteKeyspace, then declares it. */
-  createKeyspace(keyspace: Buffer, operator: number): void {
+  /** Create keyspace `keyspace` with `operator` (combine.ts Operator) and `window`: it replaces what the name held, as deleteKeyspace, then declares it. */
+  createKeyspace(keyspace: Buffer, operator: number, window?: WindowSettings): void {
     this.deleteKeyspace(keyspace);
     const group = this.byKeyspace.get(latin1Of(keyspace))!;
     group.declare = operator;
     group.operator = operator;
+    if (isWindowed(window)) {
+      group.window = window;
+      this.windows.set(group.id, window);
+    }
   }
 
   /** Set (keyspace, key) to `count`, after what the batch holds for it; increments added later add to it. */
   set(keyspace: Buffer, key: Buffer, count: bigint): void {
-    this.replace(keyspace, key, PairMode.reset, count);
+    this.replace(this.route(keyspace), key, PairMode.reset, count);
   }
 
   /** Delete (keyspace, key), after what the batch holds for it; an increment added later creates it again from 0. */
   deleteKey(keyspace: Buffer, key: Buffer): void {
-    this.replace(keyspace, key, PairMode.deleted, 0n);
+    this.replace(this.route(keyspace), key, PairMode.deleted, 0n);
   }
 
   /** Delete the keyspace, after what the batch holds for it; pairs added later start a new keyspace of that name. */
@@ -112,9 +146,16 @@ export class IncrementBatch {
     group.dropped = true;
     group.declare = 0;
     group.operator = Operator.sum;
-    for (const p of group.items) {
-      p.mode = PairMode.deleted;
-      p.delta = 0n;
+    group.window = undefined;
+    this.windows.delete(ks);
+    // Its periods (windows.ts) go with it.
+    for (const other of this.byKeyspace.values()) {
+      if (other !== group && !isPeriodOf(other.id, ks)) continue;
+      other.dropped = true;
+      for (const p of other.items) {
+        p.mode = PairMode.deleted;
+        p.delta = 0n;
+      }
     }
   }
 
@@ -176,6 +217,12 @@ export class IncrementBatch {
     this.summedPairs = -1;
   }
 
+  /** The operator of store name `ks` as the batch goes (a period's is its keyspace's). */
+  private operatorOf(ks: string): number {
+    const governing = governingKeyspace(ks);
+    return this.byKeyspace.get(governing)?.operator ?? this.declared.get(governing) ?? Operator.sum;
+  }
+
   /** The pair key (see `entries`). */
   private pairKey(keyspace: Buffer, key: Buffer): string {
     const ksLen = keyspace.length;
@@ -191,7 +238,7 @@ export class IncrementBatch {
     const ks = (keyspace as Latin1Buffer).latin1Slice(0, keyspace.length);
     let group = this.byKeyspace.get(ks);
     if (group === undefined) {
-      group = { id: ks, name: Buffer.from(keyspace), items: [], operator: this.declared.get(ks) ?? Operator.sum };
+      group = { id: ks, name: Buffer.from(keyspace), items: [], operator: this.operatorOf(ks) };
       this.byKeyspace.set(ks, group);
     }
     const keyLength = key.length;

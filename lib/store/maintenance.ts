@@ -10,6 +10,7 @@ import { compareBytes, encodeCount, encodeFenceValue, encodeKeyspaceValue, idPre
 import { translateDbError } from './errors.js';
 import { Fences, cutBlock } from './rank-fences.js';
 import { latin1, type BatchOp, type KeyspaceInfo, type StoreState } from './state.js';
+import { isPeriodOf } from './windows.js';
 
 /** Create keyspace `name` holding keys[i] with counts[i], with `markOps`, in one batch (see Store#createKeyspace). */
 export async function createKeyspace(state: StoreState, name: Buffer, keys: Buffer[], counts: bigint[], markOps: BatchOp[]): Promise<void> {
@@ -64,11 +65,12 @@ export async function createKeyspace(state: StoreState, name: Buffer, keys: Buff
 /** Delete keyspace `name` and write `markOps` atomically; its records are collected afterwards. */
 export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: BatchOp[]): Promise<void> {
   const ks = latin1(name);
-  const info = state.dir.get(ks);
   const ops: BatchOp[] = [...markOps];
-  if (info !== undefined) {
-    ops.push({ type: 'del', key: taggedName(TAG_KEYSPACE, name) });
-    ops.push({ type: 'put', key: idPrefix(TAG_DEAD, info.id), value: EMPTY });
+  // A windowed keyspace's periods (windows.ts) go with it.
+  const gone = [...state.dir].filter(([id]) => id === ks || isPeriodOf(id, ks)).map(([, record]) => record);
+  for (const record of gone) {
+    ops.push({ type: 'del', key: taggedName(TAG_KEYSPACE, record.name) });
+    ops.push({ type: 'put', key: idPrefix(TAG_DEAD, record.id), value: EMPTY });
   }
   const declared = state.settings.has(ks);
   if (declared) ops.push({ type: 'del', key: taggedName(TAG_SETTINGS, name) });
@@ -77,16 +79,19 @@ export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: B
     ops,
     () => {
       state.settings.delete(ks);
-      if (info === undefined) return;
-      state.dir.delete(ks);
-      state.fenceCache.delete(info.id);
-      state.blockCache.dropKeyspace(info.id);
+      state.windows.delete(ks);
+      if (gone.length === 0) return;
+      for (const record of gone) {
+        state.dir.delete(latin1(record.name));
+        state.fenceCache.delete(record.id);
+        state.blockCache.dropKeyspace(record.id);
+      }
       // Its name may come back as a new, empty keyspace: no entry of the old one may survive.
       state.countCache.clear();
     },
     'delete keyspace',
   );
-  if (info !== undefined) state.collect(info.id);
+  for (const record of gone) state.collect(record.id);
 }
 
 /** Whether the persisted rank fences of keyspace `name` match a full scan of its count index (a mismatch is logged). */

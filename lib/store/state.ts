@@ -52,6 +52,7 @@ import { Lru } from './lru.js';
 import { Fences } from './rank-fences.js';
 import { SCAN_CHUNK, STORE_FORMAT, STORE_VERSION, versionValue } from './schema.js';
 import { canUpgrade, upgrade } from './upgrade.js';
+import type { WindowSettings } from './windows.js';
 
 export type KeyspaceInfo = DirRecord;
 export type Db = ClassicLevel<Buffer, Buffer>;
@@ -109,6 +110,8 @@ export class StoreState {
   collecting: Promise<void> = Promise.resolve();
   /** Declared keyspaces (latin1 name -> combine.ts Operator), from their `S` records. */
   readonly settings = new Map<string, number>();
+  /** Windowed keyspaces (latin1 name -> window, lib/store/windows.ts), from their `S` records. */
+  readonly windows = new Map<string, WindowSettings>();
   closed = false;
 
   constructor(db: Db, settings: StateSettings, level: LevelOptions) {
@@ -148,6 +151,8 @@ export class StoreState {
         throw translateDbError(err, 'reopen', this.location);
       }
       this.dir.clear();
+      this.settings.clear();
+      this.windows.clear();
       this.fenceCache.clear();
       this.countCache.clear();
       this.blockCache.clear();
@@ -182,6 +187,7 @@ export class StoreState {
       const settings = decodeSettingsValue(value);
       if (settings === null || key.length < 2) throw corruption(this.location, `malformed keyspace settings record (${value.length} value bytes)`);
       this.settings.set(latin1(key.subarray(1)), settings.operator);
+      if (settings.window !== undefined) this.windows.set(latin1(key.subarray(1)), settings.window);
     }
     const dead = Buffer.from([TAG_DEAD]);
     for await (const key of this.db.keys({ gte: dead, lt: prefixEnd(dead) })) {

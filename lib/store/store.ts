@@ -30,12 +30,15 @@ import {
   MAX_RANK_FENCE_SIZE,
   MIN_WRITE_BUFFER_SIZE,
 } from './schema.js';
+import { checkPeriodChoice, expirePeriods, periodToRead, storedPeriods, type PeriodChoice } from './periods.js';
+import { PERIOD_SUFFIX_SIZE, parsePeriodId, type WindowSettings } from './windows.js';
 import { closeState, latin1, openState, type BatchOp, type StoreState } from './state.js';
 import { aroundInView, iterateEntries, readCount, readPage, rankInView, tallyView, withView, type Entry, type KeyspaceTally } from './views.js';
 
 export { IncrementBatch } from './increment-batch.js';
 export type { ApplyResult } from './apply.js';
 export type { Entry, KeyspaceTally } from './views.js';
+export type { PeriodChoice } from './periods.js';
 
 export interface Mark {
   name: string;
@@ -165,6 +168,13 @@ export class Store {
     return nameBytes(keyspace, 'keyspace', this.sizes.keyspaceSize);
   }
 
+  /** The stored keyspace a read of `keyspace` goes to: for a windowed one, the period `at` chooses (the current one by default; periods.ts). */
+  private readName(keyspace: string | Uint8Array, at: PeriodChoice | undefined): Buffer {
+    const name = this.keyspaceName(keyspace);
+    const { ago, now } = checkPeriodChoice(at);
+    return periodToRead(this.state, name, ago, now);
+  }
+
   // ---------------------------------------------------------------- writes
 
   /**
@@ -193,7 +203,9 @@ export class Store {
     // One memchr over every key's bytes; per-pair checks only if some key holds a NUL.
     const someNul = batch.keyBytes.indexOf(0) !== -1;
     for (const group of batch.keyspaces()) {
-      nameBytes(group.name, 'keyspace', this.sizes.keyspaceSize);
+      // A period of a windowed keyspace (windows.ts) is stored under its keyspace's name and a suffix.
+      const period = parsePeriodId(group.id);
+      nameBytes(period === undefined ? group.name : group.name.subarray(0, group.name.length - PERIOD_SUFFIX_SIZE), 'keyspace', this.sizes.keyspaceSize);
       const keyOffset = PAIR_LENGTHS_SIZE + group.name.length;
       for (const p of group.items) {
         const length = p.keyLength;
@@ -251,9 +263,9 @@ export class Store {
     return this.state.exclusive(() => deleteKeyspace(this.state, name, ops));
   }
 
-  /** Verify the persisted rank fences of a keyspace against a full scan of its count index. */
-  async checkRankIndex(keyspace: string | Uint8Array): Promise<boolean> {
-    const name = this.keyspaceName(keyspace);
+  /** Verify the persisted rank fences of a keyspace (of a period of it: `at`) against a full scan of its count index. */
+  async checkRankIndex(keyspace: string | Uint8Array, at?: PeriodChoice): Promise<boolean> {
+    const name = this.readName(keyspace, at);
     return this.state.exclusive(() => checkRankIndex(this.state, name));
   }
 
@@ -265,17 +277,17 @@ export class Store {
 
   // ---------------------------------------------------------------- reads
 
-  /** `length` entries from rank position `offset`, in rank order. */
-  async page(keyspace: string | Uint8Array, offset: number | bigint, length: number): Promise<Entry[]> {
-    const name = this.keyspaceName(keyspace);
+  /** `length` entries from rank position `offset`, in rank order (of the period `at` of a windowed keyspace: the current one by default). */
+  async page(keyspace: string | Uint8Array, offset: number | bigint, length: number, at?: PeriodChoice): Promise<Entry[]> {
+    const name = this.readName(keyspace, at);
     const off = checkCount(offset, 'offset');
     const len = checkCount(length, 'length');
     return withView(this.state, name, [], (view) => readPage(this.state, view, off, len));
   }
 
   /** Every entry from rank position `offset` on, in rank order, in constant memory, from one snapshot. */
-  async *iterate(keyspace: string | Uint8Array, options: { offset?: number | bigint } = {}): AsyncIterable<Entry> {
-    const name = this.keyspaceName(keyspace);
+  async *iterate(keyspace: string | Uint8Array, options: { offset?: number | bigint } & PeriodChoice = {}): AsyncIterable<Entry> {
+    const name = this.readName(keyspace, { ago: options?.ago, now: options?.now });
     const off = checkCount(options?.offset ?? 0, 'offset');
     yield* iterateEntries(this.state, name, off);
   }
@@ -294,14 +306,14 @@ export class Store {
     return withView(this.state, name, empty, (view) => tallyView(this.state, view));
   }
 
-  async get(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<bigint | undefined> {
-    const name = this.keyspaceName(keyspace);
+  async get(keyspace: string | Uint8Array, key: string | Uint8Array, at?: PeriodChoice): Promise<bigint | undefined> {
+    const name = this.readName(keyspace, at);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     return readCount(this.state, name, k);
   }
 
-  async size(keyspace: string | Uint8Array): Promise<number> {
-    const name = this.keyspaceName(keyspace);
+  async size(keyspace: string | Uint8Array, at?: PeriodChoice): Promise<number> {
+    const name = this.readName(keyspace, at);
     await this.state.settled();
     return this.state.dir.get(latin1(name))?.size ?? 0;
   }
@@ -312,28 +324,51 @@ export class Store {
     return new Map(this.state.settings);
   }
 
-  /** The declared keyspaces and their operators, by name bytes (declared keyspaces may hold no key yet). */
-  declaredKeyspaces(): Array<{ name: Buffer; operator: number }> {
-    return [...this.state.settings].map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator })).sort((a, b) => Buffer.compare(a.name, b.name));
+  /** The declared keyspaces, their operators and windows, by name bytes (declared keyspaces may hold no key yet). */
+  declaredKeyspaces(): Array<{ name: Buffer; operator: number; window?: WindowSettings }> {
+    const windows = this.state.windows;
+    return [...this.state.settings]
+      .map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator, ...(windows.has(ks) ? { window: windows.get(ks)! } : {}) }))
+      .sort((a, b) => Buffer.compare(a.name, b.name));
   }
 
+  /** Windowed keyspaces (latin1 name -> window, windows.ts), as of the last committed write. */
+  windows(): ReadonlyMap<string, WindowSettings> {
+    return new Map(this.state.windows);
+  }
+
+  /** The stored periods of a windowed keyspace, oldest first: each one's start (ms since the epoch) and number of keys. */
+  async periods(keyspace: string | Uint8Array): Promise<Array<{ start: number; size: number }>> {
+    const name = this.keyspaceName(keyspace);
+    await this.state.settled();
+    return storedPeriods(this.state, latin1(name));
+  }
+
+  /** Delete every period older than its keyspace's --keep at `now` (the worker runs it: lib/roles/work/expiry.ts); returns how many went. */
+  async expirePeriods(now: number = Date.now()): Promise<number> {
+    this.state.checkOpen();
+    if (!Number.isSafeInteger(now) || now < 0) throw invalidArgument(`now must be ms since the epoch, got ${String(now)}`);
+    return this.state.exclusive(() => expirePeriods(this.state, now));
+  }
+
+  /** Every keyspace with its size (a windowed one's periods are not listed: periods()), sorted by name bytes. */
   async keyspaces(): Promise<Array<{ name: Buffer; size: number }>> {
     this.state.checkOpen();
     await this.state.settled();
-    const list = [...this.state.dir.values()].map((info) => ({ name: info.name, size: info.size }));
+    const list = [...this.state.dir.entries()].filter(([id]) => parsePeriodId(id) === undefined).map(([, info]) => ({ name: info.name, size: info.size }));
     return list.sort((a, b) => a.name.compare(b.name));
   }
 
   /** 0-based position of `key` in rank order, or undefined if absent. */
-  async rank(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<number | undefined> {
-    const name = this.keyspaceName(keyspace);
+  async rank(keyspace: string | Uint8Array, key: string | Uint8Array, at?: PeriodChoice): Promise<number | undefined> {
+    const name = this.readName(keyspace, at);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     return withView(this.state, name, undefined, (view) => rankInView(this.state, view, k));
   }
 
   /** A page of up to `n` entries with `key` in the middle (shifted to stay inside the keyspace). */
-  async around(keyspace: string | Uint8Array, key: string | Uint8Array, n: number): Promise<{ offset: number; entries: Entry[] } | undefined> {
-    const name = this.keyspaceName(keyspace);
+  async around(keyspace: string | Uint8Array, key: string | Uint8Array, n: number, at?: PeriodChoice): Promise<{ offset: number; entries: Entry[] } | undefined> {
+    const name = this.readName(keyspace, at);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     const len = checkCount(n, 'n');
     return withView(this.state, name, undefined, (view) => aroundInView(this.state, view, k, len));
