@@ -71,6 +71,11 @@ export function expiredPeriods(state: StoreState, now: number): KeyspaceInfo[] {
   return out;
 }
 
+/** Whether some period is expired at `now` (nothing to look at when no keyspace is windowed: a delete or re-create takes its periods with it). */
+export function hasExpiredPeriods(state: StoreState, now: number): boolean {
+  return state.windows.size > 0 && expiredPeriods(state, now).length > 0;
+}
+
 /**
  * Delete every period expired at `now` in ONE atomic batch (as a keyspace
  * delete each: its directory record goes, its id is recorded dead, its
