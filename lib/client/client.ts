@@ -16,7 +16,8 @@ import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../
 import { encodeFrame } from '../protocol/write-frame.js';
 import { Operator, encodeHello, encodeOpFrame, type OperatorName, type WriteOpName } from '../protocol/write-ops.js';
 import { HealthReport, KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
-import { toUint64 } from '../protocol/read-request.js';
+import { MAX_AGO, toUint64 } from '../protocol/read-request.js';
+import { parseWindow, type WindowSettings } from '../protocol/window-settings.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { ReadConnection } from './read-connection.js';
 import { WriteConnection } from './write-connection.js';
@@ -62,6 +63,18 @@ interface Resolved {
   writePort: number;
   readPort: number;
   sizes: FieldSizes;
+}
+
+/** Which period of a windowed keyspace a read is of: `ago` periods before the current one (default 0). */
+export interface PeriodOption {
+  ago?: number;
+}
+
+function agoOf(options: PeriodOption): number {
+  if (options === null || typeof options !== 'object') throw invalidArgument('read options must be an object');
+  const ago = options.ago ?? 0;
+  if (!Number.isSafeInteger(ago) || ago < 0 || ago > MAX_AGO) throw invalidArgument(`ago must be an integer from 0 to ${MAX_AGO}, got ${String(options.ago)}`);
+  return ago;
 }
 
 export class Client {
@@ -160,18 +173,24 @@ export class Client {
    * the best value written to a key, 'set' the last; 'sum' adds, as an
    * undeclared keyspace does. It REPLACES whatever the name held (its keys
    * go, as with deleteKeyspace), in order with this client's other writes.
-   * Resolves once durable; rejects as set().
+   * `window` ('10s', '5m', '2h', '7d', 'hour', 'day', 'week', 'month')
+   * makes it count into the current period (UTC), keeping the last `keep`
+   * periods readable (default 2; reads take `ago`). Resolves once durable;
+   * rejects as set().
    */
-  async createKeyspace(keyspace: Name, options: { op?: OperatorName } = {}): Promise<void> {
+  async createKeyspace(keyspace: Name, options: { op?: OperatorName; window?: string; keep?: number } = {}): Promise<void> {
     const op = options.op ?? 'sum';
     if (!Object.hasOwn(Operator, op)) throw invalidArgument(`op must be one of ${Object.keys(Operator).join(', ')}, got ${String(op)}`);
-    return this.#op('createKeyspace', Operator[op], keyspace, null);
+    if (options.keep !== undefined && options.window === undefined) throw invalidArgument('keep needs a window: only a windowed keyspace keeps periods');
+    if (options.window !== undefined && typeof options.window !== 'string') throw invalidArgument(`window must be a string such as '10s' or 'day', got ${String(options.window)}`);
+    const window = options.window === undefined ? undefined : parseWindow(options.window, options.keep);
+    return this.#op('createKeyspace', Operator[op], keyspace, null, window);
   }
 
   /** Send an op frame on an extended write connection (opened with a hello if needed). */
-  async #op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null): Promise<void> {
+  async #op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null, window?: WindowSettings): Promise<void> {
     const r = this.#resolved ?? (await this.#resolve());
-    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes); // validates first
+    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, window); // validates first
     this.#checkOpen();
     let hello: Promise<void> | undefined;
     if (this.#write === undefined || !this.#write.usable || !this.#write.extended) {
@@ -191,9 +210,14 @@ export class Client {
     }
   }
 
-  /** Up to `length` entries of `keyspace` in rank order, skipping the first `offset`. */
-  async page(keyspace: Name, offset: bigint | number, length: bigint | number): Promise<Entry[]> {
-    const res = await this.#request({ op: 'page', keyspace, offset, length });
+  /**
+   * Up to `length` entries of `keyspace` in rank order, skipping the first
+   * `offset`. `ago`: for a windowed keyspace, the period `ago` periods
+   * before the current one (0, the default: the current one); a period not
+   * kept rejects with COUNTD_INVALID_ARGUMENT. So for dump, get, rank, around.
+   */
+  async page(keyspace: Name, offset: bigint | number, length: bigint | number, options: PeriodOption = {}): Promise<Entry[]> {
+    const res = await this.#request({ op: 'page', keyspace, offset, length, ago: agoOf(options) });
     return (res as EntriesResponse).entries;
   }
 
@@ -201,12 +225,13 @@ export class Client {
    * Every entry of `keyspace` in rank order, fetched a page at a time. Not a
    * snapshot: increments applied while it runs may move keys across pages.
    */
-  async *dump(keyspace: Name, options: { pageSize?: number } = {}): AsyncGenerator<Entry, void, undefined> {
+  async *dump(keyspace: Name, options: { pageSize?: number } & PeriodOption = {}): AsyncGenerator<Entry, void, undefined> {
     const pageSize = options.pageSize ?? this.#pageSize;
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw invalidArgument(`pageSize must be a positive integer, got ${String(pageSize)}`);
+    const ago = agoOf(options);
     let offset = 0n;
     for (;;) {
-      const entries = await this.page(keyspace, offset, pageSize);
+      const entries = await this.page(keyspace, offset, pageSize, { ago });
       yield* entries;
       if (entries.length < pageSize) return;
       offset += BigInt(entries.length);
@@ -214,14 +239,14 @@ export class Client {
   }
 
   /** The count of `key`, or undefined when the keyspace has no such key. */
-  async get(keyspace: Name, key: Name): Promise<bigint | undefined> {
-    const res = (await this.#request({ op: 'get', keyspace, key })) as EntriesResponse;
+  async get(keyspace: Name, key: Name, options: PeriodOption = {}): Promise<bigint | undefined> {
+    const res = (await this.#request({ op: 'get', keyspace, key, ago: agoOf(options) })) as EntriesResponse;
     return res.entries[0]?.count;
   }
 
   /** The 0-based rank and count of `key`, or undefined when the keyspace has no such key. */
-  async rank(keyspace: Name, key: Name): Promise<RankedEntry | undefined> {
-    const res = (await this.#request({ op: 'rank', keyspace, key })) as PositionedResponse;
+  async rank(keyspace: Name, key: Name, options: PeriodOption = {}): Promise<RankedEntry | undefined> {
+    const res = (await this.#request({ op: 'rank', keyspace, key, ago: agoOf(options) })) as PositionedResponse;
     const entry = res.entries[0];
     return entry === undefined ? undefined : { rank: res.first, key: entry.key, count: entry.count };
   }
@@ -230,8 +255,8 @@ export class Client {
    * Up to `n` entries around `key` in rank order (the key near the middle),
    * each with its 0-based rank; empty when the keyspace has no such key.
    */
-  async around(keyspace: Name, key: Name, n: bigint | number = 11): Promise<RankedEntry[]> {
-    const res = (await this.#request({ op: 'around', keyspace, key, length: n })) as PositionedResponse;
+  async around(keyspace: Name, key: Name, n: bigint | number = 11, options: PeriodOption = {}): Promise<RankedEntry[]> {
+    const res = (await this.#request({ op: 'around', keyspace, key, length: n, ago: agoOf(options) })) as PositionedResponse;
     return res.entries.map((e, i) => ({ rank: res.first + BigInt(i), key: e.key, count: e.count }));
   }
 

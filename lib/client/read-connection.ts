@@ -20,6 +20,8 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
   #extended = false;
   /** Set when the server refused the hello: why the calls behind it fail. */
   #noExtensions: CountdError | undefined;
+  /** The extension version the server answered the hello with, once it has. */
+  #version: bigint | undefined;
 
   constructor(endpoint: Endpoint, sizes: FieldSizes) {
     super(endpoint, 'read');
@@ -34,11 +36,19 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
    */
   request(req: ReadRequestInput): Promise<ReadResponse> {
     const bytes = encodeReadRequest(req, this.#sizes); // validates: throws before anything is queued
-    if (isExtensionOp(req.op) && !this.#extended) this.#hello();
+    const ago = 'ago' in req ? (req.ago ?? 0) : 0;
+    if ((isExtensionOp(req.op) || ago > 0) && !this.#extended) this.#hello();
     return new Promise<ReadResponse>((resolve, reject) => {
       this.#decoder.expect(req.op);
-      this.enqueue(bytes, { resolve, reject });
+      this.enqueue(bytes, { resolve, reject: ago > 0 ? (err) => reject(this.#periodError(err, req, ago)) : reject });
     });
+  }
+
+  /** A request for a period (`ago`) failed: say why in its terms. */
+  #periodError(err: Error, req: ReadRequestInput, ago: number): Error {
+    if (!(err instanceof CountdError) || err.code !== ErrorCodes.REJECTED || this.#version === undefined || this.#version >= 2n) return err;
+    const keyspace = 'keyspace' in req ? String(req.keyspace) : '';
+    return new CountdError(ErrorCodes.REJECTED, `the read port speaks read-protocol extensions version ${this.#version}, without periods: it cannot read ${keyspace} --ago ${ago}`, { cause: err });
   }
 
   #hello(): void {
@@ -46,7 +56,10 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
     this.#decoder.expect('hello');
     this.enqueue(encodeReadRequest({ op: 'hello' }, this.#sizes), {
       resolve: (res) => {
-        if (res.op === 'hello' && res.status === 'ok' && res.version >= 1n) return;
+        if (res.op === 'hello' && res.status === 'ok' && res.version >= 1n) {
+          this.#version = res.version;
+          return;
+        }
         this.fail(new CountdError(ErrorCodes.CONNECTION, `the read port answered the hello with an unknown extension version`));
       },
       reject: (err) => {
@@ -71,6 +84,8 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
       if (res.status === 'malformed') {
         this.retire();
         call.reject(new CountdError(ErrorCodes.REJECTED, `the server rejected the ${res.op} request as malformed (n = -1)`));
+      } else if (res.status === 'period-not-kept') {
+        call.reject(new CountdError(ErrorCodes.INVALID_ARGUMENT, `the keyspace keeps no such period (n = -3): a windowed keyspace keeps --ago 0 to its --keep minus 1, one without --window only --ago 0`));
       } else if (res.status === 'page-too-large') {
         call.reject(
           new CountdError(ErrorCodes.PAGE_TOO_LARGE, `the ${res.op} length is above the server's page limit (n = -2)`),

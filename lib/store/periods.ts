@@ -43,8 +43,21 @@ export function periodToRead(state: StoreState, name: Buffer, ago: number, now: 
   return periodName(name, periodAgo(w, now ?? Date.now(), ago));
 }
 
+/** A read of a period that is not kept (COUNTD_INVALID_ARGUMENT): the read port answers it n = -3. */
+export class PeriodNotKeptError extends CountdError {
+  constructor(message: string) {
+    super(ErrorCodes.INVALID_ARGUMENT, message);
+  }
+}
+
 function notKept(name: Buffer, ago: number, why: string): CountdError {
-  return new CountdError(ErrorCodes.INVALID_ARGUMENT, `keyspace ${name.toString('utf8')} has no period --ago ${ago}: ${why}`);
+  return new PeriodNotKeptError(`keyspace ${name.toString('utf8')} has no period --ago ${ago}: ${why}`);
+}
+
+/** The start of the period a read of `name` at `ago` goes to, undefined for a keyspace without a window; PeriodNotKeptError as periodToRead. */
+export function periodStartToRead(state: StoreState, name: Buffer, ago: number, now: number | undefined): number | undefined {
+  const read = periodToRead(state, name, ago, now);
+  return read === name ? undefined : parsePeriodId(latin1(read))!.start;
 }
 
 /** The stored periods of windowed keyspace `ks` (latin1), oldest first: their start and size. */

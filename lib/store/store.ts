@@ -30,7 +30,7 @@ import {
   MAX_RANK_FENCE_SIZE,
   MIN_WRITE_BUFFER_SIZE,
 } from './schema.js';
-import { checkPeriodChoice, expirePeriods, hasExpiredPeriods, periodToRead, storedPeriods, type PeriodChoice } from './periods.js';
+import { checkPeriodChoice, expirePeriods, hasExpiredPeriods, periodStartToRead, periodToRead, storedPeriods, type PeriodChoice } from './periods.js';
 import { PERIOD_SUFFIX_SIZE, parsePeriodId, type WindowSettings } from './windows.js';
 import { closeState, latin1, openState, type BatchOp, type StoreState } from './state.js';
 import { aroundInView, iterateEntries, readCount, readPage, rankInView, tallyView, withView, type Entry, type KeyspaceTally } from './views.js';
@@ -38,7 +38,7 @@ import { aroundInView, iterateEntries, readCount, readPage, rankInView, tallyVie
 export { IncrementBatch } from './increment-batch.js';
 export type { ApplyResult } from './apply.js';
 export type { Entry, KeyspaceTally } from './views.js';
-export type { PeriodChoice } from './periods.js';
+export { PeriodNotKeptError, type PeriodChoice } from './periods.js';
 
 export interface Mark {
   name: string;
@@ -330,6 +330,17 @@ export class Store {
     return [...this.state.settings]
       .map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator, ...(windows.has(ks) ? { window: windows.get(ks)! } : {}) }))
       .sort((a, b) => Buffer.compare(a.name, b.name));
+  }
+
+  /**
+   * The start (ms since the epoch) of the period a read of `keyspace` at
+   * `at` goes to; undefined for a keyspace without a window. Throws
+   * PeriodNotKeptError (COUNTD_INVALID_ARGUMENT) for a period not kept.
+   */
+  periodStart(keyspace: string | Uint8Array, at?: PeriodChoice): number | undefined {
+    const name = this.keyspaceName(keyspace);
+    const { ago, now } = checkPeriodChoice(at);
+    return periodStartToRead(this.state, name, ago, now);
   }
 
   /** Windowed keyspaces (latin1 name -> window, windows.ts), as of the last committed write. */
