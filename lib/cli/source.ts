@@ -10,6 +10,7 @@ import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
 import type { HealthReport } from '../protocol/read-response.js';
 import type { Store } from '../store/store.js';
+import type { WindowSettings } from '../protocol/window-settings.js';
 import { DaemonTarget, findDaemon } from './find-daemon.js';
 import { CommonArgs, DaemonAddress, DaemonArgs, daemonAddressOf, dataDirOf } from './options.js';
 import { Output } from './output.js';
@@ -17,18 +18,19 @@ import { Output } from './output.js';
 export interface ReadSource {
   /** Where the answers come from, for messages: "daemon 127.0.0.1:48880" or "database /d/db". */
   readonly origin: string;
-  page(keyspace: Buffer, offset: bigint, length: bigint): Promise<Entry[]>;
-  dump(keyspace: Buffer): AsyncIterable<Entry>;
-  get(keyspace: Buffer, key: Buffer): Promise<bigint | undefined>;
-  rank(keyspace: Buffer, key: Buffer): Promise<RankedEntry | undefined>;
-  around(keyspace: Buffer, key: Buffer, n: bigint): Promise<RankedEntry[]>;
+  /** `ago`: the period of a windowed keyspace (0 = the current one). */
+  page(keyspace: Buffer, offset: bigint, length: bigint, ago?: number): Promise<Entry[]>;
+  dump(keyspace: Buffer, ago?: number): AsyncIterable<Entry>;
+  get(keyspace: Buffer, key: Buffer, ago?: number): Promise<bigint | undefined>;
+  rank(keyspace: Buffer, key: Buffer, ago?: number): Promise<RankedEntry | undefined>;
+  around(keyspace: Buffer, key: Buffer, n: bigint, ago?: number): Promise<RankedEntry[]>;
   keyspaces(): Promise<Array<{ name: Buffer; size: bigint }>>;
   /**
    * Declared keyspaces and their operators (lib/store/combine.ts), or
    * undefined when the source cannot tell (a daemon: the read port does not
    * carry them yet).
    */
-  declared(): Promise<Array<{ name: Buffer; operator: number }> | undefined>;
+  declared(): Promise<Array<{ name: Buffer; operator: number; window?: WindowSettings }> | undefined>;
   /** The worker's health, through a daemon's read port (absent when the database is read directly). */
   health?(): Promise<HealthReport>;
   close(): Promise<void>;
@@ -66,11 +68,11 @@ export async function withReadSource(argv: CommonArgs & DaemonArgs, body: (sourc
 function clientSource(client: Client, daemon: DaemonTarget): ReadSource {
   return {
     origin: `daemon ${daemon.host}:${daemon.port}`,
-    page: (ks, offset, length) => client.page(ks, offset, length),
-    dump: (ks) => client.dump(ks),
-    get: (ks, key) => client.get(ks, key),
-    rank: (ks, key) => client.rank(ks, key),
-    around: (ks, key, n) => client.around(ks, key, n),
+    page: (ks, offset, length, ago) => client.page(ks, offset, length, { ago }),
+    dump: (ks, ago) => client.dump(ks, { ago }),
+    get: (ks, key, ago) => client.get(ks, key, { ago }),
+    rank: (ks, key, ago) => client.rank(ks, key, { ago }),
+    around: (ks, key, n, ago) => client.around(ks, key, n, { ago }),
     keyspaces: () => client.keyspaces(),
     declared: async () => undefined,
     health: () => client.health(),
@@ -98,16 +100,16 @@ async function storeSource(paths: DataDirPaths, sizes: Store['sizes']): Promise<
   const MAX = BigInt(Number.MAX_SAFE_INTEGER);
   return {
     origin: `database ${paths.db}`,
-    page: (ks, offset, length) => store.page(ks, offset, Number(length > MAX ? MAX : length)),
-    dump: (ks) => store.iterate(ks),
-    get: (ks, key) => store.get(ks, key),
-    async rank(ks, key) {
-      const r = await store.around(ks, key, 1);
+    page: (ks, offset, length, ago) => store.page(ks, offset, Number(length > MAX ? MAX : length), { ago }),
+    dump: (ks, ago) => store.iterate(ks, { ago }),
+    get: (ks, key, ago) => store.get(ks, key, { ago }),
+    async rank(ks, key, ago) {
+      const r = await store.around(ks, key, 1, { ago });
       const e = r?.entries[0];
       return r === undefined || e === undefined ? undefined : { rank: BigInt(r.offset), key: e.key, count: e.count };
     },
-    async around(ks, key, n) {
-      const r = await store.around(ks, key, Number(n));
+    async around(ks, key, n, ago) {
+      const r = await store.around(ks, key, Number(n), { ago });
       return r === undefined ? [] : r.entries.map((e, i) => ({ rank: BigInt(r.offset + i), key: e.key, count: e.count }));
     },
     keyspaces: async () => (await store.keyspaces()).map((k) => ({ name: k.name, size: BigInt(k.size) })),

@@ -46,8 +46,12 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
 
   /** A request for a period (`ago`) failed: say why in its terms. */
   #periodError(err: Error, req: ReadRequestInput, ago: number): Error {
-    if (!(err instanceof CountdError) || err.code !== ErrorCodes.REJECTED || this.#version === undefined || this.#version >= 2n) return err;
-    const keyspace = 'keyspace' in req ? String(req.keyspace) : '';
+    if (!(err instanceof CountdError)) return err;
+    const keyspace = 'keyspace' in req ? Buffer.from(req.keyspace).toString('utf8') : '';
+    if (err.code === ErrorCodes.INVALID_ARGUMENT) {
+      return new CountdError(ErrorCodes.INVALID_ARGUMENT, `keyspace ${keyspace} has no period --ago ${ago}: it was not created with --window, or keeps fewer periods (--keep)`, { cause: err });
+    }
+    if (err.code !== ErrorCodes.REJECTED || this.#version === undefined || this.#version >= 2n) return err;
     return new CountdError(ErrorCodes.REJECTED, `the read port speaks read-protocol extensions version ${this.#version}, without periods: it cannot read ${keyspace} --ago ${ago}`, { cause: err });
   }
 

@@ -60,6 +60,18 @@ export function periodStartToRead(state: StoreState, name: Buffer, ago: number, 
   return read === name ? undefined : parsePeriodId(latin1(read))!.start;
 }
 
+/** Every keyspace but the periods, with its size; a windowed keyspace with its current period's size, when that holds keys. */
+export function listKeyspaces(state: StoreState, now: number): Array<{ name: Buffer; size: number }> {
+  const list: Array<{ name: Buffer; size: number }> = [];
+  for (const [id, info] of state.dir) if (parsePeriodId(id) === undefined) list.push({ name: info.name, size: info.size });
+  for (const [ks, w] of state.windows) {
+    const name = Buffer.from(ks, 'latin1');
+    const current = state.dir.get(latin1(periodName(name, periodAgo(w, now, 0))));
+    if (current !== undefined) list.push({ name, size: current.size });
+  }
+  return list.sort((a, b) => a.name.compare(b.name));
+}
+
 /** The stored periods of windowed keyspace `ks` (latin1), oldest first: their start and size. */
 export function storedPeriods(state: StoreState, ks: string): Array<{ start: number; size: number }> {
   const out: Array<{ start: number; size: number }> = [];

@@ -30,7 +30,7 @@ import {
   MAX_RANK_FENCE_SIZE,
   MIN_WRITE_BUFFER_SIZE,
 } from './schema.js';
-import { checkPeriodChoice, expirePeriods, hasExpiredPeriods, periodStartToRead, periodToRead, storedPeriods, type PeriodChoice } from './periods.js';
+import { checkPeriodChoice, expirePeriods, hasExpiredPeriods, listKeyspaces, periodStartToRead, periodToRead, storedPeriods, type PeriodChoice } from './periods.js';
 import { PERIOD_SUFFIX_SIZE, parsePeriodId, type WindowSettings } from './windows.js';
 import { closeState, latin1, openState, type BatchOp, type StoreState } from './state.js';
 import { aroundInView, iterateEntries, readCount, readPage, rankInView, tallyView, withView, type Entry, type KeyspaceTally } from './views.js';
@@ -364,12 +364,16 @@ export class Store {
     return this.state.exclusive(() => expirePeriods(this.state, now));
   }
 
-  /** Every keyspace with its size (a windowed one's periods are not listed: periods()), sorted by name bytes. */
-  async keyspaces(): Promise<Array<{ name: Buffer; size: number }>> {
+  /**
+   * Every keyspace with its size, sorted by name bytes. A windowed keyspace
+   * is listed with the size of its current period at `at.now` (when that
+   * holds keys); its other periods: periods().
+   */
+  async keyspaces(at?: { now?: number }): Promise<Array<{ name: Buffer; size: number }>> {
     this.state.checkOpen();
+    const { now } = checkPeriodChoice(at);
     await this.state.settled();
-    const list = [...this.state.dir.entries()].filter(([id]) => parsePeriodId(id) === undefined).map(([, info]) => ({ name: info.name, size: info.size }));
-    return list.sort((a, b) => a.name.compare(b.name));
+    return listKeyspaces(this.state, now ?? Date.now());
   }
 
   /** 0-based position of `key` in rank order, or undefined if absent. */

@@ -1,5 +1,6 @@
-// countd create <keyspace> [--op sum|max|min|set]: declare a keyspace and how
-// the values written to its keys combine, through the running daemon's write
+// countd create <keyspace> [--op sum|max|min|set] [--window W --keep N]: declare
+// a keyspace, how the values written to its keys combine and, with --window,
+// the periods it counts into (lib/store/windows.ts), through the running daemon's write
 // port. It replaces whatever the name held; without --replace it refuses a
 // name that holds keys (checked through the read port just before: a write
 // racing it is the caller's to avoid; a declared keyspace without keys just
@@ -9,11 +10,11 @@ import type { Argv } from 'yargs';
 import { Client } from '../../client/client.js';
 import { Operator, type OperatorName } from '../../protocol/write-ops.js';
 import { UsageError } from '../../util/flag-values.js';
-import { CommonArgs, DaemonArgs, KeyspaceArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, keyspacePositional, withOptions } from '../options.js';
+import { CommonArgs, DaemonArgs, KeyspaceArgs, windowOptions, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, keyspacePositional, withOptions } from '../options.js';
 import { requireDaemon, withWriteClient } from '../find-daemon.js';
 
 export const command = 'create <keyspace>';
-export const describe = 'create a keyspace with an operator (sum, max, min, set) through the running daemon; exit 0 once durable';
+export const describe = 'create a keyspace with an operator (sum, max, min, set) and optionally a time window, through the running daemon; exit 0 once durable';
 
 export function builder(y: Argv): Argv {
   return withOptions(
@@ -21,12 +22,13 @@ export function builder(y: Argv): Argv {
       .positional('keyspace', keyspacePositional)
       .option('op', { type: 'string', choices: Object.keys(Operator), default: 'sum', describe: 'how values written to a key combine: sum adds, max/min keep the best, set keeps the last' })
       .option('replace', { type: 'boolean', default: false, describe: 'replace a keyspace that exists (its keys are deleted)' }),
+    windowOptions,
     commonOptions,
     daemonOptions,
   );
 }
 
-export async function handler(argv: CommonArgs & DaemonArgs & KeyspaceArgs & { op: OperatorName; replace: boolean }): Promise<void> {
+export async function handler(argv: CommonArgs & DaemonArgs & KeyspaceArgs & { op: OperatorName; replace: boolean; window?: string; keep?: number }): Promise<void> {
   await withWriteClient(argv, async (client) => {
     if (!argv.replace) {
       const reader = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'read');
@@ -38,6 +40,6 @@ export async function handler(argv: CommonArgs & DaemonArgs & KeyspaceArgs & { o
         await check.close();
       }
     }
-    await client.createKeyspace(argv.keyspace, { op: argv.op });
+    await client.createKeyspace(argv.keyspace, { op: argv.op, window: argv.window, keep: argv.keep });
   });
 }

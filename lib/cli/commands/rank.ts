@@ -16,7 +16,7 @@ export function builder(y: Argv): Argv {
 export async function handler(argv: KeyCommandArgs): Promise<void> {
   const { keyspace, key } = argv;
   await withReadSource(argv, async (source, out) => {
-    const r = await source.rank(keyspace, key);
+    const r = await source.rank(keyspace, key, argv.ago);
     if (r === undefined) throw notFound(keyspace, key);
     await out.write(entryLine(r.key, r.count, argv.json === true, r.rank));
   });
