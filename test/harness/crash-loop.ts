@@ -14,6 +14,7 @@
 
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { Client } from '../../lib/client/client.js';
 import { DaemonRunner, Target, waitUntil } from './daemon.js';
 import { Ledger, LedgerFigures, Violation } from './ledger.js';
 import { LedgerClient, sleep } from './ledger-client.js';
@@ -38,6 +39,12 @@ export interface CrashLoopOptions {
   targets?: Partial<Record<Target, number>>;
   /** Progress lines (soak); default none. */
   progress?: (line: string) => void;
+  /**
+   * Also write to two windowed keyspaces created at the start (1 s periods,
+   * none expiring during the run): `delta` sums, `best` keeps the max.
+   * Default true. Checked by drainAndCheck across their periods.
+   */
+  windowed?: boolean;
 }
 
 export interface CrashLoopResult extends LedgerFigures {
@@ -56,11 +63,14 @@ export interface CrashLoopResult extends LedgerFigures {
 
 const SIZES = { keyspaceSize: 32, keySize: 32 };
 const KEYSPACES = ['alpha', 'beta', 'gamma'];
+/** Windowed keyspaces and their operators: 1-second periods, kept for a day. */
+export const WINDOWED: Record<string, 'sum' | 'max'> = { delta: 'sum', best: 'max' };
 
 export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult> {
   const started = Date.now();
   const rand = makeRng(o.seed);
   const ledger = new Ledger();
+  const windowed = o.windowed ?? true;
   await fsp.mkdir(path.dirname(o.dataDir), { recursive: true });
   const daemon = new DaemonRunner(o.dataDir, [
     '--handover-ms', String(o.handoverMs ?? 20),
@@ -77,12 +87,13 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
       sizes: SIZES,
       port: () => daemon.writePort,
       name: `w${i}`,
-      keyspaces: KEYSPACES,
+      keyspaces: windowed ? [...KEYSPACES, ...Object.keys(WINDOWED)] : KEYSPACES,
       window: 16 + i * 16,
     }),
   );
   try {
     await daemon.start();
+    if (windowed) await createWindowed(daemon.writePort!);
     for (const c of clients) c.start();
     for (let cycle = 1; cycle <= o.cycles; cycle++) {
       if (!daemon.running) await daemon.start();
@@ -106,7 +117,7 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
     await daemon.start();
     await waitUntil('the restarted daemon to apply every dirty log', () => noDirtyLog(path.join(o.dataDir, 'commitlog')), 20_000, 50);
     await daemon.stop();
-    const { figures, violations, rankIndexBroken } = await drainAndCheck(o.dataDir, ledger);
+    const { figures, violations, rankIndexBroken } = await drainAndCheck(o.dataDir, ledger, undefined, windowed ? WINDOWED : {});
     return {
       ...figures,
       cycles: o.cycles,
@@ -125,6 +136,16 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
   } finally {
     await Promise.all(clients.map((c) => c.stop(0)));
     if (daemon.running) await daemon.kill('daemon').catch(() => {});
+  }
+}
+
+/** Create the windowed keyspaces through the write port (durable once this resolves). */
+async function createWindowed(writePort: number): Promise<void> {
+  const client = new Client({ host: '127.0.0.1', writePort, ...SIZES });
+  try {
+    for (const [ks, op] of Object.entries(WINDOWED)) await client.createKeyspace(ks, { op, window: '1s', keep: 86_400 });
+  } finally {
+    await client.close();
   }
 }
 
