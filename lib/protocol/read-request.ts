@@ -40,13 +40,13 @@ export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspac
 
 /** A decoded request. Names are copies (safe to keep). */
 export type ReadRequest =
-  /** `ago`: the period of a windowed keyspace, 0 = the current one (always 0 for a plain page). */
-  | { op: 'page'; offset: bigint; length: bigint; keyspace: Buffer; ago: number }
+  /** `ago`: the period of a windowed keyspace (version 2), present when not 0 (0 = the current one; a plain page has none). */
+  | { op: 'page'; offset: bigint; length: bigint; keyspace: Buffer; ago?: number }
   /** `version`: the highest extension version the client speaks (the length field). */
   | { op: 'hello'; version: bigint }
-  | { op: 'get'; keyspace: Buffer; key: Buffer; ago: number }
-  | { op: 'rank'; keyspace: Buffer; key: Buffer; ago: number }
-  | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer; ago: number }
+  | { op: 'get'; keyspace: Buffer; key: Buffer; ago?: number }
+  | { op: 'rank'; keyspace: Buffer; key: Buffer; ago?: number }
+  | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer; ago?: number }
   | { op: 'keyspaces'; offset: bigint; length: bigint }
   | { op: 'health' };
 
@@ -192,11 +192,11 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
   if (op < 0 || !extended) {
     // A page: on a plain connection whatever its offset (2^63 or more selects nothing: n = 0).
     if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
-    return { kind: 'request', size, request: { op: 'page', offset, length, keyspace: keyspace(), ago: 0 } };
+    return { kind: 'request', size, request: { op: 'page', offset, length, keyspace: keyspace() } };
   }
   if (op === OP_PAGE_AT) {
     if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
-    return { kind: 'request', size, request: { op: 'page', offset: buf.readBigUInt64LE(keyStart), length, keyspace: keyspace(), ago } };
+    return { kind: 'request', size, request: { op: 'page', offset: buf.readBigUInt64LE(keyStart), length, keyspace: keyspace(), ...period(ago) } };
   }
   if (op === OP_KEYSPACES || op === OP_HEALTH || op === OP_HELLO) {
     if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspace field must be all NUL' };
@@ -216,11 +216,16 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
     case OP_GET:
     case OP_RANK:
       if (length !== 0n) return { kind: 'malformed', reason: `${op === OP_GET ? 'get' : 'rank'}: length must be 0` };
-      return { kind: 'request', size, request: { op: op === OP_GET ? 'get' : 'rank', keyspace: keyspace(), key, ago } };
+      return { kind: 'request', size, request: { op: op === OP_GET ? 'get' : 'rank', keyspace: keyspace(), key, ...period(ago) } };
     default: // OP_AROUND: requestSizeFor admitted no other op
       if (length === 0n) return { kind: 'malformed', reason: 'around: length must be at least 1' };
-      return { kind: 'request', size, request: { op: 'around', length, keyspace: keyspace(), key, ago } };
+      return { kind: 'request', size, request: { op: 'around', length, keyspace: keyspace(), key, ...period(ago) } };
   }
+}
+
+/** A decoded request's `ago` field: present only when it names a period before the current one. */
+function period(ago: number): { ago?: number } {
+  return ago === 0 ? {} : { ago };
 }
 
 /**

@@ -422,7 +422,7 @@ class ReadConnection {
   async #answerRead(req: ReadRequest): Promise<Buffer> {
     const { sizes, pageLimit, route } = this.#ctx;
     // One clock reading per request: the period it names is the one read (lib/store/periods.ts).
-    const at = 'ago' in req ? { ago: req.ago, now: Date.now() } : undefined;
+    const at = req.op === 'page' || req.op === 'get' || req.op === 'rank' || req.op === 'around' ? { ago: req.ago ?? 0, now: Date.now() } : undefined;
     const store = (route !== undefined && 'keyspace' in req && route(req.keyspace)) || this.#ctx.store;
     if ('length' in req && req.length > pageLimit) {
       metrics.readRequests.inc({ kind: 'too-large' });

@@ -7,7 +7,9 @@ import {
   OP_HEALTH,
   OP_HELLO,
   OP_KEYSPACES,
+  OP_PAGE_AT,
   OP_RANK,
+  MAX_AGO,
   ReadRequestDecoder,
   decodeReadRequest,
   encodeReadRequest,
@@ -47,7 +49,7 @@ describe('read request codec', () => {
 
   it('round-trips every extension op', () => {
     const cases = [
-      [{ op: 'hello' }, { op: 'hello', version: 1n }, 272],
+      [{ op: 'hello' }, { op: 'hello', version: 2n }, 272],
       [{ op: 'health' }, { op: 'health' }, 272],
       [{ op: 'get', keyspace: 'ks', key: 'a' }, { op: 'get', keyspace: Buffer.from('ks'), key: Buffer.from('a') }, 528],
       [{ op: 'rank', keyspace: 'ks', key: 'b' }, { op: 'rank', keyspace: Buffer.from('ks'), key: Buffer.from('b') }, 528],
@@ -58,6 +60,33 @@ describe('read request codec', () => {
       const buf = encodeReadRequest(input, sizes);
       assert.equal(buf.length, size, input.op);
       assert.deepEqual(decodeOne(buf), expected);
+    }
+  });
+
+  it('version 2: the period (ago) in bits 8 to 39 of the opcode field of get, rank and around; a page of a period is OP_PAGE_AT', () => {
+    const get = encodeReadRequest({ op: 'get', keyspace: 'lap', key: 'ann', ago: 3 }, sizes);
+    assert.deepEqual([...get.subarray(0, 8)], [OP_GET, 3, 0, 0, 0, 0, 0, 0x80]);
+    assert.deepEqual(decodeOne(get, sizes), { op: 'get', keyspace: Buffer.from('lap'), key: Buffer.from('ann'), ago: 3 });
+    const around = encodeReadRequest({ op: 'around', keyspace: 'lap', key: 'ann', length: 5, ago: MAX_AGO }, sizes);
+    assert.deepEqual([...around.subarray(0, 8)], [OP_AROUND, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x80]);
+    assert.deepEqual(decodeOne(around, sizes), { op: 'around', length: 5n, keyspace: Buffer.from('lap'), key: Buffer.from('ann'), ago: MAX_AGO });
+    // ago 0 is the version-1 request, byte for byte.
+    assert.deepEqual(encodeReadRequest({ op: 'rank', keyspace: 'lap', key: 'ann', ago: 0 }, sizes), encodeReadRequest({ op: 'rank', keyspace: 'lap', key: 'ann' }, sizes));
+    const page = encodeReadRequest({ op: 'page', keyspace: 'lap', offset: 20, length: 10, ago: 1 }, sizes);
+    assert.equal(page.length, 16 + sizes.keyspaceSize + 8);
+    assert.deepEqual([...page.subarray(0, 16)], [OP_PAGE_AT, 1, 0, 0, 0, 0, 0, 0x80, 10, 0, 0, 0, 0, 0, 0, 0]);
+    assert.equal(page.readBigUInt64LE(16 + sizes.keyspaceSize), 20n);
+    assert.deepEqual(decodeOne(page, sizes), { op: 'page', offset: 20n, length: 10n, keyspace: Buffer.from('lap'), ago: 1 });
+    assert.deepEqual(encodeReadRequest({ op: 'page', keyspace: 'lap', offset: 20, length: 10, ago: 0 }, sizes).length, 16 + sizes.keyspaceSize);
+    // A period on an op that reads no counts, or past 32 bits, is an unknown opcode: malformed after 8 bytes.
+    for (const field of [OPCODE_FLAG | (1n << 8n) | BigInt(OP_KEYSPACES), OPCODE_FLAG | (1n << 8n) | BigInt(OP_HELLO), OPCODE_FLAG | (1n << 40n) | BigInt(OP_GET)]) {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(field, 0);
+      assert.equal(decodeReadRequest(b, 0, sizes).kind, 'malformed', field.toString(16));
+      assert.equal(requestSizeFor(field, sizes), -1);
+    }
+    for (const ago of [-1, 1.5, MAX_AGO + 1]) {
+      assert.throws(() => encodeReadRequest({ op: 'get', keyspace: 'lap', key: 'ann', ago }, sizes), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
     }
   });
 
@@ -76,11 +105,11 @@ describe('read request codec', () => {
 
   it('the hello is malformed under docs/protocol.md (empty keyspace field): offset 2^63, length = version, keyspace all NUL', () => {
     const buf = encodeReadRequest({ op: 'hello' }, sizes);
-    assert.deepEqual([...buf.subarray(0, 16)], [0, 0, 0, 0, 0, 0, 0, 0x80, 1, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual([...buf.subarray(0, 16)], [0, 0, 0, 0, 0, 0, 0, 0x80, 2, 0, 0, 0, 0, 0, 0, 0]);
     assert.ok(buf.subarray(16).every((b) => b === 0));
     // What a server of docs/protocol.md alone checks: the keyspace field; an empty one is malformed.
     assert.equal(fieldNameLength(buf, 16, sizes.keyspaceSize), -1);
-    assert.deepEqual(decodeOne(buf, sizes, false), { op: 'hello', version: 1n });
+    assert.deepEqual(decodeOne(buf, sizes, false), { op: 'hello', version: 2n });
   });
 
   describe('on a plain connection (no hello yet), every request is a page of 16 + KS bytes', () => {

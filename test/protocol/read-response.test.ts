@@ -9,6 +9,7 @@ import {
   encodePageResponse,
   encodePositionedResponse,
   encodeStatusResponse,
+  N_PERIOD_NOT_KEPT,
   N_MALFORMED,
   N_PAGE_TOO_LARGE,
 } from '../../lib/protocol/read-response.js';
@@ -32,7 +33,8 @@ describe('read response codec', () => {
   it('encodes the status answers -1 and -2 as a bare n', () => {
     assert.equal(encodeStatusResponse(N_MALFORMED).readBigInt64LE(0), -1n);
     assert.equal(encodeStatusResponse(N_PAGE_TOO_LARGE).readBigInt64LE(0), -2n);
-    assert.throws(() => encodeStatusResponse(-3n), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    assert.equal(encodeStatusResponse(N_PERIOD_NOT_KEPT).readBigInt64LE(0), -3n);
+    assert.throws(() => encodeStatusResponse(-4n), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
   it('refuses keys that do not fit the field', () => {
@@ -63,7 +65,7 @@ describe('read response codec', () => {
       { op: 'rank', status: 'ok', first: 2n ** 62n, entries: [e('b', 3n)] },
       { op: 'rank', status: 'ok', first: 0n, entries: [] },
       { op: 'keyspaces', status: 'ok', keyspaces: [{ name: Buffer.from('ks'), size: 5n }, { name: Buffer.from('abcd'), size: 1n }] },
-      { op: 'hello', status: 'ok', version: 1n },
+      { op: 'hello', status: 'ok', version: 2n },
       { op: 'get', status: 'ok', entries: [] },
       { op: 'page', status: 'malformed' },
     ]);
@@ -92,8 +94,8 @@ describe('read response codec', () => {
     assert.throws(() => d.next(), isConn, 'bytes with no request outstanding');
     d = new ReadResponseDecoder(sizes);
     d.expect('page');
-    d.push(bytes(-3n));
-    assert.throws(() => d.next(), isConn, 'n = -3');
+    d.push(bytes(-4n));
+    assert.throws(() => d.next(), isConn, 'n = -4');
     d = new ReadResponseDecoder(sizes, { maxRecords: 10 });
     d.expect('page');
     d.push(bytes(11n));
