@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OP_DELETE_KEYSPACE, OP_SET, countOps, decodeOps, writeOpEntry } from '../../lib/commitlog/format.js';
+import { OP_DELETE_KEYSPACE, OP_SET, RECORD_BATCH, TIMED_RECORD_HEADER_SIZE, countOps, decodeOps, encodeEntry, writeOpEntry, writeTimedRecordHeader } from '../../lib/commitlog/format.js';
 import { encodeHello, encodeOpFrame, helloReply, helloVersion } from '../../lib/protocol/write-ops.js';
 
 const SPEC = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/commit-log-format.md'), 'utf8');
@@ -16,6 +16,20 @@ function exampleBytes(): Buffer {
   const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
   return Buffer.from(block.split('\n').map((l) => l.split(/ {2,}/)[0]!.trim()).join(' ').trim().split(/\s+/).map((h) => parseInt(h, 16)));
 }
+
+describe('commit log: writtenAt (section 3b)', () => {
+  it('the worked example: the writer\'s record header with flag 0x01 and writtenAt, then the entry, are the bytes the spec prints', () => {
+    const section = SPEC.slice(SPEC.indexOf('### 3b. writtenAt'), SPEC.indexOf('## 4. Sequence numbers'));
+    const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
+    const spec = Buffer.from(block.split('\n').map((l) => l.split(/ {2,}/)[0]!.trim()).join(' ').trim().split(/\s+/).map((h) => parseInt(h, 16)));
+    const entries = Buffer.alloc(21);
+    encodeEntry(entries, 0, 5n, Buffer.from('pages'), Buffer.from('home'));
+    const header = Buffer.alloc(TIMED_RECORD_HEADER_SIZE);
+    writeTimedRecordHeader(header, RECORD_BATCH, 0x0123456789abcdefn, 0n, 1, entries, Date.parse('2026-12-07T10:00:12.345Z'));
+    assert.deepEqual(Buffer.concat([header, entries]), spec);
+    assert.equal(spec.length, 61);
+  });
+});
 
 describe('commit log: OPS records', () => {
   it('the worked example: writeOpEntry writes the bytes the spec prints, and they decode back', () => {
