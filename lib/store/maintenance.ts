@@ -68,10 +68,7 @@ export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: B
   const ops: BatchOp[] = [...markOps];
   // A windowed keyspace's periods (windows.ts) go with it.
   const gone = [...state.dir].filter(([id]) => id === ks || isPeriodOf(id, ks)).map(([, record]) => record);
-  for (const record of gone) {
-    ops.push({ type: 'del', key: taggedName(TAG_KEYSPACE, record.name) });
-    ops.push({ type: 'put', key: idPrefix(TAG_DEAD, record.id), value: EMPTY });
-  }
+  ops.push(...dropOps(gone));
   const declared = state.settings.has(ks);
   if (declared) ops.push({ type: 'del', key: taggedName(TAG_SETTINGS, name) });
   if (ops.length === 0) return;
@@ -80,18 +77,31 @@ export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: B
     () => {
       state.settings.delete(ks);
       state.windows.delete(ks);
-      if (gone.length === 0) return;
-      for (const record of gone) {
-        state.dir.delete(latin1(record.name));
-        state.fenceCache.delete(record.id);
-        state.blockCache.dropKeyspace(record.id);
-      }
-      // Its name may come back as a new, empty keyspace: no entry of the old one may survive.
-      state.countCache.clear();
+      forgetKeyspaces(state, gone);
     },
     'delete keyspace',
   );
   for (const record of gone) state.collect(record.id);
+}
+
+/** The records that delete stored keyspaces at once: each name's `K` record goes, its id is recorded dead (`X`). */
+export function dropOps(records: KeyspaceInfo[]): BatchOp[] {
+  return records.flatMap((record): BatchOp[] => [
+    { type: 'del', key: taggedName(TAG_KEYSPACE, record.name) },
+    { type: 'put', key: idPrefix(TAG_DEAD, record.id), value: EMPTY },
+  ]);
+}
+
+/** Once dropOps(records) committed: the keyspaces leave memory (directory, fences, blocks, counts); the caller then collects their ids. */
+export function forgetKeyspaces(state: StoreState, records: KeyspaceInfo[]): void {
+  if (records.length === 0) return;
+  for (const record of records) {
+    state.dir.delete(latin1(record.name));
+    state.fenceCache.delete(record.id);
+    state.blockCache.dropKeyspace(record.id);
+  }
+  // Their names may come back as new, empty keyspaces: no count of the old ones may survive.
+  state.countCache.clear();
 }
 
 /** Whether the persisted rank fences of keyspace `name` match a full scan of its count index (a mismatch is logged). */

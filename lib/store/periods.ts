@@ -4,9 +4,9 @@
 // periods older than its --keep (run by the worker: lib/roles/work/expiry.ts).
 
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
-import { EMPTY, TAG_DEAD, TAG_KEYSPACE, idPrefix, taggedName } from './encoding.js';
 import { translateDbError } from './errors.js';
-import { latin1, type BatchOp, type KeyspaceInfo, type StoreState } from './state.js';
+import { dropOps, forgetKeyspaces } from './maintenance.js';
+import { latin1, type KeyspaceInfo, type StoreState } from './state.js';
 import { windowLabel } from '../protocol/window-settings.js';
 import { isPeriodOf, oldestKept, parsePeriodId, periodAgo, periodName, type WindowSettings } from './windows.js';
 
@@ -110,25 +110,9 @@ export function hasExpiredPeriods(state: StoreState, now: number): boolean {
 export async function expirePeriods(state: StoreState, now: number): Promise<number> {
   const expired = expiredPeriods(state, now);
   if (expired.length === 0) return 0;
-  const ops: BatchOp[] = [];
-  for (const info of expired) {
-    ops.push({ type: 'del', key: taggedName(TAG_KEYSPACE, info.name) });
-    ops.push({ type: 'put', key: idPrefix(TAG_DEAD, info.id), value: EMPTY });
-  }
   try {
-    await state.commit(
-      ops,
-      () => {
-        for (const info of expired) {
-          state.dir.delete(latin1(info.name));
-          state.fenceCache.delete(info.id);
-          state.blockCache.dropKeyspace(info.id);
-        }
-        // Expired names may come back (a late write to an old period): no count of the old ones may survive.
-        state.countCache.clear();
-      },
-      'expire periods',
-    );
+    // An expired name may come back (a late write to an old period): forgetKeyspaces clears the counts.
+    await state.commit(dropOps(expired), () => forgetKeyspaces(state, expired), 'expire periods');
   } catch (err) {
     throw translateDbError(err, 'expire periods', state.location);
   }

@@ -11,7 +11,7 @@ import { batchFromSummed } from '../../lib/roles/work/summed-batch.js';
 import { Operator } from '../../lib/store/combine.js';
 import type { CountCache } from '../../lib/store/count-cache.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
-import { random, removeDir, tempDir, type ModelEntry } from './helpers.js';
+import { modelKeyOp, random, removeDir, tempDir, type ModelEntry } from './helpers.js';
 
 const sizes = { keyspaceSize: 8, keySize: 8 };
 const KEYSPACES = ['a', 'b', 'c'].map((s) => Buffer.from(s, 'latin1'));
@@ -36,24 +36,10 @@ class OrderedModel {
       else this.operators.delete(ks);
       return;
     }
-    const key = op.key.toString('latin1');
-    let space = this.spaces.get(ks);
-    if (op.kind === 'deleteKey') {
-      space?.delete(key);
-      if (space?.size === 0) this.spaces.delete(ks);
-      return;
-    }
-    if (op.kind === 'write' && op.value === 0n) return;
-    if (space === undefined) this.spaces.set(ks, (space = new Map()));
-    const old = space.get(key);
-    const operator = this.operators.get(ks) ?? Operator.sum;
-    let next = op.value;
-    if (op.kind === 'write' && old !== undefined) {
-      if (operator === Operator.sum) next = old + op.value;
-      else if (operator === Operator.max) next = old > op.value ? old : op.value;
-      else if (operator === Operator.min) next = old < op.value ? old : op.value;
-    }
-    space.set(key, next);
+    const space = this.spaces.get(ks) ?? new Map<string, bigint>();
+    modelKeyOp(space, op.key.toString('latin1'), op.kind, op.kind === 'deleteKey' ? 0n : op.value, this.operators.get(ks) ?? Operator.sum);
+    if (space.size === 0) this.spaces.delete(ks);
+    else this.spaces.set(ks, space);
   }
 
   ranked(ks: Buffer): ModelEntry[] {

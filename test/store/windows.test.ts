@@ -18,7 +18,7 @@ import { batchFromSummed } from '../../lib/roles/work/summed-batch.js';
 import { Operator } from '../../lib/store/combine.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { oldestKept, periodAgo, periodStart } from '../../lib/store/windows.js';
-import { random, removeDir, tempDir, type ModelEntry } from './helpers.js';
+import { modelKeyOp, random, removeDir, tempDir, type ModelEntry } from './helpers.js';
 
 const sizes = { keyspaceSize: 8, keySize: 16 };
 const KEYSPACES = ['a', 'b', 'c'].map((s) => Buffer.from(s, 'latin1'));
@@ -62,24 +62,10 @@ class PeriodModel {
       return;
     }
     const name = this.target(ks, op.at);
-    const key = op.key.toString('latin1');
-    let space = this.spaces.get(name);
-    if (op.kind === 'deleteKey') {
-      space?.delete(key);
-      if (space?.size === 0) this.spaces.delete(name);
-      return;
-    }
-    if (op.kind === 'write' && op.value === 0n) return;
-    if (space === undefined) this.spaces.set(name, (space = new Map()));
-    const old = space.get(key);
-    const operator = this.operators.get(ks) ?? Operator.sum;
-    let next = op.value;
-    if (op.kind === 'write' && old !== undefined) {
-      if (operator === Operator.sum) next = old + op.value;
-      else if (operator === Operator.max) next = old > op.value ? old : op.value;
-      else if (operator === Operator.min) next = old < op.value ? old : op.value;
-    }
-    space.set(key, next);
+    const space = this.spaces.get(name) ?? new Map<string, bigint>();
+    modelKeyOp(space, op.key.toString('latin1'), op.kind, op.kind === 'deleteKey' ? 0n : op.value, this.operators.get(ks) ?? Operator.sum);
+    if (space.size === 0) this.spaces.delete(name);
+    else this.spaces.set(name, space);
   }
 
   expire(now: number): void {
