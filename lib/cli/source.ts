@@ -4,13 +4,12 @@
 // one process per database, so a running daemon must be asked, not bypassed.
 
 import { promises as fsp } from 'node:fs';
-import { Client, Entry, RankedEntry } from '../client/client.js';
+import { Client, DenseRankedEntry, Entry, KeyspaceSettings, RankedEntry, keyspaceSettingsOf } from '../client/client.js';
 import { DataDirPaths } from '../datadir/layout.js';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
 import type { HealthReport } from '../protocol/read-response.js';
 import type { Store } from '../store/store.js';
-import type { WindowSettings } from '../protocol/window-settings.js';
 import { DaemonTarget, findDaemon } from './find-daemon.js';
 import { CommonArgs, DaemonAddress, DaemonArgs, daemonAddressOf, dataDirOf } from './options.js';
 import { Output } from './output.js';
@@ -25,12 +24,12 @@ export interface ReadSource {
   rank(keyspace: Buffer, key: Buffer, ago?: number): Promise<RankedEntry | undefined>;
   around(keyspace: Buffer, key: Buffer, n: bigint, ago?: number): Promise<RankedEntry[]>;
   keyspaces(): Promise<Array<{ name: Buffer; size: bigint }>>;
-  /**
-   * Declared keyspaces and their operators (lib/store/combine.ts), or
-   * undefined when the source cannot tell (a daemon: the read port does not
-   * carry them yet).
-   */
-  declared(): Promise<Array<{ name: Buffer; operator: number; window?: WindowSettings }> | undefined>;
+  /** Rank, dense rank and count of one key, from one snapshot. */
+  denseRank(keyspace: Buffer, key: Buffer, ago?: number): Promise<DenseRankedEntry | undefined>;
+  /** The number of keys (with a count of at least `min`). */
+  count(keyspace: Buffer, min: bigint | undefined, ago?: number): Promise<bigint>;
+  /** Every keyspace that exists or is declared, with its size and settings (the read port's settings op, or the store). */
+  settings(): Promise<KeyspaceSettings[]>;
   /** The worker's health, through a daemon's read port (absent when the database is read directly). */
   health?(): Promise<HealthReport>;
   close(): Promise<void>;
@@ -74,7 +73,9 @@ function clientSource(client: Client, daemon: DaemonTarget): ReadSource {
     rank: (ks, key, ago) => client.rank(ks, key, { ago }),
     around: (ks, key, n, ago) => client.around(ks, key, n, { ago }),
     keyspaces: () => client.keyspaces(),
-    declared: async () => undefined,
+    denseRank: (ks, key, ago) => client.denseRank(ks, key, { ago }),
+    count: (ks, min, ago) => client.count(ks, { min, ago }),
+    settings: () => client.keyspaceSettings(),
     health: () => client.health(),
     close: () => client.close(),
   };
@@ -113,7 +114,12 @@ async function storeSource(paths: DataDirPaths, sizes: Store['sizes']): Promise<
       return r === undefined ? [] : r.entries.map((e, i) => ({ rank: BigInt(r.offset + i), key: e.key, count: e.count }));
     },
     keyspaces: async () => (await store.keyspaces()).map((k) => ({ name: k.name, size: BigInt(k.size) })),
-    declared: async () => store.declaredKeyspaces(),
+    async denseRank(ks, key, ago) {
+      const r = await store.denseRank(ks, key, { ago });
+      return r === undefined ? undefined : { rank: BigInt(r.rank), dense: BigInt(r.dense), key, count: r.count };
+    },
+    count: async (ks, min, ago) => BigInt(await store.countKeys(ks, { min }, { ago })),
+    settings: async () => (await store.keyspaceSettings()).map((k) => keyspaceSettingsOf(k.name, BigInt(k.size), k.settings)),
     close: () => store.close(),
   };
 }
@@ -127,7 +133,9 @@ function emptySource(db: string): ReadSource {
     rank: async () => undefined,
     around: async () => [],
     keyspaces: async () => [],
-    declared: async () => [],
+    denseRank: async () => undefined,
+    count: async () => 0n,
+    settings: async () => [],
     close: async () => {},
   };
 }

@@ -12,12 +12,13 @@ import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
 import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
-import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../protocol/fields.js';
+import { DEFAULT_FIELD_SIZES, FieldSizes, INT64_MIN, checkFieldSizes, nameBytes } from '../protocol/fields.js';
 import { encodeFrame } from '../protocol/write-frame.js';
-import { Operator, encodeHello, encodeOpFrame, type OperatorName, type WriteOpName } from '../protocol/write-ops.js';
-import { HealthReport, KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
+import { OPERATOR_NAMES, Operator, TIES_NAMES, TiesRule, encodeHello, encodeOpFrame, type OperatorName, type TiesName, type WriteOpName } from '../protocol/write-ops.js';
+import { toInt64 } from '../protocol/write-frame.js';
+import { HealthReport, KeyspaceInfo, KeyspaceSettingsInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { MAX_AGO, toUint64 } from '../protocol/read-request.js';
-import { parseWindow, type WindowSettings } from '../protocol/window-settings.js';
+import { parseWindow, readWindow, windowLabel, type WindowSettings } from '../protocol/window-settings.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { ReadConnection } from './read-connection.js';
 import { WriteConnection } from './write-connection.js';
@@ -51,6 +52,35 @@ export interface ClientOptions {
 /** Where a rank or around answer starts: `rank` is the 0-based position of the first entry in rank order. */
 export interface RankedEntry extends Entry {
   rank: bigint;
+}
+
+/** A key's rank (0-based position) and dense rank (0-based: the number of distinct counts above its count). */
+export interface DenseRankedEntry extends RankedEntry {
+  dense: bigint;
+}
+
+/**
+ * A keyspace that exists or is declared: its number of keys and settings
+ * (`op` undefined: undeclared, it sums); `window` ('10s', 'day', …) and
+ * `keep` for a windowed keyspace (its size: its current period's).
+ */
+export interface KeyspaceSettings extends KeyspaceInfo {
+  op: OperatorName | undefined;
+  ties: TiesName;
+  window?: string;
+  keep?: number;
+}
+
+/** A keyspace's name, size and settings value (docs/storage-format.md settings-value) as KeyspaceSettings. */
+export function keyspaceSettingsOf(name: Buffer, size: bigint, settings: Uint8Array): KeyspaceSettings {
+  const out: KeyspaceSettings = { name, size, op: OPERATOR_NAMES[settings[0]!], ties: TIES_NAMES[settings[1]!] ?? 'key' };
+  const w = readWindow(settings, 0);
+  const label = w === null ? undefined : windowLabel(w);
+  if (w !== null && label !== undefined) {
+    out.window = label;
+    out.keep = w.keep;
+  }
+  return out;
 }
 
 // The ok responses, by shape (read-response.ts decodes them; the op decides the shape).
@@ -178,13 +208,17 @@ export class Client {
    * periods readable (default 2; reads take `ago`). Resolves once durable;
    * rejects as set().
    */
-  async createKeyspace(keyspace: Name, options: { op?: OperatorName; window?: string; keep?: number } = {}): Promise<void> {
+  async createKeyspace(keyspace: Name, options: { op?: OperatorName; ties?: TiesName; window?: string; keep?: number } = {}): Promise<void> {
     const op = options.op ?? 'sum';
     if (!Object.hasOwn(Operator, op)) throw invalidArgument(`op must be one of ${Object.keys(Operator).join(', ')}, got ${String(op)}`);
+    const ties = options.ties ?? 'key';
+    if (!Object.hasOwn(TiesRule, ties)) throw invalidArgument(`ties must be one of ${Object.keys(TiesRule).join(', ')}, got ${String(ties)}`);
     if (options.keep !== undefined && options.window === undefined) throw invalidArgument('keep needs a window: only a windowed keyspace keeps periods');
     if (options.window !== undefined && typeof options.window !== 'string') throw invalidArgument(`window must be a string such as '10s' or 'day', got ${String(options.window)}`);
     const window = options.window === undefined ? undefined : parseWindow(options.window, options.keep);
-    return this.#op('createKeyspace', Operator[op], keyspace, null, window);
+    // Settings bytes 1 … 15 in the key field (write-protocol-extensions.md): the tie rule here, the window added by encodeOpFrame; none for today's rules.
+    const settings = TiesRule[ties] === TiesRule.key ? null : Buffer.from([TiesRule[ties]]);
+    return this.#op('createKeyspace', Operator[op], keyspace, settings, window);
   }
 
   /** Send an op frame on an extended write connection (opened with a hello if needed). */
@@ -258,6 +292,37 @@ export class Client {
   async around(keyspace: Name, key: Name, n: bigint | number = 11, options: PeriodOption = {}): Promise<RankedEntry[]> {
     const res = (await this.#request({ op: 'around', keyspace, key, length: n, ago: agoOf(options) })) as PositionedResponse;
     return res.entries.map((e, i) => ({ rank: res.first + BigInt(i), key: e.key, count: e.count }));
+  }
+
+  /** The rank, dense rank and count of `key` from one snapshot, or undefined when the keyspace has no such key. Needs a countd of 0.6.0 or later. */
+  async denseRank(keyspace: Name, key: Name, options: PeriodOption = {}): Promise<DenseRankedEntry | undefined> {
+    const res = (await this.#request({ op: 'dense', keyspace, key, ago: agoOf(options) })) as { rank: bigint; dense: bigint; entries: Entry[] };
+    const entry = res.entries[0];
+    return entry === undefined ? undefined : { rank: res.rank, dense: res.dense, key: entry.key, count: entry.count };
+  }
+
+  /** The number of keys of `keyspace` (0 if it does not exist), or of those with a count of at least `min`. Needs a countd of 0.6.0 or later. */
+  async count(keyspace: Name, options: { min?: bigint | number } & PeriodOption = {}): Promise<bigint> {
+    const ago = agoOf(options);
+    const min = options.min === undefined ? INT64_MIN : toInt64(options.min, 'min');
+    const res = (await this.#request({ op: 'count', keyspace, min, ago })) as { keys: bigint };
+    return res.keys;
+  }
+
+  /**
+   * Every keyspace that exists or is declared (declared ones may hold no
+   * key), with its number of keys and settings, in name order. Needs a
+   * countd of 0.6.0 or later.
+   */
+  async keyspaceSettings(): Promise<KeyspaceSettings[]> {
+    const all: KeyspaceSettings[] = [];
+    let offset = 0n;
+    for (;;) {
+      const res = (await this.#request({ op: 'settings', offset, length: this.#pageSize })) as { keyspaces: KeyspaceSettingsInfo[] };
+      for (const k of res.keyspaces) all.push(keyspaceSettingsOf(k.name, k.size, k.settings));
+      if (res.keyspaces.length < this.#pageSize) return all;
+      offset += BigInt(res.keyspaces.length);
+    }
   }
 
   /** Every keyspace with its number of keys, in name order. */

@@ -8,7 +8,7 @@
 
 import { CountdError, ErrorCodes } from '../errors.js';
 import { FieldSizes } from '../protocol/fields.js';
-import { ReadRequestInput, encodeReadRequest, isExtensionOp } from '../protocol/read-request.js';
+import { ReadRequestInput, VERSION_2_OPS, type ReadOpName, encodeReadRequest, isExtensionOp } from '../protocol/read-request.js';
 import { ReadResponse, ReadResponseDecoder } from '../protocol/read-response.js';
 import { Connection, Endpoint } from './connection.js';
 import { Pending } from './pending.js';
@@ -20,8 +20,8 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
   #extended = false;
   /** Set when the server refused the hello: why the calls behind it fail. */
   #noExtensions: CountdError | undefined;
-  /** The extension version the server answered the hello with, once it has. */
-  #version: bigint | undefined;
+  /** The extension version the server answered to the hello (0 until then). */
+  #version = 0n;
 
   constructor(endpoint: Endpoint, sizes: FieldSizes) {
     super(endpoint, 'read');
@@ -51,7 +51,7 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
     if (err.code === ErrorCodes.INVALID_ARGUMENT) {
       return new CountdError(ErrorCodes.INVALID_ARGUMENT, `keyspace ${keyspace} has no period --ago ${ago}: it was not created with --window, or keeps fewer periods (--keep)`, { cause: err });
     }
-    if (err.code !== ErrorCodes.REJECTED || this.#version === undefined || this.#version >= 2n) return err;
+    if (err.code !== ErrorCodes.REJECTED || this.#version === 0n || this.#version >= 2n) return err;
     return new CountdError(ErrorCodes.REJECTED, `the read port speaks read-protocol extensions version ${this.#version}, without periods: it cannot read ${keyspace} --ago ${ago}`, { cause: err });
   }
 
@@ -87,7 +87,7 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
       if (call === undefined) throw new CountdError(ErrorCodes.CONNECTION, 'read response with no request outstanding');
       if (res.status === 'malformed') {
         this.retire();
-        call.reject(new CountdError(ErrorCodes.REJECTED, `the server rejected the ${res.op} request as malformed (n = -1)`));
+        call.reject(new CountdError(ErrorCodes.REJECTED, `the server rejected the ${res.op} request as malformed (n = -1)${olderServer(res.op, this.#version)}`));
       } else if (res.status === 'period-not-kept') {
         call.reject(new CountdError(ErrorCodes.INVALID_ARGUMENT, `the keyspace keeps no such period (n = -3): a windowed keyspace keeps --ago 0 to its --keep minus 1, one without --window only --ago 0`));
       } else if (res.status === 'page-too-large') {
@@ -100,4 +100,9 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
     }
     if (this.pending.length === 0) this.settled();
   }
+}
+
+/** Why a server of extension version 1 (countd 0.5 and earlier) refused a dense, count or settings op ('' for another reason). */
+function olderServer(op: ReadOpName, version: bigint): string {
+  return VERSION_2_OPS.has(op) && version > 0n && version < 2n ? `: the read port speaks read-protocol extensions version ${version}, and ${op} needs version 2 (countd 0.6.0 or later)` : '';
 }

@@ -68,9 +68,10 @@ export function readWindow(source: Uint8Array, offset: number): WindowSettings |
   return windowProblem(w) === undefined ? w : null;
 }
 
-/** The 15 settings bytes after the operator, as a create op carries them (ties byte 0: key order). */
-export function settingsTail(w: WindowSettings): Buffer {
+/** The 15 settings bytes after the operator, as a create op carries them: the tie rule (0 key, 1 first), then the window. */
+export function settingsTail(w: WindowSettings, ties = 0): Buffer {
   const buf = Buffer.alloc(SETTINGS_TAIL_SIZE + 1);
+  buf[1] = ties;
   writeWindow(buf, 0, w);
   return buf.subarray(1);
 }
@@ -78,13 +79,15 @@ export function settingsTail(w: WindowSettings): Buffer {
 /**
  * The window a create op carries in its key field at buf[at] (`length`
  * bytes, at most SETTINGS_TAIL_SIZE: settings bytes 1 … 15, trailing zero
- * bytes may be cut): undefined for none, null when malformed.
+ * bytes may be cut): undefined for none, null when malformed (a window
+ * out of range, or a tie rule, byte 0, other than 0 key and 1 first:
+ * the tie rule itself is lib/store/encoding.ts Ties's).
  */
 export function createWindow(buf: Uint8Array, at: number, length: number): WindowSettings | undefined | null {
   if (length > SETTINGS_TAIL_SIZE) return null;
   const value = Buffer.alloc(SETTINGS_TAIL_SIZE + 1);
   for (let i = 0; i < length; i++) value[1 + i] = buf[at + i]!;
-  if (value[1] !== 0) return null;
+  if (value[1]! > 1) return null;
   const w = readWindow(value, 0);
   if (w === null) return null;
   return w.unit === WindowUnit.none ? undefined : w;

@@ -10,7 +10,7 @@
 
 import { invalidArgument } from '../errors.js';
 import { FieldSizes, fieldNameLength, nameBytes, writeField, writeFrameSize } from './fields.js';
-import { SETTINGS_TAIL_SIZE, createWindow, settingsTail, windowProblem, type WindowSettings } from './window-settings.js';
+import { createWindow, settingsTail, windowProblem, type WindowSettings } from './window-settings.js';
 import { toInt64 } from './write-frame.js';
 
 /** The version of the extensions this code speaks. */
@@ -26,9 +26,32 @@ export const WriteOp = {
   set: 2,
   deleteKey: 3,
   deleteKeyspace: 4,
-  /** value = the keyspace's operator: 1 sum, 2 max, 3 min, 4 set (lib/store/combine.ts). */
+  /** value = the keyspace's operator: 1 sum, 2 max, 3 min, 4 set (lib/store/combine.ts); key field bytes 0 … 14 = settings bytes 1 … 15. */
   createKeyspace: 5,
 } as const;
+
+/** Settings bytes 1 … 15 a create carries in its key field (docs/storage-format.md settings-value). */
+export const CREATE_SETTINGS_SIZE = 15;
+/** Tie rules a create carries in settings byte 1 (lib/store/encoding.ts Ties). */
+export const TiesRule = { key: 0, first: 1 } as const;
+export type TiesName = keyof typeof TiesRule;
+export const TIES_NAMES: Record<number, TiesName> = { 0: 'key', 1: 'first' };
+
+/**
+ * The length of the settings a create's key field carries (up to its last
+ * non-zero byte among the first 15), or -1 when the field is malformed:
+ * a byte past the 15th set, a tie rule other than key and first, or a
+ * malformed window.
+ */
+export function createSettingsLength(buf: Buffer, keyOff: number, keySize: number): number {
+  const n = Math.min(CREATE_SETTINGS_SIZE, keySize);
+  if (!allZero(buf, keyOff + n, keyOff + keySize)) return -1;
+  // Byte 0 the tie rule, bytes 1 … 14 the window (lib/protocol/window-settings.ts validates both).
+  if (buf[keyOff]! > TiesRule.first || createWindow(buf, keyOff, n) === null) return -1;
+  let length = n;
+  while (length > 0 && buf[keyOff + length - 1] === 0) length--;
+  return length;
+}
 export type WriteOpName = keyof typeof WriteOp;
 
 /**
@@ -83,15 +106,12 @@ export function validateOpFrame(buf: Buffer, offset: number, sizes: FieldSizes, 
   if (ksLen < 0) return 0;
   const keyOff = ksOff + sizes.keyspaceSize;
   let keyLen: number;
-  if (op === WriteOp.createKeyspace) {
-    // The key field carries the rest of the keyspace's settings (its window), trailing NULs cut off.
-    const tail = Math.min(sizes.keySize, SETTINGS_TAIL_SIZE);
-    if (!allZero(buf, keyOff + tail, keyOff + sizes.keySize) || createWindow(buf, keyOff, tail) === null) return 0;
-    keyLen = tail;
-    while (keyLen > 0 && buf[keyOff + keyLen - 1] === 0) keyLen--;
-  } else if (op === WriteOp.deleteKeyspace) {
+  if (op === WriteOp.deleteKeyspace) {
     if (!allZero(buf, keyOff, keyOff + sizes.keySize)) return 0;
     keyLen = 0;
+  } else if (op === WriteOp.createKeyspace) {
+    keyLen = createSettingsLength(buf, keyOff, sizes.keySize);
+    if (keyLen < 0) return 0;
   } else {
     keyLen = fieldNameLength(buf, keyOff, sizes.keySize);
     if (keyLen < 0) return 0;
@@ -129,17 +149,25 @@ export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace:
   buf.writeBigInt64LE(v, 8);
   writeField(buf, OP_HEADER_SIZE, sizes.keyspaceSize, ks);
   if (window !== undefined && code !== WriteOp.createKeyspace) throw invalidArgument(`${op} takes no window`);
-  if (code === WriteOp.deleteKeyspace || code === WriteOp.createKeyspace) {
-    if (key !== null) throw invalidArgument(`${op} takes no key`);
+  if (code === WriteOp.createKeyspace) {
+    // The key field carries the settings bytes 1 … 15: a Buffer of up to 15 (the tie rule first), or nothing (null); then `window`, if any, over bytes 2 … 15.
+    const keyOff = OP_HEADER_SIZE + sizes.keyspaceSize;
+    if (key !== null) {
+      if (!(key instanceof Uint8Array) || key.length > Math.min(CREATE_SETTINGS_SIZE, sizes.keySize)) throw invalidArgument(`createKeyspace takes at most ${CREATE_SETTINGS_SIZE} settings bytes`);
+      Buffer.from(key.buffer, key.byteOffset, key.length).copy(buf, keyOff);
+    }
     if (window !== undefined && window.unit !== 0) {
       const problem = windowProblem(window);
       if (problem !== undefined) throw invalidArgument(`createKeyspace: ${problem}`);
-      const tail = settingsTail(window);
+      const tail = settingsTail(window, buf[keyOff]);
       let used = tail.length;
       while (used > 0 && tail[used - 1] === 0) used--;
       if (used > sizes.keySize) throw invalidArgument(`createKeyspace: a window needs a key field of at least ${used} bytes (this server's is ${sizes.keySize})`);
-      tail.copy(buf, OP_HEADER_SIZE + sizes.keyspaceSize, 0, used);
+      tail.copy(buf, keyOff, 0, used);
     }
+    if (createSettingsLength(buf, keyOff, sizes.keySize) < 0) throw invalidArgument('createKeyspace settings: the tie rule must be 0 (key) or 1 (first), then a valid window or zero bytes');
+  } else if (code === WriteOp.deleteKeyspace) {
+    if (key !== null) throw invalidArgument(`${op} takes no key`);
   } else {
     if (key === null) throw invalidArgument(`${op} needs a key`);
     writeField(buf, OP_HEADER_SIZE + sizes.keyspaceSize, sizes.keySize, nameBytes(key, 'key', sizes.keySize));

@@ -25,6 +25,9 @@ import {
   encodePageResponse,
   encodePositionedResponse,
   encodeStatusResponse,
+  encodeDenseResponse,
+  encodeCountResponse,
+  encodeSettingsResponse,
 } from '../protocol/read-response.js';
 import { Logger, silentLogger } from '../util/log.js';
 import { PeriodNotKeptError, type Store } from '../store/store.js';
@@ -37,7 +40,7 @@ export const DEFAULT_READ_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /** The part of Store the reader uses (tests may pass a model of it). */
-export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces'> & Partial<Pick<Store, 'periodStart'>> & VersionedStore;
+export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces' | 'denseRank' | 'countKeys' | 'keyspaceSettings'> & Partial<Pick<Store, 'periodStart'>> & VersionedStore;
 
 export interface ReaderOptions {
   store: ReadableStore;
@@ -422,7 +425,7 @@ class ReadConnection {
   async #answerRead(req: ReadRequest): Promise<Buffer> {
     const { sizes, pageLimit, route } = this.#ctx;
     // One clock reading per request: the period it names is the one read (lib/store/periods.ts).
-    const at = req.op === 'page' || req.op === 'get' || req.op === 'rank' || req.op === 'around' ? { ago: req.ago ?? 0, now: Date.now() } : undefined;
+    const at = 'keyspace' in req ? { ago: req.ago ?? 0, now: Date.now() } : undefined;
     const store = (route !== undefined && 'keyspace' in req && route(req.keyspace)) || this.#ctx.store;
     if ('length' in req && req.length > pageLimit) {
       metrics.readRequests.inc({ kind: 'too-large' });
@@ -459,6 +462,17 @@ class ReadConnection {
         all.sort((a, b) => Buffer.compare(a.name, b.name));
         const from = req.offset >= BigInt(all.length) ? all.length : Number(req.offset);
         return encodeKeyspacesResponse(all.slice(from, from + Number(req.length)), sizes);
+      }
+      case 'dense': {
+        const found = await store.denseRank(req.keyspace, req.key, at);
+        return encodeDenseResponse(found && { rank: found.rank, dense: found.dense, entry: { key: req.key, count: found.count } }, sizes);
+      }
+      case 'count':
+        return encodeCountResponse(await store.countKeys(req.keyspace, { min: req.min }, at));
+      case 'settings': {
+        const all = await store.keyspaceSettings({ now: Date.now() });
+        const from = req.offset >= BigInt(all.length) ? all.length : Number(req.offset);
+        return encodeSettingsResponse(all.slice(from, from + Number(req.length)), sizes);
       }
       case 'hello':
         return encodeHelloResponse(sizes, req.version < READ_EXTENSIONS_VERSION ? req.version : READ_EXTENSIONS_VERSION);

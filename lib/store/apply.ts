@@ -9,6 +9,7 @@
 
 import { CountdError } from '../errors.js';
 import { metrics } from '../metrics.js';
+import { ORDER_KEY, ORDER_SIZE, Ties, encodeCountOrder } from './encoding.js';
 import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_INDEX, TAG_KEYSPACE, TAG_SETTINGS, encodeCount, encodeSettingsValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
 import { Operator, PairMode, combineValues, saturate } from './combine.js';
 import { translateDbError } from './errors.js';
@@ -59,6 +60,8 @@ interface ApplyGroup {
   declare: number | undefined;
   /** With `declare`: the keyspace's time window, if it has one (windows.ts). */
   window: WindowSettings | undefined;
+  /** `--ties first`: count values carry the apply order, index suffixes are `rankcount order key`. */
+  tiesFirst: boolean;
   items: PendingIncrement[];
   /** Index suffixes added and removed by this apply. */
   inserted: Buffer[];
@@ -96,7 +99,11 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
   // the overlay of inflight-apply.ts cannot express: such an apply runs
   // alone (after the one in flight commits, and before the next prepares).
   const lifecycle = batch.hasLifecycleOps;
-  if (lifecycle && state.inflight !== undefined) await afterInflight(state, state.inflight);
+  // So does one that writes a `--ties first` keyspace: it reads every old
+  // count value (with its order) from the database, never from the cache or
+  // an apply in flight, and hands out the next apply order.
+  const ties = touchesTiesFirst(state, batch);
+  if ((lifecycle || ties) && state.inflight !== undefined) await afterInflight(state, state.inflight);
   // An apply still being written: this one prepares on top of its results (inflight-apply.ts).
   const prev = state.inflight;
   if (prev !== undefined) metrics.appliesOverlapped.inc();
@@ -106,7 +113,9 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
   const chained = state.db.batch();
   let submitted = false;
   try {
-    const { finals, saturation } = writeCounts(state, chained, batch.keyBytes, groups, lookup);
+    const order = state.order + 1;
+    const { finals, saturation, ordered } = writeCounts(state, chained, batch.keyBytes, groups, lookup, order);
+    if (ordered) chained.put(ORDER_KEY, encodeOrder(order));
     // From here on this apply needs `prev` committed: fences and blocks read
     // from disk must hold its writes.
     if (prev !== undefined) await afterInflight(state, prev);
@@ -129,7 +138,7 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
     // alone (awaited below), so no apply prepares on top of it.
     const overlay = admit || lifecycle ? undefined : { groups, finals: finals as bigint[] };
     submitted = true;
-    const written = submitApply(state, chained, swaps, nextId, batch.keys, saturation, overlay, lifecycle, settings);
+    const written = submitApply(state, chained, swaps, { nextId, order: ordered ? order : undefined }, batch.keys, saturation, overlay, lifecycle, settings);
     if (lifecycle) await written.catch(() => {});
     return { written };
   } finally {
@@ -166,14 +175,56 @@ function settingsChanges(chained: Chained, groups: ApplyGroup[]): SettingsChange
     const key = taggedName(TAG_SETTINGS, g.info.name);
     const window = isWindowed(g.window) ? g.window : undefined;
     if (g.declare === 0) chained.del(key);
-    else chained.put(key, encodeSettingsValue({ operator: g.declare, window }));
-    changes.push([g.ks, g.declare, window]);
+    else chained.put(key, encodeSettingsValue({ operator: g.declare, ties: g.tiesFirst ? Ties.first : Ties.key, window }));
+    changes.push([g.ks, g.declare, g.tiesFirst, window]);
   }
   return changes;
 }
 
-/** A settings record the apply changes: name, operator (0: deleted), window. */
-type SettingsChange = [string, number, WindowSettings | undefined];
+/** A settings record the apply changes: name, operator (0: deleted), ties first, window. */
+type SettingsChange = [string, number, boolean, WindowSettings | undefined];
+
+/** Whether the batch writes a `--ties first` keyspace (declared so now, or by this batch's create; a period by its keyspace's rule). */
+function touchesTiesFirst(state: StoreState, batch: IncrementBatch): boolean {
+  const byId = pendingsById(batch);
+  for (const pending of byId.values()) if (tiesFirstOf(state, pending, byId)) return true;
+  return false;
+}
+
+function pendingsById(batch: IncrementBatch): Map<string, PendingKeyspace> {
+  const byId = new Map<string, PendingKeyspace>();
+  for (const pending of batch.keyspaces()) byId.set(pending.id, pending);
+  return byId;
+}
+
+/**
+ * The pending keyspace whose settings govern `pending`: itself, or for a
+ * period (windows.ts) its keyspace's, when the batch declares that one.
+ */
+function governingPending(pending: PendingKeyspace, byId: Map<string, PendingKeyspace>): PendingKeyspace | undefined {
+  if (pending.declare !== undefined) return pending;
+  const governing = governingKeyspace(pending.id);
+  const g = governing === pending.id ? undefined : byId.get(governing);
+  return g?.declare !== undefined ? g : undefined;
+}
+
+/** Whether `pending` ranks ties first: by its keyspace's rule (a period by its keyspace's name). */
+function tiesFirstOf(state: StoreState, pending: PendingKeyspace, byId: Map<string, PendingKeyspace>): boolean {
+  const declared = governingPending(pending, byId);
+  return declared !== undefined ? declared.declare !== 0 && declared.ties === Ties.first : state.ranksTiesFirst(pending.id);
+}
+
+/** How `pending` combines with the stored counts (combine.ts Operator): its keyspace's operator (a period by its keyspace's name). */
+function operatorOf(state: StoreState, pending: PendingKeyspace, byId: Map<string, PendingKeyspace>): number {
+  const declared = governingPending(pending, byId);
+  return declared !== undefined ? declared.declare || Operator.sum : (state.settings.get(governingKeyspace(pending.id)) ?? Operator.sum);
+}
+
+function encodeOrder(order: number): Buffer {
+  const value = Buffer.allocUnsafe(ORDER_SIZE);
+  writeId(value, 0, order);
+  return value;
+}
 
 function putOp(chained: Chained, op: BatchOp): void {
   if (op.type === 'put') chained.put(op.key, op.value);
@@ -185,6 +236,7 @@ function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply 
   const groups: ApplyGroup[] = [];
   let nextId = prev?.nextIdAfter ?? state.nextId;
   const pendings = [...batch.keyspaces()];
+  const byId = pendingsById(batch);
   for (const pending of pendings) {
     // After `prev` commits, the directory holds these very records (prev.dirAfter's objects).
     const stored = prev?.dirAfter.get(pending.id) ?? state.dir.get(pending.id);
@@ -193,9 +245,10 @@ function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply 
     const known = pending.dropped === true ? undefined : stored;
     const info = known ? { ...known } : { name: pending.name, id: nextId++, size: 0 };
     const declare = pending.declare;
-    // A period of a windowed keyspace combines by its keyspace's operator (windows.ts).
-    const operator = declare !== undefined ? declare || Operator.sum : (state.settings.get(governingKeyspace(pending.id)) ?? Operator.sum);
-    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, window: pending.window, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+    // A period of a windowed keyspace combines and ranks ties by its keyspace's settings (windows.ts).
+    const operator = operatorOf(state, pending, byId);
+    const tiesFirst = tiesFirstOf(state, pending, byId);
+    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, window: pending.window, tiesFirst, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
   }
   groups.push(...droppedPeriods(state, pendings));
   return { groups, nextId };
@@ -214,7 +267,7 @@ function droppedPeriods(state: StoreState, pendings: PendingKeyspace[]): ApplyGr
   const out: ApplyGroup[] = [];
   for (const [ks, info] of state.dir) {
     if (inBatch.has(ks) || !dropped.some((p) => isPeriodOf(ks, p.id))) continue;
-    out.push({ ks, info: { ...info, size: 0 }, committed: info, created: false, droppedId: info.id, operator: Operator.sum, declare: undefined, window: undefined, items: [], inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+    out.push({ ks, info: { ...info, size: 0 }, committed: info, created: false, droppedId: info.id, operator: Operator.sum, declare: undefined, window: undefined, tiesFirst: false, items: [], inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
   }
   return out;
 }
@@ -246,12 +299,14 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
     // prev's own pairs are looked up in it; a keyspace prev creates has no
     // others. (size > 0: a record claiming 0 keys would be corrupt; read
     // rather than trust it.)
-    const complete = cache.enabled ? group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size : prev !== undefined && !state.dir.has(group.ks);
+    // A `--ties first` keyspace's counts are never cached (their order is in the record): read.
+    const useCache = !group.tiesFirst;
+    const complete = !useCache ? false : cache.enabled ? group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size : prev !== undefined && !state.dir.has(group.ks);
     let prefix: Buffer | undefined;
     looked += group.items.length;
     for (const p of group.items) {
       // A pair the apply in flight writes is in the cache, or (not admitted) in its own list.
-      const cached = (cache.enabled ? cache.get(p.pair) : undefined) ?? prev?.finalOf(p.pair);
+      const cached = !useCache ? undefined : ((cache.enabled ? cache.get(p.pair) : undefined) ?? prev?.finalOf(p.pair));
       if (cached !== undefined) {
         lookup.cachedOld[n] = cached;
         lookup.wasCached[n] = cacheFlag;
@@ -273,12 +328,20 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
  * note the index changes on the groups. Returns every pair's count after
  * this apply (each exists afterwards), for the count cache.
  */
-function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, groups: ApplyGroup[], lookup: Lookup): { finals: Array<bigint | undefined>; saturation: Saturation | undefined } {
+function writeCounts(
+  state: StoreState,
+  chained: Chained,
+  keyBytes: Buffer,
+  groups: ApplyGroup[],
+  lookup: Lookup,
+  order: number,
+): { finals: Array<bigint | undefined>; saturation: Saturation | undefined; ordered: boolean } {
   const { cachedOld, readSlot, readKeys, current } = lookup;
   const finals: Array<bigint | undefined> = new Array(cachedOld.length);
   let saturated = 0;
   let firstSaturated: { keyspace: Buffer; key: Buffer } | undefined;
   let cursor = 0;
+  let ordered = false;
   for (const group of groups) {
     const countPrefix = idPrefix(TAG_COUNT, group.info.id);
     const indexPrefix = idPrefix(TAG_INDEX, group.info.id);
@@ -309,7 +372,9 @@ function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, grou
       finals[cursor++] = next;
       if (old === next) continue;
       const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
-      const nextValue = encodeCount(next);
+      // `--ties first`: the key reached this count at this apply (its order), whichever way it moved.
+      const nextValue = group.tiesFirst ? encodeCountOrder(next, order) : encodeCount(next);
+      ordered ||= group.tiesFirst;
       chained.put(countKey, nextValue);
       if (old === undefined) {
         group.info.size++;
@@ -324,7 +389,7 @@ function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, grou
     }
   }
   const saturation = firstSaturated === undefined ? undefined : { keys: saturated, ...firstSaturated };
-  return { finals, saturation };
+  return { finals, saturation, ordered };
 }
 
 /**
@@ -360,18 +425,22 @@ function submitApply(
   state: StoreState,
   chained: Chained,
   swaps: StateSwap[],
-  nextId: number,
+  after: { nextId: number; order: number | undefined },
   keys: number,
   saturation: Saturation | undefined,
   overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
   lifecycle: boolean,
   settings: SettingsChange[],
 ): Promise<ApplyResult> {
+  const nextId = after.nextId;
   const onCommitted = (): void => {
     state.nextId = nextId;
-    for (const [ks, operator, window] of settings) {
+    if (after.order !== undefined) state.order = after.order;
+    for (const [ks, operator, tiesFirst, window] of settings) {
       if (operator === 0) state.settings.delete(ks);
       else state.settings.set(ks, operator);
+      if (tiesFirst) state.tiesFirst.add(ks);
+      else state.tiesFirst.delete(ks);
       if (window === undefined) state.windows.delete(ks);
       else state.windows.set(ks, window);
     }
@@ -441,7 +510,7 @@ function recordCounts(state: StoreState, groups: ApplyGroup[], finals: bigint[],
   if (!cache.enabled) return;
   let at = 0;
   for (const group of groups) {
-    cache.record(group.ks, group.items, finals, wasCached, at, admit);
+    if (!group.tiesFirst) cache.record(group.ks, group.items, finals, wasCached, at, admit);
     at += group.items.length;
   }
 }

@@ -27,6 +27,8 @@ export interface PendingKeyspace {
   dropped?: boolean;
   /** The batch creates the keyspace with this operator (combine.ts Operator), or deletes it (0): its settings record changes. */
   declare?: number;
+  /** With `declare`: the tie rule the created keyspace gets (encoding.ts Ties; absent: key). */
+  ties?: number;
   /** How the batch combined this keyspace's values (combine.ts Operator); the apply combines them with the stored counts the same way. */
   operator?: number;
   /** With `declare`: the keyspace's time window (windows.ts), if it has one. */
@@ -112,12 +114,17 @@ export class IncrementBatch {
     this.addNew(pair, keyspace, key, delta).mode = this.byKeyspace.get(latin1Of(keyspace))?.dropped === true ? PairMode.reset : PairMode.add;
   }
 
-  /** Create keyspace `keyspace` with `operator` (combine.ts Operator) and `window`: it replaces what the name held, as deleteKeyspace, then declares it. */
-  createKeyspace(keyspace: Buffer, operator: number, window?: WindowSettings): void {
+  /**
+   * Create keyspace `keyspace` with `operator` (combine.ts Operator), tie
+   * rule `ties` (encoding.ts Ties) and `window`: it replaces what the name
+   * held, as deleteKeyspace, then declares it.
+   */
+  createKeyspace(keyspace: Buffer, operator: number, ties = 0, window?: WindowSettings): void {
     this.deleteKeyspace(keyspace);
     const group = this.byKeyspace.get(latin1Of(keyspace))!;
     group.declare = operator;
     group.operator = operator;
+    group.ties = ties;
     if (isWindowed(window)) {
       group.window = window;
       this.windows.set(group.id, window);
@@ -145,6 +152,7 @@ export class IncrementBatch {
     }
     group.dropped = true;
     group.declare = 0;
+    group.ties = 0;
     group.operator = Operator.sum;
     group.window = undefined;
     this.windows.delete(ks);

@@ -11,10 +11,10 @@
 // another part, only the state.
 
 import { invalidArgument } from '../errors.js';
-import { checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
+import { INT64_MIN, checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
 import { PAIR_LENGTHS_SIZE } from '../protocol/pair-key.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { TAG_MARK, taggedName } from './encoding.js';
+import { SETTINGS_VALUE_SIZE, TAG_MARK, Ties, encodeSettingsValue, taggedName } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { applyBatch, type ApplyResult } from './apply.js';
 import { fitsInt64 } from './combine.js';
@@ -33,7 +33,7 @@ import {
 import { checkPeriodChoice, expirePeriods, hasExpiredPeriods, listKeyspaces, periodStartToRead, periodToRead, storedPeriods, type PeriodChoice } from './periods.js';
 import { PERIOD_SUFFIX_SIZE, parsePeriodId, type WindowSettings } from './windows.js';
 import { closeState, latin1, openState, type BatchOp, type StoreState } from './state.js';
-import { aroundInView, iterateEntries, readCount, readPage, rankInView, tallyView, withView, type Entry, type KeyspaceTally } from './views.js';
+import { aroundInView, countAtLeastInView, denseRankInView, iterateEntries, readCount, readPage, rankInView, tallyView, withView, type Entry, type KeyspaceTally } from './views.js';
 
 export { IncrementBatch } from './increment-batch.js';
 export type { ApplyResult } from './apply.js';
@@ -314,7 +314,7 @@ export class Store {
 
   async size(keyspace: string | Uint8Array, at?: PeriodChoice): Promise<number> {
     const name = this.readName(keyspace, at);
-    await this.state.settled();
+    await this.state.readable();
     return this.state.dir.get(latin1(name))?.size ?? 0;
   }
 
@@ -324,11 +324,12 @@ export class Store {
     return new Map(this.state.settings);
   }
 
-  /** The declared keyspaces, their operators and windows, by name bytes (declared keyspaces may hold no key yet). */
-  declaredKeyspaces(): Array<{ name: Buffer; operator: number; window?: WindowSettings }> {
+  /** The declared keyspaces, their operators, tie rules (encoding.ts Ties) and windows, by name bytes (declared keyspaces may hold no key yet). */
+  declaredKeyspaces(): Array<{ name: Buffer; operator: number; ties: number; window?: WindowSettings }> {
     const windows = this.state.windows;
+    const ties = this.state.tiesFirst;
     return [...this.state.settings]
-      .map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator, ...(windows.has(ks) ? { window: windows.get(ks)! } : {}) }))
+      .map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator, ties: ties.has(ks) ? Ties.first : Ties.key, ...(windows.has(ks) ? { window: windows.get(ks)! } : {}) }))
       .sort((a, b) => Buffer.compare(a.name, b.name));
   }
 
@@ -351,7 +352,7 @@ export class Store {
   /** The stored periods of a windowed keyspace, oldest first: each one's start (ms since the epoch) and number of keys. */
   async periods(keyspace: string | Uint8Array): Promise<Array<{ start: number; size: number }>> {
     const name = this.keyspaceName(keyspace);
-    await this.state.settled();
+    await this.state.readable();
     return storedPeriods(this.state, latin1(name));
   }
 
@@ -365,6 +366,27 @@ export class Store {
   }
 
   /**
+   * Every keyspace that exists or is declared (periods as keyspaces()
+   * lists them), by name bytes, with its number of keys and its settings
+   * value (docs/storage-format.md settings-value; all zero bytes for an
+   * undeclared keyspace), as of the last committed write: what the read
+   * protocol's settings op carries.
+   */
+  async keyspaceSettings(at?: { now?: number }): Promise<Array<{ name: Buffer; size: number; settings: Buffer }>> {
+    this.state.checkOpen();
+    const { now } = checkPeriodChoice(at);
+    await this.state.readable();
+    const out = new Map<string, { name: Buffer; size: number; settings: Buffer }>();
+    const none = Buffer.alloc(SETTINGS_VALUE_SIZE);
+    for (const k of listKeyspaces(this.state, now ?? Date.now())) out.set(latin1(k.name), { name: k.name, size: k.size, settings: none });
+    for (const d of this.declaredKeyspaces()) {
+      const ks = latin1(d.name);
+      out.set(ks, { name: d.name, size: out.get(ks)?.size ?? 0, settings: encodeSettingsValue({ operator: d.operator, ties: d.ties, ...(d.window === undefined ? {} : { window: d.window }) }) });
+    }
+    return [...out.values()].sort((a, b) => a.name.compare(b.name));
+  }
+
+  /**
    * Every keyspace with its size, sorted by name bytes. A windowed keyspace
    * is listed with the size of its current period at `at.now` (when that
    * holds keys); its other periods: periods().
@@ -372,7 +394,7 @@ export class Store {
   async keyspaces(at?: { now?: number }): Promise<Array<{ name: Buffer; size: number }>> {
     this.state.checkOpen();
     const { now } = checkPeriodChoice(at);
-    await this.state.settled();
+    await this.state.readable();
     return listKeyspaces(this.state, now ?? Date.now());
   }
 
@@ -381,6 +403,25 @@ export class Store {
     const name = this.readName(keyspace, at);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     return withView(this.state, name, undefined, (view) => rankInView(this.state, view, k));
+  }
+
+  /**
+   * The rank of `key` (0-based position), its dense rank (0-based: the
+   * number of distinct counts above its count) and its count, from one
+   * snapshot; undefined if absent.
+   */
+  async denseRank(keyspace: string | Uint8Array, key: string | Uint8Array, at?: PeriodChoice): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
+    const name = this.readName(keyspace, at);
+    const k = nameBytes(key, 'key', this.sizes.keySize);
+    return withView(this.state, name, undefined, (view) => denseRankInView(this.state, view, k));
+  }
+
+  /** The number of keys of `keyspace` with a count of at least `min` (all of them without it), in O(log n + B). */
+  async countKeys(keyspace: string | Uint8Array, options: { min?: bigint } = {}, at?: PeriodChoice): Promise<number> {
+    const name = this.readName(keyspace, at);
+    const min = options?.min;
+    if (min !== undefined && (typeof min !== 'bigint' || !fitsInt64(min))) throw invalidArgument('min must be a signed 64-bit bigint');
+    return withView(this.state, name, 0, (view) => countAtLeastInView(this.state, view, min ?? INT64_MIN));
   }
 
   /** A page of up to `n` entries with `key` in the middle (shifted to stay inside the keyspace). */

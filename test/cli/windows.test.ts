@@ -67,16 +67,24 @@ describe('countd: windowed keyspaces (--window, --keep, --ago) through the real 
     assert.match(beyond.stderr, /lap has no period --ago 2/);
   });
 
-  it('keyspaces --json shows the window and --keep of a windowed keyspace (read from the database)', async () => {
-    await daemon.stop();
-    try {
+  it('keyspaces --json shows the window and --keep of a windowed keyspace, through the read port and from the database alike', async () => {
+    const settingsOf = async (): Promise<Record<string, unknown>> => {
       const r = await countd(dir, 'keyspaces', '--json');
       assert.equal(r.code, 0, r.stderr);
       const lap = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.keyspace === 'lap');
       assert.ok(lap !== undefined, r.stdout);
       assert.equal(lap.op, 'max');
+      assert.equal(lap.ties, 'key');
       assert.equal(lap.window, '10s');
       assert.ok(lap.keep === 2 || lap.keep === '2', JSON.stringify(lap));
+      // The size is the current period's, which the clock may have moved between the two reads.
+      const { keys: _keys, ...settings } = lap;
+      return settings;
+    };
+    const throughDaemon = await settingsOf();
+    await daemon.stop();
+    try {
+      assert.deepEqual(await settingsOf(), throughDaemon);
     } finally {
       ({ daemon } = await startDaemon(dir));
     }
@@ -94,6 +102,8 @@ describe('countd: windowed keyspaces (--window, --keep, --ago) through the real 
       [['rank', 'lap', 'ann', '--ago', '5'], /lap has no period --ago 5/],
       [['around', 'lap', 'ann', '--ago', '9'], /lap has no period --ago 9/],
       [['dump', 'lap', '--ago', '2'], /lap has no period --ago 2/],
+      [['rank', 'lap', 'ann', '--dense', '--ago', '2'], /lap has no period --ago 2/],
+      [['count', 'lap', '--ago', '3'], /lap has no period --ago 3/],
     ];
     assert.equal((await countd(dir, 'write', 'plain', 'k', '1')).code, 0);
     cases.push([['read', 'plain', '--ago', '1'], /plain has no period --ago 1/]);

@@ -41,7 +41,8 @@ export interface CrashLoopOptions {
   progress?: (line: string) => void;
   /**
    * Also write to two windowed keyspaces created at the start (1 s periods,
-   * none expiring during the run): `delta` sums, `best` keeps the max.
+   * none expiring during the run): `delta` sums, `best` keeps the max and
+   * ranks ties first.
    * Default true. Checked by drainAndCheck across their periods.
    */
   windowed?: boolean;
@@ -65,6 +66,8 @@ const SIZES = { keyspaceSize: 32, keySize: 32 };
 const KEYSPACES = ['alpha', 'beta', 'gamma'];
 /** Windowed keyspaces and their operators: 1-second periods, kept for a day. */
 export const WINDOWED: Record<string, 'sum' | 'max'> = { delta: 'sum', best: 'max' };
+/** Declared --ties first: a plain keyspace, and a windowed one (its periods rank ties by its rule). */
+const TIES_FIRST = ['gamma', 'best'];
 
 export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult> {
   const started = Date.now();
@@ -94,6 +97,10 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
   try {
     await daemon.start();
     if (windowed) await createWindowed(daemon.writePort!);
+    // Keyspaces declared --ties first: their count values and index entries carry the apply order.
+    const admin = new Client({ writePort: daemon.writePort!, ...SIZES });
+    await admin.createKeyspace(TIES_FIRST[0]!, { ties: 'first' });
+    await admin.close();
     for (const c of clients) c.start();
     for (let cycle = 1; cycle <= o.cycles; cycle++) {
       if (!daemon.running) await daemon.start();
@@ -117,7 +124,17 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
     await daemon.start();
     await waitUntil('the restarted daemon to apply every dirty log', () => noDirtyLog(path.join(o.dataDir, 'commitlog')), 20_000, 50);
     await daemon.stop();
-    const { figures, violations, rankIndexBroken } = await drainAndCheck(o.dataDir, ledger, undefined, windowed ? WINDOWED : {});
+    const { figures, violations, rankIndexBroken } = await drainAndCheck(
+      o.dataDir,
+      ledger,
+      async (store) => {
+        for (const ks of windowed ? TIES_FIRST : TIES_FIRST.slice(0, 1)) {
+          const declared = store.declaredKeyspaces().find((d) => d.name.toString() === ks);
+          if (declared?.ties !== 1) throw new Error(`${ks} is not declared --ties first at the end: ${JSON.stringify(declared)}`);
+        }
+      },
+      windowed ? WINDOWED : {},
+    );
     return {
       ...figures,
       cycles: o.cycles,
@@ -143,7 +160,7 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
 async function createWindowed(writePort: number): Promise<void> {
   const client = new Client({ host: '127.0.0.1', writePort, ...SIZES });
   try {
-    for (const [ks, op] of Object.entries(WINDOWED)) await client.createKeyspace(ks, { op, window: '1s', keep: 86_400 });
+    for (const [ks, op] of Object.entries(WINDOWED)) await client.createKeyspace(ks, { op, ties: TIES_FIRST.includes(ks) ? 'first' : 'key', window: '1s', keep: 86_400 });
   } finally {
     await client.close();
   }

@@ -50,6 +50,9 @@ describe('read request codec', () => {
   it('round-trips every extension op', () => {
     const cases = [
       [{ op: 'hello' }, { op: 'hello', version: 2n }, 272],
+      [{ op: 'dense', keyspace: 'ks', key: 'd' }, { op: 'dense', keyspace: Buffer.from('ks'), key: Buffer.from('d') }, 528],
+      [{ op: 'count', keyspace: 'ks', min: -5n }, { op: 'count', keyspace: Buffer.from('ks'), min: -5n }, 280],
+      [{ op: 'settings', offset: 4, length: 2 }, { op: 'settings', offset: 4n, length: 2n }, 280],
       [{ op: 'health' }, { op: 'health' }, 272],
       [{ op: 'get', keyspace: 'ks', key: 'a' }, { op: 'get', keyspace: Buffer.from('ks'), key: Buffer.from('a') }, 528],
       [{ op: 'rank', keyspace: 'ks', key: 'b' }, { op: 'rank', keyspace: Buffer.from('ks'), key: Buffer.from('b') }, 528],
@@ -63,7 +66,14 @@ describe('read request codec', () => {
     }
   });
 
-  it('version 2: the period (ago) in bits 8 to 39 of the opcode field of get, rank and around; a page of a period is OP_PAGE_AT', () => {
+  it('version 2: the period (ago) in bits 8 to 39 of the opcode field of get, rank, around, dense and count; a page of a period is OP_PAGE_AT (9)', () => {
+    assert.equal(OP_PAGE_AT, 9);
+    const dense = encodeReadRequest({ op: 'dense', keyspace: 'lap', key: 'ann', ago: 2 }, sizes);
+    assert.deepEqual([...dense.subarray(0, 8)], [6, 2, 0, 0, 0, 0, 0, 0x80]);
+    assert.deepEqual(decodeOne(dense, sizes), { op: 'dense', keyspace: Buffer.from('lap'), key: Buffer.from('ann'), ago: 2 });
+    const count = encodeReadRequest({ op: 'count', keyspace: 'lap', min: 10n, ago: 0x0102 }, sizes);
+    assert.deepEqual([...count.subarray(0, 8)], [7, 2, 1, 0, 0, 0, 0, 0x80]);
+    assert.deepEqual(decodeOne(count, sizes), { op: 'count', keyspace: Buffer.from('lap'), min: 10n, ago: 0x0102 });
     const get = encodeReadRequest({ op: 'get', keyspace: 'lap', key: 'ann', ago: 3 }, sizes);
     assert.deepEqual([...get.subarray(0, 8)], [OP_GET, 3, 0, 0, 0, 0, 0, 0x80]);
     assert.deepEqual(decodeOne(get, sizes), { op: 'get', keyspace: Buffer.from('lap'), key: Buffer.from('ann'), ago: 3 });
@@ -79,7 +89,7 @@ describe('read request codec', () => {
     assert.deepEqual(decodeOne(page, sizes), { op: 'page', offset: 20n, length: 10n, keyspace: Buffer.from('lap'), ago: 1 });
     assert.deepEqual(encodeReadRequest({ op: 'page', keyspace: 'lap', offset: 20, length: 10, ago: 0 }, sizes).length, 16 + sizes.keyspaceSize);
     // A period on an op that reads no counts, or past 32 bits, is an unknown opcode: malformed after 8 bytes.
-    for (const field of [OPCODE_FLAG | (1n << 8n) | BigInt(OP_KEYSPACES), OPCODE_FLAG | (1n << 8n) | BigInt(OP_HELLO), OPCODE_FLAG | (1n << 40n) | BigInt(OP_GET)]) {
+    for (const field of [OPCODE_FLAG | (1n << 8n) | BigInt(OP_KEYSPACES), OPCODE_FLAG | (1n << 8n) | BigInt(OP_HELLO), OPCODE_FLAG | (1n << 8n) | 8n, OPCODE_FLAG | (1n << 40n) | BigInt(OP_GET)]) {
       const b = Buffer.alloc(8);
       b.writeBigUInt64LE(field, 0);
       assert.equal(decodeReadRequest(b, 0, sizes).kind, 'malformed', field.toString(16));
@@ -99,7 +109,11 @@ describe('read request codec', () => {
     assert.equal(requestSizeFor(OPCODE_FLAG | BigInt(OP_AROUND), sizes), 528);
     assert.equal(requestSizeFor(OPCODE_FLAG | BigInt(OP_KEYSPACES), sizes), 280);
     assert.equal(requestSizeFor(OPCODE_FLAG | BigInt(OP_HEALTH), sizes), 272);
-    assert.equal(requestSizeFor(OPCODE_FLAG | 6n, sizes), -1);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 6n, sizes), 528);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 7n, sizes), 280);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 8n, sizes), 280);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 9n, sizes), 280); // page-at
+    assert.equal(requestSizeFor(OPCODE_FLAG | 10n, sizes), -1);
     assert.equal(requestSizeFor(UINT64_MAX, sizes), -1);
   });
 
@@ -166,7 +180,14 @@ describe('read request codec', () => {
       ['page: empty keyspace with junk after the NUL', page(0n, 1n, [0, 0x61, 0, 0])],
       ['page: junk after the NUL', page(0n, 1n, [0x61, 0, 0x62, 0])],
       ['page: junk in the last byte', page(0n, 1n, [0x61, 0, 0, 1])],
-      ['unknown opcode 6', page(op(6), 0n, [0x61, 0, 0, 0])],
+      ['unknown opcode 10', page(op(10), 0n, [0x61, 0, 0, 0])],
+      ['page-at: empty keyspace', page(op(9), 1n, [0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
+      ['count at a period: length 1', page(op(7) | (2n << 8n), 1n, [0x61, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
+      ['dense: length 1', page(op(6), 1n, [0x61, 0, 0, 0], [0x62, 0, 0])],
+      ['dense: empty key', page(op(6), 0n, [0x61, 0, 0, 0], [0, 0, 0])],
+      ['count: length 1', page(op(7), 1n, [0x61, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
+      ['count: empty keyspace', page(op(7), 0n, [0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
+      ['settings: a keyspace name given', page(op(8), 3n, [0x61, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
       ['offset 2^64 - 1 (unknown opcode)', page(UINT64_MAX, 0n, [0x61, 0, 0, 0])],
       ['hello: length 0', page(op(OP_HELLO), 0n, [0, 0, 0, 0])],
       ['hello: a keyspace name given', page(op(OP_HELLO), 1n, [0x61, 0, 0, 0])],

@@ -61,13 +61,18 @@ describe('window settings and periods', () => {
     assert.equal(parsePeriodId('lap'), undefined);
   });
 
-  it('settings bytes: operator, ties 0, unit, 0, keep u32 BE, seconds u64 BE; every malformed value is refused', () => {
+  it('settings bytes: operator, ties (0 key, 1 first), unit, 0, keep u32 BE, seconds u64 BE; every malformed value is refused', () => {
     const w = parseWindow('10s', 3);
     const value = encodeSettingsValue({ operator: 2, window: w });
     assert.equal(value.toString('hex'), '02000100' + '00000003' + '000000000000000a');
-    assert.deepEqual(decodeSettingsValue(value), { operator: 2, window: w });
-    assert.deepEqual(decodeSettingsValue(encodeSettingsValue({ operator: 1 })), { operator: 1 });
+    assert.deepEqual(decodeSettingsValue(value), { operator: 2, ties: 0, window: w });
+    assert.deepEqual(decodeSettingsValue(encodeSettingsValue({ operator: 1 })), { operator: 1, ties: 0 });
     assert.deepEqual(settingsTail(w), value.subarray(1));
+    // Ties first and a window together (issue 17 items 3 and 4): byte 1 and bytes 2 … 15.
+    const both = encodeSettingsValue({ operator: 2, ties: 1, window: w });
+    assert.equal(both.toString('hex'), '02010100' + '00000003' + '000000000000000a');
+    assert.deepEqual(decodeSettingsValue(both), { operator: 2, ties: 1, window: w });
+    assert.deepEqual(settingsTail(w, 1), both.subarray(1));
     const bad = (hex: string): void => assert.equal(decodeSettingsValue(Buffer.from(hex, 'hex')), null, hex);
     bad('02000600' + '00000003' + '0000000000000000'); // unknown unit
     bad('02000100' + '00000000' + '000000000000000a'); // keep 0
@@ -75,7 +80,8 @@ describe('window settings and periods', () => {
     bad('02000300' + '00000003' + '000000000000000a'); // a day with seconds
     bad('02000001' + '00000000' + '0000000000000000'); // reserved byte 3
     bad('02000000' + '00000001' + '0000000000000000'); // keep without a window
-    bad('02010000' + '00000000' + '0000000000000000'); // ties byte (not known to this code)
+    bad('02020000' + '00000000' + '0000000000000000'); // an unknown tie rule
+    bad('02020100' + '00000003' + '000000000000000a'); // an unknown tie rule, with a window
     bad('02000100' + '00000003' + 'ffffffffffffffff'); // seconds past the bound
     assert.equal(windowProblem({ unit: 9, keep: 1, seconds: 0 }), 'unknown window unit 9');
   });
@@ -91,8 +97,13 @@ describe('window settings and periods', () => {
     assert.equal(validateOpFrame(day, 0, sizes, lengths), 5);
     assert.deepEqual([...lengths], [3, 7]);
     assert.deepEqual(createWindow(day, OP_HEADER_SIZE + 8, 7), { unit: 3, keep: 2, seconds: 0 });
-    // Malformed: an unknown unit, a byte past the 15 settings bytes, a ties byte.
-    for (const [offset, byte] of [[OP_HEADER_SIZE + 8 + 1, 9], [OP_HEADER_SIZE + 8 + 15, 1], [OP_HEADER_SIZE + 8, 1]] as const) {
+    // Ties first with a window: the tie rule (the Buffer given as key) in byte 0, the window after it.
+    const first = encodeOpFrame('createKeyspace', 2, 'lap', Buffer.from([1]), sizes, parseWindow('10s', 3));
+    assert.equal(first.subarray(OP_HEADER_SIZE + 8).toString('hex'), '010100' + '00000003' + '000000000000000a' + '00');
+    assert.equal(validateOpFrame(first, 0, sizes, lengths), 5);
+    assert.deepEqual([...lengths], [3, 15]);
+    // Malformed: an unknown unit, a byte past the 15 settings bytes, an unknown tie rule.
+    for (const [offset, byte] of [[OP_HEADER_SIZE + 8 + 1, 9], [OP_HEADER_SIZE + 8 + 15, 1], [OP_HEADER_SIZE + 8, 2]] as const) {
       const broken = Buffer.from(frame);
       broken[offset] = byte;
       assert.equal(validateOpFrame(broken, 0, sizes, lengths), 0, `byte ${offset}`);

@@ -1,5 +1,5 @@
 // countd-read and the periods of windowed keyspaces (read extensions version
-// 2): get, rank, around and page-at of a period; n = -3 for a period not
+// 2): get, rank, around, dense, count and page-at of a period; n = -3 for a period not
 // kept, on a connection that stays open; and the page cache, whose answers
 // for the current period must change when the clock moves to the next one
 // even though no write changed the store.
@@ -57,7 +57,7 @@ describe('countd-read: periods of windowed keyspaces (version 2)', function () {
   it('reads today and yesterday of a daily keyspace; --ago 3 of keep 3, and --ago 1 of a plain keyspace, are n = -3 on an open connection', async () => {
     const daily = parseWindow('day', 3);
     const batch = new IncrementBatch(store.operators(), store.windows());
-    batch.createKeyspace(Buffer.from('daily'), Operator.max, daily);
+    batch.createKeyspace(Buffer.from('daily'), Operator.max, 0, daily);
     const write = (at: number, key: string, value: bigint): void => {
       batch.writtenAt = at;
       batch.add(Buffer.from('daily'), Buffer.from(key), value);
@@ -102,7 +102,7 @@ describe('countd-read: periods of windowed keyspaces (version 2)', function () {
   it('the page cache keys a windowed keyspace\'s pages by period: the next period is read when the clock reaches it, no write needed', async () => {
     const second = parseWindow('1s', 2);
     const batch = new IncrementBatch(store.operators(), store.windows());
-    batch.createKeyspace(Buffer.from('fast'), Operator.sum, second);
+    batch.createKeyspace(Buffer.from('fast'), Operator.sum, 0, second);
     const t0 = Date.now();
     batch.writtenAt = t0;
     batch.add(Buffer.from('fast'), Buffer.from('x'), 1n);
@@ -118,6 +118,49 @@ describe('countd-read: periods of windowed keyspaces (version 2)', function () {
     assert.deepEqual(now, { op: 'page', status: 'ok', entries: [] });
     if (periodStart(second, Date.now()) === periodStart(second, t0) + 1000) {
       assert.deepEqual(before, { op: 'page', status: 'ok', entries: [{ key: Buffer.from('x'), count: 1n }] });
+    }
+  });
+
+  it('dense and count of a period, and settings carrying a window: a windowed keyspace that ranks ties first', async () => {
+    const daily = parseWindow('day', 2);
+    for (;;) {
+      const t0 = Date.now();
+      const first = new IncrementBatch(store.operators(), store.windows());
+      first.createKeyspace(Buffer.from('best'), Operator.max, 1, daily);
+      first.writtenAt = t0 - DAY;
+      first.add(Buffer.from('best'), Buffer.from('zed'), 50n);
+      await store.apply(first);
+      // A later apply: amy reaches 50 after zed, so ranks after it in yesterday's period (ties first).
+      const second = new IncrementBatch(store.operators(), store.windows());
+      second.writtenAt = t0 - DAY;
+      second.add(Buffer.from('best'), Buffer.from('amy'), 50n);
+      second.writtenAt = t0;
+      second.add(Buffer.from('best'), Buffer.from('amy'), 7n);
+      await store.apply(second);
+      const c = await extended();
+      const rs = await ask(c, [
+        { op: 'dense', keyspace: 'best', key: 'amy', ago: 1 },
+        { op: 'dense', keyspace: 'best', key: 'amy' },
+        { op: 'count', keyspace: 'best', min: 50n, ago: 1 },
+        { op: 'count', keyspace: 'best', min: -(2n ** 63n) },
+        { op: 'count', keyspace: 'best', min: 0n, ago: 2 },
+        { op: 'settings', offset: 0, length: 100 },
+      ]);
+      if (periodStart(daily, Date.now()) !== periodStart(daily, t0)) continue; // midnight passed: once more
+      assert.deepEqual(rs[0], { op: 'dense', status: 'ok', rank: 1n, dense: 0n, entries: [{ key: Buffer.from('amy'), count: 50n }] });
+      assert.deepEqual(rs[1], { op: 'dense', status: 'ok', rank: 0n, dense: 0n, entries: [{ key: Buffer.from('amy'), count: 7n }] });
+      assert.deepEqual(rs.slice(2, 4), [
+        { op: 'count', status: 'ok', keys: 2n },
+        { op: 'count', status: 'ok', keys: 1n },
+      ]);
+      assert.equal(rs[4]!.status, 'period-not-kept');
+      const settings = rs[5]!.status === 'ok' && 'keyspaces' in rs[5]! ? rs[5]!.keyspaces : [];
+      const best = settings.find((k) => k.name.toString() === 'best') as { size: bigint; settings: Buffer } | undefined;
+      // Operator max, ties first, unit day, keep 2; its size is its current period's.
+      assert.equal(best?.settings.toString('hex'), '02010300' + '00000002' + '0000000000000000');
+      assert.equal(best?.size, 1n);
+      assert.equal(c.closed, false);
+      return;
     }
   });
 });

@@ -7,12 +7,15 @@
 // per period. After every batch: every kept period of every keyspace read
 // through the Store's API (--ago) equals the model's, the stored periods are
 // the model's, and the rank index of every period checks exactly. Expiry at
-// the test clock's time runs in both.
+// the test clock's time runs in both. Creates also pick `--ties first`: a
+// period then ranks equal counts by the apply at which each key reached its
+// count (its keyspace's rule, looked up by the keyspace's name), as
+// test/store/ordered-model.ts models it.
 
 import assert from 'node:assert/strict';
 import { OP_CREATE_KEYSPACE, OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, writeOpEntry } from '../../lib/commitlog/format.js';
 import { isCountdError } from '../../lib/errors.js';
-import { settingsTail, type WindowSettings } from '../../lib/protocol/window-settings.js';
+import { NO_WINDOW, settingsTail, type WindowSettings } from '../../lib/protocol/window-settings.js';
 import { PairSums } from '../../lib/roles/work/pair-sums.js';
 import { batchFromSummed } from '../../lib/roles/work/summed-batch.js';
 import { Operator } from '../../lib/store/combine.js';
@@ -36,13 +39,41 @@ type Op =
   | { kind: 'set'; ks: Buffer; key: Buffer; value: bigint; at: number }
   | { kind: 'deleteKey'; ks: Buffer; key: Buffer; at: number }
   | { kind: 'deleteKeyspace'; ks: Buffer; at: number }
-  | { kind: 'create'; ks: Buffer; operator: number; window: WindowSettings | undefined; at: number };
+  | { kind: 'create'; ks: Buffer; operator: number; window: WindowSettings | undefined; ties: number; at: number };
 
 /** The plain model: one map per stored keyspace (a windowed keyspace's periods by `name@start`), ops applied one at a time. */
 class PeriodModel {
   readonly spaces = new Map<string, Map<string, bigint>>();
   readonly operators = new Map<string, number>();
   readonly windows = new Map<string, WindowSettings>();
+  /** Keyspaces declared `--ties first` (their periods rank ties by it). */
+  readonly tiesFirst = new Set<string>();
+  /** Per stored name of a ties-first keyspace: key -> the batch (apply) at which it reached its count. */
+  readonly orders = new Map<string, Map<string, number>>();
+  private batch = 0;
+  private before = new Map<string, Map<string, bigint>>();
+  private dropped = new Set<string>();
+
+  /** A batch (one Store#apply) starts. */
+  begin(): void {
+    this.before = new Map([...this.spaces].map(([name, space]) => [name, new Map(space)]));
+    this.dropped = new Set();
+  }
+
+  /** A batch ends: a key of a ties-first keyspace whose count changed (or that is new) reached it now. */
+  end(): void {
+    this.batch++;
+    const orders = new Map<string, Map<string, number>>();
+    for (const [name, space] of this.spaces) {
+      if (!this.tiesFirst.has(keyspaceOf(name))) continue;
+      const was = this.dropped.has(name) ? undefined : this.before.get(name);
+      const keyOrders = new Map<string, number>();
+      for (const [key, count] of space) keyOrders.set(key, was?.get(key) === count ? (this.orders.get(name)?.get(key) ?? this.batch) : this.batch);
+      orders.set(name, keyOrders);
+    }
+    this.orders.clear();
+    for (const [name, o] of orders) this.orders.set(name, o);
+  }
 
   target(ks: string, at: number): string {
     const w = this.windows.get(ks);
@@ -52,12 +83,19 @@ class PeriodModel {
   apply(op: Op): void {
     const ks = op.ks.toString('latin1');
     if (op.kind === 'deleteKeyspace' || op.kind === 'create') {
-      for (const name of [...this.spaces.keys()]) if (name === ks || name.startsWith(`${ks}@`)) this.spaces.delete(name);
+      // Every name of it goes, also one emptied earlier in the batch: a name written again is a new keyspace.
+      for (const name of new Set([...this.spaces.keys(), ...this.before.keys()])) {
+        if (name !== ks && !name.startsWith(`${ks}@`)) continue;
+        this.spaces.delete(name);
+        this.dropped.add(name);
+      }
       this.operators.delete(ks);
       this.windows.delete(ks);
+      this.tiesFirst.delete(ks);
       if (op.kind === 'create') {
         this.operators.set(ks, op.operator);
         if (op.window !== undefined) this.windows.set(ks, op.window);
+        if (op.ties === 1) this.tiesFirst.add(ks);
       }
       return;
     }
@@ -78,8 +116,10 @@ class PeriodModel {
   }
 
   ranked(name: string): ModelEntry[] {
-    const list = [...(this.spaces.get(name) ?? [])].map(([k, count]) => ({ key: Buffer.from(k, 'latin1'), count }));
-    return list.sort((a, b) => (a.count !== b.count ? (a.count > b.count ? -1 : 1) : Buffer.compare(a.key, b.key)));
+    const orders = this.tiesFirst.has(keyspaceOf(name)) ? this.orders.get(name) : undefined;
+    const list = [...(this.spaces.get(name) ?? [])].map(([k, count]) => ({ key: Buffer.from(k, 'latin1'), count, order: orders?.get(k) ?? 0 }));
+    list.sort((a, b) => (a.count !== b.count ? (a.count > b.count ? -1 : 1) : a.order !== b.order ? a.order - b.order : Buffer.compare(a.key, b.key)));
+    return list.map(({ key, count }) => ({ key, count }));
   }
 
   periods(ks: string): Array<{ start: number; size: number }> {
@@ -87,6 +127,12 @@ class PeriodModel {
     for (const [name, space] of this.spaces) if (name.startsWith(`${ks}@`)) out.push({ start: Number(name.slice(ks.length + 1)), size: space.size });
     return out.sort((a, b) => a.start - b.start);
   }
+}
+
+/** The keyspace a model name (`ks` or `ks@start`) belongs to. */
+function keyspaceOf(name: string): string {
+  const at = name.lastIndexOf('@');
+  return at < 0 ? name : name.slice(0, at);
 }
 
 const STEPS = [0, 1000, 4000, 7000, 3_600_000, 86_400_000, 9 * 86_400_000, 40 * 86_400_000];
@@ -108,7 +154,7 @@ function randomOps(rand: () => number, keys: Buffer[], now: number): Op[] {
     else if (r < 0.92) ops.push({ kind: 'deleteKey', ks, key, at: when });
     else if (r < 0.985) {
       const window = rand() < 0.25 ? undefined : WINDOWS[Math.floor(rand() * WINDOWS.length)];
-      ops.push({ kind: 'create', ks, operator: 1 + Math.floor(rand() * 4), window, at: when });
+      ops.push({ kind: 'create', ks, operator: 1 + Math.floor(rand() * 4), window, ties: rand() < 0.4 ? 1 : 0, at: when });
     } else ops.push({ kind: 'deleteKeyspace', ks, at: when });
   }
   return ops;
@@ -123,7 +169,7 @@ function incrementBatch(store: Store, ops: Op[]): IncrementBatch {
     else if (op.kind === 'set') batch.set(op.ks, op.key, op.value);
     else if (op.kind === 'deleteKey') batch.deleteKey(op.ks, op.key);
     else if (op.kind === 'deleteKeyspace') batch.deleteKeyspace(op.ks);
-    else batch.createKeyspace(op.ks, op.operator, op.window);
+    else batch.createKeyspace(op.ks, op.operator, op.ties, op.window);
   }
   return batch;
 }
@@ -142,7 +188,7 @@ function summedBatch(store: Store, ops: Op[]): IncrementBatch {
       if (op.kind === 'write' && op.value === 0n) continue; // the writer logs no increment of 0
       const value = op.kind === 'write' || op.kind === 'set' ? op.value : op.kind === 'create' ? BigInt(op.operator) : 0n;
       let key = op.kind === 'deleteKeyspace' ? Buffer.alloc(0) : op.kind === 'create' ? Buffer.alloc(0) : op.key;
-      if (op.kind === 'create' && op.window !== undefined) key = trimmed(settingsTail(op.window));
+      if (op.kind === 'create' && (op.window !== undefined || op.ties !== 0)) key = trimmed(settingsTail(op.window ?? NO_WINDOW, op.ties));
       const names = Buffer.concat([op.ks, key]);
       p = writeOpEntry(payload, p, codes[op.kind], value, names, 0, op.ks.length, op.ks.length, key.length);
     }
@@ -201,14 +247,18 @@ describe('Store: windowed keyspaces against a per-period model (seeded)', functi
       const model = new PeriodModel();
       let store = await Store.open({ location: dir, sizes, rankFenceSize: 4 });
       let now = T0;
-      // Start with a windowed max keyspace: the issue's target.
-      const first: Op = { kind: 'create', ks: KEYSPACES[0]!, operator: Operator.max, window: WINDOWS[1], at: now };
+      // Start with a windowed max keyspace (the issue's target) that ranks ties first.
+      const first: Op = { kind: 'create', ks: KEYSPACES[0]!, operator: Operator.max, window: WINDOWS[1], ties: 1, at: now };
+      model.begin();
       model.apply(first);
+      model.end();
       await store.apply(v.summed ? summedBatch(store, [first]) : incrementBatch(store, [first]));
       for (let round = 0; round < 80; round++) {
         now += STEPS[Math.floor(rand() * STEPS.length)]!;
         const ops = randomOps(rand, keys, now);
+        model.begin();
         for (const op of ops) model.apply(op);
+        model.end();
         await store.apply(v.summed ? summedBatch(store, ops) : incrementBatch(store, ops));
         now = Math.max(now, ...ops.map((o) => o.at));
         if (rand() < 0.5) {

@@ -61,7 +61,7 @@ describe('docs/storage-format.md, worked example', () => {
     const store = await Store.open({ location, sizes: DEFAULT_FIELD_SIZES });
     const batch = new IncrementBatch(store.operators(), store.windows());
     batch.writtenAt = Date.parse('2026-12-07T10:00:09Z');
-    batch.createKeyspace(Buffer.from('lap'), Operator.max, parseWindow('10s', 2));
+    batch.createKeyspace(Buffer.from('lap'), Operator.max, 0, parseWindow('10s', 2));
     batch.writtenAt = Date.parse('2026-12-07T10:00:12.345Z');
     batch.add(Buffer.from('lap'), Buffer.from('ann'), 12n);
     batch.add(Buffer.from('lap'), Buffer.from('ann'), 7n);
@@ -75,6 +75,29 @@ describe('docs/storage-format.md, worked example', () => {
 
     const spec = specRows('## Worked example: a windowed keyspace\n');
     assert.equal(spec.length, 7, 'the table has 7 rows');
+    assert.deepEqual(written, spec);
+  });
+
+  it('--ties first: the spec table lists exactly the records the store writes', async () => {
+    const location = path.join(dir, 'db');
+    const store = await Store.open({ location, sizes: DEFAULT_FIELD_SIZES });
+    const first = new IncrementBatch();
+    first.createKeyspace(Buffer.from('lb'), 1, 1);
+    first.add(Buffer.from('lb'), Buffer.from('zed'), 5n);
+    await store.apply(first);
+    const second = new IncrementBatch(store.operators());
+    second.add(Buffer.from('lb'), Buffer.from('amy'), 5n);
+    await store.apply(second);
+    assert.deepEqual((await store.page('lb', 0, 10)).map((e) => e.key.toString()), ['zed', 'amy']);
+    await store.close();
+
+    const db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const written: Array<[string, string]> = [];
+    for await (const [key, value] of db.iterator()) written.push([key.toString('hex'), value.toString('hex')]);
+    await db.close();
+
+    const spec = specRows('## Worked example: ties first\n');
+    assert.equal(spec.length, 10, 'the table has 10 rows');
     assert.deepEqual(written, spec);
   });
 });

@@ -47,6 +47,8 @@ interface Group {
   declare: number | undefined;
   /** With `declare`: the created keyspace's window (lib/store/windows.ts), if any. */
   window?: WindowSettings;
+  /** With `declare`: the created keyspace's tie rule (lib/store/encoding.ts Ties), from the create entry's settings bytes. */
+  ties?: number;
 }
 
 export class PairSums {
@@ -155,6 +157,8 @@ export class PairSums {
         // A create replaces whatever the name held: a delete, then the new operator and window.
         const window = op === OP_CREATE_KEYSPACE ? (createWindow(payload, nameAt + ksLen, keyLen) ?? undefined) : undefined;
         this.#dropKeyspace(id, op === OP_CREATE_KEYSPACE ? view.getUint8(p + 1) : 0, window);
+        // Its key bytes, if any, are the settings bytes 1 … 15 (docs/commit-log-format.md): byte 1 the tie rule.
+        this.#groups.get(id)!.ties = op === OP_CREATE_KEYSPACE && keyLen > 0 ? payload[nameAt + ksLen]! : 0;
         return;
       }
       const lo = view.getUint32(p + 1, true);
@@ -360,7 +364,7 @@ export class PairSums {
     let at = 0;
     let keyAt = 0;
     for (const group of this.#groups.values()) {
-      groups.push({ id: group.id, pairs: group.pairs, dropped: group.dropped, declare: group.declare, ...(group.window === undefined ? {} : { window: group.window }) });
+      groups.push({ id: group.id, pairs: group.pairs, dropped: group.dropped, declare: group.declare, ties: group.ties, ...(group.window === undefined ? {} : { window: group.window }) });
       for (let i = group.first; i !== -1; i = this.#next[i]!) {
         const start = this.#start[i]!;
         const length = this.#length[i]!;
