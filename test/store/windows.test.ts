@@ -22,6 +22,7 @@ import { Operator } from '../../lib/store/combine.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { oldestKept, periodAgo, periodStart } from '../../lib/store/windows.js';
 import { modelKeyOp, random, removeDir, tempDir, type ModelEntry } from './helpers.js';
+import { TieOrders } from './ordered-model.js';
 
 const sizes = { keyspaceSize: 8, keySize: 16 };
 const KEYSPACES = ['a', 'b', 'c'].map((s) => Buffer.from(s, 'latin1'));
@@ -48,31 +49,16 @@ class PeriodModel {
   readonly windows = new Map<string, WindowSettings>();
   /** Keyspaces declared `--ties first` (their periods rank ties by it). */
   readonly tiesFirst = new Set<string>();
-  /** Per stored name of a ties-first keyspace: key -> the batch (apply) at which it reached its count. */
-  readonly orders = new Map<string, Map<string, number>>();
-  private batch = 0;
-  private before = new Map<string, Map<string, bigint>>();
-  private dropped = new Set<string>();
+  private readonly orders = new TieOrders();
 
   /** A batch (one Store#apply) starts. */
   begin(): void {
-    this.before = new Map([...this.spaces].map(([name, space]) => [name, new Map(space)]));
-    this.dropped = new Set();
+    this.orders.begin(this.spaces);
   }
 
-  /** A batch ends: a key of a ties-first keyspace whose count changed (or that is new) reached it now. */
+  /** A batch ends: a key of a ties-first keyspace's name whose count changed (or that is new) reached it now. */
   end(): void {
-    this.batch++;
-    const orders = new Map<string, Map<string, number>>();
-    for (const [name, space] of this.spaces) {
-      if (!this.tiesFirst.has(keyspaceOf(name))) continue;
-      const was = this.dropped.has(name) ? undefined : this.before.get(name);
-      const keyOrders = new Map<string, number>();
-      for (const [key, count] of space) keyOrders.set(key, was?.get(key) === count ? (this.orders.get(name)?.get(key) ?? this.batch) : this.batch);
-      orders.set(name, keyOrders);
-    }
-    this.orders.clear();
-    for (const [name, o] of orders) this.orders.set(name, o);
+    this.orders.end(this.spaces, (name) => this.tiesFirst.has(keyspaceOf(name)));
   }
 
   target(ks: string, at: number): string {
@@ -84,10 +70,10 @@ class PeriodModel {
     const ks = op.ks.toString('latin1');
     if (op.kind === 'deleteKeyspace' || op.kind === 'create') {
       // Every name of it goes, also one emptied earlier in the batch: a name written again is a new keyspace.
-      for (const name of new Set([...this.spaces.keys(), ...this.before.keys()])) {
+      for (const name of new Set([...this.spaces.keys(), ...this.orders.namesBefore()])) {
         if (name !== ks && !name.startsWith(`${ks}@`)) continue;
         this.spaces.delete(name);
-        this.dropped.add(name);
+        this.orders.drop(name);
       }
       this.operators.delete(ks);
       this.windows.delete(ks);
@@ -116,10 +102,7 @@ class PeriodModel {
   }
 
   ranked(name: string): ModelEntry[] {
-    const orders = this.tiesFirst.has(keyspaceOf(name)) ? this.orders.get(name) : undefined;
-    const list = [...(this.spaces.get(name) ?? [])].map(([k, count]) => ({ key: Buffer.from(k, 'latin1'), count, order: orders?.get(k) ?? 0 }));
-    list.sort((a, b) => (a.count !== b.count ? (a.count > b.count ? -1 : 1) : a.order !== b.order ? a.order - b.order : Buffer.compare(a.key, b.key)));
-    return list.map(({ key, count }) => ({ key, count }));
+    return this.orders.ranked(name, this.spaces.get(name), this.tiesFirst.has(keyspaceOf(name)));
   }
 
   periods(ks: string): Array<{ start: number; size: number }> {
