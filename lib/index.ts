@@ -10,6 +10,7 @@ export {
   type Entry,
   type KeyspaceInfo,
   type Name,
+  type PeriodOption,
   type RankedEntry,
 } from './client/client.js';
 export { CountdError, ErrorCodes, isCountdError, type ErrorCode } from './errors.js';

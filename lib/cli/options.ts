@@ -13,6 +13,8 @@ import { SETTINGS } from '../daemon/settings.js';
 import { DEFAULT_LOG_SIZE } from '../commitlog/format.js';
 import { checkFlowBounds } from '../roles/write/flow-bounds.js';
 import { UsageError, bigintParser, intParser, nameParser, nonEmpty, port } from '../util/flag-values.js';
+import { MAX_AGO } from '../protocol/read-request.js';
+import { DEFAULT_KEEP, MAX_KEEP, parseWindow } from '../protocol/window-settings.js';
 
 // ---- option groups -------------------------------------------------------
 
@@ -44,6 +46,32 @@ export const offsetLengthOptions: Record<string, Options> = {
   length: { type: 'string', default: '10', describe: 'most entries to print', coerce: bigintParser('--length', 0n, UINT64_MAX) },
 };
 
+/** The period of a windowed keyspace a read is of (dump, read, get, rank, around). */
+export const agoOption: Record<string, Options> = {
+  ago: { type: 'string', default: '0', describe: 'periods before the current one, for a keyspace created with --window (0 = the current period)', coerce: intParser('--ago', 0, MAX_AGO) },
+};
+
+/** countd create's time window: --window and --keep (checked together by checkFlags and parseWindow). */
+export const windowOptions: Record<string, Options> = {
+  window: {
+    type: 'string',
+    describe: 'count into the current period (UTC, aligned): a duration (10s, 5m, 2h, 7d) or hour, day, week (from Monday), month',
+    coerce: windowParser,
+  },
+  keep: { type: 'string', describe: `periods kept readable, the current one included (--ago 0 to N-1; default ${DEFAULT_KEEP}); needs --window`, coerce: intParser('--keep', 1, MAX_KEEP) },
+};
+
+/** --window's text, checked now (so a bad one fails before anything is sent); parsed with --keep by the command. */
+function windowParser(v: unknown): string {
+  const text = String(v);
+  try {
+    parseWindow(text, undefined);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return text;
+}
+
 export const aroundOptions: Record<string, Options> = {
   n: { type: 'string', default: '11', describe: 'most entries to print (the key near the middle)', coerce: bigintParser('--n', 1n, 1_000_000n) },
 };
@@ -69,9 +97,9 @@ export function withOptions<T>(y: Argv<T>, ...groups: Record<string, Options>[])
   return out;
 }
 
-/** The flags of the commands that name one key (get, rank, around): keyspace and key, --json, a daemon address. */
+/** The flags of the commands that name one key (get, rank, around): keyspace and key, --ago, --json, a daemon address. */
 export function keyCommandOptions(y: Argv, ...extra: Record<string, Options>[]): Argv {
-  return withOptions(y.positional('keyspace', keyspacePositional).positional('key', keyPositional), commonOptions, ...extra, jsonOption, daemonOptions);
+  return withOptions(y.positional('keyspace', keyspacePositional).positional('key', keyPositional), commonOptions, ...extra, agoOption, jsonOption, daemonOptions);
 }
 
 // ---- combinations --------------------------------------------------------
@@ -103,8 +131,12 @@ export interface KeyspaceArgs {
 export interface KeyArgs extends KeyspaceArgs {
   key: Buffer;
 }
+/** agoOption. */
+export interface AgoArgs {
+  ago: number;
+}
 /** What a command that names one key receives (keyCommandOptions). */
-export type KeyCommandArgs = CommonArgs & JsonArgs & DaemonArgs & KeyArgs;
+export type KeyCommandArgs = CommonArgs & JsonArgs & DaemonArgs & KeyArgs & AgoArgs;
 
 /** Check flag combinations; throws UsageError. Registered once, for every command and role binary. */
 export function checkFlags(argv: Flags): true {
@@ -129,6 +161,7 @@ export function checkFlags(argv: Flags): true {
     }
   }
   if (argv.merge === true && argv.replace === true) throw new UsageError('--merge and --replace exclude each other');
+  if (argv.keep !== undefined && argv.window === undefined) throw new UsageError('--keep needs --window: only a windowed keyspace keeps periods');
   return true;
 }
 

@@ -4,8 +4,7 @@
 // one process per database, so a running daemon must be asked, not bypassed.
 
 import { promises as fsp } from 'node:fs';
-import { Client, DenseRankedEntry, Entry, KeyspaceSettings, RankedEntry } from '../client/client.js';
-import { OPERATOR_NAMES, TIES_NAMES } from '../protocol/write-ops.js';
+import { Client, DenseRankedEntry, Entry, KeyspaceSettings, RankedEntry, keyspaceSettingsOf } from '../client/client.js';
 import { DataDirPaths } from '../datadir/layout.js';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
@@ -18,16 +17,17 @@ import { Output } from './output.js';
 export interface ReadSource {
   /** Where the answers come from, for messages: "daemon 127.0.0.1:48880" or "database /d/db". */
   readonly origin: string;
-  page(keyspace: Buffer, offset: bigint, length: bigint): Promise<Entry[]>;
-  dump(keyspace: Buffer): AsyncIterable<Entry>;
-  get(keyspace: Buffer, key: Buffer): Promise<bigint | undefined>;
-  rank(keyspace: Buffer, key: Buffer): Promise<RankedEntry | undefined>;
-  around(keyspace: Buffer, key: Buffer, n: bigint): Promise<RankedEntry[]>;
+  /** `ago`: the period of a windowed keyspace (0 = the current one). */
+  page(keyspace: Buffer, offset: bigint, length: bigint, ago?: number): Promise<Entry[]>;
+  dump(keyspace: Buffer, ago?: number): AsyncIterable<Entry>;
+  get(keyspace: Buffer, key: Buffer, ago?: number): Promise<bigint | undefined>;
+  rank(keyspace: Buffer, key: Buffer, ago?: number): Promise<RankedEntry | undefined>;
+  around(keyspace: Buffer, key: Buffer, n: bigint, ago?: number): Promise<RankedEntry[]>;
   keyspaces(): Promise<Array<{ name: Buffer; size: bigint }>>;
   /** Rank, dense rank and count of one key, from one snapshot. */
-  denseRank(keyspace: Buffer, key: Buffer): Promise<DenseRankedEntry | undefined>;
+  denseRank(keyspace: Buffer, key: Buffer, ago?: number): Promise<DenseRankedEntry | undefined>;
   /** The number of keys (with a count of at least `min`). */
-  count(keyspace: Buffer, min: bigint | undefined): Promise<bigint>;
+  count(keyspace: Buffer, min: bigint | undefined, ago?: number): Promise<bigint>;
   /** Every keyspace that exists or is declared, with its size and settings (the read port's settings op, or the store). */
   settings(): Promise<KeyspaceSettings[]>;
   /** The worker's health, through a daemon's read port (absent when the database is read directly). */
@@ -67,14 +67,14 @@ export async function withReadSource(argv: CommonArgs & DaemonArgs, body: (sourc
 function clientSource(client: Client, daemon: DaemonTarget): ReadSource {
   return {
     origin: `daemon ${daemon.host}:${daemon.port}`,
-    page: (ks, offset, length) => client.page(ks, offset, length),
-    dump: (ks) => client.dump(ks),
-    get: (ks, key) => client.get(ks, key),
-    rank: (ks, key) => client.rank(ks, key),
-    around: (ks, key, n) => client.around(ks, key, n),
+    page: (ks, offset, length, ago) => client.page(ks, offset, length, { ago }),
+    dump: (ks, ago) => client.dump(ks, { ago }),
+    get: (ks, key, ago) => client.get(ks, key, { ago }),
+    rank: (ks, key, ago) => client.rank(ks, key, { ago }),
+    around: (ks, key, n, ago) => client.around(ks, key, n, { ago }),
     keyspaces: () => client.keyspaces(),
-    denseRank: (ks, key) => client.denseRank(ks, key),
-    count: (ks, min) => client.count(ks, { min }),
+    denseRank: (ks, key, ago) => client.denseRank(ks, key, { ago }),
+    count: (ks, min, ago) => client.count(ks, { min, ago }),
     settings: () => client.keyspaceSettings(),
     health: () => client.health(),
     close: () => client.close(),
@@ -101,26 +101,25 @@ async function storeSource(paths: DataDirPaths, sizes: Store['sizes']): Promise<
   const MAX = BigInt(Number.MAX_SAFE_INTEGER);
   return {
     origin: `database ${paths.db}`,
-    page: (ks, offset, length) => store.page(ks, offset, Number(length > MAX ? MAX : length)),
-    dump: (ks) => store.iterate(ks),
-    get: (ks, key) => store.get(ks, key),
-    async rank(ks, key) {
-      const r = await store.around(ks, key, 1);
+    page: (ks, offset, length, ago) => store.page(ks, offset, Number(length > MAX ? MAX : length), { ago }),
+    dump: (ks, ago) => store.iterate(ks, { ago }),
+    get: (ks, key, ago) => store.get(ks, key, { ago }),
+    async rank(ks, key, ago) {
+      const r = await store.around(ks, key, 1, { ago });
       const e = r?.entries[0];
       return r === undefined || e === undefined ? undefined : { rank: BigInt(r.offset), key: e.key, count: e.count };
     },
-    async around(ks, key, n) {
-      const r = await store.around(ks, key, Number(n));
+    async around(ks, key, n, ago) {
+      const r = await store.around(ks, key, Number(n), { ago });
       return r === undefined ? [] : r.entries.map((e, i) => ({ rank: BigInt(r.offset + i), key: e.key, count: e.count }));
     },
     keyspaces: async () => (await store.keyspaces()).map((k) => ({ name: k.name, size: BigInt(k.size) })),
-    async denseRank(ks, key) {
-      const r = await store.denseRank(ks, key);
+    async denseRank(ks, key, ago) {
+      const r = await store.denseRank(ks, key, { ago });
       return r === undefined ? undefined : { rank: BigInt(r.rank), dense: BigInt(r.dense), key, count: r.count };
     },
-    count: async (ks, min) => BigInt(await store.countKeys(ks, { min })),
-    settings: async () =>
-      (await store.keyspaceSettings()).map((k) => ({ name: k.name, size: BigInt(k.size), op: OPERATOR_NAMES[k.settings[0]!], ties: TIES_NAMES[k.settings[1]!] ?? 'key' })),
+    count: async (ks, min, ago) => BigInt(await store.countKeys(ks, { min }, { ago })),
+    settings: async () => (await store.keyspaceSettings()).map((k) => keyspaceSettingsOf(k.name, BigInt(k.size), k.settings)),
     close: () => store.close(),
   };
 }

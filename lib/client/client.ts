@@ -17,7 +17,8 @@ import { encodeFrame } from '../protocol/write-frame.js';
 import { OPERATOR_NAMES, Operator, TIES_NAMES, TiesRule, encodeHello, encodeOpFrame, type OperatorName, type TiesName, type WriteOpName } from '../protocol/write-ops.js';
 import { toInt64 } from '../protocol/write-frame.js';
 import { HealthReport, KeyspaceInfo, KeyspaceSettingsInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
-import { toUint64 } from '../protocol/read-request.js';
+import { MAX_AGO, toUint64 } from '../protocol/read-request.js';
+import { parseWindow, readWindow, windowLabel, type WindowSettings } from '../protocol/window-settings.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { ReadConnection } from './read-connection.js';
 import { WriteConnection } from './write-connection.js';
@@ -58,10 +59,28 @@ export interface DenseRankedEntry extends RankedEntry {
   dense: bigint;
 }
 
-/** A keyspace that exists or is declared: its number of keys and settings (`op` undefined: undeclared, it sums). */
+/**
+ * A keyspace that exists or is declared: its number of keys and settings
+ * (`op` undefined: undeclared, it sums); `window` ('10s', 'day', …) and
+ * `keep` for a windowed keyspace (its size: its current period's).
+ */
 export interface KeyspaceSettings extends KeyspaceInfo {
   op: OperatorName | undefined;
   ties: TiesName;
+  window?: string;
+  keep?: number;
+}
+
+/** A keyspace's name, size and settings value (docs/storage-format.md settings-value) as KeyspaceSettings. */
+export function keyspaceSettingsOf(name: Buffer, size: bigint, settings: Uint8Array): KeyspaceSettings {
+  const out: KeyspaceSettings = { name, size, op: OPERATOR_NAMES[settings[0]!], ties: TIES_NAMES[settings[1]!] ?? 'key' };
+  const w = readWindow(settings, 0);
+  const label = w === null ? undefined : windowLabel(w);
+  if (w !== null && label !== undefined) {
+    out.window = label;
+    out.keep = w.keep;
+  }
+  return out;
 }
 
 // The ok responses, by shape (read-response.ts decodes them; the op decides the shape).
@@ -74,6 +93,18 @@ interface Resolved {
   writePort: number;
   readPort: number;
   sizes: FieldSizes;
+}
+
+/** Which period of a windowed keyspace a read is of: `ago` periods before the current one (default 0). */
+export interface PeriodOption {
+  ago?: number;
+}
+
+function agoOf(options: PeriodOption): number {
+  if (options === null || typeof options !== 'object') throw invalidArgument('read options must be an object');
+  const ago = options.ago ?? 0;
+  if (!Number.isSafeInteger(ago) || ago < 0 || ago > MAX_AGO) throw invalidArgument(`ago must be an integer from 0 to ${MAX_AGO}, got ${String(options.ago)}`);
+  return ago;
 }
 
 export class Client {
@@ -172,22 +203,28 @@ export class Client {
    * the best value written to a key, 'set' the last; 'sum' adds, as an
    * undeclared keyspace does. It REPLACES whatever the name held (its keys
    * go, as with deleteKeyspace), in order with this client's other writes.
-   * Resolves once durable; rejects as set().
+   * `window` ('10s', '5m', '2h', '7d', 'hour', 'day', 'week', 'month')
+   * makes it count into the current period (UTC), keeping the last `keep`
+   * periods readable (default 2; reads take `ago`). Resolves once durable;
+   * rejects as set().
    */
-  async createKeyspace(keyspace: Name, options: { op?: OperatorName; ties?: TiesName } = {}): Promise<void> {
+  async createKeyspace(keyspace: Name, options: { op?: OperatorName; ties?: TiesName; window?: string; keep?: number } = {}): Promise<void> {
     const op = options.op ?? 'sum';
     if (!Object.hasOwn(Operator, op)) throw invalidArgument(`op must be one of ${Object.keys(Operator).join(', ')}, got ${String(op)}`);
     const ties = options.ties ?? 'key';
     if (!Object.hasOwn(TiesRule, ties)) throw invalidArgument(`ties must be one of ${Object.keys(TiesRule).join(', ')}, got ${String(ties)}`);
-    // Settings bytes 1 … 15 in the key field (write-protocol-extensions.md); none for today's rules.
+    if (options.keep !== undefined && options.window === undefined) throw invalidArgument('keep needs a window: only a windowed keyspace keeps periods');
+    if (options.window !== undefined && typeof options.window !== 'string') throw invalidArgument(`window must be a string such as '10s' or 'day', got ${String(options.window)}`);
+    const window = options.window === undefined ? undefined : parseWindow(options.window, options.keep);
+    // Settings bytes 1 … 15 in the key field (write-protocol-extensions.md): the tie rule here, the window added by encodeOpFrame; none for today's rules.
     const settings = TiesRule[ties] === TiesRule.key ? null : Buffer.from([TiesRule[ties]]);
-    return this.#op('createKeyspace', Operator[op], keyspace, settings);
+    return this.#op('createKeyspace', Operator[op], keyspace, settings, window);
   }
 
   /** Send an op frame on an extended write connection (opened with a hello if needed). */
-  async #op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null): Promise<void> {
+  async #op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null, window?: WindowSettings): Promise<void> {
     const r = this.#resolved ?? (await this.#resolve());
-    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes); // validates first
+    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, window); // validates first
     this.#checkOpen();
     let hello: Promise<void> | undefined;
     if (this.#write === undefined || !this.#write.usable || !this.#write.extended) {
@@ -207,9 +244,14 @@ export class Client {
     }
   }
 
-  /** Up to `length` entries of `keyspace` in rank order, skipping the first `offset`. */
-  async page(keyspace: Name, offset: bigint | number, length: bigint | number): Promise<Entry[]> {
-    const res = await this.#request({ op: 'page', keyspace, offset, length });
+  /**
+   * Up to `length` entries of `keyspace` in rank order, skipping the first
+   * `offset`. `ago`: for a windowed keyspace, the period `ago` periods
+   * before the current one (0, the default: the current one); a period not
+   * kept rejects with COUNTD_INVALID_ARGUMENT. So for dump, get, rank, around.
+   */
+  async page(keyspace: Name, offset: bigint | number, length: bigint | number, options: PeriodOption = {}): Promise<Entry[]> {
+    const res = await this.#request({ op: 'page', keyspace, offset, length, ago: agoOf(options) });
     return (res as EntriesResponse).entries;
   }
 
@@ -217,12 +259,13 @@ export class Client {
    * Every entry of `keyspace` in rank order, fetched a page at a time. Not a
    * snapshot: increments applied while it runs may move keys across pages.
    */
-  async *dump(keyspace: Name, options: { pageSize?: number } = {}): AsyncGenerator<Entry, void, undefined> {
+  async *dump(keyspace: Name, options: { pageSize?: number } & PeriodOption = {}): AsyncGenerator<Entry, void, undefined> {
     const pageSize = options.pageSize ?? this.#pageSize;
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw invalidArgument(`pageSize must be a positive integer, got ${String(pageSize)}`);
+    const ago = agoOf(options);
     let offset = 0n;
     for (;;) {
-      const entries = await this.page(keyspace, offset, pageSize);
+      const entries = await this.page(keyspace, offset, pageSize, { ago });
       yield* entries;
       if (entries.length < pageSize) return;
       offset += BigInt(entries.length);
@@ -230,14 +273,14 @@ export class Client {
   }
 
   /** The count of `key`, or undefined when the keyspace has no such key. */
-  async get(keyspace: Name, key: Name): Promise<bigint | undefined> {
-    const res = (await this.#request({ op: 'get', keyspace, key })) as EntriesResponse;
+  async get(keyspace: Name, key: Name, options: PeriodOption = {}): Promise<bigint | undefined> {
+    const res = (await this.#request({ op: 'get', keyspace, key, ago: agoOf(options) })) as EntriesResponse;
     return res.entries[0]?.count;
   }
 
   /** The 0-based rank and count of `key`, or undefined when the keyspace has no such key. */
-  async rank(keyspace: Name, key: Name): Promise<RankedEntry | undefined> {
-    const res = (await this.#request({ op: 'rank', keyspace, key })) as PositionedResponse;
+  async rank(keyspace: Name, key: Name, options: PeriodOption = {}): Promise<RankedEntry | undefined> {
+    const res = (await this.#request({ op: 'rank', keyspace, key, ago: agoOf(options) })) as PositionedResponse;
     const entry = res.entries[0];
     return entry === undefined ? undefined : { rank: res.first, key: entry.key, count: entry.count };
   }
@@ -246,22 +289,23 @@ export class Client {
    * Up to `n` entries around `key` in rank order (the key near the middle),
    * each with its 0-based rank; empty when the keyspace has no such key.
    */
-  async around(keyspace: Name, key: Name, n: bigint | number = 11): Promise<RankedEntry[]> {
-    const res = (await this.#request({ op: 'around', keyspace, key, length: n })) as PositionedResponse;
+  async around(keyspace: Name, key: Name, n: bigint | number = 11, options: PeriodOption = {}): Promise<RankedEntry[]> {
+    const res = (await this.#request({ op: 'around', keyspace, key, length: n, ago: agoOf(options) })) as PositionedResponse;
     return res.entries.map((e, i) => ({ rank: res.first + BigInt(i), key: e.key, count: e.count }));
   }
 
   /** The rank, dense rank and count of `key` from one snapshot, or undefined when the keyspace has no such key. Needs a countd of 0.6.0 or later. */
-  async denseRank(keyspace: Name, key: Name): Promise<DenseRankedEntry | undefined> {
-    const res = (await this.#request({ op: 'dense', keyspace, key })) as { rank: bigint; dense: bigint; entries: Entry[] };
+  async denseRank(keyspace: Name, key: Name, options: PeriodOption = {}): Promise<DenseRankedEntry | undefined> {
+    const res = (await this.#request({ op: 'dense', keyspace, key, ago: agoOf(options) })) as { rank: bigint; dense: bigint; entries: Entry[] };
     const entry = res.entries[0];
     return entry === undefined ? undefined : { rank: res.rank, dense: res.dense, key: entry.key, count: entry.count };
   }
 
   /** The number of keys of `keyspace` (0 if it does not exist), or of those with a count of at least `min`. Needs a countd of 0.6.0 or later. */
-  async count(keyspace: Name, options: { min?: bigint | number } = {}): Promise<bigint> {
+  async count(keyspace: Name, options: { min?: bigint | number } & PeriodOption = {}): Promise<bigint> {
+    const ago = agoOf(options);
     const min = options.min === undefined ? INT64_MIN : toInt64(options.min, 'min');
-    const res = (await this.#request({ op: 'count', keyspace, min })) as { keys: bigint };
+    const res = (await this.#request({ op: 'count', keyspace, min, ago })) as { keys: bigint };
     return res.keys;
   }
 
@@ -275,7 +319,7 @@ export class Client {
     let offset = 0n;
     for (;;) {
       const res = (await this.#request({ op: 'settings', offset, length: this.#pageSize })) as { keyspaces: KeyspaceSettingsInfo[] };
-      for (const k of res.keyspaces) all.push({ name: k.name, size: k.size, op: OPERATOR_NAMES[k.settings[0]!], ties: TIES_NAMES[k.settings[1]!] ?? 'key' });
+      for (const k of res.keyspaces) all.push(keyspaceSettingsOf(k.name, k.size, k.settings));
       if (res.keyspaces.length < this.#pageSize) return all;
       offset += BigInt(res.keyspaces.length);
     }

@@ -8,7 +8,7 @@
 
 import { CountdError, ErrorCodes } from '../errors.js';
 import { FieldSizes } from '../protocol/fields.js';
-import { ReadRequestInput, VERSION_2_OPS, encodeReadRequest, isExtensionOp } from '../protocol/read-request.js';
+import { ReadRequestInput, VERSION_2_OPS, type ReadOpName, encodeReadRequest, isExtensionOp } from '../protocol/read-request.js';
 import { ReadResponse, ReadResponseDecoder } from '../protocol/read-response.js';
 import { Connection, Endpoint } from './connection.js';
 import { Pending } from './pending.js';
@@ -36,11 +36,23 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
    */
   request(req: ReadRequestInput): Promise<ReadResponse> {
     const bytes = encodeReadRequest(req, this.#sizes); // validates: throws before anything is queued
-    if (isExtensionOp(req.op) && !this.#extended) this.#hello();
+    const ago = 'ago' in req ? (req.ago ?? 0) : 0;
+    if ((isExtensionOp(req.op) || ago > 0) && !this.#extended) this.#hello();
     return new Promise<ReadResponse>((resolve, reject) => {
       this.#decoder.expect(req.op);
-      this.enqueue(bytes, { resolve, reject });
+      this.enqueue(bytes, { resolve, reject: ago > 0 ? (err) => reject(this.#periodError(err, req, ago)) : reject });
     });
+  }
+
+  /** A request for a period (`ago`) failed: say why in its terms. */
+  #periodError(err: Error, req: ReadRequestInput, ago: number): Error {
+    if (!(err instanceof CountdError)) return err;
+    const keyspace = 'keyspace' in req ? Buffer.from(req.keyspace).toString('utf8') : '';
+    if (err.code === ErrorCodes.INVALID_ARGUMENT) {
+      return new CountdError(ErrorCodes.INVALID_ARGUMENT, `keyspace ${keyspace} has no period --ago ${ago}: it was not created with --window, or keeps fewer periods (--keep)`, { cause: err });
+    }
+    if (err.code !== ErrorCodes.REJECTED || this.#version === 0n || this.#version >= 2n) return err;
+    return new CountdError(ErrorCodes.REJECTED, `the read port speaks read-protocol extensions version ${this.#version}, without periods: it cannot read ${keyspace} --ago ${ago}`, { cause: err });
   }
 
   #hello(): void {
@@ -75,9 +87,9 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
       if (call === undefined) throw new CountdError(ErrorCodes.CONNECTION, 'read response with no request outstanding');
       if (res.status === 'malformed') {
         this.retire();
-        // A server of extension version 1 (countd 0.5 and earlier) has no dense, count or settings op.
-        const older = VERSION_2_OPS.has(res.op) && this.#version > 0n && this.#version < 2n ? `: the read port speaks read-protocol extensions version ${this.#version}, and ${res.op} needs version 2 (countd 0.6.0 or later)` : '';
-        call.reject(new CountdError(ErrorCodes.REJECTED, `the server rejected the ${res.op} request as malformed (n = -1)${older}`));
+        call.reject(new CountdError(ErrorCodes.REJECTED, `the server rejected the ${res.op} request as malformed (n = -1)${olderServer(res.op, this.#version)}`));
+      } else if (res.status === 'period-not-kept') {
+        call.reject(new CountdError(ErrorCodes.INVALID_ARGUMENT, `the keyspace keeps no such period (n = -3): a windowed keyspace keeps --ago 0 to its --keep minus 1, one without --window only --ago 0`));
       } else if (res.status === 'page-too-large') {
         call.reject(
           new CountdError(ErrorCodes.PAGE_TOO_LARGE, `the ${res.op} length is above the server's page limit (n = -2)`),
@@ -88,4 +100,9 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
     }
     if (this.pending.length === 0) this.settled();
   }
+}
+
+/** Why a server of extension version 1 (countd 0.5 and earlier) refused a dense, count or settings op ('' for another reason). */
+function olderServer(op: ReadOpName, version: bigint): string {
+  return VERSION_2_OPS.has(op) && version > 0n && version < 2n ? `: the read port speaks read-protocol extensions version ${version}, and ${op} needs version 2 (countd 0.6.0 or later)` : '';
 }

@@ -13,6 +13,7 @@
 import { crc32 } from 'node:zlib';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { FieldSizes } from '../protocol/fields.js';
+import { createWindow } from '../protocol/window-settings.js';
 import { PAIR_LENGTHS_SIZE, pairKeyLength, pairKeyspaceLength, writePairLengths } from '../protocol/pair-key.js';
 
 // ---- constants (docs/commit-log-format.md, "Constants") --------------------
@@ -118,6 +119,32 @@ export function writeRecordHeader(target: Buffer, type: number, generation: bigi
   target.writeBigUInt64LE(seq, 20);
   target.writeUInt32LE(count, 28);
   target.writeUInt32LE(crc32(payload, crc32(target.subarray(4, RECORD_HEADER_SIZE))), 0);
+}
+
+/** Record flag (byte 9): the payload starts with `writtenAt`, u64 LE, ms since the epoch (section 3b). */
+export const RECORD_FLAG_WRITTEN_AT = 0x01;
+export const WRITTEN_AT_SIZE = 8;
+/** A record header followed by its writtenAt: what the writer puts before the caller's entries. */
+export const TIMED_RECORD_HEADER_SIZE = RECORD_HEADER_SIZE + WRITTEN_AT_SIZE;
+
+/**
+ * Fill `target[0, TIMED_RECORD_HEADER_SIZE)` with a record header of flag
+ * RECORD_FLAG_WRITTEN_AT and the `writtenAt` its payload starts with, for
+ * `entries` (the rest of the payload): the record's length counts both.
+ * The worker puts the record's windowed writes into the period holding
+ * writtenAt (lib/store/windows.ts), so a replay lands where the first apply did.
+ */
+export function writeTimedRecordHeader(target: Buffer, type: number, generation: bigint, seq: bigint, count: number, entries: Buffer, writtenAt: number): void {
+  target.writeUInt32LE(WRITTEN_AT_SIZE + entries.length, 4);
+  target[8] = type;
+  target[9] = RECORD_FLAG_WRITTEN_AT;
+  target[10] = 0;
+  target[11] = 0;
+  target.writeBigUInt64LE(generation, 12);
+  target.writeBigUInt64LE(seq, 20);
+  target.writeUInt32LE(count, 28);
+  target.writeBigUInt64LE(BigInt(writtenAt), RECORD_HEADER_SIZE);
+  target.writeUInt32LE(crc32(entries, crc32(target.subarray(4, TIMED_RECORD_HEADER_SIZE))), 0);
 }
 
 /** A whole SEAL record: `frames` frames in `records` BATCH records were written before it; `nextSeq` follows the last. */
@@ -308,15 +335,17 @@ export function writeOpEntry(target: Buffer, offset: number, op: number, value: 
  * Whether an op entry's fields fit its op: names within the field sizes, a
  * key for every op but the keyspace ops, value 0 for deletes, an operator
  * (1 … 4) for a create, whose "key" is absent or its settings bytes 1 …
- * CREATE_SETTINGS_SIZE (docs/commit-log-format.md).
+ * CREATE_SETTINGS_SIZE: the tie rule, then the window
+ * (lib/protocol/window-settings.ts; docs/commit-log-format.md).
  */
 function opEntryValid(payload: Buffer, p: number, ksLen: number, keyLen: number, sizes: FieldSizes | undefined): boolean {
   const op = payload[p]!;
   if (op < OP_INCREMENT || op > OP_CREATE_KEYSPACE) return false;
   if (op === OP_CREATE_KEYSPACE) {
     if (ksLen === 0 || keyLen > CREATE_SETTINGS_SIZE) return false;
+    if (keyLen > 0 && createWindow(payload, p + OP_ENTRY_FIXED_SIZE + ksLen, keyLen) === null) return false;
   } else if (ksLen === 0 || (isKeyspaceOp(op) ? keyLen !== 0 : keyLen === 0)) return false;
-  if (sizes !== undefined && (ksLen > sizes.keyspaceSize || keyLen > sizes.keySize)) return false;
+  if (sizes !== undefined && (ksLen > sizes.keyspaceSize || (op !== OP_CREATE_KEYSPACE && keyLen > sizes.keySize))) return false;
   const value = payload.readBigInt64LE(p + 1);
   if (op === OP_CREATE_KEYSPACE) return value >= 1n && value <= 4n;
   if (op >= OP_DELETE_KEY && value !== 0n) return false;

@@ -23,10 +23,12 @@ import {
   HEADER_SIZE,
   LogHeader,
   RECORD_BATCH,
+  RECORD_FLAG_WRITTEN_AT,
   RECORD_HEADER_SIZE,
   RECORD_OPS,
   RECORD_SEAL,
   SEAL_PAYLOAD_SIZE,
+  WRITTEN_AT_SIZE,
   countEntries,
   countOps,
   decodeHeader,
@@ -41,8 +43,10 @@ export interface LogRecord {
   seq: bigint;
   /** Frames (entries) in the payload. */
   count: number;
-  /** The encoded entries (decode by `type`); a view into the file's buffer. */
+  /** The encoded entries (decode by `type`), writtenAt excluded; a view into the file's buffer. */
   payload: Buffer;
+  /** When the record was written (ms since the epoch), from its payload (flag 0x01); null for a record without it (written before 0.6.0). */
+  writtenAt: number | null;
   /** Byte offset of the record in the file. */
   offset: number;
 }
@@ -116,7 +120,7 @@ export async function readLogFile(file: string, sizes: FieldSizes, fileOps: File
 }
 
 type Check =
-  | { ok: true; type: number; size: number; seq: bigint; count: number; payload: Buffer }
+  | { ok: true; type: number; size: number; seq: bigint; count: number; payload: Buffer; writtenAt: number | null }
   | { ok: false; reason: string };
 
 /** Parse a whole log file held in `buf`. */
@@ -227,7 +231,7 @@ function readUse(buf: Buffer, genBytes: Buffer, firstSeq: bigint | null, sizes: 
       use.end = off + r.size;
       break; // a SEAL ends the use; whatever follows it is not part of it
     }
-    use.records.push({ type: r.type, seq: r.seq, count: r.count, payload: r.payload, offset: off });
+    use.records.push({ type: r.type, seq: r.seq, count: r.count, payload: r.payload, writtenAt: r.writtenAt, offset: off });
     use.frames += r.count;
     expectedSeq = r.seq + BigInt(r.count);
     off += r.size;
@@ -275,10 +279,19 @@ function checkRecord(buf: Buffer, off: number, genBytes: Buffer, sizes: FieldSiz
   const crc = crc32(buf.subarray(off + 4, off + size));
   if (crc !== buf.readUInt32LE(off)) return { ok: false, reason: 'checksum mismatch' };
   if (buf.compare(genBytes, 0, 8, off + 12, off + 20) !== 0) return { ok: false, reason: 'record of an earlier use of the file (other generation)' };
-  if (buf[off + 9] !== 0 || buf[off + 10] !== 0 || buf[off + 11] !== 0) return { ok: false, reason: 'reserved bytes are not zero' };
+  const flags = buf[off + 9]!;
+  if ((flags & ~RECORD_FLAG_WRITTEN_AT) !== 0 || buf[off + 10] !== 0 || buf[off + 11] !== 0) return { ok: false, reason: 'reserved bytes are not zero' };
   const seq = buf.readBigUInt64LE(off + 20);
   const count = buf.readUInt32LE(off + 28);
-  const payload = buf.subarray(off + RECORD_HEADER_SIZE, off + size);
+  let payload = buf.subarray(off + RECORD_HEADER_SIZE, off + size);
+  let writtenAt: number | null = null;
+  if (flags !== 0) {
+    if (type === RECORD_SEAL || length < WRITTEN_AT_SIZE) return { ok: false, reason: 'malformed writtenAt' };
+    const at = payload.readBigUInt64LE(0);
+    if (at > BigInt(Number.MAX_SAFE_INTEGER)) return { ok: false, reason: 'malformed writtenAt' };
+    writtenAt = Number(at);
+    payload = payload.subarray(WRITTEN_AT_SIZE);
+  }
   if (type === RECORD_BATCH) {
     if (count === 0 || countEntries(payload, sizes) !== count) return { ok: false, reason: 'entries do not match the record frame count' };
   } else if (type === RECORD_OPS) {
@@ -288,7 +301,7 @@ function checkRecord(buf: Buffer, off: number, genBytes: Buffer, sizes: FieldSiz
   } else {
     return { ok: false, reason: `unknown record type ${type}` };
   }
-  return { ok: true, type, size, seq, count, payload };
+  return { ok: true, type, size, seq, count, payload, writtenAt };
 }
 
 /**

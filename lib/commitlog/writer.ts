@@ -32,13 +32,14 @@ import {
   MAX_RECORD_PAYLOAD,
   RECORD_BATCH,
   RECORD_OPS,
-  RECORD_HEADER_SIZE,
   SEAL_RECORD_SIZE,
   countRecordEntries,
   encodeHeader,
   encodeSealRecord,
   maxEntrySize,
-  writeRecordHeader,
+  TIMED_RECORD_HEADER_SIZE,
+  WRITTEN_AT_SIZE,
+  writeTimedRecordHeader,
 } from './format.js';
 import { HandOvers, cutFailedRecord } from './handover.js';
 import { unlock } from './locks.js';
@@ -65,6 +66,8 @@ export interface CommitLogWriterOptions {
   logger?: Logger;
   /** Flow control (lib/roles/write/flow.ts): admits each new log, may forbid claiming ahead. */
   gate?: LogGate;
+  /** The clock each record's writtenAt is read from (ms since the epoch); Date.now by default. Tests pass their own to place writes in chosen periods. */
+  now?: () => number;
   /**
    * How an append becomes durable (docs/commit-log-format.md, "Writing a
    * log"): 'dsync' (default), one pwritev on a log opened with O_DSYNC,
@@ -123,8 +126,9 @@ export class CommitLogWriter {
   private readonly gate: LogGate | undefined;
   /** Logs are opened with O_DSYNC: an append's pwritev is durable when it returns, no fdatasync follows. */
   private readonly dsync: boolean;
-  /** Reused for every record: appends are serialized. */
-  private readonly recordHeader = Buffer.alloc(RECORD_HEADER_SIZE);
+  /** Reused for every record (header and writtenAt): appends are serialized. */
+  private readonly recordHeader = Buffer.alloc(TIMED_RECORD_HEADER_SIZE);
+  private readonly now: () => number;
   private current: CurrentLog | null = null;
   /** The next log, claimed ahead (or being claimed). */
   private spare: Promise<ClaimedLog | null> | null = null;
@@ -144,8 +148,9 @@ export class CommitLogWriter {
     this.handoverMs = options.handoverMs;
     this.handOvers = new HandOvers(this.ops, pool.dir, this.logger);
     this.gate = options.gate;
+    this.now = options.now ?? Date.now;
     this.dsync = (options.durability ?? 'dsync') === 'dsync';
-    this.maxBatchBytes = Math.min(MAX_RECORD_PAYLOAD, options.logSize - HEADER_SIZE - RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
+    this.maxBatchBytes = Math.min(MAX_RECORD_PAYLOAD - WRITTEN_AT_SIZE, options.logSize - HEADER_SIZE - TIMED_RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
     this.streamId = randomBytes(8).readBigUInt64LE(0);
   }
 
@@ -155,7 +160,7 @@ export class CommitLogWriter {
     if (options.sizes === null || typeof options.sizes !== 'object') throw invalidArgument('writer sizes must be FieldSizes');
     checkFieldSizes(options.sizes);
     const logSize = options.logSize ?? DEFAULT_LOG_SIZE;
-    const minLogSize = HEADER_SIZE + RECORD_HEADER_SIZE + maxEntrySize(options.sizes) + SEAL_RECORD_SIZE;
+    const minLogSize = HEADER_SIZE + TIMED_RECORD_HEADER_SIZE + maxEntrySize(options.sizes) + SEAL_RECORD_SIZE;
     if (!Number.isSafeInteger(logSize) || logSize < minLogSize) {
       throw invalidArgument(`logSize must be an integer of at least ${minLogSize} bytes (one largest frame), got ${String(logSize)}`);
     }
@@ -171,7 +176,7 @@ export class CommitLogWriter {
     await pool.recoverStaleLocks();
     const writer = new CommitLogWriter(pool, { ...options, logSize, handoverMs });
     // Claimed now so that a pool that cannot be used fails open(), not the first append.
-    const first = await writer.claim(RECORD_HEADER_SIZE);
+    const first = await writer.claim(TIMED_RECORD_HEADER_SIZE);
     writer.spare = Promise.resolve(first);
     return writer;
   }
@@ -226,14 +231,15 @@ export class CommitLogWriter {
   }
 
   private async appendNow(entries: Buffer, count: number, inline: boolean, type: number): Promise<void> {
-    const recordSize = RECORD_HEADER_SIZE + entries.length;
+    const recordSize = TIMED_RECORD_HEADER_SIZE + entries.length;
     let log = this.current;
     if (log && log.offset + recordSize + SEAL_RECORD_SIZE > log.size) {
       this.retire(log, 'full');
       log = null;
     }
     log ??= await this.startUse(recordSize);
-    writeRecordHeader(this.recordHeader, type, log.generation, this.nextSeq, count, entries);
+    // Every record says when it was written: it places windowed writes in their period (lib/store/windows.ts).
+    writeTimedRecordHeader(this.recordHeader, type, log.generation, this.nextSeq, count, entries, this.now());
     try {
       // The first record of a use follows its header (offset 4096): both go in one write.
       if (log.header !== null) await pwriteAll(this.ops, log.fd, [log.header, this.recordHeader, entries], 0, inline);
@@ -305,7 +311,7 @@ export class CommitLogWriter {
   /** Claim the next log in the background, so that the next new use finds it ready. */
   private refillSpare(): void {
     if (this.spare !== null || this.closed || this.gate?.mayClaimAhead() === false) return;
-    this.spare = this.claim(RECORD_HEADER_SIZE).catch((err: unknown) => {
+    this.spare = this.claim(TIMED_RECORD_HEADER_SIZE).catch((err: unknown) => {
       this.logger.warn('could not claim the next commit log ahead; the next log change will claim one', { error: (err as Error).message });
       return null;
     });

@@ -32,39 +32,50 @@ export const OP_DENSE = 6;
 export const OP_COUNT = 7;
 /** Version 2: a page over the keyspaces with their sizes and settings (declared ones without keys too). */
 export const OP_SETTINGS = 8;
+/** Version 2: a page of a chosen period (`ago` in the opcode field). */
+export const OP_PAGE_AT = 9;
+/** Bits of the opcode field below `ago` (version 2): the op. */
+const OP_BITS = 8n;
+/** The largest `ago` the opcode field carries (32 bits). */
+export const MAX_AGO = 0xffff_ffff;
 
-/** Version of the extension set answered to OP_HELLO (2: dense, count and settings). */
+/** Version of the extension set answered to OP_HELLO. Version 2 adds dense, count, settings, and the period (`ago`) of get, rank, around, dense, count and page-at. */
 export const READ_EXTENSIONS_VERSION = 2n;
 /** The lowest version that has each op above 5 (a server answering a lower version refuses them). */
 export const VERSION_2_OPS: ReadonlySet<ReadOpName> = new Set(['dense', 'count', 'settings']);
+
+/** The ops that read a keyspace's counts, so take a period (`ago`). */
+const PERIOD_OPS: ReadonlySet<number> = new Set([OP_GET, OP_RANK, OP_AROUND, OP_DENSE, OP_COUNT, OP_PAGE_AT]);
 
 export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health' | 'dense' | 'count' | 'settings';
 
 /** A decoded request. Names are copies (safe to keep). */
 export type ReadRequest =
-  | { op: 'page'; offset: bigint; length: bigint; keyspace: Buffer }
+  /** `ago`: the period of a windowed keyspace (version 2), present when not 0 (0 = the current one; a plain page has none). */
+  | { op: 'page'; offset: bigint; length: bigint; keyspace: Buffer; ago?: number }
   /** `version`: the highest extension version the client speaks (the length field). */
   | { op: 'hello'; version: bigint }
-  | { op: 'get'; keyspace: Buffer; key: Buffer }
-  | { op: 'rank'; keyspace: Buffer; key: Buffer }
-  | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer }
+  | { op: 'get'; keyspace: Buffer; key: Buffer; ago?: number }
+  | { op: 'rank'; keyspace: Buffer; key: Buffer; ago?: number }
+  | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer; ago?: number }
   | { op: 'keyspaces'; offset: bigint; length: bigint }
   | { op: 'health' }
-  | { op: 'dense'; keyspace: Buffer; key: Buffer }
-  | { op: 'count'; keyspace: Buffer; min: bigint }
+  | { op: 'dense'; keyspace: Buffer; key: Buffer; ago?: number }
+  | { op: 'count'; keyspace: Buffer; min: bigint; ago?: number }
   | { op: 'settings'; offset: bigint; length: bigint };
 
 /** What a caller gives encodeReadRequest: names as strings or bytes, numbers or bigints. */
 export type ReadRequestInput =
-  | { op: 'page'; offset: bigint | number; length: bigint | number; keyspace: string | Uint8Array }
+  /** `ago` > 0: sent as OP_PAGE_AT (version 2). */
+  | { op: 'page'; offset: bigint | number; length: bigint | number; keyspace: string | Uint8Array; ago?: number }
   | { op: 'hello' }
-  | { op: 'get'; keyspace: string | Uint8Array; key: string | Uint8Array }
-  | { op: 'rank'; keyspace: string | Uint8Array; key: string | Uint8Array }
-  | { op: 'around'; length: bigint | number; keyspace: string | Uint8Array; key: string | Uint8Array }
+  | { op: 'get'; keyspace: string | Uint8Array; key: string | Uint8Array; ago?: number }
+  | { op: 'rank'; keyspace: string | Uint8Array; key: string | Uint8Array; ago?: number }
+  | { op: 'around'; length: bigint | number; keyspace: string | Uint8Array; key: string | Uint8Array; ago?: number }
   | { op: 'keyspaces'; offset: bigint | number; length: bigint | number }
   | { op: 'health' }
-  | { op: 'dense'; keyspace: string | Uint8Array; key: string | Uint8Array }
-  | { op: 'count'; keyspace: string | Uint8Array; min: bigint }
+  | { op: 'dense'; keyspace: string | Uint8Array; key: string | Uint8Array; ago?: number }
+  | { op: 'count'; keyspace: string | Uint8Array; min: bigint; ago?: number }
   | { op: 'settings'; offset: bigint | number; length: bigint | number };
 
 /** Ops that need a negotiated (extended) connection: every op but page and hello. */
@@ -80,7 +91,10 @@ export function isExtensionOp(op: ReadOpName): boolean {
 export function requestSizeFor(offsetField: bigint, sizes: FieldSizes, extended = true): number {
   const base = readRequestSize(sizes);
   if (offsetField < OPCODE_FLAG || !extended) return base;
-  switch (Number(offsetField - OPCODE_FLAG)) {
+  const { op, ago } = splitOpcode(offsetField);
+  // Only the reads of a keyspace's counts take a period.
+  if (ago > MAX_AGO || (ago > 0 && !PERIOD_OPS.has(op))) return -1;
+  switch (op) {
     case OP_HELLO:
     case OP_HEALTH:
       return base;
@@ -92,10 +106,24 @@ export function requestSizeFor(offsetField: bigint, sizes: FieldSizes, extended 
     case OP_KEYSPACES:
     case OP_COUNT:
     case OP_SETTINGS:
+    case OP_PAGE_AT:
       return base + 8;
     default:
       return -1;
   }
+}
+
+/** An opcode field (>= 2^63) as its op (low 8 bits) and period `ago` (bits 8 and up: a number above MAX_AGO is invalid). */
+function splitOpcode(offsetField: bigint): { op: number; ago: number } {
+  const code = offsetField - OPCODE_FLAG;
+  return { op: Number(code & ((1n << OP_BITS) - 1n)), ago: Number(code >> OP_BITS) };
+}
+
+/** The opcode field of `op` at period `ago`. */
+function opcode(op: number, ago: number | undefined): bigint {
+  const a = ago ?? 0;
+  if (!Number.isSafeInteger(a) || a < 0 || a > MAX_AGO) throw invalidArgument(`ago must be an integer from 0 to ${MAX_AGO}, got ${String(ago)}`);
+  return OPCODE_FLAG | (BigInt(a) << OP_BITS) | BigInt(op);
 }
 
 /** Encode one request; validates its arguments (throws COUNTD_INVALID_ARGUMENT). */
@@ -108,6 +136,13 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
       // offset above is sent as that one, which is a page on plain and extended connections alike.
       const asked = toUint64(req.offset, 'offset');
       const offset = asked >= OPCODE_FLAG ? OPCODE_FLAG - 1n : asked;
+      if (req.ago !== undefined && req.ago !== 0) {
+        // A period before the current one: OP_PAGE_AT, the offset after the keyspace field.
+        const at = Buffer.alloc(base + 8);
+        header(at, opcode(OP_PAGE_AT, req.ago), toUint64(req.length, 'length'), nameBytes(req.keyspace, 'keyspace', KS), KS);
+        at.writeBigUInt64LE(asked, base);
+        return at;
+      }
       const buf = Buffer.allocUnsafe(base);
       header(buf, offset, toUint64(req.length, 'length'), nameBytes(req.keyspace, 'keyspace', KS), KS);
       return buf;
@@ -131,7 +166,7 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
         if (length === 0n) throw invalidArgument('around: length must be at least 1');
       }
       const buf = Buffer.allocUnsafe(base + sizes.keySize);
-      header(buf, OPCODE_FLAG | BigInt(op), length, nameBytes(req.keyspace, 'keyspace', KS), KS);
+      header(buf, opcode(op, req.ago), length, nameBytes(req.keyspace, 'keyspace', KS), KS);
       writeField(buf, base, sizes.keySize, nameBytes(req.key, 'key', sizes.keySize));
       return buf;
     }
@@ -146,7 +181,7 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
     case 'count': {
       if (typeof req.min !== 'bigint' || req.min < INT64_MIN || req.min > INT64_MAX) throw invalidArgument('count: min must be a signed 64-bit bigint');
       const buf = Buffer.allocUnsafe(base + 8);
-      header(buf, OPCODE_FLAG | BigInt(OP_COUNT), 0n, nameBytes(req.keyspace, 'keyspace', KS), KS);
+      header(buf, opcode(OP_COUNT, req.ago), 0n, nameBytes(req.keyspace, 'keyspace', KS), KS);
       buf.writeBigInt64LE(req.min, base);
       return buf;
     }
@@ -181,12 +216,16 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
   const ksLen = fieldNameLength(buf, ksStart, KS);
   const keyspace = (): Buffer => Buffer.from(buf.subarray(ksStart, ksStart + ksLen));
 
-  const op = offset < OPCODE_FLAG ? -1 : Number(offset - OPCODE_FLAG);
-  if (op === OP_HELLO && length >= 1n && allZero(buf, ksStart, KS)) return { kind: 'request', size, request: { op: 'hello', version: length } };
+  const { op, ago } = offset < OPCODE_FLAG ? { op: -1, ago: 0 } : splitOpcode(offset);
+  if (op === OP_HELLO && ago === 0 && length >= 1n && allZero(buf, ksStart, KS)) return { kind: 'request', size, request: { op: 'hello', version: length } };
   if (op < 0 || !extended) {
     // A page: on a plain connection whatever its offset (2^63 or more selects nothing: n = 0).
     if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
     return { kind: 'request', size, request: { op: 'page', offset, length, keyspace: keyspace() } };
+  }
+  if (op === OP_PAGE_AT) {
+    if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
+    return { kind: 'request', size, request: { op: 'page', offset: buf.readBigUInt64LE(keyStart), length, keyspace: keyspace(), ...period(ago) } };
   }
   if (op === OP_KEYSPACES || op === OP_HEALTH || op === OP_HELLO || op === OP_SETTINGS) {
     if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspace field must be all NUL' };
@@ -201,7 +240,7 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
   if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
   if (op === OP_COUNT) {
     if (length !== 0n) return { kind: 'malformed', reason: 'count: length must be 0' };
-    return { kind: 'request', size, request: { op: 'count', keyspace: keyspace(), min: buf.readBigInt64LE(keyStart) } };
+    return { kind: 'request', size, request: { op: 'count', keyspace: keyspace(), min: buf.readBigInt64LE(keyStart), ...period(ago) } };
   }
   const keyLen = fieldNameLength(buf, keyStart, sizes.keySize);
   if (keyLen < 0) return { kind: 'malformed', reason: 'invalid key field' };
@@ -212,12 +251,17 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
     case OP_DENSE: {
       const name = op === OP_GET ? 'get' : op === OP_RANK ? 'rank' : 'dense';
       if (length !== 0n) return { kind: 'malformed', reason: `${name}: length must be 0` };
-      return { kind: 'request', size, request: { op: name, keyspace: keyspace(), key } };
+      return { kind: 'request', size, request: { op: name, keyspace: keyspace(), key, ...period(ago) } };
     }
     default: // OP_AROUND: requestSizeFor admitted no other op
       if (length === 0n) return { kind: 'malformed', reason: 'around: length must be at least 1' };
-      return { kind: 'request', size, request: { op: 'around', length, keyspace: keyspace(), key } };
+      return { kind: 'request', size, request: { op: 'around', length, keyspace: keyspace(), key, ...period(ago) } };
   }
+}
+
+/** A decoded request's `ago` field: present only when it names a period before the current one. */
+function period(ago: number): { ago?: number } {
+  return ago === 0 ? {} : { ago };
 }
 
 /**

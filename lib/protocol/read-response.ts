@@ -43,6 +43,8 @@ export interface HealthReport {
   message: string;
 }
 export const N_PAGE_TOO_LARGE = -2n;
+/** The period asked for (`ago`, version 2) is not kept: ago >= the keyspace's --keep, or ago > 0 on a keyspace without a window. The connection stays open. */
+export const N_PERIOD_NOT_KEPT = -3n;
 
 /** One ranked entry as it travels on the wire (same shape as the store's Entry). */
 export interface ReadEntry {
@@ -67,6 +69,7 @@ export interface KeyspaceSettingsInfo extends KeyspaceInfo {
 export type ReadResponse =
   | { op: ReadOpName; status: 'malformed' }
   | { op: ReadOpName; status: 'page-too-large' }
+  | { op: ReadOpName; status: 'period-not-kept' }
   | { op: 'page' | 'get'; status: 'ok'; entries: ReadEntry[] }
   | { op: 'hello'; status: 'ok'; version: bigint }
   | { op: 'rank' | 'around'; status: 'ok'; first: bigint; entries: ReadEntry[] }
@@ -78,7 +81,7 @@ export type ReadResponse =
 
 /** The 8-byte response n = -1 or n = -2. */
 export function encodeStatusResponse(n: bigint): Buffer {
-  if (n !== N_MALFORMED && n !== N_PAGE_TOO_LARGE) throw invalidArgument(`status response must be -1 or -2, got ${n}`);
+  if (n !== N_MALFORMED && n !== N_PAGE_TOO_LARGE && n !== N_PERIOD_NOT_KEPT) throw invalidArgument(`status response must be -1, -2 or -3, got ${n}`);
   const buf = Buffer.allocUnsafe(8);
   buf.writeBigInt64LE(n, 0);
   return buf;
@@ -272,9 +275,10 @@ export class ReadResponseDecoder {
       if (buf.length - this.#pos < 8) return undefined;
       const n = buf.readBigInt64LE(this.#pos);
       this.#pos += 8;
-      if (n === N_MALFORMED || n === N_PAGE_TOO_LARGE) {
+      if (n === N_MALFORMED || n === N_PAGE_TOO_LARGE || n === N_PERIOD_NOT_KEPT) {
         this.#expected.shift();
-        return { op, status: n === N_MALFORMED ? 'malformed' : 'page-too-large' };
+        if (n === N_MALFORMED) return { op, status: 'malformed' };
+        return n === N_PAGE_TOO_LARGE ? { op, status: 'page-too-large' } : { op, status: 'period-not-kept' };
       }
       if (n < 0n) throw invalid(`response n = ${n}`);
       if (n > BigInt(this.#maxRecords)) throw invalid(`response n = ${n} is above the limit of ${this.#maxRecords}`);

@@ -10,6 +10,7 @@
 
 import { invalidArgument } from '../errors.js';
 import { FieldSizes, fieldNameLength, nameBytes, writeField, writeFrameSize } from './fields.js';
+import { createWindow, settingsTail, windowProblem, type WindowSettings } from './window-settings.js';
 import { toInt64 } from './write-frame.js';
 
 /** The version of the extensions this code speaks. */
@@ -39,14 +40,14 @@ export const TIES_NAMES: Record<number, TiesName> = { 0: 'key', 1: 'first' };
 /**
  * The length of the settings a create's key field carries (up to its last
  * non-zero byte among the first 15), or -1 when the field is malformed:
- * a byte past the 15th set, or a tie rule other than key and first.
+ * a byte past the 15th set, a tie rule other than key and first, or a
+ * malformed window.
  */
 export function createSettingsLength(buf: Buffer, keyOff: number, keySize: number): number {
   const n = Math.min(CREATE_SETTINGS_SIZE, keySize);
   if (!allZero(buf, keyOff + n, keyOff + keySize)) return -1;
-  if (buf[keyOff]! > TiesRule.first) return -1;
-  // Bytes 2 … 15 (windows) are not known to this version: a create that sets them is refused.
-  if (!allZero(buf, keyOff + 1, keyOff + n)) return -1;
+  // Byte 0 the tie rule, bytes 1 … 14 the window (lib/protocol/window-settings.ts validates both).
+  if (buf[keyOff]! > TiesRule.first || createWindow(buf, keyOff, n) === null) return -1;
   let length = n;
   while (length > 0 && buf[keyOff + length - 1] === 0) length--;
   return length;
@@ -131,8 +132,11 @@ export function encodeHello(sizes: FieldSizes, version = WRITE_OPS_VERSION): Buf
   return buf;
 }
 
-/** Encode one op frame; validates its arguments (key null only for deleteKeyspace). */
-export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace: string | Uint8Array, key: string | Uint8Array | null, sizes: FieldSizes): Buffer {
+/**
+ * Encode one op frame; validates its arguments (key null for deleteKeyspace
+ * and createKeyspace; `window` only for createKeyspace).
+ */
+export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace: string | Uint8Array, key: string | Uint8Array | null, sizes: FieldSizes, window?: WindowSettings): Buffer {
   const code = WriteOp[op];
   if (code === undefined) throw invalidArgument(`unknown write op ${String(op)}`);
   const v = toInt64(value, 'value');
@@ -144,13 +148,24 @@ export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace:
   buf[0] = code;
   buf.writeBigInt64LE(v, 8);
   writeField(buf, OP_HEADER_SIZE, sizes.keyspaceSize, ks);
+  if (window !== undefined && code !== WriteOp.createKeyspace) throw invalidArgument(`${op} takes no window`);
   if (code === WriteOp.createKeyspace) {
-    // The key field carries the settings bytes (a Buffer of up to 15), or nothing (null).
+    // The key field carries the settings bytes 1 … 15: a Buffer of up to 15 (the tie rule first), or nothing (null); then `window`, if any, over bytes 2 … 15.
+    const keyOff = OP_HEADER_SIZE + sizes.keyspaceSize;
     if (key !== null) {
       if (!(key instanceof Uint8Array) || key.length > Math.min(CREATE_SETTINGS_SIZE, sizes.keySize)) throw invalidArgument(`createKeyspace takes at most ${CREATE_SETTINGS_SIZE} settings bytes`);
-      Buffer.from(key.buffer, key.byteOffset, key.length).copy(buf, OP_HEADER_SIZE + sizes.keyspaceSize);
-      if (createSettingsLength(buf, OP_HEADER_SIZE + sizes.keyspaceSize, sizes.keySize) < 0) throw invalidArgument('createKeyspace settings: the tie rule must be 0 (key) or 1 (first), other bytes 0');
+      Buffer.from(key.buffer, key.byteOffset, key.length).copy(buf, keyOff);
     }
+    if (window !== undefined && window.unit !== 0) {
+      const problem = windowProblem(window);
+      if (problem !== undefined) throw invalidArgument(`createKeyspace: ${problem}`);
+      const tail = settingsTail(window, buf[keyOff]);
+      let used = tail.length;
+      while (used > 0 && tail[used - 1] === 0) used--;
+      if (used > sizes.keySize) throw invalidArgument(`createKeyspace: a window needs a key field of at least ${used} bytes (this server's is ${sizes.keySize})`);
+      tail.copy(buf, keyOff, 0, used);
+    }
+    if (createSettingsLength(buf, keyOff, sizes.keySize) < 0) throw invalidArgument('createKeyspace settings: the tie rule must be 0 (key) or 1 (first), then a valid window or zero bytes');
   } else if (code === WriteOp.deleteKeyspace) {
     if (key !== null) throw invalidArgument(`${op} takes no key`);
   } else {

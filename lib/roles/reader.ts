@@ -17,6 +17,7 @@ import { READ_EXTENSIONS_VERSION, ReadRequest, ReadRequestDecoder } from '../pro
 import {
   N_MALFORMED,
   N_PAGE_TOO_LARGE,
+  N_PERIOD_NOT_KEPT,
   encodeHealthResponse,
   encodeHelloResponse,
   type HealthReport,
@@ -29,7 +30,7 @@ import {
   encodeSettingsResponse,
 } from '../protocol/read-response.js';
 import { Logger, silentLogger } from '../util/log.js';
-import type { Store } from '../store/store.js';
+import { PeriodNotKeptError, type Store } from '../store/store.js';
 import { PageCache, type VersionedStore } from './read/page-cache.js';
 
 export const DEFAULT_PAGE_LIMIT = 10_000;
@@ -39,7 +40,7 @@ export const DEFAULT_READ_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /** The part of Store the reader uses (tests may pass a model of it). */
-export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces' | 'denseRank' | 'countKeys' | 'keyspaceSettings'> & VersionedStore;
+export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces' | 'denseRank' | 'countKeys' | 'keyspaceSettings'> & Partial<Pick<Store, 'periodStart'>> & VersionedStore;
 
 export interface ReaderOptions {
   store: ReadableStore;
@@ -94,6 +95,7 @@ export interface ReaderHandle {
 
 const STATUS_MALFORMED = encodeStatusResponse(N_MALFORMED);
 const STATUS_TOO_LARGE = encodeStatusResponse(N_PAGE_TOO_LARGE);
+const STATUS_NOT_KEPT = encodeStatusResponse(N_PERIOD_NOT_KEPT);
 /** Requests waiting in a connection's input before it stops reading, in bytes. */
 const INPUT_HIGH_WATER = 256 * 1024;
 const CLOSE_GRACE_MS = 5000;
@@ -411,7 +413,19 @@ class ReadConnection {
   }
 
   async #answer(req: ReadRequest): Promise<Buffer> {
+    try {
+      return await this.#answerRead(req);
+    } catch (err) {
+      if (!(err instanceof PeriodNotKeptError)) throw err;
+      metrics.readRequests.inc({ kind: 'not-kept' });
+      return STATUS_NOT_KEPT;
+    }
+  }
+
+  async #answerRead(req: ReadRequest): Promise<Buffer> {
     const { sizes, pageLimit, route } = this.#ctx;
+    // One clock reading per request: the period it names is the one read (lib/store/periods.ts).
+    const at = 'keyspace' in req ? { ago: req.ago ?? 0, now: Date.now() } : undefined;
     const store = (route !== undefined && 'keyspace' in req && route(req.keyspace)) || this.#ctx.store;
     if ('length' in req && req.length > pageLimit) {
       metrics.readRequests.inc({ kind: 'too-large' });
@@ -422,25 +436,25 @@ class ReadConnection {
       case 'page': {
         const version = store.version;
         const cache = version === undefined ? undefined : this.#ctx.pageCache;
-        const key = cache && PageCache.key(req.keyspace, req.offset, req.length);
+        const key = cache && PageCache.key(req.keyspace, req.offset, req.length, store.periodStart?.(req.keyspace, at));
         const hit = key && cache.get(key, version!);
         if (hit) {
           metrics.readCacheHits.inc();
           return hit;
         }
-        const response = encodePageResponse(await store.page(req.keyspace, req.offset, Number(req.length)), sizes);
+        const response = encodePageResponse(await store.page(req.keyspace, req.offset, Number(req.length), at), sizes);
         if (key) cache.set(key, version!, response);
         return response;
       }
       case 'get': {
-        const count = await store.get(req.keyspace, req.key);
+        const count = await store.get(req.keyspace, req.key, at);
         return encodePageResponse(count === undefined ? [] : [{ key: req.key, count }], sizes);
       }
       case 'rank':
       case 'around': {
         // rank = around with a window of one: the key's rank and count from one snapshot.
         const n = req.op === 'rank' ? 1 : Number(req.length);
-        const found = await store.around(req.keyspace, req.key, n);
+        const found = await store.around(req.keyspace, req.key, n, at);
         return found === undefined ? encodePositionedResponse(0, [], sizes) : encodePositionedResponse(found.offset, found.entries, sizes);
       }
       case 'keyspaces': {
@@ -450,13 +464,13 @@ class ReadConnection {
         return encodeKeyspacesResponse(all.slice(from, from + Number(req.length)), sizes);
       }
       case 'dense': {
-        const found = await store.denseRank(req.keyspace, req.key);
+        const found = await store.denseRank(req.keyspace, req.key, at);
         return encodeDenseResponse(found && { rank: found.rank, dense: found.dense, entry: { key: req.key, count: found.count } }, sizes);
       }
       case 'count':
-        return encodeCountResponse(await store.countKeys(req.keyspace, { min: req.min }));
+        return encodeCountResponse(await store.countKeys(req.keyspace, { min: req.min }, at));
       case 'settings': {
-        const all = await store.keyspaceSettings();
+        const all = await store.keyspaceSettings({ now: Date.now() });
         const from = req.offset >= BigInt(all.length) ? all.length : Number(req.offset);
         return encodeSettingsResponse(all.slice(from, from + Number(req.length)), sizes);
       }

@@ -72,6 +72,7 @@ import { IncrementBatch } from '../store/increment-batch.js';
 import type { HealthReport } from '../protocol/read-response.js';
 import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
 import { BatchPacer, DEFAULT_BATCH_TARGET_MS, heapUnderPressure } from './work/batch-pacer.js';
+import { PeriodExpiry } from './work/expiry.js';
 import { LogSummer } from './work/log-summer.js';
 import { type ClaimedLog, type Prepared, emptyPrepared, takeOutcomes } from './work/prepared.js';
 import { appliedMarkName } from '../store/marks.js';
@@ -192,6 +193,7 @@ class Worker {
   /** Settles once the last apply that may change keyspace settings (a create or delete) has committed or failed. */
   #settingsBarrier: Promise<void> = Promise.resolve();
   readonly health = new ApplyHealth();
+  readonly #expiry = new PeriodExpiry();
   /** What afterFailedApply needs (work/apply-health.ts). */
   readonly #recovery: Recovery;
 
@@ -268,7 +270,7 @@ class Worker {
       let delay = this.pollMs;
       try {
         if (Date.now() - this.#lastRecover >= this.recoverEveryMs) await this.recover();
-        await this.#retryReleases();
+        await Promise.all([this.#retryReleases(), this.#expiry.tick(this.store, this.logger)]);
         const prepared = await this.#claimAndPrepare(storeBusy);
         try {
           await settle(MAX_INFLIGHT - 1);
@@ -311,8 +313,6 @@ class Worker {
     }
     await settleAll();
   }
-
-
 
   /** Nothing more to claim: refresh the backlog gauge and wake drained() waiters if no dirty log is left. */
   async #idle(): Promise<void> {
@@ -416,7 +416,7 @@ class Worker {
       if (into === undefined) {
         // A batch that creates or deletes keyspaces changes how later batches combine: sum those against its result.
         await this.#settingsBarrier;
-        await this.summer.begin(this.store.operators());
+        await this.summer.begin(this.store.operators(), this.store.windows());
       }
       const marks = await Promise.all(claimed.map((log) => this.store.getMark(appliedMarkName(log.index))));
       const summed = await this.summer.add(

@@ -19,6 +19,7 @@ import { InflightApply } from './inflight-apply.js';
 import { Fences } from './rank-fences.js';
 import { FENCE_CONCURRENCY } from './schema.js';
 import type { BatchOp, Chained, KeyspaceInfo, StoreState } from './state.js';
+import { governingKeyspace, isPeriodOf, isWindowed, parsePeriodId, type WindowSettings } from './windows.js';
 
 export interface ApplyResult {
   /** Distinct (keyspace, key) pairs applied. */
@@ -57,6 +58,8 @@ interface ApplyGroup {
   operator: number;
   /** The batch creates (operator) or deletes (0) the keyspace: its settings record changes. */
   declare: number | undefined;
+  /** With `declare`: the keyspace's time window, if it has one (windows.ts). */
+  window: WindowSettings | undefined;
   /** `--ties first`: count values carry the apply order, index suffixes are `rankcount order key`. */
   tiesFirst: boolean;
   items: PendingIncrement[];
@@ -165,26 +168,56 @@ function removedKeyspaces(chained: Chained, groups: ApplyGroup[]): StateSwap[] {
 }
 
 /** Settings records of the keyspaces the batch creates (put `S name`) or deletes (del); what to swap in once committed. */
-function settingsChanges(chained: Chained, groups: ApplyGroup[]): Array<[string, number, boolean]> {
-  const changes: Array<[string, number, boolean]> = [];
+function settingsChanges(chained: Chained, groups: ApplyGroup[]): SettingsChange[] {
+  const changes: SettingsChange[] = [];
   for (const g of groups) {
     if (g.declare === undefined) continue;
     const key = taggedName(TAG_SETTINGS, g.info.name);
+    const window = isWindowed(g.window) ? g.window : undefined;
     if (g.declare === 0) chained.del(key);
-    else chained.put(key, encodeSettingsValue({ operator: g.declare, ties: g.tiesFirst ? Ties.first : Ties.key }));
-    changes.push([g.ks, g.declare, g.tiesFirst]);
+    else chained.put(key, encodeSettingsValue({ operator: g.declare, ties: g.tiesFirst ? Ties.first : Ties.key, window }));
+    changes.push([g.ks, g.declare, g.tiesFirst, window]);
   }
   return changes;
 }
 
-/** Whether the batch writes a `--ties first` keyspace (declared so now, or by this batch's create). */
+/** A settings record the apply changes: name, operator (0: deleted), ties first, window. */
+type SettingsChange = [string, number, boolean, WindowSettings | undefined];
+
+/** Whether the batch writes a `--ties first` keyspace (declared so now, or by this batch's create; a period by its keyspace's rule). */
 function touchesTiesFirst(state: StoreState, batch: IncrementBatch): boolean {
-  for (const pending of batch.keyspaces()) if (tiesFirstOf(state, pending)) return true;
+  const byId = pendingsById(batch);
+  for (const pending of byId.values()) if (tiesFirstOf(state, pending, byId)) return true;
   return false;
 }
 
-function tiesFirstOf(state: StoreState, pending: PendingKeyspace): boolean {
-  return pending.declare !== undefined ? pending.declare !== 0 && pending.ties === Ties.first : state.tiesFirst.has(pending.id);
+function pendingsById(batch: IncrementBatch): Map<string, PendingKeyspace> {
+  const byId = new Map<string, PendingKeyspace>();
+  for (const pending of batch.keyspaces()) byId.set(pending.id, pending);
+  return byId;
+}
+
+/**
+ * The pending keyspace whose settings govern `pending`: itself, or for a
+ * period (windows.ts) its keyspace's, when the batch declares that one.
+ */
+function governingPending(pending: PendingKeyspace, byId: Map<string, PendingKeyspace>): PendingKeyspace | undefined {
+  if (pending.declare !== undefined) return pending;
+  const governing = governingKeyspace(pending.id);
+  const g = governing === pending.id ? undefined : byId.get(governing);
+  return g?.declare !== undefined ? g : undefined;
+}
+
+/** Whether `pending` ranks ties first: by its keyspace's rule (a period by its keyspace's name). */
+function tiesFirstOf(state: StoreState, pending: PendingKeyspace, byId: Map<string, PendingKeyspace>): boolean {
+  const declared = governingPending(pending, byId);
+  return declared !== undefined ? declared.declare !== 0 && declared.ties === Ties.first : state.ranksTiesFirst(pending.id);
+}
+
+/** How `pending` combines with the stored counts (combine.ts Operator): its keyspace's operator (a period by its keyspace's name). */
+function operatorOf(state: StoreState, pending: PendingKeyspace, byId: Map<string, PendingKeyspace>): number {
+  const declared = governingPending(pending, byId);
+  return declared !== undefined ? declared.declare || Operator.sum : (state.settings.get(governingKeyspace(pending.id)) ?? Operator.sum);
 }
 
 function encodeOrder(order: number): Buffer {
@@ -202,7 +235,9 @@ function putOp(chained: Chained, op: BatchOp): void {
 function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply | undefined): { groups: ApplyGroup[]; nextId: number } {
   const groups: ApplyGroup[] = [];
   let nextId = prev?.nextIdAfter ?? state.nextId;
-  for (const pending of batch.keyspaces()) {
+  const pendings = [...batch.keyspaces()];
+  const byId = pendingsById(batch);
+  for (const pending of pendings) {
     // After `prev` commits, the directory holds these very records (prev.dirAfter's objects).
     const stored = prev?.dirAfter.get(pending.id) ?? state.dir.get(pending.id);
     // A deleted keyspace's pairs start a new keyspace under a fresh id.
@@ -210,11 +245,31 @@ function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply 
     const known = pending.dropped === true ? undefined : stored;
     const info = known ? { ...known } : { name: pending.name, id: nextId++, size: 0 };
     const declare = pending.declare;
-    const operator = declare !== undefined ? declare || Operator.sum : (state.settings.get(pending.id) ?? Operator.sum);
-    const tiesFirst = tiesFirstOf(state, pending);
-    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, tiesFirst, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+    // A period of a windowed keyspace combines and ranks ties by its keyspace's settings (windows.ts).
+    const operator = operatorOf(state, pending, byId);
+    const tiesFirst = tiesFirstOf(state, pending, byId);
+    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, window: pending.window, tiesFirst, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
   }
+  groups.push(...droppedPeriods(state, pendings));
   return { groups, nextId };
+}
+
+/**
+ * A keyspace deleted or re-created by the batch takes its stored periods
+ * (windows.ts) with it: those the batch does not write to are dropped here
+ * (those it writes to are groups marked dropped already). Lifecycle applies
+ * run alone, so the committed directory is current.
+ */
+function droppedPeriods(state: StoreState, pendings: PendingKeyspace[]): ApplyGroup[] {
+  const dropped = pendings.filter((p) => p.dropped === true && parsePeriodId(p.id) === undefined);
+  if (dropped.length === 0) return [];
+  const inBatch = new Set(pendings.map((p) => p.id));
+  const out: ApplyGroup[] = [];
+  for (const [ks, info] of state.dir) {
+    if (inBatch.has(ks) || !dropped.some((p) => isPeriodOf(ks, p.id))) continue;
+    out.push({ ks, info: { ...info, size: 0 }, committed: info, created: false, droppedId: info.id, operator: Operator.sum, declare: undefined, window: undefined, tiesFirst: false, items: [], inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+  }
+  return out;
 }
 
 /**
@@ -375,17 +430,19 @@ function submitApply(
   saturation: Saturation | undefined,
   overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
   lifecycle: boolean,
-  settings: Array<[string, number, boolean]>,
+  settings: SettingsChange[],
 ): Promise<ApplyResult> {
   const nextId = after.nextId;
   const onCommitted = (): void => {
     state.nextId = nextId;
     if (after.order !== undefined) state.order = after.order;
-    for (const [ks, operator, tiesFirst] of settings) {
+    for (const [ks, operator, tiesFirst, window] of settings) {
       if (operator === 0) state.settings.delete(ks);
       else state.settings.set(ks, operator);
       if (tiesFirst) state.tiesFirst.add(ks);
       else state.tiesFirst.delete(ks);
+      if (window === undefined) state.windows.delete(ks);
+      else state.windows.set(ks, window);
     }
     for (const g of swaps) {
       if (g.gone !== undefined) {

@@ -8,6 +8,7 @@
 // with one tiny write and clear the id's records afterwards.
 
 import { INT64_MAX, INT64_MIN } from '../protocol/fields.js';
+import { readWindow, writeWindow, type WindowSettings } from '../protocol/window-settings.js';
 
 /** `V`: store format record. */
 export const TAG_VERSION = 0x56;
@@ -27,7 +28,7 @@ export const TAG_MARK = 0x4d;
 export const TAG_DEAD = 0x58;
 /** `S` name: a declared keyspace's settings (its operator). */
 export const TAG_SETTINGS = 0x53;
-/** Bytes of a settings value: the operator, the tie rule, then 14 bytes reserved (zero) for windows and history. */
+/** Bytes of a settings value: the operator, the tie rule, the window (lib/store/windows.ts). */
 export const SETTINGS_VALUE_SIZE = 16;
 /** `O`: the last apply order handed out (u64 BE): the "time" of `--ties first` keyspaces. */
 export const TAG_ORDER = 0x4f;
@@ -238,18 +239,22 @@ export interface KeyspaceSettingsValue {
   operator: number;
   /** Ties: 0 key (equal counts by key bytes), 1 first (by apply order, then key bytes). */
   ties?: number;
+  /** Its time window (lib/store/windows.ts); absent or unit 0: not windowed. */
+  window?: WindowSettings;
 }
 
 export function encodeSettingsValue(settings: KeyspaceSettingsValue): Buffer {
   const buf = Buffer.alloc(SETTINGS_VALUE_SIZE);
   buf[0] = settings.operator;
   buf[1] = settings.ties ?? Ties.key;
+  if (settings.window !== undefined) writeWindow(buf, 0, settings.window);
   return buf;
 }
 
-/** The settings in a settings value, or null when it is malformed (wrong size, unknown operator or tie rule, reserved bytes set). */
+/** The settings in a settings value, or null when it is malformed (wrong size, unknown operator or tie rule, a bad window, reserved bytes set). */
 export function decodeSettingsValue(value: Buffer): KeyspaceSettingsValue | null {
   if (value.length !== SETTINGS_VALUE_SIZE || value[0]! < 1 || value[0]! > 4 || value[1]! > Ties.first) return null;
-  for (let i = 2; i < SETTINGS_VALUE_SIZE; i++) if (value[i] !== 0) return null;
-  return { operator: value[0]!, ties: value[1]! };
+  const window = readWindow(value, 0);
+  if (window === null) return null;
+  return window.unit === 0 ? { operator: value[0]!, ties: value[1]! } : { operator: value[0]!, ties: value[1]!, window };
 }

@@ -10,6 +10,7 @@
 
 import { PAIR_NAME_LIMIT, pairKeyString } from '../protocol/pair-key.js';
 import { Operator, PairMode, combineValues, modeAfterIncrement } from './combine.js';
+import { governingKeyspace, isPeriodOf, isWindowed, periodName, periodStart, type WindowSettings } from './windows.js';
 
 /** Node's Buffer#latin1Slice: toString('latin1') without its argument handling (measurably cheaper per frame). */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
@@ -30,6 +31,8 @@ export interface PendingKeyspace {
   ties?: number;
   /** How the batch combined this keyspace's values (combine.ts Operator); the apply combines them with the stored counts the same way. */
   operator?: number;
+  /** With `declare`: the keyspace's time window (windows.ts), if it has one. */
+  window?: WindowSettings;
 }
 
 export interface PendingIncrement {
@@ -57,9 +60,35 @@ export class IncrementBatch {
   /** Operators of declared keyspaces that do not sum (latin1 name -> Operator): Store#operators(). */
   private readonly declared: ReadonlyMap<string, number>;
 
-  /** `declared`: the operators of the store's declared keyspaces (Store#operators()), so that add() combines as the apply will. */
-  constructor(declared: ReadonlyMap<string, number> = new Map()) {
+  /** Windowed keyspaces (latin1 name -> window) as the batch goes: the store's, then the batch's creates and deletes. */
+  private readonly windows: Map<string, WindowSettings>;
+  /**
+   * When the ops added next were made durable (ms since the epoch): a write
+   * to a windowed keyspace goes to the period holding this time (windows.ts).
+   * The worker's summing thread takes it from each commit-log record.
+   */
+  writtenAt = 0;
+
+  /**
+   * `declared`: the operators of the store's declared keyspaces (Store#operators()), so that add() combines as the apply will;
+   * `windows`: its windowed keyspaces (Store#windows()), so that ops on them go to their periods.
+   */
+  constructor(declared: ReadonlyMap<string, number> = new Map(), windows: ReadonlyMap<string, WindowSettings> = new Map()) {
     this.declared = declared;
+    this.windows = new Map(windows);
+  }
+
+  /** The store name an op on `keyspace` goes to: the current period's for a windowed keyspace (windows.ts). */
+  private route(keyspace: Buffer): Buffer {
+    if (this.windows.size === 0) return keyspace;
+    const w = this.windows.get(latin1Of(keyspace));
+    if (w === undefined) return keyspace;
+    const name = periodName(keyspace, periodStart(w, this.writtenAt));
+    const base = this.byKeyspace.get(latin1Of(keyspace));
+    const id = latin1Of(name);
+    // A period first written after its keyspace was re-created in this batch replaces what was stored.
+    if (base?.dropped === true && !this.byKeyspace.has(id)) this.byKeyspace.set(id, { id, name, items: [], dropped: true, operator: base.operator });
+    return name;
   }
 
   /**
@@ -69,9 +98,10 @@ export class IncrementBatch {
    * Names are validated by Store.apply, not here; the buffers may be reused
    * by the caller as soon as add() returns.
    */
-  add(keyspace: Buffer, key: Buffer, delta: bigint): void {
+  add(target: Buffer, key: Buffer, delta: bigint): void {
     if (this.summedPairs >= 0) throw new Error('IncrementBatch.add: this batch was assembled from summed pairs and is complete');
     if (delta === 0n) return;
+    const keyspace = this.route(target);
     const pair = this.pairKey(keyspace, key);
     const pending = this.entries.get(pair);
     if (pending !== undefined) {
@@ -85,26 +115,30 @@ export class IncrementBatch {
   }
 
   /**
-   * Create keyspace `keyspace` with `operator` (combine.ts Operator) and tie
-   * rule `ties` (encoding.ts Ties): it replaces what the name held, as
-   * deleteKeyspace, then declares it.
+   * Create keyspace `keyspace` with `operator` (combine.ts Operator), tie
+   * rule `ties` (encoding.ts Ties) and `window`: it replaces what the name
+   * held, as deleteKeyspace, then declares it.
    */
-  createKeyspace(keyspace: Buffer, operator: number, ties = 0): void {
+  createKeyspace(keyspace: Buffer, operator: number, ties = 0, window?: WindowSettings): void {
     this.deleteKeyspace(keyspace);
     const group = this.byKeyspace.get(latin1Of(keyspace))!;
     group.declare = operator;
     group.operator = operator;
     group.ties = ties;
+    if (isWindowed(window)) {
+      group.window = window;
+      this.windows.set(group.id, window);
+    }
   }
 
   /** Set (keyspace, key) to `count`, after what the batch holds for it; increments added later add to it. */
   set(keyspace: Buffer, key: Buffer, count: bigint): void {
-    this.replace(keyspace, key, PairMode.reset, count);
+    this.replace(this.route(keyspace), key, PairMode.reset, count);
   }
 
   /** Delete (keyspace, key), after what the batch holds for it; an increment added later creates it again from 0. */
   deleteKey(keyspace: Buffer, key: Buffer): void {
-    this.replace(keyspace, key, PairMode.deleted, 0n);
+    this.replace(this.route(keyspace), key, PairMode.deleted, 0n);
   }
 
   /** Delete the keyspace, after what the batch holds for it; pairs added later start a new keyspace of that name. */
@@ -120,9 +154,16 @@ export class IncrementBatch {
     group.declare = 0;
     group.ties = 0;
     group.operator = Operator.sum;
-    for (const p of group.items) {
-      p.mode = PairMode.deleted;
-      p.delta = 0n;
+    group.window = undefined;
+    this.windows.delete(ks);
+    // Its periods (windows.ts) go with it.
+    for (const other of this.byKeyspace.values()) {
+      if (other !== group && !isPeriodOf(other.id, ks)) continue;
+      other.dropped = true;
+      for (const p of other.items) {
+        p.mode = PairMode.deleted;
+        p.delta = 0n;
+      }
     }
   }
 
@@ -184,6 +225,12 @@ export class IncrementBatch {
     this.summedPairs = -1;
   }
 
+  /** The operator of store name `ks` as the batch goes (a period's is its keyspace's). */
+  private operatorOf(ks: string): number {
+    const governing = governingKeyspace(ks);
+    return this.byKeyspace.get(governing)?.operator ?? this.declared.get(governing) ?? Operator.sum;
+  }
+
   /** The pair key (see `entries`). */
   private pairKey(keyspace: Buffer, key: Buffer): string {
     const ksLen = keyspace.length;
@@ -199,7 +246,7 @@ export class IncrementBatch {
     const ks = (keyspace as Latin1Buffer).latin1Slice(0, keyspace.length);
     let group = this.byKeyspace.get(ks);
     if (group === undefined) {
-      group = { id: ks, name: Buffer.from(keyspace), items: [], operator: this.declared.get(ks) ?? Operator.sum };
+      group = { id: ks, name: Buffer.from(keyspace), items: [], operator: this.operatorOf(ks) };
       this.byKeyspace.set(ks, group);
     }
     const keyLength = key.length;

@@ -11,6 +11,7 @@ import { compareBytes, encodeCount, encodeFenceValue, encodeKeyspaceValue, idPre
 import { translateDbError } from './errors.js';
 import { Fences, cutBlock } from './rank-fences.js';
 import { latin1, type BatchOp, type KeyspaceInfo, type StoreState } from './state.js';
+import { isPeriodOf } from './windows.js';
 
 /** Create keyspace `name` holding keys[i] with counts[i], with `markOps`, in one batch (see Store#createKeyspace). */
 export async function createKeyspace(state: StoreState, name: Buffer, keys: Buffer[], counts: bigint[], markOps: BatchOp[]): Promise<void> {
@@ -22,7 +23,7 @@ export async function createKeyspace(state: StoreState, name: Buffer, keys: Buff
   const indexPrefix = idPrefix(TAG_INDEX, id);
   const chained = state.db.batch();
   // A name declared `--ties first` (holding no key yet): every key reaches its count at this one order.
-  const order = state.tiesFirst.has(ks) ? state.order + 1 : undefined;
+  const order = state.ranksTiesFirst(ks) ? state.order + 1 : undefined;
   try {
     const index: Buffer[] = new Array(n);
     for (let i = 0; i < n; i++) {
@@ -73,12 +74,10 @@ export async function createKeyspace(state: StoreState, name: Buffer, keys: Buff
 /** Delete keyspace `name` and write `markOps` atomically; its records are collected afterwards. */
 export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: BatchOp[]): Promise<void> {
   const ks = latin1(name);
-  const info = state.dir.get(ks);
   const ops: BatchOp[] = [...markOps];
-  if (info !== undefined) {
-    ops.push({ type: 'del', key: taggedName(TAG_KEYSPACE, name) });
-    ops.push({ type: 'put', key: idPrefix(TAG_DEAD, info.id), value: EMPTY });
-  }
+  // A windowed keyspace's periods (windows.ts) go with it.
+  const gone = [...state.dir].filter(([id]) => id === ks || isPeriodOf(id, ks)).map(([, record]) => record);
+  ops.push(...dropOps(gone));
   const declared = state.settings.has(ks);
   if (declared) ops.push({ type: 'del', key: taggedName(TAG_SETTINGS, name) });
   if (ops.length === 0) return;
@@ -87,16 +86,32 @@ export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: B
     () => {
       state.settings.delete(ks);
       state.tiesFirst.delete(ks);
-      if (info === undefined) return;
-      state.dir.delete(ks);
-      state.fenceCache.delete(info.id);
-      state.blockCache.dropKeyspace(info.id);
-      // Its name may come back as a new, empty keyspace: no entry of the old one may survive.
-      state.countCache.clear();
+      state.windows.delete(ks);
+      forgetKeyspaces(state, gone);
     },
     'delete keyspace',
   );
-  if (info !== undefined) state.collect(info.id);
+  for (const record of gone) state.collect(record.id);
+}
+
+/** The records that delete stored keyspaces at once: each name's `K` record goes, its id is recorded dead (`X`). */
+export function dropOps(records: KeyspaceInfo[]): BatchOp[] {
+  return records.flatMap((record): BatchOp[] => [
+    { type: 'del', key: taggedName(TAG_KEYSPACE, record.name) },
+    { type: 'put', key: idPrefix(TAG_DEAD, record.id), value: EMPTY },
+  ]);
+}
+
+/** Once dropOps(records) committed: the keyspaces leave memory (directory, fences, blocks, counts); the caller then collects their ids. */
+export function forgetKeyspaces(state: StoreState, records: KeyspaceInfo[]): void {
+  if (records.length === 0) return;
+  for (const record of records) {
+    state.dir.delete(latin1(record.name));
+    state.fenceCache.delete(record.id);
+    state.blockCache.dropKeyspace(record.id);
+  }
+  // Their names may come back as new, empty keyspaces: no count of the old ones may survive.
+  state.countCache.clear();
 }
 
 /** Whether the persisted rank fences of keyspace `name` match a full scan of its count index (a mismatch is logged). */

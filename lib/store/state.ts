@@ -57,6 +57,7 @@ import { Lru } from './lru.js';
 import { Fences } from './rank-fences.js';
 import { SCAN_CHUNK, STORE_FORMAT, STORE_VERSION, versionValue } from './schema.js';
 import { canUpgrade, upgrade } from './upgrade.js';
+import { governingKeyspace, type WindowSettings } from './windows.js';
 
 export type KeyspaceInfo = DirRecord;
 export type Db = ClassicLevel<Buffer, Buffer>;
@@ -125,6 +126,8 @@ export class StoreState {
   clearPace = DEFAULT_CLEAR_PACE;
   /** Declared keyspaces (latin1 name -> combine.ts Operator), from their `S` records. */
   readonly settings = new Map<string, number>();
+  /** Windowed keyspaces (latin1 name -> window, lib/store/windows.ts), from their `S` records. */
+  readonly windows = new Map<string, WindowSettings>();
   /** Declared keyspaces whose ties go to who reached the count first (`--ties first`, latin1 names). */
   readonly tiesFirst = new Set<string>();
   /** The last apply order handed out (`O` record): the "time" of `--ties first` keyspaces. */
@@ -171,6 +174,7 @@ export class StoreState {
       }
       this.dir.clear();
       this.settings.clear();
+      this.windows.clear();
       this.tiesFirst.clear();
       this.fenceCache.clear();
       this.countCache.clear();
@@ -206,6 +210,7 @@ export class StoreState {
       const settings = decodeSettingsValue(value);
       if (settings === null || key.length < 2) throw corruption(this.location, `malformed keyspace settings record (${value.length} value bytes)`);
       this.settings.set(latin1(key.subarray(1)), settings.operator);
+      if (settings.window !== undefined) this.windows.set(latin1(key.subarray(1)), settings.window);
       if (settings.ties === Ties.first) this.tiesFirst.add(latin1(key.subarray(1)));
     }
     const order = await this.db.get(ORDER_KEY);
@@ -241,6 +246,11 @@ export class StoreState {
     if (parsed.version !== STORE_VERSION) {
       throw new CountdError(ErrorCodes.DATA_DIR_MISMATCH, `database ${this.location} has store format version ${String(parsed.version)}; this countd reads version ${STORE_VERSION}`);
     }
+  }
+
+  /** Whether store name `ks` (latin1) ranks ties first: by its keyspace's rule, a period (windows.ts) by its keyspace's name. */
+  ranksTiesFirst(ks: string): boolean {
+    return this.tiesFirst.has(governingKeyspace(ks));
   }
 
   /**

@@ -31,6 +31,8 @@ import {
   MAX_RANK_FENCE_SIZE,
   MIN_WRITE_BUFFER_SIZE,
 } from './schema.js';
+import { checkPeriodChoice, expirePeriods, hasExpiredPeriods, listKeyspaces, periodStartToRead, periodToRead, storedPeriods, type PeriodChoice } from './periods.js';
+import { PERIOD_SUFFIX_SIZE, parsePeriodId, type WindowSettings } from './windows.js';
 import { closeState, latin1, openState, type BatchOp, type StoreState } from './state.js';
 import { aroundInView, countAtLeastInView, denseRankInView, iterateEntries, readCount, readPage, rankInView, tallyView, withView, type Entry, type KeyspaceTally } from './views.js';
 
@@ -38,6 +40,7 @@ export { IncrementBatch } from './increment-batch.js';
 export type { ApplyResult } from './apply.js';
 export type { Entry, KeyspaceTally } from './views.js';
 export type { ExportItem } from './export.js';
+export { PeriodNotKeptError, type PeriodChoice } from './periods.js';
 
 export interface Mark {
   name: string;
@@ -167,6 +170,13 @@ export class Store {
     return nameBytes(keyspace, 'keyspace', this.sizes.keyspaceSize);
   }
 
+  /** The stored keyspace a read of `keyspace` goes to: for a windowed one, the period `at` chooses (the current one by default; periods.ts). */
+  private readName(keyspace: string | Uint8Array, at: PeriodChoice | undefined): Buffer {
+    const name = this.keyspaceName(keyspace);
+    const { ago, now } = checkPeriodChoice(at);
+    return periodToRead(this.state, name, ago, now);
+  }
+
   // ---------------------------------------------------------------- writes
 
   /**
@@ -195,7 +205,9 @@ export class Store {
     // One memchr over every key's bytes; per-pair checks only if some key holds a NUL.
     const someNul = batch.keyBytes.indexOf(0) !== -1;
     for (const group of batch.keyspaces()) {
-      nameBytes(group.name, 'keyspace', this.sizes.keyspaceSize);
+      // A period of a windowed keyspace (windows.ts) is stored under its keyspace's name and a suffix.
+      const period = parsePeriodId(group.id);
+      nameBytes(period === undefined ? group.name : group.name.subarray(0, group.name.length - PERIOD_SUFFIX_SIZE), 'keyspace', this.sizes.keyspaceSize);
       const keyOffset = PAIR_LENGTHS_SIZE + group.name.length;
       for (const p of group.items) {
         const length = p.keyLength;
@@ -253,9 +265,9 @@ export class Store {
     return this.state.exclusive(() => deleteKeyspace(this.state, name, ops));
   }
 
-  /** Verify the persisted rank fences of a keyspace against a full scan of its count index. */
-  async checkRankIndex(keyspace: string | Uint8Array): Promise<boolean> {
-    const name = this.keyspaceName(keyspace);
+  /** Verify the persisted rank fences of a keyspace (of a period of it: `at`) against a full scan of its count index. */
+  async checkRankIndex(keyspace: string | Uint8Array, at?: PeriodChoice): Promise<boolean> {
+    const name = this.readName(keyspace, at);
     return this.state.exclusive(() => checkRankIndex(this.state, name));
   }
 
@@ -267,17 +279,17 @@ export class Store {
 
   // ---------------------------------------------------------------- reads
 
-  /** `length` entries from rank position `offset`, in rank order. */
-  async page(keyspace: string | Uint8Array, offset: number | bigint, length: number): Promise<Entry[]> {
-    const name = this.keyspaceName(keyspace);
+  /** `length` entries from rank position `offset`, in rank order (of the period `at` of a windowed keyspace: the current one by default). */
+  async page(keyspace: string | Uint8Array, offset: number | bigint, length: number, at?: PeriodChoice): Promise<Entry[]> {
+    const name = this.readName(keyspace, at);
     const off = checkCount(offset, 'offset');
     const len = checkCount(length, 'length');
     return withView(this.state, name, [], (view) => readPage(this.state, view, off, len));
   }
 
   /** Every entry from rank position `offset` on, in rank order, in constant memory, from one snapshot. */
-  async *iterate(keyspace: string | Uint8Array, options: { offset?: number | bigint } = {}): AsyncIterable<Entry> {
-    const name = this.keyspaceName(keyspace);
+  async *iterate(keyspace: string | Uint8Array, options: { offset?: number | bigint } & PeriodChoice = {}): AsyncIterable<Entry> {
+    const name = this.readName(keyspace, { ago: options?.ago, now: options?.now });
     const off = checkCount(options?.offset ?? 0, 'offset');
     yield* iterateEntries(this.state, name, off);
   }
@@ -308,14 +320,14 @@ export class Store {
     return withView(this.state, name, empty, (view) => tallyView(this.state, view));
   }
 
-  async get(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<bigint | undefined> {
-    const name = this.keyspaceName(keyspace);
+  async get(keyspace: string | Uint8Array, key: string | Uint8Array, at?: PeriodChoice): Promise<bigint | undefined> {
+    const name = this.readName(keyspace, at);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     return readCount(this.state, name, k);
   }
 
-  async size(keyspace: string | Uint8Array): Promise<number> {
-    const name = this.keyspaceName(keyspace);
+  async size(keyspace: string | Uint8Array, at?: PeriodChoice): Promise<number> {
+    const name = this.readName(keyspace, at);
     await this.state.readable();
     return this.state.dir.get(latin1(name))?.size ?? 0;
   }
@@ -326,43 +338,83 @@ export class Store {
     return new Map(this.state.settings);
   }
 
-  /** The declared keyspaces and their settings, by name bytes (declared keyspaces may hold no key yet); ties: encoding.ts Ties. */
-  declaredKeyspaces(): Array<{ name: Buffer; operator: number; ties: number }> {
+  /** The declared keyspaces, their operators, tie rules (encoding.ts Ties) and windows, by name bytes (declared keyspaces may hold no key yet). */
+  declaredKeyspaces(): Array<{ name: Buffer; operator: number; ties: number; window?: WindowSettings }> {
+    const windows = this.state.windows;
     const ties = this.state.tiesFirst;
     return [...this.state.settings]
-      .map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator, ties: ties.has(ks) ? Ties.first : Ties.key }))
+      .map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator, ties: ties.has(ks) ? Ties.first : Ties.key, ...(windows.has(ks) ? { window: windows.get(ks)! } : {}) }))
       .sort((a, b) => Buffer.compare(a.name, b.name));
   }
 
   /**
-   * Every keyspace that exists or is declared, by name bytes, with its
-   * number of keys and its settings value (docs/storage-format.md
-   * settings-value; all zero bytes for an undeclared keyspace), as of the
-   * last committed write: what the read protocol's settings op carries.
+   * The start (ms since the epoch) of the period a read of `keyspace` at
+   * `at` goes to; undefined for a keyspace without a window. Throws
+   * PeriodNotKeptError (COUNTD_INVALID_ARGUMENT) for a period not kept.
    */
-  async keyspaceSettings(): Promise<Array<{ name: Buffer; size: number; settings: Buffer }>> {
+  periodStart(keyspace: string | Uint8Array, at?: PeriodChoice): number | undefined {
+    const name = this.keyspaceName(keyspace);
+    const { ago, now } = checkPeriodChoice(at);
+    return periodStartToRead(this.state, name, ago, now);
+  }
+
+  /** Windowed keyspaces (latin1 name -> window, windows.ts), as of the last committed write. */
+  windows(): ReadonlyMap<string, WindowSettings> {
+    return new Map(this.state.windows);
+  }
+
+  /** The stored periods of a windowed keyspace, oldest first: each one's start (ms since the epoch) and number of keys. */
+  async periods(keyspace: string | Uint8Array): Promise<Array<{ start: number; size: number }>> {
+    const name = this.keyspaceName(keyspace);
+    await this.state.readable();
+    return storedPeriods(this.state, latin1(name));
+  }
+
+  /** Delete every period older than its keyspace's --keep at `now` (the worker runs it: lib/roles/work/expiry.ts); returns how many went. */
+  async expirePeriods(now: number = Date.now()): Promise<number> {
     this.state.checkOpen();
+    if (!Number.isSafeInteger(now) || now < 0) throw invalidArgument(`now must be ms since the epoch, got ${String(now)}`);
+    // Looked at without the write mutex first: the worker asks every second, and nothing is due most of the time.
+    if (!hasExpiredPeriods(this.state, now)) return 0;
+    return this.state.exclusive(() => expirePeriods(this.state, now));
+  }
+
+  /**
+   * Every keyspace that exists or is declared (periods as keyspaces()
+   * lists them), by name bytes, with its number of keys and its settings
+   * value (docs/storage-format.md settings-value; all zero bytes for an
+   * undeclared keyspace), as of the last committed write: what the read
+   * protocol's settings op carries.
+   */
+  async keyspaceSettings(at?: { now?: number }): Promise<Array<{ name: Buffer; size: number; settings: Buffer }>> {
+    this.state.checkOpen();
+    const { now } = checkPeriodChoice(at);
     await this.state.readable();
     const out = new Map<string, { name: Buffer; size: number; settings: Buffer }>();
     const none = Buffer.alloc(SETTINGS_VALUE_SIZE);
-    for (const [ks, info] of this.state.dir) out.set(ks, { name: info.name, size: info.size, settings: none });
+    for (const k of listKeyspaces(this.state, now ?? Date.now())) out.set(latin1(k.name), { name: k.name, size: k.size, settings: none });
     for (const d of this.declaredKeyspaces()) {
       const ks = latin1(d.name);
-      out.set(ks, { name: d.name, size: out.get(ks)?.size ?? 0, settings: encodeSettingsValue({ operator: d.operator, ties: d.ties }) });
+      out.set(ks, { name: d.name, size: out.get(ks)?.size ?? 0, settings: encodeSettingsValue({ operator: d.operator, ties: d.ties, ...(d.window === undefined ? {} : { window: d.window }) }) });
     }
     return [...out.values()].sort((a, b) => a.name.compare(b.name));
   }
 
-  async keyspaces(): Promise<Array<{ name: Buffer; size: number }>> {
+  /**
+   * Every keyspace with its size, sorted by name bytes. A windowed keyspace
+   * is listed with the size of its current period at `at.now` (when that
+   * holds keys); its other periods: periods().
+   */
+  async keyspaces(at?: { now?: number }): Promise<Array<{ name: Buffer; size: number }>> {
     this.state.checkOpen();
+    const { now } = checkPeriodChoice(at);
     await this.state.readable();
-    const list = [...this.state.dir.values()].map((info) => ({ name: info.name, size: info.size }));
-    return list.sort((a, b) => a.name.compare(b.name));
+    return listKeyspaces(this.state, now ?? Date.now());
   }
 
   /** 0-based position of `key` in rank order, or undefined if absent. */
-  async rank(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<number | undefined> {
-    const name = this.keyspaceName(keyspace);
+  async rank(keyspace: string | Uint8Array, key: string | Uint8Array, at?: PeriodChoice): Promise<number | undefined> {
+    const name = this.readName(keyspace, at);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     return withView(this.state, name, undefined, (view) => rankInView(this.state, view, k));
   }
@@ -372,23 +424,23 @@ export class Store {
    * number of distinct counts above its count) and its count, from one
    * snapshot; undefined if absent.
    */
-  async denseRank(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
-    const name = this.keyspaceName(keyspace);
+  async denseRank(keyspace: string | Uint8Array, key: string | Uint8Array, at?: PeriodChoice): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
+    const name = this.readName(keyspace, at);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     return withView(this.state, name, undefined, (view) => denseRankInView(this.state, view, k));
   }
 
   /** The number of keys of `keyspace` with a count of at least `min` (all of them without it), in O(log n + B). */
-  async countKeys(keyspace: string | Uint8Array, options: { min?: bigint } = {}): Promise<number> {
-    const name = this.keyspaceName(keyspace);
+  async countKeys(keyspace: string | Uint8Array, options: { min?: bigint } = {}, at?: PeriodChoice): Promise<number> {
+    const name = this.readName(keyspace, at);
     const min = options?.min;
     if (min !== undefined && (typeof min !== 'bigint' || !fitsInt64(min))) throw invalidArgument('min must be a signed 64-bit bigint');
     return withView(this.state, name, 0, (view) => countAtLeastInView(this.state, view, min ?? INT64_MIN));
   }
 
   /** A page of up to `n` entries with `key` in the middle (shifted to stay inside the keyspace). */
-  async around(keyspace: string | Uint8Array, key: string | Uint8Array, n: number): Promise<{ offset: number; entries: Entry[] } | undefined> {
-    const name = this.keyspaceName(keyspace);
+  async around(keyspace: string | Uint8Array, key: string | Uint8Array, n: number, at?: PeriodChoice): Promise<{ offset: number; entries: Entry[] } | undefined> {
+    const name = this.readName(keyspace, at);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     const len = checkCount(n, 'n');
     return withView(this.state, name, undefined, (view) => aroundInView(this.state, view, k, len));

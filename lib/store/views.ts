@@ -53,7 +53,7 @@ export async function openView(state: StoreState, name: Buffer): Promise<View | 
   if (info === undefined) return undefined;
   const { snapshot, release } = state.captureSnapshot();
   const epoch = state.epoch;
-  const keyAt = state.tiesFirst.has(ks) ? RANK_COUNT_SIZE + ORDER_SIZE : RANK_COUNT_SIZE;
+  const keyAt = state.ranksTiesFirst(ks) ? RANK_COUNT_SIZE + ORDER_SIZE : RANK_COUNT_SIZE;
   const cached = state.fenceCache.get(info.id);
   if (cached !== undefined) return { info, fences: cached, snapshot, epoch, keyAt, release };
   try {

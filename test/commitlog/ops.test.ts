@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OP_CREATE_KEYSPACE, OP_DELETE_KEYSPACE, OP_SET, countOps, decodeOps, writeOpEntry } from '../../lib/commitlog/format.js';
+import { OP_CREATE_KEYSPACE, OP_DELETE_KEYSPACE, OP_SET, RECORD_BATCH, TIMED_RECORD_HEADER_SIZE, countOps, decodeOps, encodeEntry, writeOpEntry, writeTimedRecordHeader } from '../../lib/commitlog/format.js';
 import { encodeHello, encodeOpFrame, helloReply, helloVersion, validateOpFrame } from '../../lib/protocol/write-ops.js';
+import { parseWindow, settingsTail } from '../../lib/protocol/window-settings.js';
 
 const SPEC = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/commit-log-format.md'), 'utf8');
 const sizes = { keyspaceSize: 256, keySize: 256 };
@@ -16,6 +17,20 @@ function exampleBytes(): Buffer {
   const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
   return Buffer.from(block.split('\n').map((l) => l.split(/ {2,}/)[0]!.trim()).join(' ').trim().split(/\s+/).map((h) => parseInt(h, 16)));
 }
+
+describe('commit log: writtenAt (section 3b)', () => {
+  it('the worked example: the writer\'s record header with flag 0x01 and writtenAt, then the entry, are the bytes the spec prints', () => {
+    const section = SPEC.slice(SPEC.indexOf('### 3b. writtenAt'), SPEC.indexOf('## 4. Sequence numbers'));
+    const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
+    const spec = Buffer.from(block.split('\n').map((l) => l.split(/ {2,}/)[0]!.trim()).join(' ').trim().split(/\s+/).map((h) => parseInt(h, 16)));
+    const entries = Buffer.alloc(21);
+    encodeEntry(entries, 0, 5n, Buffer.from('pages'), Buffer.from('home'));
+    const header = Buffer.alloc(TIMED_RECORD_HEADER_SIZE);
+    writeTimedRecordHeader(header, RECORD_BATCH, 0x0123456789abcdefn, 0n, 1, entries, Date.parse('2026-12-07T10:00:12.345Z'));
+    assert.deepEqual(Buffer.concat([header, entries]), spec);
+    assert.equal(spec.length, 61);
+  });
+});
 
 describe('commit log: OPS records', () => {
   it('the worked example: writeOpEntry writes the bytes the spec prints, and they decode back', () => {
@@ -66,19 +81,25 @@ describe('create ops with settings bytes (the tie rule)', () => {
     assert.deepEqual(decodeOps(buf.subarray(0, p)).map((o) => [o.op, o.value, o.keyspace.toString(), [...o.key]]), [[OP_CREATE_KEYSPACE, 2n, 'lb', [1]]]);
   });
 
-  it('a create entry with up to 15 settings bytes is valid; with 16 the record is malformed', () => {
+  it('a create entry with up to 15 settings bytes is valid (the tie rule, then a window); with 16 the record is malformed', () => {
+    // Ties first and a 10 s window kept 3 periods: 15 bytes, the last one non-zero.
+    const settings = Buffer.concat([settingsTail(parseWindow('10s', 3), 1), Buffer.from([1])]);
     for (const [n, want] of [[15, 1], [16, -1]] as const) {
-      const names = Buffer.concat([Buffer.from('lb'), Buffer.alloc(n, 1)]);
+      const names = Buffer.concat([Buffer.from('lb'), settings.subarray(0, n)]);
       const buf = Buffer.alloc(64);
       const p = writeOpEntry(buf, 0, OP_CREATE_KEYSPACE, 1n, names, 0, 2, 2, n);
       assert.equal(countOps(buf.subarray(0, p), sizes), want, `${n} bytes`);
     }
   });
 
-  it('a create frame with a settings byte past the 15th is malformed', () => {
+  it('a create frame with a settings byte past the 15th, or a malformed window, is malformed', () => {
     const frame = encodeOpFrame('createKeyspace', 1, 'lb', null, sizes);
     frame[48 + 256 + 15] = 1;
     assert.equal(validateOpFrame(frame, 0, sizes, lengths), 0);
+    const window = encodeOpFrame('createKeyspace', 1, 'lb', Buffer.from([1]), sizes, parseWindow('day', 2));
+    assert.equal(validateOpFrame(window, 0, sizes, lengths), 5);
+    window[48 + 256 + 1] = 9; // unit 9
+    assert.equal(validateOpFrame(window, 0, sizes, lengths), 0);
   });
 
   it('encodeOpFrame refuses settings it cannot send: a tie rule above 1, more than 15 bytes', () => {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { isCountdError } from '../../lib/errors.js';
 import { lockName, logName, ownerName, parsePoolName } from '../../lib/commitlog/filenames.js';
-import { HEADER_SIZE, RECORD_HEADER_SIZE, SEAL_RECORD_SIZE } from '../../lib/commitlog/format.js';
+import { HEADER_SIZE, RECORD_HEADER_SIZE, SEAL_RECORD_SIZE, WRITTEN_AT_SIZE } from '../../lib/commitlog/format.js';
 import { LogContents, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
 import { CommitLogWriter, CommitLogWriterOptions, DURABILITY_MODES } from '../../lib/commitlog/writer.js';
 import { metrics } from '../../lib/metrics.js';
@@ -97,11 +98,36 @@ describe('commit log: writer', () => {
     assert.deepEqual(locksIn(dir), []);
   });
 
-  it('preallocates 2 MiB logs by default, so one append may carry 2,092,976 entry bytes', async () => {
+  it('preallocates 2 MiB logs by default, so one append may carry 2,092,968 entry bytes (8 go to the writtenAt of its record)', async () => {
     const w = await CommitLogWriter.open({ dir, sizes });
     writers.push(w);
     assert.equal(fs.statSync(path.join(dir, logName(0))).size, 2_097_152);
-    assert.equal(w.maxBatchBytes, 2_092_976);
+    assert.equal(w.maxBatchBytes, 2_092_968);
+  });
+
+  it('writes every record with flag 0x01 and the writtenAt of its clock, before the entries, covered by the CRC', async () => {
+    const times = [1_796_665_580_316, 1_796_665_590_000];
+    const w = await open({ now: () => times.shift()! });
+    await w.append(taggedBatch('a', 2), 2);
+    await w.append(taggedBatch('b', 1), 1);
+    await w.close();
+    const file = path.join(dir, logName(0));
+    const c = await readLogFile(file, sizes);
+    assert.deepEqual(c.records.map((r) => [r.count, r.writtenAt]), [[2, 1_796_665_580_316], [1, 1_796_665_590_000]]);
+    assert.deepEqual(keysInOrder([c]), ['a-0', 'a-1', 'b-0']);
+    const bytes = fs.readFileSync(file);
+    assert.equal(bytes[HEADER_SIZE + 9], 0x01, 'flags byte');
+    assert.equal(bytes.readBigUInt64LE(HEADER_SIZE + RECORD_HEADER_SIZE), 1_796_665_580_316n);
+    assert.equal(bytes.readUInt32LE(HEADER_SIZE + 4), WRITTEN_AT_SIZE + c.records[0]!.payload.length, 'length counts writtenAt');
+    // A flag this countd does not know makes the record invalid: dropped and reported, the next one read.
+    bytes[HEADER_SIZE + 9] = 0x03;
+    const end = HEADER_SIZE + RECORD_HEADER_SIZE + bytes.readUInt32LE(HEADER_SIZE + 4);
+    bytes.writeUInt32LE(crc32(bytes.subarray(HEADER_SIZE + 4, end)), HEADER_SIZE);
+    fs.chmodSync(file, 0o600);
+    fs.writeFileSync(file, bytes);
+    const damaged = await readLogFile(file, sizes);
+    assert.deepEqual(damaged.records.map((r) => r.writtenAt), [1_796_665_590_000]);
+    assert.deepEqual([damaged.problems[0]!.offset, damaged.problems[0]!.bytesDropped], [HEADER_SIZE, end - HEADER_SIZE]);
   });
 
   it('rotates by size: seals each full log and continues the stream in the next', async () => {
@@ -148,7 +174,7 @@ describe('commit log: writer', () => {
 
   it('accepts a batch of exactly maxBatchBytes (it fits an empty log), rejects one byte more', async () => {
     const w = await open({ logSize: 8192 });
-    assert.equal(w.maxBatchBytes, 8192 - HEADER_SIZE - RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
+    assert.equal(w.maxBatchBytes, 8192 - HEADER_SIZE - RECORD_HEADER_SIZE - WRITTEN_AT_SIZE - SEAL_RECORD_SIZE);
     // Build a batch of exactly maxBatchBytes: full-size entries (44 bytes), then one or two smaller ones.
     const entryOfSize = (size: number): Buffer => {
       const ksLen = Math.ceil((size - 12) / 2);

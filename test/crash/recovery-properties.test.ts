@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SEAL_RECORD_SIZE, encodeEntry, entrySize } from '../../lib/commitlog/format.js';
+import { SEAL_RECORD_SIZE, TIMED_RECORD_HEADER_SIZE, encodeEntry, entrySize } from '../../lib/commitlog/format.js';
 import { logName, parsePoolName } from '../../lib/commitlog/filenames.js';
 import { LogContents, parseLog, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
 import { CommitLogWriter } from '../../lib/commitlog/writer.js';
@@ -44,7 +44,8 @@ describe('commit-log recovery: a log cut exactly on a record boundary', function
     const w = await CommitLogWriter.open({ dir, sizes: SIZES, logSize: 4096 + 900, handoverMs: 3_600_000 });
     for (let i = 0; i < 40; i++) await w.append(entries(1 + (i % 4), `a${i}.`), 1 + (i % 4));
     await w.close();
-    logs = await readAll(dir);
+    // The writer may have claimed its next log ahead and released it clean at close: a use with no records, not part of the stream.
+    logs = (await readAll(dir)).filter((l) => l.records.length > 0);
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -87,7 +88,7 @@ describe('commit-log recovery: a log cut exactly on a record boundary', function
     const victim = logs.find((l) => l.records.length >= 2)!;
     const buf = fs.readFileSync(path.join(dir, logName(victim.index!)));
     const last = victim.records[victim.records.length - 1]!;
-    const sealOffset = last.offset + 32 + last.payload.length;
+    const sealOffset = last.offset + TIMED_RECORD_HEADER_SIZE + last.payload.length; // the payload read excludes the record's writtenAt
     const from = victim.records[1]!.offset;
     const cut = Buffer.from(buf);
     cut.fill(0, from, sealOffset); // records 1 … n-1 zeroed, the SEAL after them intact

@@ -39,6 +39,13 @@ export interface CrashLoopOptions {
   targets?: Partial<Record<Target, number>>;
   /** Progress lines (soak); default none. */
   progress?: (line: string) => void;
+  /**
+   * Also write to two windowed keyspaces created at the start (1 s periods,
+   * none expiring during the run): `delta` sums, `best` keeps the max and
+   * ranks ties first.
+   * Default true. Checked by drainAndCheck across their periods.
+   */
+  windowed?: boolean;
 }
 
 export interface CrashLoopResult extends LedgerFigures {
@@ -57,12 +64,16 @@ export interface CrashLoopResult extends LedgerFigures {
 
 const SIZES = { keyspaceSize: 32, keySize: 32 };
 const KEYSPACES = ['alpha', 'beta', 'gamma'];
-const TIES_FIRST = 'gamma';
+/** Windowed keyspaces and their operators: 1-second periods, kept for a day. */
+export const WINDOWED: Record<string, 'sum' | 'max'> = { delta: 'sum', best: 'max' };
+/** Declared --ties first: a plain keyspace, and a windowed one (its periods rank ties by its rule). */
+const TIES_FIRST = ['gamma', 'best'];
 
 export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult> {
   const started = Date.now();
   const rand = makeRng(o.seed);
   const ledger = new Ledger();
+  const windowed = o.windowed ?? true;
   await fsp.mkdir(path.dirname(o.dataDir), { recursive: true });
   const daemon = new DaemonRunner(o.dataDir, [
     '--handover-ms', String(o.handoverMs ?? 20),
@@ -79,15 +90,16 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
       sizes: SIZES,
       port: () => daemon.writePort,
       name: `w${i}`,
-      keyspaces: KEYSPACES,
+      keyspaces: windowed ? [...KEYSPACES, ...Object.keys(WINDOWED)] : KEYSPACES,
       window: 16 + i * 16,
     }),
   );
   try {
     await daemon.start();
-    // One keyspace declared --ties first: its count values and index entries carry the apply order.
+    if (windowed) await createWindowed(daemon.writePort!);
+    // Keyspaces declared --ties first: their count values and index entries carry the apply order.
     const admin = new Client({ writePort: daemon.writePort!, ...SIZES });
-    await admin.createKeyspace(TIES_FIRST, { ties: 'first' });
+    await admin.createKeyspace(TIES_FIRST[0]!, { ties: 'first' });
     await admin.close();
     for (const c of clients) c.start();
     for (let cycle = 1; cycle <= o.cycles; cycle++) {
@@ -112,10 +124,17 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
     await daemon.start();
     await waitUntil('the restarted daemon to apply every dirty log', () => noDirtyLog(path.join(o.dataDir, 'commitlog')), 20_000, 50);
     await daemon.stop();
-    const { figures, violations, rankIndexBroken } = await drainAndCheck(o.dataDir, ledger, async (store) => {
-      const declared = store.declaredKeyspaces().find((d) => d.name.toString() === TIES_FIRST);
-      if (declared?.ties !== 1) throw new Error(`${TIES_FIRST} is not declared --ties first at the end: ${JSON.stringify(declared)}`);
-    });
+    const { figures, violations, rankIndexBroken } = await drainAndCheck(
+      o.dataDir,
+      ledger,
+      async (store) => {
+        for (const ks of windowed ? TIES_FIRST : TIES_FIRST.slice(0, 1)) {
+          const declared = store.declaredKeyspaces().find((d) => d.name.toString() === ks);
+          if (declared?.ties !== 1) throw new Error(`${ks} is not declared --ties first at the end: ${JSON.stringify(declared)}`);
+        }
+      },
+      windowed ? WINDOWED : {},
+    );
     return {
       ...figures,
       cycles: o.cycles,
@@ -134,6 +153,16 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
   } finally {
     await Promise.all(clients.map((c) => c.stop(0)));
     if (daemon.running) await daemon.kill('daemon').catch(() => {});
+  }
+}
+
+/** Create the windowed keyspaces through the write port (durable once this resolves). */
+async function createWindowed(writePort: number): Promise<void> {
+  const client = new Client({ host: '127.0.0.1', writePort, ...SIZES });
+  try {
+    for (const [ks, op] of Object.entries(WINDOWED)) await client.createKeyspace(ks, { op, ties: TIES_FIRST.includes(ks) ? 'first' : 'key', window: '1s', keep: 86_400 });
+  } finally {
+    await client.close();
   }
 }
 

@@ -7,7 +7,9 @@ import {
   OP_HEALTH,
   OP_HELLO,
   OP_KEYSPACES,
+  OP_PAGE_AT,
   OP_RANK,
+  MAX_AGO,
   ReadRequestDecoder,
   decodeReadRequest,
   encodeReadRequest,
@@ -64,6 +66,40 @@ describe('read request codec', () => {
     }
   });
 
+  it('version 2: the period (ago) in bits 8 to 39 of the opcode field of get, rank, around, dense and count; a page of a period is OP_PAGE_AT (9)', () => {
+    assert.equal(OP_PAGE_AT, 9);
+    const dense = encodeReadRequest({ op: 'dense', keyspace: 'lap', key: 'ann', ago: 2 }, sizes);
+    assert.deepEqual([...dense.subarray(0, 8)], [6, 2, 0, 0, 0, 0, 0, 0x80]);
+    assert.deepEqual(decodeOne(dense, sizes), { op: 'dense', keyspace: Buffer.from('lap'), key: Buffer.from('ann'), ago: 2 });
+    const count = encodeReadRequest({ op: 'count', keyspace: 'lap', min: 10n, ago: 0x0102 }, sizes);
+    assert.deepEqual([...count.subarray(0, 8)], [7, 2, 1, 0, 0, 0, 0, 0x80]);
+    assert.deepEqual(decodeOne(count, sizes), { op: 'count', keyspace: Buffer.from('lap'), min: 10n, ago: 0x0102 });
+    const get = encodeReadRequest({ op: 'get', keyspace: 'lap', key: 'ann', ago: 3 }, sizes);
+    assert.deepEqual([...get.subarray(0, 8)], [OP_GET, 3, 0, 0, 0, 0, 0, 0x80]);
+    assert.deepEqual(decodeOne(get, sizes), { op: 'get', keyspace: Buffer.from('lap'), key: Buffer.from('ann'), ago: 3 });
+    const around = encodeReadRequest({ op: 'around', keyspace: 'lap', key: 'ann', length: 5, ago: MAX_AGO }, sizes);
+    assert.deepEqual([...around.subarray(0, 8)], [OP_AROUND, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x80]);
+    assert.deepEqual(decodeOne(around, sizes), { op: 'around', length: 5n, keyspace: Buffer.from('lap'), key: Buffer.from('ann'), ago: MAX_AGO });
+    // ago 0 is the version-1 request, byte for byte.
+    assert.deepEqual(encodeReadRequest({ op: 'rank', keyspace: 'lap', key: 'ann', ago: 0 }, sizes), encodeReadRequest({ op: 'rank', keyspace: 'lap', key: 'ann' }, sizes));
+    const page = encodeReadRequest({ op: 'page', keyspace: 'lap', offset: 20, length: 10, ago: 1 }, sizes);
+    assert.equal(page.length, 16 + sizes.keyspaceSize + 8);
+    assert.deepEqual([...page.subarray(0, 16)], [OP_PAGE_AT, 1, 0, 0, 0, 0, 0, 0x80, 10, 0, 0, 0, 0, 0, 0, 0]);
+    assert.equal(page.readBigUInt64LE(16 + sizes.keyspaceSize), 20n);
+    assert.deepEqual(decodeOne(page, sizes), { op: 'page', offset: 20n, length: 10n, keyspace: Buffer.from('lap'), ago: 1 });
+    assert.deepEqual(encodeReadRequest({ op: 'page', keyspace: 'lap', offset: 20, length: 10, ago: 0 }, sizes).length, 16 + sizes.keyspaceSize);
+    // A period on an op that reads no counts, or past 32 bits, is an unknown opcode: malformed after 8 bytes.
+    for (const field of [OPCODE_FLAG | (1n << 8n) | BigInt(OP_KEYSPACES), OPCODE_FLAG | (1n << 8n) | BigInt(OP_HELLO), OPCODE_FLAG | (1n << 8n) | 8n, OPCODE_FLAG | (1n << 40n) | BigInt(OP_GET)]) {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(field, 0);
+      assert.equal(decodeReadRequest(b, 0, sizes).kind, 'malformed', field.toString(16));
+      assert.equal(requestSizeFor(field, sizes), -1);
+    }
+    for (const ago of [-1, 1.5, MAX_AGO + 1]) {
+      assert.throws(() => encodeReadRequest({ op: 'get', keyspace: 'lap', key: 'ann', ago }, sizes), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    }
+  });
+
   it('puts the opcode in the offset field with the top bit set', () => {
     const buf = encodeReadRequest({ op: 'rank', keyspace: 'pages', key: 'blog' }, sizes);
     assert.deepEqual([...buf.subarray(0, 8)], [2, 0, 0, 0, 0, 0, 0, 0x80]);
@@ -76,7 +112,8 @@ describe('read request codec', () => {
     assert.equal(requestSizeFor(OPCODE_FLAG | 6n, sizes), 528);
     assert.equal(requestSizeFor(OPCODE_FLAG | 7n, sizes), 280);
     assert.equal(requestSizeFor(OPCODE_FLAG | 8n, sizes), 280);
-    assert.equal(requestSizeFor(OPCODE_FLAG | 9n, sizes), -1);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 9n, sizes), 280); // page-at
+    assert.equal(requestSizeFor(OPCODE_FLAG | 10n, sizes), -1);
     assert.equal(requestSizeFor(UINT64_MAX, sizes), -1);
   });
 
@@ -143,7 +180,9 @@ describe('read request codec', () => {
       ['page: empty keyspace with junk after the NUL', page(0n, 1n, [0, 0x61, 0, 0])],
       ['page: junk after the NUL', page(0n, 1n, [0x61, 0, 0x62, 0])],
       ['page: junk in the last byte', page(0n, 1n, [0x61, 0, 0, 1])],
-      ['unknown opcode 9', page(op(9), 0n, [0x61, 0, 0, 0])],
+      ['unknown opcode 10', page(op(10), 0n, [0x61, 0, 0, 0])],
+      ['page-at: empty keyspace', page(op(9), 1n, [0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
+      ['count at a period: length 1', page(op(7) | (2n << 8n), 1n, [0x61, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
       ['dense: length 1', page(op(6), 1n, [0x61, 0, 0, 0], [0x62, 0, 0])],
       ['dense: empty key', page(op(6), 0n, [0x61, 0, 0, 0], [0, 0, 0])],
       ['count: length 1', page(op(7), 1n, [0x61, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],

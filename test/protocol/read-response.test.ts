@@ -12,6 +12,7 @@ import {
   encodePageResponse,
   encodePositionedResponse,
   encodeStatusResponse,
+  N_PERIOD_NOT_KEPT,
   N_MALFORMED,
   N_PAGE_TOO_LARGE,
 } from '../../lib/protocol/read-response.js';
@@ -35,7 +36,8 @@ describe('read response codec', () => {
   it('encodes the status answers -1 and -2 as a bare n', () => {
     assert.equal(encodeStatusResponse(N_MALFORMED).readBigInt64LE(0), -1n);
     assert.equal(encodeStatusResponse(N_PAGE_TOO_LARGE).readBigInt64LE(0), -2n);
-    assert.throws(() => encodeStatusResponse(-3n), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    assert.equal(encodeStatusResponse(N_PERIOD_NOT_KEPT).readBigInt64LE(0), -3n);
+    assert.throws(() => encodeStatusResponse(-4n), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
   it('refuses keys that do not fit the field', () => {
@@ -125,8 +127,8 @@ describe('read response codec', () => {
     assert.throws(() => d.next(), isConn, 'bytes with no request outstanding');
     d = new ReadResponseDecoder(sizes);
     d.expect('page');
-    d.push(bytes(-3n));
-    assert.throws(() => d.next(), isConn, 'n = -3');
+    d.push(bytes(-4n));
+    assert.throws(() => d.next(), isConn, 'n = -4');
     d = new ReadResponseDecoder(sizes, { maxRecords: 10 });
     d.expect('page');
     d.push(bytes(11n));

@@ -274,6 +274,8 @@ describe('countd-worker', function () {
       },
       getMark: (name: string) => store.getMark(name),
       operators: () => store.operators(),
+      windows: () => store.windows(),
+      expirePeriods: (now: number) => store.expirePeriods(now),
     } as unknown as Store;
     const worker = await startWorker({ dataDir, store: gated, pollMs: 5, maxLogsPerApply: 2 });
     try {
@@ -299,6 +301,8 @@ describe('countd-worker', function () {
       },
       getMark: (name: string) => store.getMark(name),
       operators: () => store.operators(),
+      windows: () => store.windows(),
+      expirePeriods: (now: number) => store.expirePeriods(now),
     } as unknown as Store;
     const { logger, lines } = captureLogger();
     const worker = await startWorker({ dataDir, store: flaky, pollMs: 5, logger });

@@ -73,3 +73,25 @@ export function recordingLogger(lines: LogLine[]): Logger {
   });
   return make();
 }
+
+/**
+ * The plain in-order model of one key op on one keyspace's map (a map per
+ * keyspace, or per period): a delete removes the key (and says whether the
+ * map is now empty), a write of 0 does nothing, a set takes the value, a
+ * write combines with the count by `operator` (1 sum, 2 max, 3 min, 4 set).
+ */
+export function modelKeyOp(space: Map<string, bigint>, key: string, kind: 'write' | 'set' | 'deleteKey', value: bigint, operator: number): void {
+  if (kind === 'deleteKey') {
+    space.delete(key);
+    return;
+  }
+  if (kind === 'write' && value === 0n) return;
+  const old = space.get(key);
+  let next = value;
+  if (kind === 'write' && old !== undefined) {
+    if (operator === 1) next = old + value;
+    else if (operator === 2) next = old > value ? old : value;
+    else if (operator === 3) next = old < value ? old : value;
+  }
+  space.set(key, next);
+}

@@ -16,42 +16,79 @@ export type Op =
   | { kind: 'deleteKeyspace'; ks: Buffer }
   | { kind: 'create'; ks: Buffer; operator: number; ties?: number };
 
+/**
+ * The batch (apply) at which each key of a stored name reached its count,
+ * batch by batch: a key's order changes when a batch leaves it with another
+ * count than before it, or it is new, or its name was dropped (deleted or
+ * re-created) in the batch. Used by the models of --ties first keyspaces
+ * (here) and of their periods (windows.test.ts).
+ */
+export class TieOrders {
+  private readonly orders = new Map<string, Map<string, number>>();
+  private batch = 0;
+  private before = new Map<string, Map<string, bigint>>();
+  private dropped = new Set<string>();
+
+  /** A batch starts on `spaces` (name -> key -> count). */
+  begin(spaces: Map<string, Map<string, bigint>>): void {
+    this.before = new Map([...spaces].map(([name, space]) => [name, new Map(space)]));
+    this.dropped = new Set();
+  }
+
+  /** The names the batch began with. */
+  namesBefore(): IterableIterator<string> {
+    return this.before.keys();
+  }
+
+  /** The batch deleted or re-created `name`: a key written to it again is new. */
+  drop(name: string): void {
+    this.dropped.add(name);
+  }
+
+  /** A batch ends: the orders of the names of `spaces` that rank ties first. */
+  end(spaces: Map<string, Map<string, bigint>>, tiesFirst: (name: string) => boolean): void {
+    this.batch++;
+    const next = new Map<string, Map<string, number>>();
+    for (const [name, space] of spaces) {
+      if (!tiesFirst(name)) continue;
+      const was = this.dropped.has(name) ? undefined : this.before.get(name);
+      const orders = new Map<string, number>();
+      for (const [key, count] of space) orders.set(key, was?.get(key) === count ? (this.orders.get(name)?.get(key) ?? this.batch) : this.batch);
+      next.set(name, orders);
+    }
+    this.orders.clear();
+    for (const [name, orders] of next) this.orders.set(name, orders);
+  }
+
+  /** The entries of `space` in rank order: count descending, then (ties first) order ascending, then key bytes. */
+  ranked(name: string, space: Map<string, bigint> | undefined, tiesFirst: boolean): ModelEntry[] {
+    const orders = tiesFirst ? this.orders.get(name) : undefined;
+    const list = [...(space ?? [])].map(([k, count]) => ({ key: Buffer.from(k, 'latin1'), count, order: orders?.get(k) ?? 0 }));
+    list.sort((a, b) => (a.count !== b.count ? (a.count > b.count ? -1 : 1) : a.order !== b.order ? a.order - b.order : Buffer.compare(a.key, b.key)));
+    return list.map(({ key, count }) => ({ key, count }));
+  }
+}
+
 export class OrderedModel {
   readonly spaces = new Map<string, Map<string, bigint>>();
   readonly operators = new Map<string, number>();
   /** Keyspaces declared `--ties first`. */
   readonly tiesFirst = new Set<string>();
-  /** Per ties-first keyspace: key -> the batch at which it reached its count. */
-  readonly orders = new Map<string, Map<string, number>>();
-  private batch = 0;
-  private before = new Map<string, Map<string, bigint>>();
-  private dropped = new Set<string>();
+  private readonly orders = new TieOrders();
 
   begin(): void {
-    this.before = new Map([...this.spaces].map(([ks, space]) => [ks, new Map(space)]));
-    this.dropped = new Set();
+    this.orders.begin(this.spaces);
   }
 
   end(): void {
-    this.batch++;
-    for (const ks of this.tiesFirst) {
-      const space = this.spaces.get(ks);
-      const was = this.dropped.has(ks) ? undefined : this.before.get(ks);
-      const orders = new Map<string, number>();
-      for (const [key, count] of space ?? []) {
-        const old = was?.get(key);
-        orders.set(key, old === count ? (this.orders.get(ks)?.get(key) ?? this.batch) : this.batch);
-      }
-      this.orders.set(ks, orders);
-    }
-    for (const ks of [...this.orders.keys()]) if (!this.tiesFirst.has(ks)) this.orders.delete(ks);
+    this.orders.end(this.spaces, (ks) => this.tiesFirst.has(ks));
   }
 
   apply(op: Op): void {
     const ks = op.ks.toString('latin1');
     if (op.kind === 'deleteKeyspace' || op.kind === 'create') {
       this.spaces.delete(ks);
-      this.dropped.add(ks);
+      this.orders.drop(ks);
       this.tiesFirst.delete(ks);
       if (op.kind === 'create') {
         this.operators.set(ks, op.operator);
@@ -81,10 +118,7 @@ export class OrderedModel {
 
   ranked(ks: Buffer): ModelEntry[] {
     const name = ks.toString('latin1');
-    const orders = this.tiesFirst.has(name) ? this.orders.get(name) : undefined;
-    const list = [...(this.spaces.get(name) ?? [])].map(([k, count]) => ({ key: Buffer.from(k, 'latin1'), count, order: orders?.get(k) ?? 0 }));
-    list.sort((a, b) => (a.count !== b.count ? (a.count > b.count ? -1 : 1) : a.order !== b.order ? a.order - b.order : Buffer.compare(a.key, b.key)));
-    return list.map(({ key, count }) => ({ key, count }));
+    return this.orders.ranked(name, this.spaces.get(name), this.tiesFirst.has(name));
   }
 }
 

@@ -9,18 +9,20 @@ import { fileURLToPath } from 'node:url';
 import { ClassicLevel } from 'classic-level';
 import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
 import { appliedMarkName, encodeAppliedMark } from '../../lib/store/marks.js';
+import { parseWindow } from '../../lib/protocol/window-settings.js';
+import { Operator } from '../../lib/store/combine.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { removeDir, tempDir } from './helpers.js';
 
 const SPEC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/storage-format.md');
 
-/** The rows of the table under the spec's heading `heading` (up to the next one) as [key hex, value hex]. */
+/** The rows of the table of the spec's section `heading` (up to the next section) as [key hex, value hex]. */
 function specRows(heading = '## Worked example\n'): Array<[string, string]> {
   const text = fs.readFileSync(SPEC, 'utf8');
-  const start = text.indexOf(heading);
-  assert.ok(start >= 0, heading);
-  const end = text.indexOf('\n## ', start + heading.length);
-  const section = text.slice(start, end < 0 ? undefined : end);
+  const from = text.indexOf(heading);
+  assert.ok(from >= 0, `no section ${heading.trim()}`);
+  const next = text.indexOf('\n## ', from + heading.length);
+  const section = text.slice(from, next < 0 ? undefined : next);
   const rows: Array<[string, string]> = [];
   for (const line of section.split('\n')) {
     const m = /^\| `([0-9a-f ]+)` \| (`([0-9a-f ]+)`|\(empty\)) \|/.exec(line);
@@ -51,6 +53,28 @@ describe('docs/storage-format.md, worked example', () => {
 
     const spec = specRows();
     assert.equal(spec.length, 9, 'the table has 9 rows');
+    assert.deepEqual(written, spec);
+  });
+
+  it('the windowed keyspace example: the records of a period, named by the writtenAt of the record', async () => {
+    const location = path.join(dir, 'db');
+    const store = await Store.open({ location, sizes: DEFAULT_FIELD_SIZES });
+    const batch = new IncrementBatch(store.operators(), store.windows());
+    batch.writtenAt = Date.parse('2026-12-07T10:00:09Z');
+    batch.createKeyspace(Buffer.from('lap'), Operator.max, 0, parseWindow('10s', 2));
+    batch.writtenAt = Date.parse('2026-12-07T10:00:12.345Z');
+    batch.add(Buffer.from('lap'), Buffer.from('ann'), 12n);
+    batch.add(Buffer.from('lap'), Buffer.from('ann'), 7n);
+    await store.apply(batch);
+    await store.close();
+
+    const db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const written: Array<[string, string]> = [];
+    for await (const [key, value] of db.iterator()) written.push([key.toString('hex'), value.toString('hex')]);
+    await db.close();
+
+    const spec = specRows('## Worked example: a windowed keyspace\n');
+    assert.equal(spec.length, 7, 'the table has 7 rows');
     assert.deepEqual(written, spec);
   });
 

@@ -16,7 +16,7 @@ export function builder(y: Argv): Argv {
 export async function handler(argv: KeyCommandArgs & { n: bigint }): Promise<void> {
   const { keyspace, key } = argv;
   await withReadSource(argv, async (source, out) => {
-    const entries = await source.around(keyspace, key, argv.n);
+    const entries = await source.around(keyspace, key, argv.n, argv.ago);
     if (entries.length === 0) throw notFound(keyspace, key);
     for (const e of entries) await out.write(entryLine(e.key, e.count, argv.json === true, e.rank));
   });

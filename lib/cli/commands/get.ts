@@ -16,7 +16,7 @@ export function builder(y: Argv): Argv {
 export async function handler(argv: KeyCommandArgs): Promise<void> {
   const { keyspace, key } = argv;
   await withReadSource(argv, async (source, out) => {
-    const count = await source.get(keyspace, key);
+    const count = await source.get(keyspace, key, argv.ago);
     if (count === undefined) throw notFound(keyspace, key);
     await out.write(entryLine(key, count, argv.json === true));
   });

@@ -20,7 +20,7 @@ export async function handler(argv: KeyCommandArgs & { dense: boolean }): Promis
   const { keyspace, key } = argv;
   await withReadSource(argv, async (source, out) => {
     if (argv.dense) {
-      const d = await source.denseRank(keyspace, key);
+      const d = await source.denseRank(keyspace, key, argv.ago);
       if (d === undefined) throw notFound(keyspace, key);
       const fields = [
         { name: 'rank', value: d.rank },
@@ -31,7 +31,7 @@ export async function handler(argv: KeyCommandArgs & { dense: boolean }): Promis
       await out.write(formatLine(fields, argv.json === true));
       return;
     }
-    const r = await source.rank(keyspace, key);
+    const r = await source.rank(keyspace, key, argv.ago);
     if (r === undefined) throw notFound(keyspace, key);
     await out.write(entryLine(r.key, r.count, argv.json === true, r.rank));
   });

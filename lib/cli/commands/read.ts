@@ -1,11 +1,13 @@
-// countd read <keyspace> [--offset N] [--length N]: one page of the rank order.
+// countd read <keyspace> [--offset N] [--length N] [--ago N]: one page of the rank order (of a period of a windowed keyspace).
 
 import type { Argv } from 'yargs';
 import {
+  AgoArgs,
   CommonArgs,
   DaemonArgs,
   JsonArgs,
   KeyspaceArgs,
+  agoOption,
   commonOptions,
   daemonOptions,
   jsonOption,
@@ -20,12 +22,12 @@ export const command = 'read <keyspace>';
 export const describe = 'print one page of a keyspace in rank order: --length entries from --offset';
 
 export function builder(y: Argv): Argv {
-  return withOptions(y.positional('keyspace', keyspacePositional), commonOptions, offsetLengthOptions, jsonOption, daemonOptions);
+  return withOptions(y.positional('keyspace', keyspacePositional), commonOptions, offsetLengthOptions, agoOption, jsonOption, daemonOptions);
 }
 
-export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs & KeyspaceArgs & { offset: bigint; length: bigint }): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs & KeyspaceArgs & AgoArgs & { offset: bigint; length: bigint }): Promise<void> {
   await withReadSource(argv, async (source, out) => {
-    const entries = await source.page(argv.keyspace, argv.offset, argv.length);
+    const entries = await source.page(argv.keyspace, argv.offset, argv.length, argv.ago);
     for (const e of entries) await out.write(entryLine(e.key, e.count, argv.json === true));
   });
 }

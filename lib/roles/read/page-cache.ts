@@ -26,8 +26,9 @@ export class PageCache {
     this.#maxBytes = maxBytes;
   }
 
-  static key(keyspace: Buffer, offset: bigint, length: bigint): string {
-    return `${offset}:${length}:${keyspace.toString('latin1')}`;
+  /** `period`: the start of the period read, for a windowed keyspace (its current period changes with the clock, not with a write). */
+  static key(keyspace: Buffer, offset: bigint, length: bigint, period?: number): string {
+    return `${offset}:${length}:${period ?? ''}:${keyspace.toString('latin1')}`;
   }
 
   /** The cached response if it is still exact at `version`. */

@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { CountdError, ErrorCodes } from '../../errors.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import type { IncrementBatch } from '../../store/increment-batch.js';
+import type { WindowSettings } from '../../store/windows.js';
 import { batchFromSummed } from './summed-batch.js';
 import type { LogOutcome, LogToSum, SummerReply, SummerRequest } from './summer-protocol.js';
 
@@ -29,11 +30,11 @@ export class LogSummer {
     this.#sizes = sizes;
   }
 
-  /** Start a new batch (any unfinished one is dropped); `declared`: the operators of declared keyspaces (Store#operators()). */
-  async begin(declared: ReadonlyMap<string, number> = new Map()): Promise<void> {
+  /** Start a new batch (any unfinished one is dropped); `declared`: the operators of declared keyspaces (Store#operators()); `windows`: the windowed ones (Store#windows()). */
+  async begin(declared: ReadonlyMap<string, number> = new Map(), windows: ReadonlyMap<string, WindowSettings> = new Map()): Promise<void> {
     const session = ++this.#session;
     this.#open = -1;
-    await this.#call({ op: 'begin', session, sizes: this.#sizes, declared: [...declared] });
+    await this.#call({ op: 'begin', session, sizes: this.#sizes, declared: [...declared], windows: [...windows] });
     this.#open = session;
   }
 

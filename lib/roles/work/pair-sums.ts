@@ -17,8 +17,10 @@
 // (a sum outside int64 reaches the store as a decimal; the apply saturates).
 
 import { ENTRY_FIXED_SIZE, OP_CREATE_KEYSPACE, OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_ENTRY_FIXED_SIZE, OP_SET, forEachEntryAt, forEachOpAt } from '../../commitlog/format.js';
-import { PAIR_LENGTHS_SIZE, pairKeyspaceLength } from '../../protocol/pair-key.js';
+import { PAIR_LENGTHS_SIZE, pairKeyspaceLength, writePairLengths } from '../../protocol/pair-key.js';
 import { Operator, PairMode, addDeltas, combineValues, modeAfterIncrement } from '../../store/combine.js';
+import { createWindow } from '../../protocol/window-settings.js';
+import { PERIOD_SUFFIX_SIZE, governingKeyspace, isPeriodOf, periodStart, writePeriodSuffix, type WindowSettings } from '../../store/windows.js';
 import { putSummedDelta, type SummedBatch } from './summed-batch.js';
 
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
@@ -43,6 +45,8 @@ interface Group {
   operator: number;
   /** A create (its operator) or a delete (0) of the keyspace is in the batch: its settings record changes. */
   declare: number | undefined;
+  /** With `declare`: the created keyspace's window (lib/store/windows.ts), if any. */
+  window?: WindowSettings;
   /** With `declare`: the created keyspace's tie rule (lib/store/encoding.ts Ties), from the create entry's settings bytes. */
   ties?: number;
 }
@@ -75,9 +79,15 @@ export class PairSums {
   readonly #declared: ReadonlyMap<string, number>;
   /** Whether #pair() just added the pair. */
   #created = false;
+  /** Windowed keyspaces (latin1 name -> window) as the batch goes: the store's, then the batch's creates and deletes. */
+  readonly #windows: Map<string, WindowSettings>;
+  /** A pair key routed to a period (#routed), built here. */
+  #scratch = Buffer.allocUnsafe(1024);
 
-  constructor(declared: ReadonlyMap<string, number> = new Map()) {
+  /** `declared`: the store's non-sum operators; `windows`: its windowed keyspaces (Store#windows()). */
+  constructor(declared: ReadonlyMap<string, number> = new Map(), windows: ReadonlyMap<string, WindowSettings> = new Map()) {
     this.#declared = declared;
+    this.#windows = new Map(windows);
   }
 
   /** Distinct pairs so far. */
@@ -92,14 +102,44 @@ export class PairSums {
    * COUNTD_CORRUPTION on a malformed payload (forEachEntryAt), having added
    * the entries before the damage: the caller drops the whole table then.
    */
-  addPayload(payload: Buffer): number {
+  addPayload(payload: Buffer, writtenAt = 0): number {
     const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
     return forEachEntryAt(payload, (p, ksLen, keyLen) => {
       const lo = view.getUint32(p, true);
       const hi = view.getInt32(p + 4, true);
       if (lo === 0 && hi === 0) return;
-      this.#add(payload, p + ENTRY_FIXED_SIZE - PAIR_LENGTHS_SIZE, PAIR_LENGTHS_SIZE + ksLen + keyLen, ksLen, hi, lo);
+      const at = p + ENTRY_FIXED_SIZE - PAIR_LENGTHS_SIZE;
+      const i = this.#windows.size === 0 ? -1 : this.#routed(payload, at, ksLen, keyLen, writtenAt);
+      if (i >= 0) this.#write(i, hi, lo);
+      else this.#add(payload, at, PAIR_LENGTHS_SIZE + ksLen + keyLen, ksLen, hi, lo);
     });
+  }
+
+  /**
+   * The pair of the entry at buf[at] (its pair key) in the period holding
+   * `writtenAt` when its keyspace is windowed (lib/store/windows.ts: the
+   * period's store name is the keyspace's name, a NUL and the period's
+   * start); -1 when it is not windowed.
+   */
+  #routed(buf: Buffer, at: number, ksLen: number, keyLen: number, writtenAt: number): number {
+    const nameAt = at + PAIR_LENGTHS_SIZE;
+    const id = (buf as Latin1Buffer).latin1Slice(nameAt, nameAt + ksLen);
+    const w = this.#windows.get(id);
+    if (w === undefined) return -1;
+    const length = PAIR_LENGTHS_SIZE + ksLen + PERIOD_SUFFIX_SIZE + keyLen;
+    if (this.#scratch.length < length) this.#scratch = Buffer.allocUnsafe(2 * length);
+    const scratch = this.#scratch;
+    writePairLengths(scratch, 0, ksLen + PERIOD_SUFFIX_SIZE, keyLen);
+    buf.copy(scratch, PAIR_LENGTHS_SIZE, nameAt, nameAt + ksLen);
+    writePeriodSuffix(scratch, PAIR_LENGTHS_SIZE + ksLen, periodStart(w, writtenAt));
+    buf.copy(scratch, PAIR_LENGTHS_SIZE + ksLen + PERIOD_SUFFIX_SIZE, nameAt + ksLen, nameAt + ksLen + keyLen);
+    const period = (scratch as Latin1Buffer).latin1Slice(PAIR_LENGTHS_SIZE, PAIR_LENGTHS_SIZE + ksLen + PERIOD_SUFFIX_SIZE);
+    const base = this.#groups.get(id);
+    // A period first written after its keyspace was re-created in this batch replaces what was stored.
+    if (base?.dropped === true && !this.#groups.has(period)) {
+      this.#groups.set(period, { id: period, first: -1, last: -1, pairs: 0, dropped: true, operator: base.operator, declare: undefined });
+    }
+    return this.#pair(scratch, 0, length, ksLen + PERIOD_SUFFIX_SIZE);
   }
 
   /**
@@ -107,22 +147,25 @@ export class PairSums {
    * delete replaces what the batch summed for the pair before it, and
    * increments after it add to the new value).
    */
-  addOps(payload: Buffer): number {
+  addOps(payload: Buffer, writtenAt = 0): number {
     const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
     return forEachOpAt(payload, (p, op, ksLen, keyLen) => {
       const at = p + OP_ENTRY_FIXED_SIZE - PAIR_LENGTHS_SIZE;
       if (op === OP_DELETE_KEYSPACE || op === OP_CREATE_KEYSPACE) {
-        const id = (payload as Latin1Buffer).latin1Slice(at + PAIR_LENGTHS_SIZE, at + PAIR_LENGTHS_SIZE + ksLen);
-        // A create replaces whatever the name held: a delete, then the new operator.
-        this.#dropKeyspace(id, op === OP_CREATE_KEYSPACE ? view.getUint8(p + 1) : 0);
+        const nameAt = at + PAIR_LENGTHS_SIZE;
+        const id = (payload as Latin1Buffer).latin1Slice(nameAt, nameAt + ksLen);
+        // A create replaces whatever the name held: a delete, then the new operator and window.
+        const window = op === OP_CREATE_KEYSPACE ? (createWindow(payload, nameAt + ksLen, keyLen) ?? undefined) : undefined;
+        this.#dropKeyspace(id, op === OP_CREATE_KEYSPACE ? view.getUint8(p + 1) : 0, window);
         // Its key bytes, if any, are the settings bytes 1 … 15 (docs/commit-log-format.md): byte 1 the tie rule.
-        this.#groups.get(id)!.ties = op === OP_CREATE_KEYSPACE && keyLen > 0 ? payload[at + PAIR_LENGTHS_SIZE + ksLen]! : 0;
+        this.#groups.get(id)!.ties = op === OP_CREATE_KEYSPACE && keyLen > 0 ? payload[nameAt + ksLen]! : 0;
         return;
       }
       const lo = view.getUint32(p + 1, true);
       const hi = view.getInt32(p + 5, true);
       if (op !== OP_SET && op !== OP_DELETE_KEY && lo === 0 && hi === 0) return;
-      const i = this.#pair(payload, at, PAIR_LENGTHS_SIZE + ksLen + keyLen, ksLen);
+      const routed = this.#windows.size === 0 ? -1 : this.#routed(payload, at, ksLen, keyLen, writtenAt);
+      const i = routed >= 0 ? routed : this.#pair(payload, at, PAIR_LENGTHS_SIZE + ksLen + keyLen, ksLen);
       if (op === OP_SET || op === OP_DELETE_KEY) {
         this.#sum[i] = 0;
         this.#isBig[i] = 0;
@@ -135,23 +178,35 @@ export class PairSums {
     }) as number;
   }
 
-  /** Every pair of keyspace `id` summed so far is deleted; pairs of it seen later start from nothing, combined by `operator` (0: undeclared, sum). */
-  #dropKeyspace(id: string, operator: number): void {
+  /**
+   * Every pair of keyspace `id` (and of its periods) summed so far is
+   * deleted; pairs of it seen later start from nothing, combined by
+   * `operator` (0: undeclared, sum), into the periods of `window` if given.
+   */
+  #dropKeyspace(id: string, operator: number, window?: WindowSettings): void {
     let group = this.#groups.get(id);
+    if (window === undefined) this.#windows.delete(id);
+    else this.#windows.set(id, window);
     if (group === undefined) {
-      group = { id, first: -1, last: -1, pairs: 0, dropped: true, operator: operator || Operator.sum, declare: operator };
+      group = { id, first: -1, last: -1, pairs: 0, dropped: true, operator: operator || Operator.sum, declare: operator, window };
       this.#groups.set(id, group);
-      return;
+    } else {
+      group.dropped = true;
+      group.operator = operator || Operator.sum;
+      group.declare = operator;
+      group.window = window;
     }
-    group.dropped = true;
-    group.operator = operator || Operator.sum;
-    group.declare = operator;
-    for (let i = group.first; i !== -1; i = this.#next[i]!) {
-      this.#mode[i] = PairMode.deleted;
-      this.#operatorOf[i] = group.operator;
-      this.#sum[i] = 0;
-      this.#isBig[i] = 0;
-      this.#big.delete(i);
+    for (const g of this.#groups.values()) {
+      if (g !== group && !isPeriodOf(g.id, id)) continue;
+      g.dropped = true;
+      g.operator = group.operator;
+      for (let i = g.first; i !== -1; i = this.#next[i]!) {
+        this.#mode[i] = PairMode.deleted;
+        this.#operatorOf[i] = group.operator;
+        this.#sum[i] = 0;
+        this.#isBig[i] = 0;
+        this.#big.delete(i);
+      }
     }
   }
 
@@ -251,8 +306,11 @@ export class PairSums {
     const group = this.#groups.get(id);
     this.#mode[i] = group?.dropped === true ? PairMode.deleted : PairMode.add;
     if (group === undefined) {
-      this.#groups.set(id, { id, first: i, last: i, pairs: 1, dropped: false, operator: this.#declared.get(id) ?? Operator.sum, declare: undefined });
-      this.#operatorOf[i] = this.#declared.get(id) ?? Operator.sum;
+      // A period (lib/store/windows.ts) combines by its keyspace's operator.
+      const governing = governingKeyspace(id);
+      const operator = this.#groups.get(governing)?.operator ?? this.#declared.get(governing) ?? Operator.sum;
+      this.#groups.set(id, { id, first: i, last: i, pairs: 1, dropped: false, operator, declare: undefined });
+      this.#operatorOf[i] = operator;
     } else {
       this.#operatorOf[i] = group.operator;
       if (group.first === -1) group.first = i;
@@ -306,7 +364,7 @@ export class PairSums {
     let at = 0;
     let keyAt = 0;
     for (const group of this.#groups.values()) {
-      groups.push({ id: group.id, pairs: group.pairs, dropped: group.dropped, declare: group.declare, ties: group.ties });
+      groups.push({ id: group.id, pairs: group.pairs, dropped: group.dropped, declare: group.declare, ties: group.ties, ...(group.window === undefined ? {} : { window: group.window }) });
       for (let i = group.first; i !== -1; i = this.#next[i]!) {
         const start = this.#start[i]!;
         const length = this.#length[i]!;

@@ -6,6 +6,7 @@
 import { PAIR_LENGTHS_SIZE, pairKeyLength, pairKeyspaceLength } from '../../protocol/pair-key.js';
 import { fitsInt64 } from '../../store/combine.js';
 import { IncrementBatch, type PendingIncrement, type PendingKeyspace } from '../../store/increment-batch.js';
+import type { WindowSettings } from '../../store/windows.js';
 
 /** Node's Buffer#latin1Slice: toString('latin1') without its argument handling. */
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
@@ -17,7 +18,8 @@ type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string }
 export interface SummedBatch {
   /** Keyspace names (latin1, see PendingKeyspace#id), and how many pairs each has, in order. */
   /** `declare`: a create (its operator) or delete (0) of the keyspace in the batch changes its settings. */
-  groups: Array<{ id: string; pairs: number; dropped: boolean; declare?: number; ties?: number }>;
+  /** `ties`: with `declare`, the created keyspace's tie rule; `window`: its window (lib/store/windows.ts). */
+  groups: Array<{ id: string; pairs: number; dropped: boolean; declare?: number; ties?: number; window?: WindowSettings }>;
   /** Every pair key (lib/protocol/pair-key.ts) back to back. */
   pairBytes: Uint8Array;
   /** The key bytes of the batch, and where each pair's key starts in them. */
@@ -55,7 +57,7 @@ export function batchFromSummed(summed: SummedBatch): IncrementBatch {
       at = end;
       i++;
     }
-    keyspaces.push({ id, name, items, dropped: g.dropped, declare: g.declare, ties: g.ties });
+    keyspaces.push({ id, name, items, dropped: g.dropped, declare: g.declare, ties: g.ties, ...(g.window === undefined ? {} : { window: g.window }) });
   }
   return IncrementBatch.assembled(keyspaces, Buffer.from(summed.keyBytes.buffer, summed.keyBytes.byteOffset, summed.keyBytes.byteLength));
 }

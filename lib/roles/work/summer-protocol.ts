@@ -5,6 +5,7 @@
 
 import type { LogProblem } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
+import type { WindowSettings } from '../../store/windows.js';
 import type { SummedBatch } from './summed-batch.js';
 
 export interface LogToSum {
@@ -55,7 +56,8 @@ export interface LogOutcome {
 
 export type SummerRequest =
   /** `declared`: the store's declared keyspaces and their operators (latin1 name, lib/store/combine.ts Operator) as the batch begins. */
-  | { op: 'begin'; id: number; session: number; sizes: FieldSizes; declared: Array<[string, number]> }
+  /** `windows`: the store's windowed keyspaces (latin1 name, lib/store/windows.ts). */
+  | { op: 'begin'; id: number; session: number; sizes: FieldSizes; declared: Array<[string, number]>; windows: Array<[string, WindowSettings]> }
   /** Logs are summed in order until the batch holds maxKeys pairs; the rest are 'deferred'. */
   | { op: 'add'; id: number; session: number; logs: LogToSum[]; maxKeys: number }
   | { op: 'finish'; id: number; session: number };

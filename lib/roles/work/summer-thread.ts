@@ -21,9 +21,14 @@ let session = -1;
 let sizes: FieldSizes | undefined;
 let batch = new PairSums();
 
-function addRecord(record: LogRecord): void {
-  if (record.type === RECORD_OPS) batch.addOps(record.payload);
-  else batch.addPayload(record.payload);
+/**
+ * `openedAt`: the use's start, the time of a record written before records
+ * said when (0.5.0); none of those can be windowed (lib/store/windows.ts).
+ */
+function addRecord(record: LogRecord, openedAt: number): void {
+  const writtenAt = record.writtenAt ?? openedAt;
+  if (record.type === RECORD_OPS) batch.addOps(record.payload, writtenAt);
+  else batch.addPayload(record.payload, writtenAt);
 }
 
 async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
@@ -39,7 +44,7 @@ async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   if (contents.header === null || contents.generation === null) return { ...base, status: 'empty', generation: null, frames: 0 };
   const generation = contents.generation.toString();
   if (log.mark !== null && encodeAppliedMark(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
-  for (const record of contents.records) addRecord(record);
+  for (const record of contents.records) addRecord(record, contents.header.openedAt);
   return { ...base, status: 'apply', generation, frames: contents.frames };
 }
 
@@ -57,7 +62,7 @@ function salvageLog(log: LogToSum, contents: Awaited<ReturnType<typeof readLogFi
   if (log.mark !== null && encodeAppliedMark(s.generation).equals(log.mark)) {
     return { ...base, salvage: 'already-applied', salvageFrom: s.from, generation, frames: 0 };
   }
-  for (const record of s.records) addRecord(record);
+  for (const record of s.records) addRecord(record, 0);
   return { ...base, salvage: 'apply', salvageFrom: s.from, generation, frames: s.frames };
 }
 
@@ -65,7 +70,7 @@ async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfe
   if (req.op === 'begin') {
     session = req.session;
     sizes = req.sizes;
-    batch = new PairSums(new Map(req.declared));
+    batch = new PairSums(new Map(req.declared), new Map(req.windows));
     return { reply: { id: req.id, ok: true, session, op: 'begin' }, transfer: [] };
   }
   if (req.session !== session || sizes === undefined) throw new Error(`session ${req.session} is not the thread's (${session})`);
