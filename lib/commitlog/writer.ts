@@ -65,6 +65,12 @@ export interface CommitLogWriterOptions {
   logger?: Logger;
   /** Flow control (lib/roles/write/flow.ts): admits each new log, may forbid claiming ahead. */
   gate?: LogGate;
+  /**
+   * Sequence number of this stream's first frame (default 0). countd-write
+   * starts above every earlier stream's (lib/roles/write/producer-load.ts), so
+   * sequence numbers are tokens comparable across writer restarts.
+   */
+  firstSeq?: bigint;
 }
 
 /** What the writer asks flow control before it grows the backlog. */
@@ -132,6 +138,7 @@ export class CommitLogWriter {
     this.gate = options.gate;
     this.maxBatchBytes = Math.min(MAX_RECORD_PAYLOAD, options.logSize - HEADER_SIZE - RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
     this.streamId = randomBytes(8).readBigUInt64LE(0);
+    this.nextSeq = options.firstSeq ?? 0n;
   }
 
   /** Open a writer on the pool in options.dir: recovers stale locks, then claims (or creates) a clean log. */
@@ -169,7 +176,7 @@ export class CommitLogWriter {
    * caller with nothing else to do meanwhile).
    * `type` RECORD_OPS: `entries` are op entries (format.ts writeOpEntry).
    */
-  append(entries: Buffer, count: number, inline = false, type: number = RECORD_BATCH): Promise<void> {
+  append(entries: Buffer, count: number, inline = false, type: number = RECORD_BATCH): Promise<bigint> {
     if (!Buffer.isBuffer(entries)) return Promise.reject(invalidArgument('entries must be a Buffer'));
     if (!Number.isSafeInteger(count) || count < 1 || count > 0xffff_ffff) return Promise.reject(invalidArgument(`count must be a positive 32-bit integer, got ${String(count)}`));
     if (entries.length > this.maxBatchBytes) {
@@ -207,7 +214,8 @@ export class CommitLogWriter {
     return run;
   }
 
-  private async appendNow(entries: Buffer, count: number, inline: boolean, type: number): Promise<void> {
+  /** Resolves to the sequence number of the batch's last frame (its token: docs/write-protocol-extensions.md). */
+  private async appendNow(entries: Buffer, count: number, inline: boolean, type: number): Promise<bigint> {
     const recordSize = RECORD_HEADER_SIZE + entries.length;
     let log = this.current;
     if (log && log.offset + recordSize + SEAL_RECORD_SIZE > log.size) {
@@ -232,6 +240,14 @@ export class CommitLogWriter {
     if (log.records === 1) this.armTimer(log);
     // Half full: claim the next log now, so that it is ready when this one is.
     if ((log.offset - HEADER_SIZE) * 2 >= log.size - HEADER_SIZE) this.refillSpare();
+    return this.nextSeq - 1n;
+  }
+
+  /** Hand the current log over now rather than at handoverMs (a write asked to be readable soon). */
+  handOverSoon(): void {
+    void this.enqueue(async () => {
+      if (this.current !== null && this.current.records > 0 && !this.closed) this.retire(this.current, 'time');
+    });
   }
 
   /** The append to `log` failed: cut its record off, retire the log, and say what the caller may answer. */

@@ -26,11 +26,15 @@ export const OP_RANK = 2;
 export const OP_AROUND = 3;
 export const OP_KEYSPACES = 4;
 export const OP_HEALTH = 5;
+/** Idempotent producers as the database holds them (countd-write rebuilds its table from them; issue 16). */
+export const OP_PRODUCERS = 16;
+/** Wait until a write token is applied (read-your-writes; issue 16). */
+export const OP_AWAIT = 17;
 
 /** Version of the extension set answered to OP_HELLO. */
 export const READ_EXTENSIONS_VERSION = 1n;
 
-export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health';
+export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health' | 'producers' | 'await';
 
 /** A decoded request. Names are copies (safe to keep). */
 export type ReadRequest =
@@ -41,7 +45,11 @@ export type ReadRequest =
   | { op: 'rank'; keyspace: Buffer; key: Buffer }
   | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer }
   | { op: 'keyspaces'; offset: bigint; length: bigint }
-  | { op: 'health' };
+  | { op: 'health' }
+  /** Producers with an id above `after`, at most `length` of them, in id order. */
+  | { op: 'producers'; after: bigint; length: bigint }
+  /** Answer once every write whose token is at most `token` is applied, or after `timeoutMs` (n = -3). */
+  | { op: 'await'; token: bigint; timeoutMs: bigint };
 
 /** What a caller gives encodeReadRequest: names as strings or bytes, numbers or bigints. */
 export type ReadRequestInput =
@@ -51,7 +59,9 @@ export type ReadRequestInput =
   | { op: 'rank'; keyspace: string | Uint8Array; key: string | Uint8Array }
   | { op: 'around'; length: bigint | number; keyspace: string | Uint8Array; key: string | Uint8Array }
   | { op: 'keyspaces'; offset: bigint | number; length: bigint | number }
-  | { op: 'health' };
+  | { op: 'health' }
+  | { op: 'producers'; after: bigint | number; length: bigint | number }
+  | { op: 'await'; token: bigint | number; timeoutMs: bigint | number };
 
 /** Ops that need a negotiated (extended) connection: every op but page and hello. */
 export function isExtensionOp(op: ReadOpName): boolean {
@@ -75,6 +85,8 @@ export function requestSizeFor(offsetField: bigint, sizes: FieldSizes, extended 
     case OP_AROUND:
       return base + sizes.keySize;
     case OP_KEYSPACES:
+    case OP_PRODUCERS:
+    case OP_AWAIT:
       return base + 8;
     default:
       return -1;
@@ -124,6 +136,15 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
       buf.writeBigUInt64LE(toUint64(req.offset, 'offset'), base);
       return buf;
     }
+    case 'producers':
+    case 'await': {
+      const buf = Buffer.alloc(base + 8); // keyspace field all NUL
+      const producers = req.op === 'producers';
+      buf.writeBigUInt64LE(OPCODE_FLAG | BigInt(producers ? OP_PRODUCERS : OP_AWAIT), 0);
+      buf.writeBigUInt64LE(producers ? toUint64(req.length, 'length') : toUint64(req.timeoutMs, 'timeoutMs'), 8);
+      buf.writeBigUInt64LE(producers ? toUint64(req.after, 'after') : toUint64(req.token, 'token'), base);
+      return buf;
+    }
     default:
       throw invalidArgument(`unknown read request op ${String((req as { op: unknown }).op)}`);
   }
@@ -161,6 +182,12 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
     // A page: on a plain connection whatever its offset (2^63 or more selects nothing: n = 0).
     if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
     return { kind: 'request', size, request: { op: 'page', offset, length, keyspace: keyspace() } };
+  }
+  if (op === OP_PRODUCERS || op === OP_AWAIT) {
+    if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspace field must be all NUL' };
+    const field = buf.readBigUInt64LE(keyStart);
+    if (op === OP_PRODUCERS) return { kind: 'request', size, request: { op: 'producers', after: field, length } };
+    return { kind: 'request', size, request: { op: 'await', token: field, timeoutMs: length } };
   }
   if (op === OP_KEYSPACES || op === OP_HEALTH || op === OP_HELLO) {
     if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspace field must be all NUL' };

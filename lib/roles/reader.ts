@@ -24,10 +24,14 @@ import {
   encodePageResponse,
   encodePositionedResponse,
   encodeStatusResponse,
+  encodeAwaitResponse,
+  encodeProducersResponse,
+  N_TIMEOUT,
 } from '../protocol/read-response.js';
 import { Logger, silentLogger } from '../util/log.js';
 import type { Store } from '../store/store.js';
 import { PageCache, type VersionedStore } from './read/page-cache.js';
+import type { TokenService } from './read/tokens.js';
 
 export const DEFAULT_PAGE_LIMIT = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -67,6 +71,8 @@ export interface ReaderOptions {
   pageCacheBytes?: number;
   /** The health of the worker sharing this process (the health op); without it, state `none`. */
   health?: () => HealthReport;
+  /** Producers and applied tokens (the producers and await ops, read/tokens.ts); without it those ops are malformed. */
+  tokens?: TokenService;
   /**
    * Cluster mode: the store that answers for a keyspace this node does not
    * own (its owner, over the read port: lib/cluster/), or undefined to answer
@@ -91,6 +97,9 @@ export interface ReaderHandle {
 
 const STATUS_MALFORMED = encodeStatusResponse(N_MALFORMED);
 const STATUS_TOO_LARGE = encodeStatusResponse(N_PAGE_TOO_LARGE);
+const STATUS_TIMEOUT = encodeStatusResponse(N_TIMEOUT);
+/** The longest an await op waits (its timeout is capped to this). */
+const MAX_AWAIT_MS = 60_000;
 /** Requests waiting in a connection's input before it stops reading, in bytes. */
 const INPUT_HIGH_WATER = 256 * 1024;
 const CLOSE_GRACE_MS = 5000;
@@ -134,6 +143,7 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
     pageLimit: BigInt(pageLimit),
     pageCache: pageCacheBytes > 0 ? new PageCache(pageCacheBytes) : undefined,
     health: options.health ?? (() => NO_WORKER),
+    tokens: options.tokens,
     idleTimeoutMs,
     logger,
     highWater: Math.max(INPUT_HIGH_WATER, readRequestSize(sizes) + sizes.keySize + 8),
@@ -231,6 +241,7 @@ interface ConnectionContext {
   pageCache: PageCache | undefined;
   route: ReaderOptions['route'];
   health: () => HealthReport;
+  tokens: TokenService | undefined;
   /** Bytes held by connections changed by `delta` (counted against maxBufferedBytes). */
   buffered(delta: number): void;
 }
@@ -450,6 +461,14 @@ class ReadConnection {
         return encodeHelloResponse(sizes, req.version < READ_EXTENSIONS_VERSION ? req.version : READ_EXTENSIONS_VERSION);
       case 'health':
         return encodeHealthResponse(this.#ctx.health());
+      case 'producers':
+      case 'await': {
+        const tokens = this.#ctx.tokens;
+        if (tokens === undefined) return STATUS_MALFORMED;
+        if (req.op === 'producers') return encodeProducersResponse(await tokens.producers(req.after, Number(req.length)));
+        const w = await tokens.waitApplied(req.token, Number(req.timeoutMs > BigInt(MAX_AWAIT_MS) ? BigInt(MAX_AWAIT_MS) : req.timeoutMs));
+        return w === null ? STATUS_TIMEOUT : encodeAwaitResponse(w);
+      }
     }
   }
 }

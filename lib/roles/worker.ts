@@ -73,7 +73,8 @@ import type { HealthReport } from '../protocol/read-response.js';
 import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
 import { BatchPacer, DEFAULT_BATCH_TARGET_MS, heapUnderPressure } from './work/batch-pacer.js';
 import { LogSummer } from './work/log-summer.js';
-import { appliedMarkName, encodeAppliedMark } from '../store/marks.js';
+import { appliedMarkName } from '../store/marks.js';
+import { ProducerMarks } from './work/producer-marks.js';
 import type { LogOutcome } from './work/summer-protocol.js';
 import type { Store } from '../store/store.js';
 
@@ -117,6 +118,7 @@ export interface WorkerOptions {
    * recycles its logs with no counts (applying them too would count twice).
    */
   countsElsewhere?: boolean;
+  /** Idle idempotent producers are removed from the database after this long (default one day). */ producerExpiryMs?: number;
 }
 
 export interface WorkerHandle {
@@ -168,7 +170,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     logger,
     ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
   });
-  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, new BatchPacer(batchTargetMs, maxBatchKeys), recoverEveryMs, options.heapPressure ?? heapUnderPressure);
+  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, new BatchPacer(batchTargetMs, maxBatchKeys), recoverEveryMs, options.heapPressure ?? heapUnderPressure, new ProducerMarks(options.store, options.producerExpiryMs));
   worker.countsElsewhere = options.countsElsewhere === true;
   await worker.recover();
   worker.start();
@@ -200,7 +202,6 @@ interface Prepared {
   deferred: number;
   frames: number;
 }
-type Sizes = DataDir['sizes'];
 
 class Worker {
   countsElsewhere = false;
@@ -223,13 +224,14 @@ class Worker {
   constructor(
     readonly pool: CommitLogPool,
     readonly store: Store,
-    readonly sizes: Sizes,
+    readonly sizes: DataDir['sizes'],
     readonly logger: Logger,
     readonly pollMs: number,
     readonly maxLogs: number,
     readonly pacer: BatchPacer,
     readonly recoverEveryMs: number,
     readonly heapPressure: () => boolean,
+    readonly producers: ProducerMarks, // producer and token marks written with each apply (issue 16)
   ) {
     this.summer = new LogSummer(sizes);
     this.#recovery = { health: this.health, store, logger, sleep: (ms) => this.#sleep(ms), stopping: () => this.#stopping };
@@ -336,8 +338,6 @@ class Worker {
     }
     await settleAll();
   }
-
-
 
   /** Nothing more to claim: refresh the backlog gauge and wake drained() waiters if no dirty log is left. */
   async #idle(): Promise<void> {
@@ -496,7 +496,7 @@ class Worker {
         } else {
           if (!outcome.sealed) this.logger.debug('applying an unsealed commit log', { log: log.index });
           p.frames += outcome.frames;
-          p.marks.push({ name: appliedMarkName(log.index), value: encodeAppliedMark(BigInt(outcome.generation!)) });
+          this.producers.addLog(p.marks, log.index, outcome);
           p.toApply.push(log);
         }
       }
@@ -527,7 +527,7 @@ class Worker {
     }
     p.frames += outcome.frames;
     p.salvagedFrames += outcome.frames;
-    p.marks.push({ name: appliedMarkName(log.index), value: encodeAppliedMark(BigInt(outcome.generation!)) });
+    this.producers.addLog(p.marks, log.index, outcome);
     p.toApply.push(log);
   }
 
@@ -536,7 +536,7 @@ class Worker {
     if (p.marks.length > 0) {
       try {
         const handed = performance.now();
-        const applying = this.store.apply(this.countsElsewhere ? new IncrementBatch() : p.batch!, p.marks);
+        const applying = this.store.apply(this.countsElsewhere ? new IncrementBatch() : p.batch!, await this.producers.withProducerMarks(p.marks));
         if (!this.countsElsewhere && p.batch!.hasLifecycleOps) this.#settingsBarrier = applying.then(() => {}, () => {});
         // The store holds the batch while it needs it: not kept alive here during the write.
         p.batch = undefined;

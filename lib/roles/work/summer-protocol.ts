@@ -6,6 +6,7 @@
 import type { LogProblem } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import type { SummedBatch } from './summed-batch.js';
+import type { LogDescription } from './producer-marks.js';
 
 export interface LogToSum {
   index: number;
@@ -51,6 +52,8 @@ export interface LogOutcome {
   sealed: boolean;
   frames: number;
   records: number;
+  /** For a log summed: its last token and its producers' frames (producer-marks.ts). */
+  description?: LogDescription;
 }
 
 export type SummerRequest =
