@@ -11,6 +11,10 @@ export {
   type KeyspaceInfo,
   type Name,
   type RankedEntry,
+  type ProducerOptions,
+  type ReadAfter,
+  type WriteAck,
+  type WriteOptions,
 } from './client/client.js';
 export { CountdError, ErrorCodes, isCountdError, type ErrorCode } from './errors.js';
 export { DEFAULT_FIELD_SIZES, type FieldSizes } from './protocol/fields.js';
