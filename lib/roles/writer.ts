@@ -118,7 +118,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     if (producers !== null) {
       let stopped = false;
       const table = producers;
-      const sweeper = setInterval(() => table.sweep(Date.now()), 60_000);
+      const sweeper = setInterval(() => table.sweep(Date.now()), Math.min(60_000, table.expiryMs));
       sweeper.unref();
       void loadFromDatabase(table, idem!.readHost, idem!.readPort, options.dataDir.sizes, logger, () => stopped);
       return {

@@ -65,8 +65,10 @@ describe('docs/write-protocol-extensions.md, worked example', () => {
       bytes.push(...field);
     }
     assert.deepEqual(Buffer.from(bytes), encodeOpFrame('set', 1000, 'pages', 'home', sizes));
-    assert.equal(encodeHello(sizes).length, 520);
-    assert.equal(helloVersion(encodeHello(sizes), 0, sizes), 1);
+    assert.equal(encodeHello(sizes, 1).length, 520);
+    assert.equal(helloVersion(encodeHello(sizes, 1), 0, sizes), 1);
     assert.deepEqual(helloReply(1), Buffer.from([0x45, 0x58, 0x01]));
+    // A server speaking version 2 answers a version-1 hello with version 1.
+    assert.deepEqual(helloReply(1, 2), Buffer.from([0x45, 0x58, 0x01]));
   });
 });

@@ -11,6 +11,7 @@ import {
   encodeStatusResponse,
   N_MALFORMED,
   N_PAGE_TOO_LARGE,
+  N_TIMEOUT,
 } from '../../lib/protocol/read-response.js';
 import { isCountdError } from '../../lib/errors.js';
 
@@ -29,10 +30,11 @@ describe('read response codec', () => {
     assert.equal(buf.readBigInt64LE(272), -2n);
   });
 
-  it('encodes the status answers -1 and -2 as a bare n', () => {
+  it('encodes the status answers -1, -2 and -3 (await timed out) as a bare n', () => {
     assert.equal(encodeStatusResponse(N_MALFORMED).readBigInt64LE(0), -1n);
     assert.equal(encodeStatusResponse(N_PAGE_TOO_LARGE).readBigInt64LE(0), -2n);
-    assert.throws(() => encodeStatusResponse(-3n), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    assert.equal(encodeStatusResponse(N_TIMEOUT).readBigInt64LE(0), -3n);
+    assert.throws(() => encodeStatusResponse(-4n), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
   it('refuses keys that do not fit the field', () => {

@@ -89,6 +89,8 @@ export class ProducerMarks {
   constructor(store: Store, expiryMs = DEFAULT_PRODUCER_EXPIRY_MS) {
     this.#store = store;
     this.#expiryMs = expiryMs;
+    // The first sweep one interval after start: a worker's first apply stays as small as before.
+    this.#lastSweep = Date.now();
   }
 
   /** Log `index` is applied in the batch whose marks are `marks`: its applied mark, and its description for withProducerMarks. */
@@ -135,7 +137,7 @@ export class ProducerMarks {
         out.push({ name: producerMarkName(id), value: encodeProducerMark(mark) });
       }
     }
-    if (now - this.#lastSweep >= SWEEP_EVERY_MS) {
+    if (now - this.#lastSweep >= Math.min(SWEEP_EVERY_MS, this.#expiryMs)) {
       this.#lastSweep = now;
       out.push(...(await this.#expired(now)));
     }

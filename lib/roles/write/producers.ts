@@ -212,7 +212,7 @@ export class ProducerTable {
    * once a minute unless `force`. Returns how many went.
    */
   sweep(now: number, force = false): number {
-    if (!force && now - this.#lastSweep < SWEEP_EVERY_MS) return 0;
+    if (!force && now - this.#lastSweep < Math.min(SWEEP_EVERY_MS, this.expiryMs)) return 0;
     this.#lastSweep = now;
     let removed = 0;
     for (const [id, st] of this.#map) {
