@@ -20,7 +20,7 @@
 
 import { forEachOpAt, producerTrailerAt, RECORD_OPS } from '../../commitlog/format.js';
 import type { LogRecord } from '../../commitlog/reader.js';
-import type { LogOutcome } from './summer-protocol.js';
+import type { LogDescription, LogOutcome, LogProducer } from './summer-protocol.js';
 import {
   appliedMarkName,
   encodeAppliedMark,
@@ -34,14 +34,6 @@ import {
 import type { Mark, Store } from '../../store/store.js';
 import { DEFAULT_PRODUCER_EXPIRY_MS } from '../../protocol/write-ops.js';
 
-/** One producer's frames in a log: [id, epoch, first, last] (decimal strings: the thread's messages are structured clones). */
-export type LogProducer = [string, number, string, string];
-
-export interface LogDescription {
-  /** The sequence number of the log's last frame, decimal; null when it has no record. */
-  lastToken: string | null;
-  producers: LogProducer[];
-}
 
 /** Describe the records of one log use (the summing thread). */
 export function describeRecords(records: readonly LogRecord[]): LogDescription {

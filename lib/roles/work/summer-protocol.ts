@@ -6,7 +6,6 @@
 import type { LogProblem } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import type { SummedBatch } from './summed-batch.js';
-import type { LogDescription } from './producer-marks.js';
 
 export interface LogToSum {
   index: number;
@@ -32,6 +31,16 @@ export type LogStatus =
   | 'unreadable'
   /** Not read: the batch already held maxKeys pairs (the log waits for the next batch). */
   | 'deferred';
+
+/** One producer's frames in a log: [id, epoch, first, last] (decimal strings: messages are structured clones). */
+export type LogProducer = [string, number, string, string];
+
+/** What a summed log holds for idempotent producers and tokens (producer-marks.ts). */
+export interface LogDescription {
+  /** The sequence number of the log's last frame, decimal; null when it has no record. */
+  lastToken: string | null;
+  producers: LogProducer[];
+}
 
 export interface LogOutcome {
   index: number;
