@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OP_DELETE_KEYSPACE, OP_SET, countOps, decodeOps, writeOpEntry } from '../../lib/commitlog/format.js';
+import { OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, countOps, decodeOps, writeOpEntry, writeProducerTrailer } from '../../lib/commitlog/format.js';
 import { encodeHello, encodeOpFrame, helloReply, helloVersion } from '../../lib/protocol/write-ops.js';
 
 const SPEC = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/commit-log-format.md'), 'utf8');
@@ -16,6 +16,31 @@ function exampleBytes(): Buffer {
   const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
   return Buffer.from(block.split('\n').map((l) => l.split(/ {2,}/)[0]!.trim()).join(' ').trim().split(/\s+/).map((h) => parseInt(h, 16)));
 }
+
+function trailerExampleBytes(): Buffer {
+  const section = SPEC.slice(SPEC.indexOf('### 3b. Producer trailer'), SPEC.indexOf('## 4. Sequence numbers'));
+  const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
+  return Buffer.from(block.split('\n').map((l) => l.split(/ {2,}/)[0]!.trim()).join(' ').trim().split(/\s+/).map((h) => parseInt(h, 16)));
+}
+
+describe('commit log: producer trailer (section 3b)', () => {
+  it('the worked example: writeOpEntry + writeProducerTrailer write the bytes the spec prints, and they decode back', () => {
+    const buf = Buffer.alloc(64);
+    const end = writeOpEntry(buf, 0, OP_INCREMENT, 1n, Buffer.from('pageshome'), 0, 5, 5, 4);
+    const p = writeProducerTrailer(buf, 0, end, 42n, 1, 7n);
+    assert.deepEqual(buf.subarray(0, p), trailerExampleBytes());
+    assert.equal(countOps(trailerExampleBytes(), sizes), 1);
+    const [op] = decodeOps(trailerExampleBytes());
+    assert.equal(op!.op, OP_INCREMENT);
+    assert.deepEqual(op!.producer, { producer: 42n, epoch: 1, sequence: 7n });
+  });
+
+  it('a trailer cut short makes the record malformed', () => {
+    const b = trailerExampleBytes().subarray(0, 40);
+    assert.equal(countOps(b, sizes), -1);
+    assert.throws(() => decodeOps(b), (err: unknown) => (err as { code?: string }).code === 'COUNTD_CORRUPTION');
+  });
+});
 
 describe('commit log: OPS records', () => {
   it('the worked example: writeOpEntry writes the bytes the spec prints, and they decode back', () => {

@@ -14,6 +14,8 @@ import { startWorker } from '../../lib/roles/worker.js';
 import { startWriter, type WriterHandle } from '../../lib/roles/writer.js';
 import { REPLY2_SIZE, decodeReply2, encodeHello, encodeOpFrame } from '../../lib/protocol/write-ops.js';
 import { Store } from '../../lib/store/store.js';
+import { ReadConnection } from '../../lib/client/read-connection.js';
+import { isCountdError } from '../../lib/errors.js';
 import { waitUntil } from '../harness/daemon.js';
 import { RawClient, SMALL, frame, readPool, removeDir, tempDataDir } from './writer-helpers.js';
 
@@ -80,6 +82,23 @@ async function logged(dataDir: DataDir): Promise<Array<[string, bigint]>> {
 
 describe('countd-write: idempotent producers (write protocol version 2)', function () {
   this.timeout(30_000);
+
+  it('a reader without a commit-log pool to look at answers producers and await n = -1 (malformed)', async () => {
+    const { root, dataDir } = await tempDataDir();
+    const store = await Store.open({ location: dataDir.paths.db, sizes: dataDir.sizes });
+    const reader = await startReader({ store, sizes: dataDir.sizes, port: 0 });
+    try {
+      for (const req of [{ op: 'producers', after: 0n, length: 10 }, { op: 'await', token: 1n, timeoutMs: 10 }] as const) {
+        const conn = new ReadConnection({ host: '127.0.0.1', port: reader.port }, dataDir.sizes);
+        await assert.rejects(conn.request(req), (err: unknown) => isCountdError(err, 'COUNTD_REJECTED'));
+        conn.destroy();
+      }
+    } finally {
+      await reader.close();
+      await store.close();
+      await removeDir(root);
+    }
+  });
 
   it('answers hello 2 with EX 02 and 24-byte replies with tokens; hello 1 and plain frames are unchanged', async () => {
     const r = await rig();
