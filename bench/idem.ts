@@ -14,7 +14,7 @@
 //    p50 / p99 / max over --samples writes (target <= 1.2 s).
 //
 // Flags: --seconds 5 (per mode per round), --rounds 3, --connections 50,
-// --in-flight 16, --samples 50, --countd-arg X (repeatable).
+// --in-flight 16, --samples 50, --countd-arg X (repeatable), --modes plain,v2,producer.
 
 import net from 'node:net';
 import { parseArgs } from 'node:util';
@@ -48,7 +48,7 @@ function frameSource(mode: Mode, connection: number): { size: number; fill(buf: 
     fill: (buf, n) => {
       for (let i = 0; i < n; i++, next++) {
         pool.copy(buf, i * size, (next % KEYS) * size, (next % KEYS + 1) * size);
-        if (producer !== undefined) buf.writeBigUInt64LE(BigInt(next), i * size + 32);
+        if (producer !== undefined) buf.writeUInt32LE(next, i * size + 32); // sequence (below 2^32 here; the high word stays 0)
       }
     },
   };
@@ -132,6 +132,8 @@ async function main(): Promise<void> {
       'in-flight': { type: 'string', default: '16' },
       samples: { type: 'string', default: '50' },
       'countd-arg': { type: 'string', multiple: true, default: [] },
+      modes: { type: 'string', default: 'plain,v2,producer' },
+      'write-port': { type: 'string' },
     },
   });
   const seconds = Number(values.seconds);
@@ -139,11 +141,12 @@ async function main(): Promise<void> {
   const connections = Number(values.connections);
   const inFlight = Number(values['in-flight']);
   const samples = Number(values.samples);
-  const countd = await startCountd({ extraArgs: values['countd-arg'] as string[] });
+  // --write-port: load a server already running (throughput only; for profiling it).
+  const countd = values['write-port'] !== undefined ? { writePort: Number(values['write-port']), readPort: 0, stop: async () => {} } : await startCountd({ extraArgs: values['countd-arg'] as string[] });
   try {
     process.stdout.write(`bench:idem: ${connections} connections x ${inFlight} in flight, ${seconds} s per mode, ${rounds} rounds (modes alternated)\n`);
     const rates: Record<Mode, number[]> = { plain: [], v2: [], producer: [] };
-    const modes: Mode[] = ['plain', 'v2', 'producer'];
+    const modes = (values.modes as string).split(',') as Mode[];
     for (let r = 0; r < rounds; r++) {
       for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
         const rate = await throughput(countd.writePort, mode, connections, inFlight, seconds, r);
@@ -152,10 +155,11 @@ async function main(): Promise<void> {
       }
     }
     const range = (xs: number[]): string => `${Math.round(Math.min(...xs)).toLocaleString('en-US')} … ${Math.round(Math.max(...xs)).toLocaleString('en-US')}`;
-    const ratios = rates.producer.map((p, i) => p / rates.plain[i]!);
+    const ratios = rates.producer.map((p, i) => p / (rates.plain[i] ?? NaN));
     process.stdout.write(`throughput  plain ${range(rates.plain)}, v2 ${range(rates.v2)}, producer ${range(rates.producer)} writes/s\n`);
     process.stdout.write(`producer / plain per round: ${ratios.map((x) => `${(x * 100).toFixed(0)}%`).join(', ')} (mean ${((ratios.reduce((a, b) => a + b, 0) / ratios.length) * 100).toFixed(0)}%; target >= 90%)\n`);
 
+    if (values['write-port'] !== undefined) return;
     const client = new Client({ writePort: countd.writePort, readPort: countd.readPort, producer: { id: 999_999n } });
     try {
       const visible: number[] = [];
