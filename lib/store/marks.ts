@@ -46,6 +46,7 @@
 //                        of every log applied, u64 LE (read-your-writes).
 
 import { createHash } from 'node:crypto';
+import type { ProducerInfo } from '../protocol/read-response.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import type { Store } from './store.js';
 
@@ -70,15 +71,8 @@ export function producerMarkName(id: bigint): string {
   return PRODUCER_MARK_PREFIX + id.toString(16).padStart(16, '0');
 }
 
-/** A producer mark's fields. */
-export interface ProducerMark {
-  id: bigint;
-  epoch: number;
-  first: bigint;
-  last: bigint;
-  token: bigint;
-  lastSeen: number;
-}
+/** A producer mark's fields: the record the read port's producers op carries. */
+export type ProducerMark = ProducerInfo;
 
 export function encodeProducerMark(p: ProducerMark): Buffer {
   const buf = Buffer.allocUnsafe(PRODUCER_MARK_SIZE);

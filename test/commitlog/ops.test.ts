@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, countOps, decodeOps, writeOpEntry, writeProducerTrailer } from '../../lib/commitlog/format.js';
 import { encodeHello, encodeOpFrame, helloReply, helloVersion } from '../../lib/protocol/write-ops.js';
+import { docBlockBytes } from '../harness/doc-bytes.js';
 
 const SPEC = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/commit-log-format.md'), 'utf8');
 const sizes = { keyspaceSize: 256, keySize: 256 };
@@ -80,16 +81,7 @@ describe('docs/write-protocol-extensions.md, worked example', () => {
   it('the op frame printed is what encodeOpFrame makes for a set of pages/home to 1000, and the hello is a plain-size frame', () => {
     const doc = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/write-protocol-extensions.md'), 'utf8');
     const section = doc.slice(doc.indexOf('## Worked example'));
-    const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
-    const bytes: number[] = [];
-    for (const line of block.split('\n')) {
-      const hex = line.split(/ {2,}/)[0]!.trim();
-      if (hex === '') continue;
-      const field = hex.replace('…', '').trim().split(/\s+/).map((h) => parseInt(h, 16));
-      if (hex.includes('…')) while (field.length < 256) field.push(0);
-      bytes.push(...field);
-    }
-    assert.deepEqual(Buffer.from(bytes), encodeOpFrame('set', 1000, 'pages', 'home', sizes));
+    assert.deepEqual(docBlockBytes(section), encodeOpFrame('set', 1000, 'pages', 'home', sizes));
     assert.equal(encodeHello(sizes, 1).length, 520);
     assert.equal(helloVersion(encodeHello(sizes, 1), 0, sizes), 1);
     assert.deepEqual(helloReply(1), Buffer.from([0x45, 0x58, 0x01]));

@@ -17,38 +17,26 @@ import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Client } from '../../lib/client/client.js';
+import { noDirtyLog, pickTarget, type CrashLoopOptions, type CrashLoopResult } from './crash-loop.js';
 import { DaemonRunner, Target, waitUntil } from './daemon.js';
-import { Ledger, MAX_FRAMES_PER_KEY, type KeyEntry, type LedgerFigures, type Violation } from './ledger.js';
+import { Ledger, MAX_FRAMES_PER_KEY, type KeyEntry, type LedgerFigures } from './ledger.js';
 import { sleep } from './ledger-client.js';
 import { rng as makeRng, type Rng } from './rng.js';
 import { drainAndCheck } from './verify.js';
 
-export interface IdemLoopOptions {
-  dataDir: string;
-  cycles: number;
-  seed: number;
+/** As the plain crash loop's (run time between kills default 150 … 400 ms), with producers instead of writers. */
+export interface IdemLoopOptions extends Pick<CrashLoopOptions, 'dataDir' | 'cycles' | 'seed' | 'minRunMs' | 'maxRunMs' | 'targets' | 'progress'> {
   /** Producers (one client each). Default 4. */
   producers?: number;
   /** Increments in flight per producer. Default 32. */
   window?: number;
-  /** Run time between kills, uniform in [minRunMs, maxRunMs]. Default 150 … 400. */
-  minRunMs?: number;
-  maxRunMs?: number;
-  targets?: Partial<Record<Target, number>>;
-  progress?: (line: string) => void;
 }
 
-export interface IdemLoopResult extends LedgerFigures {
-  cycles: number;
-  seed: number;
-  kills: Record<Target, number>;
+export interface IdemLoopResult extends LedgerFigures, Pick<CrashLoopResult, 'cycles' | 'seed' | 'kills' | 'violations' | 'rankIndexBroken' | 'seconds'> {
   /** Increments answered "duplicate": retries of increments made durable before the connection died. */
   duplicates: number;
   /** Increments that failed for good (must be 0: every one is retried until answered). */
   failures: string[];
-  violations: Violation[];
-  rankIndexBroken: string[];
-  seconds: number;
 }
 
 const SIZES = { keyspaceSize: 32, keySize: 32 };
@@ -177,29 +165,6 @@ export async function runIdemLoop(o: IdemLoopOptions): Promise<IdemLoopResult> {
   } finally {
     if (daemon.running) await daemon.kill('daemon').catch(() => {});
   }
-}
-
-function pickTarget(x: number, weights: Record<Target, number>): Target {
-  const entries = Object.entries(weights) as Array<[Target, number]>;
-  const total = entries.reduce((s, [, w]) => s + w, 0);
-  let at = x * total;
-  for (const [t, w] of entries) {
-    if (at < w) return t;
-    at -= w;
-  }
-  return entries[entries.length - 1]![0];
-}
-
-async function noDirtyLog(dir: string): Promise<boolean> {
-  for (const name of await fsp.readdir(dir)) {
-    if (!/^\d{10}$/.test(name)) continue;
-    try {
-      if (((await fsp.stat(path.join(dir, name))).mode & 0o777) === 0o400) return false;
-    } catch {
-      // gone
-    }
-  }
-  return true;
 }
 
 export function formatIdemFigures(r: IdemLoopResult): string {

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
+import { docBlockBytes } from '../harness/doc-bytes.js';
 import { decodeReadRequest, encodeReadRequest } from '../../lib/protocol/read-request.js';
 import { N_TIMEOUT, ReadResponseDecoder, encodeAwaitResponse, encodeProducersResponse, encodeStatusResponse } from '../../lib/protocol/read-response.js';
 
@@ -34,16 +35,7 @@ describe('read extensions producers and await', () => {
   it('the await worked example is what the codec makes', () => {
     const doc = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/read-protocol-extensions.md'), 'utf8');
     const section = doc.slice(doc.indexOf('**await of token'));
-    const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
-    const bytes: number[] = [];
-    for (const line of block.split('\n')) {
-      const hex = line.split(/ {2,}/)[0]!.trim();
-      if (hex === '') continue;
-      const field = hex.replace('…', '').trim().split(/\s+/).map((h) => parseInt(h, 16));
-      if (hex.includes('…')) while (field.length < 256) field.push(0);
-      bytes.push(...field);
-    }
-    assert.deepEqual(Buffer.from(bytes), encodeReadRequest({ op: 'await', token: 0x1a2513bc00000005n, timeoutMs: 10_000 }, sizes));
+    assert.deepEqual(docBlockBytes(section), encodeReadRequest({ op: 'await', token: 0x1a2513bc00000005n, timeoutMs: 10_000 }, sizes));
     assert.deepEqual(encodeStatusResponse(N_TIMEOUT), Buffer.from('fdffffffffffffff', 'hex'));
   });
 

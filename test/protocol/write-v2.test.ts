@@ -21,25 +21,9 @@ import {
   writeReply2,
 } from '../../lib/protocol/write-ops.js';
 import { isCountdError } from '../../lib/errors.js';
+import { docBlocksBytes } from '../harness/doc-bytes.js';
 
 const sizes = DEFAULT_FIELD_SIZES;
-
-/** The hex bytes of each code block of `section` (a `…` line is NUL-padded to a 256-byte field). */
-function blocks(section: string): Buffer[] {
-  const out: Buffer[] = [];
-  for (const m of section.matchAll(/```\n([\s\S]*?)```/g)) {
-    const bytes: number[] = [];
-    for (const line of m[1]!.split('\n')) {
-      const hex = line.split(/ {2,}/)[0]!.trim();
-      if (hex === '' || !/^[0-9a-f]{2}( |$)/.test(hex)) continue;
-      const field = hex.replace('…', '').trim().split(/\s+/).map((h) => parseInt(h, 16));
-      if (hex.includes('…')) while (field.length < 256) field.push(0);
-      bytes.push(...field);
-    }
-    if (bytes.length > 0) out.push(Buffer.from(bytes));
-  }
-  return out;
-}
 
 function reply(status: number, token: bigint, detail: bigint): Buffer {
   const b = Buffer.alloc(REPLY2_SIZE);
@@ -51,7 +35,7 @@ describe('write protocol version 2 (docs/write-protocol-extensions.md)', () => {
   it('worked example: the frame and the replies printed are what the codecs make', () => {
     const doc = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/write-protocol-extensions.md'), 'utf8');
     const section = doc.slice(doc.indexOf('### Worked example, version 2'));
-    const [frame, win, dup] = blocks(section);
+    const [frame, win, dup] = docBlocksBytes(section);
     assert.deepEqual(frame, encodeOpFrame('increment', 1, 'pages', 'home', sizes, { producer: 42n, epoch: 1, sequence: 7n }));
     const token = (1796659200000n << 20n) + 5n;
     assert.deepEqual(win, reply(Reply2.win, token, 7n));

@@ -12,17 +12,9 @@ import { killAllDaemons } from '../harness/daemon.js';
 import { formatIdemFigures, runIdemLoop } from '../harness/idem-loop.js';
 import { describeViolations } from '../harness/ledger.js';
 import { seedFromEnv } from '../harness/rng.js';
+import { numericFlag } from './flags.js';
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isSafeInteger(v) || v < 0) {
-    process.stderr.write(`idem-soak: --${name} needs a non-negative integer\n`);
-    process.exit(2);
-  }
-  return v;
-}
+const flag = (name: string, fallback: number): number => numericFlag('idem-soak', name, fallback);
 
 async function main(): Promise<number> {
   const cycles = flag('cycles', 100);

@@ -18,7 +18,7 @@
 // the database by the apply that follows, at most once a minute
 // (docs/guarantees.md, "Idempotent producers").
 
-import { forEachOpAt, producerTrailerAt, RECORD_OPS } from '../../commitlog/format.js';
+import { collectProducerRuns, type ProducerRun } from '../../commitlog/producer-runs.js';
 import type { LogRecord } from '../../commitlog/reader.js';
 import type { LogDescription, LogOutcome, LogProducer } from './summer-protocol.js';
 import {
@@ -37,27 +37,11 @@ import { DEFAULT_PRODUCER_EXPIRY_MS } from '../../protocol/write-ops.js';
 
 /** Describe the records of one log use (the summing thread). */
 export function describeRecords(records: readonly LogRecord[]): LogDescription {
-  let last: bigint | null = null;
-  const byId = new Map<bigint, { epoch: number; first: bigint; last: bigint }>();
-  for (const record of records) {
-    const end = record.seq + BigInt(record.count) - 1n;
-    if (last === null || end > last) last = end;
-    if (record.type !== RECORD_OPS) continue;
-    const payload = record.payload;
-    forEachOpAt(payload, (p, _op, ksLen, keyLen) => {
-      const t = producerTrailerAt(payload, p, ksLen, keyLen);
-      if (t === null) return;
-      const known = byId.get(t.producer);
-      if (known === undefined || t.epoch > known.epoch) byId.set(t.producer, { epoch: t.epoch, first: t.sequence, last: t.sequence });
-      else if (t.epoch === known.epoch) {
-        if (t.sequence < known.first) known.first = t.sequence;
-        if (t.sequence > known.last) known.last = t.sequence;
-      }
-    });
-  }
+  const runs = new Map<bigint, ProducerRun>();
+  const last = collectProducerRuns(records, runs);
   const producers: LogProducer[] = [];
-  for (const [id, r] of byId) producers.push([id.toString(), r.epoch, r.first.toString(), r.last.toString()]);
-  return { lastToken: last === null ? null : last.toString(), producers };
+  for (const [id, r] of runs) producers.push([id.toString(), r.epoch, r.first.toString(), r.last.toString()]);
+  return { lastToken: last < 0n ? null : last.toString(), producers };
 }
 
 const SWEEP_EVERY_MS = 60_000;

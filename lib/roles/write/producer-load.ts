@@ -14,7 +14,7 @@
 
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { forEachOpAt, producerTrailerAt, RECORD_OPS } from '../../commitlog/format.js';
+import { collectProducerRuns, type ProducerRun } from '../../commitlog/producer-runs.js';
 import { lockName, parsePoolName } from '../../commitlog/filenames.js';
 import { MODE_DIRTY } from '../../commitlog/pool.js';
 import { readLogFile } from '../../commitlog/reader.js';
@@ -34,7 +34,7 @@ export interface PoolScan {
 export async function scanPool(dir: string, sizes: FieldSizes, now = Date.now()): Promise<PoolScan> {
   const names = await fs.readdir(dir);
   const present = new Set(names);
-  const byId = new Map<bigint, ProducerRecord>();
+  const runs = new Map<bigint, ProducerRun>();
   let maxToken = 0n;
   for (const name of names) {
     const parsed = parsePoolName(name);
@@ -48,26 +48,11 @@ export async function scanPool(dir: string, sizes: FieldSizes, now = Date.now())
     }
     if (mode !== MODE_DIRTY && !present.has(lockName(parsed.index))) continue;
     const contents = await readLogFile(file, sizes);
-    for (const record of contents.records) {
-      const last = record.seq + BigInt(record.count) - 1n;
-      if (last > maxToken) maxToken = last;
-      if (record.type !== RECORD_OPS) continue;
-      const payload = record.payload;
-      forEachOpAt(payload, (p, _op, ksLen, keyLen) => {
-        const t = producerTrailerAt(payload, p, ksLen, keyLen);
-        if (t === null) return;
-        const r = byId.get(t.producer);
-        if (r === undefined || t.epoch > r.epoch) {
-          byId.set(t.producer, { id: t.producer, epoch: t.epoch, first: t.sequence, last: t.sequence, token: last, lastSeen: now });
-        } else if (t.epoch === r.epoch) {
-          if (t.sequence < r.first) r.first = t.sequence;
-          if (t.sequence > r.last) r.last = t.sequence;
-          if (last > r.token) r.token = last;
-        }
-      });
-    }
+    const last = collectProducerRuns(contents.records, runs);
+    if (last > maxToken) maxToken = last;
   }
-  return { producers: [...byId.values()], maxToken };
+  const producers = [...runs].map(([id, r]) => ({ id, epoch: r.epoch, first: r.first, last: r.last, token: r.token, lastSeen: now }));
+  return { producers, maxToken };
 }
 
 /** The first sequence number of a new stream: above `maxToken`, and at least now (ms) × 2^20. */
@@ -92,7 +77,7 @@ export async function loadFromDatabase(table: ProducerTable, host: string, port:
       for (;;) {
         const res = await conn.request({ op: 'producers', after, length: PAGE });
         const page = (res as { producers: ProducerInfo[] }).producers;
-        for (const p of page) table.merge({ id: p.id, epoch: p.epoch, first: p.first, last: p.last, token: p.token, lastSeen: p.lastSeen });
+        for (const p of page) table.merge(p);
         if (page.length < PAGE) break;
         after = page[page.length - 1]!.id;
       }

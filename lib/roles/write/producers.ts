@@ -21,6 +21,7 @@
 // yet applied (producer-load.ts) before it answers a version-2 hello.
 
 import { DEFAULT_MAX_PRODUCERS, DEFAULT_PRODUCER_EXPIRY_MS } from '../../protocol/write-ops.js';
+import type { ProducerInfo } from '../../protocol/read-response.js';
 
 /** What admit() decided. */
 export const enum Verdict {
@@ -57,14 +58,7 @@ export interface ProducerState {
 }
 
 /** One producer as the database and the commit logs describe it (producer-load.ts). */
-export interface ProducerRecord {
-  id: bigint;
-  epoch: number;
-  first: bigint;
-  last: bigint;
-  token: bigint;
-  lastSeen: number;
-}
+export type ProducerRecord = ProducerInfo;
 
 const SWEEP_EVERY_MS = 60_000;
 
