@@ -54,6 +54,8 @@ export const ErrorCodes = {
   PRODUCER_LIMIT: 'COUNTD_PRODUCER_LIMIT',
   /** A read waiting for a token (read-your-writes) timed out before that position was applied. */
   TOKEN_TIMEOUT: 'COUNTD_TOKEN_TIMEOUT',
+  /** The process may not open commit logs whatever their mode bits: not root, no CAP_DAC_OVERRIDE. */
+  PERMISSION: 'COUNTD_PERMISSION',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
