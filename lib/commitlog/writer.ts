@@ -98,7 +98,13 @@ interface CurrentLog extends ClaimedLog {
   offset: number;
   records: number;
   frames: number;
+  /** performance.now() of its first record, and whether a prompt hand-over is asked (handOverSoon). */
+  firstAt: number;
+  prompted: boolean;
 }
+
+/** A log is handed over promptly (handOverSoon) no sooner than this after its first record. */
+const PROMPT_MIN_AGE_MS = 20;
 
 
 export class CommitLogWriter {
@@ -237,17 +243,32 @@ export class CommitLogWriter {
     log.records++;
     log.frames += count;
     this.nextSeq += BigInt(count);
-    if (log.records === 1) this.armTimer(log);
+    if (log.records === 1) {
+      log.firstAt = performance.now();
+      this.armTimer(log);
+    }
     // Half full: claim the next log now, so that it is ready when this one is.
     if ((log.offset - HEADER_SIZE) * 2 >= log.size - HEADER_SIZE) this.refillSpare();
     return this.nextSeq - 1n;
   }
 
-  /** Hand the current log over now rather than at handoverMs (a write asked to be readable soon). */
+  /**
+   * Hand the current log over soon rather than at handoverMs (a write asked
+   * to be readable soon): once its first record is PROMPT_MIN_AGE_MS old, so
+   * that a flood of such writes turns logs over at most that often.
+   */
   handOverSoon(): void {
-    void this.enqueue(async () => {
-      if (this.current !== null && this.current.records > 0 && !this.closed) this.retire(this.current, 'time');
-    });
+    const log = this.current;
+    if (log === null || log.records === 0 || this.closed || log.prompted) return;
+    log.prompted = true;
+    const wait = Math.max(0, PROMPT_MIN_AGE_MS - (performance.now() - log.firstAt));
+    const retire = (): void => {
+      void this.enqueue(async () => {
+        if (this.current === log && !this.closed) this.retire(log, 'time');
+      });
+    };
+    if (wait === 0) retire();
+    else setTimeout(retire, wait).unref();
   }
 
   /** The append to `log` failed: cut its record off, retire the log, and say what the caller may answer. */
@@ -288,7 +309,7 @@ export class CommitLogWriter {
       firstSeq: this.nextSeq,
       openedAt: Date.now(),
     });
-    this.current = { ...claimed, generation, header, offset: HEADER_SIZE, records: 0, frames: 0 };
+    this.current = { ...claimed, generation, header, offset: HEADER_SIZE, records: 0, frames: 0, firstAt: 0, prompted: false };
     return this.current;
   }
 
