@@ -332,10 +332,11 @@ function opEntryValid(payload: Buffer, p: number, ksLen: number, keyLen: number,
   if (op < OP_INCREMENT || op > OP_CREATE_KEYSPACE) return false;
   if (ksLen === 0 || (isKeyspaceOp(op) ? keyLen !== 0 : keyLen === 0)) return false;
   if (sizes !== undefined && (ksLen > sizes.keyspaceSize || keyLen > sizes.keySize)) return false;
-  const value = payload.readBigInt64LE(p + 1);
-  if (op === OP_CREATE_KEYSPACE) return value >= 1n && value <= 4n;
-  if (op >= OP_DELETE_KEY && value !== 0n) return false;
-  return true;
+  if (op < OP_DELETE_KEY) return true; // increments and sets take any value (read without a BigInt: every entry passes here)
+  const lo = payload.readUInt32LE(p + 1);
+  const hi = payload.readUInt32LE(p + 5);
+  if (op === OP_CREATE_KEYSPACE) return hi === 0 && lo >= 1 && lo <= 4;
+  return lo === 0 && hi === 0;
 }
 
 /**
