@@ -9,7 +9,7 @@
 
 import net from 'node:net';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument } from '../errors.js';
-import { CommitLogWriter } from '../commitlog/writer.js';
+import { CommitLogWriter, type Durability } from '../commitlog/writer.js';
 import { type FileOps, realFileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
@@ -20,6 +20,7 @@ import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
+import { commitTuningFromEnv } from './write/tuning.js';
 import { FlowControl, checkFlowBounds } from './write/flow.js';
 import { DEFAULT_LOG_SIZE, RECORD_BATCH } from '../commitlog/format.js';
 import { DEFAULT_MAX_PRODUCERS, DEFAULT_PRODUCER_EXPIRY_MS } from '../protocol/write-ops.js';
@@ -56,6 +57,8 @@ export interface WriterOptions {
   maxPendingFrames?: number;
   logger?: Logger;
   fileOps?: FileOps;
+  /** How an append becomes durable (CommitLogWriterOptions.durability); default COUNTD_COMMIT_DURABILITY, else dsync. */
+  durability?: Durability;
   /**
    * Cluster mode (lib/cluster/): called with the entries of each group commit
    * once they are durable in the commit log; the WINs wait until it resolves,
@@ -83,6 +86,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   const settings = checkOptions(options);
   const logger = options.logger ?? silentLogger;
   const trace = commitTraceFromEnv(logger);
+  const tuning = commitTuningFromEnv();
   const fileOps = trace !== null ? trace.timed(options.fileOps ?? realFileOps) : options.fileOps;
   const bounds = checkFlowBounds(options.backlogSoft, options.backlogHard, options.logSize ?? DEFAULT_LOG_SIZE);
   await removeStaleFlowRecords(options.dataDir.paths.root);
@@ -105,6 +109,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     ...(options.handoverMs !== undefined ? { handoverMs: options.handoverMs } : {}),
     ...(fileOps !== undefined ? { fileOps } : {}),
     ...(scan !== undefined ? { firstSeq: firstSequence(scan.maxToken) } : {}),
+    durability: options.durability ?? tuning.durability ?? 'dsync',
     logger,
   });
   try {
@@ -208,7 +213,7 @@ async function serve(
   replicating: boolean,
   producers: ProducerTable | null,
 ): Promise<WriterHandle> {
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow);
+  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, commitTuningFromEnv().inlineMax);
   flow.attach(() => log.handingOverBytes, () => groupCommit.resume());
   record.publish(flow.report());
   flow.start();

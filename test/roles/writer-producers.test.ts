@@ -152,15 +152,15 @@ describe('countd-write: idempotent producers (write protocol version 2)', functi
   it('a retry racing its original commit waits for it: duplicate once durable, written once', async () => {
     let release: (() => void) | undefined;
     let armed = false;
+    // The commit's write (O_DSYNC: durable when it returns) is held until released.
     const gated: FileOps = {
       ...realFileOps,
-      fdatasync: async (fd, inline) => {
+      pwritev: async (fd, buffers, position, inline) => {
         if (armed) {
-          // The first commit after arming is held until released.
           armed = false;
           await new Promise<void>((resolve) => (release = resolve));
         }
-        return realFileOps.fdatasync(fd, inline);
+        return realFileOps.pwritev(fd, buffers, position, inline);
       },
     };
     const r = await rig({ fileOps: gated });
@@ -196,16 +196,17 @@ describe('countd-write: idempotent producers (write protocol version 2)', functi
     let reached: (() => void) | undefined;
     const atSync = new Promise<void>((resolve) => (reached = resolve));
     let go: (() => void) | undefined;
+    // The commit's write fails with EIO once (the writer then cuts it off and answers ERR).
     const failing: FileOps = {
       ...realFileOps,
-      fdatasync: async (fd, inline) => {
+      pwritev: async (fd, buffers, position, inline) => {
         if (fail && !failed) {
           failed = true;
           reached!();
           await new Promise<void>((resolve) => (go = resolve));
           throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
         }
-        return realFileOps.fdatasync(fd, inline);
+        return realFileOps.pwritev(fd, buffers, position, inline);
       },
     };
     const r = await rig({ fileOps: failing });

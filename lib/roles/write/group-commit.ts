@@ -152,7 +152,7 @@ class Batch {
 
 const NO_APPEND: Promise<bigint | void> = Promise.resolve();
 /** Batches of at most this many connections are committed inline (see GroupCommit.inline). */
-const INLINE_MAX_MEMBERS = 4;
+export const INLINE_MAX_MEMBERS = 4;
 
 export class GroupCommit {
   private readonly log: CommitLogSink;
@@ -187,9 +187,12 @@ export class GroupCommit {
     if (typeof token === 'bigint') this.lastToken = token;
     this.done();
   };
+  private readonly inlineMax: number;
 
-  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null) {
+  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS) {
+    if (!Number.isSafeInteger(inlineMax) || inlineMax < 0) throw invalidArgument(`inlineMax must be a whole number, got ${String(inlineMax)}`);
     this.log = log;
+    this.inlineMax = inlineMax;
     this.flow = flow;
     this.sizes = sizes;
     this.logger = logger;
@@ -396,7 +399,7 @@ export class GroupCommit {
    * the overlap does.
    */
   private inline(b: Batch): boolean {
-    return b.members.length <= INLINE_MAX_MEMBERS;
+    return b.members.length <= this.inlineMax;
   }
 
   /** Send the WINs of the batch done() took apart. */
