@@ -11,10 +11,14 @@ export const SUBJECT_PREFIX = 'countd.p.';
 export const NODES_BUCKET = 'countd-nodes';
 /** KV bucket of the partition leases (ownership). */
 export const LEASES_BUCKET = 'countd-leases';
+/** Object Store bucket of the partition snapshots (snapshots.ts). */
+export const SNAPSHOTS_BUCKET = 'countd-snapshots';
 /** Headers of a partition message. */
 export const HDR_WRITER = 'Countd-Writer';
 export const HDR_SEQ = 'Countd-Seq';
 export const HDR_FRAMES = 'Countd-Frames';
+/** On a purge marker (no writer, no body): the partition's messages at or below this sequence may be purged (snapshots.ts). */
+export const HDR_FLOOR = 'Countd-Floor';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;

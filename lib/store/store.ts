@@ -17,6 +17,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { SETTINGS_VALUE_SIZE, TAG_MARK, Ties, encodeSettingsValue, prefixEnd, taggedName } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { applyBatch, type ApplyResult } from './apply.js';
+import { exportKeyspaces, type ExportItem } from './export.js';
 import { fitsInt64 } from './combine.js';
 import { IncrementBatch } from './increment-batch.js';
 import { checkRankIndex, createKeyspace, deleteKeyspace, rebuildRankIndex } from './maintenance.js';
@@ -36,6 +37,7 @@ import { aroundInView, countAtLeastInView, denseRankInView, iterateEntries, read
 export { IncrementBatch } from './increment-batch.js';
 export type { ApplyResult } from './apply.js';
 export type { Entry, KeyspaceTally } from './views.js';
+export type { ExportItem } from './export.js';
 
 export interface Mark {
   name: string;
@@ -297,6 +299,18 @@ export class Store {
     const name = this.keyspaceName(keyspace);
     const off = checkCount(options?.offset ?? 0, 'offset');
     yield* iterateEntries(this.state, name, off);
+  }
+
+  /**
+   * The keyspaces `select` accepts and the marks whose names start with
+   * `markPrefix`, all from ONE snapshot (export.ts): the marks first, then
+   * each keyspace and its entries in rank order, in chunks.
+   */
+  exportKeyspaces(select: (name: Buffer) => boolean, markPrefix: string): AsyncGenerator<ExportItem> {
+    this.state.checkOpen();
+    if (typeof select !== 'function') throw invalidArgument('exportKeyspaces needs a select function');
+    if (typeof markPrefix !== 'string' || markPrefix === '') throw invalidArgument('exportKeyspaces needs a non-empty mark prefix');
+    return exportKeyspaces(this.state, select, markPrefix);
   }
 
   /**

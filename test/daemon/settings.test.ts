@@ -34,6 +34,8 @@ const GIVEN: { [K in keyof DaemonSettings]: [string[], DaemonSettings[K]] } = {
   natsReplicas: [['1'], 1],
   maxProducers: [['500'], 500],
   producerExpiryMs: [['5000'], 5000],
+  natsSnapshotMs: [['5000'], 5000],
+  natsPurge: [['always'], 'always'],
   logFormat: [['json'], 'json'],
   keyspaceSize: [['64'], 64],
   keySize: [['32'], 32],
