@@ -14,7 +14,8 @@
 // - bigboard: --big-keys (10,000,000) distinct keys written once each into
 //   one keyspace, same client shape; end to end as above.
 // Redis: ZINCRBY with the same client shape; readable at once, so its end to
-// end is its acknowledged rate. Rewrites its section of BENCHMARKS.md.
+// end is its acknowledged rate. Ends with issue 14's targets, each with the
+// figure measured (the worst run's). Rewrites its section of BENCHMARKS.md.
 
 import os from 'node:os';
 import path from 'node:path';
@@ -71,7 +72,7 @@ function parseSettings(argv: string[]): Settings {
   if (values.help) {
     process.stdout.write(`Usage: npm run bench:e2e -- [options]   (npm run bench:bigboard = --phase bigboard)
 
-  --phase P            light | sustained | bigboard (repeatable; default light and sustained)
+  --phase P            light | sustained | bigboard (repeatable; default all three)
   --seconds N          length of the sustained load (default 60)
   --light-seconds N    length of the light-traffic probe (default 15)
   --keys N             keys of the sustained load (default 1000000)
@@ -85,7 +86,7 @@ function parseSettings(argv: string[]): Settings {
 `);
     process.exit(0);
   }
-  const phases = new Set(values.phase.length > 0 ? values.phase : ['light', 'sustained']);
+  const phases = new Set(values.phase.length > 0 ? values.phase : ['light', 'sustained', 'bigboard']);
   for (const p of phases) if (!['light', 'sustained', 'bigboard'].includes(p)) throw new Error(`unknown phase ${p}`);
   return {
     phases,
@@ -252,6 +253,26 @@ const range = (xs: number[], f: (x: number) => string): string => {
 const x = (n: number): string => `${n.toFixed(2)}x`;
 const secs = (ms: number): string => (ms / 1000).toFixed(2);
 
+/** Issue 14's targets, each with the worst run's figure and whether it is met. */
+function targetLines(light: LagStats[], sustained: Array<{ countd: CountdRun; redis?: RedisRun }>, board: Array<{ countd: CountdRun; redis?: RedisRun }>): string[] {
+  const out = ['Targets (issue 14; the worst run):', ''];
+  const verdict = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+  const ratio = (runs: Array<{ countd: CountdRun; redis?: RedisRun }>): number | undefined => {
+    const r = runs.flatMap((x) => (x.redis ? [x.countd.endToEnd / x.redis.perSecond] : []));
+    return r.length > 0 ? Math.min(...r) : undefined;
+  };
+  const s = ratio(sustained);
+  if (s !== undefined) out.push(`- sustained end to end ≥ 1.5x Redis always: ${x(s)} (${verdict(s >= 1.5)})`);
+  const lags = sustained.flatMap((r) => (r.countd.lag ? [r.countd.lag.p99] : []));
+  if (lags.length > 0) out.push(`- sustained write-to-readable lag p99 ≤ 2 s: ${secs(Math.max(...lags))} s (${verdict(Math.max(...lags) <= 2000)})`);
+  if (light.length > 0) out.push(`- light traffic lag p99 ≤ 1.2 s: ${secs(Math.max(...light.map((l) => l.p99)))} s (${verdict(Math.max(...light.map((l) => l.p99)) <= 1200)})`);
+  const b = ratio(board);
+  if (b !== undefined) out.push(`- bigboard (distinct keys, one keyspace) end to end ≥ 1.0x Redis always: ${x(b)} (${verdict(b >= 1)})`);
+  const peaks = [...sustained, ...board].map((r) => r.countd.peakSum);
+  if (peaks.length > 0) out.push(`- peak RSS of all countd processes ≤ 512 MiB through the loads: ${mib(Math.max(...peaks))} MiB (${verdict(Math.max(...peaks) <= 512 * 1024 * 1024)})`);
+  return out.length > 2 ? out : [];
+}
+
 async function main(): Promise<void> {
   const s = parseSettings(process.argv.slice(2));
   const redisBinary = s.redis ? findRedisServer() : undefined;
@@ -308,6 +329,7 @@ async function main(): Promise<void> {
   };
   if (sustained.length > 0) lines.push(row(`sustained, ${s.seconds} s, ${s.keys.toLocaleString('en-US')} keys over ${s.keyspaces} keyspaces`, sustained));
   if (board.length > 0) lines.push(row(`${s.bigKeys.toLocaleString('en-US')} distinct keys, one keyspace`, board));
+  lines.push('', ...targetLines(light, sustained, board));
   const unverified = [...sustained, ...board].filter((r) => !r.countd.verified).length;
   lines.push('', `Every countd run was verified (every count read back, or the keyspace's size): ${unverified === 0 ? 'yes' : `NO, ${unverified} run(s) failed`}.`);
   lines.push('', 'Method: 50 connections × 16 frames in flight, one client process on the same machine. End to end = acknowledged increments / time from the start of the load until every one is readable (a sentinel increment written after the load is visible and no commit log is dirty). The lag probe writes one increment every 250 ms on its own connection and polls the read port every 10 ms until it is visible. Peak RSS = the largest sum of VmRSS over the supervisor and its children, sampled every 100 ms. Redis: `appendfsync always`, ZINCRBY, same keys; readable at once.');

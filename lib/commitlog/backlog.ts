@@ -21,11 +21,13 @@ export interface Backlog {
   bytes: number;
   /** Dirty logs. */
   logs: number;
+  /** Each dirty log's bytes, by index (how fast they leave: roles/write/flow-drain.ts). */
+  dirty: Map<number, number>;
 }
 
 /** Scan the pool in `dir` for its dirty logs; a missing directory is an empty pool. */
 export async function scanBacklog(dir: string, ops: FileOps = realFileOps): Promise<Backlog> {
-  const backlog: Backlog = { bytes: 0, logs: 0 };
+  const backlog: Backlog = { bytes: 0, logs: 0, dirty: new Map() };
   let names: string[];
   try {
     names = await ops.readdir(dir);
@@ -41,6 +43,7 @@ export async function scanBacklog(dir: string, ops: FileOps = realFileOps): Prom
       if ((st.mode & 0o7777) !== MODE_DIRTY) continue;
       backlog.bytes += st.size;
       backlog.logs++;
+      backlog.dirty.set(p.index, st.size);
     } catch (err) {
       // Gone since the readdir: nothing to count.
       if (errnoCode(err) !== 'ENOENT') throw translateFsError(err, `scan commit-log pool ${dir}`);

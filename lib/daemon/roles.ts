@@ -28,7 +28,7 @@ export interface RunningRole {
 function writerOptions(s: DaemonSettings) {
   // Idempotent producers need the database's state through the read port; cluster mode speaks no version 2 (docs/cluster.md).
   const producers = s.readPort === undefined || s.readPort === 0 || s.nats !== undefined ? undefined : { readHost: connectableHost(s.listen), readPort: s.readPort, ...defined({ maxProducers: s.maxProducers, expiryMs: s.producerExpiryMs }) };
-  return defined({ listen: s.listen, port: s.writePort, logSize: s.logSize, handoverMs: s.handoverMs, backlogSoft: s.backlogSoft, backlogHard: s.backlogHard, maxConnections: s.maxConnections, idleTimeoutMs: s.idleTimeoutMs, producers });
+  return defined({ listen: s.listen, port: s.writePort, logSize: s.logSize, handoverMs: s.handoverMs, backlogSoft: s.backlogSoft, backlogHard: s.backlogHard, backlogMs: s.backlogMs, maxConnections: s.maxConnections, idleTimeoutMs: s.idleTimeoutMs, producers });
 }
 
 /** What the reader takes of the settings (undefined: the reader's own default). */

@@ -51,6 +51,8 @@ export interface DaemonSettings {
   /** Flow control (lib/roles/write/flow.ts): unapplied backlog bytes past which WINs slow down, and at which reading stops. */
   backlogSoft: number | undefined;
   backlogHard: number | undefined;
+  /** Flow control's time bound: the hard bound in ms of applying at the measured drain rate (0: bytes only). */
+  backlogMs: number | undefined;
   /** Largest page length a read request may ask for. */
   pageLimit: number | undefined;
   /** Most client connections per port. */
@@ -191,6 +193,17 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
       describe:
         "flow control: at this many bytes of unapplied commit logs the writer stops reading until the worker catches up (default 128MiB or twice --backlog-soft; above it); the pool's disk is at most this plus 2 logs per writer",
       coerce: sizeParser('--backlog-hard', 1, Number.MAX_SAFE_INTEGER),
+    },
+    programs: { start: true, write: true },
+    fallback: () => undefined,
+  },
+  backlogMs: {
+    flag: 'backlog-ms',
+    option: {
+      type: 'string',
+      describe:
+        'flow control: the writer stops at this many ms of unapplied commit logs at the rate the worker drains them, and slows acknowledgements past half of it, within --backlog-soft/--backlog-hard (default 1000; 0: the byte bounds only)',
+      coerce: intParser('--backlog-ms', 0, 3_600_000),
     },
     programs: { start: true, write: true },
     fallback: () => undefined,

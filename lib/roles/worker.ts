@@ -73,9 +73,9 @@ import type { HealthReport } from '../protocol/read-response.js';
 import { ApplyHealth, afterFailedApply, type Recovery } from './work/apply-health.js';
 import { BatchPacer, DEFAULT_BATCH_TARGET_MS, heapUnderPressure } from './work/batch-pacer.js';
 import { LogSummer } from './work/log-summer.js';
+import { type ClaimedLog, type Prepared, emptyPrepared, takeOutcomes } from './work/prepared.js';
 import { appliedMarkName } from '../store/marks.js';
 import { ProducerMarks } from './work/producer-marks.js';
-import type { LogOutcome } from './work/summer-protocol.js';
 import type { Store } from '../store/store.js';
 
 export interface WorkerOptions {
@@ -177,31 +177,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   return { close: () => worker.close(), drained: () => worker.drained(), health: () => worker.health.report() };
 }
 
-type ClaimedLog = Awaited<ReturnType<CommitLogPool['claimDirty']>>[number];
-
-/** Claimed logs read and summed, ready for one store.apply(). */
-interface Prepared {
-  started: bigint;
-  /** The claimed logs that could be read: released clean after the apply. */
-  claimed: ClaimedLog[];
-  /** Set once every log is summed (LogSummer#finish). */
-  batch: IncrementBatch | undefined;
-  /** Distinct keys summed so far. */
-  keys: number;
-  marks: Array<{ name: string; value: Buffer }>;
-  toApply: ClaimedLog[];
-  /** Already applied (mark = generation): released clean (or quarantined), nothing applied. */
-  alreadyApplied: ClaimedLog[];
-  /** Indexes of the logs whose header cannot be verified: released quarantined, not clean. */
-  quarantine: Set<number>;
-  /** Frames of `frames` salvaged from such logs. */
-  salvagedFrames: number;
-  /** Logs that could not be read (already released dirty). */
-  unreadable: number;
-  /** Logs claimed but not summed: the batch was full (released dirty for the next one). */
-  deferred: number;
-  frames: number;
-}
+type Sizes = DataDir['sizes'];
 
 class Worker {
   countsElsewhere = false;
@@ -224,7 +200,7 @@ class Worker {
   constructor(
     readonly pool: CommitLogPool,
     readonly store: Store,
-    readonly sizes: DataDir['sizes'],
+    readonly sizes: Sizes,
     readonly logger: Logger,
     readonly pollMs: number,
     readonly maxLogs: number,
@@ -339,6 +315,8 @@ class Worker {
     await settleAll();
   }
 
+
+
   /** Nothing more to claim: refresh the backlog gauge and wake drained() waiters if no dirty log is left. */
   async #idle(): Promise<void> {
     const now = Date.now();
@@ -434,20 +412,7 @@ class Worker {
    * `claimed` is released dirty and the error thrown.
    */
   async #prepare(claimed: ClaimedLog[], maxKeys: number, into?: Prepared): Promise<Prepared> {
-    const p: Prepared = into ?? {
-      started: process.hrtime.bigint(),
-      claimed: [],
-      batch: undefined,
-      keys: 0,
-      marks: [],
-      toApply: [],
-      alreadyApplied: [],
-      quarantine: new Set(),
-      salvagedFrames: 0,
-      unreadable: 0,
-      deferred: 0,
-      frames: 0,
-    };
+    const p = into ?? emptyPrepared();
     const unreadable: ClaimedLog[] = [];
     const deferred: ClaimedLog[] = [];
     try {
@@ -462,44 +427,8 @@ class Worker {
         maxKeys,
       );
       p.keys = summed.keys;
-      const byIndex = new Map(claimed.map((log) => [log.index, log]));
-      for (const outcome of summed.logs) {
-        const log = byIndex.get(outcome.index)!;
-        if (outcome.status === 'deferred') {
-          // The batch is full: back to dirty, for the next batch.
-          deferred.push(log);
-          continue;
-        }
-        if (outcome.status === 'unreadable') {
-          this.logger.error('cannot read commit log; will retry', { log: log.index, error: outcome.error });
-          unreadable.push(log);
-          continue;
-        }
-        p.claimed.push(log);
-        for (const problem of outcome.problems) {
-          this.logger.warn('commit log damaged; dropping bytes', {
-            log: log.index,
-            offset: problem.offset,
-            bytesDropped: problem.bytesDropped,
-            reason: problem.reason,
-          });
-        }
-        if (outcome.status === 'quarantine') {
-          this.#salvage(p, log, outcome);
-        } else if (outcome.status === 'empty') {
-          this.logger.warn('dirty commit log is all zero: nothing to apply; releasing it clean', { log: log.index });
-          p.alreadyApplied.push(log);
-        } else if (outcome.status === 'already-applied') {
-          // Case 3 of the comment above: applied, then killed before release.
-          this.logger.info('commit log already applied; releasing it', { log: log.index, generation: outcome.generation });
-          p.alreadyApplied.push(log);
-        } else {
-          if (!outcome.sealed) this.logger.debug('applying an unsealed commit log', { log: log.index });
-          p.frames += outcome.frames;
-          this.producers.addLog(p.marks, log.index, outcome);
-          p.toApply.push(log);
-        }
-      }
+      takeOutcomes(p, claimed, summed.logs, this.logger, { unreadable, deferred });
+      this.producers.noteOutcomes(p.marks, summed.logs);
     } catch (err) {
       await this.#releaseAll(claimed, 'dirty');
       throw err;
@@ -510,28 +439,7 @@ class Worker {
     return p;
   }
 
-  /** A log whose header cannot be verified: to be quarantined after the apply, its salvaged records (if any) applied with it. */
-  #salvage(p: Prepared, log: ClaimedLog, outcome: LogOutcome): void {
-    p.quarantine.add(log.index);
-    this.logger.error('commit log header cannot be verified; salvaging its records and quarantining it', {
-      log: log.index,
-      salvage: outcome.salvage,
-      generation: outcome.generation ?? undefined,
-      from: outcome.salvageFrom,
-      records: outcome.records,
-      frames: outcome.frames,
-    });
-    if (outcome.salvage !== 'apply') {
-      p.alreadyApplied.push(log);
-      return;
-    }
-    p.frames += outcome.frames;
-    p.salvagedFrames += outcome.frames;
-    this.producers.addLog(p.marks, log.index, outcome);
-    p.toApply.push(log);
-  }
-
-  /** ONE store.apply() for the prepared logs, then release them clean (quarantined: see #salvage). On failure they are released dirty. */
+  /** ONE store.apply() for the prepared logs, then release them clean (quarantined: see work/prepared.ts). On failure they are released dirty. */
   async #commit(p: Prepared): Promise<void> {
     if (p.marks.length > 0) {
       try {

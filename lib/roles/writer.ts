@@ -21,7 +21,7 @@ import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 import { commitTuningFromEnv } from './write/tuning.js';
-import { FlowControl, checkFlowBounds } from './write/flow.js';
+import { FlowControl, checkBacklogSeconds, checkFlowBounds } from './write/flow.js';
 import { DEFAULT_LOG_SIZE, RECORD_BATCH } from '../commitlog/format.js';
 import { DEFAULT_MAX_PRODUCERS, DEFAULT_PRODUCER_EXPIRY_MS } from '../protocol/write-ops.js';
 import { FlowRecordWriter, removeStaleFlowRecords } from './write/flow-record.js';
@@ -49,6 +49,8 @@ export interface WriterOptions {
   /** Flow control (write/flow.ts): backlog bytes at which WINs slow down, and at which reading stops. */
   backlogSoft?: number;
   backlogHard?: number;
+  /** Flow control's time bound (write/flow-bounds.ts timedBounds): ms of applying at the measured drain rate; 0: bytes only. Default 1,000. */
+  backlogMs?: number;
   /** Open connections allowed; beyond it new sockets are closed at once. Default 10000. */
   maxConnections?: number;
   /** A connection with no traffic and nothing pending is closed after this long; 0 = never. Default 300000. */
@@ -97,6 +99,8 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   const flow = new FlowControl({
     dir: options.dataDir.paths.commitlog,
     bounds,
+    seconds: checkBacklogSeconds(options.backlogMs === undefined ? undefined : options.backlogMs / 1000),
+    logSize: options.logSize ?? DEFAULT_LOG_SIZE,
     ...(options.fileOps !== undefined ? { ops: options.fileOps } : {}),
     logger,
     changed: (r) => record.publish(r),

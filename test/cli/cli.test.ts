@@ -443,7 +443,10 @@ describe('countd CLI', function () {
       const child = await childOf(first.proc.pid!);
       const argv = (await fsp.readFile(`/proc/${child}/cmdline`, 'utf8')).split('\0');
       assert.deepEqual(argv.filter((a) => a.startsWith('--max-old-space-size')), [expected]);
-      assert.match(await fsp.readFile(`/proc/${child}/environ`, 'utf8'), /(^|\0)MALLOC_ARENA_MAX=2\0/);
+      const environ = await fsp.readFile(`/proc/${child}/environ`, 'utf8');
+      assert.match(environ, /(^|\0)MALLOC_ARENA_MAX=2\0/);
+      assert.match(environ, /(^|\0)MALLOC_MMAP_THRESHOLD_=65536\0/);
+      assert.match(environ, /(^|\0)MALLOC_TRIM_THRESHOLD_=1048576\0/);
       first.proc.kill('SIGTERM');
       assert.deepEqual(await first.exited, { code: 0, signal: null }, first.out.stderr);
       assert.ok(!alive(child), 'the child exited with countd-worker');

@@ -24,6 +24,7 @@ const GIVEN: { [K in keyof DaemonSettings]: [string[], DaemonSettings[K]] } = {
   handoverMs: [['250'], 250],
   backlogSoft: [['8MiB'], 8 * 1024 * 1024],
   backlogHard: [['16MiB'], 16 * 1024 * 1024],
+  backlogMs: [['500'], 500],
   pageLimit: [['500'], 500],
   maxConnections: [['77'], 77],
   idleTimeoutMs: [['9000'], 9000],

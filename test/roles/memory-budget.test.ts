@@ -3,6 +3,8 @@
 
 import assert from 'node:assert/strict';
 import {
+  STORE_MALLOC_ENV,
+  withStoreMallocArenas,
   DEFAULT_STORE_CHILD_SETTINGS,
   DEFAULT_STORE_MEMORY,
   HEAP_BYTES_PER_KEY,
@@ -90,5 +92,16 @@ describe('sizes', () => {
     assert.equal(formatSize(768 * MiB), '768 MiB');
     assert.equal(formatSize(1536 * MiB), '1.5 GiB');
     assert.equal(formatSize(100), '100 bytes');
+  });
+});
+
+describe('the store child\'s malloc settings', () => {
+  it('sets each glibc setting the environment leaves unset, and keeps those it sets', () => {
+    const env = withStoreMallocArenas({ PATH: '/bin', MALLOC_ARENA_MAX: '4' });
+    assert.equal(env.PATH, '/bin');
+    assert.equal(env.MALLOC_ARENA_MAX, '4');
+    assert.equal(env.MALLOC_MMAP_THRESHOLD_, STORE_MALLOC_ENV.MALLOC_MMAP_THRESHOLD_);
+    assert.equal(env.MALLOC_TRIM_THRESHOLD_, '1048576');
+    assert.deepEqual(withStoreMallocArenas({}), { ...STORE_MALLOC_ENV });
   });
 });

@@ -121,7 +121,9 @@ describe('Store count cache', () => {
       if (cache.admitting) probes++;
     }
     assert.equal(probes, 2, 'one apply in 8 admits again');
-    cache.noteLookups(100, 1000);
+    cache.noteLookups(200, 1000);
+    assert.equal(cache.admitting, false, 'hits under 30% do not pay for admitting');
+    cache.noteLookups(300, 1000);
     assert.equal(cache.admitting, true, 'hits turn admission back on');
   });
 

@@ -105,6 +105,8 @@ function formatFlow(f: FlowRecord): string {
   const stalls = (t: { count: number; seconds: number }): string => `${t.count} (${t.seconds.toFixed(1)} s)`;
   return (
     `${state} since ${new Date(f.since).toISOString()}; soft ${formatSize(f.soft)}, hard ${formatSize(f.hard)}; ` +
+    (f.inForce === undefined ? '' : `in force (--backlog-ms) soft ${formatSize(f.inForce.soft)}, hard ${formatSize(f.inForce.hard)}; `) +
+    (f.drainRate === undefined ? '' : `drained at ${formatSize(f.drainRate)}/s; `) +
     `delayed ${stalls(f.delayed)}, stopped ${stalls(f.stopped)} (writer pid ${f.pid})`
   );
 }

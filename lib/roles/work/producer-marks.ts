@@ -22,8 +22,6 @@ import { collectProducerRuns, type ProducerRun } from '../../commitlog/producer-
 import type { LogRecord } from '../../commitlog/reader.js';
 import type { LogDescription, LogOutcome, LogProducer } from './summer-protocol.js';
 import {
-  appliedMarkName,
-  encodeAppliedMark,
   APPLIED_TOKEN_MARK,
   PRODUCER_MARK_PREFIX,
   decodeProducerMark,
@@ -69,10 +67,11 @@ export class ProducerMarks {
     this.#lastSweep = Date.now();
   }
 
-  /** Log `index` is applied in the batch whose marks are `marks`: its applied mark, and its description for withProducerMarks. */
-  addLog(marks: Mark[], index: number, outcome: LogOutcome): void {
-    marks.push({ name: appliedMarkName(index), value: encodeAppliedMark(BigInt(outcome.generation!)) });
-    this.#note(marks, outcome.description);
+  /** The summing thread's outcomes of logs of the batch whose marks are `marks`: those applied are noted for withProducerMarks. */
+  noteOutcomes(marks: Mark[], outcomes: readonly LogOutcome[]): void {
+    for (const o of outcomes) {
+      if (o.status === 'apply' || (o.status === 'quarantine' && o.salvage === 'apply')) this.#note(marks, o.description);
+    }
   }
 
   #note(marks: Mark[], description: LogDescription | undefined): void {

@@ -19,6 +19,46 @@ export const RATE_SPAN = 64;
 export interface FlowBounds {
   soft: number;
   hard: number;
+  /** Bytes per second admitted at the soft bound (delayedRate); hard - soft when absent. */
+  rate?: number;
+}
+
+/**
+ * Default --backlog-ms, in seconds: the hard bound in seconds of applying
+ * at the drain rate measured (flow-drain.ts), the soft bound half of it; the
+ * byte bounds still cap both. 0 turns it off (bytes only).
+ */
+export const DEFAULT_BACKLOG_SECONDS = 1;
+/**
+ * Least logs of the bounds in time. While the worker applies one log the
+ * writer fills the next and a third may be handed over: with fewer, every
+ * hand-over would delay or stop the writer even though the worker keeps up
+ * (measured: soft at one log and hard at two cut acknowledgements 3x).
+ */
+export const MIN_TIMED_SOFT_LOGS = 2;
+export const MIN_TIMED_HARD_LOGS = 3;
+
+/**
+ * The bounds in force: the byte bounds, or, once a drain rate is measured
+ * and `seconds` > 0, `seconds` of draining (hard) and half of it (soft),
+ * within the byte bounds and never under MIN_TIMED_*_LOGS logs; at the
+ * soft bound the writer is then slowed to the drain rate (not to hard -
+ * soft per second, which at a few logs would be far below it).
+ */
+export function timedBounds(bytes: FlowBounds, seconds: number, drainRate: number | undefined, logSize: number): FlowBounds {
+  if (!(seconds > 0) || drainRate === undefined) return bytes;
+  const hard = Math.min(bytes.hard, Math.max(MIN_TIMED_HARD_LOGS * logSize, Math.floor(drainRate * seconds)));
+  const soft = Math.min(bytes.soft, Math.max(MIN_TIMED_SOFT_LOGS * logSize, Math.floor(hard / 2)));
+  if (soft === bytes.soft && hard === bytes.hard) return bytes;
+  const h = Math.max(hard, soft + logSize);
+  return { soft, hard: h, rate: Math.max(h - soft, drainRate) };
+}
+
+/** --backlog-seconds: a finite number, 0 (off) to 3600. */
+export function checkBacklogSeconds(seconds: number | undefined): number {
+  if (seconds === undefined) return DEFAULT_BACKLOG_SECONDS;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > 3600) throw invalidArgument(`backlog seconds must be a number from 0 to 3600, got ${String(seconds)}`);
+  return seconds;
 }
 
 /**
@@ -39,12 +79,12 @@ export function checkFlowBounds(soft: number | undefined, hard: number | undefin
   return { soft: s, hard: h };
 }
 
-/** Bytes per second admitted at `backlog`: Infinity below soft, (hard - soft) at soft, falling geometrically to (hard - soft) / RATE_SPAN at hard. */
+/** Bytes per second admitted at `backlog`: Infinity below soft, b.rate (default hard - soft) at soft, falling geometrically to (hard - soft) / RATE_SPAN at hard. */
 export function delayedRate(backlog: number, b: FlowBounds): number {
   if (backlog < b.soft) return Infinity;
   const gap = b.hard - b.soft;
   const f = Math.min(1, (backlog - b.soft) / gap);
-  return gap * RATE_SPAN ** -f;
+  return (b.rate ?? gap) * RATE_SPAN ** -f;
 }
 
 /** How long the WINs of a batch of `batchBytes` are held at `backlog`, in ms (0 below soft). */

@@ -22,12 +22,13 @@
 
 import { type Backlog, scanBacklog } from '../../commitlog/backlog.js';
 import type { FileOps } from '../../commitlog/fileops.js';
-import { type FlowBounds, FLOW_POLL_MS, ackDelayMs } from './flow-bounds.js';
+import { type FlowBounds, FLOW_POLL_MS, ackDelayMs, timedBounds } from './flow-bounds.js';
+import { DrainMeter } from './flow-drain.js';
 import { metrics } from '../../metrics.js';
 import type { Logger } from '../../util/log.js';
 
 export type { FlowBounds } from './flow-bounds.js';
-export { checkFlowBounds } from './flow-bounds.js';
+export { checkBacklogSeconds, checkFlowBounds } from './flow-bounds.js';
 export type FlowState = 'normal' | 'delayed' | 'stopped';
 
 export interface StallTotals {
@@ -42,8 +43,13 @@ export interface FlowReport {
   /** Unix ms at which the state began. */
   since: number;
   backlogBytes: number;
+  /** The byte bounds (the settings). */
   soft: number;
   hard: number;
+  /** The bounds in force (--backlog-ms: in time of the drain rate measured), when they differ from soft and hard. */
+  inForce?: FlowBounds;
+  /** Bytes per second the pool drains while it holds a backlog, once measured. */
+  drainRate?: number;
   delayed: StallTotals;
   stopped: StallTotals;
 }
@@ -51,6 +57,10 @@ export interface FlowReport {
 export interface FlowControlOptions {
   dir: string;
   bounds: FlowBounds;
+  /** --backlog-seconds (flow-bounds.ts timedBounds); 0 or absent: the byte bounds alone. */
+  seconds?: number;
+  /** Bytes of one commit log (the least the timed bounds go down to). */
+  logSize?: number;
   ops?: FileOps;
   logger: Logger;
   pollMs?: number;
@@ -59,7 +69,11 @@ export interface FlowControlOptions {
 }
 
 export class FlowControl {
+  /** The byte bounds (the settings); `current` is what is in force. */
   readonly bounds: FlowBounds;
+  private readonly seconds: number;
+  private readonly logSize: number;
+  private readonly drain = new DrainMeter();
   private readonly dir: string;
   private readonly ops: FileOps | undefined;
   private readonly logger: Logger;
@@ -78,6 +92,8 @@ export class FlowControl {
 
   constructor(o: FlowControlOptions) {
     this.bounds = o.bounds;
+    this.seconds = o.seconds ?? 0;
+    this.logSize = o.logSize ?? 0;
     this.dir = o.dir;
     this.ops = o.ops;
     this.logger = o.logger;
@@ -114,6 +130,16 @@ export class FlowControl {
     return this.stateNow === 'stopped';
   }
 
+  /** The bounds in force: in seconds of the measured drain rate when set, within the byte bounds. */
+  get current(): FlowBounds {
+    return timedBounds(this.bounds, this.seconds, this.drain.rate, this.logSize);
+  }
+
+  /** Bytes per second the pool drained while it held a backlog (undefined until measured). */
+  get drainRate(): number | undefined {
+    return this.drain.rate;
+  }
+
   /** The backlog as last seen: dirty logs of the pool plus this writer's hand-overs. */
   get backlog(): number {
     return this.scanned + this.pending();
@@ -121,7 +147,7 @@ export class FlowControl {
 
   /** How long to hold the WINs of a batch of `bytes` just made durable. */
   delayMs(bytes: number): number {
-    const ms = ackDelayMs(bytes, this.backlog, this.bounds);
+    const ms = ackDelayMs(bytes, this.backlog, this.current);
     if (ms > 0) metrics.flowDelaySeconds.inc(ms / 1000);
     return ms;
   }
@@ -140,10 +166,10 @@ export class FlowControl {
     try {
       for (;;) {
         const fresh = await this.scan();
-        if (fresh !== null && this.backlog + size <= this.bounds.hard) break;
+        if (fresh !== null && this.backlog + size <= this.current.hard) break;
         if (this.stateNow !== 'stopped') {
           this.setState('stopped');
-          this.logger.warn('backlog at the hard bound: writes stop until the worker catches up', { backlogBytes: this.backlog, hard: this.bounds.hard });
+          this.logger.warn('backlog at the hard bound: writes stop until the worker catches up', { backlogBytes: this.backlog, hard: this.current.hard });
         }
         await new Promise((resolve) => setTimeout(resolve, this.pollMs));
       }
@@ -158,7 +184,19 @@ export class FlowControl {
       count: this.totals[s].count,
       seconds: this.totals[s].seconds + (this.stateNow === s ? (now - this.sinceMs) / 1000 : 0),
     });
-    return { state: this.stateNow, since: this.sinceMs, backlogBytes: this.backlog, ...this.bounds, delayed: current('delayed'), stopped: current('stopped') };
+    const inForce = this.current;
+    const differs = inForce.soft !== this.bounds.soft || inForce.hard !== this.bounds.hard;
+    const rate = this.drain.rate;
+    return {
+      state: this.stateNow,
+      since: this.sinceMs,
+      backlogBytes: this.backlog,
+      ...this.bounds,
+      ...(differs ? { inForce } : {}),
+      ...(rate !== undefined ? { drainRate: Math.round(rate) } : {}),
+      delayed: current('delayed'),
+      stopped: current('stopped'),
+    };
   }
 
   // ---- internals ----------------------------------------------------------------
@@ -174,6 +212,7 @@ export class FlowControl {
       .then(
         (b) => {
           this.scanned = b.bytes;
+          this.drain.observe(performance.now(), b.dirty);
           metrics.backlogBytes.set(this.backlog);
           return b;
         },
@@ -188,7 +227,7 @@ export class FlowControl {
 
   /** The state the backlog calls for, outside an admission. */
   private settle(): void {
-    this.setState(this.backlog >= this.bounds.soft ? 'delayed' : 'normal');
+    this.setState(this.backlog >= this.current.soft ? 'delayed' : 'normal');
   }
 
   private setState(next: FlowState): void {
