@@ -46,6 +46,14 @@ export const ErrorCodes = {
   READ_ONLY: 'COUNTD_READ_ONLY',
   /** Cluster mode: NATS JetStream did not accept or answer in time (the write was not acknowledged). */
   CLUSTER: 'COUNTD_CLUSTER',
+  /** Idempotent producers (docs/write-protocol-extensions.md, version 2): a newer epoch of this producer id writes; this instance is fenced. */
+  FENCED: 'COUNTD_FENCED',
+  /** Idempotent producers: the sequence number is neither the next one nor one already made durable (a gap). */
+  OUT_OF_SEQUENCE: 'COUNTD_OUT_OF_SEQUENCE',
+  /** Idempotent producers: the writer tracks its maximum of producers (--max-producers) and none has expired. */
+  PRODUCER_LIMIT: 'COUNTD_PRODUCER_LIMIT',
+  /** A read waiting for a token (read-your-writes) timed out before that position was applied. */
+  TOKEN_TIMEOUT: 'COUNTD_TOKEN_TIMEOUT',
   /** The process may not open commit logs whatever their mode bits: not root, no CAP_DAC_OVERRIDE. */
   PERMISSION: 'COUNTD_PERMISSION',
 } as const;

@@ -12,6 +12,10 @@ export {
   type Name,
   type PeriodOption,
   type RankedEntry,
+  type ProducerOptions,
+  type ReadAfter,
+  type WriteAck,
+  type WriteOptions,
 } from './client/client.js';
 export { CountdError, ErrorCodes, isCountdError, type ErrorCode } from './errors.js';
 export { DEFAULT_FIELD_SIZES, type FieldSizes } from './protocol/fields.js';

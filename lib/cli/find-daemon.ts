@@ -10,7 +10,7 @@ import { readMeta } from '../datadir/meta.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes } from '../protocol/fields.js';
 import { DEFAULT_HOST } from '../protocol/ports.js';
-import { Client, connectableHost } from '../client/client.js';
+import { Client, connectableHost, type ProducerOptions } from '../client/client.js';
 import { type CommonArgs, type DaemonAddress, type DaemonArgs, daemonAddressOf, dataDirOf } from './options.js';
 
 export interface DaemonTarget {
@@ -54,9 +54,11 @@ export async function requireDaemon(dataDir: string, address: DaemonAddress, whi
 }
 
 /** Run `body` with a client of the running daemon's write port, closed afterwards (the write commands). */
-export async function withWriteClient(argv: CommonArgs & DaemonArgs, body: (client: Client) => Promise<void>): Promise<void> {
+export async function withWriteClient(argv: CommonArgs & DaemonArgs, body: (client: Client) => Promise<void>, options: { read?: boolean; producer?: ProducerOptions } = {}): Promise<void> {
   const daemon = await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'write');
-  const client = new Client({ host: daemon.host, writePort: daemon.port, ...daemon.sizes });
+  // A visible write waits on the read port for its token.
+  const read = options.read === true ? await requireDaemon(dataDirOf(argv), daemonAddressOf(argv), 'read') : undefined;
+  const client = new Client({ host: daemon.host, writePort: daemon.port, ...(read && { readPort: read.port }), ...daemon.sizes, ...(options.producer && { producer: options.producer }) });
   try {
     await body(client);
   } finally {

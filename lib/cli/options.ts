@@ -31,6 +31,24 @@ export const daemonOptions: Record<string, Options> = {
   'read-port': { type: 'string', describe: 'read port of the daemon (default: from daemon.json)', coerce: port('--read-port') },
 };
 
+/** `countd write`: an idempotent producer's write (docs/write-protocol-extensions.md, version 2) and read-your-writes. */
+export const producerWriteOptions: Record<string, Options> = {
+  producer: { type: 'string', describe: 'write as idempotent producer ID (1 to 2^64-1): a repeat of the same --producer/--epoch/--seq applies nothing (needs --seq)', coerce: bigintParser('--producer', 1n, UINT64_MAX) },
+  epoch: { type: 'string', describe: "the producer's epoch (0 to 2^32-1; default 0): a higher one fences writes of lower ones", coerce: bigintParser('--epoch', 0n, 0xffff_ffffn) },
+  seq: { type: 'string', describe: "the write's sequence number within the producer's epoch (0 to 2^64-1)", coerce: bigintParser('--seq', 0n, UINT64_MAX) },
+  visible: { type: 'boolean', describe: 'exit once the write is readable (applied), not only durable', default: false },
+  timeout: { type: 'string', describe: 'with --visible: ms to wait for it to be readable (default 10000)', coerce: intParser('--timeout', 0, 3_600_000) },
+};
+
+/** producerWriteOptions. */
+export interface ProducerWriteArgs {
+  producer?: bigint;
+  epoch?: bigint;
+  seq?: bigint;
+  visible?: boolean;
+  timeout?: number;
+}
+
 export const jsonOption: Record<string, Options> = {
   json: { type: 'boolean', describe: 'one JSON object per line (counts as exact integers)', default: false },
 };
@@ -162,6 +180,9 @@ export function checkFlags(argv: Flags): true {
   }
   if (argv.merge === true && argv.replace === true) throw new UsageError('--merge and --replace exclude each other');
   if (argv.keep !== undefined && argv.window === undefined) throw new UsageError('--keep needs --window: only a windowed keyspace keeps periods');
+  if (argv.producer !== undefined && argv.seq === undefined) throw new UsageError('--producer needs --seq: the sequence number that makes a repeated write apply once');
+  if (argv.producer === undefined && (argv.seq !== undefined || argv.epoch !== undefined)) throw new UsageError(`${argv.seq !== undefined ? '--seq' : '--epoch'} needs --producer`);
+  if (argv.timeout !== undefined && argv.visible !== true) throw new UsageError('--timeout needs --visible');
   return true;
 }
 

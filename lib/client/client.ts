@@ -6,7 +6,11 @@
 //
 // An increment whose connection is lost before its reply rejects with
 // COUNTD_CONNECTION and is never retried: it may or may not have been
-// applied, and only the caller can decide whether to send it again.
+// applied, and only the caller can decide whether to send it again. Unless
+// the client is an idempotent producer (`producer` option, version 2 of the
+// extended write protocol): then every write carries (producer, epoch,
+// sequence), and the client sends it again by itself until it is answered
+// (producer-session.ts): applied exactly once.
 
 import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
@@ -14,14 +18,35 @@ import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes, INT64_MIN, checkFieldSizes, nameBytes } from '../protocol/fields.js';
 import { encodeFrame } from '../protocol/write-frame.js';
-import { OPERATOR_NAMES, Operator, TIES_NAMES, TiesRule, encodeHello, encodeOpFrame, type OperatorName, type TiesName, type WriteOpName } from '../protocol/write-ops.js';
+import { OPERATOR_NAMES, Operator, TIES_NAMES, TiesRule, WRITE_OPS_PRODUCERS, encodeHello, encodeOpFrame, type OperatorName, type TiesName, type WriteOpName } from '../protocol/write-ops.js';
 import { toInt64 } from '../protocol/write-frame.js';
 import { HealthReport, KeyspaceInfo, KeyspaceSettingsInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { MAX_AGO, toUint64 } from '../protocol/read-request.js';
 import { parseWindow, readWindow, windowLabel, type WindowSettings } from '../protocol/window-settings.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { ReadConnection } from './read-connection.js';
-import { WriteConnection } from './write-connection.js';
+import { WriteConnection, type WriteAck } from './write-connection.js';
+import { ProducerSession, type ProducerOptions } from './producer-session.js';
+
+export type { WriteAck, ProducerOptions };
+
+/** Options of a write (version 2 of the extended write protocol). */
+export interface WriteOptions {
+  /** Resolve only once the write is readable (applied): read-your-writes. */
+  visible?: boolean;
+  /** How long `visible` waits, in ms (default 10,000): then COUNTD_TOKEN_TIMEOUT (the write itself is durable). */
+  timeoutMs?: number;
+  /** A producer's write: this sequence number instead of the next one (later writes follow it). */
+  sequence?: bigint | number;
+}
+
+/** Options of a read that must see a write: its token, and how long to wait for it (default 10,000 ms). */
+export interface ReadAfter {
+  after?: bigint;
+  timeoutMs?: number;
+}
+
+const DEFAULT_VISIBLE_TIMEOUT_MS = 10_000;
 
 /** Entries per request when dump() and keyspaces() page through a whole list. */
 export const DEFAULT_DUMP_PAGE = 1000;
@@ -47,6 +72,12 @@ export interface ClientOptions {
   keySize?: number;
   /** Entries per request in dump() and keyspaces(). Default 1000 (the server's page limit is 10,000 by default). */
   pageSize?: number;
+  /**
+   * Write as an idempotent producer: every write is numbered and retried by
+   * the client until answered, and applied exactly once (needs countd
+   * 0.6.0's write protocol version 2).
+   */
+  producer?: ProducerOptions;
 }
 
 /** Where a rank or around answer starts: `rank` is the 0-based position of the first entry in rank order. */
@@ -113,6 +144,9 @@ export class Client {
   #resolved: Resolved | undefined;
   #resolving: Promise<Resolved> | undefined;
   #write: WriteConnection | undefined;
+  /** A version-2 connection for writes without a producer (visible, tokens). */
+  #write2: Promise<WriteConnection> | undefined;
+  #producer: ProducerSession | undefined;
   #read: ReadConnection | undefined;
   #closed = false;
 
@@ -135,6 +169,7 @@ export class Client {
     const pageSize = options.pageSize ?? DEFAULT_DUMP_PAGE;
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw invalidArgument(`pageSize must be a positive integer, got ${String(pageSize)}`);
     this.#pageSize = pageSize;
+    if (options.producer !== undefined) checkProducerOptions(options.producer);
     this.#options = { ...options };
     if (options.dataDir === undefined) {
       this.#resolved = {
@@ -165,7 +200,11 @@ export class Client {
    * COUNTD_SERVER_ERROR (ERR: not applied) or COUNTD_CONNECTION (lost before
    * the reply: it may or may not have been applied; not retried).
    */
-  async increment(keyspace: Name, key: Name, by: bigint | number = 1): Promise<void> {
+  async increment(keyspace: Name, key: Name, by: bigint | number = 1, options?: WriteOptions): Promise<void> {
+    if (options !== undefined || this.#options.producer !== undefined) {
+      await this.incrementAck(keyspace, key, by, options);
+      return;
+    }
     const r = this.#resolved ?? (await this.#resolve());
     if (this.#write?.extended === true && this.#write.usable) return this.#op('increment', by, keyspace, key);
     const frame = encodeFrame(by, keyspace, key, r.sizes); // validates first
@@ -185,17 +224,85 @@ export class Client {
    * COUNTD_REJECTED when the server does not speak it.
    */
   async set(keyspace: Name, key: Name, count: bigint | number): Promise<void> {
+    if (this.#options.producer !== undefined) return void (await this.#write2Op('set', count, keyspace, key, {}));
     return this.#op('set', count, keyspace, key);
   }
 
   /** Delete `key` of `keyspace` (nothing happens if it does not exist). Resolves once durable; as set(). */
   async deleteKey(keyspace: Name, key: Name): Promise<void> {
+    if (this.#options.producer !== undefined) return void (await this.#write2Op('deleteKey', 0, keyspace, key, {}));
     return this.#op('deleteKey', 0, keyspace, key);
   }
 
   /** Delete `keyspace` and all its keys (nothing happens if it does not exist). Resolves once durable; as set(). */
   async deleteKeyspace(keyspace: Name): Promise<void> {
+    if (this.#options.producer !== undefined) return void (await this.#write2Op('deleteKeyspace', 0, keyspace, null, {}));
     return this.#op('deleteKeyspace', 0, keyspace, null);
+  }
+
+  /**
+   * increment() answered with its token (version 2 of the extended write
+   * protocol): pass `token` to a read's `after` to read this write.
+   * `duplicate`: a producer's write that was made durable before (a retry of
+   * it); nothing new was written. With `visible`, resolves once applied.
+   * Rejects as increment(), and with COUNTD_FENCED, COUNTD_OUT_OF_SEQUENCE,
+   * COUNTD_PRODUCER_LIMIT (producers) or COUNTD_TOKEN_TIMEOUT (visible).
+   */
+  async incrementAck(keyspace: Name, key: Name, by: bigint | number = 1, options: WriteOptions = {}): Promise<WriteAck> {
+    return this.#write2Op('increment', by, keyspace, key, options);
+  }
+
+  /**
+   * Resolves once every write whose token is at most `token` is applied
+   * (readable), with the applied position; COUNTD_TOKEN_TIMEOUT after
+   * `timeoutMs` (default 10,000).
+   */
+  async awaitToken(token: bigint, timeoutMs = DEFAULT_VISIBLE_TIMEOUT_MS): Promise<bigint> {
+    const res = await this.#request({ op: 'await', token, timeoutMs });
+    return (res as { applied: bigint }).applied;
+  }
+
+  /** The producer this client writes as (after its first write), or undefined. */
+  get producer(): { id: bigint; epoch: number; sequence: bigint } | undefined {
+    const p = this.#producer;
+    return p === undefined ? undefined : { id: p.id, epoch: p.epoch, sequence: p.sequence };
+  }
+
+  /** A version-2 op: through the producer session (retried), or a version-2 connection without producer. */
+  async #write2Op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null, options: WriteOptions): Promise<WriteAck> {
+    const r = this.#resolved ?? (await this.#resolve());
+    const visible = checkWriteOptions(options);
+    this.#checkOpen();
+    let ack: WriteAck;
+    const producer = this.#options.producer;
+    if (producer !== undefined) {
+      this.#producer ??= newSession(producer, { host: r.host, port: r.writePort }, r.sizes);
+      const id = this.#producer.id;
+      const sequence = options.sequence === undefined ? undefined : toUint64(options.sequence, 'sequence');
+      ack = await this.#producer.send((epoch, seq) => encodeOpFrame(op, value, keyspace, key, r.sizes, { producer: id, epoch, sequence: seq }, visible), sequence);
+    } else {
+      if (options.sequence !== undefined) throw invalidArgument('sequence needs a producer (the producer client option)');
+      const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, undefined, visible); // validates first
+      ack = await (await this.#v2Connection(r)).send2(frame);
+    }
+    if (visible) await this.awaitToken(ack.token, options.timeoutMs ?? DEFAULT_VISIBLE_TIMEOUT_MS);
+    return ack;
+  }
+
+  /** The version-2 connection for writes without a producer, opened (hello answered) if needed. */
+  async #v2Connection(r: Resolved): Promise<WriteConnection> {
+    const current = this.#write2 && (await this.#write2.catch(() => undefined));
+    if (current !== undefined && current.usable) return current;
+    this.#write2 = (async () => {
+      const conn = new WriteConnection({ host: r.host, port: r.writePort });
+      await conn.hello(encodeHello(r.sizes, WRITE_OPS_PRODUCERS));
+      if (conn.version < WRITE_OPS_PRODUCERS) {
+        void conn.close();
+        throw new CountdError(ErrorCodes.REJECTED, `the writer speaks version ${conn.version} of the extended write protocol: tokens and visible writes need version 2 (countd 0.6.0 with a read port; not in cluster mode)`);
+      }
+      return conn;
+    })();
+    return this.#write2;
   }
 
   /**
@@ -231,7 +338,7 @@ export class Client {
       // A plain connection's pending increments are still answered: close() lets them finish.
       void this.#write?.close();
       this.#write = new WriteConnection({ host: r.host, port: r.writePort });
-      hello = this.#write.hello(encodeHello(r.sizes));
+      hello = this.#write.hello(encodeHello(r.sizes, 1));
       hello.catch(() => {});
     }
     const sent = this.#write.send(frame);
@@ -272,15 +379,20 @@ export class Client {
     }
   }
 
-  /** The count of `key`, or undefined when the keyspace has no such key. */
-  async get(keyspace: Name, key: Name, options: PeriodOption = {}): Promise<bigint | undefined> {
-    const res = (await this.#request({ op: 'get', keyspace, key, ago: agoOf(options) })) as EntriesResponse;
+  /**
+   * The count of `key`, or undefined when the keyspace has no such key.
+   * `ago`: a period of a windowed keyspace. `after`: a write's token; the
+   * answer then includes that write (and waits for it up to `timeoutMs`:
+   * COUNTD_TOKEN_TIMEOUT).
+   */
+  async get(keyspace: Name, key: Name, options: ReadAfter & PeriodOption = {}): Promise<bigint | undefined> {
+    const res = (await this.#after(options, { op: 'get', keyspace, key, ago: agoOf(options) })) as EntriesResponse;
     return res.entries[0]?.count;
   }
 
-  /** The 0-based rank and count of `key`, or undefined when the keyspace has no such key. */
-  async rank(keyspace: Name, key: Name, options: PeriodOption = {}): Promise<RankedEntry | undefined> {
-    const res = (await this.#request({ op: 'rank', keyspace, key, ago: agoOf(options) })) as PositionedResponse;
+  /** The 0-based rank and count of `key`, or undefined when the keyspace has no such key; `ago` and `after` as get(). */
+  async rank(keyspace: Name, key: Name, options: ReadAfter & PeriodOption = {}): Promise<RankedEntry | undefined> {
+    const res = (await this.#after(options, { op: 'rank', keyspace, key, ago: agoOf(options) })) as PositionedResponse;
     const entry = res.entries[0];
     return entry === undefined ? undefined : { rank: res.first, key: entry.key, count: entry.count };
   }
@@ -352,9 +464,23 @@ export class Client {
     this.#closed = true;
     const w = this.#write;
     const r = this.#read;
+    const w2 = this.#write2;
+    const p = this.#producer;
     this.#write = undefined;
     this.#read = undefined;
-    await Promise.all([w?.close(), r?.close()]);
+    this.#write2 = undefined;
+    await Promise.all([w?.close(), r?.close(), p?.close(), w2?.then((c) => c.close(), () => {})]);
+  }
+
+  /** `req`, pipelined behind an await of `options.after` when given (answered in order: req sees the write). */
+  async #after(options: ReadAfter, req: Parameters<ReadConnection['request']>[0]): Promise<ReadResponse> {
+    if (options === null || typeof options !== 'object') throw invalidArgument('read options must be an object');
+    if (options.after === undefined) return this.#request(req);
+    const waited = this.awaitToken(toUint64(options.after, 'after'), checkTimeout(options.timeoutMs));
+    const answer = this.#request(req);
+    answer.catch(() => {});
+    await waited;
+    return answer;
   }
 
   async #request(req: Parameters<ReadConnection['request']>[0]): Promise<ReadResponse> {
@@ -431,4 +557,35 @@ function definedSizes(options: ClientOptions): Partial<FieldSizes> {
   if (options.keyspaceSize !== undefined) out.keyspaceSize = options.keyspaceSize;
   if (options.keySize !== undefined) out.keySize = options.keySize;
   return out;
+}
+
+function checkTimeout(ms: number | undefined): number {
+  if (ms === undefined) return DEFAULT_VISIBLE_TIMEOUT_MS;
+  if (!Number.isSafeInteger(ms) || ms < 0) throw invalidArgument(`timeoutMs must be a non-negative integer, got ${String(ms)}`);
+  return ms;
+}
+
+/** Validate a write's options; returns whether it must be visible. */
+function checkWriteOptions(options: WriteOptions): boolean {
+  if (options === null || typeof options !== 'object') throw invalidArgument('write options must be an object');
+  if (options.visible !== undefined && typeof options.visible !== 'boolean') throw invalidArgument('visible must be a boolean');
+  checkTimeout(options.timeoutMs);
+  return options.visible === true;
+}
+
+function checkProducerOptions(p: ProducerOptions): void {
+  if (p === null || typeof p !== 'object') throw invalidArgument('producer must be { id, epoch?, sequence?, retries?, retryDelayMs? }');
+  const id = typeof p.id === 'number' && Number.isSafeInteger(p.id) ? BigInt(p.id) : p.id;
+  if (typeof id !== 'bigint' || id < 1n || id >= 1n << 64n) throw invalidArgument(`producer id must be an integer from 1 to 2^64 - 1, got ${String(p.id)}`);
+  if (p.epoch !== undefined && (!Number.isInteger(p.epoch) || p.epoch < 0 || p.epoch > 0xffff_ffff)) throw invalidArgument(`producer epoch must be an integer from 0 to 2^32 - 1, got ${String(p.epoch)}`);
+  if (p.sequence !== undefined) toUint64(p.sequence, 'producer sequence');
+  if (p.retries !== undefined && (!Number.isSafeInteger(p.retries) || p.retries < 1)) throw invalidArgument(`producer retries must be a positive integer, got ${String(p.retries)}`);
+  if (p.retryDelayMs !== undefined && (!Number.isSafeInteger(p.retryDelayMs) || p.retryDelayMs < 0)) throw invalidArgument(`producer retryDelayMs must be a non-negative integer, got ${String(p.retryDelayMs)}`);
+}
+
+function newSession(p: ProducerOptions, endpoint: { host: string; port: number }, sizes: FieldSizes): ProducerSession {
+  const id = BigInt(p.id);
+  // Default epoch: seconds now, so a restarted instance fences the one before it.
+  const epoch = p.epoch ?? Math.floor(Date.now() / 1000);
+  return new ProducerSession(endpoint, sizes, id, epoch, toUint64(p.sequence ?? 0, 'sequence'), p.retries ?? 10, p.retryDelayMs ?? 50);
 }

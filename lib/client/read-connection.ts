@@ -94,6 +94,8 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
         call.reject(
           new CountdError(ErrorCodes.PAGE_TOO_LARGE, `the ${res.op} length is above the server's page limit (n = -2)`),
         );
+      } else if (res.status === 'timeout') {
+        call.reject(new CountdError(ErrorCodes.TOKEN_TIMEOUT, 'the write was not applied within the timeout (the await request timed out, n = -3): the worker may be behind or stopped'));
       } else {
         call.resolve(res);
       }

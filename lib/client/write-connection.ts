@@ -1,17 +1,33 @@
 // A pipelined connection to the write port (docs/protocol.md section 1): frames
-// out, one 3-byte reply (WIN / BAD / ERR) per frame back, in order.
+// out, one 3-byte reply (WIN / BAD / ERR) per frame back, in order; after a
+// hello answered with version 2 (docs/write-protocol-extensions.md), one
+// 24-byte reply per frame (status, token, detail).
 
 import { CountdError, ErrorCodes } from '../errors.js';
 import { WRITE_REPLY_SIZE } from '../protocol/write-frame.js';
+import { REPLY2_SIZE, Reply2, decodeReply2 } from '../protocol/write-ops.js';
 import { Connection, Endpoint } from './connection.js';
 import { Pending } from './pending.js';
+
+/** What a version-2 write was answered: durable now, or durable before (a retried duplicate). */
+export interface WriteAck {
+  /** The write's token: pass it to a read (`after`) to read your write. */
+  token: bigint;
+  /** True when this (producer, epoch, sequence) was made durable before: nothing new was written. */
+  duplicate: boolean;
+}
+
+/** A call waiting for its reply; `v2`: the reply is a 24-byte version-2 one. */
+interface WriteCall extends Pending<WriteAck | void> {
+  v2?: boolean;
+}
 
 const W = 0x57; // 'W' of WIN
 const B = 0x42; // 'B' of BAD
 const E = 0x45; // 'E' of ERR and of EX (the reply to a hello: docs/write-protocol-extensions.md)
 const X = 0x58;
 
-export class WriteConnection extends Connection<Pending<void>> {
+export class WriteConnection extends Connection<WriteCall> {
   /** A reply split across two chunks. */
   #partial: Buffer | undefined;
 
@@ -22,9 +38,17 @@ export class WriteConnection extends Connection<Pending<void>> {
   /** Whether a hello was sent on this connection: op frames follow it (docs/write-protocol-extensions.md). */
   extended = false;
 
+  /** The version the server answered the hello with (0 before). */
+  version = 0;
+
   /** Send one encoded frame; resolves on WIN. */
   send(frame: Buffer): Promise<void> {
-    return new Promise<void>((resolve, reject) => this.enqueue(frame, { resolve, reject }));
+    return new Promise<void>((resolve, reject) => this.enqueue(frame, { resolve: () => resolve(), reject }));
+  }
+
+  /** Send one op frame on a connection whose hello was answered with version 2; resolves on WIN or duplicate. */
+  send2(frame: Buffer): Promise<WriteAck> {
+    return new Promise<WriteAck>((resolve, reject) => this.enqueue(frame, { v2: true, resolve: (ack) => resolve(ack as WriteAck), reject }));
   }
 
   /**
@@ -36,7 +60,7 @@ export class WriteConnection extends Connection<Pending<void>> {
     this.extended = true;
     return new Promise<void>((resolve, reject) =>
       this.enqueue(frame, {
-        resolve,
+        resolve: () => resolve(),
         reject: (err: Error) =>
           reject(
             (err as CountdError).code === ErrorCodes.REJECTED
@@ -54,11 +78,19 @@ export class WriteConnection extends Connection<Pending<void>> {
       this.#partial = undefined;
     }
     let pos = 0;
-    for (; pos + WRITE_REPLY_SIZE <= data.length; pos += WRITE_REPLY_SIZE) {
+    for (;;) {
+      const next = this.pending.peek();
+      const size = next?.v2 === true ? REPLY2_SIZE : WRITE_REPLY_SIZE;
+      if (pos + size > data.length) break;
       const call = this.pending.shift();
       if (call === undefined) {
         this.fail(this.connectionError('the server sent a reply nobody asked for'));
         return;
+      }
+      if (call.v2 === true) {
+        if (!this.#reply2(call, data, pos)) return;
+        pos += size;
+        continue;
       }
       const reply = data.toString('latin1', pos, pos + WRITE_REPLY_SIZE);
       if (reply === 'WIN' && data[pos] === W) {
@@ -67,6 +99,7 @@ export class WriteConnection extends Connection<Pending<void>> {
         this.retire();
         call.reject(new CountdError(ErrorCodes.REJECTED, 'the server rejected the frame as malformed (BAD)'));
       } else if (data[pos] === E && data[pos + 1] === X && data[pos + 2]! >= 1) {
+        this.version = data[pos + 2]!;
         call.resolve();
       } else if (reply === 'ERR' && data[pos] === E) {
         this.retire();
@@ -78,8 +111,42 @@ export class WriteConnection extends Connection<Pending<void>> {
         this.fail(this.connectionError('the connection failed after an unexpected reply'));
         return;
       }
+      pos += size;
     }
     if (pos < data.length) this.#partial = Buffer.from(data.subarray(pos));
     if (this.pending.length === 0) this.settled();
+  }
+
+  /** Settle `call` with the version-2 reply at data[pos]; false when the reply is no valid one (the connection failed). */
+  #reply2(call: WriteCall, data: Buffer, pos: number): boolean {
+    const r = decodeReply2(data, pos);
+    if (r === null) {
+      call.reject(this.connectionError('unexpected version-2 reply'));
+      this.fail(this.connectionError('the connection failed after an unexpected reply'));
+      return false;
+    }
+    switch (r.status) {
+      case Reply2.win:
+      case Reply2.duplicate:
+        call.resolve({ token: r.token, duplicate: r.status === Reply2.duplicate });
+        break;
+      case Reply2.fenced:
+        call.reject(new CountdError(ErrorCodes.FENCED, `the producer is fenced: a newer instance (epoch ${r.detail}) writes with this producer id; nothing was written`));
+        break;
+      case Reply2.outOfSequence:
+        call.reject(new CountdError(ErrorCodes.OUT_OF_SEQUENCE, `sequence out of order: the writer expects ${r.detail} next (or one already made durable); nothing was written`));
+        break;
+      case Reply2.limit:
+        call.reject(new CountdError(ErrorCodes.PRODUCER_LIMIT, `the writer tracks its maximum of ${r.detail} idempotent producers (--max-producers) and none has expired; nothing was written`));
+        break;
+      case Reply2.bad:
+        this.retire();
+        call.reject(new CountdError(ErrorCodes.REJECTED, 'the server rejected the frame as malformed (BAD)'));
+        break;
+      default:
+        this.retire();
+        call.reject(new CountdError(ErrorCodes.SERVER_ERROR, 'the server could not make the write durable (ERR); it was not applied'));
+    }
+    return true;
   }
 }

@@ -304,6 +304,13 @@ export const OP_CREATE_KEYSPACE = 5;
 export const CREATE_SETTINGS_SIZE = 15;
 /** op (1) + value (8) + the pair key's two lengths (4). */
 export const OP_ENTRY_FIXED_SIZE = 1 + 8 + PAIR_LENGTHS_SIZE;
+/**
+ * Op-code bit of an op entry written for an idempotent producer (issue 16,
+ * docs/commit-log-format.md "Producer trailer"): the names are followed by
+ * producer u64 | epoch u32 | sequence u64. The op is the code without it.
+ */
+export const OP_PRODUCER_BIT = 0x80;
+export const PRODUCER_TRAILER_SIZE = 8 + 4 + 8;
 
 /** Ops on a whole keyspace: their entries have no key. */
 export function isKeyspaceOp(op: number): boolean {
@@ -332,6 +339,23 @@ export function writeOpEntry(target: Buffer, offset: number, op: number, value: 
 }
 
 /**
+ * Mark the op entry at target[entry] (written by writeOpEntry, ending at
+ * `end`) as a producer's and append its trailer; returns the offset after it.
+ */
+export function writeProducerTrailer(target: Buffer, entry: number, end: number, producer: bigint, epoch: number, sequence: bigint): number {
+  target[entry] = target[entry]! | OP_PRODUCER_BIT;
+  target.writeBigUInt64LE(producer, end);
+  target.writeUInt32LE(epoch, end + 8);
+  target.writeBigUInt64LE(sequence, end + 12);
+  return end + PRODUCER_TRAILER_SIZE;
+}
+
+/** Bytes of the op entry at payload[p] with names of ksLen and keyLen bytes: a producer trailer included. */
+function opEntryLength(payload: Buffer, p: number, ksLen: number, keyLen: number): number {
+  return OP_ENTRY_FIXED_SIZE + ksLen + keyLen + ((payload[p]! & OP_PRODUCER_BIT) !== 0 ? PRODUCER_TRAILER_SIZE : 0);
+}
+
+/**
  * Whether an op entry's fields fit its op: names within the field sizes, a
  * key for every op but the keyspace ops, value 0 for deletes, an operator
  * (1 … 4) for a create, whose "key" is absent or its settings bytes 1 …
@@ -339,17 +363,18 @@ export function writeOpEntry(target: Buffer, offset: number, op: number, value: 
  * (lib/protocol/window-settings.ts; docs/commit-log-format.md).
  */
 function opEntryValid(payload: Buffer, p: number, ksLen: number, keyLen: number, sizes: FieldSizes | undefined): boolean {
-  const op = payload[p]!;
+  const op = payload[p]! & ~OP_PRODUCER_BIT;
   if (op < OP_INCREMENT || op > OP_CREATE_KEYSPACE) return false;
   if (op === OP_CREATE_KEYSPACE) {
     if (ksLen === 0 || keyLen > CREATE_SETTINGS_SIZE) return false;
     if (keyLen > 0 && createWindow(payload, p + OP_ENTRY_FIXED_SIZE + ksLen, keyLen) === null) return false;
   } else if (ksLen === 0 || (isKeyspaceOp(op) ? keyLen !== 0 : keyLen === 0)) return false;
   if (sizes !== undefined && (ksLen > sizes.keyspaceSize || (op !== OP_CREATE_KEYSPACE && keyLen > sizes.keySize))) return false;
-  const value = payload.readBigInt64LE(p + 1);
-  if (op === OP_CREATE_KEYSPACE) return value >= 1n && value <= 4n;
-  if (op >= OP_DELETE_KEY && value !== 0n) return false;
-  return true;
+  if (op < OP_DELETE_KEY) return true; // increments and sets take any value (read without a BigInt: every entry passes here)
+  const lo = payload.readUInt32LE(p + 1);
+  const hi = payload.readUInt32LE(p + 5);
+  if (op === OP_CREATE_KEYSPACE) return hi === 0 && lo >= 1 && lo <= 4;
+  return lo === 0 && hi === 0;
 }
 
 /**
@@ -365,10 +390,10 @@ export function forEachOpAt(payload: Buffer, fn: (offset: number, op: number, ks
     if (end - p < OP_ENTRY_FIXED_SIZE) throw corruptEntry(p, 'truncated op entry header');
     const ksLen = pairKeyspaceLength(payload, p + 9);
     const keyLen = pairKeyLength(payload, p + 9);
-    const next = p + OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
+    const next = p + opEntryLength(payload, p, ksLen, keyLen);
     if (next > end) throw corruptEntry(p, 'op entry runs past the end of the record');
     if (!opEntryValid(payload, p, ksLen, keyLen, undefined)) throw corruptEntry(p, `malformed op entry (op ${payload[p]})`);
-    fn(p, payload[p]!, ksLen, keyLen);
+    fn(p, payload[p]! & ~OP_PRODUCER_BIT, ksLen, keyLen);
     p = next;
     n++;
   }
@@ -382,6 +407,15 @@ export interface OpEntry {
   keyspace: Buffer;
   /** Empty for OP_DELETE_KEYSPACE. */
   key: Buffer;
+  /** An idempotent producer's entry: its producer trailer. */
+  producer?: { producer: bigint; epoch: number; sequence: bigint };
+}
+
+/** The producer trailer of the op entry at payload[p] (names of ksLen + keyLen bytes), or null without one. */
+export function producerTrailerAt(payload: Buffer, p: number, ksLen: number, keyLen: number): { producer: bigint; epoch: number; sequence: bigint } | null {
+  if ((payload[p]! & OP_PRODUCER_BIT) === 0) return null;
+  const t = p + OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
+  return { producer: payload.readBigUInt64LE(t), epoch: payload.readUInt32LE(t + 8), sequence: payload.readBigUInt64LE(t + 12) };
 }
 
 /** Every op entry of an OPS payload, decoded (names are views into `payload`). */
@@ -389,7 +423,10 @@ export function decodeOps(payload: Buffer): OpEntry[] {
   const out: OpEntry[] = [];
   forEachOpAt(payload, (p, op, ksLen, keyLen) => {
     const ks = p + OP_ENTRY_FIXED_SIZE;
-    out.push({ op, value: payload.readBigInt64LE(p + 1), keyspace: payload.subarray(ks, ks + ksLen), key: payload.subarray(ks + ksLen, ks + ksLen + keyLen) });
+    const entry: OpEntry = { op, value: payload.readBigInt64LE(p + 1), keyspace: payload.subarray(ks, ks + ksLen), key: payload.subarray(ks + ksLen, ks + ksLen + keyLen) };
+    const producer = producerTrailerAt(payload, p, ksLen, keyLen);
+    if (producer !== null) entry.producer = producer;
+    out.push(entry);
   });
   return out;
 }
@@ -403,8 +440,9 @@ export function countOps(payload: Buffer, sizes: FieldSizes): number {
     if (end - p < OP_ENTRY_FIXED_SIZE) return -1;
     const ksLen = pairKeyspaceLength(payload, p + 9);
     const keyLen = pairKeyLength(payload, p + 9);
-    if (p + OP_ENTRY_FIXED_SIZE + ksLen + keyLen > end || !opEntryValid(payload, p, ksLen, keyLen, sizes)) return -1;
-    p += OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
+    const size = opEntryLength(payload, p, ksLen, keyLen);
+    if (p + size > end || !opEntryValid(payload, p, ksLen, keyLen, sizes)) return -1;
+    p += size;
     n++;
   }
   return n;

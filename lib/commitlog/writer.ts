@@ -69,6 +69,12 @@ export interface CommitLogWriterOptions {
   /** The clock each record's writtenAt is read from (ms since the epoch); Date.now by default. Tests pass their own to place writes in chosen periods. */
   now?: () => number;
   /**
+   * Sequence number of this stream's first frame (default 0). countd-write
+   * starts above every earlier stream's (lib/roles/write/producer-load.ts), so
+   * sequence numbers are tokens comparable across writer restarts.
+   */
+  firstSeq?: bigint;
+  /**
    * How an append becomes durable (docs/commit-log-format.md, "Writing a
    * log"): 'dsync' (default), one pwritev on a log opened with O_DSYNC,
    * which returns once the bytes are durable; 'fdatasync', a plain pwritev
@@ -107,7 +113,13 @@ interface CurrentLog extends ClaimedLog {
   offset: number;
   records: number;
   frames: number;
+  /** performance.now() of its first record, and whether a prompt hand-over is asked (handOverSoon). */
+  firstAt: number;
+  prompted: boolean;
 }
+
+/** A log is handed over promptly (handOverSoon) no sooner than this after its first record. */
+const PROMPT_MIN_AGE_MS = 20;
 
 
 export class CommitLogWriter {
@@ -152,6 +164,7 @@ export class CommitLogWriter {
     this.dsync = (options.durability ?? 'dsync') === 'dsync';
     this.maxBatchBytes = Math.min(MAX_RECORD_PAYLOAD - WRITTEN_AT_SIZE, options.logSize - HEADER_SIZE - TIMED_RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
     this.streamId = randomBytes(8).readBigUInt64LE(0);
+    this.nextSeq = options.firstSeq ?? 0n;
   }
 
   /** Open a writer on the pool in options.dir: recovers stale locks, then claims (or creates) a clean log. */
@@ -192,7 +205,7 @@ export class CommitLogWriter {
    * caller with nothing else to do meanwhile).
    * `type` RECORD_OPS: `entries` are op entries (format.ts writeOpEntry).
    */
-  append(entries: Buffer, count: number, inline = false, type: number = RECORD_BATCH): Promise<void> {
+  append(entries: Buffer, count: number, inline = false, type: number = RECORD_BATCH): Promise<bigint> {
     if (!Buffer.isBuffer(entries)) return Promise.reject(invalidArgument('entries must be a Buffer'));
     if (!Number.isSafeInteger(count) || count < 1 || count > 0xffff_ffff) return Promise.reject(invalidArgument(`count must be a positive 32-bit integer, got ${String(count)}`));
     if (entries.length > this.maxBatchBytes) {
@@ -230,7 +243,8 @@ export class CommitLogWriter {
     return run;
   }
 
-  private async appendNow(entries: Buffer, count: number, inline: boolean, type: number): Promise<void> {
+  /** Resolves to the sequence number of the batch's last frame (its token: docs/write-protocol-extensions.md). */
+  private async appendNow(entries: Buffer, count: number, inline: boolean, type: number): Promise<bigint> {
     const recordSize = TIMED_RECORD_HEADER_SIZE + entries.length;
     let log = this.current;
     if (log && log.offset + recordSize + SEAL_RECORD_SIZE > log.size) {
@@ -254,9 +268,32 @@ export class CommitLogWriter {
     log.records++;
     log.frames += count;
     this.nextSeq += BigInt(count);
-    if (log.records === 1) this.armTimer(log);
+    if (log.records === 1) {
+      log.firstAt = performance.now();
+      this.armTimer(log);
+    }
     // Half full: claim the next log now, so that it is ready when this one is.
     if ((log.offset - HEADER_SIZE) * 2 >= log.size - HEADER_SIZE) this.refillSpare();
+    return this.nextSeq - 1n;
+  }
+
+  /**
+   * Hand the current log over soon rather than at handoverMs (a write asked
+   * to be readable soon): once its first record is PROMPT_MIN_AGE_MS old, so
+   * that a flood of such writes turns logs over at most that often.
+   */
+  handOverSoon(): void {
+    const log = this.current;
+    if (log === null || log.records === 0 || this.closed || log.prompted) return;
+    log.prompted = true;
+    const wait = Math.max(0, PROMPT_MIN_AGE_MS - (performance.now() - log.firstAt));
+    const retire = (): void => {
+      void this.enqueue(async () => {
+        if (this.current === log && !this.closed) this.retire(log, 'time');
+      });
+    };
+    if (wait === 0) retire();
+    else setTimeout(retire, wait).unref();
   }
 
   /** The append to `log` failed: cut its record off, retire the log, and say what the caller may answer. */
@@ -297,7 +334,7 @@ export class CommitLogWriter {
       firstSeq: this.nextSeq,
       openedAt: Date.now(),
     });
-    this.current = { ...claimed, generation, header, offset: HEADER_SIZE, records: 0, frames: 0 };
+    this.current = { ...claimed, generation, header, offset: HEADER_SIZE, records: 0, frames: 0, firstAt: 0, prompted: false };
     return this.current;
   }
 

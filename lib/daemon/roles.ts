@@ -10,6 +10,8 @@ import { DataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, isCountdError } from '../errors.js';
 import { storeChildSettingsFor } from '../roles/memory-budget.js';
 import { startReader } from '../roles/reader.js';
+import { tokenService } from '../roles/read/tokens.js';
+import { connectableHost } from '../client/client.js';
 import { startWorker } from '../roles/worker.js';
 import { startWriter } from '../roles/writer.js';
 import { Store } from '../store/store.js';
@@ -24,7 +26,9 @@ export interface RunningRole {
 
 /** What the writer takes of the settings (undefined: the writer's own default). */
 function writerOptions(s: DaemonSettings) {
-  return defined({ listen: s.listen, port: s.writePort, logSize: s.logSize, handoverMs: s.handoverMs, backlogSoft: s.backlogSoft, backlogHard: s.backlogHard, backlogMs: s.backlogMs, maxConnections: s.maxConnections, idleTimeoutMs: s.idleTimeoutMs });
+  // Idempotent producers need the database's state through the read port; cluster mode speaks no version 2 (docs/cluster.md).
+  const producers = s.readPort === undefined || s.readPort === 0 || s.nats !== undefined ? undefined : { readHost: connectableHost(s.listen), readPort: s.readPort, ...defined({ maxProducers: s.maxProducers, expiryMs: s.producerExpiryMs }) };
+  return defined({ listen: s.listen, port: s.writePort, logSize: s.logSize, handoverMs: s.handoverMs, backlogSoft: s.backlogSoft, backlogHard: s.backlogHard, backlogMs: s.backlogMs, maxConnections: s.maxConnections, idleTimeoutMs: s.idleTimeoutMs, producers });
 }
 
 /** What the reader takes of the settings (undefined: the reader's own default). */
@@ -74,11 +78,12 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
   let peer: Awaited<ReturnType<typeof startReader>> | undefined;
   const clustered = s.nats !== undefined && s.readPort !== undefined;
   try {
-    worker = await startWorker({ dataDir, store, logger: logger.child('worker'), countsElsewhere: clustered, ...(memory && { maxBatchKeys: memory.maxBatchKeys }) });
+    worker = await startWorker({ dataDir, store, logger: logger.child('worker'), countsElsewhere: clustered, ...(memory && { maxBatchKeys: memory.maxBatchKeys }), ...defined({ producerExpiryMs: s.producerExpiryMs }) });
     if (s.readPort !== undefined) {
       const health = worker.health;
       const route = clustered ? (keyspace: Buffer) => cluster?.route(keyspace) : undefined;
-      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }), ...(route && { route }) });
+      const tokens = clustered ? undefined : tokenService(store, dataDir.paths.commitlog, dataDir.sizes);
+      read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }), ...(route && { route }), ...(tokens && { tokens }) });
     }
     if (clustered) {
       // The port other nodes forward reads to: answered from this database, never forwarded
@@ -131,7 +136,7 @@ export async function runReader(dataDir: DataDir, s: DaemonSettings, logger: Log
     throw err;
   }
   try {
-    const read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), logger: logger.child('read') });
+    const read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), logger: logger.child('read'), tokens: tokenService(store, dataDir.paths.commitlog, dataDir.sizes) });
     return {
       ports: { read: read.port },
       async close() {

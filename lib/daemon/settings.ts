@@ -73,6 +73,10 @@ export interface DaemonSettings {
   nats: string[] | undefined;
   /** Cluster mode: replicas of the JetStream stream and buckets a node creates (1, 3 or 5). */
   natsReplicas: number;
+  /** Idempotent producers (issue 16): most producers the writer tracks. */
+  maxProducers: number | undefined;
+  /** Idempotent producers: an idle producer is forgotten after this many ms (writer and database). */
+  producerExpiryMs: number | undefined;
   /** Cluster mode: ms between two snapshots of an owned partition that changed (docs/cluster.md, "Snapshots"). */
   natsSnapshotMs: number;
   /** Cluster mode: purge the stream below the snapshots: 'auto' (on nats-server 2.10 and later), 'always', 'never'. */
@@ -136,6 +140,7 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
       start: true,
       read: { flag: 'port', option: { describe: 'port to listen on (0: any free port)', coerce: port('--port') } },
       worker: { option: { default: undefined, describe: 'also serve reads on this port (0: any free port)' } },
+      write: { option: { default: undefined, describe: 'the read port of the countd-worker that applies this pool: enables idempotent producers and tokens (write protocol version 2)' } },
     },
     fallback: () => undefined,
   },
@@ -270,6 +275,22 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
     option: { type: 'string', default: '3', describe: 'replicas of the cluster stream and buckets when a node creates them (1, 3 or 5)', coerce: intParser('--nats-replicas', 1, 5) },
     programs: { start: true },
     fallback: () => 3,
+  },
+  maxProducers: {
+    flag: 'max-producers',
+    option: { type: 'string', describe: 'idempotent producers tracked at most; a new one beyond it is refused (COUNTD_PRODUCER_LIMIT) until one expires (default 100000)', coerce: intParser('--max-producers', 1, 100_000_000) },
+    programs: { start: true, write: true },
+    fallback: () => undefined,
+  },
+  producerExpiryMs: {
+    flag: 'producer-expiry',
+    option: {
+      type: 'string',
+      describe: 'ms after which an idle idempotent producer is forgotten; a retry older than that may apply twice (default 86400000: one day)',
+      coerce: intParser('--producer-expiry', 1, Number.MAX_SAFE_INTEGER),
+    },
+    programs: { start: true, write: true, worker: true },
+    fallback: () => undefined,
   },
   natsSnapshotMs: {
     flag: 'nats-snapshot-ms',

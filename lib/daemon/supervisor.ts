@@ -203,6 +203,8 @@ class Supervisor implements SupervisorHandle {
         }
         throw err;
       });
+      // The writer rebuilds idempotent producers through the store child's read port (issue 16): the port bound.
+      if (storePorts.read !== undefined) this.#children.writer.useReadPort(storePorts.read);
       const writerPorts = await this.#children.writer.startFirst();
       let metricsPort: number | undefined;
       if (this.#o.settings.metricsPort !== undefined) metricsPort = await this.#serveMetrics(this.#o.settings.metricsPort);
@@ -377,6 +379,11 @@ class ChildSlot {
   /** True once this child died and was restarted at least once. */
   get restarted(): boolean {
     return this.#restarts > 0;
+  }
+
+  /** The read port the child is told of (the writer asks it for the idempotent producers' state). */
+  useReadPort(port: number): void {
+    this.#spec.settings.readPort = port;
   }
 
   /** Fork for the first time; rejects with the child's own error when it cannot start. */

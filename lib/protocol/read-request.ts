@@ -26,6 +26,10 @@ export const OP_RANK = 2;
 export const OP_AROUND = 3;
 export const OP_KEYSPACES = 4;
 export const OP_HEALTH = 5;
+/** Idempotent producers as the database holds them (countd-write rebuilds its table from them; issue 16). */
+export const OP_PRODUCERS = 16;
+/** Wait until a write token is applied (read-your-writes; issue 16). */
+export const OP_AWAIT = 17;
 /** Version 2: rank and dense rank of one key. */
 export const OP_DENSE = 6;
 /** Version 2: the number of keys with a count of at least `min`. */
@@ -47,7 +51,7 @@ export const VERSION_2_OPS: ReadonlySet<ReadOpName> = new Set(['dense', 'count',
 /** The ops that read a keyspace's counts, so take a period (`ago`). */
 const PERIOD_OPS: ReadonlySet<number> = new Set([OP_GET, OP_RANK, OP_AROUND, OP_DENSE, OP_COUNT, OP_PAGE_AT]);
 
-export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health' | 'dense' | 'count' | 'settings';
+export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health' | 'dense' | 'count' | 'settings' | 'producers' | 'await';
 
 /** A decoded request. Names are copies (safe to keep). */
 export type ReadRequest =
@@ -60,6 +64,10 @@ export type ReadRequest =
   | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer; ago?: number }
   | { op: 'keyspaces'; offset: bigint; length: bigint }
   | { op: 'health' }
+  /** Producers with an id above `after`, at most `length` of them, in id order. */
+  | { op: 'producers'; after: bigint; length: bigint }
+  /** Answer once every write whose token is at most `token` is applied, or after `timeoutMs` (n = -4). */
+  | { op: 'await'; token: bigint; timeoutMs: bigint }
   | { op: 'dense'; keyspace: Buffer; key: Buffer; ago?: number }
   | { op: 'count'; keyspace: Buffer; min: bigint; ago?: number }
   | { op: 'settings'; offset: bigint; length: bigint };
@@ -74,6 +82,8 @@ export type ReadRequestInput =
   | { op: 'around'; length: bigint | number; keyspace: string | Uint8Array; key: string | Uint8Array; ago?: number }
   | { op: 'keyspaces'; offset: bigint | number; length: bigint | number }
   | { op: 'health' }
+  | { op: 'producers'; after: bigint | number; length: bigint | number }
+  | { op: 'await'; token: bigint | number; timeoutMs: bigint | number }
   | { op: 'dense'; keyspace: string | Uint8Array; key: string | Uint8Array; ago?: number }
   | { op: 'count'; keyspace: string | Uint8Array; min: bigint; ago?: number }
   | { op: 'settings'; offset: bigint | number; length: bigint | number };
@@ -104,6 +114,8 @@ export function requestSizeFor(offsetField: bigint, sizes: FieldSizes, extended 
     case OP_DENSE:
       return base + sizes.keySize;
     case OP_KEYSPACES:
+    case OP_PRODUCERS:
+    case OP_AWAIT:
     case OP_COUNT:
     case OP_SETTINGS:
     case OP_PAGE_AT:
@@ -178,6 +190,15 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
       buf.writeBigUInt64LE(toUint64(req.offset, 'offset'), base);
       return buf;
     }
+    case 'producers':
+    case 'await': {
+      const buf = Buffer.alloc(base + 8); // keyspace field all NUL
+      const producers = req.op === 'producers';
+      buf.writeBigUInt64LE(OPCODE_FLAG | BigInt(producers ? OP_PRODUCERS : OP_AWAIT), 0);
+      buf.writeBigUInt64LE(producers ? toUint64(req.length, 'length') : toUint64(req.timeoutMs, 'timeoutMs'), 8);
+      buf.writeBigUInt64LE(producers ? toUint64(req.after, 'after') : toUint64(req.token, 'token'), base);
+      return buf;
+    }
     case 'count': {
       if (typeof req.min !== 'bigint' || req.min < INT64_MIN || req.min > INT64_MAX) throw invalidArgument('count: min must be a signed 64-bit bigint');
       const buf = Buffer.allocUnsafe(base + 8);
@@ -226,6 +247,12 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
   if (op === OP_PAGE_AT) {
     if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
     return { kind: 'request', size, request: { op: 'page', offset: buf.readBigUInt64LE(keyStart), length, keyspace: keyspace(), ...period(ago) } };
+  }
+  if (op === OP_PRODUCERS || op === OP_AWAIT) {
+    if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspace field must be all NUL' };
+    const field = buf.readBigUInt64LE(keyStart);
+    if (op === OP_PRODUCERS) return { kind: 'request', size, request: { op: 'producers', after: field, length } };
+    return { kind: 'request', size, request: { op: 'await', token: field, timeoutMs: length } };
   }
   if (op === OP_KEYSPACES || op === OP_HEALTH || op === OP_HELLO || op === OP_SETTINGS) {
     if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspace field must be all NUL' };

@@ -45,6 +45,20 @@ export interface HealthReport {
 export const N_PAGE_TOO_LARGE = -2n;
 /** The period asked for (`ago`, version 2) is not kept: ago >= the keyspace's --keep, or ago > 0 on a keyspace without a window. The connection stays open. */
 export const N_PERIOD_NOT_KEPT = -3n;
+/** The await op timed out before its token was applied (the connection stays open). */
+export const N_TIMEOUT = -4n;
+/** Bytes of one producer record: id, epoch, first, last, token, lastSeen (u64 each). */
+export const PRODUCER_RECORD_SIZE = 48;
+
+/** One idempotent producer as the database holds it (lib/roles/work/producer-marks.ts). */
+export interface ProducerInfo {
+  id: bigint;
+  epoch: number;
+  first: bigint;
+  last: bigint;
+  token: bigint;
+  lastSeen: number;
+}
 
 /** One ranked entry as it travels on the wire (same shape as the store's Entry). */
 export interface ReadEntry {
@@ -75,13 +89,16 @@ export type ReadResponse =
   | { op: 'rank' | 'around'; status: 'ok'; first: bigint; entries: ReadEntry[] }
   | { op: 'keyspaces'; status: 'ok'; keyspaces: KeyspaceInfo[] }
   | { op: 'health'; status: 'ok'; health: HealthReport }
+  | { op: 'producers'; status: 'ok'; producers: ProducerInfo[] }
+  | { op: 'await'; status: 'ok'; applied: bigint }
+  | { op: 'await'; status: 'timeout' }
   | { op: 'dense'; status: 'ok'; rank: bigint; dense: bigint; entries: ReadEntry[] }
   | { op: 'count'; status: 'ok'; keys: bigint }
   | { op: 'settings'; status: 'ok'; keyspaces: KeyspaceSettingsInfo[] };
 
 /** The 8-byte response n = -1 or n = -2. */
 export function encodeStatusResponse(n: bigint): Buffer {
-  if (n !== N_MALFORMED && n !== N_PAGE_TOO_LARGE && n !== N_PERIOD_NOT_KEPT) throw invalidArgument(`status response must be -1, -2 or -3, got ${n}`);
+  if (n !== N_MALFORMED && n !== N_PAGE_TOO_LARGE && n !== N_PERIOD_NOT_KEPT && n !== N_TIMEOUT) throw invalidArgument(`status response must be -1, -2, -3 or -4, got ${n}`);
   const buf = Buffer.allocUnsafe(8);
   buf.writeBigInt64LE(n, 0);
   return buf;
@@ -178,6 +195,31 @@ export function encodeHealthResponse(h: HealthReport): Buffer {
   buf.writeBigInt64LE(BigInt(Math.max(0, Math.floor(h.failures))), 24);
   textField(buf, 32, HEALTH_CODE_SIZE, h.code);
   textField(buf, 32 + HEALTH_CODE_SIZE, HEALTH_MESSAGE_SIZE, h.message);
+  return buf;
+}
+
+/** Response to a producers request: n, then n producer records. */
+export function encodeProducersResponse(producers: readonly ProducerInfo[]): Buffer {
+  const buf = Buffer.allocUnsafe(8 + producers.length * PRODUCER_RECORD_SIZE);
+  buf.writeBigInt64LE(BigInt(producers.length), 0);
+  let at = 8;
+  for (const p of producers) {
+    buf.writeBigUInt64LE(p.id, at);
+    buf.writeBigUInt64LE(BigInt(p.epoch), at + 8);
+    buf.writeBigUInt64LE(p.first, at + 16);
+    buf.writeBigUInt64LE(p.last, at + 24);
+    buf.writeBigUInt64LE(p.token, at + 32);
+    buf.writeBigUInt64LE(BigInt(p.lastSeen), at + 40);
+    at += PRODUCER_RECORD_SIZE;
+  }
+  return buf;
+}
+
+/** Response to an await request answered in time: n = 1, then the applied position (at least the token). */
+export function encodeAwaitResponse(applied: bigint): Buffer {
+  const buf = Buffer.allocUnsafe(16);
+  buf.writeBigInt64LE(1n, 0);
+  buf.writeBigUInt64LE(applied, 8);
   return buf;
 }
 
@@ -280,9 +322,13 @@ export class ReadResponseDecoder {
         if (n === N_MALFORMED) return { op, status: 'malformed' };
         return n === N_PAGE_TOO_LARGE ? { op, status: 'page-too-large' } : { op, status: 'period-not-kept' };
       }
+      if (n === N_TIMEOUT && op === 'await') {
+        this.#expected.shift();
+        return { op, status: 'timeout' };
+      }
       if (n < 0n) throw invalid(`response n = ${n}`);
       if (n > BigInt(this.#maxRecords)) throw invalid(`response n = ${n} is above the limit of ${this.#maxRecords}`);
-      if ((op === 'hello' || op === 'health' || op === 'count') && n !== 1n) throw invalid(`${op} response n = ${n}`);
+      if ((op === 'hello' || op === 'health' || op === 'count' || op === 'await') && n !== 1n) throw invalid(`${op} response n = ${n}`);
       if (op === 'dense' && n > 1n) throw invalid(`dense response n = ${n}`);
       this.#n = Number(n);
       this.#first = undefined;
@@ -306,6 +352,7 @@ export class ReadResponseDecoder {
       this.#n = -1;
       return { op, status: 'ok', health };
     }
+    if (op === 'await' || op === 'producers') return this.#fixed(op);
     const isKeyspaces = op === 'keyspaces' || op === 'settings';
     const nameSize = isKeyspaces ? this.#sizes.keyspaceSize : this.#sizes.keySize;
     const settingsSize = op === 'settings' ? SETTINGS_SIZE : 0;
@@ -362,6 +409,32 @@ export class ReadResponseDecoder {
       default:
         return { op: op as 'page' | 'get', status: 'ok', entries: records as ReadEntry[] };
     }
+  }
+
+  /** The rest of an await (one u64) or producers (n records of 48 bytes) response. */
+  #fixed(op: 'await' | 'producers'): ReadResponse | undefined {
+    const buf = this.#buf;
+    const size = op === 'await' ? 8 : this.#n * PRODUCER_RECORD_SIZE;
+    if (buf.length - this.#pos < size) return undefined;
+    const at = this.#pos;
+    this.#pos += size;
+    this.#expected.shift();
+    const n = this.#n;
+    this.#n = -1;
+    if (op === 'await') return { op, status: 'ok', applied: buf.readBigUInt64LE(at) };
+    const producers: ProducerInfo[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = at + i * PRODUCER_RECORD_SIZE;
+      producers.push({
+        id: buf.readBigUInt64LE(r),
+        epoch: Number(buf.readBigUInt64LE(r + 8)),
+        first: buf.readBigUInt64LE(r + 16),
+        last: buf.readBigUInt64LE(r + 24),
+        token: buf.readBigUInt64LE(r + 32),
+        lastSeen: Number(buf.readBigUInt64LE(r + 40)),
+      });
+    }
+    return { op, status: 'ok', producers };
   }
 }
 

@@ -7,6 +7,9 @@
 //   opFrame  := op u8 | flags u8 (0) | reserved 6 (0) | value i64
 //             | producer u64 (0) | epoch u32 (0) | reserved u32 (0) | sequence u64 (0) | token u64 (0)
 //             | keyspace KS | key K
+//   (version 2: producer, epoch and sequence name an idempotent producer's
+//   frame, flags bit 0 asks for a prompt hand-over; every frame is answered
+//   with a 24-byte reply2 := status u8 | zero 7 | token u64 | detail u64)
 
 import { invalidArgument } from '../errors.js';
 import { FieldSizes, fieldNameLength, nameBytes, writeField, writeFrameSize } from './fields.js';
@@ -14,7 +17,35 @@ import { createWindow, settingsTail, windowProblem, type WindowSettings } from '
 import { toInt64 } from './write-frame.js';
 
 /** The version of the extensions this code speaks. */
-export const WRITE_OPS_VERSION = 1;
+export const WRITE_OPS_VERSION = 2;
+/** Version 2 adds idempotent producers, tokens and the 24-byte reply (docs/write-protocol-extensions.md). */
+export const WRITE_OPS_PRODUCERS = 2;
+/** Flags bit (version 2): hand the commit log holding this frame to the worker right after it is durable (read-your-writes sooner). */
+export const FLAG_PROMPT = 0x01;
+/** Idempotent producers a writer tracks at most (--max-producers). */
+export const DEFAULT_MAX_PRODUCERS = 100_000;
+/** Idle producers are forgotten after this long (--producer-expiry): one day, Kafka's default producer id expiry. */
+export const DEFAULT_PRODUCER_EXPIRY_MS = 86_400_000;
+/** Bytes of a version-2 reply. */
+export const REPLY2_SIZE = 24;
+/** Status byte of a version-2 reply (ASCII, like WIN/BAD/ERR). */
+export const Reply2 = {
+  /** Durable now; applied exactly once. */
+  win: 0x57, // 'W'
+  /** This (producer, epoch, sequence) was made durable before: nothing new was written; applied once. */
+  duplicate: 0x44, // 'D'
+  /** The producer's epoch is below the newest one seen: not written (detail = that epoch). */
+  fenced: 0x46, // 'F'
+  /** The sequence is neither the next nor a durable one: not written (detail = the next expected). */
+  outOfSequence: 0x53, // 'S'
+  /** The writer tracks --max-producers producers already: not written (detail = the limit). */
+  limit: 0x4c, // 'L'
+  /** Not made durable (or the producer's last outcome is unknown): not applied; the connection closes. */
+  err: 0x45, // 'E'
+  /** Malformed frame; the connection closes. */
+  bad: 0x42, // 'B'
+} as const;
+export type Reply2Status = (typeof Reply2)[keyof typeof Reply2];
 /** Bytes of an op frame before its keyspace field. */
 export const OP_HEADER_SIZE = 48;
 /** The reply to a hello: "EX" and the version spoken (one byte). */
@@ -85,9 +116,37 @@ export function helloVersion(buf: Buffer, offset: number, sizes: FieldSizes): nu
   return version > 255n ? 255 : Number(version);
 }
 
-/** The 3-byte reply to a hello asking for `asked`: "EX" and min(asked, WRITE_OPS_VERSION). */
-export function helloReply(asked: number): Buffer {
-  return Buffer.from([REPLY_HELLO_PREFIX[0]!, REPLY_HELLO_PREFIX[1]!, Math.min(asked, WRITE_OPS_VERSION)]);
+/** The 3-byte reply to a hello asking for `asked`: "EX" and min(asked, the version the server speaks). */
+export function helloReply(asked: number, speaks: number = WRITE_OPS_VERSION): Buffer {
+  return Buffer.from([REPLY_HELLO_PREFIX[0]!, REPLY_HELLO_PREFIX[1]!, Math.min(asked, speaks)]);
+}
+
+/** Write one version-2 reply at target[offset]. */
+export function writeReply2(target: Buffer, offset: number, status: number, token: bigint, detail: bigint): void {
+  target[offset] = status;
+  target.fill(0, offset + 1, offset + 8);
+  target.writeBigUInt64LE(token, offset + 8);
+  target.writeBigUInt64LE(detail, offset + 16);
+}
+
+export interface Reply2Decoded {
+  status: number;
+  token: bigint;
+  detail: bigint;
+}
+
+/** Decode the version-2 reply at buf[offset]; null when its status is unknown or its zero bytes are not. */
+export function decodeReply2(buf: Buffer, offset: number): Reply2Decoded | null {
+  const status = buf[offset]!;
+  if (!Object.values(Reply2).includes(status as Reply2Status) || !allZero(buf, offset + 1, offset + 8)) return null;
+  return { status, token: buf.readBigUInt64LE(offset + 8), detail: buf.readBigUInt64LE(offset + 16) };
+}
+
+/** The producer fields of a version-2 op frame (producer 0: none). */
+export interface ProducerFields {
+  producer: bigint;
+  epoch: number;
+  sequence: bigint;
 }
 
 /**
@@ -97,10 +156,14 @@ export function helloReply(asked: number): Buffer {
  * delete). `lengths` receives the keyspace and key lengths (key 0 for a
  * keyspace delete).
  */
-export function validateOpFrame(buf: Buffer, offset: number, sizes: FieldSizes, lengths: Int32Array): number {
+export function validateOpFrame(buf: Buffer, offset: number, sizes: FieldSizes, lengths: Int32Array, version = 1): number {
   const op = buf[offset]!;
   if (op < WriteOp.increment || op > WriteOp.createKeyspace) return 0;
-  if (!allZero(buf, offset + 1, offset + 8) || !allZero(buf, offset + 16, offset + OP_HEADER_SIZE)) return 0;
+  if (version >= WRITE_OPS_PRODUCERS) {
+    // Version 2: producer, epoch and sequence carry a producer's frame (all 0: none); reserved and token stay 0.
+    if ((buf[offset + 1]! & ~FLAG_PROMPT) !== 0 || !allZero(buf, offset + 2, offset + 8) || !allZero(buf, offset + 28, offset + 32) || !allZero(buf, offset + 40, offset + OP_HEADER_SIZE)) return 0;
+    if (allZero(buf, offset + 16, offset + 24) && !allZero(buf, offset + 24, offset + 40)) return 0;
+  } else if (!allZero(buf, offset + 1, offset + 8) || !allZero(buf, offset + 16, offset + OP_HEADER_SIZE)) return 0;
   const ksOff = offset + OP_HEADER_SIZE;
   const ksLen = fieldNameLength(buf, ksOff, sizes.keyspaceSize);
   if (ksLen < 0) return 0;
@@ -133,10 +196,21 @@ export function encodeHello(sizes: FieldSizes, version = WRITE_OPS_VERSION): Buf
 }
 
 /**
- * Encode one op frame; validates its arguments (key null for deleteKeyspace
- * and createKeyspace; `window` only for createKeyspace).
+ * Encode one op frame; validates its arguments (key null only for the
+ * keyspace ops). `extra`: a window (createKeyspace only) or a producer's
+ * fields; `producer` and `prompt` need a version-2 connection.
  */
-export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace: string | Uint8Array, key: string | Uint8Array | null, sizes: FieldSizes, window?: WindowSettings): Buffer {
+export function encodeOpFrame(
+  op: WriteOpName,
+  value: bigint | number,
+  keyspace: string | Uint8Array,
+  key: string | Uint8Array | null,
+  sizes: FieldSizes,
+  extra?: WindowSettings | ProducerFields,
+  prompt = false,
+): Buffer {
+  const producer = extra !== undefined && 'producer' in extra ? extra : undefined;
+  const window = extra !== undefined && !('producer' in extra) ? extra : undefined;
   const code = WriteOp[op];
   if (code === undefined) throw invalidArgument(`unknown write op ${String(op)}`);
   const v = toInt64(value, 'value');
@@ -172,5 +246,26 @@ export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace:
     if (key === null) throw invalidArgument(`${op} needs a key`);
     writeField(buf, OP_HEADER_SIZE + sizes.keyspaceSize, sizes.keySize, nameBytes(key, 'key', sizes.keySize));
   }
+  if (producer !== undefined) writeProducerFields(buf, checkProducerFields(producer));
+  if (prompt) buf[1] = FLAG_PROMPT;
   return buf;
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/** Validate producer fields: id 1 … 2^64 − 1, epoch 0 … 2^32 − 1, sequence 0 … 2^64 − 1. */
+export function checkProducerFields(p: ProducerFields): ProducerFields {
+  if (p === null || typeof p !== 'object') throw invalidArgument('producer must be { producer, epoch, sequence }');
+  const id = typeof p.producer === 'number' && Number.isSafeInteger(p.producer) ? BigInt(p.producer) : p.producer;
+  const sequence = typeof p.sequence === 'number' && Number.isSafeInteger(p.sequence) ? BigInt(p.sequence) : p.sequence;
+  if (typeof id !== 'bigint' || id < 1n || id > U64_MAX) throw invalidArgument(`producer id must be an integer from 1 to 2^64 - 1, got ${String(p.producer)}`);
+  if (!Number.isInteger(p.epoch) || p.epoch < 0 || p.epoch > 0xffff_ffff) throw invalidArgument(`producer epoch must be an integer from 0 to 2^32 - 1, got ${String(p.epoch)}`);
+  if (typeof sequence !== 'bigint' || sequence < 0n || sequence > U64_MAX) throw invalidArgument(`sequence must be an integer from 0 to 2^64 - 1, got ${String(p.sequence)}`);
+  return { producer: id, epoch: p.epoch, sequence };
+}
+
+function writeProducerFields(buf: Buffer, p: ProducerFields): void {
+  buf.writeBigUInt64LE(p.producer, 16);
+  buf.writeUInt32LE(p.epoch, 24);
+  buf.writeBigUInt64LE(p.sequence, 32);
 }

@@ -25,6 +25,9 @@ import {
   encodePageResponse,
   encodePositionedResponse,
   encodeStatusResponse,
+  encodeAwaitResponse,
+  encodeProducersResponse,
+  N_TIMEOUT,
   encodeDenseResponse,
   encodeCountResponse,
   encodeSettingsResponse,
@@ -32,6 +35,7 @@ import {
 import { Logger, silentLogger } from '../util/log.js';
 import { PeriodNotKeptError, type Store } from '../store/store.js';
 import { PageCache, type VersionedStore } from './read/page-cache.js';
+import type { TokenService } from './read/tokens.js';
 
 export const DEFAULT_PAGE_LIMIT = 10_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -71,6 +75,8 @@ export interface ReaderOptions {
   pageCacheBytes?: number;
   /** The health of the worker sharing this process (the health op); without it, state `none`. */
   health?: () => HealthReport;
+  /** Producers and applied tokens (the producers and await ops, read/tokens.ts); without it those ops are malformed. */
+  tokens?: TokenService;
   /**
    * Cluster mode: the store that answers for a keyspace this node does not
    * own (its owner, over the read port: lib/cluster/), or undefined to answer
@@ -96,6 +102,9 @@ export interface ReaderHandle {
 const STATUS_MALFORMED = encodeStatusResponse(N_MALFORMED);
 const STATUS_TOO_LARGE = encodeStatusResponse(N_PAGE_TOO_LARGE);
 const STATUS_NOT_KEPT = encodeStatusResponse(N_PERIOD_NOT_KEPT);
+const STATUS_TIMEOUT = encodeStatusResponse(N_TIMEOUT);
+/** The longest an await op waits (its timeout is capped to this). */
+const MAX_AWAIT_MS = 60_000;
 /** Requests waiting in a connection's input before it stops reading, in bytes. */
 const INPUT_HIGH_WATER = 256 * 1024;
 const CLOSE_GRACE_MS = 5000;
@@ -138,7 +147,7 @@ export async function startReader(options: ReaderOptions): Promise<ReaderHandle>
     sizes,
     pageLimit: BigInt(pageLimit),
     pageCache: pageCacheBytes > 0 ? new PageCache(pageCacheBytes) : undefined,
-    health: options.health ?? (() => NO_WORKER),
+    health: options.health ?? (() => NO_WORKER), tokens: options.tokens,
     idleTimeoutMs,
     logger,
     highWater: Math.max(INPUT_HIGH_WATER, readRequestSize(sizes) + sizes.keySize + 8),
@@ -236,6 +245,7 @@ interface ConnectionContext {
   pageCache: PageCache | undefined;
   route: ReaderOptions['route'];
   health: () => HealthReport;
+  tokens: TokenService | undefined;
   /** Bytes held by connections changed by `delta` (counted against maxBufferedBytes). */
   buffered(delta: number): void;
 }
@@ -478,6 +488,14 @@ class ReadConnection {
         return encodeHelloResponse(sizes, req.version < READ_EXTENSIONS_VERSION ? req.version : READ_EXTENSIONS_VERSION);
       case 'health':
         return encodeHealthResponse(this.#ctx.health());
+      case 'producers':
+      case 'await': {
+        const tokens = this.#ctx.tokens;
+        if (tokens === undefined) return STATUS_MALFORMED;
+        if (req.op === 'producers') return encodeProducersResponse(await tokens.producers(req.after, Number(req.length)));
+        const w = await tokens.waitApplied(req.token, Number(req.timeoutMs > BigInt(MAX_AWAIT_MS) ? BigInt(MAX_AWAIT_MS) : req.timeoutMs));
+        return w === null ? STATUS_TIMEOUT : encodeAwaitResponse(w);
+      }
     }
   }
 }

@@ -76,6 +76,7 @@ import { PeriodExpiry } from './work/expiry.js';
 import { LogSummer } from './work/log-summer.js';
 import { type ClaimedLog, type Prepared, emptyPrepared, takeOutcomes } from './work/prepared.js';
 import { appliedMarkName } from '../store/marks.js';
+import { ProducerMarks } from './work/producer-marks.js';
 import type { Store } from '../store/store.js';
 
 export interface WorkerOptions {
@@ -118,6 +119,7 @@ export interface WorkerOptions {
    * recycles its logs with no counts (applying them too would count twice).
    */
   countsElsewhere?: boolean;
+  /** Idle idempotent producers are removed from the database after this long (default one day). */ producerExpiryMs?: number;
 }
 
 export interface WorkerHandle {
@@ -169,7 +171,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     logger,
     ...(options.staleLockGraceMs === undefined ? {} : { staleLockGraceMs: options.staleLockGraceMs }),
   });
-  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, new BatchPacer(batchTargetMs, maxBatchKeys), recoverEveryMs, options.heapPressure ?? heapUnderPressure);
+  const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, new BatchPacer(batchTargetMs, maxBatchKeys), recoverEveryMs, options.heapPressure ?? heapUnderPressure, new ProducerMarks(options.store, options.producerExpiryMs));
   worker.countsElsewhere = options.countsElsewhere === true;
   await worker.recover();
   worker.start();
@@ -207,6 +209,7 @@ class Worker {
     readonly pacer: BatchPacer,
     readonly recoverEveryMs: number,
     readonly heapPressure: () => boolean,
+    readonly producers: ProducerMarks, // producer and token marks written with each apply (issue 16)
   ) {
     this.summer = new LogSummer(sizes);
     this.#recovery = { health: this.health, store, logger, sleep: (ms) => this.#sleep(ms), stopping: () => this.#stopping };
@@ -425,6 +428,7 @@ class Worker {
       );
       p.keys = summed.keys;
       takeOutcomes(p, claimed, summed.logs, this.logger, { unreadable, deferred });
+      this.producers.noteOutcomes(p.marks, summed.logs);
     } catch (err) {
       await this.#releaseAll(claimed, 'dirty');
       throw err;
@@ -440,7 +444,7 @@ class Worker {
     if (p.marks.length > 0) {
       try {
         const handed = performance.now();
-        const applying = this.store.apply(this.countsElsewhere ? new IncrementBatch() : p.batch!, p.marks);
+        const applying = this.store.apply(this.countsElsewhere ? new IncrementBatch() : p.batch!, await this.producers.withProducerMarks(p.marks));
         if (!this.countsElsewhere && p.batch!.hasLifecycleOps) this.#settingsBarrier = applying.then(() => {}, () => {});
         // The store holds the batch while it needs it: not kept alive here during the write.
         p.batch = undefined;

@@ -23,7 +23,10 @@ import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 import { commitTuningFromEnv } from './write/tuning.js';
 import { FlowControl, checkBacklogSeconds, checkFlowBounds } from './write/flow.js';
 import { DEFAULT_LOG_SIZE, RECORD_BATCH } from '../commitlog/format.js';
+import { DEFAULT_MAX_PRODUCERS, DEFAULT_PRODUCER_EXPIRY_MS } from '../protocol/write-ops.js';
 import { FlowRecordWriter, removeStaleFlowRecords } from './write/flow-record.js';
+import { ProducerTable } from './write/producers.js';
+import { firstSequence, loadFromDatabase, scanPool } from './write/producer-load.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 10000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
@@ -64,6 +67,13 @@ export interface WriterOptions {
    * and it rejecting answers ERR like a failed append.
    */
   replicate?: (entries: Buffer, count: number) => Promise<void>;
+  /**
+   * Idempotent producers and tokens (version 2 of the extended write
+   * protocol): the read port of the process that holds this pool's database,
+   * from which the producers' state is rebuilt at start (write/producer-load.ts).
+   * Without it the writer speaks version 1 at most. Not with `replicate`.
+   */
+  producers?: { readHost: string; readPort: number; maxProducers?: number; expiryMs?: number };
 }
 
 export interface WriterHandle {
@@ -82,6 +92,9 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   const fileOps = trace !== null ? trace.timed(options.fileOps ?? realFileOps) : options.fileOps;
   const bounds = checkFlowBounds(options.backlogSoft, options.backlogHard, options.logSize ?? DEFAULT_LOG_SIZE);
   await removeStaleFlowRecords(options.dataDir.paths.root);
+  // Before the log writer claims anything: the logs not yet applied, for the producers and the first token.
+  const idem = options.producers !== undefined && options.replicate === undefined ? options.producers : undefined;
+  const scan = idem === undefined ? undefined : await scanPool(options.dataDir.paths.commitlog, options.dataDir.sizes);
   const record = new FlowRecordWriter(options.dataDir.paths.root);
   const flow = new FlowControl({
     dir: options.dataDir.paths.commitlog,
@@ -99,12 +112,36 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     ...(options.logSize !== undefined ? { logSize: options.logSize } : {}),
     ...(options.handoverMs !== undefined ? { handoverMs: options.handoverMs } : {}),
     ...(fileOps !== undefined ? { fileOps } : {}),
+    ...(scan !== undefined ? { firstSeq: firstSequence(scan.maxToken) } : {}),
     durability: options.durability ?? tuning.durability ?? 'dsync',
     logger,
   });
   try {
     const sink = options.replicate ? replicated(log, options.replicate) : log;
-    return await serve(sink, options.dataDir, settings, logger, trace, flow, record, options.replicate !== undefined);
+    let producers: ProducerTable | null = null;
+    if (idem !== undefined) {
+      producers = new ProducerTable(integer(idem.maxProducers, DEFAULT_MAX_PRODUCERS, 1, 100_000_000, 'maxProducers'), integer(idem.expiryMs, DEFAULT_PRODUCER_EXPIRY_MS, 1, Number.MAX_SAFE_INTEGER, 'producer expiryMs'));
+      for (const r of scan!.producers) producers.merge(r);
+    }
+    const handle = await serve(sink, options.dataDir, settings, logger, trace, flow, record, options.replicate !== undefined, producers);
+    if (producers !== null) {
+      let stopped = false;
+      const table = producers;
+      const sweeper = setInterval(() => table.sweep(Date.now()), Math.min(60_000, table.expiryMs));
+      sweeper.unref();
+      void loadFromDatabase(table, idem!.readHost, idem!.readPort, options.dataDir.sizes, logger, () => stopped);
+      return {
+        ...handle,
+        port: handle.port,
+        address: handle.address,
+        close: () => {
+          stopped = true;
+          clearInterval(sweeper);
+          return handle.close();
+        },
+      };
+    }
+    return handle;
   } catch (err) {
     trace?.stop();
     flow.close();
@@ -126,8 +163,9 @@ function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['
     append: async (entries, count, inline, type) => {
       // Connections of a replicating writer take no hello, so no OPS record can reach here.
       if (type !== undefined && type !== RECORD_BATCH) throw new Error(`a replicated commit carries increments only (record type ${type})`);
-      await log.append(entries, count, inline, type);
+      const token = await log.append(entries, count, inline, type);
       await replicate(entries, count);
+      return token;
     },
     close: () => log.close(),
   };
@@ -177,6 +215,7 @@ async function serve(
   flow: FlowControl,
   record: FlowRecordWriter,
   replicating: boolean,
+  producers: ProducerTable | null,
 ): Promise<WriterHandle> {
   const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, commitTuningFromEnv().inlineMax);
   flow.attach(() => log.handingOverBytes, () => groupCommit.resume());
@@ -196,6 +235,7 @@ async function serve(
     lengths: new Int32Array(2),
     lingerMs: LINGER_MS,
     extensions: !replicating,
+    producers,
     closed(conn) {
       evicting.delete(conn);
       connections.delete(conn);

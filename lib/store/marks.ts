@@ -36,7 +36,17 @@
 //                        in partition <p>, u64 LE; a message with a sequence at
 //                        or below it is a retry, dropped.
 
+// producer/<id>          idempotent producers (lib/roles/work/producer-marks.ts,
+//                        docs/storage-format.md "Producer marks"): <id> 16 hex
+//                        digits; value epoch | first | last | token | lastSeen,
+//                        u64 LE each: the producer's durable run [first, last]
+//                        of its newest epoch, applied with the frames.
+//
+// token/applied          the highest token (commit-log frame sequence number)
+//                        of every log applied, u64 LE (read-your-writes).
+
 import { createHash } from 'node:crypto';
+import type { ProducerInfo } from '../protocol/read-response.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import type { Store } from './store.js';
 
@@ -50,6 +60,44 @@ export function encodeAppliedMark(generation: bigint): Buffer {
   const buf = Buffer.allocUnsafe(8);
   buf.writeBigUInt64LE(generation, 0);
   return buf;
+}
+
+export const PRODUCER_MARK_PREFIX = 'producer/';
+export const APPLIED_TOKEN_MARK = 'token/applied';
+const PRODUCER_MARK_SIZE = 40;
+
+/** The mark of idempotent producer `id` (16 hex digits: name order is id order). */
+export function producerMarkName(id: bigint): string {
+  return PRODUCER_MARK_PREFIX + id.toString(16).padStart(16, '0');
+}
+
+/** A producer mark's fields: the record the read port's producers op carries. */
+export type ProducerMark = ProducerInfo;
+
+export function encodeProducerMark(p: ProducerMark): Buffer {
+  const buf = Buffer.allocUnsafe(PRODUCER_MARK_SIZE);
+  buf.writeBigUInt64LE(BigInt(p.epoch), 0);
+  buf.writeBigUInt64LE(p.first, 8);
+  buf.writeBigUInt64LE(p.last, 16);
+  buf.writeBigUInt64LE(p.token, 24);
+  buf.writeBigUInt64LE(BigInt(p.lastSeen), 32);
+  return buf;
+}
+
+/** Decode a producer mark (name and value); throws COUNTD_CORRUPTION when it is not one. */
+export function decodeProducerMark(name: string, value: Buffer): ProducerMark {
+  const hex = name.slice(PRODUCER_MARK_PREFIX.length);
+  if (!name.startsWith(PRODUCER_MARK_PREFIX) || !/^[0-9a-f]{16}$/.test(hex) || value.length !== PRODUCER_MARK_SIZE) {
+    throw new CountdError(ErrorCodes.CORRUPTION, `mark ${name}: not a producer mark (${value.length} bytes)`);
+  }
+  return {
+    id: BigInt('0x' + hex),
+    epoch: Number(value.readBigUInt64LE(0)),
+    first: value.readBigUInt64LE(8),
+    last: value.readBigUInt64LE(16),
+    token: value.readBigUInt64LE(24),
+    lastSeen: Number(value.readBigUInt64LE(32)),
+  };
 }
 
 /** The position mark of cluster partition `partition`. */

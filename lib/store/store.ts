@@ -14,7 +14,7 @@ import { invalidArgument } from '../errors.js';
 import { INT64_MIN, checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
 import { PAIR_LENGTHS_SIZE } from '../protocol/pair-key.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { SETTINGS_VALUE_SIZE, TAG_MARK, Ties, encodeSettingsValue, taggedName } from './encoding.js';
+import { SETTINGS_VALUE_SIZE, TAG_MARK, Ties, encodeSettingsValue, prefixEnd, taggedName } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { applyBatch, type ApplyResult } from './apply.js';
 import { exportKeyspaces, type ExportItem } from './export.js';
@@ -44,7 +44,8 @@ export { PeriodNotKeptError, type PeriodChoice } from './periods.js';
 
 export interface Mark {
   name: string;
-  value: Buffer;
+  /** null: the mark is removed (an expired producer's: lib/roles/work/producer-marks.ts). */
+  value: Buffer | null;
 }
 
 export interface StoreOptions {
@@ -103,7 +104,8 @@ function markOps(marks: Mark[]): BatchOp[] {
   return marks.map((mark) => {
     if (mark === null || typeof mark !== 'object') throw invalidArgument('a mark must be { name, value }');
     const key = taggedName(TAG_MARK, markName(mark.name));
-    if (!(mark.value instanceof Uint8Array)) throw invalidArgument(`mark ${mark.name}: value must be a Buffer`);
+    if (mark.value === null) return { type: 'del', key } as BatchOp;
+    if (!(mark.value instanceof Uint8Array)) throw invalidArgument(`mark ${mark.name}: value must be a Buffer or null`);
     return { type: 'put', key, value: Buffer.from(mark.value) } as BatchOp;
   });
 }
@@ -217,6 +219,23 @@ export class Store {
         if (typeof p.delta !== 'bigint') throw invalidArgument('increments must be bigints');
       }
     }
+  }
+
+  /** Up to `limit` marks whose names start with `prefix` and sort after `after` (byte order), in name order. */
+  async listMarks(prefix: string, after: string, limit: number): Promise<Array<{ name: string; value: Buffer }>> {
+    this.state.checkOpen();
+    const start = taggedName(TAG_MARK, markName(prefix));
+    const from = after === '' ? start : taggedName(TAG_MARK, markName(after));
+    if (!Number.isSafeInteger(limit) || limit < 1) throw invalidArgument(`limit must be a positive integer, got ${String(limit)}`);
+    const out: Array<{ name: string; value: Buffer }> = [];
+    try {
+      for await (const [key, value] of this.state.db.iterator({ [after === '' ? 'gte' : 'gt']: from, lt: prefixEnd(start), limit })) {
+        out.push({ name: key.subarray(1).toString('utf8'), value });
+      }
+    } catch (err) {
+      throw translateDbError(err, 'list marks', this.location);
+    }
+    return out;
   }
 
   async getMark(name: string): Promise<Buffer | undefined> {

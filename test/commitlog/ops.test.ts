@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OP_CREATE_KEYSPACE, OP_DELETE_KEYSPACE, OP_SET, RECORD_BATCH, TIMED_RECORD_HEADER_SIZE, countOps, decodeOps, encodeEntry, writeOpEntry, writeTimedRecordHeader } from '../../lib/commitlog/format.js';
+import { OP_CREATE_KEYSPACE, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, RECORD_BATCH, TIMED_RECORD_HEADER_SIZE, countOps, decodeOps, encodeEntry, writeOpEntry, writeProducerTrailer, writeTimedRecordHeader } from '../../lib/commitlog/format.js';
 import { encodeHello, encodeOpFrame, helloReply, helloVersion, validateOpFrame } from '../../lib/protocol/write-ops.js';
 import { parseWindow, settingsTail } from '../../lib/protocol/window-settings.js';
+import { docBlockBytes } from '../harness/doc-bytes.js';
 
 const SPEC = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/commit-log-format.md'), 'utf8');
 const sizes = { keyspaceSize: 256, keySize: 256 };
@@ -29,6 +30,31 @@ describe('commit log: writtenAt (section 3b)', () => {
     writeTimedRecordHeader(header, RECORD_BATCH, 0x0123456789abcdefn, 0n, 1, entries, Date.parse('2026-12-07T10:00:12.345Z'));
     assert.deepEqual(Buffer.concat([header, entries]), spec);
     assert.equal(spec.length, 61);
+  });
+});
+
+function trailerExampleBytes(): Buffer {
+  const section = SPEC.slice(SPEC.indexOf('### 3c. Producer trailer'), SPEC.indexOf('## 4. Sequence numbers'));
+  const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
+  return Buffer.from(block.split('\n').map((l) => l.split(/ {2,}/)[0]!.trim()).join(' ').trim().split(/\s+/).map((h) => parseInt(h, 16)));
+}
+
+describe('commit log: producer trailer (section 3b)', () => {
+  it('the worked example: writeOpEntry + writeProducerTrailer write the bytes the spec prints, and they decode back', () => {
+    const buf = Buffer.alloc(64);
+    const end = writeOpEntry(buf, 0, OP_INCREMENT, 1n, Buffer.from('pageshome'), 0, 5, 5, 4);
+    const p = writeProducerTrailer(buf, 0, end, 42n, 1, 7n);
+    assert.deepEqual(buf.subarray(0, p), trailerExampleBytes());
+    assert.equal(countOps(trailerExampleBytes(), sizes), 1);
+    const [op] = decodeOps(trailerExampleBytes());
+    assert.equal(op!.op, OP_INCREMENT);
+    assert.deepEqual(op!.producer, { producer: 42n, epoch: 1, sequence: 7n });
+  });
+
+  it('a trailer cut short makes the record malformed', () => {
+    const b = trailerExampleBytes().subarray(0, 40);
+    assert.equal(countOps(b, sizes), -1);
+    assert.throws(() => decodeOps(b), (err: unknown) => (err as { code?: string }).code === 'COUNTD_CORRUPTION');
   });
 });
 
@@ -114,18 +140,11 @@ describe('docs/write-protocol-extensions.md, worked example', () => {
   it('the op frame printed is what encodeOpFrame makes for a set of pages/home to 1000, and the hello is a plain-size frame', () => {
     const doc = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/write-protocol-extensions.md'), 'utf8');
     const section = doc.slice(doc.indexOf('## Worked example'));
-    const block = /```\n([\s\S]*?)```/.exec(section)![1]!;
-    const bytes: number[] = [];
-    for (const line of block.split('\n')) {
-      const hex = line.split(/ {2,}/)[0]!.trim();
-      if (hex === '') continue;
-      const field = hex.replace('…', '').trim().split(/\s+/).map((h) => parseInt(h, 16));
-      if (hex.includes('…')) while (field.length < 256) field.push(0);
-      bytes.push(...field);
-    }
-    assert.deepEqual(Buffer.from(bytes), encodeOpFrame('set', 1000, 'pages', 'home', sizes));
-    assert.equal(encodeHello(sizes).length, 520);
-    assert.equal(helloVersion(encodeHello(sizes), 0, sizes), 1);
+    assert.deepEqual(docBlockBytes(section), encodeOpFrame('set', 1000, 'pages', 'home', sizes));
+    assert.equal(encodeHello(sizes, 1).length, 520);
+    assert.equal(helloVersion(encodeHello(sizes, 1), 0, sizes), 1);
     assert.deepEqual(helloReply(1), Buffer.from([0x45, 0x58, 0x01]));
+    // A server speaking version 2 answers a version-1 hello with version 1.
+    assert.deepEqual(helloReply(1, 2), Buffer.from([0x45, 0x58, 0x01]));
   });
 });

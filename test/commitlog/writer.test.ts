@@ -204,7 +204,7 @@ describe('commit log: writer', () => {
 
   it('validates its arguments', async () => {
     const w = await open();
-    const bad = (p: Promise<void>) => assert.rejects(p, (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    const bad = (p: Promise<unknown>) => assert.rejects(p, (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
     await bad(w.append(taggedBatch('a', 2), 3));
     await bad(w.append(taggedBatch('a', 2), 0));
     await bad(w.append('x' as unknown as Buffer, 1));

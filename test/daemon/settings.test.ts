@@ -33,6 +33,8 @@ const GIVEN: { [K in keyof DaemonSettings]: [string[], DaemonSettings[K]] } = {
   storeMemory: [['512MiB'], 512 * 1024 * 1024],
   nats: [['nats://127.0.0.1:4222,127.0.0.2:4223'], ['nats://127.0.0.1:4222', '127.0.0.2:4223']],
   natsReplicas: [['1'], 1],
+  maxProducers: [['500'], 500],
+  producerExpiryMs: [['5000'], 5000],
   natsSnapshotMs: [['5000'], 5000],
   natsPurge: [['always'], 'always'],
   logFormat: [['json'], 'json'],

@@ -166,7 +166,9 @@ async function createWindowed(writePort: number): Promise<void> {
   }
 }
 
-function pickTarget(x: number, weights: Record<Target, number>): Target {
+
+/** The kill target `x` (uniform in [0, 1)) falls on, by weight. */
+export function pickTarget(x: number, weights: Record<Target, number>): Target {
   const entries = Object.entries(weights) as Array<[Target, number]>;
   const total = entries.reduce((s, [, w]) => s + w, 0);
   let at = x * total;
@@ -178,7 +180,7 @@ function pickTarget(x: number, weights: Record<Target, number>): Target {
 }
 
 /** True when no log of the pool is in mode 0400 (dirty). */
-async function noDirtyLog(dir: string): Promise<boolean> {
+export async function noDirtyLog(dir: string): Promise<boolean> {
   for (const name of await fsp.readdir(dir)) {
     if (!/^\d{10}$/.test(name)) continue;
     try {

@@ -43,9 +43,13 @@ export class DaemonRunner {
   private partialLine = '';
   record: DaemonRecord | undefined;
 
-  constructor(dataDir: string, args: string[] = []) {
+  /** Ports every start binds (default: free ones, new at each start). */
+  readonly ports: { write: number; read: number } | undefined;
+
+  constructor(dataDir: string, args: string[] = [], ports?: { write: number; read: number }) {
     this.dataDir = dataDir;
     this.args = args;
+    this.ports = ports;
   }
 
   get running(): boolean {
@@ -63,7 +67,8 @@ export class DaemonRunner {
   /** Start `countd start` with free ports; resolves with daemon.json once both children listen. */
   async start(timeoutMs = 20_000): Promise<DaemonRecord> {
     if (this.running) throw new Error('daemon already running');
-    const proc = spawn(process.execPath, [COUNTD_BIN, 'start', '--data-dir', this.dataDir, '--write-port', '0', '--read-port', '0', ...this.args], {
+    const ports = [String(this.ports?.write ?? 0), String(this.ports?.read ?? 0)];
+    const proc = spawn(process.execPath, [COUNTD_BIN, 'start', '--data-dir', this.dataDir, '--write-port', ports[0]!, '--read-port', ports[1]!, ...this.args], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: envWithout('COUNTD_DATA_DIR'),
     });

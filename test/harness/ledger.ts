@@ -55,6 +55,13 @@ export class Ledger {
     return `${keyspace}\u0000${key}`;
   }
 
+  /** Frames answered WIN so far, over every key. */
+  acked(): number {
+    let n = 0;
+    for (const e of this.keys.values()) n += e.acked;
+    return n;
+  }
+
   /** Register a new key (names must be unique across the run). */
   newKey(keyspace: string, key: string): KeyEntry {
     const id = this.id(keyspace, key);

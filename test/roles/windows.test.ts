@@ -56,7 +56,7 @@ describe('worker: windowed keyspaces (periods from the records\' writtenAt, expi
     const today = periodStart(DAILY, Date.now());
     let clock = today - 10 * DAY;
     const writer = await CommitLogWriter.open({ dir: dataDir.paths.commitlog, sizes, handoverMs: 60_000, now: () => clock });
-    const ops = async (list: LoggedOp[]): Promise<void> => writer.append(opsPayload(list), list.length, false, RECORD_OPS);
+    const ops = async (list: LoggedOp[]): Promise<void> => void await writer.append(opsPayload(list), list.length, false, RECORD_OPS);
     // Ten days ago: the keyspaces are created, and `w` counts into a period that is long expired.
     await ops([
       { op: OP_CREATE_KEYSPACE, value: BigInt(Operator.sum), ks: 'w', window: DAILY },

@@ -12,18 +12,10 @@ import { formatFigures, runCrashLoop } from '../harness/crash-loop.js';
 import { killAllDaemons } from '../harness/daemon.js';
 import { describeViolations } from '../harness/ledger.js';
 import { seedFromEnv } from '../harness/rng.js';
+import { numericFlag } from './flags.js';
 import { measureReclaim } from '../harness/stale-locks.js';
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isSafeInteger(v) || v < 0) {
-    process.stderr.write(`crash-soak: --${name} needs a non-negative integer\n`);
-    process.exit(2);
-  }
-  return v;
-}
+const flag = (name: string, fallback: number): number => numericFlag('crash-soak', name, fallback);
 
 async function main(): Promise<number> {
   const cycles = flag('cycles', 1000);

@@ -33,6 +33,16 @@ export type LogStatus =
   /** Not read: the batch already held maxKeys pairs (the log waits for the next batch). */
   | 'deferred';
 
+/** One producer's frames in a log: [id, epoch, first, last] (decimal strings: messages are structured clones). */
+export type LogProducer = [string, number, string, string];
+
+/** What a summed log holds for idempotent producers and tokens (producer-marks.ts). */
+export interface LogDescription {
+  /** The sequence number of the log's last frame, decimal; null when it has no record. */
+  lastToken: string | null;
+  producers: LogProducer[];
+}
+
 export interface LogOutcome {
   index: number;
   status: LogStatus;
@@ -52,6 +62,8 @@ export interface LogOutcome {
   sealed: boolean;
   frames: number;
   records: number;
+  /** For a log summed: its last token and its producers' frames (producer-marks.ts). */
+  description?: LogDescription;
 }
 
 export type SummerRequest =

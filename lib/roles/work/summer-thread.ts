@@ -11,6 +11,7 @@ import { RECORD_OPS } from '../../commitlog/format.js';
 import { headerUnverified, readLogFile, type LogRecord } from '../../commitlog/reader.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { PairSums } from './pair-sums.js';
+import { describeRecords } from './producer-marks.js';
 import { encodeAppliedMark } from '../../store/marks.js';
 import { type LogOutcome, type LogToSum, type SummerReply, type SummerRequest } from './summer-protocol.js';
 
@@ -45,7 +46,7 @@ async function sumLog(log: LogToSum, sizes: FieldSizes): Promise<LogOutcome> {
   const generation = contents.generation.toString();
   if (log.mark !== null && encodeAppliedMark(contents.generation).equals(log.mark)) return { ...base, status: 'already-applied', generation, frames: 0 };
   for (const record of contents.records) addRecord(record, contents.header.openedAt);
-  return { ...base, status: 'apply', generation, frames: contents.frames };
+  return { ...base, status: 'apply', generation, frames: contents.frames, description: describeRecords(contents.records) };
 }
 
 /**
@@ -63,7 +64,7 @@ function salvageLog(log: LogToSum, contents: Awaited<ReturnType<typeof readLogFi
     return { ...base, salvage: 'already-applied', salvageFrom: s.from, generation, frames: 0 };
   }
   for (const record of s.records) addRecord(record, 0);
-  return { ...base, salvage: 'apply', salvageFrom: s.from, generation, frames: s.frames };
+  return { ...base, salvage: 'apply', salvageFrom: s.from, generation, frames: s.frames, description: describeRecords(s.records) };
 }
 
 async function handle(req: SummerRequest): Promise<{ reply: SummerReply; transfer: ArrayBuffer[] }> {

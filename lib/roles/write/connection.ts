@@ -16,10 +16,12 @@ import type { Socket } from 'node:net';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { REPLY_BAD, validateFrame } from '../../protocol/write-frame.js';
-import { WriteOp, helloReply, helloVersion, opFrameSize, validateOpFrame, OP_HEADER_SIZE } from '../../protocol/write-ops.js';
+import { FLAG_PROMPT, Reply2, REPLY2_SIZE, WRITE_OPS_PRODUCERS, WriteOp, helloReply, helloVersion, opFrameSize, validateOpFrame, writeReply2, OP_HEADER_SIZE } from '../../protocol/write-ops.js';
 import type { Logger } from '../../util/log.js';
 import type { BatchMember, GroupCommit } from './group-commit.js';
 import type { ReplyWriter } from './replies.js';
+import { ReplyQueue } from './reply-queue.js';
+import { Verdict, type ProducerTable } from './producers.js';
 
 /** Settings and shared objects of all connections of one server. */
 export interface ConnectionContext {
@@ -39,6 +41,11 @@ export interface ConnectionContext {
    * is a malformed frame, answered BAD as by a server without extensions.
    */
   readonly extensions: boolean;
+  /**
+   * The idempotent producers (version 2 of the extensions); null: version 1
+   * only (a writer that cannot rebuild producer state: no read port given).
+   */
+  readonly producers: ProducerTable | null;
   /** Called when the socket is closed (for any reason). */
   closed(conn: WriteConnection): void;
 }
@@ -71,8 +78,18 @@ export class WriteConnection implements BatchMember {
    */
   private frameSize: number;
   private extended = false;
+  /** The extension version spoken (after a hello): 2 adds producers and 24-byte replies. */
+  private version = 0;
+  /** Version 2: one reply slot per frame not answered yet. */
+  private replies2: ReplyQueue | null = null;
   /** A hello waits until every frame before it is answered (its reply follows theirs). */
   private helloWaiting = false;
+  /** A producer's frame waits for the outcome of that producer's frames on another connection. */
+  private producerWaiting = false;
+  private readonly wakeBound = (): void => {
+    this.producerWaiting = false;
+    this.resume();
+  };
   private state = State.Open;
   /** The part of a frame that ended a chunk; carryLen === frameSize: a whole frame not yet taken. */
   private carry: Buffer | null = null;
@@ -218,7 +235,18 @@ export class WriteConnection implements BatchMember {
       this.pauseReading();
       return false;
     }
-    this.socket.write(helloReply(version));
+    const producers = this.ctx.producers;
+    const spoken = Math.min(version, producers === null ? 1 : WRITE_OPS_PRODUCERS);
+    if (spoken >= WRITE_OPS_PRODUCERS && !producers!.ready) {
+      // Version 2 waits for the producers' state to be rebuilt (producer-load.ts).
+      this.producerWaiting = true;
+      this.pauseReading();
+      producers!.whenReady(this.wakeBound);
+      return false;
+    }
+    this.socket.write(helloReply(version, spoken));
+    this.version = spoken;
+    if (spoken >= WRITE_OPS_PRODUCERS) this.replies2 = new ReplyQueue(64, producers!);
     this.extended = true;
     this.frameSize = opFrameSize(this.ctx.sizes);
     return true;
@@ -228,18 +256,59 @@ export class WriteConnection implements BatchMember {
   private takeOp(buf: Buffer, off: number): boolean {
     const ctx = this.ctx;
     const lengths = ctx.lengths;
-    const op = validateOpFrame(buf, off, ctx.sizes, lengths);
+    const op = validateOpFrame(buf, off, ctx.sizes, lengths, this.version);
     if (op === 0) {
       this.reject();
       return false;
     }
     const value = buf.readBigInt64LE(off + 8);
     const ksOff = off + OP_HEADER_SIZE;
+    const queue = this.replies2;
+    if (queue !== null && (buf[off + 16]! | buf[off + 17]! | buf[off + 18]! | buf[off + 19]! | buf[off + 20]! | buf[off + 21]! | buf[off + 22]! | buf[off + 23]!) !== 0) {
+      return this.takeProducerOp(queue, op, value, buf, off);
+    }
     if (op === WriteOp.increment && value === 0n) {
       ctx.groupCommit.addEmpty(this);
     } else if (!ctx.groupCommit.addOp(this, op, value, buf, ksOff, lengths[0]!, ksOff + ctx.sizes.keyspaceSize, lengths[1]!)) {
       this.pauseReading();
       return false;
+    }
+    if (queue !== null) {
+      queue.push(Reply2.win, null, 0n, 0n, 0n);
+      if ((buf[off + 1]! & FLAG_PROMPT) !== 0) ctx.groupCommit.prompt();
+    }
+    this.pending++;
+    return true;
+  }
+
+  /** An op frame of an idempotent producer (version 2): written, answered at once, or waiting (producers.ts). */
+  private takeProducerOp(queue: ReplyQueue, op: number, value: bigint, buf: Buffer, off: number): boolean {
+    const ctx = this.ctx;
+    const table = ctx.producers!;
+    const id = buf.readBigUInt64LE(off + 16);
+    const epoch = buf.readUInt32LE(off + 24);
+    const seq = buf.readBigUInt64LE(off + 32);
+    const verdict = table.admit(this, id, epoch, seq, Date.now());
+    const st = table.state!;
+    if (verdict === Verdict.Wait) {
+      this.producerWaiting = true;
+      this.pauseReading();
+      table.wait(st, this.wakeBound);
+      return false;
+    }
+    if (verdict === Verdict.Accept) {
+      const ksOff = off + OP_HEADER_SIZE;
+      if (!ctx.groupCommit.addProducerOp(this, op, value, buf, ksOff, ctx.lengths[0]!, ksOff + ctx.sizes.keyspaceSize, ctx.lengths[1]!, id, epoch, seq)) {
+        table.retract(st);
+        this.pauseReading();
+        return false;
+      }
+      queue.push(Reply2.win, st, seq, 0n, 0n);
+      if ((buf[off + 1]! & FLAG_PROMPT) !== 0) ctx.groupCommit.prompt();
+    } else {
+      const status = verdict === Verdict.Duplicate ? Reply2.duplicate : verdict === Verdict.Fenced ? Reply2.fenced : verdict === Verdict.Limit ? Reply2.limit : verdict === Verdict.OutOfSequence ? Reply2.outOfSequence : Reply2.err;
+      queue.push(status, null, 0n, verdict === Verdict.Duplicate ? st.token : 0n, table.detail);
+      ctx.groupCommit.addEmpty(this);
     }
     this.pending++;
     return true;
@@ -254,12 +323,13 @@ export class WriteConnection implements BatchMember {
     this.finishIfDone();
   }
 
-  durable(frames: number): number {
+  durable(frames: number, token: bigint): number {
     this.pending -= frames;
     this.active = true;
     let sent = 0;
+    const v2 = this.replies2?.durable(frames, token);
     if (this.state === State.Open || this.state === State.Rejecting) {
-      if (!this.ctx.replies.win(this.socket, frames) && !this.writeFull) {
+      if (!(v2 !== undefined ? this.socket.write(v2) : this.ctx.replies.win(this.socket, frames)) && !this.writeFull) {
         this.writeFull = true;
         this.pauseReading();
       }
@@ -281,10 +351,14 @@ export class WriteConnection implements BatchMember {
     this.pending -= frames;
     this.failing = false;
     this.ctx.groupCommit.forget(this);
+    const v2 = this.replies2?.failed(frames, !answer);
     if (this.state === State.Closed || this.state === State.Ending) return 0;
     // Without an answer the client sees the connection lost before the
     // reply: "may or may not have been applied", which is the truth then.
-    if (answer) this.ctx.replies.err(this.socket, frames);
+    if (answer) {
+      if (v2 !== undefined) this.socket.write(v2);
+      else this.ctx.replies.err(this.socket, frames);
+    }
     this.end();
     return answer ? frames : 0;
   }
@@ -302,7 +376,7 @@ export class WriteConnection implements BatchMember {
   /** A block cleared: process what was kept, then read again if nothing blocks. */
   private resume(): void {
     if (this.state !== State.Open) return;
-    if (this.waitingRoom || this.pendingFull || this.helloWaiting || (this.writeFull && !this.draining)) return;
+    if (this.waitingRoom || this.pendingFull || this.helloWaiting || this.producerWaiting || (this.writeFull && !this.draining)) return;
     if (this.stash !== null || this.carryLen === this.frameSize) {
       this.run();
       this.ctx.groupCommit.schedule();
@@ -339,7 +413,7 @@ export class WriteConnection implements BatchMember {
   private finishIfDone(): void {
     if (this.pending > 0) return;
     if (this.state === State.Rejecting) {
-      this.socket.write(REPLY_BAD);
+      this.socket.write(this.replies2 !== null ? badReply2() : REPLY_BAD);
       this.end();
     } else if (this.state === State.Open && (this.readEnded || this.draining) && this.stash === null && this.carryLen < this.frameSize) {
       // A partial frame left in carry is dropped: never applied, never answered.
@@ -386,4 +460,10 @@ export class WriteConnection implements BatchMember {
     this.ctx.groupCommit.forget(this);
     this.ctx.closed(this);
   }
+}
+
+function badReply2(): Buffer {
+  const buf = Buffer.allocUnsafe(REPLY2_SIZE);
+  writeReply2(buf, 0, Reply2.bad, 0n, 0n);
+  return buf;
 }

@@ -22,7 +22,7 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { OP_INCREMENT, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry } from '../../commitlog/format.js';
+import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry, writeProducerTrailer } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
@@ -32,7 +32,10 @@ import type { CommitTrace } from './trace.js';
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
   readonly maxBatchBytes: number;
-  append(entries: Buffer, count: number, inline?: boolean, type?: number): Promise<void>;
+  /** Resolves once durable, to the sequence number of the batch's last frame (its token) when the sink numbers frames. */
+  append(entries: Buffer, count: number, inline?: boolean, type?: number): Promise<bigint | void>;
+  /** Hand the log being filled over to the worker now (a frame asked to be readable soon). */
+  handOverSoon?(): void;
 }
 
 /** The part of flow control (flow.ts) a group commit needs. */
@@ -51,8 +54,12 @@ export interface BatchMember {
   failing: boolean;
   /** Set while the member waits in GroupCommit for room in the current batch. */
   waitingRoom: boolean;
-  /** `frames` of this member are durable, in order; returns how many WINs it sent. */
-  durable(frames: number): number;
+  /**
+   * `frames` of this member are durable, in order; returns how many WINs it
+   * sent. `token`: the sequence number of the batch's last frame (or of the
+   * last durable batch, for a batch with no entries).
+   */
+  durable(frames: number, token: bigint): number;
   /**
    * `frames` of this member could not be made durable (err says why); returns
    * how many ERRs it sent. `answer` false: their outcome is unknown (they may
@@ -78,6 +85,8 @@ class Batch {
    * (docs/commit-log-format.md, "OPS records").
    */
   ops = false;
+  /** A frame asked for a prompt hand-over of the log once this batch is durable. */
+  prompt = false;
   /** When its first frame was added (performance.now(); tracing only). */
   firstAt = 0;
   /** Members with at least one frame here, each once (its slotFrames[slot] went 0 → 1). */
@@ -97,6 +106,7 @@ class Batch {
     this.entries = 0;
     this.frames = 0;
     this.ops = false;
+    this.prompt = false;
     this.members.length = 0;
   }
 
@@ -140,7 +150,7 @@ class Batch {
   }
 }
 
-const NO_APPEND = Promise.resolve();
+const NO_APPEND: Promise<bigint | void> = Promise.resolve();
 /** Batches of at most this many connections are committed inline (see GroupCommit.inline). */
 export const INLINE_MAX_MEMBERS = 4;
 
@@ -169,6 +179,14 @@ export class GroupCommit {
   private readonly flow: FlowGate | null;
   /** done() is holding the in-flight batch's WINs for flow control. */
   private held = false;
+  /** Token of the last durable batch (the sequence number of its last frame). */
+  private lastToken = 0n;
+  /** Token of the batch whose WINs deliver() sends. */
+  private ackToken = 0n;
+  private readonly appendedBound = (token: bigint | void): void => {
+    if (typeof token === 'bigint') this.lastToken = token;
+    this.done();
+  };
   private readonly inlineMax: number;
 
   constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS) {
@@ -245,6 +263,24 @@ export class GroupCommit {
     return true;
   }
 
+  /**
+   * An op of an idempotent producer (docs/write-protocol-extensions.md,
+   * version 2): an op entry with the producer trailer, in an OPS batch.
+   */
+  addProducerOp(member: BatchMember, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number, producer: bigint, epoch: number, sequence: bigint): boolean {
+    const b = this.current;
+    if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen) + PRODUCER_TRAILER_SIZE)) return this.noRoom(member);
+    const end = writeOpEntry(b.buf, b.bytes, op, value, src, ksOff, ksLen, keyOff, keyLen);
+    b.push(member, writeProducerTrailer(b.buf, b.bytes, end, producer, epoch, sequence));
+    this.count(member, b);
+    return true;
+  }
+
+  /** A frame of the current batch asked for a prompt hand-over (FLAG_PROMPT). */
+  prompt(): void {
+    this.current.prompt = true;
+  }
+
   private noRoom(member: BatchMember): false {
     this.waitForRoom(member);
     return false;
@@ -283,7 +319,7 @@ export class GroupCommit {
     const b = this.current;
     this.inflight = b;
     this.current = this.batches[1 - b.slot]!;
-    let appended: Promise<void>;
+    let appended: Promise<bigint | void>;
     if (b.entries === 0) {
       appended = NO_APPEND;
     } else {
@@ -295,7 +331,7 @@ export class GroupCommit {
         appended = Promise.reject(err);
       }
     }
-    appended.then(this.doneBound, this.failBound);
+    appended.then(this.appendedBound, this.failBound);
     this.wakeWaiters();
   }
 
@@ -324,6 +360,10 @@ export class GroupCommit {
       }
     }
     this.held = false;
+    // WINs of the batch before still queued (this batch had no append: its promise settled first): they go first.
+    if (this.acking !== null) this.deliver();
+    if (b.prompt && b.entries > 0) this.log.handOverSoon?.();
+    this.ackToken = this.lastToken;
     metrics.groupCommitFrames.observe(b.frames);
     // Take the batch's members and counts out before the batch is reused.
     const members = b.members;
@@ -368,7 +408,8 @@ export class GroupCommit {
     this.acking = null;
     const counts = this.ackCounts;
     let acked = 0;
-    for (let i = 0; i < members.length; i++) acked += members[i]!.durable(counts[i]!);
+    const token = this.ackToken;
+    for (let i = 0; i < members.length; i++) acked += members[i]!.durable(counts[i]!, token);
     members.length = 0;
     this.spareMembers = members;
     if (acked > 0) metrics.framesAcked.inc(acked);
