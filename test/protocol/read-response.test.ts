@@ -34,12 +34,12 @@ describe('read response codec', () => {
     assert.equal(buf.readBigInt64LE(272), -2n);
   });
 
-  it('encodes the status answers -1, -2 and -3 (await timed out) as a bare n', () => {
+  it('encodes the status answers -1, -2, -3 (period not kept) and -4 (await timed out) as a bare n', () => {
     assert.equal(encodeStatusResponse(N_MALFORMED).readBigInt64LE(0), -1n);
     assert.equal(encodeStatusResponse(N_PAGE_TOO_LARGE).readBigInt64LE(0), -2n);
     assert.equal(encodeStatusResponse(N_PERIOD_NOT_KEPT).readBigInt64LE(0), -3n);
     assert.equal(encodeStatusResponse(N_TIMEOUT).readBigInt64LE(0), -4n);
-    assert.throws(() => encodeStatusResponse(-4n), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    assert.throws(() => encodeStatusResponse(-5n), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
   it('refuses keys that do not fit the field', () => {
