@@ -5,57 +5,40 @@
 // holder takes to be reclaimed (measured, not asserted). Exit code 1 on any
 // violation.
 
-import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { formatFigures, runCrashLoop } from '../harness/crash-loop.js';
-import { killAllDaemons } from '../harness/daemon.js';
 import { describeViolations } from '../harness/ledger.js';
 import { seedFromEnv } from '../harness/rng.js';
 import { numericFlag } from './flags.js';
+import { runSoak } from './run-soak.js';
 import { measureReclaim } from '../harness/stale-locks.js';
 
 const flag = (name: string, fallback: number): number => numericFlag('crash-soak', name, fallback);
 
-async function main(): Promise<number> {
-  const cycles = flag('cycles', 1000);
-  const seed = flag('seed', seedFromEnv());
-  const writers = flag('writers', 4);
-  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'countd-soak-'));
-  let failed = false;
-  try {
-    process.stdout.write(`crash soak: ${cycles} cycles, ${writers} writers, seed ${seed}, data in ${root}\n`);
-    const result = await runCrashLoop({
-      dataDir: path.join(root, 'data'),
-      cycles,
-      seed,
-      writers,
-      progress: (line) => process.stdout.write(line + '\n'),
-    });
-    process.stdout.write('\n' + formatFigures(result) + '\n');
-    if (result.violations.length > 0 || result.protocolErrors.length > 0 || result.rankIndexBroken.length > 0) {
-      failed = true;
-      process.stdout.write(`\nVIOLATIONS:\n${describeViolations(result.violations, 50)}\n${result.protocolErrors.slice(0, 20).join('\n')}\n`);
-    }
-    const locks = await measureReclaim(path.join(root, 'locks'), { rounds: Math.max(5, Math.min(50, Math.floor(cycles / 20))), contenders: 4, seed });
-    process.stdout.write(
-      `\nstale-lock reclaim (grace ${locks.graceMs} ms, ${locks.rounds} rounds, ${locks.contenders} contenders): ` +
-        `median ${locks.medianMs.toFixed(0)} ms, max ${locks.maxMs.toFixed(0)} ms after the kill; double holders ${locks.doubleHolders}\n`,
-    );
-    if (locks.doubleHolders > 0) failed = true;
-  } finally {
-    await killAllDaemons();
-    if (!failed) await fsp.rm(root, { recursive: true, force: true });
-    else process.stdout.write(`data kept in ${root}\n`);
-  }
-  return failed ? 1 : 0;
-}
+const cycles = flag('cycles', 1000);
+const seed = flag('seed', seedFromEnv());
+const writers = flag('writers', 4);
 
-main().then(
-  (code) => process.exit(code),
-  async (err: unknown) => {
-    await killAllDaemons();
-    process.stderr.write(`crash-soak: ${(err as Error).message}\n`);
-    process.exit(1);
-  },
-);
+runSoak('crash-soak', 'countd-soak-', async (root) => {
+  let failed = false;
+  process.stdout.write(`crash soak: ${cycles} cycles, ${writers} writers, seed ${seed}, data in ${root}\n`);
+  const result = await runCrashLoop({
+    dataDir: path.join(root, 'data'),
+    cycles,
+    seed,
+    writers,
+    progress: (line) => process.stdout.write(line + '\n'),
+  });
+  process.stdout.write('\n' + formatFigures(result) + '\n');
+  if (result.violations.length > 0 || result.protocolErrors.length > 0 || result.rankIndexBroken.length > 0) {
+    failed = true;
+    process.stdout.write(`\nVIOLATIONS:\n${describeViolations(result.violations, 50)}\n${result.protocolErrors.slice(0, 20).join('\n')}\n`);
+  }
+  const locks = await measureReclaim(path.join(root, 'locks'), { rounds: Math.max(5, Math.min(50, Math.floor(cycles / 20))), contenders: 4, seed });
+  process.stdout.write(
+    `\nstale-lock reclaim (grace ${locks.graceMs} ms, ${locks.rounds} rounds, ${locks.contenders} contenders): ` +
+      `median ${locks.medianMs.toFixed(0)} ms, max ${locks.maxMs.toFixed(0)} ms after the kill; double holders ${locks.doubleHolders}\n`,
+  );
+  if (locks.doubleHolders > 0) failed = true;
+  return failed;
+});

@@ -5,43 +5,26 @@
 // unacknowledged increment; then the figures: every increment acknowledged,
 // 0 lost, 0 double-applied. Exit code 1 on any violation.
 
-import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { killAllDaemons } from '../harness/daemon.js';
 import { formatIdemFigures, runIdemLoop } from '../harness/idem-loop.js';
 import { describeViolations } from '../harness/ledger.js';
 import { seedFromEnv } from '../harness/rng.js';
 import { numericFlag } from './flags.js';
+import { runSoak } from './run-soak.js';
 
 const flag = (name: string, fallback: number): number => numericFlag('idem-soak', name, fallback);
 
-async function main(): Promise<number> {
-  const cycles = flag('cycles', 100);
-  const seed = flag('seed', seedFromEnv());
-  const producers = flag('producers', 4);
-  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'countd-idem-soak-'));
-  let failed = false;
-  try {
-    process.stdout.write(`idempotent-producer soak: ${cycles} kill -9 cycles, ${producers} producers retrying every unacknowledged increment, seed ${seed}, data in ${root}\n`);
-    const r = await runIdemLoop({ dataDir: path.join(root, 'data'), cycles, seed, producers, progress: (line) => process.stdout.write(line + '\n') });
-    process.stdout.write('\n' + formatIdemFigures(r) + '\n');
-    if (r.violations.length > 0 || r.failures.length > 0 || r.rankIndexBroken.length > 0 || r.framesAcked !== r.framesSent) {
-      failed = true;
-      process.stdout.write(`\nVIOLATIONS:\n${describeViolations(r.violations, 50)}\n${r.failures.slice(0, 20).join('\n')}\n`);
-    }
-  } finally {
-    await killAllDaemons();
-    if (!failed) await fsp.rm(root, { recursive: true, force: true });
-    else process.stdout.write(`data kept in ${root}\n`);
-  }
-  return failed ? 1 : 0;
-}
+const cycles = flag('cycles', 100);
+const seed = flag('seed', seedFromEnv());
+const producers = flag('producers', 4);
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`idem-soak: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runSoak('idem-soak', 'countd-idem-soak-', async (root) => {
+  process.stdout.write(`idempotent-producer soak: ${cycles} kill -9 cycles, ${producers} producers retrying every unacknowledged increment, seed ${seed}, data in ${root}\n`);
+  const r = await runIdemLoop({ dataDir: path.join(root, 'data'), cycles, seed, producers, progress: (line) => process.stdout.write(line + '\n') });
+  process.stdout.write('\n' + formatIdemFigures(r) + '\n');
+  if (r.violations.length > 0 || r.failures.length > 0 || r.rankIndexBroken.length > 0 || r.framesAcked !== r.framesSent) {
+    process.stdout.write(`\nVIOLATIONS:\n${describeViolations(r.violations, 50)}\n${r.failures.slice(0, 20).join('\n')}\n`);
+    return true;
+  }
+  return false;
+});
