@@ -26,6 +26,8 @@ function flag(name: string, fallback: number): number {
 const SECONDS = flag('seconds', 8);
 const CONNECTIONS = flag('connections', 48);
 const IN_FLIGHT = flag('in-flight', 16);
+/** Cluster sizes to measure, e.g. --nodes 1 (default 1,2,3). */
+const NODES = (process.argv.includes('--nodes') ? process.argv[process.argv.indexOf('--nodes') + 1]! : '1,2,3').split(',').map(Number);
 
 /** WIN → visible through node 0, sampled while `running()`. */
 async function probeLag(nodes: CountdDaemon[], running: () => boolean): Promise<number[]> {
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
   } finally {
     await single.stop();
   }
-  for (const k of [1, 2, 3]) {
+  for (const k of NODES) {
     const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'countd-bench-cluster-'));
     const nats = await NatsCluster.start(root);
     const nodes: CountdDaemon[] = [];

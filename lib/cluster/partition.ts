@@ -4,17 +4,19 @@
 // subject `countd.p.<p>` of the stream STREAM. The number is fixed for the
 // life of a cluster: changing it would move keyspaces between partitions.
 
-export const PARTITIONS = 64;
+export const PARTITIONS = 16;
 export const STREAM = 'COUNTD';
+/**
+ * The stream's description names its layout (partitions, message format);
+ * a node refuses a stream of another layout (countd 0.5.0's had 64
+ * partitions and messages with NATS headers, and no description).
+ */
+export const STREAM_LAYOUT = `countd partitions=${PARTITIONS} message=1`;
 export const SUBJECT_PREFIX = 'countd.p.';
 /** KV bucket of the nodes' heartbeats (liveness). */
 export const NODES_BUCKET = 'countd-nodes';
 /** KV bucket of the partition leases (ownership). */
 export const LEASES_BUCKET = 'countd-leases';
-/** Headers of a partition message. */
-export const HDR_WRITER = 'Countd-Writer';
-export const HDR_SEQ = 'Countd-Seq';
-export const HDR_FRAMES = 'Countd-Frames';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;

@@ -9,7 +9,7 @@
 
 import net from 'node:net';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument } from '../errors.js';
-import { CommitLogWriter } from '../commitlog/writer.js';
+import { type AppendFailure, CommitLogWriter } from '../commitlog/writer.js';
 import { type FileOps, realFileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
@@ -58,7 +58,7 @@ export interface WriterOptions {
    * once they are durable in the commit log; the WINs wait until it resolves,
    * and it rejecting answers ERR like a failed append.
    */
-  replicate?: (entries: Buffer, count: number) => Promise<void>;
+  replicate?: (entries: Buffer, count: number, type: number) => Promise<void>;
 }
 
 export interface WriterHandle {
@@ -105,7 +105,14 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   }
 }
 
-/** The commit log, with each append followed by `replicate` (the group commit sees one append). */
+/** A failure of a replicated append: the frames may be applied (GroupCommit leaves them unanswered). */
+function outcomeUnknown(err: unknown): AppendFailure {
+  const failure: AppendFailure = err instanceof CountdError ? err : new CountdError(ErrorCodes.CLUSTER, err instanceof Error ? err.message : String(err), { cause: err });
+  failure.outcomeUnknown = true;
+  return failure;
+}
+
+/** The commit log and `replicate`, together (the group commit sees one append). */
 function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['replicate']>): CommitLogSink & { close(): Promise<void>; readonly handingOverBytes: number } {
   return {
     get maxBatchBytes() {
@@ -115,10 +122,15 @@ function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['
       return log.handingOverBytes;
     },
     append: async (entries, count, inline, type) => {
-      // Connections of a replicating writer take no hello, so no OPS record can reach here.
-      if (type !== undefined && type !== RECORD_BATCH) throw new Error(`a replicated commit carries increments only (record type ${type})`);
-      await log.append(entries, count, inline, type);
-      await replicate(entries, count);
+      // The publish goes out first and the fdatasync runs meanwhile: a WIN waits for both,
+      // so the group commit costs the slower of the two, not their sum. Either failing
+      // leaves the other's outcome standing (a stored message is applied), so the frames'
+      // outcome is unknown: they are not answered (docs/cluster.md, "Write path").
+      const replicated = replicate(entries, count, type ?? RECORD_BATCH);
+      const durable = log.append(entries, count, inline, type);
+      const [a, b] = await Promise.allSettled([durable, replicated]);
+      const failed = a.status === 'rejected' ? a : b.status === 'rejected' ? b : undefined;
+      if (failed !== undefined) throw outcomeUnknown(failed.reason);
     },
     close: () => log.close(),
   };
@@ -186,7 +198,8 @@ async function serve(
     logger,
     lengths: new Int32Array(2),
     lingerMs: LINGER_MS,
-    extensions: !replicating,
+    extensions: true,
+    ...(replicating && { maxHelloVersion: 1 }),
     closed(conn) {
       evicting.delete(conn);
       connections.delete(conn);

@@ -1,19 +1,25 @@
 // The cluster (docs/cluster.md) against real servers: a 3-node nats-server
 // cluster with JetStream (R3) on loopback ports picked at run time, and three
-// `countd start --nats` nodes. Writes go to every node under load; one countd
-// node is killed with SIGKILL, then one nats-server; at the end everything is
-// stopped and started again. After each step every key written is read
-// through the surviving nodes and checked against the writers' ledger: no
-// acknowledged increment lost, none applied twice.
+// `countd start --nats` nodes. Sets, deletes and creates written through one
+// node are read through the others. Writes go to every node under load,
+// increments and sets/deletes on the same keys; one countd node is killed
+// with SIGKILL, then one nats-server; at the end everything is stopped and
+// started again. After each step every key written is read through the
+// surviving nodes and checked against the writers' ledgers: no acknowledged
+// increment or op lost, none applied twice or out of order. Last, a stream of
+// another layout (countd 0.5.0's) is refused.
 
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Client } from '../../lib/client/client.js';
 import { DaemonRunner, killAllDaemons, waitUntil } from '../harness/daemon.js';
 import { describeViolations, Ledger } from '../harness/ledger.js';
 import { LedgerClient } from '../harness/ledger-client.js';
+import { OpsWriter } from '../harness/ops-ledger.js';
 import { NatsCluster } from '../harness/nats-cluster.js';
 import { rng, seedFromEnv } from '../harness/rng.js';
 
@@ -88,21 +94,73 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
     });
   }
 
-  it('kill -9 of a countd node under load: no acknowledged increment lost or doubled; its keyspaces readable from the others within 15 s', async () => {
+  it('sets, deletes and creates through one node are read through any other, in order with increments', async () => {
+    const [a, b, c] = nodes as [DaemonRunner, DaemonRunner, DaemonRunner];
+    const viaA = new Client({ host: '127.0.0.1', writePort: a.writePort!, ...SIZES });
+    const viaB = new Client({ host: '127.0.0.1', writePort: b.writePort!, ...SIZES });
+    const read = [a, b, c].map((n) => new Client({ host: '127.0.0.1', readPort: n.readPort!, ...SIZES }));
+    const everywhere = async (what: string, ks: string, key: string, want: bigint | undefined): Promise<void> => {
+      for (const r of read) await waitUntil(`${what} read through every node`, async () => (await r.get(ks, key)) === want, 20_000, 50);
+    };
+    try {
+      // A max keyspace created through a: its values combine by max, the set replaces, in the order sent.
+      await Promise.all([viaA.createKeyspace('best', { op: 'max' }), viaA.increment('best', 'k', 5), viaA.increment('best', 'k', 9), viaA.increment('best', 'k', 3)]);
+      await everywhere('max of 5, 9, 3', 'best', 'k', 9n);
+      await Promise.all([viaA.set('best', 'k', 2), viaA.increment('best', 'k', 1)]);
+      await everywhere('set 2 then max with 1', 'best', 'k', 2n);
+      // Increments, a set and a delete through b on keyspaces spread over the partitions.
+      for (const ks of KEYSPACES) await Promise.all([viaB.increment(`o-${ks}`, 'x', 7), viaB.set(`o-${ks}`, 'x', 100), viaB.increment(`o-${ks}`, 'x', 1), viaB.increment(`o-${ks}`, 'gone', 1), viaB.deleteKey(`o-${ks}`, 'gone')]);
+      for (const ks of KEYSPACES) {
+        await everywhere('increment, set 100, increment 1', `o-${ks}`, 'x', 101n);
+        await everywhere('a deleted key', `o-${ks}`, 'gone', undefined);
+      }
+      // A keyspace deleted through b, then written again: it starts from nothing, a sum again.
+      await Promise.all([viaB.deleteKeyspace('best'), viaB.increment('best', 'k', 4), viaB.increment('best', 'k', 4)]);
+      await everywhere('deleted, then 4 + 4', 'best', 'k', 8n);
+    } finally {
+      await Promise.all([viaA.close(), viaB.close(), ...read.map((r) => r.close())]);
+    }
+  });
+
+  /** Every key of the ops writer, read through `readPort`, holds a count its history allows. */
+  async function expectOps(ops: OpsWriter, readPort: number): Promise<void> {
+    const client = new Client({ host: '127.0.0.1', readPort, ...SIZES });
+    let bad: string[] = [];
+    try {
+      await waitUntil('every set/delete key allowed by its history', async () => (bad = await ops.violations((ks, k) => client.get(ks, k))).length === 0, 10_000, 200).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}: seed ${seed}\n${bad.join('\n')}`);
+      });
+    } finally {
+      await client.close();
+    }
+  }
+
+  it('kill -9 of a countd node under load: no acknowledged increment, set or delete lost or doubled; its keyspaces readable from the others within 15 s', async () => {
     const [a, b, c] = nodes as [DaemonRunner, DaemonRunner, DaemonRunner];
     const viaB = load('b1', b, 1);
     load('a1', a, 2);
     load('c1', c, 3);
-    await waitUntil('WINs through every node', () => clients.every((x) => x.stats.wins >= 300), 60_000);
-    await b.kill('daemon');
-    const killedAt = Date.now();
-    const before = wins(clients);
-    await waitUntil('writes go on through the other nodes', () => wins(clients) >= before + 300, 30_000);
-    await stopLoad();
-    assert.ok(viaB.stats.wins >= 300);
-    // Every key, the killed node's included, read through node a and through node c.
-    await expectExact(a.readPort!, 'every key exact through node a', Math.max(1000, FAILOVER_MS - (Date.now() - killedAt)));
-    await expectExact(c.readPort!, 'every key exact through node c', 5000);
+    // Sets, deletes and increments on the same keys through b, then (b gone) through a.
+    const ops = new OpsWriter({ rng: rng(seed + 100), sizes: SIZES, port: () => b.writePort ?? a.writePort, keyspace: 'ops', keys: Array.from({ length: 24 }, (_, i) => `k${i}`) });
+    ops.start();
+    try {
+      await waitUntil('WINs through every node', () => clients.every((x) => x.stats.wins >= 300) && ops.stats.acked >= 200, 60_000);
+      await b.kill('daemon');
+      const killedAt = Date.now();
+      const before = wins(clients);
+      const opsBefore = ops.stats.acked;
+      await waitUntil('writes go on through the other nodes', () => wins(clients) >= before + 300 && ops.stats.acked >= opsBefore + 100, 30_000);
+      await stopLoad();
+      await ops.stop();
+      assert.ok(viaB.stats.wins >= 300);
+      assert.ok(ops.stats.sessions >= 2, 'the ops writer moved to another node');
+      // Every key, the killed node's included, read through node a and through node c.
+      await expectExact(a.readPort!, 'every key exact through node a', Math.max(1000, FAILOVER_MS - (Date.now() - killedAt)));
+      await expectExact(c.readPort!, 'every key exact through node c', 5000);
+      for (const n of [a, c]) await expectOps(ops, n.readPort!);
+    } finally {
+      await ops.stop();
+    }
   });
 
   it('kill -9 of a nats-server under load: writes go on; once it is back, nothing lost or doubled', async () => {
@@ -128,5 +186,19 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
     for (const n of nodes) await expectExact(n.readPort!, 'every key exact after the restart', 60_000);
     const { figures } = await checkThrough(nodes[0]!.readPort!, ledger);
     assert.ok(figures.framesAcked > 1500, `enough acknowledged frames to mean something: ${JSON.stringify(figures)}`);
+  });
+
+  it('a stream of another layout (countd 0.5.0: 64 partitions, no description) is refused with COUNTD_CLUSTER', async () => {
+    for (const n of nodes) await n.stop();
+    const nc = await connect({ servers: nats!.urls.split(',') });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete('COUNTD');
+      await jsm.streams.add({ name: 'COUNTD', subjects: ['countd.p.*'], num_replicas: 3 });
+    } finally {
+      await nc.close();
+    }
+    const node = new DaemonRunner(path.join(root, 'countd-layout'), ['--nats', nats!.urls, '--keyspace-size', '16', '--key-size', '16']);
+    await assert.rejects(node.start(60_000), /COUNTD_CLUSTER.*layout "countd 0\.5\.0: partitions=64, NATS headers".*needs "countd partitions=16 message=1"/s);
   });
 });

@@ -33,12 +33,14 @@ export interface ConnectionContext {
   readonly lengths: Int32Array;
   /** How long a closing connection may linger for the client to read its last replies. */
   readonly lingerMs: number;
-  /**
-   * Whether a hello is answered (docs/write-protocol-extensions.md). Off in
-   * cluster mode, whose replicated log carries increments only: there a hello
-   * is a malformed frame, answered BAD as by a server without extensions.
-   */
+  /** Whether a hello is answered (docs/write-protocol-extensions.md); off, a hello is a malformed frame, answered BAD. */
   readonly extensions: boolean;
+  /**
+   * The highest extensions version a hello is answered with, when below this
+   * code's own: cluster mode replicates version-1 op entries only
+   * (docs/cluster.md, "Sets, deletes and creates").
+   */
+  readonly maxHelloVersion?: number;
   /** Called when the socket is closed (for any reason). */
   closed(conn: WriteConnection): void;
 }
@@ -218,7 +220,7 @@ export class WriteConnection implements BatchMember {
       this.pauseReading();
       return false;
     }
-    this.socket.write(helloReply(version));
+    this.socket.write(helloReply(Math.min(version, this.ctx.maxHelloVersion ?? version)));
     this.extended = true;
     this.frameSize = opFrameSize(this.ctx.sizes);
     return true;
