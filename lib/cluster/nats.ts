@@ -12,7 +12,7 @@ import { LEASES_BUCKET, NODES_BUCKET, STREAM, STREAM_LAYOUT, SUBJECT_PREFIX } fr
 export const NODE_TTL_MS = 5000;
 /** How long a node waits for JetStream to accept the stream and buckets at start. */
 const SETUP_TIMEOUT_MS = 30_000;
-/** JetStream's duplicate window on the stream (Nats-Msg-Id): the first line of dedupe. */
+/** JetStream's duplicate window (Nats-Msg-Id): countd sends no message ids since 0.6.0 (the per-writer watermark is the exact dedupe); kept as 0.5.0 created it. */
 const DUPLICATE_WINDOW_NS = 120 * 1e9;
 
 export interface ClusterConnection {
