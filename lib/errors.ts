@@ -46,6 +46,8 @@ export const ErrorCodes = {
   READ_ONLY: 'COUNTD_READ_ONLY',
   /** Cluster mode: NATS JetStream did not accept or answer in time (the write was not acknowledged). */
   CLUSTER: 'COUNTD_CLUSTER',
+  /** The process may not open commit logs whatever their mode bits: not root, no CAP_DAC_OVERRIDE. */
+  PERMISSION: 'COUNTD_PERMISSION',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -22,6 +22,7 @@ import { FileOps, pwriteAll, realFileOps } from './fileops.js';
 import { MAX_LOG_INDEX, logName, newLogTempName, ownerName, parsePoolName } from './filenames.js';
 import { HEADER_SIZE, decodeHeader, LogHeader } from './format.js';
 import { lockState, ownerAlive, readOwner, tryLock, tryPoolMutex, unlinkIfExists, unlock } from './locks.js';
+import { requireModeOverride } from './privilege.js';
 import { headerUnverified, readLogFile } from './reader.js';
 
 export const MODE_CLEAN = 0o200;
@@ -113,6 +114,7 @@ export class CommitLogPool {
     if (!Number.isFinite(graceMs) || graceMs < 0) throw invalidArgument(`staleLockGraceMs must be a non-negative number, got ${String(graceMs)}`);
     const ops = o.fileOps ?? realFileOps;
     const dir = path.resolve(o.dir);
+    requireModeOverride(dir);
     let realDir: string;
     try {
       await mkdirDurable(dir, ops);
