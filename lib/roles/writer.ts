@@ -121,13 +121,14 @@ function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['
     get handingOverBytes() {
       return log.handingOverBytes;
     },
-    append: async (entries, count, inline, type) => {
+    append: async (entries, count, _inline, type) => {
       // The publish goes out first and the fdatasync runs meanwhile: a WIN waits for both,
       // so the group commit costs the slower of the two, not their sum. Either failing
       // leaves the other's outcome standing (a stored message is applied), so the frames'
       // outcome is unknown: they are not answered (docs/cluster.md, "Write path").
+      // Never inline: a blocked event loop would hold the publish back until the fdatasync returned.
       const replicated = replicate(entries, count, type ?? RECORD_BATCH);
-      const durable = log.append(entries, count, inline, type);
+      const durable = log.append(entries, count, false, type);
       const [a, b] = await Promise.allSettled([durable, replicated]);
       const failed = a.status === 'rejected' ? a : b.status === 'rejected' ? b : undefined;
       if (failed !== undefined) throw outcomeUnknown(failed.reason);
