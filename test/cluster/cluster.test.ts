@@ -21,6 +21,7 @@ import { describeViolations, Ledger } from '../harness/ledger.js';
 import { LedgerClient } from '../harness/ledger-client.js';
 import { OpsWriter } from '../harness/ops-ledger.js';
 import { NatsCluster } from '../harness/nats-cluster.js';
+import { countd } from '../cli/helpers.js';
 import { rng, seedFromEnv } from '../harness/rng.js';
 
 const SIZES = { keyspaceSize: 16, keySize: 16 };
@@ -120,6 +121,30 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
     } finally {
       await Promise.all([viaA.close(), viaB.close(), ...read.map((r) => r.close())]);
     }
+  });
+
+  it('the CLI through any node: countd create, set and delete through one node, countd get through another', async () => {
+    const [a, , c] = nodes as [DaemonRunner, DaemonRunner, DaemonRunner];
+    const ok = async (dir: string, ...args: string[]): Promise<string> => {
+      const r = await countd(dir, ...args);
+      assert.equal(r.code, 0, `countd ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    await ok(a.dataDir, 'create', 'cli-best', '--op', 'min');
+    await ok(a.dataDir, 'write', 'cli-best', 'k', '7');
+    await ok(a.dataDir, 'write', 'cli-best', 'k', '3');
+    await ok(a.dataDir, 'set', 'cli-other', 'k', '42');
+    await ok(a.dataDir, 'write', 'cli-other', 'gone', '1');
+    await ok(a.dataDir, 'delete', 'cli-other', 'gone');
+    // `countd get` prints the key and its count.
+    const countVia = async (dir: string, ks: string, key: string): Promise<string | undefined> => (await countd(dir, 'get', ks, key)).stdout.trim().split(/\s+/)[1];
+    await waitUntil('the min through node c', async () => (await countVia(c.dataDir, 'cli-best', 'k')) === '3', 20_000, 100);
+    await waitUntil('the set through node c', async () => (await countVia(c.dataDir, 'cli-other', 'k')) === '42', 20_000, 100);
+    const gone = await waitUntil('the delete through node c', async () => {
+      const r = await countd(c.dataDir, 'get', 'cli-other', 'gone');
+      return r.code !== 0 && r;
+    }, 20_000, 100);
+    assert.match(gone.stderr, /COUNTD_NOT_FOUND|not found/);
   });
 
   /** Every key of the ops writer, read through `readPort`, holds a count its history allows. */
