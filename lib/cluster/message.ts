@@ -4,7 +4,7 @@
 // that partition in the commit-log encoding (docs/commit-log-format.md:
 // BATCH entries, or OPS op entries when the group commit held a set, a
 // delete or a create). The header travels in the body, not in NATS headers:
-// a message without NATS headers costs JetStream about a fifth less
+// a message without NATS headers (and no Nats-Msg-Id) costs about 30% less
 // (BENCHMARKS.md, "Cluster").
 //
 //   message := version u8 (1) | type u8 (1 BATCH, 3 OPS) | zero u16 | frames u32 | writer 8 bytes | seq u64 | entries

@@ -36,7 +36,7 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
   let nc: NatsConnection;
   try {
     // noAsyncTraces: otherwise every request (each publish) builds an Error for its stack, a
-    // tenth of the writer's CPU under load (BENCHMARKS.md, "Cluster").
+    // few percent of the writer's CPU under load (BENCHMARKS.md, "Cluster").
     nc = await connect({ servers: o.servers, name: o.name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 10_000, noAsyncTraces: true });
   } catch (err) {
     throw new CountdError(ErrorCodes.CLUSTER, `cannot connect to NATS at ${o.servers.join(',')}: ${describe(err)}`, { cause: err });
