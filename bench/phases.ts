@@ -50,7 +50,9 @@ async function main(): Promise<void> {
       }
     });
     if (traces.length === 0) throw new Error('the writer logged no commit phases (is COUNTD_TRACE_COMMITS passed to it?)');
-    const rows = PHASES.map((p) => [p, ...traces.map((t) => `${t[`${p}P50us`]} / ${t[`${p}P99us`]}`)]);
+    // A phase with no sample (sync under O_DSYNC) is logged as null.
+    const cell = (v: number | null | undefined): string => (v === null || v === undefined || Number.isNaN(v) ? '–' : String(v));
+    const rows = PHASES.map((p) => [p, ...traces.map((t) => `${cell(t[`${p}P50us`])} / ${cell(t[`${p}P99us`])}`)]);
     rows.unshift(['client round trip', `${Math.round(load.p50Us)} / ${Math.round(load.p99Us)} (whole run)`]);
     rows.unshift(['floor: pwrite 520 B + fdatasync', `${Math.round(floor.p50Us)} / ${Math.round(floor.p99Us)}`]);
     say(`one connection, one write in flight, ${seconds} s: ${Math.round(load.perSecond)} writes/s`);

@@ -12,7 +12,7 @@ import { killAll } from './lib/cleanup.js';
 import { cpuSnapshot, formatMachineFacts, machineFacts, otherCpuCores } from './lib/machine.js';
 import { findRedisServer } from './lib/redis.js';
 import { textTable, writeSection } from './lib/report.js';
-import { floorLine, parsePoints, runSweep, sweepMarkdown, sweepTable, sweepTargets } from './lib/sweep.js';
+import { dsyncFloorLine, floorLine, loopbackLine, parsePoints, runSweep, sweepMarkdown, sweepTable, sweepTargets } from './lib/sweep.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BENCHMARKS_MD = path.resolve(HERE, '../../BENCHMARKS.md');
@@ -54,6 +54,8 @@ async function main(): Promise<void> {
   facts.push(`Other work on the machine during the run: ${other.toFixed(2)} cores on average (busy CPU from /proc/stat minus this benchmark's processes)`);
   say('');
   say(`floor: ${floorLine(result)}`);
+  say(`floor with O_DSYNC: ${dsyncFloorLine(result)}`);
+  say(`round trip without a disk: ${loopbackLine(result)}`);
   say(textTable(sweepTable(result)));
   say('');
   say(textTable(sweepTargets(result)));

@@ -57,6 +57,8 @@ export interface StartCountdOptions {
   /** Extra flags for `countd start` (e.g. settings under test). */
   extraArgs?: string[];
   sampleMs?: number;
+  /** Added to the daemon's environment (e.g. COUNTD_COMMIT_DURABILITY for an A/B run). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startCountd(options: StartCountdOptions = {}): Promise<CountdDaemon> {
@@ -71,7 +73,7 @@ export async function startCountd(options: StartCountdOptions = {}): Promise<Cou
     '--read-port', '0',
     ...(options.extraArgs ?? []),
   ];
-  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const log = createWriteStream(logFile);
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });

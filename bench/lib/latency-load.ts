@@ -19,6 +19,8 @@ export interface LatencyLoadOptions {
   seconds: number;
   /** Load before the window opens (connections warm, caches settled), seconds; default 1. */
   warmupSeconds?: number;
+  /** CPU seconds used so far by the server's processes: read at both ends of the window for serverCpuUs. */
+  serverCpu?: () => number;
 }
 
 export interface LatencyLoadResult {
@@ -33,6 +35,8 @@ export interface LatencyLoadResult {
   p99Us: number;
   /** Client process CPU over the window, in cores. */
   clientCpuCores: number;
+  /** Server CPU per reply over the window, µs (NaN without options.serverCpu). */
+  serverCpuUs: number;
 }
 
 /** Latencies in µs, 1% buckets up to 1 s. */
@@ -107,9 +111,11 @@ export async function runLatencyLoad(protocol: Protocol, options: LatencyLoadOpt
   await sleep((options.warmupSeconds ?? 1) * 1000);
   measuring = true;
   const cpu0 = process.cpuUsage();
+  const server0 = options.serverCpu?.() ?? NaN;
   const t0 = performance.now();
   await sleep(options.seconds * 1000);
   measuring = false;
+  const server1 = options.serverCpu?.() ?? NaN;
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   stopping = true;
@@ -128,6 +134,7 @@ export async function runLatencyLoad(protocol: Protocol, options: LatencyLoadOpt
     p50Us: histogram.quantile(0.5),
     p99Us: histogram.quantile(0.99),
     clientCpuCores: (cpu.user + cpu.system) / 1e6 / seconds,
+    serverCpuUs: ((server1 - server0) * 1e6) / replies,
   };
 }
 

@@ -7,10 +7,12 @@
 // goes first, and the report gives the median and the range.
 
 import os from 'node:os';
-import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
+import { DEFAULT_FIELD_SIZES, writeFrameSize } from '../../lib/protocol/fields.js';
 import { type CountdDaemon, frameProtocol, startCountd } from './countd.js';
 import { measureFloor, type FloorResult } from './floor.js';
 import { KeySet } from './keys.js';
+import { processCpuSeconds } from './proc-stats.js';
+import { startLoopback } from './loopback.js';
 import { type LatencyLoadResult, runLatencyLoad } from './latency-load.js';
 import { redisWriteProtocol, startRedis, type RedisServer } from './redis.js';
 import { type Table, markdownTable } from './report.js';
@@ -43,6 +45,10 @@ export interface SweepSettings {
 export interface SweepResult {
   points: readonly SweepPoint[];
   floor: FloorResult[];
+  /** The same write on an O_DSYNC descriptor, no fdatasync (countd's default commit), per round. */
+  dsyncFloor: FloorResult[];
+  /** Per round, one connection with one frame in flight against a server that answers at once (loopback.ts). */
+  loopback: LatencyLoadResult[];
   /** Per point, the runs of each system. */
   countd: LatencyLoadResult[][];
   redis: LatencyLoadResult[][];
@@ -53,28 +59,47 @@ const SWEEP_PHASE = 3;
 export async function runSweep(s: SweepSettings): Promise<SweepResult> {
   const keys = new KeySet({ keys: 1_000_000, keyspaces: 1000, distribution: 'uniform' });
   const points = s.points ?? SWEEP_POINTS;
-  const result: SweepResult = { points, floor: [], countd: points.map(() => []), redis: points.map(() => []) };
+  const result: SweepResult = { points, floor: [], dsyncFloor: [], loopback: [], countd: points.map(() => []), redis: points.map(() => []) };
   const countd: CountdDaemon = await startCountd({ extraArgs: s.countdArgs });
   let redis: RedisServer | undefined;
+  const loopback = await startLoopback(writeFrameSize(DEFAULT_FIELD_SIZES));
   try {
     if (s.redisBinary) redis = await startRedis(s.redisBinary, 'always');
+    // Warm both servers up before anything is recorded: a fresh daemon's
+    // first seconds (JIT, the store child's first applies, the pool's first
+    // logs) would otherwise fall on the first point, 1 × 1.
+    const warm = { connections: 8, inFlight: 1, seconds: 2, warmupSeconds: 0 };
+    await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE + 1, 8, DEFAULT_FIELD_SIZES), { port: countd.writePort, ...warm });
+    if (redis) await runLatencyLoad(redisWriteProtocol(keys, SWEEP_PHASE + 1, 8), { port: redis.port, ...warm });
     for (let r = 0; r < s.repeat; r++) {
-      const floor = measureFloor(os.tmpdir(), Math.min(3, s.seconds));
+      const floorSeconds = Math.min(3, s.seconds);
+      // Alternate which floor goes first, as for the systems below.
+      const dsyncFirst = r % 2 === 1;
+      const dsync0 = dsyncFirst ? measureFloor(os.tmpdir(), floorSeconds, 520, 2 * 1024 * 1024, true) : undefined;
+      const floor = measureFloor(os.tmpdir(), floorSeconds);
+      const dsync = dsync0 ?? measureFloor(os.tmpdir(), floorSeconds, 520, 2 * 1024 * 1024, true);
       result.floor.push(floor);
+      result.dsyncFloor.push(dsync);
+      s.log(`  round ${r + 1}: floor (pwrite ${dsync.bytes} B on O_DSYNC) p50 ${us(dsync.p50Us)} p99 ${us(dsync.p99Us)}, ${Math.round(dsync.perSecond)}/s`);
       s.log(`  round ${r + 1}: floor (pwrite ${floor.bytes} B + fdatasync) p50 ${us(floor.p50Us)} p99 ${us(floor.p99Us)}, ${Math.round(floor.perSecond)}/s`);
+      const echo = await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE, 1, DEFAULT_FIELD_SIZES), { port: loopback.port, connections: 1, inFlight: 1, seconds: Math.min(2, s.seconds) });
+      result.loopback.push(echo);
+      s.log(`  round ${r + 1}: loopback round trip without disk (1 × 1): ${line(echo)}`);
       for (const [i, point] of points.entries()) {
         const runCountd = async (): Promise<void> => {
           const res = await runLatencyLoad(frameProtocol(keys, SWEEP_PHASE, point.connections, DEFAULT_FIELD_SIZES), {
             port: countd.writePort,
             ...point,
             seconds: s.seconds,
+            serverCpu: () => countd.cpuSeconds(),
           });
           result.countd[i]!.push(res);
           s.log(`    countd ${label(point)}: ${line(res)}`);
         };
         const runRedis = async (): Promise<void> => {
           if (!redis) return;
-          const res = await runLatencyLoad(redisWriteProtocol(keys, SWEEP_PHASE, point.connections), { port: redis.port, ...point, seconds: s.seconds });
+          const pid = redis.pid;
+          const res = await runLatencyLoad(redisWriteProtocol(keys, SWEEP_PHASE, point.connections), { port: redis.port, ...point, seconds: s.seconds, serverCpu: () => processCpuSeconds(pid) });
           result.redis[i]!.push(res);
           s.log(`    Redis  ${label(point)}: ${line(res)}`);
         };
@@ -91,6 +116,7 @@ export async function runSweep(s: SweepSettings): Promise<SweepResult> {
   } finally {
     await countd.stop();
     await redis?.stop();
+    await loopback.stop();
   }
   return result;
 }
@@ -104,7 +130,7 @@ function us(v: number): string {
 }
 
 function line(r: LatencyLoadResult): string {
-  return `${Math.round(r.perSecond).toLocaleString('en-US')}/s, p50 ${us(r.p50Us)}, p99 ${us(r.p99Us)}, client CPU ${r.clientCpuCores.toFixed(2)}`;
+  return `${Math.round(r.perSecond).toLocaleString('en-US')}/s, p50 ${us(r.p50Us)}, p99 ${us(r.p99Us)}, client CPU ${r.clientCpuCores.toFixed(2)}${Number.isFinite(r.serverCpuUs) ? `, server CPU ${us(r.serverCpuUs)}/write` : ''}`;
 }
 
 function median(values: number[]): number {
@@ -119,7 +145,7 @@ function num(v: number): string {
 }
 
 /** "median (min–max)" of the runs, or the one value. */
-function spread(values: number[]): string {
+export function spread(values: number[]): string {
   if (values.length === 0) return '–';
   if (values.length === 1) return num(values[0]!);
   return `${num(median(values))} (${num(Math.min(...values))}–${num(Math.max(...values))})`;
@@ -137,6 +163,7 @@ export function sweepTable(r: SweepResult): Table {
     const rate = (x: LatencyLoadResult[]): number[] => x.map((v) => v.perSecond);
     const p50 = (x: LatencyLoadResult[]): number[] => x.map((v) => v.p50Us);
     const p99 = (x: LatencyLoadResult[]): number[] => x.map((v) => v.p99Us);
+    const cpu = (x: LatencyLoadResult[]): number[] => x.map((v) => v.serverCpuUs).filter((v) => Number.isFinite(v));
     return [
       label(p),
       spread(rate(c)),
@@ -146,10 +173,12 @@ export function sweepTable(r: SweepResult): Table {
       spread(p50(d)),
       spread(p99(c)),
       spread(p99(d)),
+      spread(cpu(c)),
+      spread(cpu(d)),
     ];
   });
   return {
-    headers: ['connections × in flight', 'countd writes/s', 'Redis always writes/s', 'countd / Redis', 'countd p50 µs', 'Redis p50 µs', 'countd p99 µs', 'Redis p99 µs'],
+    headers: ['connections × in flight', 'countd writes/s', 'Redis always writes/s', 'countd / Redis', 'countd p50 µs', 'Redis p50 µs', 'countd p99 µs', 'Redis p99 µs', 'countd CPU µs/write', 'Redis CPU µs/write'],
     rows,
   };
 }
@@ -166,6 +195,7 @@ export function parsePoints(text: string): SweepPoint[] {
 /** The targets of issue 22, judged on the medians (the single-client ones need the point 1 × 1 first). */
 export function sweepTargets(r: SweepResult): Table {
   const floorP50 = median(r.floor.map((f) => f.p50Us));
+  const loopP50 = median(r.loopback.map((f) => f.p50Us));
   const c1 = r.countd[0]!;
   const d1 = r.redis[0]!;
   const cP50 = median(c1.map((v) => v.p50Us));
@@ -177,6 +207,11 @@ export function sweepTargets(r: SweepResult): Table {
   const rows: string[][] = [
     ['one sync client: p50 ≤ Redis', `${num(cP50)} vs ${hasRedis ? num(dP50) : '–'} µs`, verdict(hasRedis ? cP50 <= dP50 : undefined)],
     ['one sync client: p50 ≤ 1.3x floor', `${num(cP50)} vs 1.3 × ${num(floorP50)} = ${num(1.3 * floorP50)} µs`, verdict(cP50 <= 1.3 * floorP50)],
+    [
+      '(context) floor + loopback round trip without disk, p50',
+      `${num(floorP50)} + ${num(loopP50)} = ${num(floorP50 + loopP50)} µs (the least a Node.js client over loopback can see)`,
+      '–',
+    ],
     ['one sync client: p99 ≤ Redis', `${num(cP99)} vs ${hasRedis ? num(dP99) : '–'} µs`, verdict(hasRedis ? cP99 <= dP99 : undefined)],
   ];
   r.points.forEach((p, i) => {
@@ -192,12 +227,28 @@ export function floorLine(r: SweepResult): string {
   return `pwrite of ${f[0]?.bytes ?? 520} bytes + fdatasync on a preallocated file, one thread: p50 ${spread(f.map((v) => v.p50Us))} µs, p99 ${spread(f.map((v) => v.p99Us))} µs, ${spread(f.map((v) => v.perSecond))}/s`;
 }
 
+/** The O_DSYNC floor. */
+export function dsyncFloorLine(r: SweepResult): string {
+  const f = r.dsyncFloor;
+  return `pwrite of ${f[0]?.bytes ?? 520} bytes on a preallocated file opened O_DSYNC, no fdatasync: p50 ${spread(f.map((v) => v.p50Us))} µs, p99 ${spread(f.map((v) => v.p99Us))} µs, ${spread(f.map((v) => v.perSecond))}/s`;
+}
+
+/** The round trip without a disk (loopback.ts). */
+export function loopbackLine(r: SweepResult): string {
+  const l = r.loopback;
+  return `one connection, one frame in flight, to a Node.js server that answers each frame at once: p50 ${spread(l.map((v) => v.p50Us))} µs, p99 ${spread(l.map((v) => v.p99Us))} µs`;
+}
+
 /** The Markdown of the sweep's results (without machine facts). */
 export function sweepMarkdown(r: SweepResult, s: Pick<SweepSettings, 'seconds' | 'repeat'>): string {
   return [
-    `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first); cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`).`,
+    `Each point: ${s.seconds} s of load after 1 s of warm-up, ${s.repeat} run${s.repeat === 1 ? '' : 's'} (alternating which system goes first), after 2 s of unrecorded load at 8 × 1 on each fresh server; cells give the median and, with several runs, (min–max). A connection with one write in flight sends a frame (countd) or a \`ZINCRBY\` (Redis), waits for the reply, and sends the next; latency is from the send to the reply, taken in the client. Redis runs with \`appendonly yes\`, \`appendfsync always\`; countd at its defaults (\`countd start\`). Server CPU per write: the CPU time of all the server's processes (countd: supervisor, countd-write and the store child that applies the logs; Redis: its one process) over the window, per acknowledged write.`,
     '',
     `Floor, measured in the same run on the same file system: ${floorLine(r)}.`,
+    '',
+    `The same with O_DSYNC (how countd's commit log writes by default): ${dsyncFloorLine(r)}.`,
+    '',
+    `Round trip without a disk, same client, same run: ${loopbackLine(r)}.`,
     '',
     markdownTable(sweepTable(r)),
     '',

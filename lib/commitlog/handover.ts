@@ -1,7 +1,8 @@
 // How a writer stops using a commit log (docs/commit-log-format.md, "Writing
 // a log"), apart from the append path so that appends never wait for it:
 //
-//   hand-over  the log holds acknowledged records: SEAL, fdatasync,
+//   hand-over  the log holds acknowledged records: SEAL, fdatasync (none
+//              when the log is open O_DSYNC: the SEAL's write is durable),
 //              chmod 0400, fsync, close, unlock;
 //   release    it holds none: chmod 0200, close, unlock;
 //   cut        after a failed append: make the failed record unreadable for
@@ -41,6 +42,8 @@ export interface RetiringLog {
   frames: number;
   /** The file's size (what it adds to the backlog once dirty). */
   size: number;
+  /** fd was opened with O_DSYNC: a write on it is durable once it returns. */
+  dsync?: boolean;
 }
 
 /** The log of a failed append, as cutFailedRecord needs it. */
@@ -125,7 +128,7 @@ export class HandOvers {
     if (log.seal !== null) {
       try {
         await pwriteAll(this.ops, log.fd, [log.seal], log.sealAt);
-        await this.ops.fdatasync(log.fd);
+        if (log.dsync !== true) await this.ops.fdatasync(log.fd);
       } catch (err) {
         // Every record in it was acknowledged: unsealed, it is applied all the same.
         this.logger.error('could not seal commit log; handing it over unsealed', { index: log.index, error: translateFsError(err, 'seal').message });

@@ -65,7 +65,17 @@ export interface CommitLogWriterOptions {
   logger?: Logger;
   /** Flow control (lib/roles/write/flow.ts): admits each new log, may forbid claiming ahead. */
   gate?: LogGate;
+  /**
+   * How an append becomes durable (docs/commit-log-format.md, "Writing a
+   * log"): 'dsync' (default), one pwritev on a log opened with O_DSYNC,
+   * which returns once the bytes are durable; 'fdatasync', a plain pwritev
+   * followed by fdatasync (two calls, two threadpool round trips).
+   */
+  durability?: Durability;
 }
+
+export type Durability = 'dsync' | 'fdatasync';
+export const DURABILITY_MODES: readonly Durability[] = ['dsync', 'fdatasync'];
 
 /** What the writer asks flow control before it grows the backlog. */
 export interface LogGate {
@@ -82,6 +92,8 @@ interface ClaimedLog {
   fd: number;
   /** Capacity: the file's size. */
   size: number;
+  /** Opened with O_DSYNC (durability dsync). */
+  dsync: boolean;
 }
 
 interface CurrentLog extends ClaimedLog {
@@ -109,6 +121,8 @@ export class CommitLogWriter {
   private readonly handoverMs: number;
   private readonly handOvers: HandOvers;
   private readonly gate: LogGate | undefined;
+  /** Logs are opened with O_DSYNC: an append's pwritev is durable when it returns, no fdatasync follows. */
+  private readonly dsync: boolean;
   /** Reused for every record: appends are serialized. */
   private readonly recordHeader = Buffer.alloc(RECORD_HEADER_SIZE);
   private current: CurrentLog | null = null;
@@ -130,6 +144,7 @@ export class CommitLogWriter {
     this.handoverMs = options.handoverMs;
     this.handOvers = new HandOvers(this.ops, pool.dir, this.logger);
     this.gate = options.gate;
+    this.dsync = (options.durability ?? 'dsync') === 'dsync';
     this.maxBatchBytes = Math.min(MAX_RECORD_PAYLOAD, options.logSize - HEADER_SIZE - RECORD_HEADER_SIZE - SEAL_RECORD_SIZE);
     this.streamId = randomBytes(8).readBigUInt64LE(0);
   }
@@ -143,6 +158,9 @@ export class CommitLogWriter {
     const minLogSize = HEADER_SIZE + RECORD_HEADER_SIZE + maxEntrySize(options.sizes) + SEAL_RECORD_SIZE;
     if (!Number.isSafeInteger(logSize) || logSize < minLogSize) {
       throw invalidArgument(`logSize must be an integer of at least ${minLogSize} bytes (one largest frame), got ${String(logSize)}`);
+    }
+    if (options.durability !== undefined && !DURABILITY_MODES.includes(options.durability)) {
+      throw invalidArgument(`durability must be one of ${DURABILITY_MODES.join(', ')}, got ${String(options.durability)}`);
     }
     const handoverMs = options.handoverMs ?? DEFAULT_HANDOVER_MS;
     // setTimeout clamps anything above 2^31 - 1 ms to 1 ms.
@@ -220,7 +238,8 @@ export class CommitLogWriter {
       // The first record of a use follows its header (offset 4096): both go in one write.
       if (log.header !== null) await pwriteAll(this.ops, log.fd, [log.header, this.recordHeader, entries], 0, inline);
       else await pwriteAll(this.ops, log.fd, [this.recordHeader, entries], log.offset, inline);
-      await this.ops.fdatasync(log.fd, inline);
+      // O_DSYNC: the pwritev returned once its bytes were durable.
+      if (!this.dsync) await this.ops.fdatasync(log.fd, inline);
     } catch (err) {
       throw await this.failed(log, err);
     }
@@ -308,7 +327,7 @@ export class CommitLogWriter {
     }
     let fd = -1;
     try {
-      fd = await this.ops.open(claimed.path, fs.constants.O_RDWR);
+      fd = await this.ops.open(claimed.path, fs.constants.O_RDWR | (this.dsync ? fs.constants.O_DSYNC : 0));
       // Make the lock link durable before any record: after a power cut, a
       // clean (0200) log without its lock looks free and would be refilled,
       // losing acknowledged frames (test/crash/power-loss.test.ts).
@@ -329,9 +348,9 @@ export class CommitLogWriter {
         openedAt: Date.now(),
       });
       await pwriteAll(this.ops, fd, [placeholder], 0);
-      await this.ops.fdatasync(fd);
+      if (!this.dsync) await this.ops.fdatasync(fd);
       this.logger.debug('claimed commit log', { index: claimed.index });
-      return { ...claimed, fd };
+      return { ...claimed, fd, dsync: this.dsync };
     } catch (err) {
       // It holds no record of ours: give it back clean, best effort.
       if (fd >= 0) await this.ops.close(fd).catch(() => {});

@@ -9,7 +9,7 @@
 
 import net from 'node:net';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument } from '../errors.js';
-import { type AppendFailure, CommitLogWriter } from '../commitlog/writer.js';
+import { type AppendFailure, CommitLogWriter, type Durability } from '../commitlog/writer.js';
 import { type FileOps, realFileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
@@ -20,6 +20,7 @@ import { WriteConnection, type ConnectionContext } from './write/connection.js';
 import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
+import { commitTuningFromEnv } from './write/tuning.js';
 import { FlowControl, checkFlowBounds } from './write/flow.js';
 import { DEFAULT_LOG_SIZE, RECORD_BATCH } from '../commitlog/format.js';
 import { FlowRecordWriter, removeStaleFlowRecords } from './write/flow-record.js';
@@ -53,6 +54,8 @@ export interface WriterOptions {
   maxPendingFrames?: number;
   logger?: Logger;
   fileOps?: FileOps;
+  /** How an append becomes durable (CommitLogWriterOptions.durability); default COUNTD_COMMIT_DURABILITY, else dsync. */
+  durability?: Durability;
   /**
    * Cluster mode (lib/cluster/): called with the entries of each group commit
    * once they are durable in the commit log; the WINs wait until it resolves,
@@ -73,6 +76,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   const settings = checkOptions(options);
   const logger = options.logger ?? silentLogger;
   const trace = commitTraceFromEnv(logger);
+  const tuning = commitTuningFromEnv();
   const fileOps = trace !== null ? trace.timed(options.fileOps ?? realFileOps) : options.fileOps;
   const bounds = checkFlowBounds(options.backlogSoft, options.backlogHard, options.logSize ?? DEFAULT_LOG_SIZE);
   await removeStaleFlowRecords(options.dataDir.paths.root);
@@ -91,6 +95,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     ...(options.logSize !== undefined ? { logSize: options.logSize } : {}),
     ...(options.handoverMs !== undefined ? { handoverMs: options.handoverMs } : {}),
     ...(fileOps !== undefined ? { fileOps } : {}),
+    durability: options.durability ?? tuning.durability ?? 'dsync',
     logger,
   });
   try {
@@ -122,11 +127,11 @@ function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['
       return log.handingOverBytes;
     },
     append: async (entries, count, _inline, type) => {
-      // The publish goes out first and the fdatasync runs meanwhile: a WIN waits for both,
+      // The publish goes out first and the durable commit-log write runs meanwhile: a WIN waits for both,
       // so the group commit costs the slower of the two, not their sum. Either failing
       // leaves the other's outcome standing (a stored message is applied), so the frames'
       // outcome is unknown: they are not answered (docs/cluster.md, "Write path").
-      // Never inline: a blocked event loop would hold the publish back until the fdatasync returned.
+      // Never inline: a blocked event loop would hold the publish back until the write returned.
       const replicated = replicate(entries, count, type ?? RECORD_BATCH);
       const durable = log.append(entries, count, false, type);
       const [a, b] = await Promise.allSettled([durable, replicated]);
@@ -182,7 +187,7 @@ async function serve(
   record: FlowRecordWriter,
   replicating: boolean,
 ): Promise<WriterHandle> {
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow);
+  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, commitTuningFromEnv().inlineMax);
   flow.attach(() => log.handingOverBytes, () => groupCommit.resume());
   record.publish(flow.report());
   flow.start();

@@ -13,6 +13,7 @@ import { readSetFrameProtocol } from '../../bench/lib/countd.js';
 import { KeySet, ReadDataSet, keyspaceName } from '../../bench/lib/keys.js';
 import { fixedReplyCounter, runPipeline } from '../../bench/lib/pipeline.js';
 import { measureFloor } from '../../bench/lib/floor.js';
+import { startLoopback } from '../../bench/lib/loopback.js';
 import { LatencyHistogram } from '../../bench/lib/latency-load.js';
 import { pageReplyCounter } from '../../bench/lib/read-load.js';
 import { redisReadProtocol, redisReadSetProtocol, redisWriteProtocol, respReplyCounter } from '../../bench/lib/redis.js';
@@ -218,6 +219,25 @@ describe('bench: latency histogram and floor', function () {
       assert.ok(Math.abs(got - exact) / exact <= 0.01, `q${q}: ${got} vs ${exact}`);
     }
     assert.ok(Number.isNaN(new LatencyHistogram().quantile(0.5)), 'no sample, no percentile');
+  });
+
+  it('the loopback server answers WIN per whole frame, across split and merged writes, and stops', async function () {
+    const size = writeFrameSize(DEFAULT_FIELD_SIZES);
+    const server = await startLoopback(size);
+    const socket = net.connect({ host: '127.0.0.1', port: server.port });
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const frames = Buffer.alloc(size * 3);
+    socket.write(frames.subarray(0, size - 1)); // no whole frame yet: no answer
+    socket.write(frames.subarray(size - 1, 2 * size + 5));
+    socket.write(frames.subarray(2 * size + 5));
+    const until = Date.now() + 5000;
+    while (got.length < 9 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(got, 'WINWINWIN');
+    socket.destroy();
+    await server.stop();
+    assert.throws(() => process.kill(server.pid, 0), /ESRCH/);
   });
 
   it('measures the pwrite + fdatasync floor in a temp file and removes it', function () {

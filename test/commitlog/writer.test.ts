@@ -5,7 +5,7 @@ import { isCountdError } from '../../lib/errors.js';
 import { lockName, logName, ownerName, parsePoolName } from '../../lib/commitlog/filenames.js';
 import { HEADER_SIZE, RECORD_HEADER_SIZE, SEAL_RECORD_SIZE } from '../../lib/commitlog/format.js';
 import { LogContents, readLogFile, streamGaps } from '../../lib/commitlog/reader.js';
-import { CommitLogWriter, CommitLogWriterOptions } from '../../lib/commitlog/writer.js';
+import { CommitLogWriter, CommitLogWriterOptions, DURABILITY_MODES } from '../../lib/commitlog/writer.js';
 import { metrics } from '../../lib/metrics.js';
 import { FaultFileOps } from './fault-fileops.js';
 import { decode, modeOf, removeDir, sizes, taggedBatch, tempDir } from './helpers.js';
@@ -187,42 +187,55 @@ describe('commit log: writer', () => {
     await assert.rejects(CommitLogWriter.open({ dir, sizes, handoverMs: 0 }), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
-  it('queues overlapping appends: all resolve, in order, one write and one fdatasync each', async () => {
-    const ops = new FaultFileOps();
-    const w = await open({ fileOps: ops });
-    // The first append of a use writes its header with it: still one write.
-    await w.append(taggedBatch('first', 1), 1);
-    const writes = ops.count('pwritev');
-    const syncs = ops.count('fdatasync');
-    await Promise.all(Array.from({ length: 20 }, (_, i) => w.append(taggedBatch(`q${i}`, 2), 2)));
-    assert.equal(ops.count('pwritev') - writes, 20);
-    assert.equal(ops.count('fdatasync') - syncs, 20);
-    await w.close();
-    assert.deepEqual(
-      keysInOrder(await readAll(dir)),
-      ['first-0', ...Array.from({ length: 20 }, (_, i) => [`q${i}-0`, `q${i}-1`]).flat()],
-    );
+  it('queues overlapping appends: all resolve, in order, one write and one fdatasync each (durability fdatasync), one O_DSYNC write each (dsync)', async () => {
+    for (const durability of DURABILITY_MODES) {
+      const ops = new FaultFileOps();
+      const w = await open({ dir: path.join(dir, durability), fileOps: ops, durability });
+      // The first append of a use writes its header with it: still one write.
+      await w.append(taggedBatch('first', 1), 1);
+      const writes = ops.count('pwritev');
+      const syncs = ops.count('fdatasync');
+      await Promise.all(Array.from({ length: 20 }, (_, i) => w.append(taggedBatch(`q${i}`, 2), 2)));
+      assert.equal(ops.count('pwritev') - writes, 20, durability);
+      assert.equal(ops.count('fdatasync') - syncs, durability === 'dsync' ? 0 : 20, durability);
+      await w.close();
+      const logs: LogContents[] = [];
+      for (const i of logsIn(path.join(dir, durability))) logs.push(await readLogFile(path.join(dir, durability, logName(i)), sizes));
+      assert.deepEqual(keysInOrder(logs), ['first-0', ...Array.from({ length: 20 }, (_, i) => [`q${i}-0`, `q${i}-1`]).flat()], durability);
+    }
   });
 
-  it('fail-stop: a failed fdatasync rejects the batch, cuts it off, and the next append goes to another log', async () => {
+  it('hands a log over with no fdatasync at all under dsync (the SEAL write is durable, one fsync for the mode), SEAL + fdatasync + fsync under fdatasync', async () => {
+    for (const durability of DURABILITY_MODES) {
+      const sub = path.join(dir, durability);
+      const ops = new FaultFileOps();
+      const w = await open({ dir: sub, fileOps: ops, durability });
+      await w.append(taggedBatch('a', 1), 1);
+      await w.append(taggedBatch('b', 1), 1);
+      await w.close();
+      assert.equal(ops.count('fdatasync'), durability === 'dsync' ? 0 : 2 + 1 + 1, `${durability}: appends + SEAL + the placeholder of the claim at open`);
+      assert.ok(ops.count('fsync') >= 1, durability);
+      const c = await readLogFile(path.join(sub, logName(0)), sizes);
+      assert.equal(c.sealed, true, durability);
+      assert.equal(modeOf(path.join(sub, logName(0))), 0o400, durability);
+      assert.deepEqual(keysInOrder([c]), ['a-0', 'b-0'], durability);
+    }
+  });
+
+  it('defaults to dsync: logs are opened with O_DSYNC and no fdatasync follows an append', async () => {
     const ops = new FaultFileOps();
+    const flags: number[] = [];
+    const open0 = ops.open;
+    ops.open = (file, f, mode) => {
+      if (/\/\d{10}$/.test(file)) flags.push(f);
+      return open0(file, f, mode);
+    };
     const w = await open({ fileOps: ops });
-    await w.append(taggedBatch('ok', 2), 2);
-    ops.fail('fdatasync', 'EIO');
-    await assert.rejects(w.append(taggedBatch('lost', 3), 3), (err) => isCountdError(err, 'COUNTD_IO_ERROR'));
-    // The failed log is handed over (in the background) with its acknowledged batch only.
-    const first = path.join(dir, logName(0));
-    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
-    const c = await readLogFile(first, sizes);
-    assert.deepEqual(c.problems, []);
-    assert.equal(c.sealed, true);
-    assert.deepEqual(keysInOrder([c]), ['ok-0', 'ok-1'], 'the failed batch reached the page cache but is cut off by the SEAL');
-    await w.append(taggedBatch('next', 1), 1);
-    assert.deepEqual(locksIn(dir).filter((i) => i === 0), [], 'log 0 is no longer used');
-    await w.close();
-    const logs = await readAll(dir);
-    assert.deepEqual(keysInOrder(logs), ['ok-0', 'ok-1', 'next-0']);
-    assert.deepEqual(streamGaps(logs), [], 'rejected frames use no sequence numbers');
+    const syncs = ops.count('fdatasync');
+    await w.append(taggedBatch('a', 1), 1);
+    assert.equal(ops.count('fdatasync'), syncs);
+    assert.ok(flags.length > 0 && flags.every((f) => (f & fs.constants.O_DSYNC) === fs.constants.O_DSYNC), 'every log opened O_DSYNC');
+    await assert.rejects(CommitLogWriter.open({ dir, sizes, durability: 'sometimes' as never }), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
   it('fail-stop on a log without records releases it clean', async () => {
@@ -235,88 +248,6 @@ describe('commit log: writer', () => {
     await w.append(taggedBatch('b', 1), 1);
     await w.close();
     assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
-  });
-
-  it('a failed fdatasync whose SEAL write fails too: the SEAL is retried before the append rejects, and the failed batch is cut off', async () => {
-    const ops = new FaultFileOps();
-    const w = await open({ fileOps: ops });
-    await w.append(taggedBatch('ok', 2), 2);
-    ops.fail('fdatasync', 'EIO');
-    // Once the batch is written and its fdatasync failed: the first SEAL over it fails too.
-    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/ });
-    const err = await w.append(taggedBatch('lost', 3), 3).then(
-      () => assert.fail('the append must reject'),
-      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
-    );
-    assert.equal(err.code, 'COUNTD_IO_ERROR');
-    assert.notEqual(err.outcomeUnknown, true, 'cut off: ERR may be answered');
-    const first = path.join(dir, logName(0));
-    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
-    const c = await readLogFile(first, sizes);
-    assert.equal(c.sealed, true);
-    assert.deepEqual(keysInOrder([c]), ['ok-0', 'ok-1'], 'the failed batch reached the file but is cut off');
-  });
-
-  it('a failed batch that cannot be cut off (every SEAL write fails) rejects with outcomeUnknown: its frames may be applied, so no ERR', async () => {
-    const ops = new FaultFileOps();
-    const w = await open({ fileOps: ops });
-    await w.append(taggedBatch('ok', 2), 2);
-    ops.fail('fdatasync', 'EIO');
-    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/, times: Infinity });
-    const err = await w.append(taggedBatch('maybe', 3), 3).then(
-      () => assert.fail('the append must reject'),
-      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
-    );
-    assert.equal(err.code, 'COUNTD_IO_ERROR');
-    assert.equal(err.outcomeUnknown, true);
-    ops.clearFaults();
-    const first = path.join(dir, logName(0));
-    await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
-    // What reached the file is applied, once: here the batch did.
-    assert.deepEqual(keysInOrder([await readLogFile(first, sizes)]), ['ok-0', 'ok-1', 'maybe-0', 'maybe-1', 'maybe-2']);
-    await w.append(taggedBatch('next', 1), 1);
-  });
-
-  it('the first append of a use fails and its SEAL fails once: the retried SEAL cuts it off, and the log released clean holds no readable record', async () => {
-    const ops = new FaultFileOps();
-    const w = await open({ fileOps: ops });
-    ops.fail('fdatasync', 'EIO');
-    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/ }); // the cut's first header + SEAL
-    const err = await w.append(taggedBatch('a', 1), 1).then(
-      () => assert.fail('the append must reject'),
-      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
-    );
-    assert.equal(err.code, 'COUNTD_IO_ERROR');
-    assert.notEqual(err.outcomeUnknown, true);
-    const first = path.join(dir, logName(0));
-    await waitFor('log 0 released', () => !locksIn(dir).includes(0));
-    assert.equal(modeOf(first), 0o200, 'released clean');
-    const c = await readLogFile(first, sizes);
-    // Stale-lock recovery turns a clean log dirty only if it holds a valid
-    // BATCH of its header's generation: the SEAL ends the use before any.
-    assert.notEqual(c.header, null);
-    assert.equal(c.sealed, true);
-    assert.deepEqual(c.records, []);
-    assert.deepEqual(c.problems, []);
-    await w.append(taggedBatch('b', 1), 1);
-    await w.close();
-    assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
-  });
-
-  it('the first append of a use fails and its SEAL always fails: no ERR (outcome unknown), and the log is handed over dirty, never released clean', async () => {
-    const ops = new FaultFileOps();
-    const w = await open({ fileOps: ops });
-    ops.fail('fdatasync', 'EIO');
-    ops.onFault = (f) => f.op === 'fdatasync' && ops.fail('pwritev', 'EIO', { path: /0000000000$/, times: Infinity });
-    const err = await w.append(taggedBatch('a', 1), 1).then(
-      () => assert.fail('the append must reject'),
-      (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
-    );
-    assert.equal(err.outcomeUnknown, true);
-    const first = path.join(dir, logName(0));
-    await waitFor('log 0 handed over', () => !locksIn(dir).includes(0));
-    assert.equal(modeOf(first), 0o400, 'dirty: the worker applies what reached it, once');
-    assert.deepEqual(keysInOrder([await readLogFile(first, sizes)]), ['a-0'], 'here the batch reached the file');
   });
 
   it('a hand-over whose chmod, fsync or unlock fails is retried until it succeeds: the log ends dirty and unlocked', async () => {
@@ -346,23 +277,145 @@ describe('commit log: writer', () => {
     assert.deepEqual(fs.readdirSync(dir), []);
   });
 
-  it('power loss during fdatasync loses only the unacknowledged batch, whole or torn', async () => {
-    for (const keep of [0, 7, RECORD_HEADER_SIZE + 5]) {
-      const sub = path.join(dir, `keep-${keep}`);
+  for (const durability of DURABILITY_MODES) {
+    describe(`an append that fails (durability ${durability})`, () => {
+      /** The next append's durability fails: its fdatasync, or its O_DSYNC write once its bytes reached the file. */
+      const failAppend = (ops: FaultFileOps): void =>
+        durability === 'dsync' ? ops.fail('pwritev', 'EIO', { path: /\/\d{10}$/, landed: true }) : ops.fail('fdatasync', 'EIO');
+      /** Run `then` once, when the append's fault is injected. */
+      const onAppendFault = (ops: FaultFileOps, then: () => void): void => {
+        let done = false;
+        ops.onFault = () => {
+          if (done) return;
+          done = true;
+          then();
+        };
+      };
+
+    it('fail-stop: a failed append rejects the batch, cuts it off, and the next append goes to another log', async () => {
       const ops = new FaultFileOps();
-      const w = await CommitLogWriter.open({ dir: sub, sizes, logSize: 16384, fileOps: ops });
-      await w.append(taggedBatch('a', 2), 2);
-      await w.append(taggedBatch('b', 2), 2);
-      ops.stall('fdatasync');
-      let settled = false;
-      const syncs = ops.count('fdatasync');
-      void w.append(taggedBatch('c', 4), 4).finally(() => (settled = true));
-      await waitFor('the write to be issued', () => ops.count('fdatasync') > syncs);
-      assert.equal(settled, false);
-      ops.powerLoss(keep);
-      const c = await readLogFile(path.join(sub, logName(0)), sizes);
-      assert.deepEqual(c.problems, [], `keep ${keep}`);
-      assert.deepEqual(keysInOrder([c]), ['a-0', 'a-1', 'b-0', 'b-1'], `keep ${keep}`);
-    }
-  });
+      const w = await open({ fileOps: ops, durability });
+      await w.append(taggedBatch('ok', 2), 2);
+      failAppend(ops);
+      await assert.rejects(w.append(taggedBatch('lost', 3), 3), (err) => isCountdError(err, 'COUNTD_IO_ERROR'));
+      // The failed log is handed over (in the background) with its acknowledged batch only.
+      const first = path.join(dir, logName(0));
+      await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+      const c = await readLogFile(first, sizes);
+      assert.deepEqual(c.problems, []);
+      assert.equal(c.sealed, true);
+      assert.deepEqual(keysInOrder([c]), ['ok-0', 'ok-1'], 'the failed batch reached the page cache but is cut off by the SEAL');
+      await w.append(taggedBatch('next', 1), 1);
+      assert.deepEqual(locksIn(dir).filter((i) => i === 0), [], 'log 0 is no longer used');
+      await w.close();
+      const logs = await readAll(dir);
+      assert.deepEqual(keysInOrder(logs), ['ok-0', 'ok-1', 'next-0']);
+      assert.deepEqual(streamGaps(logs), [], 'rejected frames use no sequence numbers');
+    });
+
+    it('a failed append whose SEAL write fails too: the SEAL is retried before the append rejects, and the failed batch is cut off', async () => {
+      const ops = new FaultFileOps();
+      const w = await open({ fileOps: ops, durability });
+      await w.append(taggedBatch('ok', 2), 2);
+      failAppend(ops);
+      // Once the batch is written and its fdatasync failed: the first SEAL over it fails too.
+      onAppendFault(ops, () => ops.fail('pwritev', 'EIO', { path: /0000000000$/ }));
+      const err = await w.append(taggedBatch('lost', 3), 3).then(
+        () => assert.fail('the append must reject'),
+        (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+      );
+      assert.equal(err.code, 'COUNTD_IO_ERROR');
+      assert.notEqual(err.outcomeUnknown, true, 'cut off: ERR may be answered');
+      const first = path.join(dir, logName(0));
+      await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+      const c = await readLogFile(first, sizes);
+      assert.equal(c.sealed, true);
+      assert.deepEqual(keysInOrder([c]), ['ok-0', 'ok-1'], 'the failed batch reached the file but is cut off');
+    });
+
+    it('a failed batch that cannot be cut off (every SEAL write fails) rejects with outcomeUnknown: its frames may be applied, so no ERR', async () => {
+      const ops = new FaultFileOps();
+      const w = await open({ fileOps: ops, durability });
+      await w.append(taggedBatch('ok', 2), 2);
+      failAppend(ops);
+      onAppendFault(ops, () => ops.fail('pwritev', 'EIO', { path: /0000000000$/, times: Infinity }));
+      const err = await w.append(taggedBatch('maybe', 3), 3).then(
+        () => assert.fail('the append must reject'),
+        (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+      );
+      assert.equal(err.code, 'COUNTD_IO_ERROR');
+      assert.equal(err.outcomeUnknown, true);
+      ops.clearFaults();
+      const first = path.join(dir, logName(0));
+      await waitFor('log 0 handed over', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+      // What reached the file is applied, once: here the batch did.
+      assert.deepEqual(keysInOrder([await readLogFile(first, sizes)]), ['ok-0', 'ok-1', 'maybe-0', 'maybe-1', 'maybe-2']);
+      await w.append(taggedBatch('next', 1), 1);
+    });
+
+    it('the first append of a use fails and its SEAL fails once: the retried SEAL cuts it off, and the log released clean holds no readable record', async () => {
+      const ops = new FaultFileOps();
+      const w = await open({ fileOps: ops, durability });
+      failAppend(ops);
+      onAppendFault(ops, () => ops.fail('pwritev', 'EIO', { path: /0000000000$/ })); // the cut's first header + SEAL
+      const err = await w.append(taggedBatch('a', 1), 1).then(
+        () => assert.fail('the append must reject'),
+        (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+      );
+      assert.equal(err.code, 'COUNTD_IO_ERROR');
+      assert.notEqual(err.outcomeUnknown, true);
+      const first = path.join(dir, logName(0));
+      await waitFor('log 0 released', () => !locksIn(dir).includes(0));
+      assert.equal(modeOf(first), 0o200, 'released clean');
+      const c = await readLogFile(first, sizes);
+      // Stale-lock recovery turns a clean log dirty only if it holds a valid
+      // BATCH of its header's generation: the SEAL ends the use before any.
+      assert.notEqual(c.header, null);
+      assert.equal(c.sealed, true);
+      assert.deepEqual(c.records, []);
+      assert.deepEqual(c.problems, []);
+      await w.append(taggedBatch('b', 1), 1);
+      await w.close();
+      assert.deepEqual(keysInOrder(await readAll(dir)), ['b-0']);
+    });
+
+    it('the first append of a use fails and its SEAL always fails: no ERR (outcome unknown), and the log is handed over dirty, never released clean', async () => {
+      const ops = new FaultFileOps();
+      const w = await open({ fileOps: ops, durability });
+      failAppend(ops);
+      onAppendFault(ops, () => ops.fail('pwritev', 'EIO', { path: /0000000000$/, times: Infinity }));
+      const err = await w.append(taggedBatch('a', 1), 1).then(
+        () => assert.fail('the append must reject'),
+        (e: unknown) => e as { code?: string; outcomeUnknown?: boolean },
+      );
+      assert.equal(err.outcomeUnknown, true);
+      const first = path.join(dir, logName(0));
+      await waitFor('log 0 handed over', () => !locksIn(dir).includes(0));
+      assert.equal(modeOf(first), 0o400, 'dirty: the worker applies what reached it, once');
+      assert.deepEqual(keysInOrder([await readLogFile(first, sizes)]), ['a-0'], 'here the batch reached the file');
+    });
+
+      it('power loss while the append is made durable loses only the unacknowledged batch, whole or torn', async () => {
+        for (const keep of [0, 7, RECORD_HEADER_SIZE + 5]) {
+          const sub = path.join(dir, `keep-${keep}`);
+          const ops = new FaultFileOps();
+          const w = await CommitLogWriter.open({ dir: sub, sizes, logSize: 16384, fileOps: ops, durability });
+          await w.append(taggedBatch('a', 2), 2);
+          await w.append(taggedBatch('b', 2), 2);
+          const op = durability === 'dsync' ? 'pwritev' : 'fdatasync';
+          if (durability === 'dsync') ops.stall('pwritev', { path: /\/\d{10}$/, landed: true });
+          else ops.stall('fdatasync');
+          let settled = false;
+          const before = ops.count(op);
+          void w.append(taggedBatch('c', 4), 4).finally(() => (settled = true));
+          await waitFor('the write to be issued', () => ops.count(op) > before);
+          assert.equal(settled, false);
+          ops.powerLoss(keep);
+          const c = await readLogFile(path.join(sub, logName(0)), sizes);
+          assert.deepEqual(c.problems, [], `keep ${keep}`);
+          assert.deepEqual(keysInOrder([c]), ['a-0', 'a-1', 'b-0', 'b-1'], `keep ${keep}`);
+        }
+      });
+    });
+  }
 });

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SEAL_RECORD_SIZE, encodeEntry, entrySize } from '../../lib/commitlog/format.js';
 import { lockName, parsePoolName } from '../../lib/commitlog/filenames.js';
-import { CommitLogWriter } from '../../lib/commitlog/writer.js';
+import { CommitLogWriter, DURABILITY_MODES } from '../../lib/commitlog/writer.js';
 import { openDataDir } from '../../lib/datadir/meta.js';
 import { CountdError, ErrorCodes } from '../../lib/errors.js';
 import { startWorker } from '../../lib/roles/worker.js';
@@ -75,58 +75,62 @@ describe('fail-stop on I/O errors', function () {
     await fsp.rm(root, { recursive: true, force: true });
   });
 
-  it('EIO/ENOSPC in the log write or fdatasync under load: ERR to the clients concerned, never applied, the failed log is retired, every WIN applied once', async () => {
-    const seed = seedFromEnv();
-    const r = rng(seed);
-    const dataDir = await openDataDir(path.join(root, 'data'), { create: true, sizes: SIZES });
-    const ops = new FaultFileOps();
-    const server = await startWriter({ dataDir, port: 0, logSize: 16384, handoverMs: 50, fileOps: ops });
-    servers.push(server);
-    const ledger = new Ledger();
-    for (let i = 0; i < 4; i++) {
-      clients.push(new LedgerClient({ ledger, rng: rng(seed + 1 + i), sizes: SIZES, port: () => server.port, name: `c${i}`, keyspaces: ['a', 'b'], window: 8 + 8 * i }));
-    }
-    for (const c of clients) c.start();
-    // The failed log's bytes at the very moment of each fault (ops.injected[i] ↔ atFault[i]).
-    const atFault: Buffer[] = [];
-    ops.onFault = (fault) => {
-      atFault.push(fs.readFileSync(fault.file!));
-    };
-    const faults = 6;
-    for (let f = 0; f < faults; f++) {
-      // Some successful commits between two faults, so that each fault hits a log in use.
-      const before = wins(clients);
-      await waitUntil('WINs between faults', () => wins(clients) >= before + r.int(20, 200), 10_000);
-      ops.fail(r.pick(['pwritev', 'fdatasync'] as const), r.pick(['EIO', 'ENOSPC']), { path: /\/\d{10}$/ });
-      await waitUntil('the fault to be hit', () => ops.injected.length > f, 10_000);
-      const failedLog = path.basename(ops.injected[f]!.file!);
-      // The writer stops using that log at once, and writes go on elsewhere.
-      const after = wins(clients);
-      await waitUntil('WINs after the fault', () => wins(clients) >= after + 20, 10_000);
-      // The failed use is retired: handed over (or released) in the background, so waited for.
-      // A log released clean (the fault hit its header, or it held no WIN) may be claimed again: that is a new use, with a new generation.
-      const file = path.join(dataDir.paths.commitlog, failedLog);
-      const retired = await waitUntil(`log ${failedLog} to leave the use that failed`, () => {
-        const locked = fs.existsSync(path.join(dataDir.paths.commitlog, lockName(Number(failedLog))));
-        const bytes = fs.readFileSync(file);
-        const sameUse = generationOf(bytes).equals(generationOf(atFault[f]!));
-        return !locked || !sameUse ? { sameUse, bytes } : undefined;
-      });
-      // Used no more since the fault: at most the SEAL that cuts the failed record off was written to it.
-      if (retired.sameUse) {
-        const span = changedSpan(atFault[f]!, retired.bytes);
-        assert.ok(span === null || span[1] - span[0] < SEAL_RECORD_SIZE, `log ${failedLog} was written at ${String(span)} after the fault: still in use`);
+  for (const durability of DURABILITY_MODES) {
+    it(`EIO/ENOSPC in the log write or fdatasync under load: ERR to the clients concerned, never applied, the failed log is retired, every WIN applied once (durability ${durability})`, async () => {
+      const seed = seedFromEnv();
+      const r = rng(seed);
+      const dataDir = await openDataDir(path.join(root, 'data'), { create: true, sizes: SIZES });
+      const ops = new FaultFileOps();
+      const server = await startWriter({ dataDir, port: 0, logSize: 16384, handoverMs: 50, fileOps: ops, durability });
+      servers.push(server);
+      const ledger = new Ledger();
+      for (let i = 0; i < 4; i++) {
+        clients.push(new LedgerClient({ ledger, rng: rng(seed + 1 + i), sizes: SIZES, port: () => server.port, name: `c${i}`, keyspaces: ['a', 'b'], window: 8 + 8 * i }));
       }
-    }
-    await Promise.all(clients.map((c) => c.stop()));
-    await server.close();
-    const { figures, violations } = await drainAndCheck(dataDir.paths.root, ledger);
-    const context = `seed ${seed}: ${JSON.stringify(figures)}\n${describeViolations(violations)}`;
-    assert.deepEqual(clients.flatMap((c) => c.stats.protocolErrors), [], context);
-    assert.equal(violations.length, 0, context);
-    assert.ok(figures.framesErr > 0, `no client was answered ERR: ${context}`);
-    assert.ok(clients.reduce((n, c) => n + c.stats.sessions, 0) > clients.length, 'clients answered ERR were disconnected and reconnected');
-  });
+      for (const c of clients) c.start();
+      // The failed log's bytes at the very moment of each fault (ops.injected[i] ↔ atFault[i]).
+      const atFault: Buffer[] = [];
+      ops.onFault = (fault) => {
+        atFault.push(fs.readFileSync(fault.file!));
+      };
+      const faults = 6;
+      for (let f = 0; f < faults; f++) {
+        // Some successful commits between two faults, so that each fault hits a log in use.
+        const before = wins(clients);
+        await waitUntil('WINs between faults', () => wins(clients) >= before + r.int(20, 200), 10_000);
+        // Under O_DSYNC a failed sync is a write that fails after its bytes reached the file ("landed").
+        const fault = r.pick(durability === 'dsync' ? (['pwritev', 'pwritev landed'] as const) : (['pwritev', 'fdatasync'] as const));
+        ops.fail(fault === 'pwritev landed' ? 'pwritev' : fault, r.pick(['EIO', 'ENOSPC']), { path: /\/\d{10}$/, landed: fault === 'pwritev landed' });
+        await waitUntil('the fault to be hit', () => ops.injected.length > f, 10_000);
+        const failedLog = path.basename(ops.injected[f]!.file!);
+        // The writer stops using that log at once, and writes go on elsewhere.
+        const after = wins(clients);
+        await waitUntil('WINs after the fault', () => wins(clients) >= after + 20, 10_000);
+        // The failed use is retired: handed over (or released) in the background, so waited for.
+        // A log released clean (the fault hit its header, or it held no WIN) may be claimed again: that is a new use, with a new generation.
+        const file = path.join(dataDir.paths.commitlog, failedLog);
+        const retired = await waitUntil(`log ${failedLog} to leave the use that failed`, () => {
+          const locked = fs.existsSync(path.join(dataDir.paths.commitlog, lockName(Number(failedLog))));
+          const bytes = fs.readFileSync(file);
+          const sameUse = generationOf(bytes).equals(generationOf(atFault[f]!));
+          return !locked || !sameUse ? { sameUse, bytes } : undefined;
+        });
+        // Used no more since the fault: at most the SEAL that cuts the failed record off was written to it.
+        if (retired.sameUse) {
+          const span = changedSpan(atFault[f]!, retired.bytes);
+          assert.ok(span === null || span[1] - span[0] < SEAL_RECORD_SIZE, `log ${failedLog} was written at ${String(span)} after the fault: still in use`);
+        }
+      }
+      await Promise.all(clients.map((c) => c.stop()));
+      await server.close();
+      const { figures, violations } = await drainAndCheck(dataDir.paths.root, ledger);
+      const context = `seed ${seed}: ${JSON.stringify(figures)}\n${describeViolations(violations)}`;
+      assert.deepEqual(clients.flatMap((c) => c.stats.protocolErrors), [], context);
+      assert.equal(violations.length, 0, context);
+      assert.ok(figures.framesErr > 0, `no client was answered ERR: ${context}`);
+      assert.ok(clients.reduce((n, c) => n + c.stats.sessions, 0) > clients.length, 'clients answered ERR were disconnected and reconnected');
+    });
+  }
 
   it('a worker that cannot write to the database leaves the logs dirty, retries with backoff, then applies each exactly once', async () => {
     const dataDir = await openDataDir(path.join(root, 'data'), { create: true, sizes: SIZES });

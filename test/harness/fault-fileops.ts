@@ -2,7 +2,9 @@
 //
 //   FaultFileOps.fail/stall  make chosen operations fail with an errno (EIO,
 //                            ENOSPC), or never settle (an fdatasync the power
-//                            cut interrupts);
+//                            cut interrupts); with `landed`, a pwritev first
+//                            writes its bytes (an O_DSYNC write whose sync
+//                            failed, or that the power cut interrupted);
 //   FaultFileOps.powerLoss() (legacy, data only) undoes every write that no
 //                            fsync/fdatasync of its file has covered, keeping
 //                            an optional prefix of the newest (a torn write);
@@ -12,7 +14,8 @@
 // The power-cut model (what survives a power cut on a POSIX file system):
 //
 //   file data   a write survives only once an fsync or fdatasync of its inode
-//               (through any fd) has completed. Unsynced data survives or not
+//               (through any fd) has completed, or once it returned on a fd
+//               opened with O_DSYNC (its own bytes). Unsynced data survives or not
 //               per 512-byte sector, at random: sectors are the unit a disk
 //               writes atomically, so a torn write is some sectors new, some
 //               old. A file that grew shrinks back to its synced size (or not).
@@ -47,6 +50,8 @@ interface Fault {
   times: number;
   /** Instead of failing, never settle. */
   stall?: boolean;
+  /** Run the operation first (its bytes reach the file), then fail or stall. */
+  landed?: boolean;
 }
 
 interface Undo {
@@ -101,6 +106,8 @@ export class FaultFileOps implements FileOps {
   private readonly faults: Fault[] = [];
   private readonly fdPaths = new Map<number, string>();
   private readonly fdInodes = new Map<number, number>();
+  /** Fds opened with O_DSYNC: a write on them is durable once it returns. */
+  private readonly fdDsync = new Set<number>();
   private undo: Undo[] = [];
   private readonly inodes = new Map<number, InodeState>();
   private readonly dirs = new Map<string, DirState>();
@@ -131,14 +138,14 @@ export class FaultFileOps implements FileOps {
     this.died = new Promise((resolve) => (this.deadResolve = resolve));
   }
 
-  /** Fail the next `times` calls of `op` (on paths matching `path`) with errno `code`. */
-  fail(op: OpName, code: string, options: { path?: RegExp; times?: number } = {}): void {
-    this.faults.push({ op, code, path: options.path, times: options.times ?? 1 });
+  /** Fail the next `times` calls of `op` (on paths matching `path`) with errno `code`; `landed`: after running it. */
+  fail(op: OpName, code: string, options: { path?: RegExp; times?: number; landed?: boolean } = {}): void {
+    this.faults.push({ op, code, path: options.path, times: options.times ?? 1, landed: options.landed });
   }
 
-  /** Make the next call of `op` never settle (e.g. power is cut during fdatasync). */
-  stall(op: OpName, options: { path?: RegExp } = {}): void {
-    this.faults.push({ op, code: '', path: options.path, times: 1, stall: true });
+  /** Make the next call of `op` never settle (e.g. power is cut during fdatasync); `landed`: after running it. */
+  stall(op: OpName, options: { path?: RegExp; landed?: boolean } = {}): void {
+    this.faults.push({ op, code: '', path: options.path, times: 1, stall: true, landed: options.landed });
   }
 
   /** Stop failing (faults not yet triggered are dropped). */
@@ -219,6 +226,7 @@ export class FaultFileOps implements FileOps {
     }
     this.fdPaths.clear();
     this.fdInodes.clear();
+    this.fdDsync.clear();
     this.undo = [];
 
     // 1. Names. Every inode still named gets a shadow link first, so that any
@@ -377,6 +385,20 @@ export class FaultFileOps implements FileOps {
     if (st.syncedMode === undefined) this.inodes.delete(ino);
   }
 
+  /**
+   * The bytes of a completed write on an O_DSYNC fd are durable: forget the
+   * synced content of its sectors (they hold the new bytes now).
+   */
+  private syncedRange(fd: number, position: number, bytes: number): void {
+    const file = this.fdPaths.get(fd);
+    this.undo = this.undo.filter((u) => !(u.path === file && u.position >= position && u.position + u.newBytes <= position + bytes));
+    const ino = this.fdInodes.get(fd);
+    const st = ino === undefined ? undefined : this.inodes.get(ino);
+    if (!st || bytes <= 0) return;
+    for (let s = Math.floor(position / SECTOR); s <= Math.floor((position + bytes - 1) / SECTOR); s++) st.sectors.delete(s);
+    if (st.syncedSize !== undefined) st.syncedSize = Math.max(st.syncedSize, position + bytes);
+  }
+
   /** Run one operation: count it, apply faults, and track it while the kernel runs it (cut() waits for those). */
   private async run<T>(op: OpName, file: string | undefined, body: () => Promise<T>): Promise<T> {
     this.calls.set(op, (this.calls.get(op) ?? 0) + 1);
@@ -386,6 +408,7 @@ export class FaultFileOps implements FileOps {
     if (i >= 0) {
       const f = this.faults[i]!;
       if (--f.times <= 0) this.faults.splice(i, 1);
+      if (f.landed) await body();
       if (f.stall) return new Promise<never>(() => {});
       this.injected.push({ op, code: f.code, file });
       this.onFault?.({ op, code: f.code, file });
@@ -413,6 +436,8 @@ export class FaultFileOps implements FileOps {
       const ino = fs.fstatSync(fd).ino;
       this.fdPaths.set(fd, file);
       this.fdInodes.set(fd, ino);
+      if ((flags & fs.constants.O_DSYNC) === fs.constants.O_DSYNC) this.fdDsync.add(fd);
+      else this.fdDsync.delete(fd);
       if (creates) this.note(file, { kind: 'add', name: path.basename(file), ino });
       return fd;
     });
@@ -420,18 +445,22 @@ export class FaultFileOps implements FileOps {
     this.run('close', this.fdPaths.get(fd), async () => {
       this.fdPaths.delete(fd);
       this.fdInodes.delete(fd);
+      this.fdDsync.delete(fd);
       await this.base.close(fd);
     });
-  pwritev = (fd: number, buffers: Buffer[], position: number): Promise<number> => {
+  pwritev = async (fd: number, buffers: Buffer[], position: number, inline?: boolean): Promise<number> => {
     const file = this.fdPaths.get(fd);
-    return this.run('pwritev', file, async () => {
+    const written = await this.run('pwritev', file, async () => {
       if (file !== undefined) {
         let total = 0;
         for (const b of buffers) total += b.length;
         this.beforeWrite(fd, file, total, position);
       }
-      return this.base.pwritev(fd, buffers, position);
+      return this.base.pwritev(fd, buffers, position, inline);
     });
+    // Only a write that returned is durable; one that failed or never returned may be torn.
+    if (this.fdDsync.has(fd)) this.syncedRange(fd, position, written);
+    return written;
   };
   pread = (fd: number, target: Buffer, offset: number, length: number, position: number): Promise<number> =>
     this.run('pread', this.fdPaths.get(fd), () => this.base.pread(fd, target, offset, length, position));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { FileOps, realFileOps } from '../../lib/commitlog/fileops.js';
+import { DURABILITY_MODES, type Durability } from '../../lib/commitlog/writer.js';
 import { parsePoolName } from '../../lib/commitlog/filenames.js';
 import { DataDir } from '../../lib/datadir/meta.js';
 import { FieldSizes, writeFrameSize } from '../../lib/protocol/fields.js';
@@ -12,6 +13,36 @@ import { RawClient, SMALL, delay, frame, frames, lockFiles, readPool, removeDir,
 import { serverReadAll } from '../harness/tcp-queues.js';
 
 const F = writeFrameSize(SMALL);
+
+/**
+ * FileOps whose commit-log appends call `atDurability(fd)` where the append
+ * becomes durable: right after the record's O_DSYNC write (durability
+ * dsync), or before its fdatasync (durability fdatasync). A throw there
+ * fails the append after its bytes reached the file; a wait holds it.
+ */
+function appendHook(durability: Durability, atDurability: (fd: number) => Promise<void>, base: FileOps = realFileOps): FileOps {
+  if (durability === 'fdatasync') {
+    return {
+      ...base,
+      fdatasync: async (fd) => {
+        await atDurability(fd);
+        return base.fdatasync(fd);
+      },
+    };
+  }
+  return {
+    ...base,
+    pwritev: async (fd, buffers, position) => {
+      const n = await base.pwritev(fd, buffers, position);
+      // A record is a record header + entries (after the log header, first
+      // in a use); SEALs, headers and preallocation are one buffer.
+      if (buffers.length >= 2) await atDurability(fd);
+      return n;
+    },
+  };
+}
+
+const injectedEio = (): Error => Object.assign(new Error('injected I/O error'), { code: 'EIO' });
 
 /** Current value of an unlabelled counter or gauge. */
 async function metric(m: { get(): Promise<{ values: Array<{ value: number }> }> }): Promise<number> {
@@ -233,133 +264,126 @@ describe('countd-write server', function () {
   });
 
   describe('failures', function () {
-    it('answers ERR for every frame of a failed group commit, closes that connection, and serves new ones', async function () {
-      let failNext = 0;
-      const fileOps: FileOps = {
-        ...realFileOps,
-        fdatasync: async (fd) => {
+    for (const durability of DURABILITY_MODES) {
+      it(`answers ERR for every frame of a failed group commit, closes that connection, and serves new ones (durability ${durability})`, async function () {
+        let failNext = 0;
+        const fileOps = appendHook(durability, async () => {
           if (failNext > 0) {
             failNext--;
-            throw Object.assign(new Error('injected I/O error'), { code: 'EIO' });
+            throw injectedEio();
           }
-          return realFileOps.fdatasync(fd);
-        },
-      };
-      await start({ fileOps });
-      const failedBefore = await metric(metrics.framesFailed);
-      const ackedBefore = await metric(metrics.framesAcked);
-      const bystander = await connect();
-      const c = await connect();
-      c.send(frames(4));
-      await c.replyCount(4);
-      failNext = 1;
-      const failing: Buffer[] = [];
-      for (let i = 0; i < 6; i++) failing.push(frame(100 + i, 'fail', 'x'));
-      c.send(Buffer.concat(failing));
-      await c.waitClosed();
-      assert.equal(c.replies, 'WIN'.repeat(4) + 'ERR'.repeat(6));
-      assert.equal(bystander.closed, false, 'a connection without frames in the failed batch stays open');
+        });
+        await start({ fileOps, durability });
+        const failedBefore = await metric(metrics.framesFailed);
+        const ackedBefore = await metric(metrics.framesAcked);
+        const bystander = await connect();
+        const c = await connect();
+        c.send(frames(4));
+        await c.replyCount(4);
+        failNext = 1;
+        const failing: Buffer[] = [];
+        for (let i = 0; i < 6; i++) failing.push(frame(100 + i, 'fail', 'x'));
+        c.send(Buffer.concat(failing));
+        await c.waitClosed();
+        assert.equal(c.replies, 'WIN'.repeat(4) + 'ERR'.repeat(6));
+        assert.equal(bystander.closed, false, 'a connection without frames in the failed batch stays open');
 
-      const fresh = await connect();
-      fresh.send(frames(3, SMALL, 200));
-      bystander.send(frames(2, SMALL, 300));
-      await fresh.replyCount(3);
-      await bystander.replyCount(2);
-      assert.equal(fresh.replies, 'WIN'.repeat(3));
-      assert.equal(bystander.replies, 'WIN'.repeat(2));
-      assert.equal((await metric(metrics.framesFailed)) - failedBefore, 6);
-      assert.equal((await metric(metrics.framesAcked)) - ackedBefore, 9);
+        const fresh = await connect();
+        fresh.send(frames(3, SMALL, 200));
+        bystander.send(frames(2, SMALL, 300));
+        await fresh.replyCount(3);
+        await bystander.replyCount(2);
+        assert.equal(fresh.replies, 'WIN'.repeat(3));
+        assert.equal(bystander.replies, 'WIN'.repeat(2));
+        assert.equal((await metric(metrics.framesFailed)) - failedBefore, 6);
+        assert.equal((await metric(metrics.framesAcked)) - ackedBefore, 9);
 
-      const entries = await stopAndRead();
-      const incs = entries.map((e) => e.increment);
-      assert.deepEqual(incs.slice(0, 4), [1n, 2n, 3n, 4n], 'frames acknowledged before the failure stand');
-      assert.equal(entries.filter((e) => e.keyspace === 'fail').length, 0, 'nothing of the failed frames is applied');
-      assert.deepEqual(incs.slice(4).sort(), [201n, 202n, 203n, 301n, 302n].sort());
-    });
+        const entries = await stopAndRead();
+        const incs = entries.map((e) => e.increment);
+        assert.deepEqual(incs.slice(0, 4), [1n, 2n, 3n, 4n], 'frames acknowledged before the failure stand');
+        assert.equal(entries.filter((e) => e.keyspace === 'fail').length, 0, 'nothing of the failed frames is applied');
+        assert.deepEqual(incs.slice(4).sort(), [201n, 202n, 203n, 301n, 302n].sort());
+      });
 
-    it('a failed group commit that cannot be cut off from its log gets no ERR: the connection closes unanswered, and what reached the log is applied once', async function () {
-      let failSync = false;
-      let brokenFd = -1;
-      const fileOps: FileOps = {
-        ...realFileOps,
-        pwritev: async (fd, buffers, position) => {
-          // After the failed fdatasync, every write to that log fails: the SEAL cannot cut the batch off.
-          if (fd === brokenFd) throw Object.assign(new Error('injected I/O error'), { code: 'EIO' });
-          return realFileOps.pwritev(fd, buffers, position);
-        },
-        fdatasync: async (fd) => {
+      it(`a failed group commit that cannot be cut off from its log gets no ERR: the connection closes unanswered, and what reached the log is applied once (durability ${durability})`, async function () {
+        let failSync = false;
+        let brokenFd = -1;
+        const breaking: FileOps = {
+          ...realFileOps,
+          pwritev: async (fd, buffers, position) => {
+            // After the failed append, every write to that log fails: the SEAL cannot cut the batch off.
+            if (fd === brokenFd) throw injectedEio();
+            return realFileOps.pwritev(fd, buffers, position);
+          },
+          close: async (fd) => {
+            if (fd === brokenFd) brokenFd = -1;
+            return realFileOps.close(fd);
+          },
+        };
+        const fileOps = appendHook(durability, async (fd) => {
           if (failSync) {
             failSync = false;
             brokenFd = fd;
-            throw Object.assign(new Error('injected I/O error'), { code: 'EIO' });
+            throw injectedEio();
           }
-          return realFileOps.fdatasync(fd);
-        },
-        close: async (fd) => {
-          if (fd === brokenFd) brokenFd = -1;
-          return realFileOps.close(fd);
-        },
-      };
-      await start({ fileOps });
-      const unansweredBefore = await metric(metrics.framesUnanswered);
-      const c = await connect();
-      c.send(frames(4));
-      await c.replyCount(4);
-      failSync = true;
-      const maybe: Buffer[] = [];
-      for (let i = 0; i < 6; i++) maybe.push(frame(100 + i, 'maybe', 'x'));
-      c.send(Buffer.concat(maybe));
-      await c.waitClosed();
-      assert.equal(c.replies, 'WIN'.repeat(4), 'no ERR: the frames may be applied');
-      assert.equal((await metric(metrics.framesUnanswered)) - unansweredBefore, 6);
-      const fresh = await connect();
-      fresh.send(frames(2, SMALL, 200));
-      await fresh.replyCount(2);
-      const entries = await stopAndRead();
-      assert.equal(entries.filter((e) => e.keyspace === 'maybe').length, 6, 'the batch reached the log before its fdatasync failed');
-    });
+        }, breaking);
+        await start({ fileOps, durability });
+        const unansweredBefore = await metric(metrics.framesUnanswered);
+        const c = await connect();
+        c.send(frames(4));
+        await c.replyCount(4);
+        failSync = true;
+        const maybe: Buffer[] = [];
+        for (let i = 0; i < 6; i++) maybe.push(frame(100 + i, 'maybe', 'x'));
+        c.send(Buffer.concat(maybe));
+        await c.waitClosed();
+        assert.equal(c.replies, 'WIN'.repeat(4), 'no ERR: the frames may be applied');
+        assert.equal((await metric(metrics.framesUnanswered)) - unansweredBefore, 6);
+        const fresh = await connect();
+        fresh.send(frames(2, SMALL, 200));
+        await fresh.replyCount(2);
+        const entries = await stopAndRead();
+        assert.equal(entries.filter((e) => e.keyspace === 'maybe').length, 6, 'the batch reached the log before its append failed');
+      });
 
-    it('also fails the later frames of a failed connection that wait in the next batch, and keeps the others', async function () {
-      let holdAndFail = false;
-      let release: (() => void) | null = null;
-      const fileOps: FileOps = {
-        ...realFileOps,
-        fdatasync: async (fd) => {
+      it(`also fails the later frames of a failed connection that wait in the next batch, and keeps the others (durability ${durability})`, async function () {
+        let holdAndFail = false;
+        let release: (() => void) | null = null;
+        const fileOps = appendHook(durability, async () => {
           if (holdAndFail) {
             holdAndFail = false;
             await new Promise<void>((resolve) => (release = resolve));
-            throw Object.assign(new Error('injected I/O error'), { code: 'EIO' });
+            throw injectedEio();
           }
-          return realFileOps.fdatasync(fd);
-        },
-      };
-      await start({ fileOps });
-      const a = await connect();
-      const b = await connect();
-      a.send(frames(4));
-      await a.replyCount(4);
-      holdAndFail = true;
-      a.send(Buffer.concat([frame(11, 'a1', 'x'), frame(12, 'a1', 'x'), frame(0, 'a1', 'zero')]));
-      while (release === null) await delay(5);
-      // While that group commit hangs, more frames from a and from b wait in the next batch.
-      a.send(Buffer.concat([frame(21, 'a2', 'x'), frame(0, 'a2', 'zero'), frame(22, 'a2', 'x')]));
-      b.send(Buffer.concat([frame(31, 'b', 'x'), frame(32, 'b', 'x')]));
-      // The server has read them (they wait for the next batch) before the hung commit fails.
-      await serverReadAll(a.socket);
-      await serverReadAll(b.socket);
-      (release as () => void)();
-      await a.waitClosed();
-      await b.replyCount(2);
-      assert.match(a.replies, /^(WIN){4}(ERR){3,6}$/);
-      assert.equal(b.replies, 'WINWIN');
-      b.send(frame(33, 'b', 'x'));
-      await b.replyCount(3);
-      const entries = await stopAndRead();
-      assert.deepEqual(
-        entries.map((e) => e.increment),
-        [1n, 2n, 3n, 4n, 31n, 32n, 33n],
-      );
-    });
+        });
+        await start({ fileOps, durability });
+        const a = await connect();
+        const b = await connect();
+        a.send(frames(4));
+        await a.replyCount(4);
+        holdAndFail = true;
+        a.send(Buffer.concat([frame(11, 'a1', 'x'), frame(12, 'a1', 'x'), frame(0, 'a1', 'zero')]));
+        while (release === null) await delay(5);
+        // While that group commit hangs, more frames from a and from b wait in the next batch.
+        a.send(Buffer.concat([frame(21, 'a2', 'x'), frame(0, 'a2', 'zero'), frame(22, 'a2', 'x')]));
+        b.send(Buffer.concat([frame(31, 'b', 'x'), frame(32, 'b', 'x')]));
+        // The server has read them (they wait for the next batch) before the hung commit fails.
+        await serverReadAll(a.socket);
+        await serverReadAll(b.socket);
+        (release as () => void)();
+        await a.waitClosed();
+        await b.replyCount(2);
+        assert.match(a.replies, /^(WIN){4}(ERR){3,6}$/);
+        assert.equal(b.replies, 'WINWIN');
+        b.send(frame(33, 'b', 'x'));
+        await b.replyCount(3);
+        const entries = await stopAndRead();
+        assert.deepEqual(
+          entries.map((e) => e.increment),
+          [1n, 2n, 3n, 4n, 31n, 32n, 33n],
+        );
+      });
+    }
 
     it('refuses to start on a port that is in use', async function () {
       const first = await start();
@@ -427,7 +451,6 @@ describe('countd-write server', function () {
   describe('close()', function () {
     it('answers every frame in flight, closes connections, hands the log over and releases every lock', async function () {
       let releaseSync: (() => void) | null = null;
-      let holdNextSync = false;
       let appending: (() => void) | null = null;
       const appendStarted = new Promise<void>((resolve) => (appending = resolve));
       const fileOps: FileOps = {
@@ -437,17 +460,10 @@ describe('countd-write server', function () {
           if (buffers.length >= 2 && appending !== null) {
             appending();
             appending = null;
-            holdNextSync = true;
-          }
-          return realFileOps.pwritev(fd, buffers, position);
-        },
-        fdatasync: async (fd) => {
-          if (holdNextSync) {
-            // Hold the first group commit's fdatasync until the test lets it go.
-            holdNextSync = false;
+            // Hold the first group commit's (O_DSYNC) write until the test lets it go.
             await new Promise<void>((resolve) => (releaseSync = resolve));
           }
-          return realFileOps.fdatasync(fd);
+          return realFileOps.pwritev(fd, buffers, position);
         },
       };
       await start({ fileOps });

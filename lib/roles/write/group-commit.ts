@@ -142,7 +142,7 @@ class Batch {
 
 const NO_APPEND = Promise.resolve();
 /** Batches of at most this many connections are committed inline (see GroupCommit.inline). */
-const INLINE_MAX_MEMBERS = 4;
+export const INLINE_MAX_MEMBERS = 4;
 
 export class GroupCommit {
   private readonly log: CommitLogSink;
@@ -169,9 +169,12 @@ export class GroupCommit {
   private readonly flow: FlowGate | null;
   /** done() is holding the in-flight batch's WINs for flow control. */
   private held = false;
+  private readonly inlineMax: number;
 
-  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null) {
+  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS) {
+    if (!Number.isSafeInteger(inlineMax) || inlineMax < 0) throw invalidArgument(`inlineMax must be a whole number, got ${String(inlineMax)}`);
     this.log = log;
+    this.inlineMax = inlineMax;
     this.flow = flow;
     this.sizes = sizes;
     this.logger = logger;
@@ -356,7 +359,7 @@ export class GroupCommit {
    * the overlap does.
    */
   private inline(b: Batch): boolean {
-    return b.members.length <= INLINE_MAX_MEMBERS;
+    return b.members.length <= this.inlineMax;
   }
 
   /** Send the WINs of the batch done() took apart. */

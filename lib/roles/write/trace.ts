@@ -3,8 +3,10 @@
 // can be compared with the disk's floor (`npm run bench:phases`):
 //
 //   wait    first frame of the batch read from its socket → commit started
-//   write   the pwritev call (page cache)
-//   sync    the fdatasync call, as the writer sees it (threadpool hops included unless inline)
+//   write   the pwritev call: with O_DSYNC (the default) the whole durable
+//           write; with COUNTD_COMMIT_DURABILITY=fdatasync the copy into the page cache
+//   sync    the fdatasync call, as the writer sees it (threadpool hops
+//           included unless inline); none with O_DSYNC
 //   commit  commit started → durable (write + sync + queueing between them)
 //   reply   durable → every WIN of the batch handed to its socket
 //

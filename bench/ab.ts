@@ -1,0 +1,116 @@
+// `npm run bench:ab`: countd variants side by side, interleaved, for judging
+// one change of the write path on a machine that others share (absolute
+// figures drift there; runs taken A/B/A/B in the same minutes compare).
+// Each --variant is NAME or NAME:VAR=VALUE[,VAR=VALUE...], environment
+// variables for that daemon (e.g. COUNTD_COMMIT_DURABILITY, COUNTD_INLINE_MAX:
+// lib/roles/write/tuning.ts); `redis` adds Redis `appendfsync always`. Every
+// round runs each point once per variant, rotating the order, with the
+// pwrite + fdatasync floor first; prints the median and (min–max) per cell.
+
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { DEFAULT_FIELD_SIZES } from '../lib/protocol/fields.js';
+import { killAll } from './lib/cleanup.js';
+import { frameProtocol, startCountd } from './lib/countd.js';
+import { measureFloor } from './lib/floor.js';
+import { KeySet } from './lib/keys.js';
+import { type LatencyLoadResult, runLatencyLoad } from './lib/latency-load.js';
+import { findRedisServer, redisWriteProtocol, startRedis } from './lib/redis.js';
+import { processCpuSeconds } from './lib/proc-stats.js';
+import { textTable } from './lib/report.js';
+import { parsePoints, spread } from './lib/sweep.js';
+
+interface Variant {
+  name: string;
+  port: number;
+  stop(): Promise<void>;
+  redis: boolean;
+  /** CPU seconds used so far by the server's processes. */
+  cpu(): number;
+}
+
+function say(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+async function startVariant(spec: string): Promise<Variant> {
+  const [name, vars] = spec.split(/:(.*)/s) as [string, string | undefined];
+  if (name === 'redis') {
+    const bin = findRedisServer();
+    if (!bin) throw new Error('redis-server is not on the PATH');
+    const r = await startRedis(bin, 'always');
+    return { name, port: r.port, stop: () => r.stop(), redis: true, cpu: () => processCpuSeconds(r.pid) };
+  }
+  const env: NodeJS.ProcessEnv = {};
+  for (const kv of (vars ?? '').split(',').filter((x) => x !== '')) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new Error(`--variant ${spec}: expected NAME:VAR=VALUE[,VAR=VALUE]`);
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const d = await startCountd({ env });
+  return { name, port: d.writePort, stop: () => d.stop(), redis: false, cpu: () => d.cpuSeconds() };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      variant: { type: 'string', multiple: true, default: [] },
+      points: { type: 'string', default: '1x1,8x1,50x1' },
+      seconds: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '4' },
+    },
+  });
+  const specs = values.variant as string[];
+  if (specs.length < 2) throw new Error('give at least two --variant (e.g. --variant a:COUNTD_INLINE_MAX=4 --variant b:COUNTD_INLINE_MAX=0)');
+  const points = parsePoints(values.points as string);
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  const keys = new KeySet({ keys: 1_000_000, keyspaces: 1000, distribution: 'uniform' });
+  const variants: Variant[] = [];
+  try {
+    for (const s of specs) variants.push(await startVariant(s));
+    // Warm every server up first (a fresh daemon's first seconds are slower), unrecorded.
+    for (const v of variants) {
+      const proto = v.redis ? redisWriteProtocol(keys, 4, 8) : frameProtocol(keys, 4, 8, DEFAULT_FIELD_SIZES);
+      await runLatencyLoad(proto, { port: v.port, connections: 8, inFlight: 1, seconds: 2, warmupSeconds: 0 });
+    }
+    const results = points.map(() => variants.map((): LatencyLoadResult[] => []));
+    const floors: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      floors.push(measureFloor(os.tmpdir(), 1).p50Us);
+      for (const [i, p] of points.entries()) {
+        for (let k = 0; k < variants.length; k++) {
+          const j = (k + r + i) % variants.length;
+          const v = variants[j]!;
+          const proto = v.redis ? redisWriteProtocol(keys, 3, p.connections) : frameProtocol(keys, 3, p.connections, DEFAULT_FIELD_SIZES);
+          const res = await runLatencyLoad(proto, { port: v.port, ...p, seconds, serverCpu: v.cpu });
+          results[i]![j]!.push(res);
+          say(`  round ${r + 1} ${p.connections}x${p.inFlight} ${v.name}: ${Math.round(res.perSecond)}/s p50 ${Math.round(res.p50Us)} p99 ${Math.round(res.p99Us)} µs, server CPU ${Math.round(res.serverCpuUs)} µs/write`);
+        }
+      }
+    }
+    say(`floor p50 µs: ${spread(floors)} (load average at end ${os.loadavg()[0]!.toFixed(2)})`);
+    const rows = points.flatMap((p, i) =>
+      variants.map((v, j) => {
+        const rs = results[i]![j]!;
+        return [`${p.connections} × ${p.inFlight}`, v.name, spread(rs.map((x) => x.perSecond)), spread(rs.map((x) => x.p50Us)), spread(rs.map((x) => x.p99Us)), spread(rs.map((x) => x.serverCpuUs))];
+      }),
+    );
+    say(textTable({ headers: ['point', 'variant', 'writes/s', 'p50 µs', 'p99 µs', 'server CPU µs/write'], rows }));
+  } finally {
+    for (const v of variants) await v.stop().catch(() => {});
+  }
+}
+
+main().then(
+  () => {
+    killAll();
+    process.exit(0);
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench:ab: ${err instanceof Error ? err.message : String(err)}\n`);
+    killAll();
+    process.exit(1);
+  },
+);

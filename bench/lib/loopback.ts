@@ -1,0 +1,58 @@
+// The round trip without a disk: a server in its own Node.js process that
+// answers each frame of `frameSize` bytes with "WIN" at once, driven by the
+// same client as countd and Redis. With the pwrite + fdatasync floor beside
+// it, floor + this round trip is about the least any server reached over
+// loopback TCP from a Node.js client can answer a durable write in.
+
+import { spawn } from 'node:child_process';
+import { track, untrack } from './cleanup.js';
+
+export interface LoopbackServer {
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+const SERVER = `
+const net = require('node:net');
+const size = Number(process.argv[1]);
+const WIN = Buffer.from('WIN');
+const server = net.createServer({ noDelay: true }, (socket) => {
+  let carry = 0;
+  socket.on('data', (chunk) => {
+    const n = Math.floor((carry + chunk.length) / size);
+    carry = (carry + chunk.length) % size;
+    if (n > 0) socket.write(n === 1 ? WIN : Buffer.alloc(3 * n, 'WIN'));
+  });
+  socket.on('error', () => {});
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+process.on('disconnect', () => process.exit(0));
+`;
+
+export async function startLoopback(frameSize: number): Promise<LoopbackServer> {
+  const child = spawn(process.execPath, ['-e', SERVER, String(frameSize)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('cannot start the loopback server');
+  const entry = track({ what: 'loopback server', pid });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+    child.once('exit', () => reject(new Error('the loopback server exited before listening')));
+  });
+  return {
+    port,
+    pid,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const gone = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await gone;
+      }
+      untrack(entry);
+    },
+  };
+}

@@ -1,0 +1,38 @@
+// Settings of countd-write's commit path read from its environment, for
+// A/B measurements (`npm run bench:sweep -- --env-b NAME=VALUE`) and for a
+// file system whose O_DSYNC writes misbehave:
+//
+//   COUNTD_COMMIT_DURABILITY  dsync (default) | fdatasync: how an append
+//                             becomes durable (lib/commitlog/writer.ts,
+//                             docs/commit-log-format.md section 5).
+//   COUNTD_INLINE_MAX         a batch of at most this many connections is
+//                             committed on the event-loop thread (default
+//                             in group-commit.ts; 0: never inline).
+//
+// A value that is not understood is an error at start, never ignored.
+
+import { DURABILITY_MODES, type Durability } from '../../commitlog/writer.js';
+import { invalidArgument } from '../../errors.js';
+
+export interface CommitTuning {
+  durability?: Durability;
+  inlineMax?: number;
+}
+
+export function commitTuningFromEnv(env: NodeJS.ProcessEnv = process.env): CommitTuning {
+  const out: CommitTuning = {};
+  const d = env.COUNTD_COMMIT_DURABILITY;
+  if (d !== undefined && d !== '') {
+    if (!(DURABILITY_MODES as readonly string[]).includes(d)) {
+      throw invalidArgument(`COUNTD_COMMIT_DURABILITY must be one of ${DURABILITY_MODES.join(', ')}, got ${JSON.stringify(d)}`);
+    }
+    out.durability = d as Durability;
+  }
+  const m = env.COUNTD_INLINE_MAX;
+  if (m !== undefined && m !== '') {
+    const n = Number(m);
+    if (!/^\d+$/.test(m) || !Number.isSafeInteger(n)) throw invalidArgument(`COUNTD_INLINE_MAX must be a whole number, got ${JSON.stringify(m)}`);
+    out.inlineMax = n;
+  }
+  return out;
+}
