@@ -170,6 +170,9 @@ export class Applier {
       metrics.clusterDuplicates.inc();
       this.#queue.push({ p, m, msg: undefined });
     } else {
+      // A writer's sequences in a partition are 1, 2, 3, ...: a gap is a message that never
+      // reached the stream, legitimately only when its publish failed (its frames unanswered).
+      if (msg.seq > wm + 1) this.#logger.warn('writer sequence gap in a partition', { partition: p, writer: msg.writer, after: wm, got: msg.seq, streamSeq: m.seq });
       this.#watermark.set(wkey, msg.seq);
       this.#queue.push({ p, m, msg });
       this.#queuedBytes += m.data.length;
