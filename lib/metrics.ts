@@ -69,5 +69,9 @@ export const metrics = {
   clusterPosition: new Gauge({ name: 'countd_cluster_partition_position', help: 'Cluster mode: stream sequence applied, per owned partition', labelNames: ['partition'], registers: [registry] }),
   clusterPending: new Gauge({ name: 'countd_cluster_partition_pending', help: 'Cluster mode: messages of an owned partition not yet delivered to its applier', labelNames: ['partition'], registers: [registry] }),
   clusterLagSeconds: new Histogram({ name: 'countd_cluster_apply_lag_seconds', help: 'Cluster mode: from a message stored in JetStream to its counts applied', buckets: latencyBuckets, registers: [registry] }),
+  clusterSnapshotPosition: new Gauge({ name: 'countd_cluster_snapshot_position', help: 'Cluster mode: stream sequence of the last snapshot this node stored, per partition', labelNames: ['partition'], registers: [registry] }),
+  clusterSnapshotSeconds: new Histogram({ name: 'countd_cluster_snapshot_seconds', help: 'Cluster mode: time to export and store one partition snapshot', buckets: latencyBuckets, registers: [registry] }),
+  clusterRestores: new Counter({ name: 'countd_cluster_restores_total', help: 'Cluster mode: partitions restored from a snapshot when gained', registers: [registry] }),
+  clusterPartitionLag: new Gauge({ name: 'countd_cluster_partition_lag_seconds', help: 'Cluster mode: age of the last message applied, per owned partition, when messages are pending (0 when caught up)', labelNames: ['partition'], registers: [registry] }),
   clusterDuplicates: new Counter({ name: 'countd_cluster_duplicates_dropped_total', help: 'Cluster mode: partition messages dropped as retries (per-writer sequence at or below the watermark)', registers: [registry] }),
 };

@@ -4,7 +4,8 @@
 // one process per database, so a running daemon must be asked, not bypassed.
 
 import { promises as fsp } from 'node:fs';
-import { Client, Entry, RankedEntry } from '../client/client.js';
+import { Client, DenseRankedEntry, Entry, KeyspaceSettings, RankedEntry } from '../client/client.js';
+import { OPERATOR_NAMES, TIES_NAMES } from '../protocol/write-ops.js';
 import { DataDirPaths } from '../datadir/layout.js';
 import { openDataDir } from '../datadir/meta.js';
 import { CountdError, ErrorCodes, errnoCode, isCountdError } from '../errors.js';
@@ -23,12 +24,12 @@ export interface ReadSource {
   rank(keyspace: Buffer, key: Buffer): Promise<RankedEntry | undefined>;
   around(keyspace: Buffer, key: Buffer, n: bigint): Promise<RankedEntry[]>;
   keyspaces(): Promise<Array<{ name: Buffer; size: bigint }>>;
-  /**
-   * Declared keyspaces and their operators (lib/store/combine.ts), or
-   * undefined when the source cannot tell (a daemon: the read port does not
-   * carry them yet).
-   */
-  declared(): Promise<Array<{ name: Buffer; operator: number }> | undefined>;
+  /** Rank, dense rank and count of one key, from one snapshot. */
+  denseRank(keyspace: Buffer, key: Buffer): Promise<DenseRankedEntry | undefined>;
+  /** The number of keys (with a count of at least `min`). */
+  count(keyspace: Buffer, min: bigint | undefined): Promise<bigint>;
+  /** Every keyspace that exists or is declared, with its size and settings (the read port's settings op, or the store). */
+  settings(): Promise<KeyspaceSettings[]>;
   /** The worker's health, through a daemon's read port (absent when the database is read directly). */
   health?(): Promise<HealthReport>;
   close(): Promise<void>;
@@ -72,7 +73,9 @@ function clientSource(client: Client, daemon: DaemonTarget): ReadSource {
     rank: (ks, key) => client.rank(ks, key),
     around: (ks, key, n) => client.around(ks, key, n),
     keyspaces: () => client.keyspaces(),
-    declared: async () => undefined,
+    denseRank: (ks, key) => client.denseRank(ks, key),
+    count: (ks, min) => client.count(ks, { min }),
+    settings: () => client.keyspaceSettings(),
     health: () => client.health(),
     close: () => client.close(),
   };
@@ -111,7 +114,13 @@ async function storeSource(paths: DataDirPaths, sizes: Store['sizes']): Promise<
       return r === undefined ? [] : r.entries.map((e, i) => ({ rank: BigInt(r.offset + i), key: e.key, count: e.count }));
     },
     keyspaces: async () => (await store.keyspaces()).map((k) => ({ name: k.name, size: BigInt(k.size) })),
-    declared: async () => store.declaredKeyspaces(),
+    async denseRank(ks, key) {
+      const r = await store.denseRank(ks, key);
+      return r === undefined ? undefined : { rank: BigInt(r.rank), dense: BigInt(r.dense), key, count: r.count };
+    },
+    count: async (ks, min) => BigInt(await store.countKeys(ks, { min })),
+    settings: async () =>
+      (await store.keyspaceSettings()).map((k) => ({ name: k.name, size: BigInt(k.size), op: OPERATOR_NAMES[k.settings[0]!], ties: TIES_NAMES[k.settings[1]!] ?? 'key' })),
     close: () => store.close(),
   };
 }
@@ -125,7 +134,9 @@ function emptySource(db: string): ReadSource {
     rank: async () => undefined,
     around: async () => [],
     keyspaces: async () => [],
-    declared: async () => [],
+    denseRank: async () => undefined,
+    count: async () => 0n,
+    settings: async () => [],
     close: async () => {},
   };
 }

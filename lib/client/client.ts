@@ -12,10 +12,11 @@ import { CountdError, ErrorCodes, invalidArgument } from '../errors.js';
 import { readLiveDaemonRecord } from '../datadir/daemon-record.js';
 import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
-import { DEFAULT_FIELD_SIZES, FieldSizes, checkFieldSizes, nameBytes } from '../protocol/fields.js';
+import { DEFAULT_FIELD_SIZES, FieldSizes, INT64_MIN, checkFieldSizes, nameBytes } from '../protocol/fields.js';
 import { encodeFrame } from '../protocol/write-frame.js';
-import { Operator, encodeHello, encodeOpFrame, type OperatorName, type WriteOpName } from '../protocol/write-ops.js';
-import { HealthReport, KeyspaceInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
+import { OPERATOR_NAMES, Operator, TIES_NAMES, TiesRule, encodeHello, encodeOpFrame, type OperatorName, type TiesName, type WriteOpName } from '../protocol/write-ops.js';
+import { toInt64 } from '../protocol/write-frame.js';
+import { HealthReport, KeyspaceInfo, KeyspaceSettingsInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { toUint64 } from '../protocol/read-request.js';
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { ReadConnection } from './read-connection.js';
@@ -50,6 +51,17 @@ export interface ClientOptions {
 /** Where a rank or around answer starts: `rank` is the 0-based position of the first entry in rank order. */
 export interface RankedEntry extends Entry {
   rank: bigint;
+}
+
+/** A key's rank (0-based position) and dense rank (0-based: the number of distinct counts above its count). */
+export interface DenseRankedEntry extends RankedEntry {
+  dense: bigint;
+}
+
+/** A keyspace that exists or is declared: its number of keys and settings (`op` undefined: undeclared, it sums). */
+export interface KeyspaceSettings extends KeyspaceInfo {
+  op: OperatorName | undefined;
+  ties: TiesName;
 }
 
 // The ok responses, by shape (read-response.ts decodes them; the op decides the shape).
@@ -162,10 +174,14 @@ export class Client {
    * go, as with deleteKeyspace), in order with this client's other writes.
    * Resolves once durable; rejects as set().
    */
-  async createKeyspace(keyspace: Name, options: { op?: OperatorName } = {}): Promise<void> {
+  async createKeyspace(keyspace: Name, options: { op?: OperatorName; ties?: TiesName } = {}): Promise<void> {
     const op = options.op ?? 'sum';
     if (!Object.hasOwn(Operator, op)) throw invalidArgument(`op must be one of ${Object.keys(Operator).join(', ')}, got ${String(op)}`);
-    return this.#op('createKeyspace', Operator[op], keyspace, null);
+    const ties = options.ties ?? 'key';
+    if (!Object.hasOwn(TiesRule, ties)) throw invalidArgument(`ties must be one of ${Object.keys(TiesRule).join(', ')}, got ${String(ties)}`);
+    // Settings bytes 1 … 15 in the key field (write-protocol-extensions.md); none for today's rules.
+    const settings = TiesRule[ties] === TiesRule.key ? null : Buffer.from([TiesRule[ties]]);
+    return this.#op('createKeyspace', Operator[op], keyspace, settings);
   }
 
   /** Send an op frame on an extended write connection (opened with a hello if needed). */
@@ -233,6 +249,36 @@ export class Client {
   async around(keyspace: Name, key: Name, n: bigint | number = 11): Promise<RankedEntry[]> {
     const res = (await this.#request({ op: 'around', keyspace, key, length: n })) as PositionedResponse;
     return res.entries.map((e, i) => ({ rank: res.first + BigInt(i), key: e.key, count: e.count }));
+  }
+
+  /** The rank, dense rank and count of `key` from one snapshot, or undefined when the keyspace has no such key. Needs a countd of 0.6.0 or later. */
+  async denseRank(keyspace: Name, key: Name): Promise<DenseRankedEntry | undefined> {
+    const res = (await this.#request({ op: 'dense', keyspace, key })) as { rank: bigint; dense: bigint; entries: Entry[] };
+    const entry = res.entries[0];
+    return entry === undefined ? undefined : { rank: res.rank, dense: res.dense, key: entry.key, count: entry.count };
+  }
+
+  /** The number of keys of `keyspace` (0 if it does not exist), or of those with a count of at least `min`. Needs a countd of 0.6.0 or later. */
+  async count(keyspace: Name, options: { min?: bigint | number } = {}): Promise<bigint> {
+    const min = options.min === undefined ? INT64_MIN : toInt64(options.min, 'min');
+    const res = (await this.#request({ op: 'count', keyspace, min })) as { keys: bigint };
+    return res.keys;
+  }
+
+  /**
+   * Every keyspace that exists or is declared (declared ones may hold no
+   * key), with its number of keys and settings, in name order. Needs a
+   * countd of 0.6.0 or later.
+   */
+  async keyspaceSettings(): Promise<KeyspaceSettings[]> {
+    const all: KeyspaceSettings[] = [];
+    let offset = 0n;
+    for (;;) {
+      const res = (await this.#request({ op: 'settings', offset, length: this.#pageSize })) as { keyspaces: KeyspaceSettingsInfo[] };
+      for (const k of res.keyspaces) all.push({ name: k.name, size: k.size, op: OPERATOR_NAMES[k.settings[0]!], ties: TIES_NAMES[k.settings[1]!] ?? 'key' });
+      if (res.keyspaces.length < this.#pageSize) return all;
+      offset += BigInt(res.keyspaces.length);
+    }
   }
 
   /** Every keyspace with its number of keys, in name order. */

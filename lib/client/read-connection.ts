@@ -8,7 +8,7 @@
 
 import { CountdError, ErrorCodes } from '../errors.js';
 import { FieldSizes } from '../protocol/fields.js';
-import { ReadRequestInput, encodeReadRequest, isExtensionOp } from '../protocol/read-request.js';
+import { ReadRequestInput, VERSION_2_OPS, encodeReadRequest, isExtensionOp } from '../protocol/read-request.js';
 import { ReadResponse, ReadResponseDecoder } from '../protocol/read-response.js';
 import { Connection, Endpoint } from './connection.js';
 import { Pending } from './pending.js';
@@ -20,6 +20,8 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
   #extended = false;
   /** Set when the server refused the hello: why the calls behind it fail. */
   #noExtensions: CountdError | undefined;
+  /** The extension version the server answered to the hello (0 until then). */
+  #version = 0n;
 
   constructor(endpoint: Endpoint, sizes: FieldSizes) {
     super(endpoint, 'read');
@@ -46,7 +48,10 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
     this.#decoder.expect('hello');
     this.enqueue(encodeReadRequest({ op: 'hello' }, this.#sizes), {
       resolve: (res) => {
-        if (res.op === 'hello' && res.status === 'ok' && res.version >= 1n) return;
+        if (res.op === 'hello' && res.status === 'ok' && res.version >= 1n) {
+          this.#version = res.version;
+          return;
+        }
         this.fail(new CountdError(ErrorCodes.CONNECTION, `the read port answered the hello with an unknown extension version`));
       },
       reject: (err) => {
@@ -70,7 +75,9 @@ export class ReadConnection extends Connection<Pending<ReadResponse>> {
       if (call === undefined) throw new CountdError(ErrorCodes.CONNECTION, 'read response with no request outstanding');
       if (res.status === 'malformed') {
         this.retire();
-        call.reject(new CountdError(ErrorCodes.REJECTED, `the server rejected the ${res.op} request as malformed (n = -1)`));
+        // A server of extension version 1 (countd 0.5 and earlier) has no dense, count or settings op.
+        const older = VERSION_2_OPS.has(res.op) && this.#version > 0n && this.#version < 2n ? `: the read port speaks read-protocol extensions version ${this.#version}, and ${res.op} needs version 2 (countd 0.6.0 or later)` : '';
+        call.reject(new CountdError(ErrorCodes.REJECTED, `the server rejected the ${res.op} request as malformed (n = -1)${older}`));
       } else if (res.status === 'page-too-large') {
         call.reject(
           new CountdError(ErrorCodes.PAGE_TOO_LARGE, `the ${res.op} length is above the server's page limit (n = -2)`),

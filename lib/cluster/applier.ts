@@ -11,6 +11,7 @@
 
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { OP_CREATE_KEYSPACE, OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_ENTRY_FIXED_SIZE, OP_INCREMENT, OP_SET, RECORD_OPS, forEachEntry, forEachOpAt } from '../commitlog/format.js';
+import { CountdError, ErrorCodes } from '../errors.js';
 import { metrics } from '../metrics.js';
 import {
   clusterPositionMarkName,
@@ -24,7 +25,10 @@ import { IncrementBatch, type Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { decodeMessage, type PartitionMessage } from './message.js';
 import { describe } from './nats.js';
-import { STREAM, subjectOf } from './partition.js';
+import { HDR_FLOOR, STREAM, subjectOf } from './partition.js';
+import { restoreBatch } from './restore.js';
+import type { Snapshot } from './snapshot-format.js';
+import type { Snapshots } from './snapshots.js';
 
 /** How long one pull waits for messages. */
 const FETCH_EXPIRES_MS = 3000;
@@ -41,17 +45,34 @@ const QUEUE_HIGH_WATER = 16 * 1024 * 1024;
 const APPLY_INTERVAL_MS = 250;
 const APPLY_NOW_BYTES = 4 * 1024 * 1024;
 
-/** A delivered message waiting for the apply; `msg` undefined: a retry (or a malformed message) dropped, only its position counts. */
-interface Queued {
-  p: number;
-  m: JsMsg;
-  msg: PartitionMessage | undefined;
-}
-
 interface Owned {
   epoch: number;
   stop: () => void;
   stopped: boolean;
+  /** Restored from the latest snapshot if this database was behind it: only then applied. */
+  ready: boolean;
+  /** Delivered up to the stream's end since it became ready: only then snapshotted. */
+  caughtUp: boolean;
+  /** A purge marker said the stream holds nothing of p at or below this: a restore must reach it. */
+  floor: number;
+  /** Set by such a marker: what this database holds of p has a gap, so restore whatever its position. */
+  mustRestore: boolean;
+}
+
+/** A purge marker past this database's position: the messages between were purged, a snapshot must fill the gap. */
+class PurgedGap extends Error {}
+
+/** A delivered message (`msg` undefined: a retry, a purge marker or a malformed message, only its position counts), or a restore. */
+type Item = { p: number; m: JsMsg; msg: PartitionMessage | undefined } | { p: number; restore: Snapshot; stale: string[]; done: () => void };
+
+/** What `countd status` shows of an owned partition (node.ts puts it with the heartbeat). */
+export interface PartitionState {
+  position: number;
+  /** Messages of the partition stored after the last one delivered here. */
+  pending: number;
+  /** Seconds since the last applied message was stored, while messages are pending; 0 when caught up. */
+  lag: number;
+  ready: boolean;
 }
 
 export class Applier {
@@ -63,7 +84,11 @@ export class Applier {
   readonly #position = new Map<number, number>();
   /** Watermark per "<partition>/<writer>", as applied or queued. */
   readonly #watermark = new Map<string, number>();
-  #queue: Queued[] = [];
+  #queue: Item[] = [];
+  readonly #pending = new Map<number, { pending: number; storedAt: number }>();
+  /** Sequence of the last message with increments delivered, per partition (purge markers do not count). */
+  readonly #dataSeq = new Map<number, number>();
+  readonly #snapshots: Snapshots | undefined;
   #queuedBytes = 0;
   #applying: Promise<void> | undefined;
   #roomWaiters: Array<() => void> = [];
@@ -74,8 +99,9 @@ export class Applier {
   #lastApply = -Infinity;
   #paced: NodeJS.Timeout | undefined;
 
-  constructor(js: JetStreamClient, store: Store, logger: Logger, onFatal: (err: unknown) => void) {
+  constructor(js: JetStreamClient, store: Store, logger: Logger, onFatal: (err: unknown) => void, snapshots?: Snapshots) {
     this.#js = js;
+    this.#snapshots = snapshots;
     this.#store = store;
     this.#logger = logger;
     this.#failed = onFatal;
@@ -86,6 +112,23 @@ export class Applier {
     return new Map([...this.#owned.keys()].map((p) => [p, this.#position.get(p) ?? 0]));
   }
 
+  /** The owned partitions restored and applying, with their lease epochs (what may be snapshotted). */
+  ready(): Array<{ p: number; epoch: number; dataSeq: number | undefined }> {
+    return [...this.#owned].filter(([, o]) => o.ready && o.caughtUp).map(([p, o]) => ({ p, epoch: o.epoch, dataSeq: this.#dataSeq.get(p) }));
+  }
+
+  /** Position, pending messages and lag of every owned partition. */
+  states(): Map<number, PartitionState> {
+    const now = Date.now();
+    return new Map(
+      [...this.#owned].map(([p, o]) => {
+        const pend = this.#pending.get(p);
+        const lag = pend && pend.pending > 0 ? Math.max(0, now - pend.storedAt) / 1000 : 0;
+        return [p, { position: this.#position.get(p) ?? 0, pending: pend?.pending ?? 0, lag, ready: o.ready }];
+      }),
+    );
+  }
+
   /** Start applying partition p (this node took its lease with revision `epoch`). */
   async own(p: number, epoch: number): Promise<void> {
     if (this.#closed) return;
@@ -94,7 +137,7 @@ export class Applier {
       had.epoch = epoch;
       return;
     }
-    const owned: Owned = { epoch, stop: () => {}, stopped: false };
+    const owned: Owned = { epoch, stop: () => {}, stopped: false, ready: false, caughtUp: false, floor: 0, mustRestore: false };
     this.#owned.set(p, owned);
     if (!this.#position.has(p)) this.#position.set(p, decodeClusterPosition(await this.#store.getMark(clusterPositionMarkName(p))).seq);
     void this.#run(p, owned);
@@ -108,8 +151,13 @@ export class Applier {
   async #run(p: number, owned: Owned): Promise<void> {
     let failures = 0;
     while (!owned.stopped && !this.#closed) {
-      const from = this.#position.get(p)! + 1;
+      let from = this.#position.get(p)! + 1;
       try {
+        if (!owned.ready) {
+          await this.#restoreIfBehind(p, owned);
+          owned.ready = true;
+          from = this.#position.get(p)! + 1;
+        }
         const consumer = await this.#js.consumers.get(STREAM, { filter_subjects: subjectOf(p), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
         this.#logger.info('applying partition', { partition: p, from, epoch: owned.epoch });
         // Pull requests of their own (not consume()): each expires and is issued again, so a
@@ -123,19 +171,64 @@ export class Applier {
             if (owned.stopped) break;
             got++;
             failures = 0;
-            await this.#deliver(p, m);
+            await this.#deliver(p, m, owned);
           }
           // Nothing came: idle, or the consumer went with its nats-server (then no one
           // answers the pulls and no error comes). Its info tells; if it fails, start again.
-          if (got === 0 && !owned.stopped) await consumer.info();
+          if (got === 0 && !owned.stopped) {
+            await consumer.info();
+            owned.caughtUp = true;
+          }
         }
       } catch (err) {
+        if (err instanceof PurgedGap) {
+          owned.ready = false;
+          owned.mustRestore = true;
+          owned.caughtUp = false;
+          this.#logger.warn('the stream was purged past this database; restoring the partition from its snapshot', { partition: p, position: this.#position.get(p), floor: owned.floor });
+          continue;
+        }
         if (!owned.stopped && !this.#closed) this.#logger.warn('partition consumer failed; creating it again', { partition: p, from, error: describe(err) });
       }
       // Back off, with jitter: after a nats-server loss every partition of every node does this at once.
       failures = Math.min(failures + 1, 6);
       if (!owned.stopped && !this.#closed) await new Promise((r) => setTimeout(r, 250 * 2 ** failures * (0.5 + Math.random())));
     }
+  }
+
+  /**
+   * If the latest snapshot of p is past this database's position, restore
+   * it (through the apply queue, so what was queued before lands first) and
+   * go on from its position: the stream below it may be purged.
+   */
+  async #restoreIfBehind(p: number, owned: Owned): Promise<void> {
+    const latest = await this.#snapshots?.latest(p);
+    if (owned.mustRestore) {
+      // A marker promised a snapshot at or past `floor`: one not seen yet is a read behind the truth, not an absence.
+      if ((latest?.position ?? 0) < owned.floor) {
+        throw new CountdError(ErrorCodes.CLUSTER, `partition ${p}: the stream is purged up to ${owned.floor}, and no snapshot that far is visible yet (latest ${latest?.position ?? 'none'})`);
+      }
+    } else if (!latest || latest.position <= this.#position.get(p)!) {
+      return;
+    }
+    const started = Date.now();
+    const snap = await this.#snapshots!.load(p);
+    // A read answered by a server that is behind could hand an older snapshot than `latest`: the stream may be purged past it.
+    if (snap.position < latest!.position) throw new CountdError(ErrorCodes.CLUSTER, `snapshot of partition ${p} read at position ${snap.position}, older than its latest ${latest!.position}`);
+    if (owned.stopped || this.#closed) return;
+    await new Promise<void>((done) => {
+      // Writers this process saw in p that the snapshot does not know came from a gap's wrong applies: their watermarks go to 0.
+      const prefix = `${p}/`;
+      const known = new Set(snap.writers.map((w) => w.writer));
+      const stale = [...this.#watermark.keys()].filter((k) => k.startsWith(prefix) && !known.has(k.slice(prefix.length))).map((k) => k.slice(prefix.length));
+      this.#queue.push({ p, restore: snap, stale, done });
+      this.#kick();
+    });
+    owned.mustRestore = false;
+    this.#position.set(p, snap.position);
+    for (const key of [...this.#watermark.keys()]) if (key.startsWith(`${p}/`)) this.#watermark.delete(key);
+    metrics.clusterRestores.inc();
+    this.#logger.info('partition restored from its snapshot', { partition: p, position: snap.position, keyspaces: snap.keyspaces.length, bytes: latest!.bytes, ms: Date.now() - started });
   }
 
   /** Stop applying partition p (its lease went to another node). What was delivered is still applied here. */
@@ -146,28 +239,34 @@ export class Applier {
     owned.stopped = true;
     owned.stop();
     metrics.clusterPending.remove({ partition: String(p) });
+    metrics.clusterPartitionLag.remove({ partition: String(p) });
+    this.#pending.delete(p);
     this.#logger.info('stopped applying partition', { partition: p });
   }
 
-  async #deliver(p: number, m: JsMsg): Promise<void> {
+  async #deliver(p: number, m: JsMsg, owned: Owned): Promise<void> {
     if (m.seq <= (this.#position.get(p) ?? 0)) return;
-    const msg = this.#decode(p, m);
-    metrics.clusterPending.set({ partition: String(p) }, m.info.pending);
-    this.#position.set(p, m.seq);
-    if (msg === undefined) {
-      this.#queue.push({ p, m, msg });
-      this.#kick();
-      return;
+    const floor = Number(m.headers?.get(HDR_FLOOR) ?? 0);
+    if (floor > (this.#position.get(p) ?? 0)) {
+      owned.floor = floor;
+      throw new PurgedGap(`partition ${p} purged up to ${floor}`);
     }
-    const wkey = `${p}/${msg.writer}`;
-    let wm = this.#watermark.get(wkey);
+    if (m.info.pending === 0) owned.caughtUp = true;
+    // A purge marker (a Countd-Floor header, no body) carries no increments.
+    const msg = floor > 0 ? undefined : this.#decode(p, m);
+    if (msg !== undefined) this.#dataSeq.set(p, m.seq);
+    const wkey = msg === undefined ? '' : `${p}/${msg.writer}`;
+    let wm = msg === undefined ? 0 : this.#watermark.get(wkey);
     if (wm === undefined) {
-      wm = decodeU64Mark(await this.#store.getMark(clusterWriterMarkName(p, msg.writer)));
+      wm = decodeU64Mark(await this.#store.getMark(clusterWriterMarkName(p, msg!.writer)));
       this.#watermark.set(wkey, Math.max(wm, this.#watermark.get(wkey) ?? 0));
       wm = this.#watermark.get(wkey)!;
     }
-    if (msg.seq <= wm) {
-      metrics.clusterDuplicates.inc();
+    metrics.clusterPending.set({ partition: String(p) }, m.info.pending);
+    this.#pending.set(p, { pending: m.info.pending, storedAt: m.info.timestampNanos / 1e6 });
+    this.#position.set(p, m.seq);
+    if (msg === undefined || msg.seq <= wm) {
+      if (msg !== undefined) metrics.clusterDuplicates.inc();
       this.#queue.push({ p, m, msg: undefined });
     } else {
       // A writer's sequences in a partition are 1, 2, 3, ...: a gap is a message that never
@@ -223,8 +322,25 @@ export class Applier {
     );
   }
 
+  /** The items in order: runs of messages in one apply each, a restore alone. */
+  async #apply(items: Item[]): Promise<void> {
+    let run: Array<Extract<Item, { m: JsMsg }>> = [];
+    for (const item of items) {
+      if (!('restore' in item)) {
+        run.push(item);
+        continue;
+      }
+      if (run.length > 0) await this.#applyMessages(run);
+      run = [];
+      const { batch, marks } = await restoreBatch(this.#store, item.restore, this.#owned.get(item.p)?.epoch ?? 0, item.stale);
+      await this.#store.apply(batch, marks);
+      item.done();
+    }
+    if (run.length > 0) await this.#applyMessages(run);
+  }
+
   /** ONE atomic apply: the counts of `items`, each partition's position and each writer's watermark. */
-  async #apply(items: Queued[]): Promise<void> {
+  async #applyMessages(items: Array<Extract<Item, { m: JsMsg }>>): Promise<void> {
     const batch = new IncrementBatch(this.#store.operators());
     const positions = new Map<number, number>();
     const watermarks = new Map<string, { p: number; writer: string; seq: number }>();

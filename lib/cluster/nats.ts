@@ -3,10 +3,11 @@
 // by whichever node comes first and opened by the others.
 
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
 import { CountdError, ErrorCodes } from '../errors.js';
-import { LEASES_BUCKET, NODES_BUCKET, STREAM, STREAM_LAYOUT, SUBJECT_PREFIX } from './partition.js';
+import { LEASES_BUCKET, NODES_BUCKET, SNAPSHOTS_BUCKET, STREAM, STREAM_LAYOUT, SUBJECT_PREFIX } from './partition.js';
 
 /** A node whose heartbeat is older than this is dead (the nodes bucket's max age). */
 export const NODE_TTL_MS = 5000;
@@ -20,6 +21,9 @@ export interface ClusterConnection {
   js: JetStreamClient;
   nodes: KV;
   leases: KV;
+  /** The partition snapshots (snapshots.ts). */
+  snapshots: ObjectStore;
+  jsm: JetStreamManager;
   close(): Promise<void>;
 }
 
@@ -49,7 +53,8 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       const kvm = new Kvm(nc);
       const nodes = await kvm.create(NODES_BUCKET, { replicas: o.replicas, history: 1, ttl: NODE_TTL_MS });
       const leases = await kvm.create(LEASES_BUCKET, { replicas: o.replicas, history: 1 });
-      return { nc, js: jetstream(nc), nodes, leases, close: () => nc.drain() };
+      const snapshots = await new Objm(nc).create(SNAPSHOTS_BUCKET, { replicas: o.replicas, storage: StorageType.File });
+      return { nc, js: jetstream(nc), nodes, leases, snapshots, jsm: await jetstreamManager(nc), close: () => nc.drain() };
     } catch (err) {
       if (err instanceof LayoutMismatch) {
         await nc.close().catch(() => {});

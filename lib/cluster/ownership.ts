@@ -41,6 +41,8 @@ export interface Lease {
 export interface OwnershipEvents {
   gained(p: number, epoch: number): Promise<void>;
   lost(p: number): void;
+  /** About to hand partition p over: stop applying and snapshotting it (no purge may follow the release). */
+  releasing?(p: number): Promise<void>;
   /** No round succeeded for STUCK_MS. */
   stuck(err: unknown): void;
 }
@@ -61,7 +63,11 @@ export class Ownership {
   #beating = false;
   #lastRound = Date.now();
 
-  constructor(nodes: KV, leases: KV, self: NodeInfo, events: OwnershipEvents, logger: Logger) {
+  /** More to put with each heartbeat (the node's partition states, for `countd status`). */
+  readonly #report: (() => object) | undefined;
+
+  constructor(nodes: KV, leases: KV, self: NodeInfo, events: OwnershipEvents, logger: Logger, report?: () => object) {
+    this.#report = report;
     this.#nodes = nodes;
     this.#leasesKv = leases;
     this.self = self;
@@ -119,7 +125,7 @@ export class Ownership {
     if (this.#beating || this.#closed) return;
     this.#beating = true;
     this.#nodes
-      .put(`n.${this.self.id}`, JSON.stringify(this.self))
+      .put(`n.${this.self.id}`, JSON.stringify({ ...this.#report?.(), ...this.self }))
       .catch((err: unknown) => this.#logger.warn('heartbeat failed', { error: describe(err) }))
       .finally(() => (this.#beating = false));
   }
@@ -159,8 +165,10 @@ export class Ownership {
     if (lease?.node === me) {
       const other = best === undefined ? undefined : this.live.get(best);
       if (other && other.id !== me && this.#ticks - other.since >= SETTLE_TICKS) {
+        await this.#events.releasing?.(p);
         const released = await this.#leasesKv.delete(leaseKey(p), { previousSeq: lease.revision }).then(() => true, () => false);
         if (released) this.#leaseChanged(p, undefined);
+        else this.#events.gained(p, lease.revision).catch((err: unknown) => this.#logger.error('cannot start applying a partition', { partition: p, error: describe(err) }));
       }
       return;
     }

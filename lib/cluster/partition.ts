@@ -17,6 +17,10 @@ export const SUBJECT_PREFIX = 'countd.p.';
 export const NODES_BUCKET = 'countd-nodes';
 /** KV bucket of the partition leases (ownership). */
 export const LEASES_BUCKET = 'countd-leases';
+/** Object Store bucket of the partition snapshots (snapshots.ts). */
+export const SNAPSHOTS_BUCKET = 'countd-snapshots';
+/** On a purge marker (a NATS header, no body): the partition's messages at or below this sequence may be purged (snapshots.ts). */
+export const HDR_FLOOR = 'Countd-Floor';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;

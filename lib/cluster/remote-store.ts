@@ -29,7 +29,20 @@ export class RemoteStore {
     return { offset: Number(found[0]!.rank), entries: found.map((e) => ({ key: e.key, count: e.count })) };
   }
 
+  async denseRank(keyspace: Uint8Array, key: Uint8Array): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
+    const found = await this.#client.denseRank(keyspace, key);
+    return found === undefined ? undefined : { rank: Number(found.rank), dense: Number(found.dense), count: found.count };
+  }
+
+  async countKeys(keyspace: Uint8Array, options: { min?: bigint } = {}): Promise<number> {
+    return Number(await this.#client.count(keyspace, options));
+  }
+
   async keyspaces(): Promise<never> {
+    throw new Error('keyspaces are listed by each node itself');
+  }
+
+  async keyspaceSettings(): Promise<never> {
     throw new Error('keyspaces are listed by each node itself');
   }
 

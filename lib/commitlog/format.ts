@@ -273,6 +273,8 @@ export const OP_DELETE_KEY = 3;
 export const OP_DELETE_KEYSPACE = 4;
 /** Create (or re-create) a keyspace: value = its operator (lib/store/combine.ts Operator, 1 … 4), no key. */
 export const OP_CREATE_KEYSPACE = 5;
+/** Most settings bytes a create entry carries as its key (settings bytes 1 … 15). */
+export const CREATE_SETTINGS_SIZE = 15;
 /** op (1) + value (8) + the pair key's two lengths (4). */
 export const OP_ENTRY_FIXED_SIZE = 1 + 8 + PAIR_LENGTHS_SIZE;
 
@@ -302,11 +304,18 @@ export function writeOpEntry(target: Buffer, offset: number, op: number, value: 
   return p + keyLen;
 }
 
-/** Whether an op entry's fields fit its op: names within the field sizes, a key for every op but the keyspace ops, value 0 for deletes, an operator (1 … 4) for a create. */
+/**
+ * Whether an op entry's fields fit its op: names within the field sizes, a
+ * key for every op but the keyspace ops, value 0 for deletes, an operator
+ * (1 … 4) for a create, whose "key" is absent or its settings bytes 1 …
+ * CREATE_SETTINGS_SIZE (docs/commit-log-format.md).
+ */
 function opEntryValid(payload: Buffer, p: number, ksLen: number, keyLen: number, sizes: FieldSizes | undefined): boolean {
   const op = payload[p]!;
   if (op < OP_INCREMENT || op > OP_CREATE_KEYSPACE) return false;
-  if (ksLen === 0 || (isKeyspaceOp(op) ? keyLen !== 0 : keyLen === 0)) return false;
+  if (op === OP_CREATE_KEYSPACE) {
+    if (ksLen === 0 || keyLen > CREATE_SETTINGS_SIZE) return false;
+  } else if (ksLen === 0 || (isKeyspaceOp(op) ? keyLen !== 0 : keyLen === 0)) return false;
   if (sizes !== undefined && (ksLen > sizes.keyspaceSize || keyLen > sizes.keySize)) return false;
   const value = payload.readBigInt64LE(p + 1);
   if (op === OP_CREATE_KEYSPACE) return value >= 1n && value <= 4n;

@@ -110,7 +110,7 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
 function joinCluster(store: Store, dataDir: DataDir, s: DaemonSettings, peerPort: number, logger: Logger): Promise<ClusterStore> {
   const host = s.listen === '0.0.0.0' || s.listen === '::' ? '127.0.0.1' : s.listen;
   return startClusterStore(
-    { servers: s.nats!, replicas: s.natsReplicas },
+    { servers: s.nats!, replicas: s.natsReplicas, snapshotMs: s.natsSnapshotMs, purge: s.natsPurge },
     { store, sizes: dataDir.sizes, readAddress: `${host}:${peerPort}`, logger: logger.child('cluster'), onFatal: () => process.exit(1) },
   );
 }

@@ -71,6 +71,10 @@ export interface DaemonSettings {
   nats: string[] | undefined;
   /** Cluster mode: replicas of the JetStream stream and buckets a node creates (1, 3 or 5). */
   natsReplicas: number;
+  /** Cluster mode: ms between two snapshots of an owned partition that changed (docs/cluster.md, "Snapshots"). */
+  natsSnapshotMs: number;
+  /** Cluster mode: purge the stream below the snapshots: 'auto' (on nats-server 2.10 and later), 'always', 'never'. */
+  natsPurge: 'auto' | 'always' | 'never';
 }
 
 /** How one program takes a setting: under another flag, or with other option fields (describe, default). */
@@ -253,6 +257,18 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
     option: { type: 'string', default: '3', describe: 'replicas of the cluster stream and buckets when a node creates them (1, 3 or 5)', coerce: intParser('--nats-replicas', 1, 5) },
     programs: { start: true },
     fallback: () => 3,
+  },
+  natsSnapshotMs: {
+    flag: 'nats-snapshot-ms',
+    option: { type: 'string', default: '60000', describe: 'cluster mode: ms between snapshots of each owned partition to the Object Store (bounds a failover\'s replay)', coerce: intParser('--nats-snapshot-ms', 100, 86_400_000) },
+    programs: { start: true },
+    fallback: () => 60_000,
+  },
+  natsPurge: {
+    flag: 'nats-purge',
+    option: { choices: ['auto', 'always', 'never'], default: 'auto', describe: 'cluster mode: purge the stream below the snapshots (auto: only on nats-server 2.10 or later; docs/cluster.md, "Snapshots and purge")' },
+    programs: { start: true },
+    fallback: () => 'auto' as const,
   },
   logFormat: {
     flag: 'log-format',

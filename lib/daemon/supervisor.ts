@@ -214,6 +214,7 @@ class Supervisor implements SupervisorHandle {
         writePort: writerPorts.write!,
         readPort: storePorts.read!,
         ...(metricsPort === undefined ? {} : { metricsPort }),
+        ...(this.#o.settings.nats === undefined ? {} : { nats: this.#o.settings.nats }),
         startedAt: new Date().toISOString(),
       };
       const httpPort = await this.#startHttp(daemon);

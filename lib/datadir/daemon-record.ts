@@ -15,6 +15,8 @@ export interface DaemonRecord extends ProcessIdentity {
   metricsPort?: number;
   /** The console, JSON API and /metrics (countd start --http-port). */
   httpPort?: number;
+  /** Cluster mode: the NATS servers it joined (`countd status` shows the cluster through them). */
+  nats?: string[];
   startedAt: string;
 }
 

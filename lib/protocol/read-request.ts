@@ -15,7 +15,7 @@
 // switches itself on a hello), clients encode with encodeReadRequest.
 
 import { invalidArgument } from '../errors.js';
-import { FieldSizes, UINT64_MAX, fieldNameLength, nameBytes, readRequestSize, writeField } from './fields.js';
+import { FieldSizes, INT64_MAX, INT64_MIN, UINT64_MAX, fieldNameLength, nameBytes, readRequestSize, writeField } from './fields.js';
 
 /** Offsets at or above this value are opcodes (docs/read-protocol-extensions.md). */
 export const OPCODE_FLAG = 1n << 63n;
@@ -26,11 +26,19 @@ export const OP_RANK = 2;
 export const OP_AROUND = 3;
 export const OP_KEYSPACES = 4;
 export const OP_HEALTH = 5;
+/** Version 2: rank and dense rank of one key. */
+export const OP_DENSE = 6;
+/** Version 2: the number of keys with a count of at least `min`. */
+export const OP_COUNT = 7;
+/** Version 2: a page over the keyspaces with their sizes and settings (declared ones without keys too). */
+export const OP_SETTINGS = 8;
 
-/** Version of the extension set answered to OP_HELLO. */
-export const READ_EXTENSIONS_VERSION = 1n;
+/** Version of the extension set answered to OP_HELLO (2: dense, count and settings). */
+export const READ_EXTENSIONS_VERSION = 2n;
+/** The lowest version that has each op above 5 (a server answering a lower version refuses them). */
+export const VERSION_2_OPS: ReadonlySet<ReadOpName> = new Set(['dense', 'count', 'settings']);
 
-export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health';
+export type ReadOpName = 'page' | 'hello' | 'get' | 'rank' | 'around' | 'keyspaces' | 'health' | 'dense' | 'count' | 'settings';
 
 /** A decoded request. Names are copies (safe to keep). */
 export type ReadRequest =
@@ -41,7 +49,10 @@ export type ReadRequest =
   | { op: 'rank'; keyspace: Buffer; key: Buffer }
   | { op: 'around'; length: bigint; keyspace: Buffer; key: Buffer }
   | { op: 'keyspaces'; offset: bigint; length: bigint }
-  | { op: 'health' };
+  | { op: 'health' }
+  | { op: 'dense'; keyspace: Buffer; key: Buffer }
+  | { op: 'count'; keyspace: Buffer; min: bigint }
+  | { op: 'settings'; offset: bigint; length: bigint };
 
 /** What a caller gives encodeReadRequest: names as strings or bytes, numbers or bigints. */
 export type ReadRequestInput =
@@ -51,7 +62,10 @@ export type ReadRequestInput =
   | { op: 'rank'; keyspace: string | Uint8Array; key: string | Uint8Array }
   | { op: 'around'; length: bigint | number; keyspace: string | Uint8Array; key: string | Uint8Array }
   | { op: 'keyspaces'; offset: bigint | number; length: bigint | number }
-  | { op: 'health' };
+  | { op: 'health' }
+  | { op: 'dense'; keyspace: string | Uint8Array; key: string | Uint8Array }
+  | { op: 'count'; keyspace: string | Uint8Array; min: bigint }
+  | { op: 'settings'; offset: bigint | number; length: bigint | number };
 
 /** Ops that need a negotiated (extended) connection: every op but page and hello. */
 export function isExtensionOp(op: ReadOpName): boolean {
@@ -73,8 +87,11 @@ export function requestSizeFor(offsetField: bigint, sizes: FieldSizes, extended 
     case OP_GET:
     case OP_RANK:
     case OP_AROUND:
+    case OP_DENSE:
       return base + sizes.keySize;
     case OP_KEYSPACES:
+    case OP_COUNT:
+    case OP_SETTINGS:
       return base + 8;
     default:
       return -1;
@@ -105,8 +122,9 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
     }
     case 'get':
     case 'rank':
+    case 'dense':
     case 'around': {
-      const op = req.op === 'get' ? OP_GET : req.op === 'rank' ? OP_RANK : OP_AROUND;
+      const op = req.op === 'get' ? OP_GET : req.op === 'rank' ? OP_RANK : req.op === 'dense' ? OP_DENSE : OP_AROUND;
       let length = 0n;
       if (req.op === 'around') {
         length = toUint64(req.length, 'length');
@@ -117,11 +135,19 @@ export function encodeReadRequest(req: ReadRequestInput, sizes: FieldSizes): Buf
       writeField(buf, base, sizes.keySize, nameBytes(req.key, 'key', sizes.keySize));
       return buf;
     }
-    case 'keyspaces': {
+    case 'keyspaces':
+    case 'settings': {
       const buf = Buffer.alloc(base + 8); // keyspace field all NUL
-      buf.writeBigUInt64LE(OPCODE_FLAG | BigInt(OP_KEYSPACES), 0);
+      buf.writeBigUInt64LE(OPCODE_FLAG | BigInt(req.op === 'keyspaces' ? OP_KEYSPACES : OP_SETTINGS), 0);
       buf.writeBigUInt64LE(toUint64(req.length, 'length'), 8);
       buf.writeBigUInt64LE(toUint64(req.offset, 'offset'), base);
+      return buf;
+    }
+    case 'count': {
+      if (typeof req.min !== 'bigint' || req.min < INT64_MIN || req.min > INT64_MAX) throw invalidArgument('count: min must be a signed 64-bit bigint');
+      const buf = Buffer.allocUnsafe(base + 8);
+      header(buf, OPCODE_FLAG | BigInt(OP_COUNT), 0n, nameBytes(req.keyspace, 'keyspace', KS), KS);
+      buf.writeBigInt64LE(req.min, base);
       return buf;
     }
     default:
@@ -162,7 +188,7 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
     if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
     return { kind: 'request', size, request: { op: 'page', offset, length, keyspace: keyspace() } };
   }
-  if (op === OP_KEYSPACES || op === OP_HEALTH || op === OP_HELLO) {
+  if (op === OP_KEYSPACES || op === OP_HEALTH || op === OP_HELLO || op === OP_SETTINGS) {
     if (!allZero(buf, ksStart, KS)) return { kind: 'malformed', reason: 'keyspace field must be all NUL' };
     if (op === OP_HELLO) return { kind: 'malformed', reason: 'hello: length must be at least 1' };
     if (op === OP_HEALTH) {
@@ -170,17 +196,24 @@ export function decodeReadRequest(buf: Buffer, start: number, sizes: FieldSizes,
       return { kind: 'request', size, request: { op: 'health' } };
     }
     const pageOffset = buf.readBigUInt64LE(keyStart);
-    return { kind: 'request', size, request: { op: 'keyspaces', offset: pageOffset, length } };
+    return { kind: 'request', size, request: { op: op === OP_SETTINGS ? 'settings' : 'keyspaces', offset: pageOffset, length } };
   }
   if (ksLen < 0) return { kind: 'malformed', reason: 'invalid keyspace field' };
+  if (op === OP_COUNT) {
+    if (length !== 0n) return { kind: 'malformed', reason: 'count: length must be 0' };
+    return { kind: 'request', size, request: { op: 'count', keyspace: keyspace(), min: buf.readBigInt64LE(keyStart) } };
+  }
   const keyLen = fieldNameLength(buf, keyStart, sizes.keySize);
   if (keyLen < 0) return { kind: 'malformed', reason: 'invalid key field' };
   const key = Buffer.from(buf.subarray(keyStart, keyStart + keyLen));
   switch (op) {
     case OP_GET:
     case OP_RANK:
-      if (length !== 0n) return { kind: 'malformed', reason: `${op === OP_GET ? 'get' : 'rank'}: length must be 0` };
-      return { kind: 'request', size, request: { op: op === OP_GET ? 'get' : 'rank', keyspace: keyspace(), key } };
+    case OP_DENSE: {
+      const name = op === OP_GET ? 'get' : op === OP_RANK ? 'rank' : 'dense';
+      if (length !== 0n) return { kind: 'malformed', reason: `${name}: length must be 0` };
+      return { kind: 'request', size, request: { op: name, keyspace: keyspace(), key } };
+    }
     default: // OP_AROUND: requestSizeFor admitted no other op
       if (length === 0n) return { kind: 'malformed', reason: 'around: length must be at least 1' };
       return { kind: 'request', size, request: { op: 'around', length, keyspace: keyspace(), key } };

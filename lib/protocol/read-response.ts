@@ -7,6 +7,9 @@
 //   rank, around:      first u64 (rank of the first record) | n × (count i64 | key K)
 //   keyspaces:         n × (size i64 | keyspace name KS bytes, NUL-padded)
 //   health:            n = 1, state i64 | since i64 | failures i64 | code 32 bytes | message 256 bytes
+//   dense:             rank u64 | dense u64 | n × (count i64 | key K)          (n = 0 or 1)
+//   count:             n = 1, keys i64
+//   settings:          n × (size i64 | settings 16 bytes | keyspace name KS bytes)
 //
 // The server encodes with the encode* functions; a client queues the op of
 // every request it sends with ReadResponseDecoder.expect() and decodes the
@@ -53,6 +56,14 @@ export interface KeyspaceInfo {
   size: bigint;
 }
 
+/** Bytes of a keyspace's settings on the wire: the store's settings value (docs/storage-format.md settings-value; all zero: undeclared). */
+export const SETTINGS_SIZE = 16;
+
+/** One keyspace, its number of keys and its settings value (a declared keyspace may hold no key). */
+export interface KeyspaceSettingsInfo extends KeyspaceInfo {
+  settings: Buffer;
+}
+
 export type ReadResponse =
   | { op: ReadOpName; status: 'malformed' }
   | { op: ReadOpName; status: 'page-too-large' }
@@ -60,7 +71,10 @@ export type ReadResponse =
   | { op: 'hello'; status: 'ok'; version: bigint }
   | { op: 'rank' | 'around'; status: 'ok'; first: bigint; entries: ReadEntry[] }
   | { op: 'keyspaces'; status: 'ok'; keyspaces: KeyspaceInfo[] }
-  | { op: 'health'; status: 'ok'; health: HealthReport };
+  | { op: 'health'; status: 'ok'; health: HealthReport }
+  | { op: 'dense'; status: 'ok'; rank: bigint; dense: bigint; entries: ReadEntry[] }
+  | { op: 'count'; status: 'ok'; keys: bigint }
+  | { op: 'settings'; status: 'ok'; keyspaces: KeyspaceSettingsInfo[] };
 
 /** The 8-byte response n = -1 or n = -2. */
 export function encodeStatusResponse(n: bigint): Buffer {
@@ -102,6 +116,43 @@ export function encodeKeyspacesResponse(
     buf.writeBigInt64LE(BigInt(ks.size), at);
     buf.set(ks.name, at + 8);
     buf.fill(0, at + 8 + ks.name.length, at + rec);
+    at += rec;
+  }
+  return buf;
+}
+
+/** Response to a dense request: n, rank, dense rank, then the key's record if it exists. */
+export function encodeDenseResponse(found: { rank: number; dense: number; entry: ReadEntry } | undefined, sizes: FieldSizes): Buffer {
+  const n = found === undefined ? 0 : 1;
+  const buf = Buffer.allocUnsafe(24 + n * readRecordSize(sizes));
+  buf.writeBigInt64LE(BigInt(n), 0);
+  buf.writeBigUInt64LE(BigInt(found?.rank ?? 0), 8);
+  buf.writeBigUInt64LE(BigInt(found?.dense ?? 0), 16);
+  writeRecords(buf, 24, found === undefined ? [] : [found.entry], sizes.keySize);
+  return buf;
+}
+
+/** Response to a count request: n = 1, then the number of keys. */
+export function encodeCountResponse(keys: number | bigint): Buffer {
+  const buf = Buffer.allocUnsafe(16);
+  buf.writeBigInt64LE(1n, 0);
+  buf.writeBigInt64LE(BigInt(keys), 8);
+  return buf;
+}
+
+/** Response to a settings request: n, then n × (size, settings value, name). */
+export function encodeSettingsResponse(keyspaces: ReadonlyArray<{ name: Uint8Array; size: number | bigint; settings: Uint8Array }>, sizes: FieldSizes): Buffer {
+  const KS = sizes.keyspaceSize;
+  const rec = 8 + SETTINGS_SIZE + KS;
+  const buf = Buffer.alloc(8 + keyspaces.length * rec);
+  buf.writeBigInt64LE(BigInt(keyspaces.length), 0);
+  let at = 8;
+  for (const ks of keyspaces) {
+    if (ks.name.length === 0 || ks.name.length > KS) throw invalidArgument(`keyspace name of ${ks.name.length} bytes does not fit a ${KS}-byte field`);
+    if (ks.settings.length !== SETTINGS_SIZE) throw invalidArgument(`settings of ${ks.settings.length} bytes, not ${SETTINGS_SIZE}`);
+    buf.writeBigInt64LE(BigInt(ks.size), at);
+    buf.set(ks.settings, at + 8);
+    buf.set(ks.name, at + 8 + SETTINGS_SIZE);
     at += rec;
   }
   return buf;
@@ -188,6 +239,8 @@ export class ReadResponseDecoder {
   // The response being decoded: n and body so far.
   #n = -1;
   #first: bigint | undefined;
+  /** A dense response's dense rank (its `first` is the rank). */
+  #second: bigint | undefined;
   #records: Array<ReadEntry | KeyspaceInfo> = [];
 
   constructor(sizes: FieldSizes, options: ReadResponseDecoderOptions = {}) {
@@ -225,15 +278,21 @@ export class ReadResponseDecoder {
       }
       if (n < 0n) throw invalid(`response n = ${n}`);
       if (n > BigInt(this.#maxRecords)) throw invalid(`response n = ${n} is above the limit of ${this.#maxRecords}`);
-      if ((op === 'hello' || op === 'health') && n !== 1n) throw invalid(`${op} response n = ${n}`);
+      if ((op === 'hello' || op === 'health' || op === 'count') && n !== 1n) throw invalid(`${op} response n = ${n}`);
+      if (op === 'dense' && n > 1n) throw invalid(`dense response n = ${n}`);
       this.#n = Number(n);
       this.#first = undefined;
+      this.#second = undefined;
       this.#records = [];
     }
-    if ((op === 'rank' || op === 'around') && this.#first === undefined) {
+    if (!this.#positions(op)) return undefined;
+    if (op === 'count') {
       if (buf.length - this.#pos < 8) return undefined;
-      this.#first = buf.readBigUInt64LE(this.#pos);
+      const keys = buf.readBigInt64LE(this.#pos);
       this.#pos += 8;
+      this.#expected.shift();
+      this.#n = -1;
+      return { op, status: 'ok', keys };
     }
     if (op === 'health') {
       if (buf.length - this.#pos < HEALTH_RECORD_SIZE) return undefined;
@@ -243,17 +302,19 @@ export class ReadResponseDecoder {
       this.#n = -1;
       return { op, status: 'ok', health };
     }
-    const isKeyspaces = op === 'keyspaces';
+    const isKeyspaces = op === 'keyspaces' || op === 'settings';
     const nameSize = isKeyspaces ? this.#sizes.keyspaceSize : this.#sizes.keySize;
-    const rec = 8 + nameSize;
+    const settingsSize = op === 'settings' ? SETTINGS_SIZE : 0;
+    const rec = 8 + settingsSize + nameSize;
     while (this.#records.length < this.#n && buf.length - this.#pos >= rec) {
       const count = buf.readBigInt64LE(this.#pos);
-      const nameStart = this.#pos + 8;
+      const nameStart = this.#pos + 8 + settingsSize;
       let end = nameStart;
       const limit = nameStart + nameSize;
       while (end < limit && buf[end] !== 0) end++;
       const name = Buffer.from(buf.subarray(nameStart, end));
-      this.#records.push(isKeyspaces ? { name, size: count } : { key: name, count });
+      if (settingsSize > 0) this.#records.push({ name, size: count, settings: Buffer.from(buf.subarray(this.#pos + 8, nameStart)) } as KeyspaceSettingsInfo);
+      else this.#records.push(isKeyspaces ? { name, size: count } : { key: name, count });
       this.#pos += rec;
     }
     if (this.#records.length < this.#n) return undefined;
@@ -261,16 +322,41 @@ export class ReadResponseDecoder {
     this.#n = -1;
     const records = this.#records;
     this.#records = [];
+    return this.#complete(op, records);
+  }
+
+  /** Read the positions before a rank, around or dense response's records; false until their bytes are in. */
+  #positions(op: ReadOpName): boolean {
+    const buf = this.#buf;
+    if ((op === 'rank' || op === 'around' || op === 'dense') && this.#first === undefined) {
+      if (buf.length - this.#pos < 8) return false;
+      this.#first = buf.readBigUInt64LE(this.#pos);
+      this.#pos += 8;
+    }
+    if (op === 'dense' && this.#second === undefined) {
+      if (buf.length - this.#pos < 8) return false;
+      this.#second = buf.readBigUInt64LE(this.#pos);
+      this.#pos += 8;
+    }
+    return true;
+  }
+
+  /** A complete response of `op` from its records. */
+  #complete(op: ReadOpName, records: Array<ReadEntry | KeyspaceInfo>): ReadResponse {
     switch (op) {
       case 'hello':
         return { op, status: 'ok', version: (records[0] as ReadEntry).count };
       case 'keyspaces':
         return { op, status: 'ok', keyspaces: records as KeyspaceInfo[] };
+      case 'settings':
+        return { op, status: 'ok', keyspaces: records as KeyspaceSettingsInfo[] };
+      case 'dense':
+        return { op, status: 'ok', rank: this.#first!, dense: this.#second!, entries: records as ReadEntry[] };
       case 'rank':
       case 'around':
         return { op, status: 'ok', first: this.#first!, entries: records as ReadEntry[] };
       default:
-        return { op, status: 'ok', entries: records as ReadEntry[] };
+        return { op: op as 'page' | 'get', status: 'ok', entries: records as ReadEntry[] };
     }
   }
 }

@@ -25,9 +25,32 @@ export const WriteOp = {
   set: 2,
   deleteKey: 3,
   deleteKeyspace: 4,
-  /** value = the keyspace's operator: 1 sum, 2 max, 3 min, 4 set (lib/store/combine.ts). */
+  /** value = the keyspace's operator: 1 sum, 2 max, 3 min, 4 set (lib/store/combine.ts); key field bytes 0 … 14 = settings bytes 1 … 15. */
   createKeyspace: 5,
 } as const;
+
+/** Settings bytes 1 … 15 a create carries in its key field (docs/storage-format.md settings-value). */
+export const CREATE_SETTINGS_SIZE = 15;
+/** Tie rules a create carries in settings byte 1 (lib/store/encoding.ts Ties). */
+export const TiesRule = { key: 0, first: 1 } as const;
+export type TiesName = keyof typeof TiesRule;
+export const TIES_NAMES: Record<number, TiesName> = { 0: 'key', 1: 'first' };
+
+/**
+ * The length of the settings a create's key field carries (up to its last
+ * non-zero byte among the first 15), or -1 when the field is malformed:
+ * a byte past the 15th set, or a tie rule other than key and first.
+ */
+export function createSettingsLength(buf: Buffer, keyOff: number, keySize: number): number {
+  const n = Math.min(CREATE_SETTINGS_SIZE, keySize);
+  if (!allZero(buf, keyOff + n, keyOff + keySize)) return -1;
+  if (buf[keyOff]! > TiesRule.first) return -1;
+  // Bytes 2 … 15 (windows) are not known to this version: a create that sets them is refused.
+  if (!allZero(buf, keyOff + 1, keyOff + n)) return -1;
+  let length = n;
+  while (length > 0 && buf[keyOff + length - 1] === 0) length--;
+  return length;
+}
 export type WriteOpName = keyof typeof WriteOp;
 
 /**
@@ -82,9 +105,12 @@ export function validateOpFrame(buf: Buffer, offset: number, sizes: FieldSizes, 
   if (ksLen < 0) return 0;
   const keyOff = ksOff + sizes.keyspaceSize;
   let keyLen: number;
-  if (op === WriteOp.deleteKeyspace || op === WriteOp.createKeyspace) {
+  if (op === WriteOp.deleteKeyspace) {
     if (!allZero(buf, keyOff, keyOff + sizes.keySize)) return 0;
     keyLen = 0;
+  } else if (op === WriteOp.createKeyspace) {
+    keyLen = createSettingsLength(buf, keyOff, sizes.keySize);
+    if (keyLen < 0) return 0;
   } else {
     keyLen = fieldNameLength(buf, keyOff, sizes.keySize);
     if (keyLen < 0) return 0;
@@ -118,7 +144,14 @@ export function encodeOpFrame(op: WriteOpName, value: bigint | number, keyspace:
   buf[0] = code;
   buf.writeBigInt64LE(v, 8);
   writeField(buf, OP_HEADER_SIZE, sizes.keyspaceSize, ks);
-  if (code === WriteOp.deleteKeyspace || code === WriteOp.createKeyspace) {
+  if (code === WriteOp.createKeyspace) {
+    // The key field carries the settings bytes (a Buffer of up to 15), or nothing (null).
+    if (key !== null) {
+      if (!(key instanceof Uint8Array) || key.length > Math.min(CREATE_SETTINGS_SIZE, sizes.keySize)) throw invalidArgument(`createKeyspace takes at most ${CREATE_SETTINGS_SIZE} settings bytes`);
+      Buffer.from(key.buffer, key.byteOffset, key.length).copy(buf, OP_HEADER_SIZE + sizes.keyspaceSize);
+      if (createSettingsLength(buf, OP_HEADER_SIZE + sizes.keyspaceSize, sizes.keySize) < 0) throw invalidArgument('createKeyspace settings: the tie rule must be 0 (key) or 1 (first), other bytes 0');
+    }
+  } else if (code === WriteOp.deleteKeyspace) {
     if (key !== null) throw invalidArgument(`${op} takes no key`);
   } else {
     if (key === null) throw invalidArgument(`${op} needs a key`);

@@ -24,6 +24,9 @@ import {
   encodePageResponse,
   encodePositionedResponse,
   encodeStatusResponse,
+  encodeDenseResponse,
+  encodeCountResponse,
+  encodeSettingsResponse,
 } from '../protocol/read-response.js';
 import { Logger, silentLogger } from '../util/log.js';
 import type { Store } from '../store/store.js';
@@ -36,7 +39,7 @@ export const DEFAULT_READ_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 
 /** The part of Store the reader uses (tests may pass a model of it). */
-export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces'> & VersionedStore;
+export type ReadableStore = Pick<Store, 'page' | 'get' | 'around' | 'keyspaces' | 'denseRank' | 'countKeys' | 'keyspaceSettings'> & VersionedStore;
 
 export interface ReaderOptions {
   store: ReadableStore;
@@ -445,6 +448,17 @@ class ReadConnection {
         all.sort((a, b) => Buffer.compare(a.name, b.name));
         const from = req.offset >= BigInt(all.length) ? all.length : Number(req.offset);
         return encodeKeyspacesResponse(all.slice(from, from + Number(req.length)), sizes);
+      }
+      case 'dense': {
+        const found = await store.denseRank(req.keyspace, req.key);
+        return encodeDenseResponse(found && { rank: found.rank, dense: found.dense, entry: { key: req.key, count: found.count } }, sizes);
+      }
+      case 'count':
+        return encodeCountResponse(await store.countKeys(req.keyspace, { min: req.min }));
+      case 'settings': {
+        const all = await store.keyspaceSettings();
+        const from = req.offset >= BigInt(all.length) ? all.length : Number(req.offset);
+        return encodeSettingsResponse(all.slice(from, from + Number(req.length)), sizes);
       }
       case 'hello':
         return encodeHelloResponse(sizes, req.version < READ_EXTENSIONS_VERSION ? req.version : READ_EXTENSIONS_VERSION);

@@ -9,11 +9,12 @@
 
 import { CountdError } from '../errors.js';
 import { metrics } from '../metrics.js';
+import { ORDER_KEY, ORDER_SIZE, Ties, encodeCountOrder } from './encoding.js';
 import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_INDEX, TAG_KEYSPACE, TAG_SETTINGS, encodeCount, encodeSettingsValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
 import { Operator, PairMode, combineValues, saturate } from './combine.js';
 import { translateDbError } from './errors.js';
 import { updateFences } from './fence-update.js';
-import type { IncrementBatch, PendingIncrement } from './increment-batch.js';
+import type { IncrementBatch, PendingIncrement, PendingKeyspace } from './increment-batch.js';
 import { InflightApply } from './inflight-apply.js';
 import { Fences } from './rank-fences.js';
 import { FENCE_CONCURRENCY } from './schema.js';
@@ -56,6 +57,8 @@ interface ApplyGroup {
   operator: number;
   /** The batch creates (operator) or deletes (0) the keyspace: its settings record changes. */
   declare: number | undefined;
+  /** `--ties first`: count values carry the apply order, index suffixes are `rankcount order key`. */
+  tiesFirst: boolean;
   items: PendingIncrement[];
   /** Index suffixes added and removed by this apply. */
   inserted: Buffer[];
@@ -93,7 +96,11 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
   // the overlay of inflight-apply.ts cannot express: such an apply runs
   // alone (after the one in flight commits, and before the next prepares).
   const lifecycle = batch.hasLifecycleOps;
-  if (lifecycle && state.inflight !== undefined) await afterInflight(state, state.inflight);
+  // So does one that writes a `--ties first` keyspace: it reads every old
+  // count value (with its order) from the database, never from the cache or
+  // an apply in flight, and hands out the next apply order.
+  const ties = touchesTiesFirst(state, batch);
+  if ((lifecycle || ties) && state.inflight !== undefined) await afterInflight(state, state.inflight);
   // An apply still being written: this one prepares on top of its results (inflight-apply.ts).
   const prev = state.inflight;
   if (prev !== undefined) metrics.appliesOverlapped.inc();
@@ -103,7 +110,9 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
   const chained = state.db.batch();
   let submitted = false;
   try {
-    const { finals, saturation } = writeCounts(state, chained, batch.keyBytes, groups, lookup);
+    const order = state.order + 1;
+    const { finals, saturation, ordered } = writeCounts(state, chained, batch.keyBytes, groups, lookup, order);
+    if (ordered) chained.put(ORDER_KEY, encodeOrder(order));
     // From here on this apply needs `prev` committed: fences and blocks read
     // from disk must hold its writes.
     if (prev !== undefined) await afterInflight(state, prev);
@@ -126,7 +135,7 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
     // alone (awaited below), so no apply prepares on top of it.
     const overlay = admit || lifecycle ? undefined : { groups, finals: finals as bigint[] };
     submitted = true;
-    const written = submitApply(state, chained, swaps, nextId, batch.keys, saturation, overlay, lifecycle, settings);
+    const written = submitApply(state, chained, swaps, { nextId, order: ordered ? order : undefined }, batch.keys, saturation, overlay, lifecycle, settings);
     if (lifecycle) await written.catch(() => {});
     return { written };
   } finally {
@@ -156,16 +165,32 @@ function removedKeyspaces(chained: Chained, groups: ApplyGroup[]): StateSwap[] {
 }
 
 /** Settings records of the keyspaces the batch creates (put `S name`) or deletes (del); what to swap in once committed. */
-function settingsChanges(chained: Chained, groups: ApplyGroup[]): Array<[string, number]> {
-  const changes: Array<[string, number]> = [];
+function settingsChanges(chained: Chained, groups: ApplyGroup[]): Array<[string, number, boolean]> {
+  const changes: Array<[string, number, boolean]> = [];
   for (const g of groups) {
     if (g.declare === undefined) continue;
     const key = taggedName(TAG_SETTINGS, g.info.name);
     if (g.declare === 0) chained.del(key);
-    else chained.put(key, encodeSettingsValue({ operator: g.declare }));
-    changes.push([g.ks, g.declare]);
+    else chained.put(key, encodeSettingsValue({ operator: g.declare, ties: g.tiesFirst ? Ties.first : Ties.key }));
+    changes.push([g.ks, g.declare, g.tiesFirst]);
   }
   return changes;
+}
+
+/** Whether the batch writes a `--ties first` keyspace (declared so now, or by this batch's create). */
+function touchesTiesFirst(state: StoreState, batch: IncrementBatch): boolean {
+  for (const pending of batch.keyspaces()) if (tiesFirstOf(state, pending)) return true;
+  return false;
+}
+
+function tiesFirstOf(state: StoreState, pending: PendingKeyspace): boolean {
+  return pending.declare !== undefined ? pending.declare !== 0 && pending.ties === Ties.first : state.tiesFirst.has(pending.id);
+}
+
+function encodeOrder(order: number): Buffer {
+  const value = Buffer.allocUnsafe(ORDER_SIZE);
+  writeId(value, 0, order);
+  return value;
 }
 
 function putOp(chained: Chained, op: BatchOp): void {
@@ -186,7 +211,8 @@ function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply 
     const info = known ? { ...known } : { name: pending.name, id: nextId++, size: 0 };
     const declare = pending.declare;
     const operator = declare !== undefined ? declare || Operator.sum : (state.settings.get(pending.id) ?? Operator.sum);
-    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
+    const tiesFirst = tiesFirstOf(state, pending);
+    groups.push({ ks: pending.id, info, committed: known, created: !known, droppedId, operator, declare, tiesFirst, items: pending.items, inserted: [], removed: [], fenceOps: [], fences: undefined, touched: [] });
   }
   return { groups, nextId };
 }
@@ -218,12 +244,14 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
     // prev's own pairs are looked up in it; a keyspace prev creates has no
     // others. (size > 0: a record claiming 0 keys would be corrupt; read
     // rather than trust it.)
-    const complete = cache.enabled ? group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size : prev !== undefined && !state.dir.has(group.ks);
+    // A `--ties first` keyspace's counts are never cached (their order is in the record): read.
+    const useCache = !group.tiesFirst;
+    const complete = !useCache ? false : cache.enabled ? group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size : prev !== undefined && !state.dir.has(group.ks);
     let prefix: Buffer | undefined;
     looked += group.items.length;
     for (const p of group.items) {
       // A pair the apply in flight writes is in the cache, or (not admitted) in its own list.
-      const cached = (cache.enabled ? cache.get(p.pair) : undefined) ?? prev?.finalOf(p.pair);
+      const cached = !useCache ? undefined : ((cache.enabled ? cache.get(p.pair) : undefined) ?? prev?.finalOf(p.pair));
       if (cached !== undefined) {
         lookup.cachedOld[n] = cached;
         lookup.wasCached[n] = cacheFlag;
@@ -245,12 +273,20 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
  * note the index changes on the groups. Returns every pair's count after
  * this apply (each exists afterwards), for the count cache.
  */
-function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, groups: ApplyGroup[], lookup: Lookup): { finals: Array<bigint | undefined>; saturation: Saturation | undefined } {
+function writeCounts(
+  state: StoreState,
+  chained: Chained,
+  keyBytes: Buffer,
+  groups: ApplyGroup[],
+  lookup: Lookup,
+  order: number,
+): { finals: Array<bigint | undefined>; saturation: Saturation | undefined; ordered: boolean } {
   const { cachedOld, readSlot, readKeys, current } = lookup;
   const finals: Array<bigint | undefined> = new Array(cachedOld.length);
   let saturated = 0;
   let firstSaturated: { keyspace: Buffer; key: Buffer } | undefined;
   let cursor = 0;
+  let ordered = false;
   for (const group of groups) {
     const countPrefix = idPrefix(TAG_COUNT, group.info.id);
     const indexPrefix = idPrefix(TAG_INDEX, group.info.id);
@@ -281,7 +317,9 @@ function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, grou
       finals[cursor++] = next;
       if (old === next) continue;
       const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
-      const nextValue = encodeCount(next);
+      // `--ties first`: the key reached this count at this apply (its order), whichever way it moved.
+      const nextValue = group.tiesFirst ? encodeCountOrder(next, order) : encodeCount(next);
+      ordered ||= group.tiesFirst;
       chained.put(countKey, nextValue);
       if (old === undefined) {
         group.info.size++;
@@ -296,7 +334,7 @@ function writeCounts(state: StoreState, chained: Chained, keyBytes: Buffer, grou
     }
   }
   const saturation = firstSaturated === undefined ? undefined : { keys: saturated, ...firstSaturated };
-  return { finals, saturation };
+  return { finals, saturation, ordered };
 }
 
 /**
@@ -332,18 +370,22 @@ function submitApply(
   state: StoreState,
   chained: Chained,
   swaps: StateSwap[],
-  nextId: number,
+  after: { nextId: number; order: number | undefined },
   keys: number,
   saturation: Saturation | undefined,
   overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
   lifecycle: boolean,
-  settings: Array<[string, number]>,
+  settings: Array<[string, number, boolean]>,
 ): Promise<ApplyResult> {
+  const nextId = after.nextId;
   const onCommitted = (): void => {
     state.nextId = nextId;
-    for (const [ks, operator] of settings) {
+    if (after.order !== undefined) state.order = after.order;
+    for (const [ks, operator, tiesFirst] of settings) {
       if (operator === 0) state.settings.delete(ks);
       else state.settings.set(ks, operator);
+      if (tiesFirst) state.tiesFirst.add(ks);
+      else state.tiesFirst.delete(ks);
     }
     for (const g of swaps) {
       if (g.gone !== undefined) {
@@ -411,7 +453,7 @@ function recordCounts(state: StoreState, groups: ApplyGroup[], finals: bigint[],
   if (!cache.enabled) return;
   let at = 0;
   for (const group of groups) {
-    cache.record(group.ks, group.items, finals, wasCached, at, admit);
+    if (!group.tiesFirst) cache.record(group.ks, group.items, finals, wasCached, at, admit);
     at += group.items.length;
   }
 }

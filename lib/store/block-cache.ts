@@ -69,7 +69,7 @@ export class RankBlock {
    * those entries' bytes (the block stays shared in the cache; one copy costs
    * less than one per key).
    */
-  pushEntries(from: number, to: number, out: Array<{ key: Buffer; count: bigint }>): void {
+  pushEntries(from: number, to: number, out: Array<{ key: Buffer; count: bigint }>, keyAt = RANK_COUNT_SIZE): void {
     if (from >= to) return;
     const base = this.start(from);
     const copy = Buffer.allocUnsafe(this.ends[to - 1]! - base);
@@ -77,7 +77,7 @@ export class RankBlock {
     let start = 0;
     for (let i = from; i < to; i++) {
       const end = this.ends[i]! - base;
-      out.push({ key: copy.subarray(start + RANK_COUNT_SIZE, end), count: readRankCount(copy, start) });
+      out.push({ key: copy.subarray(start + keyAt, end), count: readRankCount(copy, start) });
       start = end;
     }
   }
@@ -94,6 +94,48 @@ export class RankBlock {
       else hi = mid - 1;
     }
     return -1;
+  }
+
+  /** Number of entries that sort before `bound` (a suffix or a prefix of one). */
+  lowerBound(bound: Uint8Array): number {
+    let lo = 0;
+    let hi = this.ends.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareRange(this.data, this.start(mid), this.ends[mid]!, bound) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Whether entries i and j have the same count (the same 8 rank-count bytes). */
+  sameCount(i: number, j: number): boolean {
+    const a = this.start(i);
+    const b = this.start(j);
+    for (let k = 0; k < RANK_COUNT_SIZE; k++) if (this.data[a + k] !== this.data[b + k]) return false;
+    return true;
+  }
+
+  /**
+   * The number of distinct counts among entries 0..to-1 (computed once per
+   * block for the whole block, kept with it: blocks are immutable).
+   */
+  distinctCounts(to = this.length): number {
+    if (to === this.length && this.#distinct !== undefined) return this.#distinct;
+    let n = 0;
+    for (let i = 0; i < to; i++) if (i === 0 || !this.sameCount(i - 1, i)) n++;
+    if (to === this.length) this.#distinct = n;
+    return n;
+  }
+  #distinct: number | undefined;
+
+  /** Whether this block's first entry has the count of `other`'s last one (a count that spans the fence). */
+  continues(other: RankBlock): boolean {
+    if (this.length === 0 || other.length === 0) return false;
+    const a = 0;
+    const b = other.start(other.length - 1);
+    for (let k = 0; k < RANK_COUNT_SIZE; k++) if (this.data[a + k] !== other.data[b + k]) return false;
+    return true;
   }
 
   get bytes(): number {

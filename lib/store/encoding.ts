@@ -7,7 +7,7 @@
 // keyspace a contiguous range, and let deleteKeyspace drop a name atomically
 // with one tiny write and clear the id's records afterwards.
 
-import { INT64_MAX } from '../protocol/fields.js';
+import { INT64_MAX, INT64_MIN } from '../protocol/fields.js';
 
 /** `V`: store format record. */
 export const TAG_VERSION = 0x56;
@@ -27,8 +27,15 @@ export const TAG_MARK = 0x4d;
 export const TAG_DEAD = 0x58;
 /** `S` name: a declared keyspace's settings (its operator). */
 export const TAG_SETTINGS = 0x53;
-/** Bytes of a settings value: the operator, then 15 bytes reserved (zero) for windows, history and tie-breaks. */
+/** Bytes of a settings value: the operator, the tie rule, then 14 bytes reserved (zero) for windows and history. */
 export const SETTINGS_VALUE_SIZE = 16;
+/** `O`: the last apply order handed out (u64 BE): the "time" of `--ties first` keyspaces. */
+export const TAG_ORDER = 0x4f;
+export const ORDER_KEY = Buffer.from([TAG_ORDER]);
+/** Bytes of an apply order: in the count value and the index suffix of a `--ties first` keyspace. */
+export const ORDER_SIZE = 8;
+/** Settings byte 1: equal counts rank by key bytes (0, today's rule) or by who reached the count first (1). */
+export const Ties = { key: 0, first: 1 } as const;
 
 /** Bytes of a keyspace id. */
 export const ID_SIZE = 8;
@@ -36,7 +43,7 @@ export const ID_SIZE = 8;
 export const PREFIX_SIZE = 1 + ID_SIZE;
 /** Bytes of the order-preserving count at the start of an index suffix. */
 export const RANK_COUNT_SIZE = 8;
-/** Bytes of a count value. */
+/** Bytes of a count value (a `--ties first` keyspace's holds the apply order after it: COUNT_SIZE + ORDER_SIZE). */
 export const COUNT_SIZE = 8;
 /** Bytes of a keyspace directory value: id then size. */
 export const KEYSPACE_VALUE_SIZE = 16;
@@ -149,11 +156,14 @@ export function indexKey(prefix: Buffer, count: bigint, key: Buffer): Buffer {
  */
 export function indexKeyFromCount(prefix: Buffer, countValue: Buffer, source: Buffer, keyStart = 0): Buffer {
   const keyLength = source.length - keyStart;
-  const buf = Buffer.allocUnsafe(PREFIX_SIZE + RANK_COUNT_SIZE + keyLength);
+  // A `--ties first` count value carries its apply order: it goes between the rank count and the key.
+  const order = countValue.length - COUNT_SIZE;
+  const buf = Buffer.allocUnsafe(PREFIX_SIZE + RANK_COUNT_SIZE + order + keyLength);
   for (let i = 0; i < PREFIX_SIZE; i++) buf[i] = prefix[i]!;
   buf[PREFIX_SIZE] = countValue[0]! ^ 0x7f;
   for (let i = 1; i < RANK_COUNT_SIZE; i++) buf[PREFIX_SIZE + i] = ~countValue[i]! & 0xff;
-  const at = PREFIX_SIZE + RANK_COUNT_SIZE;
+  for (let i = 0; i < order; i++) buf[PREFIX_SIZE + RANK_COUNT_SIZE + i] = countValue[COUNT_SIZE + i]!;
+  const at = PREFIX_SIZE + RANK_COUNT_SIZE + order;
   // Keys are short as a rule; up to 64 bytes a plain loop beats the native call of Buffer.copy.
   if (keyLength <= 64) for (let i = 0; i < keyLength; i++) buf[at + i] = source[keyStart + i]!;
   else source.copy(buf, at, keyStart);
@@ -178,6 +188,28 @@ export function encodeCount(count: bigint): Buffer {
   return buf;
 }
 
+/** A `--ties first` count value: the count, then the apply order at which the key reached it (u64 BE). */
+export function encodeCountOrder(count: bigint, order: number): Buffer {
+  const buf = Buffer.allocUnsafe(COUNT_SIZE + ORDER_SIZE);
+  buf.writeBigInt64BE(count, 0);
+  writeId(buf, COUNT_SIZE, order);
+  return buf;
+}
+
+/** Index suffix of a key from its count value (8 bytes, or 16 with an apply order): `rankcount [order] key`. */
+export function indexSuffixFromCount(countValue: Buffer, key: Buffer): Buffer {
+  return indexKeyFromCount(EMPTY_PREFIX, countValue, key).subarray(PREFIX_SIZE);
+}
+const EMPTY_PREFIX = Buffer.alloc(PREFIX_SIZE);
+
+/** The rank-count bytes of the entries with count >= min end before this 8-byte suffix prefix (undefined: every entry). */
+export function minCountBound(min: bigint): Buffer | undefined {
+  if (min <= INT64_MIN) return undefined;
+  const buf = Buffer.allocUnsafe(RANK_COUNT_SIZE);
+  writeRankCount(buf, 0, min - 1n);
+  return buf;
+}
+
 export function encodeKeyspaceValue(id: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(KEYSPACE_VALUE_SIZE);
   writeId(buf, 0, id);
@@ -191,26 +223,33 @@ export function encodeFenceValue(entries: number): Buffer {
   return buf;
 }
 
-/** An index entry (suffix after the 9-byte prefix) as count and key; the key shares memory with `suffix`. */
-export function decodeIndexSuffix(suffix: Buffer): { key: Buffer; count: bigint } {
-  return { key: suffix.subarray(RANK_COUNT_SIZE), count: readRankCount(suffix, 0) };
+/**
+ * An index entry (suffix after the 9-byte prefix) as count and key; the key
+ * shares memory with `suffix`. `keyAt`: RANK_COUNT_SIZE, or RANK_COUNT_SIZE +
+ * ORDER_SIZE in a `--ties first` keyspace.
+ */
+export function decodeIndexSuffix(suffix: Buffer, keyAt = RANK_COUNT_SIZE): { key: Buffer; count: bigint } {
+  return { key: suffix.subarray(keyAt), count: readRankCount(suffix, 0) };
 }
 
 /** A declared keyspace's settings (docs/storage-format.md, settings-value). */
 export interface KeyspaceSettingsValue {
   /** lib/store/combine.ts Operator: 1 sum, 2 max, 3 min, 4 set. */
   operator: number;
+  /** Ties: 0 key (equal counts by key bytes), 1 first (by apply order, then key bytes). */
+  ties?: number;
 }
 
 export function encodeSettingsValue(settings: KeyspaceSettingsValue): Buffer {
   const buf = Buffer.alloc(SETTINGS_VALUE_SIZE);
   buf[0] = settings.operator;
+  buf[1] = settings.ties ?? Ties.key;
   return buf;
 }
 
-/** The settings in a settings value, or null when it is malformed (wrong size, unknown operator, reserved bytes set). */
+/** The settings in a settings value, or null when it is malformed (wrong size, unknown operator or tie rule, reserved bytes set). */
 export function decodeSettingsValue(value: Buffer): KeyspaceSettingsValue | null {
-  if (value.length !== SETTINGS_VALUE_SIZE || value[0]! < 1 || value[0]! > 4) return null;
-  for (let i = 1; i < SETTINGS_VALUE_SIZE; i++) if (value[i] !== 0) return null;
-  return { operator: value[0]! };
+  if (value.length !== SETTINGS_VALUE_SIZE || value[0]! < 1 || value[0]! > 4 || value[1]! > Ties.first) return null;
+  for (let i = 2; i < SETTINGS_VALUE_SIZE; i++) if (value[i] !== 0) return null;
+  return { operator: value[0]!, ties: value[1]! };
 }

@@ -26,6 +26,8 @@ export interface PendingKeyspace {
   dropped?: boolean;
   /** The batch creates the keyspace with this operator (combine.ts Operator), or deletes it (0): its settings record changes. */
   declare?: number;
+  /** With `declare`: the tie rule the created keyspace gets (encoding.ts Ties; absent: key). */
+  ties?: number;
   /** How the batch combined this keyspace's values (combine.ts Operator); the apply combines them with the stored counts the same way. */
   operator?: number;
 }
@@ -82,12 +84,17 @@ export class IncrementBatch {
     this.addNew(pair, keyspace, key, delta).mode = this.byKeyspace.get(latin1Of(keyspace))?.dropped === true ? PairMode.reset : PairMode.add;
   }
 
-  /** Create keyspace `keyspace` with `operator` (combine.ts Operator): it replaces what the name held, as deleteKeyspace, then declares it. */
-  createKeyspace(keyspace: Buffer, operator: number): void {
+  /**
+   * Create keyspace `keyspace` with `operator` (combine.ts Operator) and tie
+   * rule `ties` (encoding.ts Ties): it replaces what the name held, as
+   * deleteKeyspace, then declares it.
+   */
+  createKeyspace(keyspace: Buffer, operator: number, ties = 0): void {
     this.deleteKeyspace(keyspace);
     const group = this.byKeyspace.get(latin1Of(keyspace))!;
     group.declare = operator;
     group.operator = operator;
+    group.ties = ties;
   }
 
   /** Set (keyspace, key) to `count`, after what the batch holds for it; increments added later add to it. */
@@ -111,6 +118,7 @@ export class IncrementBatch {
     }
     group.dropped = true;
     group.declare = 0;
+    group.ties = 0;
     group.operator = Operator.sum;
     for (const p of group.items) {
       p.mode = PairMode.deleted;

@@ -5,6 +5,7 @@
 // validated the arguments) and commits one batch.
 
 import { invalidArgument } from '../errors.js';
+import { ORDER_KEY, ORDER_SIZE, encodeCountOrder } from './encoding.js';
 import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_FENCE, TAG_INDEX, TAG_KEYSPACE, TAG_SETTINGS } from './encoding.js';
 import { compareBytes, encodeCount, encodeFenceValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, prefixEnd, taggedName, withPrefix, writeId } from './encoding.js';
 import { translateDbError } from './errors.js';
@@ -20,11 +21,13 @@ export async function createKeyspace(state: StoreState, name: Buffer, keys: Buff
   const countPrefix = idPrefix(TAG_COUNT, id);
   const indexPrefix = idPrefix(TAG_INDEX, id);
   const chained = state.db.batch();
+  // A name declared `--ties first` (holding no key yet): every key reaches its count at this one order.
+  const order = state.tiesFirst.has(ks) ? state.order + 1 : undefined;
   try {
     const index: Buffer[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const countKey = withPrefix(countPrefix, keys[i]!);
-      const value = encodeCount(counts[i]!);
+      const value = order === undefined ? encodeCount(counts[i]!) : encodeCountOrder(counts[i]!, order);
       chained.put(countKey, value);
       index[i] = indexKeyFromCount(indexPrefix, value, countKey, PREFIX_SIZE);
     }
@@ -41,6 +44,11 @@ export async function createKeyspace(state: StoreState, name: Buffer, keys: Buff
     const next = Buffer.allocUnsafe(8);
     writeId(next, 0, id + 1);
     chained.put(NEXT_ID_KEY, next);
+    if (order !== undefined) {
+      const value = Buffer.allocUnsafe(ORDER_SIZE);
+      writeId(value, 0, order);
+      chained.put(ORDER_KEY, value);
+    }
     for (const op of markOps) void (op.type === 'put' ? chained.put(op.key, op.value) : chained.del(op.key));
     const info: KeyspaceInfo = { name: Buffer.from(name), id, size: n };
     const fences = new Fences(fenceKeys, fenceCounts);
@@ -48,6 +56,7 @@ export async function createKeyspace(state: StoreState, name: Buffer, keys: Buff
       chained,
       () => {
         state.nextId = id + 1;
+        if (order !== undefined) state.order = order;
         state.dir.set(ks, info);
         state.fenceCache.set(id, fences);
         // A fresh id: the count cache and the block cache hold nothing of it.
@@ -77,6 +86,7 @@ export async function deleteKeyspace(state: StoreState, name: Buffer, markOps: B
     ops,
     () => {
       state.settings.delete(ks);
+      state.tiesFirst.delete(ks);
       if (info === undefined) return;
       state.dir.delete(ks);
       state.fenceCache.delete(info.id);

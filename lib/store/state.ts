@@ -9,13 +9,15 @@
 // process. Writes (apply, deleteKeyspace, rebuildRankIndex) run one at a time
 // (a promise-chain mutex: exclusive). Each write commits ONE LevelDB batch
 // and then swaps its in-memory state (directory, rank fences, count cache:
-// count-cache.ts); while that happens `writing` is set. One overlap: an apply
+// count-cache.ts); while the batch is written, `preWrite` holds a snapshot of before it. One overlap: an apply
 // releases the mutex once its batch is handed to LevelDB, so the next apply
 // prepares its batch while that one is written and fsynced
 // (inflight-apply.ts); every other write first waits for the apply in
-// flight. A read waits until `writing` is clear, then in the same synchronous
-// step captures the in-memory state and a LevelDB snapshot (views.ts), so
-// everything it reads afterwards belongs to one state between two writes.
+// flight. A read captures, in one synchronous step, the in-memory state and
+// a LevelDB snapshot (views.ts, captureSnapshot): while a write is in flight
+// that is the snapshot taken just before it, with the in-memory state not yet
+// swapped, so a read never waits for a write's fsync, and everything it reads
+// belongs to one state between two writes. Only a reopen makes reads wait.
 // Readers never block writers for longer than that synchronous step.
 //
 // Everything here trusts its arguments: store.ts validates them.
@@ -30,13 +32,15 @@ import {
   FENCE_VALUE_SIZE,
   KEYSPACE_VALUE_SIZE,
   NEXT_ID_KEY,
+  ORDER_KEY,
+  ORDER_SIZE,
   PREFIX_SIZE,
-  TAG_COUNT,
   TAG_DEAD,
   TAG_FENCE,
   TAG_INDEX,
   TAG_KEYSPACE,
   TAG_SETTINGS,
+  Ties,
   VERSION_KEY,
   decodeSettingsValue,
   idPrefix,
@@ -46,6 +50,7 @@ import {
 } from './encoding.js';
 import { corruption, translateDbError } from './errors.js';
 import { BlockCache } from './block-cache.js';
+import { DEFAULT_CLEAR_PACE, clearDeadKeyspace } from './collect.js';
 import { CountCache } from './count-cache.js';
 import type { DirRecord, InflightApply } from './inflight-apply.js';
 import { Lru } from './lru.js';
@@ -98,8 +103,15 @@ export class StoreState {
   nextId = 1;
   /** Bumped by every committed write: a fence load from an older snapshot is not cached. */
   epoch = 0;
-  /** Set while a write batch is in flight and its in-memory state not yet swapped in. */
-  writing: Promise<void> | null = null;
+  /** Set while the database is closed and opened again (reopen): reads wait for it. */
+  reopening: Promise<void> | null = null;
+  /**
+   * While a batch is being written: a snapshot taken just before it, shared
+   * by the reads that start meanwhile (with the in-memory state, not swapped
+   * yet, it is the state before the write), so no read waits for a write's
+   * fsync. Closed when the write is done and its last read released it.
+   */
+  private preWrite: { snapshot: Snapshot; refs: number } | undefined;
   mutex: Promise<unknown> = Promise.resolve();
   /** The apply whose write is in flight (handed to LevelDB, mutex released), if any. */
   inflight: InflightApply | undefined;
@@ -107,8 +119,16 @@ export class StoreState {
   applyQueue = 0;
   /** Clearing of deleted keyspaces' records, in the background. */
   collecting: Promise<void> = Promise.resolve();
+  /** Set while reopening: the clearing stops (load() starts it again from the `X` records). */
+  stopCollecting = false;
+  /** How the clearing is paced (collect.ts); tests make it fast or slow. */
+  clearPace = DEFAULT_CLEAR_PACE;
   /** Declared keyspaces (latin1 name -> combine.ts Operator), from their `S` records. */
   readonly settings = new Map<string, number>();
+  /** Declared keyspaces whose ties go to who reached the count first (`--ties first`, latin1 names). */
+  readonly tiesFirst = new Set<string>();
+  /** The last apply order handed out (`O` record): the "time" of `--ties first` keyspaces. */
+  order = 0;
   closed = false;
 
   constructor(db: Db, settings: StateSettings, level: LevelOptions) {
@@ -138,9 +158,11 @@ export class StoreState {
    */
   async reopen(): Promise<void> {
     let release!: () => void;
-    this.writing = new Promise((resolve) => (release = resolve));
+    this.reopening = new Promise((resolve) => (release = resolve));
     try {
+      this.stopCollecting = true;
       await this.collecting;
+      this.stopCollecting = false;
       await this.db.close().catch(() => {}); // a close that fails leaves it closed: open again below
       try {
         await this.db.open({ createIfMissing: false, ...this.level });
@@ -148,6 +170,8 @@ export class StoreState {
         throw translateDbError(err, 'reopen', this.location);
       }
       this.dir.clear();
+      this.settings.clear();
+      this.tiesFirst.clear();
       this.fenceCache.clear();
       this.countCache.clear();
       this.blockCache.clear();
@@ -158,7 +182,7 @@ export class StoreState {
         throw translateDbError(err, 'reopen', this.location);
       }
     } finally {
-      this.writing = null;
+      this.reopening = null;
       release();
     }
   }
@@ -182,7 +206,11 @@ export class StoreState {
       const settings = decodeSettingsValue(value);
       if (settings === null || key.length < 2) throw corruption(this.location, `malformed keyspace settings record (${value.length} value bytes)`);
       this.settings.set(latin1(key.subarray(1)), settings.operator);
+      if (settings.ties === Ties.first) this.tiesFirst.add(latin1(key.subarray(1)));
     }
+    const order = await this.db.get(ORDER_KEY);
+    if (order !== undefined && order.length !== ORDER_SIZE) throw corruption(this.location, `malformed apply order record (O, ${order.length} bytes)`);
+    this.order = order === undefined ? 0 : readId(order, 0);
     const dead = Buffer.from([TAG_DEAD]);
     for await (const key of this.db.keys({ gte: dead, lt: prefixEnd(dead) })) {
       if (key.length === PREFIX_SIZE) this.collect(readId(key, 1));
@@ -215,15 +243,15 @@ export class StoreState {
     }
   }
 
-  /** Clear a deleted keyspace's records, then its `X` record. Unreferenced ids are invisible, so this need not be atomic. */
+  /**
+   * Clear a deleted keyspace's records, then its `X` record, paced
+   * (collect.ts). Unreferenced ids are invisible, so this need not be
+   * atomic; a close stops it (the next open resumes from `X`).
+   */
   collect(id: number): void {
     this.collecting = this.collecting.then(async () => {
       try {
-        for (const tag of [TAG_COUNT, TAG_INDEX, TAG_FENCE]) {
-          const prefix = idPrefix(tag, id);
-          await this.db.clear({ gte: prefix, lt: prefixEnd(prefix) });
-        }
-        await this.db.del(idPrefix(TAG_DEAD, id));
+        await clearDeadKeyspace(this.db, id, { ...this.clearPace, stopped: () => this.closed || this.stopCollecting });
       } catch (err) {
         this.logger.warn('could not clear a deleted keyspace; will retry on next open', { id, error: translateDbError(err, 'clear', this.location).message });
       }
@@ -251,19 +279,49 @@ export class StoreState {
    * in-memory state only once it is committed. The batch is closed either way.
    */
   async commit(ops: BatchOp[] | Chained, onCommitted: () => void, what: string): Promise<void> {
-    let release!: () => void;
-    this.writing = new Promise((resolve) => (release = resolve));
+    let pre: { snapshot: Snapshot; refs: number } | undefined;
     try {
       const batch = Array.isArray(ops) ? await this.chain(ops) : ops;
+      // Taken in the same synchronous step as the write starts: the state before it.
+      pre = this.preWrite ??= { snapshot: this.db.snapshot(), refs: 1 };
       await batch.write({ sync: this.sync });
+      // From here to the swap: synchronous, so a read sees the state before or after, never between.
       onCommitted();
       this.epoch++;
     } catch (err) {
       throw translateDbError(err, what, this.location);
     } finally {
-      this.writing = null;
-      release();
+      if (pre !== undefined && this.preWrite === pre) this.preWrite = undefined;
+      if (pre !== undefined) void this.unref(pre);
     }
+  }
+
+  /**
+   * A snapshot of the current state, for a read: its own, or while a write
+   * is in flight the one taken before it (the in-memory state is that of
+   * before the write until its swap). Call synchronously with reading the
+   * in-memory state (after readable()); release it once done.
+   */
+  captureSnapshot(): { snapshot: Snapshot; release: () => Promise<void> } {
+    const pre = this.preWrite;
+    if (pre === undefined) {
+      const snapshot = this.db.snapshot();
+      return { snapshot, release: () => snapshot.close() };
+    }
+    pre.refs++;
+    let released = false;
+    return {
+      snapshot: pre.snapshot,
+      release: () => {
+        if (released) return Promise.resolve();
+        released = true;
+        return this.unref(pre);
+      },
+    };
+  }
+
+  private async unref(pre: { snapshot: Snapshot; refs: number }): Promise<void> {
+    if (--pre.refs === 0) await pre.snapshot.close().catch(() => {});
   }
 
   /**
@@ -287,13 +345,18 @@ export class StoreState {
 
   // ---------------------------------------------------------------- reads
 
-  /** Resolves when no write is between its batch and its in-memory swap. Capture state synchronously after it. */
-  async settled(): Promise<void> {
-    while (this.writing !== null) await this.writing;
+  /**
+   * Resolves when a read may capture its state (captureSnapshot): at once,
+   * unless the database is being reopened. Writes in flight are no reason
+   * to wait: a read takes the state before them.
+   */
+  async readable(): Promise<void> {
+    while (this.reopening !== null) await this.reopening;
   }
 
+  /** A count record's count: 8 bytes, or 16 in a `--ties first` keyspace (the apply order follows). */
   decodeCountValue(value: Buffer): bigint {
-    if (value.length !== COUNT_SIZE) throw corruption(this.location, `count record of ${value.length} bytes, not ${COUNT_SIZE}`);
+    if (value.length !== COUNT_SIZE && value.length !== COUNT_SIZE + ORDER_SIZE) throw corruption(this.location, `count record of ${value.length} bytes, not ${COUNT_SIZE} or ${COUNT_SIZE + ORDER_SIZE}`);
     return value.readBigInt64BE(0);
   }
 

@@ -11,12 +11,13 @@
 // another part, only the state.
 
 import { invalidArgument } from '../errors.js';
-import { checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
+import { INT64_MIN, checkFieldSizes, nameBytes, type FieldSizes } from '../protocol/fields.js';
 import { PAIR_LENGTHS_SIZE } from '../protocol/pair-key.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { TAG_MARK, taggedName } from './encoding.js';
+import { SETTINGS_VALUE_SIZE, TAG_MARK, Ties, encodeSettingsValue, taggedName } from './encoding.js';
 import { translateDbError } from './errors.js';
 import { applyBatch, type ApplyResult } from './apply.js';
+import { exportKeyspaces, type ExportItem } from './export.js';
 import { fitsInt64 } from './combine.js';
 import { IncrementBatch } from './increment-batch.js';
 import { checkRankIndex, createKeyspace, deleteKeyspace, rebuildRankIndex } from './maintenance.js';
@@ -31,11 +32,12 @@ import {
   MIN_WRITE_BUFFER_SIZE,
 } from './schema.js';
 import { closeState, latin1, openState, type BatchOp, type StoreState } from './state.js';
-import { aroundInView, iterateEntries, readCount, readPage, rankInView, tallyView, withView, type Entry, type KeyspaceTally } from './views.js';
+import { aroundInView, countAtLeastInView, denseRankInView, iterateEntries, readCount, readPage, rankInView, tallyView, withView, type Entry, type KeyspaceTally } from './views.js';
 
 export { IncrementBatch } from './increment-batch.js';
 export type { ApplyResult } from './apply.js';
 export type { Entry, KeyspaceTally } from './views.js';
+export type { ExportItem } from './export.js';
 
 export interface Mark {
   name: string;
@@ -281,6 +283,18 @@ export class Store {
   }
 
   /**
+   * The keyspaces `select` accepts and the marks whose names start with
+   * `markPrefix`, all from ONE snapshot (export.ts): the marks first, then
+   * each keyspace and its entries in rank order, in chunks.
+   */
+  exportKeyspaces(select: (name: Buffer) => boolean, markPrefix: string): AsyncGenerator<ExportItem> {
+    this.state.checkOpen();
+    if (typeof select !== 'function') throw invalidArgument('exportKeyspaces needs a select function');
+    if (typeof markPrefix !== 'string' || markPrefix === '') throw invalidArgument('exportKeyspaces needs a non-empty mark prefix');
+    return exportKeyspaces(this.state, select, markPrefix);
+  }
+
+  /**
    * The number of keys and the exact sum of the counts of a keyspace, read
    * from its count index in one snapshot: every entry is read (a scan, not
    * the directory's size), SCAN_CHUNK keys a native call, without an Entry
@@ -302,7 +316,7 @@ export class Store {
 
   async size(keyspace: string | Uint8Array): Promise<number> {
     const name = this.keyspaceName(keyspace);
-    await this.state.settled();
+    await this.state.readable();
     return this.state.dir.get(latin1(name))?.size ?? 0;
   }
 
@@ -312,14 +326,36 @@ export class Store {
     return new Map(this.state.settings);
   }
 
-  /** The declared keyspaces and their operators, by name bytes (declared keyspaces may hold no key yet). */
-  declaredKeyspaces(): Array<{ name: Buffer; operator: number }> {
-    return [...this.state.settings].map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator })).sort((a, b) => Buffer.compare(a.name, b.name));
+  /** The declared keyspaces and their settings, by name bytes (declared keyspaces may hold no key yet); ties: encoding.ts Ties. */
+  declaredKeyspaces(): Array<{ name: Buffer; operator: number; ties: number }> {
+    const ties = this.state.tiesFirst;
+    return [...this.state.settings]
+      .map(([ks, operator]) => ({ name: Buffer.from(ks, 'latin1'), operator, ties: ties.has(ks) ? Ties.first : Ties.key }))
+      .sort((a, b) => Buffer.compare(a.name, b.name));
+  }
+
+  /**
+   * Every keyspace that exists or is declared, by name bytes, with its
+   * number of keys and its settings value (docs/storage-format.md
+   * settings-value; all zero bytes for an undeclared keyspace), as of the
+   * last committed write: what the read protocol's settings op carries.
+   */
+  async keyspaceSettings(): Promise<Array<{ name: Buffer; size: number; settings: Buffer }>> {
+    this.state.checkOpen();
+    await this.state.readable();
+    const out = new Map<string, { name: Buffer; size: number; settings: Buffer }>();
+    const none = Buffer.alloc(SETTINGS_VALUE_SIZE);
+    for (const [ks, info] of this.state.dir) out.set(ks, { name: info.name, size: info.size, settings: none });
+    for (const d of this.declaredKeyspaces()) {
+      const ks = latin1(d.name);
+      out.set(ks, { name: d.name, size: out.get(ks)?.size ?? 0, settings: encodeSettingsValue({ operator: d.operator, ties: d.ties }) });
+    }
+    return [...out.values()].sort((a, b) => a.name.compare(b.name));
   }
 
   async keyspaces(): Promise<Array<{ name: Buffer; size: number }>> {
     this.state.checkOpen();
-    await this.state.settled();
+    await this.state.readable();
     const list = [...this.state.dir.values()].map((info) => ({ name: info.name, size: info.size }));
     return list.sort((a, b) => a.name.compare(b.name));
   }
@@ -329,6 +365,25 @@ export class Store {
     const name = this.keyspaceName(keyspace);
     const k = nameBytes(key, 'key', this.sizes.keySize);
     return withView(this.state, name, undefined, (view) => rankInView(this.state, view, k));
+  }
+
+  /**
+   * The rank of `key` (0-based position), its dense rank (0-based: the
+   * number of distinct counts above its count) and its count, from one
+   * snapshot; undefined if absent.
+   */
+  async denseRank(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
+    const name = this.keyspaceName(keyspace);
+    const k = nameBytes(key, 'key', this.sizes.keySize);
+    return withView(this.state, name, undefined, (view) => denseRankInView(this.state, view, k));
+  }
+
+  /** The number of keys of `keyspace` with a count of at least `min` (all of them without it), in O(log n + B). */
+  async countKeys(keyspace: string | Uint8Array, options: { min?: bigint } = {}): Promise<number> {
+    const name = this.keyspaceName(keyspace);
+    const min = options?.min;
+    if (min !== undefined && (typeof min !== 'bigint' || !fitsInt64(min))) throw invalidArgument('min must be a signed 64-bit bigint');
+    return withView(this.state, name, 0, (view) => countAtLeastInView(this.state, view, min ?? INT64_MIN));
   }
 
   /** A page of up to `n` entries with `key` in the middle (shifted to stay inside the keyspace). */

@@ -8,7 +8,7 @@ import type { KeyIterator } from 'classic-level';
 import { metrics } from '../metrics.js';
 import { INT64_MAX } from '../protocol/fields.js';
 import { pairKeyString, PAIR_NAME_LIMIT } from '../protocol/pair-key.js';
-import { PREFIX_SIZE, RANK_COUNT_SIZE, TAG_COUNT, TAG_INDEX, compareBytes, decodeIndexSuffix, idPrefix, prefixEnd, readRankCount, withPrefix, writeRankCount } from './encoding.js';
+import { COUNT_SIZE, ORDER_SIZE, PREFIX_SIZE, RANK_COUNT_SIZE, TAG_COUNT, TAG_INDEX, compareBytes, decodeIndexSuffix, idPrefix, indexSuffixFromCount, minCountBound, prefixEnd, readRankCount, withPrefix, writeRankCount } from './encoding.js';
 import { corruption, translateDbError } from './errors.js';
 import { RankBlock } from './block-cache.js';
 import type { Fences } from './rank-fences.js';
@@ -38,25 +38,31 @@ export interface View {
   snapshot: Snapshot;
   /** Store epoch when captured: in-memory caches answer for the view only while it is unchanged. */
   epoch: number;
+  /** Give the snapshot back (it may be shared with other reads: state.ts captureSnapshot). */
+  release: () => Promise<void>;
+  /** Where the key starts in an index suffix: after the rank count, and after the apply order in a `--ties first` keyspace. */
+  keyAt: number;
 }
 
-/** Capture a consistent view of one keyspace (undefined if it does not exist). The caller closes view.snapshot. */
+/** Capture a consistent view of one keyspace (undefined if it does not exist). The caller calls view.release(). */
 export async function openView(state: StoreState, name: Buffer): Promise<View | undefined> {
-  await state.settled();
-  // From here to the snapshot: synchronous, so no write lands in between.
-  const info = state.dir.get(latin1(name));
+  await state.readable();
+  // From here to the snapshot: synchronous, so no write's swap lands in between.
+  const ks = latin1(name);
+  const info = state.dir.get(ks);
   if (info === undefined) return undefined;
-  const snapshot = state.db.snapshot();
+  const { snapshot, release } = state.captureSnapshot();
   const epoch = state.epoch;
+  const keyAt = state.tiesFirst.has(ks) ? RANK_COUNT_SIZE + ORDER_SIZE : RANK_COUNT_SIZE;
   const cached = state.fenceCache.get(info.id);
-  if (cached !== undefined) return { info, fences: cached, snapshot, epoch };
+  if (cached !== undefined) return { info, fences: cached, snapshot, epoch, keyAt, release };
   try {
     const fences = await state.loadFences(info, snapshot);
     // Cache only if no write committed meanwhile (the load saw the snapshot's state).
     if (state.epoch === epoch) state.fenceCache.set(info.id, fences);
-    return { info, fences, snapshot, epoch };
+    return { info, fences, snapshot, epoch, keyAt, release };
   } catch (err) {
-    await snapshot.close();
+    await release();
     throw err;
   }
 }
@@ -71,7 +77,7 @@ export async function withView<T>(state: StoreState, name: Buffer, absent: T, fn
   } catch (err) {
     throw translateDbError(err, 'read', state.location);
   } finally {
-    await view?.snapshot.close();
+    await view?.release();
   }
 }
 
@@ -83,7 +89,7 @@ export async function readPage(state: StoreState, view: View, offset: number, le
   let skip = offset - view.fences.prefix[first]!;
   await visitBlocks(state, view, first, (block) => {
     // Keys are copied: the block stays in the cache, and callers own what they get.
-    block.pushEntries(skip, Math.min(block.length, skip + length - out.length), out);
+    block.pushEntries(skip, Math.min(block.length, skip + length - out.length), out, view.keyAt);
     skip = 0;
     return out.length < length;
   });
@@ -104,7 +110,7 @@ export async function* iterateEntries(state: StoreState, name: Buffer, offset: n
       for (;;) {
         const keys = await iterator.nextv(SCAN_CHUNK);
         if (keys.length === 0) return;
-        for (let i = skip; i < keys.length; i++) yield decodeIndexSuffix(keys[i].subarray(PREFIX_SIZE));
+        for (let i = skip; i < keys.length; i++) yield decodeIndexSuffix(keys[i].subarray(PREFIX_SIZE), view.keyAt);
         skip = Math.max(0, skip - keys.length);
       }
     } finally {
@@ -113,7 +119,7 @@ export async function* iterateEntries(state: StoreState, name: Buffer, offset: n
   } catch (err) {
     throw translateDbError(err, 'iterate', state.location);
   } finally {
-    await view.snapshot.close();
+    await view.release();
   }
 }
 
@@ -151,24 +157,30 @@ export async function tallyView(state: StoreState, view: View): Promise<Keyspace
 
 /** The count of one key as of now (no view: one point read). */
 export async function readCount(state: StoreState, name: Buffer, key: Buffer): Promise<bigint | undefined> {
-  await state.settled();
+  await state.readable();
   const info = state.dir.get(latin1(name));
   if (info === undefined) return undefined;
+  // The directory as of now and a snapshot of the same state (before a write in flight, if any).
+  const { snapshot, release } = state.captureSnapshot();
   try {
-    const value = await state.db.get(withPrefix(idPrefix(TAG_COUNT, info.id), key));
+    const value = await state.db.get(withPrefix(idPrefix(TAG_COUNT, info.id), key), { snapshot });
     return value === undefined ? undefined : state.decodeCountValue(value);
   } catch (err) {
     throw translateDbError(err, 'get', state.location);
+  } finally {
+    await release();
   }
 }
 
 /** 0-based position of `key` in the view's rank order, or undefined if absent. */
 export async function rankInView(state: StoreState, view: View, key: Buffer): Promise<number | undefined> {
-  const count = await countInView(state, view, key);
-  if (count === undefined) return undefined;
-  const suffix = Buffer.allocUnsafe(RANK_COUNT_SIZE + key.length);
-  writeRankCount(suffix, 0, count);
-  key.copy(suffix, RANK_COUNT_SIZE);
+  const suffix = await suffixInView(state, view, key);
+  if (suffix === undefined) return undefined;
+  return rankOfSuffix(state, view, suffix);
+}
+
+/** 0-based position of the index entry `suffix` (which must exist) in the view's rank order. */
+async function rankOfSuffix(state: StoreState, view: View, suffix: Buffer): Promise<number> {
   const b = view.fences.blockOf(suffix);
   let at = -1;
   await visitBlocks(state, view, b, (block) => {
@@ -185,6 +197,74 @@ export async function aroundInView(state: StoreState, view: View, key: Buffer, n
   if (r === undefined) return undefined;
   const offset = Math.max(0, Math.min(r - Math.floor(n / 2), view.fences.total - n));
   return { offset, entries: await readPage(state, view, offset, n) };
+}
+
+/**
+ * The index suffix of `key` as of the view, or undefined if absent. In a
+ * `--ties first` keyspace it holds the key's apply order, which only its
+ * count record has (the count cache holds none of its keys).
+ */
+async function suffixInView(state: StoreState, view: View, key: Buffer): Promise<Buffer | undefined> {
+  if (view.keyAt !== RANK_COUNT_SIZE) {
+    const value = state.db.getSync(withPrefix(idPrefix(TAG_COUNT, view.info.id), key), { snapshot: view.snapshot });
+    if (value === undefined) return undefined;
+    if (value.length !== COUNT_SIZE + ORDER_SIZE) throw corruption(state.location, `count record of ${value.length} bytes in a --ties first keyspace, not ${COUNT_SIZE + ORDER_SIZE}`);
+    return indexSuffixFromCount(value, key);
+  }
+  const count = await countInView(state, view, key);
+  if (count === undefined) return undefined;
+  const suffix = Buffer.allocUnsafe(RANK_COUNT_SIZE + key.length);
+  writeRankCount(suffix, 0, count);
+  key.copy(suffix, RANK_COUNT_SIZE);
+  return suffix;
+}
+
+/**
+ * The number of keys with a count of at least `min`: the entries before
+ * the first whose rank count is that of min - 1. The fences' prefix sums
+ * count every block before the bound's; one block is searched. O(log n + B).
+ */
+export async function countAtLeastInView(state: StoreState, view: View, min: bigint): Promise<number> {
+  const bound = minCountBound(min);
+  if (bound === undefined) return view.fences.total;
+  if (view.fences.total === 0) return 0;
+  const b = view.fences.blockOf(bound);
+  let inBlock = 0;
+  await visitBlocks(state, view, b, (block) => {
+    inBlock = block.lowerBound(bound);
+    return false;
+  });
+  return view.fences.prefix[b]! + inBlock;
+}
+
+/**
+ * Dense rank of `key` (0-based: the number of distinct counts above its
+ * count), or undefined if absent. Walks the block summaries (distinct counts
+ * per block, kept with each cached block) from the top to the key's count:
+ * O(n/B) summaries plus one block when the blocks are cached; blocks not
+ * cached are read once (docs/storage-format.md, "Dense rank").
+ */
+export async function denseRankInView(state: StoreState, view: View, key: Buffer): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
+  const suffix = await suffixInView(state, view, key);
+  if (suffix === undefined) return undefined;
+  const rank = await rankOfSuffix(state, view, suffix);
+  const bound = suffix.subarray(0, RANK_COUNT_SIZE);
+  // The block holding the first entry of the key's count.
+  const last = view.fences.blockOf(bound);
+  let distinct = 0;
+  let before: RankBlock | undefined;
+  let b = 0;
+  await visitBlocks(state, view, 0, (block) => {
+    // Blocks before the key's count's block count whole; in that block, the entries above its count.
+    const n = b < last ? block.length : block.lowerBound(bound);
+    if (n > 0) {
+      distinct += block.distinctCounts(n);
+      if (before !== undefined && block.continues(before)) distinct--;
+    }
+    before = block;
+    return b++ < last;
+  });
+  return { rank, dense: distinct, count: readRankCount(suffix, 0) };
 }
 
 /** The count of `key` as of the view: from the count cache while the view is current, else read. */

@@ -141,6 +141,10 @@ describe('Client', function () {
         ['unsafe number', () => client.increment('ks', 'k', 2 ** 60)],
         ['negative offset', () => client.page('ks', -1, 10)],
         ['key of a number', () => client.get('ks', 5 as unknown as string)],
+        ['unknown tie rule', () => client.createKeyspace('ks', { ties: 'last' as 'first' })],
+        ['count min past 64 bits', () => client.count('ks', { min: 2n ** 63n })],
+        ['count min fractional', () => client.count('ks', { min: 1.5 })],
+        ['dense rank of an empty key', () => client.denseRank('ks', '')],
       ];
       for (const [name, call] of bad) await assert.rejects(call(), isCode(ErrorCodes.INVALID_ARGUMENT), name);
       // The connection is still good.
@@ -262,6 +266,25 @@ describe('Client', function () {
       servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
       const c = new Client({ readPort: (server.address() as net.AddressInfo).port });
       await assert.rejects(c.get('ks', 'a'), (err: unknown) => isCode(ErrorCodes.CONNECTION)(err) && /unknown extension version/.test((err as Error).message));
+      await c.close().catch(() => {});
+    });
+
+    it('a version 2 op against a server of version 1 rejects with COUNTD_REJECTED naming the versions', async () => {
+      const K = DEFAULT_FIELD_SIZES.keySize;
+      const server = net.createServer((socket) => {
+        socket.on('error', () => {});
+        // The hello is answered version 1; the count op (unknown to version 1) n = -1, and the connection closed.
+        socket.once('data', () => {
+          const hello = Buffer.alloc(8 + 8 + K);
+          hello[0] = 1;
+          hello[8] = 1;
+          socket.end(Buffer.concat([hello, Buffer.alloc(8, 0xff)]));
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+      const c = new Client({ readPort: (server.address() as net.AddressInfo).port });
+      await assert.rejects(c.count('ks'), (err: unknown) => isCode(ErrorCodes.REJECTED)(err) && /speaks read-protocol extensions version 1, and count needs version 2/.test((err as Error).message));
       await c.close().catch(() => {});
     });
 

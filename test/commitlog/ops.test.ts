@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OP_DELETE_KEYSPACE, OP_SET, countOps, decodeOps, writeOpEntry } from '../../lib/commitlog/format.js';
-import { encodeHello, encodeOpFrame, helloReply, helloVersion } from '../../lib/protocol/write-ops.js';
+import { OP_CREATE_KEYSPACE, OP_DELETE_KEYSPACE, OP_SET, countOps, decodeOps, writeOpEntry } from '../../lib/commitlog/format.js';
+import { encodeHello, encodeOpFrame, helloReply, helloVersion, validateOpFrame } from '../../lib/protocol/write-ops.js';
 
 const SPEC = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/commit-log-format.md'), 'utf8');
 const sizes = { keyspaceSize: 256, keySize: 256 };
@@ -49,6 +49,44 @@ describe('commit log: OPS records', () => {
       assert.throws(() => decodeOps(b), (err: unknown) => (err as { code?: string }).code === 'COUNTD_CORRUPTION');
     });
   }
+});
+
+describe('create ops with settings bytes (the tie rule)', () => {
+  const lengths = new Int32Array(2);
+  it('a create frame carries the tie rule in its key field; validateOpFrame gives its length, the log entry carries it as the key', () => {
+    const frame = encodeOpFrame('createKeyspace', 2, 'lb', Buffer.from([1]), sizes);
+    assert.equal(frame[48 + 256], 1);
+    assert.equal(validateOpFrame(frame, 0, sizes, lengths), 5);
+    assert.deepEqual([...lengths], [2, 1]);
+    const plain = encodeOpFrame('createKeyspace', 2, 'lb', null, sizes);
+    assert.equal(validateOpFrame(plain, 0, sizes, lengths), 5);
+    assert.deepEqual([...lengths], [2, 0]);
+    const buf = Buffer.alloc(32);
+    const p = writeOpEntry(buf, 0, OP_CREATE_KEYSPACE, 2n, frame, 48, 2, 48 + 256, 1);
+    assert.deepEqual(decodeOps(buf.subarray(0, p)).map((o) => [o.op, o.value, o.keyspace.toString(), [...o.key]]), [[OP_CREATE_KEYSPACE, 2n, 'lb', [1]]]);
+  });
+
+  it('a create entry with up to 15 settings bytes is valid; with 16 the record is malformed', () => {
+    for (const [n, want] of [[15, 1], [16, -1]] as const) {
+      const names = Buffer.concat([Buffer.from('lb'), Buffer.alloc(n, 1)]);
+      const buf = Buffer.alloc(64);
+      const p = writeOpEntry(buf, 0, OP_CREATE_KEYSPACE, 1n, names, 0, 2, 2, n);
+      assert.equal(countOps(buf.subarray(0, p), sizes), want, `${n} bytes`);
+    }
+  });
+
+  it('a create frame with a settings byte past the 15th is malformed', () => {
+    const frame = encodeOpFrame('createKeyspace', 1, 'lb', null, sizes);
+    frame[48 + 256 + 15] = 1;
+    assert.equal(validateOpFrame(frame, 0, sizes, lengths), 0);
+  });
+
+  it('encodeOpFrame refuses settings it cannot send: a tie rule above 1, more than 15 bytes', () => {
+    const invalid = (err: unknown): boolean => (err as { code?: string }).code === 'COUNTD_INVALID_ARGUMENT';
+    assert.throws(() => encodeOpFrame('createKeyspace', 1, 'lb', Buffer.from([2]), sizes), invalid);
+    assert.throws(() => encodeOpFrame('createKeyspace', 1, 'lb', Buffer.from([0, 1]), sizes), invalid);
+    assert.throws(() => encodeOpFrame('createKeyspace', 1, 'lb', Buffer.alloc(16), sizes), invalid);
+  });
 });
 
 describe('docs/write-protocol-extensions.md, worked example', () => {

@@ -32,6 +32,8 @@ const GIVEN: { [K in keyof DaemonSettings]: [string[], DaemonSettings[K]] } = {
   storeMemory: [['512MiB'], 512 * 1024 * 1024],
   nats: [['nats://127.0.0.1:4222,127.0.0.2:4223'], ['nats://127.0.0.1:4222', '127.0.0.2:4223']],
   natsReplicas: [['1'], 1],
+  natsSnapshotMs: [['5000'], 5000],
+  natsPurge: [['always'], 'always'],
   logFormat: [['json'], 'json'],
   keyspaceSize: [['64'], 64],
   keySize: [['32'], 32],

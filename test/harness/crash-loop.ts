@@ -14,6 +14,7 @@
 
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { Client } from '../../lib/client/client.js';
 import { DaemonRunner, Target, waitUntil } from './daemon.js';
 import { Ledger, LedgerFigures, Violation } from './ledger.js';
 import { LedgerClient, sleep } from './ledger-client.js';
@@ -56,6 +57,7 @@ export interface CrashLoopResult extends LedgerFigures {
 
 const SIZES = { keyspaceSize: 32, keySize: 32 };
 const KEYSPACES = ['alpha', 'beta', 'gamma'];
+const TIES_FIRST = 'gamma';
 
 export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult> {
   const started = Date.now();
@@ -83,6 +85,10 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
   );
   try {
     await daemon.start();
+    // One keyspace declared --ties first: its count values and index entries carry the apply order.
+    const admin = new Client({ writePort: daemon.writePort!, ...SIZES });
+    await admin.createKeyspace(TIES_FIRST, { ties: 'first' });
+    await admin.close();
     for (const c of clients) c.start();
     for (let cycle = 1; cycle <= o.cycles; cycle++) {
       if (!daemon.running) await daemon.start();
@@ -106,7 +112,10 @@ export async function runCrashLoop(o: CrashLoopOptions): Promise<CrashLoopResult
     await daemon.start();
     await waitUntil('the restarted daemon to apply every dirty log', () => noDirtyLog(path.join(o.dataDir, 'commitlog')), 20_000, 50);
     await daemon.stop();
-    const { figures, violations, rankIndexBroken } = await drainAndCheck(o.dataDir, ledger);
+    const { figures, violations, rankIndexBroken } = await drainAndCheck(o.dataDir, ledger, async (store) => {
+      const declared = store.declaredKeyspaces().find((d) => d.name.toString() === TIES_FIRST);
+      if (declared?.ties !== 1) throw new Error(`${TIES_FIRST} is not declared --ties first at the end: ${JSON.stringify(declared)}`);
+    });
     return {
       ...figures,
       cycles: o.cycles,

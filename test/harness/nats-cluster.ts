@@ -107,11 +107,20 @@ export class NatsCluster {
   }
 
   /** SIGKILL server i; resolves once it is gone. */
-  async kill(i: number): Promise<void> {
+  kill(i: number): Promise<void> {
+    return this.signal(i, 'SIGKILL');
+  }
+
+  /** Stop server i as an operator would (SIGTERM: it flushes and leaves cleanly); resolves once it is gone. */
+  stop(i: number): Promise<void> {
+    return this.signal(i, 'SIGTERM');
+  }
+
+  private async signal(i: number, signal: NodeJS.Signals): Promise<void> {
     const proc = this.servers[i]!.proc;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const gone = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGKILL');
+    proc.kill(signal);
     await gone;
   }
 

@@ -47,7 +47,10 @@ describe('read request codec', () => {
 
   it('round-trips every extension op', () => {
     const cases = [
-      [{ op: 'hello' }, { op: 'hello', version: 1n }, 272],
+      [{ op: 'hello' }, { op: 'hello', version: 2n }, 272],
+      [{ op: 'dense', keyspace: 'ks', key: 'd' }, { op: 'dense', keyspace: Buffer.from('ks'), key: Buffer.from('d') }, 528],
+      [{ op: 'count', keyspace: 'ks', min: -5n }, { op: 'count', keyspace: Buffer.from('ks'), min: -5n }, 280],
+      [{ op: 'settings', offset: 4, length: 2 }, { op: 'settings', offset: 4n, length: 2n }, 280],
       [{ op: 'health' }, { op: 'health' }, 272],
       [{ op: 'get', keyspace: 'ks', key: 'a' }, { op: 'get', keyspace: Buffer.from('ks'), key: Buffer.from('a') }, 528],
       [{ op: 'rank', keyspace: 'ks', key: 'b' }, { op: 'rank', keyspace: Buffer.from('ks'), key: Buffer.from('b') }, 528],
@@ -70,17 +73,20 @@ describe('read request codec', () => {
     assert.equal(requestSizeFor(OPCODE_FLAG | BigInt(OP_AROUND), sizes), 528);
     assert.equal(requestSizeFor(OPCODE_FLAG | BigInt(OP_KEYSPACES), sizes), 280);
     assert.equal(requestSizeFor(OPCODE_FLAG | BigInt(OP_HEALTH), sizes), 272);
-    assert.equal(requestSizeFor(OPCODE_FLAG | 6n, sizes), -1);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 6n, sizes), 528);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 7n, sizes), 280);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 8n, sizes), 280);
+    assert.equal(requestSizeFor(OPCODE_FLAG | 9n, sizes), -1);
     assert.equal(requestSizeFor(UINT64_MAX, sizes), -1);
   });
 
   it('the hello is malformed under docs/protocol.md (empty keyspace field): offset 2^63, length = version, keyspace all NUL', () => {
     const buf = encodeReadRequest({ op: 'hello' }, sizes);
-    assert.deepEqual([...buf.subarray(0, 16)], [0, 0, 0, 0, 0, 0, 0, 0x80, 1, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual([...buf.subarray(0, 16)], [0, 0, 0, 0, 0, 0, 0, 0x80, 2, 0, 0, 0, 0, 0, 0, 0]);
     assert.ok(buf.subarray(16).every((b) => b === 0));
     // What a server of docs/protocol.md alone checks: the keyspace field; an empty one is malformed.
     assert.equal(fieldNameLength(buf, 16, sizes.keyspaceSize), -1);
-    assert.deepEqual(decodeOne(buf, sizes, false), { op: 'hello', version: 1n });
+    assert.deepEqual(decodeOne(buf, sizes, false), { op: 'hello', version: 2n });
   });
 
   describe('on a plain connection (no hello yet), every request is a page of 16 + KS bytes', () => {
@@ -137,7 +143,12 @@ describe('read request codec', () => {
       ['page: empty keyspace with junk after the NUL', page(0n, 1n, [0, 0x61, 0, 0])],
       ['page: junk after the NUL', page(0n, 1n, [0x61, 0, 0x62, 0])],
       ['page: junk in the last byte', page(0n, 1n, [0x61, 0, 0, 1])],
-      ['unknown opcode 6', page(op(6), 0n, [0x61, 0, 0, 0])],
+      ['unknown opcode 9', page(op(9), 0n, [0x61, 0, 0, 0])],
+      ['dense: length 1', page(op(6), 1n, [0x61, 0, 0, 0], [0x62, 0, 0])],
+      ['dense: empty key', page(op(6), 0n, [0x61, 0, 0, 0], [0, 0, 0])],
+      ['count: length 1', page(op(7), 1n, [0x61, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
+      ['count: empty keyspace', page(op(7), 0n, [0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
+      ['settings: a keyspace name given', page(op(8), 3n, [0x61, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0])],
       ['offset 2^64 - 1 (unknown opcode)', page(UINT64_MAX, 0n, [0x61, 0, 0, 0])],
       ['hello: length 0', page(op(OP_HELLO), 0n, [0, 0, 0, 0])],
       ['hello: a keyspace name given', page(op(OP_HELLO), 1n, [0x61, 0, 0, 0])],

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { DEFAULT_FIELD_SIZES } from '../../lib/protocol/fields.js';
 import { INT64_MAX, INT64_MIN } from '../../lib/protocol/fields.js';
 import {
+  encodeCountResponse,
+  encodeDenseResponse,
+  encodeSettingsResponse,
   ReadResponseDecoder,
   encodeHealthResponse,
   encodeHelloResponse,
@@ -63,11 +66,41 @@ describe('read response codec', () => {
       { op: 'rank', status: 'ok', first: 2n ** 62n, entries: [e('b', 3n)] },
       { op: 'rank', status: 'ok', first: 0n, entries: [] },
       { op: 'keyspaces', status: 'ok', keyspaces: [{ name: Buffer.from('ks'), size: 5n }, { name: Buffer.from('abcd'), size: 1n }] },
-      { op: 'hello', status: 'ok', version: 1n },
+      { op: 'hello', status: 'ok', version: 2n },
       { op: 'get', status: 'ok', entries: [] },
       { op: 'page', status: 'malformed' },
     ]);
     assert.equal(d.pending, 0);
+  });
+
+  it('decodes the version 2 shapes (dense, count, settings) fed one byte at a time', () => {
+    const settings = Buffer.alloc(16);
+    settings[0] = 2;
+    settings[1] = 1;
+    const stream = Buffer.concat([
+      encodeDenseResponse({ rank: 5, dense: 2, entry: e('ab', -7n) }, small),
+      encodeDenseResponse(undefined, small),
+      encodeCountResponse(2n ** 40n),
+      encodeSettingsResponse([{ name: Buffer.from('ks'), size: 3, settings }, { name: Buffer.from('abcd'), size: 0n, settings: Buffer.alloc(16) }], small),
+    ]);
+    const d = new ReadResponseDecoder(small);
+    for (const op of ['dense', 'dense', 'count', 'settings'] as const) d.expect(op);
+    const out = [];
+    for (let i = 0; i < stream.length; i++) {
+      d.push(stream.subarray(i, i + 1));
+      for (let r = d.next(); r !== undefined; r = d.next()) out.push(r);
+    }
+    assert.deepEqual(out, [
+      { op: 'dense', status: 'ok', rank: 5n, dense: 2n, entries: [e('ab', -7n)] },
+      { op: 'dense', status: 'ok', rank: 0n, dense: 0n, entries: [] },
+      { op: 'count', status: 'ok', keys: 2n ** 40n },
+      { op: 'settings', status: 'ok', keyspaces: [{ name: Buffer.from('ks'), size: 3n, settings }, { name: Buffer.from('abcd'), size: 0n, settings: Buffer.alloc(16) }] },
+    ]);
+    const bad = new ReadResponseDecoder(small);
+    bad.expect('count');
+    bad.push(Buffer.from([2, 0, 0, 0, 0, 0, 0, 0]));
+    assert.throws(() => bad.next(), (err: unknown) => isCountdError(err, 'COUNTD_CONNECTION'), 'count response n = 2');
+    assert.throws(() => encodeSettingsResponse([{ name: Buffer.from('ks'), size: 1, settings: Buffer.alloc(3) }], small), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
   it('decodes a whole stream pushed at once', () => {

@@ -62,6 +62,23 @@ export class ModelStore {
   async keyspaces(): Promise<Array<{ name: Buffer; size: number }>> {
     return [...this.spaces].map(([k, m]) => ({ name: Buffer.from(k, 'latin1'), size: m.size }));
   }
+
+  /** Rank, dense rank (distinct counts above) and count of a key, by definition. */
+  async denseRank(keyspace: string | Uint8Array, key: string | Uint8Array): Promise<{ rank: number; dense: number; count: bigint } | undefined> {
+    const all = this.ranked(keyspace);
+    const r = all.findIndex((e) => id(e.key) === id(key));
+    if (r < 0) return undefined;
+    return { rank: r, dense: new Set(all.filter((e) => e.count > all[r]!.count).map((e) => e.count)).size, count: all[r]!.count };
+  }
+
+  async countKeys(keyspace: string | Uint8Array, options: { min?: bigint } = {}): Promise<number> {
+    return this.ranked(keyspace).filter((e) => options.min === undefined || e.count >= options.min).length;
+  }
+
+  /** Every keyspace with settings all zero (the model declares none). */
+  async keyspaceSettings(): Promise<Array<{ name: Buffer; size: number; settings: Buffer }>> {
+    return (await this.keyspaces()).map((k) => ({ ...k, settings: Buffer.alloc(16) })).sort((a, b) => Buffer.compare(a.name, b.name));
+  }
 }
 
 /** A raw read-protocol client: send encoded requests, collect decoded responses. */

@@ -47,7 +47,7 @@ describe('countd-read', function () {
   const connectExtended = async (): Promise<RawReadClient> => {
     const c = await connect();
     c.send('hello', encodeReadRequest({ op: 'hello' }, sizes));
-    assert.deepEqual((await c.waitFor(1))[0], { op: 'hello', status: 'ok', version: 1n });
+    assert.deepEqual((await c.waitFor(1))[0], { op: 'hello', status: 'ok', version: 2n });
     c.responses.length = 0;
     return c;
   };
@@ -242,18 +242,22 @@ describe('countd-read', function () {
   });
 
   describe('extension ops', () => {
-    it('hello answers the extension version, also after plain pages, and a version 2 hello gets 1', async () => {
+    it('hello answers the extension version, also after plain pages; a version 3 hello gets 2, a version 1 hello 1', async () => {
       const c = await connect();
       c.send('page', page(0, 1, 'pages'));
       c.send('hello', encodeReadRequest({ op: 'hello' }, sizes));
-      const hello2 = encodeReadRequest({ op: 'hello' }, sizes);
-      hello2.writeBigUInt64LE(2n, 8);
-      c.send('hello', hello2);
+      const hello = (version: bigint): Buffer => {
+        const buf = encodeReadRequest({ op: 'hello' }, sizes);
+        buf.writeBigUInt64LE(version, 8);
+        return buf;
+      };
+      c.send('hello', hello(3n));
+      c.send('hello', hello(1n));
       c.send('get', encodeReadRequest({ op: 'get', keyspace: 'pages', key: 'home' }, sizes));
-      const rs = await c.waitFor(4);
+      const rs = await c.waitFor(5);
       assert.deepEqual(okEntries(rs[0]), [['home', 7n]]);
-      assert.deepEqual(rs.slice(1, 3), [{ op: 'hello', status: 'ok', version: 1n }, { op: 'hello', status: 'ok', version: 1n }]);
-      assert.deepEqual(okEntries(rs[3]), [['home', 7n]]);
+      assert.deepEqual(rs.slice(1, 4), [2n, 2n, 1n].map((version) => ({ op: 'hello', status: 'ok', version })));
+      assert.deepEqual(okEntries(rs[4]), [['home', 7n]]);
     });
 
     it('an extension op without a hello is a page (plain meaning), and its tail the next request', async () => {
@@ -335,6 +339,46 @@ describe('countd-read', function () {
       ]);
       assert.deepEqual(list(rs[1]), [['many', BigInt(await model.size('many'))]]);
       assert.deepEqual(list(rs[2]), []);
+    });
+
+    it('dense answers the rank and dense rank of every key as the model, n = 0 for an absent key', async () => {
+      const c = await connectExtended();
+      for (const ks of ['pages', 'many', 'extremes']) {
+        const all = model.ranked(ks);
+        // Every key of the small keyspaces, every 11th of `many` (a dense rank walks the blocks above the key).
+        const ranks = all.map((_, r) => r).filter((r) => ks !== 'many' || r % 11 === 0 || r === all.length - 1);
+        for (const r of ranks) c.send('dense', encodeReadRequest({ op: 'dense', keyspace: ks, key: all[r]!.key }, sizes));
+        c.send('dense', encodeReadRequest({ op: 'dense', keyspace: ks, key: 'nope' }, sizes));
+        const rs = [...(await c.waitFor(ranks.length + 1))];
+        c.responses.length = 0;
+        for (const [i, r] of ranks.entries()) {
+          const want = (await model.denseRank(ks, all[r]!.key))!;
+          assert.deepEqual(rs[i], { op: 'dense', status: 'ok', rank: BigInt(r), dense: BigInt(want.dense), entries: [all[r]] }, `${ks} ${all[r]!.key}`);
+        }
+        assert.deepEqual(rs[ranks.length], { op: 'dense', status: 'ok', rank: 0n, dense: 0n, entries: [] });
+      }
+    });
+
+    it('count answers the keys with a count of at least min as the model (INT64_MIN: all of them)', async () => {
+      const c = await connectExtended();
+      const mins = [INT64_MIN, -2n, -1n, 0n, 3n, 4n, 7n, 8n, INT64_MAX];
+      for (const ks of ['pages', 'extremes', 'many', 'absent']) for (const min of mins) c.send('count', encodeReadRequest({ op: 'count', keyspace: ks, min }, sizes));
+      const rs = await c.waitFor(4 * mins.length);
+      let i = 0;
+      for (const ks of ['pages', 'extremes', 'many', 'absent']) {
+        for (const min of mins) assert.deepEqual(rs[i++], { op: 'count', status: 'ok', keys: BigInt(await model.countKeys(ks, { min })) }, `${ks} --min ${min}`);
+      }
+    });
+
+    it('settings pages over every keyspace with its size and settings value (undeclared: all zero)', async () => {
+      const c = await connectExtended();
+      c.send('settings', encodeReadRequest({ op: 'settings', offset: 1, length: 100 }, sizes));
+      const [r] = await c.waitFor(1);
+      assert.ok(r && r.status === 'ok' && r.op === 'settings');
+      assert.deepEqual(
+        r.keyspaces.map((k) => [k.name.toString(), k.size, k.settings.toString('hex')]),
+        [['many', BigInt(await model.size('many')), '00'.repeat(16)], ['pages', 4n, '00'.repeat(16)]],
+      );
     });
   });
 
@@ -571,6 +615,9 @@ describe('countd-read lifecycle', () => {
       get: model.get.bind(model),
       around: model.around.bind(model),
       keyspaces: model.keyspaces.bind(model),
+      denseRank: model.denseRank.bind(model),
+      countKeys: model.countKeys.bind(model),
+      keyspaceSettings: model.keyspaceSettings.bind(model),
     };
     const reader = await startReader({ store, sizes, port: 0 });
     try {

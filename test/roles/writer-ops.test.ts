@@ -69,6 +69,8 @@ describe('countd-write: the extended write protocol', function () {
     ['a value on a key delete', (f) => ((f[0] = 3), (f[8] = 1))],
     ['a key on a keyspace delete', (f) => (f[0] = 4)],
     ['an empty keyspace field', (f) => f.fill(0, 48, 48 + SMALL.keyspaceSize)],
+    ['a create whose tie rule is 2', (f) => ((f[0] = 5), (f[8] = 1), f.fill(0, 48 + SMALL.keyspaceSize), (f[48 + SMALL.keyspaceSize] = 2))],
+    ['a create with a reserved settings byte set', (f) => ((f[0] = 5), (f[8] = 1), f.fill(0, 48 + SMALL.keyspaceSize), (f[48 + SMALL.keyspaceSize + 1] = 1))],
   ];
   for (const [what, damage] of malformed) {
     it(`answers BAD to an op frame with ${what}, after the WINs of the frames before it, and closes`, async () => {

@@ -8,62 +8,16 @@ import assert from 'node:assert/strict';
 import { OP_CREATE_KEYSPACE, OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, writeOpEntry } from '../../lib/commitlog/format.js';
 import { PairSums } from '../../lib/roles/work/pair-sums.js';
 import { batchFromSummed } from '../../lib/roles/work/summed-batch.js';
-import { Operator } from '../../lib/store/combine.js';
 import type { CountCache } from '../../lib/store/count-cache.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { random, removeDir, tempDir, type ModelEntry } from './helpers.js';
+import { OrderedModel, countAtLeast, denseRankOf, type Op } from './ordered-model.js';
 
 const sizes = { keyspaceSize: 8, keySize: 8 };
 const KEYSPACES = ['a', 'b', 'c'].map((s) => Buffer.from(s, 'latin1'));
 
-type Op =
-  | { kind: 'write'; ks: Buffer; key: Buffer; value: bigint }
-  | { kind: 'set'; ks: Buffer; key: Buffer; value: bigint }
-  | { kind: 'deleteKey'; ks: Buffer; key: Buffer }
-  | { kind: 'deleteKeyspace'; ks: Buffer }
-  | { kind: 'create'; ks: Buffer; operator: number };
-
-/** The plain model: operations applied one at a time, in order, each keyspace by its operator. */
-class OrderedModel {
-  readonly spaces = new Map<string, Map<string, bigint>>();
-  readonly operators = new Map<string, number>();
-
-  apply(op: Op): void {
-    const ks = op.ks.toString('latin1');
-    if (op.kind === 'deleteKeyspace' || op.kind === 'create') {
-      this.spaces.delete(ks);
-      if (op.kind === 'create') this.operators.set(ks, op.operator);
-      else this.operators.delete(ks);
-      return;
-    }
-    const key = op.key.toString('latin1');
-    let space = this.spaces.get(ks);
-    if (op.kind === 'deleteKey') {
-      space?.delete(key);
-      if (space?.size === 0) this.spaces.delete(ks);
-      return;
-    }
-    if (op.kind === 'write' && op.value === 0n) return;
-    if (space === undefined) this.spaces.set(ks, (space = new Map()));
-    const old = space.get(key);
-    const operator = this.operators.get(ks) ?? Operator.sum;
-    let next = op.value;
-    if (op.kind === 'write' && old !== undefined) {
-      if (operator === Operator.sum) next = old + op.value;
-      else if (operator === Operator.max) next = old > op.value ? old : op.value;
-      else if (operator === Operator.min) next = old < op.value ? old : op.value;
-    }
-    space.set(key, next);
-  }
-
-  ranked(ks: Buffer): ModelEntry[] {
-    const list = [...(this.spaces.get(ks.toString('latin1')) ?? [])].map(([k, count]) => ({ key: Buffer.from(k, 'latin1'), count }));
-    return list.sort((a, b) => (a.count !== b.count ? (a.count > b.count ? -1 : 1) : Buffer.compare(a.key, b.key)));
-  }
-}
-
 /** `writesOnly`: the share of batches that hold increments alone (no lifecycle op), so that applies overlap. */
-function randomOps(rand: () => number, keys: Buffer[], creates: boolean, writesOnly = 0): Op[] {
+function randomOps(rand: () => number, keys: Buffer[], creates: boolean, writesOnly = 0, ties = false): Op[] {
   const ops: Op[] = [];
   const n = 1 + Math.floor(rand() * 40);
   const onlyWrites = rand() < writesOnly;
@@ -74,7 +28,7 @@ function randomOps(rand: () => number, keys: Buffer[], creates: boolean, writesO
     if (r < 0.6) ops.push({ kind: 'write', ks, key, value: BigInt(Math.floor(rand() * 2000) - 500) * (rand() < 0.5 ? 1n : 0n) + BigInt(Math.floor(rand() * 9) - 3) });
     else if (r < 0.75) ops.push({ kind: 'set', ks, key, value: BigInt(Math.floor(rand() * 2000) - 500) });
     else if (r < 0.96) ops.push({ kind: 'deleteKey', ks, key });
-    else if (creates && r < 0.985) ops.push({ kind: 'create', ks, operator: 1 + Math.floor(rand() * 4) });
+    else if (creates && r < 0.985) ops.push({ kind: 'create', ks, operator: 1 + Math.floor(rand() * 4), ties: ties && rand() < 0.7 ? 1 : 0 });
     else ops.push({ kind: 'deleteKeyspace', ks });
   }
   return ops;
@@ -88,7 +42,7 @@ function incrementBatch(ops: Op[], declared: ReadonlyMap<string, number>): Incre
     else if (op.kind === 'set') batch.set(op.ks, op.key, op.value);
     else if (op.kind === 'deleteKey') batch.deleteKey(op.ks, op.key);
     else if (op.kind === 'deleteKeyspace') batch.deleteKeyspace(op.ks);
-    else batch.createKeyspace(op.ks, op.operator);
+    else batch.createKeyspace(op.ks, op.operator, op.ties ?? 0);
   }
   return batch;
 }
@@ -101,7 +55,8 @@ function summedBatch(ops: Op[], declared: ReadonlyMap<string, number>): Incremen
   for (const op of ops) {
     const value = op.kind === 'write' || op.kind === 'set' ? op.value : op.kind === 'create' ? BigInt(op.operator) : 0n;
     if (op.kind === 'write' && op.value === 0n) continue; // the writer logs no increment of 0
-    const key = op.kind === 'deleteKeyspace' || op.kind === 'create' ? Buffer.alloc(0) : op.key;
+    // A create's "key" is its settings bytes 1 … 15 (byte 1: ties), absent for today's rules.
+    const key = op.kind === 'create' ? (op.ties === 1 ? Buffer.from([1]) : Buffer.alloc(0)) : op.kind === 'deleteKeyspace' ? Buffer.alloc(0) : op.key;
     const names = Buffer.concat([op.ks, key]);
     p = writeOpEntry(payload, p, codes[op.kind], value, names, 0, op.ks.length, op.ks.length, key.length);
   }
@@ -125,8 +80,8 @@ async function compare(store: Store, model: OrderedModel): Promise<void> {
   const expected = [...model.spaces.keys()].sort().map((k) => [Buffer.from(k, 'latin1'), model.spaces.get(k)!.size]);
   assert.deepEqual((await store.keyspaces()).map((k) => [k.name, k.size]), expected);
   assert.deepEqual(
-    store.declaredKeyspaces().map((d) => [d.name.toString('latin1'), d.operator]),
-    [...model.operators].sort((a, b) => Buffer.compare(Buffer.from(a[0], 'latin1'), Buffer.from(b[0], 'latin1'))),
+    store.declaredKeyspaces().map((d) => [d.name.toString('latin1'), d.operator, d.ties]),
+    [...model.operators].map(([ks, op]) => [ks, op, model.tiesFirst.has(ks) ? 1 : 0]).sort((a, b) => Buffer.compare(Buffer.from(a[0] as string, 'latin1'), Buffer.from(b[0] as string, 'latin1'))),
   );
   for (const ks of KEYSPACES) {
     const ranked = model.ranked(ks);
@@ -135,6 +90,10 @@ async function compare(store: Store, model: OrderedModel): Promise<void> {
     assert.deepEqual(got, ranked, `keyspace ${ks.toString()}`);
     assert.equal(await store.size(ks), ranked.length);
     for (let r = 0; r < ranked.length; r += 7) assert.equal(await store.rank(ks, ranked[r]!.key), r);
+    for (let r = 0; r < ranked.length; r += 5) assert.deepEqual(await store.denseRank(ks, ranked[r]!.key), { rank: r, dense: denseRankOf(ranked, r), count: ranked[r]!.count }, `dense rank ${r}`);
+    assert.equal(await store.denseRank(ks, 'absent'), undefined);
+    const mins = [undefined, ...ranked.filter((_, i) => i % 9 === 0).flatMap((e) => [e.count, e.count + 1n, e.count - 1n])];
+    for (const min of mins) assert.equal(await store.countKeys(ks, { min }), min === undefined ? ranked.length : countAtLeast(ranked, min), `count --min ${min}`);
     assert.equal(await store.checkRankIndex(ks), true);
   }
 }
@@ -144,7 +103,7 @@ describe('Store: sets and deletes against an in-order model (seeded)', function 
   const dirs: string[] = [];
   after(() => dirs.forEach(removeDir));
 
-  const variants: Array<{ seed: number; label: string; countCacheBytes?: number; overlap?: boolean; creates?: boolean; summed?: boolean; admission?: 'never' | 'coin'; writesOnly?: number }> = [
+  const variants: Array<{ seed: number; label: string; countCacheBytes?: number; overlap?: boolean; creates?: boolean; summed?: boolean; admission?: 'never' | 'coin'; writesOnly?: number; ties?: boolean }> = [
     { seed: 11, label: 'default caches' },
     { seed: 12, countCacheBytes: 0, label: 'no count cache' },
     { seed: 13, overlap: true, label: 'overlapped applies' },
@@ -154,6 +113,9 @@ describe('Store: sets and deletes against an in-order model (seeded)', function 
     { seed: 17, creates: true, summed: true, overlap: true, label: 'every operator, PairSums, overlapped applies' },
     { seed: 18, creates: true, overlap: true, admission: 'never', writesOnly: 0.75, label: 'every operator, overlapped applies, count cache admitting no new pair' },
     { seed: 19, creates: true, summed: true, overlap: true, admission: 'coin', writesOnly: 0.75, label: 'every operator, PairSums, overlapped applies, count cache admitting new pairs in a random half of the applies' },
+    { seed: 20, creates: true, ties: true, label: 'keyspaces created --ties first with every operator' },
+    { seed: 21, creates: true, ties: true, summed: true, overlap: true, writesOnly: 0.75, label: '--ties first, PairSums, overlapped applies' },
+    { seed: 22, creates: true, ties: true, overlap: true, countCacheBytes: 0, writesOnly: 0.6, label: '--ties first, overlapped applies, no count cache' },
   ];
   for (const v of variants) {
     it(`seed ${v.seed}: ${v.label}; reopened at the end`, async () => {
@@ -170,8 +132,10 @@ describe('Store: sets and deletes against an in-order model (seeded)', function 
       for (let round = 0; round < 60; round++) {
         // Batches summed with the operators the store has when they are built (the worker's settings barrier).
         const next = (): IncrementBatch => {
-          const ops = randomOps(rand, keys, v.creates === true, v.writesOnly);
+          const ops = randomOps(rand, keys, v.creates === true, v.writesOnly, v.ties === true);
+          model.begin();
           for (const op of ops) model.apply(op);
+          model.end();
           return v.summed === true ? summedBatch(ops, store.operators()) : incrementBatch(ops, store.operators());
         };
         if (v.overlap === true) {

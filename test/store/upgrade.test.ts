@@ -121,7 +121,7 @@ describe('upgrading a data directory written by countd 0.4.0', function () {
     const listed = await countd(dir, 'keyspaces', '--json');
     assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual(listed.stdout.trim().split('\n'), [
-      '{"keyspace": "board", "keys": 1, "op": "max"}',
+      '{"keyspace": "board", "keys": 1, "op": "max", "ties": "key"}',
       '{"keyspace": "exact", "keys": 2}',
       '{"keyspace": "many", "keys": 282}',
       '{"keyspace": "pages", "keys": 3}',

@@ -14,10 +14,13 @@ import { removeDir, tempDir } from './helpers.js';
 
 const SPEC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/storage-format.md');
 
-/** The rows of the spec's worked-example table as [key hex, value hex]. */
-function specRows(): Array<[string, string]> {
+/** The rows of the table under the spec's heading `heading` (up to the next one) as [key hex, value hex]. */
+function specRows(heading = '## Worked example\n'): Array<[string, string]> {
   const text = fs.readFileSync(SPEC, 'utf8');
-  const section = text.slice(text.indexOf('## Worked example'));
+  const start = text.indexOf(heading);
+  assert.ok(start >= 0, heading);
+  const end = text.indexOf('\n## ', start + heading.length);
+  const section = text.slice(start, end < 0 ? undefined : end);
   const rows: Array<[string, string]> = [];
   for (const line of section.split('\n')) {
     const m = /^\| `([0-9a-f ]+)` \| (`([0-9a-f ]+)`|\(empty\)) \|/.exec(line);
@@ -48,6 +51,29 @@ describe('docs/storage-format.md, worked example', () => {
 
     const spec = specRows();
     assert.equal(spec.length, 9, 'the table has 9 rows');
+    assert.deepEqual(written, spec);
+  });
+
+  it('--ties first: the spec table lists exactly the records the store writes', async () => {
+    const location = path.join(dir, 'db');
+    const store = await Store.open({ location, sizes: DEFAULT_FIELD_SIZES });
+    const first = new IncrementBatch();
+    first.createKeyspace(Buffer.from('lb'), 1, 1);
+    first.add(Buffer.from('lb'), Buffer.from('zed'), 5n);
+    await store.apply(first);
+    const second = new IncrementBatch(store.operators());
+    second.add(Buffer.from('lb'), Buffer.from('amy'), 5n);
+    await store.apply(second);
+    assert.deepEqual((await store.page('lb', 0, 10)).map((e) => e.key.toString()), ['zed', 'amy']);
+    await store.close();
+
+    const db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const written: Array<[string, string]> = [];
+    for await (const [key, value] of db.iterator()) written.push([key.toString('hex'), value.toString('hex')]);
+    await db.close();
+
+    const spec = specRows('## Worked example: ties first\n');
+    assert.equal(spec.length, 10, 'the table has 10 rows');
     assert.deepEqual(written, spec);
   });
 });

@@ -2,6 +2,7 @@
 
 import * as around from './around.js';
 import * as commitlog from './commitlog.js';
+import * as count from './count.js';
 import * as create from './create.js';
 import * as del from './delete.js';
 import * as dump from './dump.js';
@@ -33,6 +34,7 @@ export const commands: readonly CommandModule[] = [
   dump,
   get,
   rank,
+  count,
   around,
   keyspaces,
   commitlog,

@@ -1,15 +1,14 @@
-// countd keyspaces: every keyspace and its number of keys; with --json, a
-// declared keyspace's operator too (when read from the database directly),
-// and declared keyspaces that hold no key yet.
+// countd keyspaces: every keyspace and its number of keys; with --json, each
+// keyspace's settings too (operator and tie rule: from the daemon's read port
+// or the database alike), and declared keyspaces that hold no key yet.
 
 import type { Argv } from 'yargs';
 import { CommonArgs, DaemonArgs, JsonArgs, commonOptions, daemonOptions, jsonOption, withOptions } from '../options.js';
 import { type Field, formatLine } from '../output.js';
 import { withReadSource } from '../source.js';
-import { OPERATOR_NAMES } from '../../protocol/write-ops.js';
 
 export const command = 'keyspaces';
-export const describe = 'print every keyspace and its number of keys (keyspace<TAB>keys), in name order';
+export const describe = 'print every keyspace and its number of keys (keyspace<TAB>keys), in name order; --json adds op and ties';
 
 export function builder(y: Argv): Argv {
   return withOptions(y, commonOptions, jsonOption, daemonOptions);
@@ -17,17 +16,15 @@ export function builder(y: Argv): Argv {
 
 export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise<void> {
   await withReadSource(argv, async (source, out) => {
-    const json = argv.json === true;
-    const declared = json ? await source.declared() : undefined;
-    const operators = new Map((declared ?? []).map((d) => [d.name.toString('latin1'), d.operator]));
-    const rows = (await source.keyspaces()).map((k) => ({ name: k.name, size: k.size }));
-    for (const d of declared ?? []) if (!rows.some((r) => r.name.equals(d.name))) rows.push({ name: d.name, size: 0n });
-    rows.sort((a, b) => Buffer.compare(a.name, b.name));
-    for (const ks of rows) {
-      const operator = operators.get(ks.name.toString('latin1'));
+    if (argv.json !== true) {
+      for (const ks of await source.keyspaces()) await out.write(formatLine([{ name: 'keyspace', value: ks.name }, { name: 'keys', value: ks.size }], false));
+      return;
+    }
+    for (const ks of await source.settings()) {
       const fields: Field[] = [{ name: 'keyspace', value: ks.name }, { name: 'keys', value: ks.size }];
-      if (operator !== undefined) fields.push({ name: 'op', value: OPERATOR_NAMES[operator]! });
-      await out.write(formatLine(fields, json));
+      // Undeclared keyspaces sum and break ties by key: no settings to show.
+      if (ks.op !== undefined) fields.push({ name: 'op', value: ks.op }, { name: 'ties', value: ks.ties });
+      await out.write(formatLine(fields, true));
     }
   });
 }

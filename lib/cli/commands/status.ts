@@ -14,12 +14,18 @@ import type { HealthReport } from '../../protocol/read-response.js';
 import { CommonArgs, DaemonArgs, JsonArgs, commonOptions, daemonAddressOf, daemonOptions, dataDirOf, jsonOption, withOptions } from '../options.js';
 import { Output } from '../output.js';
 import { openReadSource } from '../source.js';
+import { clusterStatus, formatClusterStatus, type ClusterStatus } from '../../cluster/status.js';
+import { hostPortList } from '../../util/flag-values.js';
 
 export const command = 'status';
 export const describe = 'show whether a daemon runs (and its ports), commit logs clean/dirty/locked/quarantined, backlog, keyspaces, worker state';
 
+const clusterOption = {
+  nats: { type: 'string', describe: "show the cluster through these NATS servers (URL[,URL...]; default: the daemon's --nats)", coerce: hostPortList('--nats') },
+} as const;
+
 export function builder(y: Argv): Argv {
-  return withOptions(y, commonOptions, jsonOption, daemonOptions);
+  return withOptions(y, commonOptions, jsonOption, daemonOptions, clusterOption);
 }
 
 export interface StatusReport {
@@ -35,9 +41,11 @@ export interface StatusReport {
   worker: HealthReport | null;
   /** Flow control of each running writer (README "Operations: flow control"); seconds include the current stretch. */
   flow: FlowRecord[];
+  /** Cluster mode (docs/cluster.md, "Operations"): nodes, partitions, owners, positions, lag; absent on a single node. */
+  cluster?: ClusterStatus;
 }
 
-export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise<void> {
+export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs & { nats?: string[] }): Promise<void> {
   const dir = await openDataDir(dataDirOf(argv), { create: false });
   const record = await readLiveDaemonRecord(dir.paths);
   const commitLogs = await poolStatus({ dir: dir.paths.commitlog, sizes: dir.sizes });
@@ -57,6 +65,8 @@ export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise
     if (!isCountdError(err)) throw err;
     keyspacesNote = err.message;
   }
+  const nats = argv.nats ?? record?.nats;
+  const cluster = nats === undefined ? undefined : await clusterStatus(nats);
   const report: StatusReport = {
     dataDir: dir.paths.root,
     keyspaceSize: dir.sizes.keyspaceSize,
@@ -67,6 +77,7 @@ export async function handler(argv: CommonArgs & JsonArgs & DaemonArgs): Promise
     ...(keyspacesNote === undefined ? {} : { keyspacesNote }),
     worker,
     flow,
+    ...(cluster && { cluster }),
   };
   const out = new Output();
   await out.write(argv.json === true ? JSON.stringify(report) + '\n' : formatStatus(report));
@@ -121,5 +132,5 @@ function formatStatus(r: StatusReport): string {
     `keyspaces:      ${r.keyspaces ?? `unknown (${r.keyspacesNote ?? 'database unavailable'})`}`,
   ];
   if (r.worker) lines.push(`worker:         ${formatWorker(r.worker)}`);
-  return lines.join('\n') + '\n';
+  return lines.join('\n') + '\n' + (r.cluster ? formatClusterStatus(r.cluster) : '');
 }

@@ -43,6 +43,8 @@ interface Group {
   operator: number;
   /** A create (its operator) or a delete (0) of the keyspace is in the batch: its settings record changes. */
   declare: number | undefined;
+  /** With `declare`: the created keyspace's tie rule (lib/store/encoding.ts Ties), from the create entry's settings bytes. */
+  ties?: number;
 }
 
 export class PairSums {
@@ -113,6 +115,8 @@ export class PairSums {
         const id = (payload as Latin1Buffer).latin1Slice(at + PAIR_LENGTHS_SIZE, at + PAIR_LENGTHS_SIZE + ksLen);
         // A create replaces whatever the name held: a delete, then the new operator.
         this.#dropKeyspace(id, op === OP_CREATE_KEYSPACE ? view.getUint8(p + 1) : 0);
+        // Its key bytes, if any, are the settings bytes 1 … 15 (docs/commit-log-format.md): byte 1 the tie rule.
+        this.#groups.get(id)!.ties = op === OP_CREATE_KEYSPACE && keyLen > 0 ? payload[at + PAIR_LENGTHS_SIZE + ksLen]! : 0;
         return;
       }
       const lo = view.getUint32(p + 1, true);
@@ -302,7 +306,7 @@ export class PairSums {
     let at = 0;
     let keyAt = 0;
     for (const group of this.#groups.values()) {
-      groups.push({ id: group.id, pairs: group.pairs, dropped: group.dropped, declare: group.declare });
+      groups.push({ id: group.id, pairs: group.pairs, dropped: group.dropped, declare: group.declare, ties: group.ties });
       for (let i = group.first; i !== -1; i = this.#next[i]!) {
         const start = this.#start[i]!;
         const length = this.#length[i]!;

@@ -17,7 +17,7 @@ type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string }
 export interface SummedBatch {
   /** Keyspace names (latin1, see PendingKeyspace#id), and how many pairs each has, in order. */
   /** `declare`: a create (its operator) or delete (0) of the keyspace in the batch changes its settings. */
-  groups: Array<{ id: string; pairs: number; dropped: boolean; declare?: number }>;
+  groups: Array<{ id: string; pairs: number; dropped: boolean; declare?: number; ties?: number }>;
   /** Every pair key (lib/protocol/pair-key.ts) back to back. */
   pairBytes: Uint8Array;
   /** The key bytes of the batch, and where each pair's key starts in them. */
@@ -55,7 +55,7 @@ export function batchFromSummed(summed: SummedBatch): IncrementBatch {
       at = end;
       i++;
     }
-    keyspaces.push({ id, name, items, dropped: g.dropped, declare: g.declare });
+    keyspaces.push({ id, name, items, dropped: g.dropped, declare: g.declare, ties: g.ties });
   }
   return IncrementBatch.assembled(keyspaces, Buffer.from(summed.keyBytes.buffer, summed.keyBytes.byteOffset, summed.keyBytes.byteLength));
 }
