@@ -398,6 +398,7 @@ function addOps(batch: IncrementBatch, payload: Buffer): void {
     else if (op === OP_SET) batch.set(ks, key, value);
     else if (op === OP_DELETE_KEY) batch.deleteKey(ks, key);
     else if (op === OP_DELETE_KEYSPACE) batch.deleteKeyspace(ks);
-    else if (op === OP_CREATE_KEYSPACE) batch.createKeyspace(ks, Number(value));
+    // A create's key bytes, if any, are settings bytes 1 … 15 (docs/commit-log-format.md): byte 1 the tie rule, as the worker reads it.
+    else if (op === OP_CREATE_KEYSPACE) batch.createKeyspace(ks, Number(value), keyLen > 0 ? key[0]! : 0);
   });
 }
