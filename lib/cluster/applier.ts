@@ -6,9 +6,11 @@
 // so a crash leaves counts and positions consistent and a restart resumes
 // exactly where the database is. A message whose per-writer sequence is at
 // or below that writer's watermark is a retry of an applied one: dropped.
+// Op entries (sets, deletes, creates) are applied in the stream's order, which
+// is each connection's order (publisher.ts): one IncrementBatch keeps it.
 
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import { forEachEntry } from '../commitlog/format.js';
+import { OP_CREATE_KEYSPACE, OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_ENTRY_FIXED_SIZE, OP_INCREMENT, OP_SET, RECORD_OPS, forEachEntry, forEachOpAt } from '../commitlog/format.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { metrics } from '../metrics.js';
 import {
@@ -21,8 +23,9 @@ import {
 } from '../store/marks.js';
 import { IncrementBatch, type Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
+import { decodeMessage, type PartitionMessage } from './message.js';
 import { describe } from './nats.js';
-import { HDR_FLOOR, HDR_SEQ, HDR_WRITER, STREAM, subjectOf } from './partition.js';
+import { HDR_FLOOR, STREAM, subjectOf } from './partition.js';
 import { restoreBatch } from './restore.js';
 import type { Snapshot } from './snapshot-format.js';
 import type { Snapshots } from './snapshots.js';
@@ -31,6 +34,16 @@ import type { Snapshots } from './snapshots.js';
 const FETCH_EXPIRES_MS = 3000;
 /** Bytes of delivered messages waiting for an apply before the consumers pause. */
 const QUEUE_HIGH_WATER = 16 * 1024 * 1024;
+/**
+ * An apply starts at most this long after the previous one started, unless
+ * APPLY_NOW_BYTES are queued: a bigger apply writes each key once for many
+ * increments (the worker sizes its batches the same way), where an apply
+ * per delivery wrote nearly one key per increment and tripled the store's
+ * CPU per increment (BENCHMARKS.md, "Cluster"). It bounds what it adds to the
+ * visibility lag.
+ */
+const APPLY_INTERVAL_MS = 250;
+const APPLY_NOW_BYTES = 4 * 1024 * 1024;
 
 interface Owned {
   epoch: number;
@@ -49,7 +62,8 @@ interface Owned {
 /** A purge marker past this database's position: the messages between were purged, a snapshot must fill the gap. */
 class PurgedGap extends Error {}
 
-type Item = { p: number; m: JsMsg; writer: string; seq: number } | { p: number; restore: Snapshot; stale: string[]; done: () => void };
+/** A delivered message (`msg` undefined: a retry, a purge marker or a malformed message, only its position counts), or a restore. */
+type Item = { p: number; m: JsMsg; msg: PartitionMessage | undefined } | { p: number; restore: Snapshot; stale: string[]; done: () => void };
 
 /** What `countd status` shows of an owned partition (node.ts puts it with the heartbeat). */
 export interface PartitionState {
@@ -80,6 +94,10 @@ export class Applier {
   #roomWaiters: Array<() => void> = [];
   #failed: ((err: unknown) => void) | undefined;
   #closed = false;
+  #closing = false;
+  /** When the last apply started (performance.now()), and the timer of the next when it waits for APPLY_INTERVAL_MS. */
+  #lastApply = -Infinity;
+  #paced: NodeJS.Timeout | undefined;
 
   constructor(js: JetStreamClient, store: Store, logger: Logger, onFatal: (err: unknown) => void, snapshots?: Snapshots) {
     this.#js = js;
@@ -227,8 +245,6 @@ export class Applier {
   }
 
   async #deliver(p: number, m: JsMsg, owned: Owned): Promise<void> {
-    const writer = m.headers?.get(HDR_WRITER) ?? '';
-    const seq = Number(m.headers?.get(HDR_SEQ) ?? 0);
     if (m.seq <= (this.#position.get(p) ?? 0)) return;
     const floor = Number(m.headers?.get(HDR_FLOOR) ?? 0);
     if (floor > (this.#position.get(p) ?? 0)) {
@@ -236,31 +252,58 @@ export class Applier {
       throw new PurgedGap(`partition ${p} purged up to ${floor}`);
     }
     if (m.info.pending === 0) owned.caughtUp = true;
-    if (writer !== '') this.#dataSeq.set(p, m.seq);
-    const wkey = `${p}/${writer}`;
-    let wm = this.#watermark.get(wkey);
+    // A purge marker (a Countd-Floor header, no body) carries no increments.
+    const msg = floor > 0 ? undefined : this.#decode(p, m);
+    if (msg !== undefined) this.#dataSeq.set(p, m.seq);
+    const wkey = msg === undefined ? '' : `${p}/${msg.writer}`;
+    let wm = msg === undefined ? 0 : this.#watermark.get(wkey);
     if (wm === undefined) {
-      wm = decodeU64Mark(await this.#store.getMark(clusterWriterMarkName(p, writer)));
+      wm = decodeU64Mark(await this.#store.getMark(clusterWriterMarkName(p, msg!.writer)));
       this.#watermark.set(wkey, Math.max(wm, this.#watermark.get(wkey) ?? 0));
       wm = this.#watermark.get(wkey)!;
     }
     metrics.clusterPending.set({ partition: String(p) }, m.info.pending);
     this.#pending.set(p, { pending: m.info.pending, storedAt: m.info.timestampNanos / 1e6 });
     this.#position.set(p, m.seq);
-    if (seq <= wm) {
-      if (writer !== '') metrics.clusterDuplicates.inc();
-      this.#queue.push({ p, m, writer: '', seq: 0 });
+    if (msg === undefined || msg.seq <= wm) {
+      if (msg !== undefined) metrics.clusterDuplicates.inc();
+      this.#queue.push({ p, m, msg: undefined });
     } else {
-      this.#watermark.set(wkey, seq);
-      this.#queue.push({ p, m, writer, seq });
+      // A writer's sequences in a partition are 1, 2, 3, ...: a gap is a message that never
+      // reached the stream, legitimately only when its publish failed (its frames unanswered).
+      if (msg.seq > wm + 1) this.#logger.warn('writer sequence gap in a partition', { partition: p, writer: msg.writer, after: wm, got: msg.seq, streamSeq: m.seq });
+      this.#watermark.set(wkey, msg.seq);
+      this.#queue.push({ p, m, msg });
       this.#queuedBytes += m.data.length;
     }
     this.#kick();
     if (this.#queuedBytes > QUEUE_HIGH_WATER) await new Promise<void>((r) => this.#roomWaiters.push(r));
   }
 
+  /** The message, or undefined when it is malformed (reported with its bytes, and skipped). */
+  #decode(p: number, m: JsMsg): PartitionMessage | undefined {
+    const body = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+    try {
+      return decodeMessage(body, this.#store.sizes);
+    } catch (err) {
+      // A version this node cannot read must not be skipped: stop, and restart (upgraded) from here.
+      if ((err as { code?: string }).code !== 'COUNTD_CORRUPTION') throw err;
+      this.#logger.error('malformed partition message dropped', { partition: p, streamSeq: m.seq, bytesDropped: body.length, error: describe(err) });
+      return undefined;
+    }
+  }
+
   #kick(): void {
-    if (this.#applying || this.#queue.length === 0 || this.#closed) return;
+    if (this.#applying || this.#queue.length === 0 || this.#closed || this.#paced !== undefined) return;
+    const wait = this.#lastApply + APPLY_INTERVAL_MS - performance.now();
+    if (wait > 0 && this.#queuedBytes < APPLY_NOW_BYTES && !this.#closing) {
+      this.#paced = setTimeout(() => {
+        this.#paced = undefined;
+        this.#kick();
+      }, wait);
+      return;
+    }
+    this.#lastApply = performance.now();
     const items = this.#queue;
     this.#queue = [];
     this.#queuedBytes = 0;
@@ -298,15 +341,16 @@ export class Applier {
 
   /** ONE atomic apply: the counts of `items`, each partition's position and each writer's watermark. */
   async #applyMessages(items: Array<Extract<Item, { m: JsMsg }>>): Promise<void> {
-    const batch = new IncrementBatch();
+    const batch = new IncrementBatch(this.#store.operators());
     const positions = new Map<number, number>();
     const watermarks = new Map<string, { p: number; writer: string; seq: number }>();
     const now = Date.now();
-    for (const { p, m, writer, seq } of items) {
+    for (const { p, m, msg } of items) {
       positions.set(p, m.seq);
-      if (writer === '') continue;
-      forEachEntry(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), (inc, ks, key) => batch.add(Buffer.from(ks), Buffer.from(key), inc));
-      watermarks.set(`${p}/${writer}`, { p, writer, seq });
+      if (msg === undefined) continue;
+      if (msg.type === RECORD_OPS) addOps(batch, msg.entries);
+      else forEachEntry(msg.entries, (inc, ks, key) => batch.add(ks, key, inc));
+      watermarks.set(`${p}/${msg.writer}`, { p, writer: msg.writer, seq: msg.seq });
       metrics.clusterLagSeconds.observe(Math.max(0, now - m.info.timestampNanos / 1e6) / 1000);
     }
     const marks = [
@@ -328,6 +372,9 @@ export class Applier {
 
   /** Stop every consumer and wait for the apply in flight (and what is queued) to be written. */
   async close(): Promise<void> {
+    this.#closing = true;
+    clearTimeout(this.#paced);
+    this.#paced = undefined;
     for (const p of [...this.#owned.keys()]) this.disown(p);
     await this.#settle();
     this.#kick();
@@ -338,4 +385,20 @@ export class Applier {
   async #settle(): Promise<void> {
     for (let a = this.#applying; a !== undefined; a = this.#applying) await a.catch(() => {});
   }
+}
+
+/** The op entries of an OPS payload into `batch`, in order (IncrementBatch keeps a set or delete after what came before it). */
+function addOps(batch: IncrementBatch, payload: Buffer): void {
+  forEachOpAt(payload, (at, op, ksLen, keyLen) => {
+    const value = payload.readBigInt64LE(at + 1);
+    // Views: IncrementBatch copies what it keeps.
+    const ks = payload.subarray(at + OP_ENTRY_FIXED_SIZE, at + OP_ENTRY_FIXED_SIZE + ksLen);
+    const key = payload.subarray(at + OP_ENTRY_FIXED_SIZE + ksLen, at + OP_ENTRY_FIXED_SIZE + ksLen + keyLen);
+    if (op === OP_INCREMENT) batch.add(ks, key, value);
+    else if (op === OP_SET) batch.set(ks, key, value);
+    else if (op === OP_DELETE_KEY) batch.deleteKey(ks, key);
+    else if (op === OP_DELETE_KEYSPACE) batch.deleteKeyspace(ks);
+    // A create's key bytes, if any, are settings bytes 1 … 15 (docs/commit-log-format.md): byte 1 the tie rule, as the worker reads it.
+    else if (op === OP_CREATE_KEYSPACE) batch.createKeyspace(ks, Number(value), keyLen > 0 ? key[0]! : 0);
+  });
 }

@@ -7,13 +7,13 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { CountdError, ErrorCodes } from '../errors.js';
-import { LEASES_BUCKET, NODES_BUCKET, SNAPSHOTS_BUCKET, STREAM, SUBJECT_PREFIX } from './partition.js';
+import { LEASES_BUCKET, NODES_BUCKET, SNAPSHOTS_BUCKET, STREAM, STREAM_LAYOUT, SUBJECT_PREFIX } from './partition.js';
 
 /** A node whose heartbeat is older than this is dead (the nodes bucket's max age). */
 export const NODE_TTL_MS = 5000;
 /** How long a node waits for JetStream to accept the stream and buckets at start. */
 const SETUP_TIMEOUT_MS = 30_000;
-/** JetStream's duplicate window on the stream (Nats-Msg-Id): the first line of dedupe. */
+/** JetStream's duplicate window (Nats-Msg-Id): countd sends no message ids since 0.7.0 (the per-writer watermark is the exact dedupe); kept as 0.6.0 created it. */
 const DUPLICATE_WINDOW_NS = 120 * 1e9;
 
 export interface ClusterConnection {
@@ -39,7 +39,9 @@ export interface ConnectOptions {
 export async function connectCluster(o: ConnectOptions): Promise<ClusterConnection> {
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: o.servers, name: o.name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 10_000 });
+    // noAsyncTraces: otherwise every request (each publish) builds an Error for its stack, a
+    // few percent of the writer's CPU under load (BENCHMARKS.md, "Cluster").
+    nc = await connect({ servers: o.servers, name: o.name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 10_000, noAsyncTraces: true });
   } catch (err) {
     throw new CountdError(ErrorCodes.CLUSTER, `cannot connect to NATS at ${o.servers.join(',')}: ${describe(err)}`, { cause: err });
   }
@@ -54,6 +56,10 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
       const snapshots = await new Objm(nc).create(SNAPSHOTS_BUCKET, { replicas: o.replicas, storage: StorageType.File });
       return { nc, js: jetstream(nc), nodes, leases, snapshots, jsm: await jetstreamManager(nc), close: () => nc.drain() };
     } catch (err) {
+      if (err instanceof LayoutMismatch) {
+        await nc.close().catch(() => {});
+        throw err;
+      }
       if (Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 500));
         continue;
@@ -66,12 +72,8 @@ export async function connectCluster(o: ConnectOptions): Promise<ClusterConnecti
 
 async function ensureStream(nc: NatsConnection, replicas: number): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(STREAM);
-    return;
-  } catch {
-    // not there yet (or another node creates it now)
-  }
+  const found = await jsm.streams.info(STREAM).catch(() => undefined); // undefined: not there yet (or another node creates it now)
+  if (found !== undefined) return checkLayout(found.config.description);
   try {
     await jsm.streams.add({
       name: STREAM,
@@ -81,12 +83,29 @@ async function ensureStream(nc: NatsConnection, replicas: number): Promise<void>
       discard: DiscardPolicy.Old,
       num_replicas: replicas,
       duplicate_window: DUPLICATE_WINDOW_NS,
+      description: STREAM_LAYOUT,
     });
   } catch (err) {
     // Two nodes creating it at once: the second finds it there.
-    await jsm.streams.info(STREAM).catch(() => {
+    const info = await jsm.streams.info(STREAM).catch(() => {
       throw err;
     });
+    checkLayout(info.config.description);
+  }
+}
+
+/** A stream of another layout (countd 0.6.0's) is refused: its keyspaces are in other partitions. */
+function checkLayout(description: string | undefined): void {
+  if (description === STREAM_LAYOUT) return;
+  throw new LayoutMismatch(
+    `the JetStream stream ${STREAM} has the layout "${description || 'countd 0.6.0: partitions=64, NATS headers'}", this countd needs "${STREAM_LAYOUT}": ` +
+      `run the countd version that made it, or start the cluster afresh (delete the stream ${STREAM} and the buckets ${NODES_BUCKET} and ${LEASES_BUCKET}) and write its data again`,
+  );
+}
+
+class LayoutMismatch extends CountdError {
+  constructor(message: string) {
+    super(ErrorCodes.CLUSTER, message);
   }
 }
 

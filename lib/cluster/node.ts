@@ -9,6 +9,7 @@ import type { FieldSizes } from '../protocol/fields.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { Applier } from './applier.js';
+import { WRITER_ID_SIZE, writerName } from './message.js';
 import { connectCluster } from './nats.js';
 import { Ownership } from './ownership.js';
 import { leaseKey, partitionOf } from './partition.js';
@@ -26,13 +27,14 @@ export interface ClusterSettings {
   purge?: 'auto' | 'always' | 'never';
 }
 
-/** The writer process's part: replicate(entries) for the writer's group commit. */
-export async function startClusterWriter(s: ClusterSettings, logger: Logger): Promise<{ replicate: (entries: Buffer) => Promise<void>; close(): Promise<void> }> {
-  const writer = `w${randomBytes(8).toString('hex')}`;
+/** The writer process's part: replicate(entries, count, type) for the writer's group commit. */
+export async function startClusterWriter(s: ClusterSettings, logger: Logger): Promise<{ replicate: (entries: Buffer, count: number, type: number) => Promise<void>; close(): Promise<void> }> {
+  const id = randomBytes(WRITER_ID_SIZE);
+  const writer = writerName(id);
   const conn = await connectCluster({ servers: s.servers, replicas: s.replicas, name: `countd-write ${writer}` });
-  const publisher = new Publisher({ js: conn.js, writer, logger });
+  const publisher = new Publisher({ js: conn.js, writer: id, logger });
   logger.info('cluster writer connected', { writer, servers: s.servers.join(',') });
-  return { replicate: (entries) => publisher.publish(entries), close: () => conn.close() };
+  return { replicate: (entries, _count, type) => publisher.publish(entries, type), close: () => conn.close() };
 }
 
 export interface ClusterStore {

@@ -4,8 +4,14 @@
 // subject `countd.p.<p>` of the stream STREAM. The number is fixed for the
 // life of a cluster: changing it would move keyspaces between partitions.
 
-export const PARTITIONS = 64;
+export const PARTITIONS = 16;
 export const STREAM = 'COUNTD';
+/**
+ * The stream's description names its layout (partitions, message format);
+ * a node refuses a stream of another layout (countd 0.6.0's had 64
+ * partitions and messages with NATS headers, and no description).
+ */
+export const STREAM_LAYOUT = `countd partitions=${PARTITIONS} message=1`;
 export const SUBJECT_PREFIX = 'countd.p.';
 /** KV bucket of the nodes' heartbeats (liveness). */
 export const NODES_BUCKET = 'countd-nodes';
@@ -13,11 +19,7 @@ export const NODES_BUCKET = 'countd-nodes';
 export const LEASES_BUCKET = 'countd-leases';
 /** Object Store bucket of the partition snapshots (snapshots.ts). */
 export const SNAPSHOTS_BUCKET = 'countd-snapshots';
-/** Headers of a partition message. */
-export const HDR_WRITER = 'Countd-Writer';
-export const HDR_SEQ = 'Countd-Seq';
-export const HDR_FRAMES = 'Countd-Frames';
-/** On a purge marker (no writer, no body): the partition's messages at or below this sequence may be purged (snapshots.ts). */
+/** On a purge marker (a NATS header, no body): the partition's messages at or below this sequence may be purged (snapshots.ts). */
 export const HDR_FLOOR = 'Countd-Floor';
 
 const FNV_OFFSET = 0x811c9dc5;

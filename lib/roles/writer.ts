@@ -9,7 +9,7 @@
 
 import net from 'node:net';
 import { CountdError, ErrorCodes, errnoCode, invalidArgument } from '../errors.js';
-import { CommitLogWriter, type Durability } from '../commitlog/writer.js';
+import { type AppendFailure, CommitLogWriter, type Durability } from '../commitlog/writer.js';
 import { type FileOps, realFileOps } from '../commitlog/fileops.js';
 import type { DataDir } from '../datadir/meta.js';
 import { metrics } from '../metrics.js';
@@ -63,10 +63,11 @@ export interface WriterOptions {
   durability?: Durability;
   /**
    * Cluster mode (lib/cluster/): called with the entries of each group commit
-   * once they are durable in the commit log; the WINs wait until it resolves,
-   * and it rejecting answers ERR like a failed append.
+   * together with their commit-log write; the WINs wait for both, and either
+   * failing leaves the frames unanswered and their connections closed (outcome
+   * unknown: a stored message is applied), never ERR (docs/cluster.md).
    */
-  replicate?: (entries: Buffer, count: number) => Promise<void>;
+  replicate?: (entries: Buffer, count: number, type: number) => Promise<void>;
   /**
    * Idempotent producers and tokens (version 2 of the extended write
    * protocol): the read port of the process that holds this pool's database,
@@ -123,7 +124,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
       producers = new ProducerTable(integer(idem.maxProducers, DEFAULT_MAX_PRODUCERS, 1, 100_000_000, 'maxProducers'), integer(idem.expiryMs, DEFAULT_PRODUCER_EXPIRY_MS, 1, Number.MAX_SAFE_INTEGER, 'producer expiryMs'));
       for (const r of scan!.producers) producers.merge(r);
     }
-    const handle = await serve(sink, options.dataDir, settings, logger, trace, flow, record, options.replicate !== undefined, producers);
+    const handle = await serve(sink, options.dataDir, settings, logger, trace, flow, record, producers);
     if (producers !== null) {
       let stopped = false;
       const table = producers;
@@ -151,7 +152,14 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
   }
 }
 
-/** The commit log, with each append followed by `replicate` (the group commit sees one append). */
+/** A failure of a replicated append: the frames may be applied (GroupCommit leaves them unanswered). */
+function outcomeUnknown(err: unknown): AppendFailure {
+  const failure: AppendFailure = err instanceof CountdError ? err : new CountdError(ErrorCodes.CLUSTER, err instanceof Error ? err.message : String(err), { cause: err });
+  failure.outcomeUnknown = true;
+  return failure;
+}
+
+/** The commit log and `replicate`, together (the group commit sees one append). */
 function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['replicate']>): CommitLogSink & { close(): Promise<void>; readonly handingOverBytes: number } {
   return {
     get maxBatchBytes() {
@@ -160,12 +168,18 @@ function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['
     get handingOverBytes() {
       return log.handingOverBytes;
     },
-    append: async (entries, count, inline, type) => {
-      // Connections of a replicating writer take no hello, so no OPS record can reach here.
-      if (type !== undefined && type !== RECORD_BATCH) throw new Error(`a replicated commit carries increments only (record type ${type})`);
-      const token = await log.append(entries, count, inline, type);
-      await replicate(entries, count);
-      return token;
+    append: async (entries, count, _inline, type) => {
+      // The publish goes out first and the durable commit-log write runs meanwhile: a WIN waits for both,
+      // so the group commit costs the slower of the two, not their sum. Either failing
+      // leaves the other's outcome standing (a stored message is applied), so the frames'
+      // outcome is unknown: they are not answered (docs/cluster.md, "Write path").
+      // Never inline: a blocked event loop would hold the publish back until the write returned.
+      const replicated = replicate(entries, count, type ?? RECORD_BATCH);
+      const durable = log.append(entries, count, false, type);
+      const [a, b] = await Promise.allSettled([durable, replicated]);
+      const failed = a.status === 'rejected' ? a : b.status === 'rejected' ? b : undefined;
+      if (failed !== undefined) throw outcomeUnknown(failed.reason);
+      return (a as PromiseFulfilledResult<bigint | void>).value;
     },
     close: () => log.close(),
   };
@@ -214,7 +228,6 @@ async function serve(
   trace: CommitTrace | null,
   flow: FlowControl,
   record: FlowRecordWriter,
-  replicating: boolean,
   producers: ProducerTable | null,
 ): Promise<WriterHandle> {
   const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, commitTuningFromEnv().inlineMax);
@@ -234,7 +247,9 @@ async function serve(
     logger,
     lengths: new Int32Array(2),
     lingerMs: LINGER_MS,
-    extensions: !replicating,
+    // Cluster mode answers a hello with version 1 at most (no producers): its
+    // replicated log carries version-1 op entries only (docs/cluster.md).
+    extensions: true,
     producers,
     closed(conn) {
       evicting.delete(conn);

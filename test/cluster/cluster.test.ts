@@ -8,12 +8,17 @@
 // from snapshot + replay of the rest; the stream is not purged on 2.9); at the
 // end everything is stopped and started again. After each step every key
 // written is read through the surviving nodes and checked against the
-// writers' ledger: no acknowledged increment lost, none applied twice.
+// writers' ledgers: no acknowledged increment, set or delete lost, none applied
+// twice or out of order. Sets, deletes and creates written through one node
+// (and through the CLI) are read through the others, and a stream of another
+// layout (countd 0.6.0's) is refused.
 
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Client } from '../../lib/client/client.js';
 import type { ClusterStatus } from '../../lib/cluster/status.js';
 import { partitionOf } from '../../lib/cluster/partition.js';
@@ -21,6 +26,7 @@ import { countd, isOneCleanLine } from '../cli/helpers.js';
 import { DaemonRunner, killAllDaemons, waitUntil } from '../harness/daemon.js';
 import { describeViolations, Ledger } from '../harness/ledger.js';
 import { LedgerClient } from '../harness/ledger-client.js';
+import { OpsWriter } from '../harness/ops-ledger.js';
 import { NatsCluster } from '../harness/nats-cluster.js';
 import { rng, seedFromEnv } from '../harness/rng.js';
 
@@ -112,22 +118,98 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
     });
   }
 
-  it('kill -9 of a countd node under load: no acknowledged increment lost or doubled; its keyspaces readable from the others within 15 s', async () => {
+  it('sets, deletes and creates through one node are read through any other, in order with increments', async () => {
+    const [a, b, c] = nodes as [DaemonRunner, DaemonRunner, DaemonRunner];
+    const viaA = new Client({ host: '127.0.0.1', writePort: a.writePort!, ...SIZES });
+    const viaB = new Client({ host: '127.0.0.1', writePort: b.writePort!, ...SIZES });
+    const read = [a, b, c].map((n) => new Client({ host: '127.0.0.1', readPort: n.readPort!, ...SIZES }));
+    const everywhere = async (what: string, ks: string, key: string, want: bigint | undefined): Promise<void> => {
+      for (const r of read) await waitUntil(`${what} read through every node`, async () => (await r.get(ks, key)) === want, 20_000, 50);
+    };
+    try {
+      // A max keyspace created through a: its values combine by max, the set replaces, in the order sent.
+      await Promise.all([viaA.createKeyspace('best', { op: 'max' }), viaA.increment('best', 'k', 5), viaA.increment('best', 'k', 9), viaA.increment('best', 'k', 3)]);
+      await everywhere('max of 5, 9, 3', 'best', 'k', 9n);
+      await Promise.all([viaA.set('best', 'k', 2), viaA.increment('best', 'k', 1)]);
+      await everywhere('set 2 then max with 1', 'best', 'k', 2n);
+      // Increments, a set and a delete through b on keyspaces spread over the partitions.
+      for (const ks of KEYSPACES) await Promise.all([viaB.increment(`o-${ks}`, 'x', 7), viaB.set(`o-${ks}`, 'x', 100), viaB.increment(`o-${ks}`, 'x', 1), viaB.increment(`o-${ks}`, 'gone', 1), viaB.deleteKey(`o-${ks}`, 'gone')]);
+      for (const ks of KEYSPACES) {
+        await everywhere('increment, set 100, increment 1', `o-${ks}`, 'x', 101n);
+        await everywhere('a deleted key', `o-${ks}`, 'gone', undefined);
+      }
+      // A keyspace deleted through b, then written again: it starts from nothing, a sum again.
+      await Promise.all([viaB.deleteKeyspace('best'), viaB.increment('best', 'k', 4), viaB.increment('best', 'k', 4)]);
+      await everywhere('deleted, then 4 + 4', 'best', 'k', 8n);
+    } finally {
+      await Promise.all([viaA.close(), viaB.close(), ...read.map((r) => r.close())]);
+    }
+  });
+
+  it('the CLI through any node: countd create, set and delete through one node, countd get through another', async () => {
+    const [a, , c] = nodes as [DaemonRunner, DaemonRunner, DaemonRunner];
+    const ok = async (dir: string, ...args: string[]): Promise<string> => {
+      const r = await countd(dir, ...args);
+      assert.equal(r.code, 0, `countd ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    await ok(a.dataDir, 'create', 'cli-best', '--op', 'min');
+    await ok(a.dataDir, 'write', 'cli-best', 'k', '7');
+    await ok(a.dataDir, 'write', 'cli-best', 'k', '3');
+    await ok(a.dataDir, 'set', 'cli-other', 'k', '42');
+    await ok(a.dataDir, 'write', 'cli-other', 'gone', '1');
+    await ok(a.dataDir, 'delete', 'cli-other', 'gone');
+    // `countd get` prints the key and its count.
+    const countVia = async (dir: string, ks: string, key: string): Promise<string | undefined> => (await countd(dir, 'get', ks, key)).stdout.trim().split(/\s+/)[1];
+    await waitUntil('the min through node c', async () => (await countVia(c.dataDir, 'cli-best', 'k')) === '3', 20_000, 100);
+    await waitUntil('the set through node c', async () => (await countVia(c.dataDir, 'cli-other', 'k')) === '42', 20_000, 100);
+    const gone = await waitUntil('the delete through node c', async () => {
+      const r = await countd(c.dataDir, 'get', 'cli-other', 'gone');
+      return r.code !== 0 && r;
+    }, 20_000, 100);
+    assert.match(gone.stderr, /COUNTD_NOT_FOUND|not found/);
+  });
+
+  /** Every key of the ops writer, read through `readPort`, holds a count its history allows. */
+  async function expectOps(ops: OpsWriter, readPort: number): Promise<void> {
+    const client = new Client({ host: '127.0.0.1', readPort, ...SIZES });
+    let bad: string[] = [];
+    try {
+      await waitUntil('every set/delete key allowed by its history', async () => (bad = await ops.violations((ks, k) => client.get(ks, k))).length === 0, 10_000, 200).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}: seed ${seed}\n${bad.join('\n')}`);
+      });
+    } finally {
+      await client.close();
+    }
+  }
+
+  it('kill -9 of a countd node under load: no acknowledged increment, set or delete lost or doubled; its keyspaces readable from the others within 15 s', async () => {
     const [a, b, c] = nodes as [DaemonRunner, DaemonRunner, DaemonRunner];
     const viaB = load('b1', b, 1);
     load('a1', a, 2);
     load('c1', c, 3);
-    await waitUntil('WINs through every node', () => clients.every((x) => x.stats.wins >= 300), 60_000);
-    await b.kill('daemon');
-    const killedAt = Date.now();
-    const before = wins(clients);
-    await waitUntil('writes go on through the other nodes', () => wins(clients) >= before + 300, 30_000);
-    await stopLoad();
-    assert.ok(viaB.stats.wins >= 300);
-    // Every key, the killed node's included, read through node a and through node c.
-    await expectExact(a.readPort!, 'every key exact through node a', Math.max(1000, FAILOVER_MS - (Date.now() - killedAt)));
-    console.log(`      failover: every key exact through another node ${Date.now() - killedAt} ms after the kill -9 (writes never stopped)`);
-    await expectExact(c.readPort!, 'every key exact through node c', 5000);
+    // Sets, deletes and increments on the same keys through b, then (b gone) through a.
+    const ops = new OpsWriter({ rng: rng(seed + 100), sizes: SIZES, port: () => b.writePort ?? a.writePort, keyspace: 'ops', keys: Array.from({ length: 24 }, (_, i) => `k${i}`) });
+    ops.start();
+    try {
+      await waitUntil('WINs through every node', () => clients.every((x) => x.stats.wins >= 300) && ops.stats.acked >= 200, 60_000);
+      await b.kill('daemon');
+      const killedAt = Date.now();
+      const before = wins(clients);
+      const opsBefore = ops.stats.acked;
+      await waitUntil('writes go on through the other nodes', () => wins(clients) >= before + 300 && ops.stats.acked >= opsBefore + 100, 30_000);
+      await stopLoad();
+      await ops.stop();
+      assert.ok(viaB.stats.wins >= 300);
+      assert.ok(ops.stats.sessions >= 2, 'the ops writer moved to another node');
+      // Every key, the killed node's included, read through node a and through node c.
+      await expectExact(a.readPort!, 'every key exact through node a', Math.max(1000, FAILOVER_MS - (Date.now() - killedAt)));
+      console.log(`      failover: every key exact through another node ${Date.now() - killedAt} ms after the kill -9 (writes never stopped)`);
+      await expectExact(c.readPort!, 'every key exact through node c', 5000);
+      for (const n of [a, c]) await expectOps(ops, n.readPort!);
+    } finally {
+      await ops.stop();
+    }
   });
 
   it('countd status shows the live nodes, every written partition with its owner, applied position, lag and snapshot (--json and text)', async () => {
@@ -237,5 +319,19 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
     for (const n of nodes) await expectExact(n.readPort!, 'every key exact after the restart', 60_000);
     const { figures } = await checkThrough(nodes[0]!.readPort!, ledger);
     assert.ok(figures.framesAcked > 1500, `enough acknowledged frames to mean something: ${JSON.stringify(figures)}`);
+  });
+
+  it('a stream of another layout (countd 0.6.0: 64 partitions, no description) is refused: the node exits 1 saying what to do', async () => {
+    for (const n of nodes) await n.stop();
+    const nc = await connect({ servers: nats!.urls.split(',') });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete('COUNTD');
+      await jsm.streams.add({ name: 'COUNTD', subjects: ['countd.p.*'], num_replicas: 3 });
+    } finally {
+      await nc.close();
+    }
+    const node = new DaemonRunner(path.join(root, 'countd-layout'), ['--nats', nats!.urls, '--keyspace-size', '16', '--key-size', '16']);
+    await assert.rejects(node.start(60_000), /exited at start \(1\).*layout "countd 0\.5\.0: partitions=64, NATS headers".*needs "countd partitions=16 message=1"/s);
   });
 });

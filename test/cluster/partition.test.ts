@@ -7,16 +7,17 @@ import { PARTITIONS, partitionOf, partitionOfSubject, subjectOf } from '../../li
 import { clusterPositionMarkName, clusterWriterMarkName, decodeClusterPosition, decodeU64Mark, encodeClusterPosition, encodeU64Mark } from '../../lib/store/marks.js';
 
 describe('cluster partitions and marks', () => {
-  it('partition = FNV-1a-32 of the name mod 64 (published vectors: "" 0x811c9dc5, "a" 0xe40c292c, "foobar" 0xbf9cf968)', () => {
-    assert.equal(PARTITIONS, 64);
-    assert.equal(partitionOf(Buffer.from('')), 0x811c9dc5 % 64);
-    assert.equal(partitionOf(Buffer.from('a')), 0xe40c292c % 64);
-    assert.equal(partitionOf(Buffer.from('foobar')), 0xbf9cf968 % 64);
+  it('partition = FNV-1a-32 of the name mod 16 (published vectors: "" 0x811c9dc5, "a" 0xe40c292c, "foobar" 0xbf9cf968)', () => {
+    assert.equal(PARTITIONS, 16);
+    assert.equal(partitionOf(Buffer.from('')), 0x811c9dc5 % 16);
+    assert.equal(partitionOf(Buffer.from('a')), 0xe40c292c % 16);
+    assert.equal(partitionOf(Buffer.from('foobar')), 0xbf9cf968 % 16);
+    assert.equal(partitionOf(Buffer.from('alpha')), 0x5d8b6dab % 16, 'the example of docs/cluster.md: 11');
   });
 
   it('subjects name their partition; anything else is no partition', () => {
-    assert.equal(partitionOfSubject(subjectOf(17)), 17);
-    for (const bad of ['countd.p.64', 'countd.p.-1', 'countd.p.x', 'other.p.1', 'countd.p.']) assert.equal(partitionOfSubject(bad), -1, bad);
+    assert.equal(partitionOfSubject(subjectOf(13)), 13);
+    for (const bad of ['countd.p.16', 'countd.p.-1', 'countd.p.x', 'other.p.1', 'countd.p.']) assert.equal(partitionOfSubject(bad), -1, bad);
   });
 
   it('position mark: the documented bytes of sequence 42 under epoch 3; absent or short reads as nothing applied', () => {

@@ -59,10 +59,14 @@ export class NatsCluster {
     const binary = natsServerBinary();
     if (!binary) throw new Error(MISSING_NATS);
     const c = new NatsCluster(binary);
+    // A port is released before the next is picked, so the kernel may give it twice: draw until all differ.
+    const ports = new Set<number>();
+    while (ports.size < 2 * n) ports.add(await freePort());
+    const [...picked] = ports;
     for (let i = 0; i < n; i++) {
       const dir = path.join(root, `nats-${i}`);
       await fsp.mkdir(dir, { recursive: true });
-      c.servers.push({ name: `n${i}`, clientPort: await freePort(), routePort: await freePort(), dir, proc: undefined, log: '' });
+      c.servers.push({ name: `n${i}`, clientPort: picked[2 * i]!, routePort: picked[2 * i + 1]!, dir, proc: undefined, log: '' });
     }
     for (let i = 0; i < n; i++) await c.writeConfig(i);
     for (let i = 0; i < n; i++) c.spawn(i);

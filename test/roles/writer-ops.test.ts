@@ -4,7 +4,7 @@
 // with them; a plain connection is unchanged next to it.
 
 import assert from 'node:assert/strict';
-import { OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, RECORD_OPS, decodeOps } from '../../lib/commitlog/format.js';
+import { OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, RECORD_BATCH, RECORD_OPS, decodeOps } from '../../lib/commitlog/format.js';
 import { GroupCommit } from '../../lib/roles/write/group-commit.js';
 import { recordingLogger } from '../store/helpers.js';
 import { startWriter } from '../../lib/roles/writer.js';
@@ -106,24 +106,54 @@ describe('countd-write: the extended write protocol', function () {
     }
   });
 
-  it('a writer that replicates (cluster mode) takes no hello: BAD, while plain frames are logged and replicated', async () => {
+  it('a writer that replicates (cluster mode) answers a hello with version 1 at most and replicates op entries as OPS, in order, plain frames as BATCH', async () => {
     const { root, dataDir } = await tempDataDir();
-    const replicated: number[] = [];
-    const writer = await startWriter({ dataDir, port: 0, replicate: async (_entries, count) => { replicated.push(count); } });
+    const replicated: Array<{ type: number; ops: Array<[number, bigint, string]> }> = [];
+    const writer = await startWriter({
+      dataDir,
+      port: 0,
+      replicate: async (entries, _count, type) => {
+        replicated.push({ type, ops: type === RECORD_OPS ? decodeOps(entries).map((o) => [o.op, o.value, o.keyspace.toString()]) : [] });
+      },
+    });
     try {
       const plain = await RawClient.connect(writer.port);
       plain.send(frame(3n, 'ks', 'k'));
       await plain.replyCount(1);
       assert.equal(plain.replies, 'WIN');
-      assert.deepEqual(replicated, [1]);
       const c = await RawClient.connect(writer.port);
-      c.send(encodeHello(SMALL, 1));
-      await c.waitClosed();
-      assert.equal(c.replies, 'BAD');
+      c.send(encodeHello(SMALL, 2));
+      await c.replyCount(1);
+      assert.equal(c.replies, 'EX\x01');
+      c.send(Buffer.concat([encodeOpFrame('increment', 5, 'a', 'x', SMALL), encodeOpFrame('set', 9, 'a', 'x', SMALL), encodeOpFrame('deleteKeyspace', 0, 'b', null, SMALL)]));
+      await c.replyCount(4);
+      assert.equal(c.replies, 'EX\x01' + 'WIN'.repeat(3));
     } finally {
       await writer.close();
       await removeDir(root);
     }
+    assert.equal(replicated[0]!.type, RECORD_BATCH);
+    assert.deepEqual(replicated.slice(1).flatMap((r) => (r.type === RECORD_OPS ? r.ops : [])), [
+      [OP_INCREMENT, 5n, 'a'],
+      [OP_SET, 9n, 'a'],
+      [OP_DELETE_KEYSPACE, 0n, 'b'],
+    ]);
+  });
+
+  it('a replicate that fails leaves the frames unanswered and closes their connection (the outcome is unknown), though the fdatasync succeeded', async () => {
+    const { root, dataDir } = await tempDataDir();
+    const writer = await startWriter({ dataDir, port: 0, replicate: async () => Promise.reject(new Error('JetStream did not acknowledge')) });
+    try {
+      const c = await RawClient.connect(writer.port);
+      c.send(Buffer.concat([frame(1n, 'ks', 'k'), frame(2n, 'ks', 'k')]));
+      await c.waitClosed();
+      assert.equal(c.replies, '', 'no WIN and no ERR: the message may have been stored');
+    } finally {
+      await writer.close();
+    }
+    // Logged locally all the same (the fdatasync ran beside the publish).
+    assert.deepEqual((await readPool(dataDir)).map((e) => e.increment), [1n, 2n]);
+    await removeDir(root);
   });
 });
 

@@ -35,11 +35,7 @@ export interface ConnectionContext {
   readonly lengths: Int32Array;
   /** How long a closing connection may linger for the client to read its last replies. */
   readonly lingerMs: number;
-  /**
-   * Whether a hello is answered (docs/write-protocol-extensions.md). Off in
-   * cluster mode, whose replicated log carries increments only: there a hello
-   * is a malformed frame, answered BAD as by a server without extensions.
-   */
+  /** Whether a hello is answered (docs/write-protocol-extensions.md); off, a hello is a malformed frame, answered BAD. */
   readonly extensions: boolean;
   /**
    * The idempotent producers (version 2 of the extensions); null: version 1
