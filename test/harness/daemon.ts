@@ -4,7 +4,7 @@
 // killAllDaemons() (in `after` hooks) kills whatever still runs.
 
 import { ChildProcess, spawn } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { appendFileSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DaemonRecord } from '../../lib/datadir/daemon-record.js';
@@ -74,7 +74,11 @@ export class DaemonRunner {
     });
     this.proc = proc;
     track(proc.pid);
+    // COUNTD_TEST_LOGS=DIR: every daemon's whole stderr also goes to DIR/<data dir name>.log, lines stamped with the time they arrived (a failure's post-mortem).
+    const logDir = process.env['COUNTD_TEST_LOGS'];
+    const logFile = logDir ? path.join(logDir, `${path.basename(this.dataDir)}.log`) : undefined;
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      if (logFile !== undefined) appendFileSync(logFile, d.replace(/^(?=.)/gm, `${new Date().toISOString().slice(11, 23)} `));
       this.stderr = (this.stderr + d).slice(-STDERR_KEEP);
       const lines = (this.partialLine + d).split('\n');
       this.partialLine = lines.pop() ?? '';
