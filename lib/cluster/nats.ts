@@ -112,3 +112,15 @@ class LayoutMismatch extends CountdError {
 export function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * The keys of a KV bucket, read from its stream's subjects: one request with
+ * a timeout. (A KV keys() runs a consumer, which can go silent with a
+ * nats-server and leave the caller waiting: docs/cluster.md, "Losing a
+ * nats-server".) A deleted key is listed until its marker expires: get() says.
+ */
+export async function bucketKeys(jsm: JetStreamManager, bucket: string): Promise<string[]> {
+  const prefix = `$KV.${bucket}.`;
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
+  return Object.keys(info.state.subjects ?? {}).filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length));
+}

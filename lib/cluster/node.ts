@@ -2,7 +2,7 @@
 // (docs/cluster.md): the writer process publishes each group commit
 // (publisher.ts); the store process holds leases (ownership.ts), applies the
 // partitions it owns (applier.ts) and routes reads of the others to their
-// owners (remote-store.ts).
+// owners (routed-store.ts).
 
 import { randomBytes } from 'node:crypto';
 import type { FieldSizes } from '../protocol/fields.js';
@@ -10,11 +10,11 @@ import type { Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { Applier } from './applier.js';
 import { WRITER_ID_SIZE, writerName } from './message.js';
-import { connectCluster } from './nats.js';
+import { bucketKeys, connectCluster } from './nats.js';
 import { Ownership } from './ownership.js';
-import { leaseKey, partitionOf } from './partition.js';
+import { leaseKey, NODES_BUCKET, partitionOf } from './partition.js';
 import { Publisher } from './publisher.js';
-import { RemoteStore } from './remote-store.js';
+import { Router, type RoutedStore } from './routed-store.js';
 import { startSnapshotting } from './snapshot-timer.js';
 import { Snapshots } from './snapshots.js';
 
@@ -40,7 +40,7 @@ export async function startClusterWriter(s: ClusterSettings, logger: Logger): Pr
 export interface ClusterStore {
   readonly id: string;
   /** The store answering for `keyspace` when another node owns it; undefined: this node's store. */
-  route(keyspace: Buffer): RemoteStore | undefined;
+  route(keyspace: Buffer): RoutedStore | undefined;
   close(): Promise<void>;
 }
 
@@ -69,7 +69,10 @@ export async function startClusterStore(
         o.logger.error('cannot reach a working JetStream for a while; restarting this process', { error: err instanceof Error ? err.message : String(err) });
         o.onFatal(err);
       },
-    }, o.logger, () => ({ partitions: Object.fromEntries([...applier.states()].map(([p, st]) => [p, st])) }));
+    }, o.logger, {
+      report: () => ({ partitions: Object.fromEntries([...applier.states()].map(([p, st]) => [p, st])) }),
+      nodeKeys: () => bucketKeys(conn.jsm, NODES_BUCKET),
+    });
   const snapshotting = startSnapshotting(s.snapshotMs ?? 60_000, snapshots, () =>
     applier.ready().map(({ p, epoch, dataSeq }) => ({
       p,
@@ -81,23 +84,17 @@ export async function startClusterStore(
       },
     })),
   );
-  const remotes = new Map<string, RemoteStore>();
+  const router = new Router({ self: id, ownerOf: (p) => ownership.ownerOf(p), local: o.store, sizes: o.sizes });
   await ownership.start();
   o.logger.info('cluster node joined', { node: id, read: o.readAddress, servers: s.servers.join(',') });
   return {
     id,
-    route(keyspace) {
-      const owner = ownership.ownerOf(partitionOf(keyspace));
-      if (owner === undefined || owner.id === id) return undefined;
-      let remote = remotes.get(owner.read);
-      if (!remote) remotes.set(owner.read, (remote = new RemoteStore(owner.read, o.sizes)));
-      return remote;
-    },
+    route: (keyspace) => router.route(partitionOf(keyspace)),
     async close() {
       await snapshotting.stop();
       await ownership.close();
       await applier.close();
-      await Promise.all([...remotes.values()].map((r) => r.close().catch(() => {})));
+      await router.close();
       await conn.close();
     },
   };

@@ -65,9 +65,12 @@ export class Ownership {
 
   /** More to put with each heartbeat (the node's partition states, for `countd status`). */
   readonly #report: (() => object) | undefined;
+  /** The keys of the nodes bucket (nats.ts bucketKeys). */
+  readonly #nodeKeys: () => Promise<string[]>;
 
-  constructor(nodes: KV, leases: KV, self: NodeInfo, events: OwnershipEvents, logger: Logger, report?: () => object) {
-    this.#report = report;
+  constructor(nodes: KV, leases: KV, self: NodeInfo, events: OwnershipEvents, logger: Logger, o: { report?: () => object; nodeKeys: () => Promise<string[]> }) {
+    this.#report = o.report;
+    this.#nodeKeys = o.nodeKeys;
     this.#nodes = nodes;
     this.#leasesKv = leases;
     this.self = self;
@@ -79,6 +82,9 @@ export class Ownership {
     await this.#tick();
     this.#timer = setInterval(() => {
       this.#beat();
+      // A round that hangs (a JetStream request that neither answers nor times out) is stuck too:
+      // this node's view of owners would stay as it was, and its reads go to dead nodes.
+      if (this.#ticking !== undefined && Date.now() - this.#lastRound > STUCK_MS && !this.#closed) this.#events.stuck(new Error(`no ownership round has completed for ${Date.now() - this.#lastRound} ms`));
       this.#ticking ??= this.#tick().finally(() => (this.#ticking = undefined));
     }, HEARTBEAT_MS);
   }
@@ -132,7 +138,7 @@ export class Ownership {
 
   async #refreshLive(): Promise<void> {
     const seen = new Set<string>();
-    for await (const key of await this.#nodes.keys()) {
+    for (const key of await this.#nodeKeys()) {
       const e = await this.#nodes.get(key);
       if (!e || e.operation !== 'PUT') continue;
       const info = e.json<NodeInfo>();

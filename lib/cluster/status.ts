@@ -11,7 +11,7 @@ import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { CountdError, ErrorCodes } from '../errors.js';
 import type { PartitionState } from './applier.js';
-import { describe } from './nats.js';
+import { bucketKeys, describe } from './nats.js';
 import { LEASES_BUCKET, NODES_BUCKET, PARTITIONS, partitionOfSubject, SNAPSHOTS_BUCKET, STREAM, SUBJECT_PREFIX, leaseKey, subjectOf } from './partition.js';
 import { snapshotName } from './snapshots.js';
 
@@ -70,7 +70,7 @@ export async function clusterStatus(servers: string[], timeoutMs = 10_000): Prom
     const leasesKv = await kvm.open(LEASES_BUCKET);
     const objects = await new Objm(nc).open(SNAPSHOTS_BUCKET);
     const nodes: Heartbeat[] = [];
-    for await (const key of await nodesKv.keys()) {
+    for (const key of await bucketKeys(jsm, NODES_BUCKET)) {
       const e = await nodesKv.get(key);
       if (e?.operation === 'PUT') nodes.push(e.json<Heartbeat>());
     }
