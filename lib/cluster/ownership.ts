@@ -113,13 +113,18 @@ export class Ownership {
     if (this.#closed) return;
     this.#ticks++;
     this.#beat();
+    let step = 'listing the live nodes';
     try {
       await this.#refreshLive();
+      step = 'reading the leases';
       await this.#refreshLeases();
-      for (let p = 0; p < PARTITIONS; p++) await this.#decide(p);
+      for (let p = 0; p < PARTITIONS; p++) {
+        step = `deciding partition ${p}`;
+        await this.#decide(p);
+      }
       this.#lastRound = Date.now();
     } catch (err) {
-      this.#logger.warn('cluster ownership round failed; retrying', { error: describe(err) });
+      this.#logger.warn('cluster ownership round failed; retrying', { step, error: describe(err) });
       // Seen with nats-server 2.9 after losing a server: this connection's JetStream requests
       // keep timing out while a new process's work. Past the limit, start afresh.
       if (Date.now() - this.#lastRound > STUCK_MS) this.#events.stuck(err);
