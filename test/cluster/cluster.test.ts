@@ -83,7 +83,7 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
     root = await fsp.mkdtemp(path.join(os.tmpdir(), 'countd-cluster-'));
     nats = await NatsCluster.start(root);
     for (let i = 0; i < 3; i++) nodes.push(new DaemonRunner(path.join(root, `countd-${i}`), nodeArgs()));
-    for (const n of nodes) await n.start(60_000);
+    await Promise.all(nodes.map((n) => n.start(60_000)));
   });
 
   after(async () => {
@@ -320,10 +320,10 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
   });
 
   it('everything stopped and started again: the state is intact on every node', async () => {
-    for (const n of nodes) if (n.running) await n.stop();
+    await Promise.all(nodes.filter((n) => n.running).map((n) => n.stop()));
     for (let i = 0; i < 3; i++) await nats!.stop(i);
-    for (let i = 0; i < 3; i++) await nats!.start(i);
-    for (const n of nodes) await n.start(60_000);
+    await Promise.all([0, 1, 2].map((i) => nats!.start(i)));
+    await Promise.all(nodes.map((n) => n.start(60_000)));
     for (const n of nodes) await expectExact(n.readPort!, 'every key exact after the restart', 60_000);
     const { figures } = await checkThrough(nodes[0]!.readPort!, ledger);
     assert.ok(figures.framesAcked > 1500, `enough acknowledged frames to mean something: ${JSON.stringify(figures)}`);
