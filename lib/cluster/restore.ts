@@ -1,11 +1,15 @@
 // A partition restored from its snapshot (docs/cluster.md, "Snapshots and
 // purge"), as ONE atomic Store#apply: every keyspace of the partition this
 // database holds is deleted (what an earlier ownership left is stale), the
-// snapshot's keyspaces are created with their operator and their keys set to
-// the snapshot's counts, and the partition's position and its writers'
+// snapshot's keyspaces are created with their operator and tie rule (not a
+// window: the cluster applies no windows yet, as applier.ts) and their keys set to the snapshot's counts, in the snapshot's rank
+// order, each key of a `--ties first` keyspace with its own apply order so
+// that equal counts rank as they did, and the partition's position and its writers'
 // watermarks become the snapshot's. A crash before the batch leaves the old
 // state and position (the next owner restores again); after it, the new.
 
+import { CountdError, ErrorCodes } from '../errors.js';
+import { decodeSettingsValue } from '../store/encoding.js';
 import { clusterPositionMarkName, clusterWriterMarkName, encodeClusterPosition, encodeU64Mark } from '../store/marks.js';
 import { IncrementBatch, type Mark, type Store } from '../store/store.js';
 import { partitionOf } from './partition.js';
@@ -15,12 +19,14 @@ import type { Snapshot } from './snapshot-format.js';
 export async function restoreBatch(store: Store, snap: Snapshot, epoch: number, staleWriters: string[] = []): Promise<{ batch: IncrementBatch; marks: Mark[] }> {
   const p = snap.partition;
   const batch = new IncrementBatch(store.operators());
+  batch.orderEachPair = true;
   for (const ks of await store.keyspaces()) if (partitionOf(ks.name) === p) batch.deleteKeyspace(ks.name);
   for (const ks of store.declaredKeyspaces()) if (partitionOf(ks.name) === p) batch.deleteKeyspace(ks.name);
   for (const ks of snap.keyspaces) {
-    // Byte 0 of the settings value is the operator (docs/storage-format.md, settings-value).
-    const operator = ks.settings?.[0] ?? 0;
-    if (operator !== 0) batch.createKeyspace(ks.name, operator);
+    // The settings value (docs/storage-format.md, settings-value): operator and ties, as applier.ts creates keyspaces.
+    const settings = ks.settings === undefined ? undefined : decodeSettingsValue(ks.settings);
+    if (ks.settings !== undefined && settings === null) throw new CountdError(ErrorCodes.CORRUPTION, `snapshot of partition ${p} at ${snap.position}: keyspace ${ks.name.toString('utf8')} has a settings value this countd does not know (${ks.settings.toString('hex')})`);
+    if (settings) batch.createKeyspace(ks.name, settings.operator, settings.ties ?? 0);
     else batch.deleteKeyspace(ks.name);
     for (let i = 0; i < ks.keys.length; i++) batch.set(ks.name, ks.keys[i]!, ks.counts[i]!);
   }

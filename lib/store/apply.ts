@@ -113,8 +113,7 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
   const chained = state.db.batch();
   let submitted = false;
   try {
-    const order = state.order + 1;
-    const { finals, saturation, ordered } = writeCounts(state, chained, batch.keyBytes, groups, lookup, order);
+    const { finals, saturation, ordered, order } = writeCounts(state, chained, batch.keyBytes, groups, lookup, state.order + 1, batch.orderEachPair);
     if (ordered) chained.put(ORDER_KEY, encodeOrder(order));
     // From here on this apply needs `prev` committed: fences and blocks read
     // from disk must hold its writes.
@@ -335,13 +334,16 @@ function writeCounts(
   groups: ApplyGroup[],
   lookup: Lookup,
   order: number,
-): { finals: Array<bigint | undefined>; saturation: Saturation | undefined; ordered: boolean } {
+  each: boolean,
+): { finals: Array<bigint | undefined>; saturation: Saturation | undefined; ordered: boolean; order: number } {
   const { cachedOld, readSlot, readKeys, current } = lookup;
   const finals: Array<bigint | undefined> = new Array(cachedOld.length);
   let saturated = 0;
   let firstSaturated: { keyspace: Buffer; key: Buffer } | undefined;
   let cursor = 0;
   let ordered = false;
+  /** The last apply order handed out: `order` for every pair, or (`each`: a restore) one more per pair. */
+  let handed = each ? order - 1 : order;
   for (const group of groups) {
     const countPrefix = idPrefix(TAG_COUNT, group.info.id);
     const indexPrefix = idPrefix(TAG_INDEX, group.info.id);
@@ -373,7 +375,8 @@ function writeCounts(
       if (old === next) continue;
       const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
       // `--ties first`: the key reached this count at this apply (its order), whichever way it moved.
-      const nextValue = group.tiesFirst ? encodeCountOrder(next, order) : encodeCount(next);
+      if (group.tiesFirst && each) handed++;
+      const nextValue = group.tiesFirst ? encodeCountOrder(next, handed) : encodeCount(next);
       ordered ||= group.tiesFirst;
       chained.put(countKey, nextValue);
       if (old === undefined) {
@@ -389,7 +392,7 @@ function writeCounts(
     }
   }
   const saturation = firstSaturated === undefined ? undefined : { keys: saturated, ...firstSaturated };
-  return { finals, saturation, ordered };
+  return { finals, saturation, ordered, order: handed };
 }
 
 /**

@@ -68,6 +68,13 @@ export class IncrementBatch {
    * The worker's summing thread takes it from each commit-log record.
    */
   writtenAt = 0;
+  /**
+   * Give each pair of a `--ties first` keyspace its own apply order, one more
+   * per pair in the order added, instead of one for the whole apply: a
+   * cluster restore (lib/cluster/restore.ts) sets a snapshot's keys in rank
+   * order, so its ties keep who reached the count first.
+   */
+  orderEachPair = false;
 
   /**
    * `declared`: the operators of the store's declared keyspaces (Store#operators()), so that add() combines as the apply will;

@@ -151,6 +151,49 @@ describe('partition snapshots (format, export, restore)', () => {
     }
   });
 
+  it('a restore keeps a keyspace\'s tie rule and operator, and the ties of a --ties first keyspace rank as in the source', async () => {
+    const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'countd-snapshot-ties-'));
+    const sizes = { keyspaceSize: 16, keySize: 16 };
+    const source = await Store.open({ location: path.join(root, 'a'), sizes });
+    const target = await Store.open({ location: path.join(root, 'b'), sizes });
+    try {
+      const ks = Buffer.from('race');
+      const p = partitionOf(ks);
+      const create = new IncrementBatch(source.operators());
+      create.createKeyspace(ks, 2, 1); // max, ties first
+      await source.apply(create);
+      // z, then m, then a reach 5 (key order would rank them a, m, z); b stays at 9, c at 1.
+      for (const [key, n] of [['b', 9n], ['z', 5n], ['m', 5n], ['c', 1n], ['a', 5n], ['z', 3n]] as Array<[string, bigint]>) {
+        const one = new IncrementBatch(source.operators());
+        one.add(ks, Buffer.from(key), n);
+        await source.apply(one);
+      }
+      const ranked = async (s: Store) => (await s.page(ks, 0, 10)).map((e) => `${e.key.toString()}=${e.count}`);
+      assert.deepEqual(await ranked(source), ['b=9', 'z=5', 'm=5', 'a=5', 'c=1']);
+      const items: ExportItem[] = [];
+      for await (const it of source.exportKeyspaces((n) => partitionOf(n) === p, 'cluster/')) items.push(it);
+      async function* rest() {
+        yield* items.slice(1);
+      }
+      const parts: Buffer[] = [];
+      for await (const x of encodeSnapshot({ partition: p, position: 10, epoch: 1, takenAt: 1 }, [], rest())) parts.push(x);
+      const { batch, marks } = await restoreBatch(target, decodeSnapshot(Buffer.concat(parts)), 2);
+      await target.apply(batch, marks);
+      assert.deepEqual(await ranked(target), ['b=9', 'z=5', 'm=5', 'a=5', 'c=1']);
+      assert.deepEqual((await target.keyspaceSettings()).filter((x) => x.name.equals(ks)).map((x) => [x.settings[0], x.settings[1]]), [[2, 1]]);
+      // Applies after the restore come later: a key reaching 5 now ranks after the restored ones; max still combines.
+      const after = new IncrementBatch(target.operators());
+      after.add(ks, Buffer.from('0'), 5n);
+      after.add(ks, Buffer.from('c'), 2n);
+      await target.apply(after);
+      assert.deepEqual(await ranked(target), ['b=9', 'z=5', 'm=5', 'a=5', '0=5', 'c=2']);
+    } finally {
+      await source.close();
+      await target.close();
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('purges on nats-server 2.10 and later unless told otherwise; 2.9 only when forced', () => {
     assert.equal(purgeAllowed('auto', '2.9.10'), false);
     assert.equal(purgeAllowed('auto', '2.10.0'), true);
