@@ -194,6 +194,20 @@ describe('partition snapshots (format, export, restore)', () => {
     }
   });
 
+  it('a restore refuses a settings value it cannot decode (an unknown operator) with COUNTD_CORRUPTION, building nothing', async () => {
+    const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'countd-snapshot-bad-'));
+    const target = await Store.open({ location: path.join(root, 'b'), sizes: { keyspaceSize: 16, keySize: 16 } });
+    try {
+      const settings = Buffer.alloc(16);
+      settings[0] = 9;
+      const snap: Snapshot = { partition: 3, position: 5, epoch: 1, takenAt: 1, writers: [], keyspaces: [{ name: Buffer.from('ks'), settings, keys: [], counts: [] }] };
+      await assert.rejects(restoreBatch(target, snap, 2), (err: unknown) => isCountdError(err, 'COUNTD_CORRUPTION') && /keyspace ks has a settings value .*09000000/.test((err as Error).message));
+    } finally {
+      await target.close();
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('purges on nats-server 2.10 and later unless told otherwise; 2.9 only when forced', () => {
     assert.equal(purgeAllowed('auto', '2.9.10'), false);
     assert.equal(purgeAllowed('auto', '2.10.0'), true);
