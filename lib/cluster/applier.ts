@@ -21,6 +21,7 @@ import {
   encodeClusterPosition,
   encodeU64Mark,
 } from '../store/marks.js';
+import { createWindow } from '../protocol/window-settings.js';
 import { IncrementBatch, type Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { decodeMessage, type PartitionMessage } from './message.js';
@@ -341,13 +342,15 @@ export class Applier {
 
   /** ONE atomic apply: the counts of `items`, each partition's position and each writer's watermark. */
   async #applyMessages(items: Array<Extract<Item, { m: JsMsg }>>): Promise<void> {
-    const batch = new IncrementBatch(this.#store.operators());
+    const batch = new IncrementBatch(this.#store.operators(), this.#store.windows());
     const positions = new Map<number, number>();
     const watermarks = new Map<string, { p: number; writer: string; seq: number }>();
     const now = Date.now();
     for (const { p, m, msg } of items) {
       positions.set(p, m.seq);
       if (msg === undefined) continue;
+      // A windowed keyspace's period is that of the time JetStream stored the message: the same on every replay.
+      batch.writtenAt = Math.floor(m.info.timestampNanos / 1e6);
       if (msg.type === RECORD_OPS) addOps(batch, msg.entries);
       else forEachEntry(msg.entries, (inc, ks, key) => batch.add(ks, key, inc));
       watermarks.set(`${p}/${msg.writer}`, { p, writer: msg.writer, seq: msg.seq });
@@ -398,7 +401,7 @@ function addOps(batch: IncrementBatch, payload: Buffer): void {
     else if (op === OP_SET) batch.set(ks, key, value);
     else if (op === OP_DELETE_KEY) batch.deleteKey(ks, key);
     else if (op === OP_DELETE_KEYSPACE) batch.deleteKeyspace(ks);
-    // A create's key bytes, if any, are settings bytes 1 … 15 (docs/commit-log-format.md): byte 1 the tie rule, as the worker reads it.
-    else if (op === OP_CREATE_KEYSPACE) batch.createKeyspace(ks, Number(value), keyLen > 0 ? key[0]! : 0);
+    // A create's key bytes, if any, are settings bytes 1 … 15 (docs/commit-log-format.md): the tie rule and the window, as the worker reads them.
+    else if (op === OP_CREATE_KEYSPACE) batch.createKeyspace(ks, Number(value), keyLen > 0 ? key[0]! : 0, createWindow(key, 0, keyLen) ?? undefined);
   });
 }

@@ -4,6 +4,8 @@
 // subject `countd.p.<p>` of the stream STREAM. The number is fixed for the
 // life of a cluster: changing it would move keyspaces between partitions.
 
+import { parsePeriodId } from '../store/windows.js';
+
 export const PARTITIONS = 16;
 export const STREAM = 'COUNTD';
 /**
@@ -33,6 +35,12 @@ export function partitionOf(keyspace: Uint8Array): number {
     h = Math.imul(h, FNV_PRIME) >>> 0;
   }
   return h % PARTITIONS;
+}
+
+/** The partition of a name in the store: a windowed keyspace's period (lib/store/windows.ts) is in its keyspace's. */
+export function partitionOfStored(name: Uint8Array): number {
+  const period = parsePeriodId(Buffer.from(name).toString('latin1'));
+  return partitionOf(period === undefined ? name : Buffer.from(period.keyspace, 'latin1'));
 }
 
 export function subjectOf(partition: number): string {

@@ -22,7 +22,7 @@ import { clusterPositionMarkName, decodeClusterPosition, decodeU64Mark } from '.
 import type { Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { describe } from './nats.js';
-import { HDR_FLOOR, partitionOf, STREAM, subjectOf } from './partition.js';
+import { HDR_FLOOR, partitionOfStored, STREAM, subjectOf } from './partition.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot-format.js';
 
 /** The object holding partition p's latest snapshot. */
@@ -108,7 +108,7 @@ export class Snapshots {
 
   async #snapshot(p: number): Promise<number | undefined> {
     const started = performance.now();
-    const items = this.#store.exportKeyspaces((name) => partitionOf(name) === p, 'cluster/');
+    const items = this.#store.exportKeyspaces((name) => partitionOfStored(name) === p, 'cluster/');
     const first = await items.next();
     const marks = first.done === true || first.value.type !== 'marks' ? [] : first.value.marks;
     const { seq: position, epoch } = decodeClusterPosition(marks.find((m) => m.name === clusterPositionMarkName(p))?.value);

@@ -32,6 +32,8 @@ import { rng, seedFromEnv } from '../harness/rng.js';
 
 const SIZES = { keyspaceSize: 16, keySize: 16 };
 const KEYSPACES = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel'];
+/** A windowed keyspace (written by the first test, restored by the fresh node). */
+const WINDOWED = 'w-max';
 /** The documented failover bound (docs/cluster.md): a dead node's keyspaces are readable elsewhere within it. */
 const FAILOVER_MS = 15_000;
 
@@ -148,6 +150,16 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
       // A keyspace deleted through b, then written again: it starts from nothing, a sum again.
       await Promise.all([viaB.deleteKeyspace('best'), viaB.increment('best', 'k', 4), viaB.increment('best', 'k', 4)]);
       await everywhere('deleted, then 4 + 4', 'best', 'k', 8n);
+      // A windowed max keyspace (fixed 300-day periods: no period ends while the suite runs, but for one day in 300):
+      // the current period is read through every node, earlier ones it keeps are empty, one it does not keep is refused.
+      // The create is acknowledged (stored) before b's increment is sent: it comes first in the stream.
+      await Promise.all([viaA.createKeyspace(WINDOWED, { op: 'max', window: '300d', keep: 2 }), viaA.increment(WINDOWED, 'k', 6)]);
+      await Promise.all([viaB.increment(WINDOWED, 'k', 11), viaA.increment(WINDOWED, 'k', 2)]);
+      await everywhere('the max of the current period', WINDOWED, 'k', 11n);
+      for (const r of read) {
+        assert.equal(await r.get(WINDOWED, 'k', { ago: 1 }), undefined);
+        await assert.rejects(r.get(WINDOWED, 'k', { ago: 2 }), /no period --ago 2/);
+      }
     } finally {
       await Promise.all([viaA.close(), viaB.close(), ...read.map((r) => r.close())]);
     }
@@ -316,6 +328,14 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
     nodes.push(d);
     await d.start(60_000);
     await expectExact(d.readPort!, 'every key exact through the fresh node', 60_000, true);
+    // The windowed keyspace's period came with its partition's snapshot: its keyspace's window, its max.
+    const viaD = new Client({ host: '127.0.0.1', readPort: d.readPort!, ...SIZES });
+    try {
+      assert.equal(await viaD.get(WINDOWED, 'k'), 11n);
+      await assert.rejects(viaD.get(WINDOWED, 'k', { ago: 2 }), /no period --ago 2/);
+    } finally {
+      await viaD.close();
+    }
     assert.ok((await metric(d, 'countd_cluster_restores_total')) >= WRITTEN.length, `every written partition restored from its snapshot: ${d.stderr.split('\n').filter((l) => /restored|applying/.test(l)).join('\n')}`);
   });
 
