@@ -9,7 +9,6 @@
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '../../lib/client/client.js';
@@ -23,18 +22,10 @@ import { type ReaderHandle, startReader } from '../../lib/roles/reader.js';
 import { Operator } from '../../lib/store/combine.js';
 import { IncrementBatch, Store } from '../../lib/store/store.js';
 import { periodStart } from '../../lib/store/windows.js';
+import { freePort } from '../harness/idem-loop.js';
 
 const sizes: FieldSizes = { keyspaceSize: 16, keySize: 16 };
 const DAY = 86_400_000;
-
-/** A loopback port nothing listens on (a killed node's read port). */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('cluster: reads routed to the owner, through a failover', function () {
   this.timeout(30_000);
@@ -65,7 +56,8 @@ describe('cluster: reads routed to the owner, through a failover', function () {
     await write(localStore, [['scores', 'ann', 100n]]);
     ownerReader = await startReader({ store: ownerStore, sizes, port: 0 });
     owner = { id: 'owner', read: `127.0.0.1:${ownerReader.port}` };
-    dead = { id: 'dead', read: `127.0.0.1:${await deadPort()}` };
+    // A port bound then released: nothing listens there, as at a killed node's read port.
+    dead = { id: 'dead', read: `127.0.0.1:${await freePort()}` };
   });
 
   beforeEach(async () => {
