@@ -118,6 +118,12 @@ export class Applier {
     return [...this.#owned].filter(([, o]) => o.ready && o.caughtUp).map(([p, o]) => ({ p, epoch: o.epoch, dataSeq: this.#dataSeq.get(p) }));
   }
 
+  /** Whether partition p is owned here, restored (if it had to be) and delivered once up to the stream's end: its reads are answered here. */
+  serving(p: number): boolean {
+    const o = this.#owned.get(p);
+    return o !== undefined && o.ready && o.caughtUp;
+  }
+
   /** Position, pending messages and lag of every owned partition. */
   states(): Map<number, PartitionState> {
     const now = Date.now();

@@ -84,7 +84,7 @@ export async function startClusterStore(
       },
     })),
   );
-  const router = new Router({ self: id, ownerOf: (p) => ownership.ownerOf(p), local: o.store, sizes: o.sizes });
+  const router = new Router({ self: id, ownerOf: (p) => ownership.ownerOf(p), local: o.store, serving: (p) => applier.serving(p), sizes: o.sizes });
   await ownership.start();
   o.logger.info('cluster node joined', { node: id, read: o.readAddress, servers: s.servers.join(',') });
   return {

@@ -10,6 +10,10 @@
 // owner now and then (a dropped connection to a live node), for at most
 // FAILOVER_WAIT_MS, the documented failover bound. Past it the error stands
 // (the reader closes the client's connection: the client sees no answer).
+// Likewise a read of a partition this node has just taken waits, as long,
+// until the partition is restored and replayed up to the stream's end, so a
+// read after a failover does not answer from a database that does not hold
+// the partition yet.
 
 import { CountdError, ErrorCodes } from '../errors.js';
 import type { FieldSizes } from '../protocol/fields.js';
@@ -34,6 +38,8 @@ export interface RouterOptions {
   ownerOf(p: number): NodeInfo | undefined;
   /** This node's own store. */
   local: KeyspaceReads;
+  /** Whether this node, owning partition p, answers its reads now (Applier#serving). */
+  serving(p: number): boolean;
   sizes: FieldSizes;
   /** Tests shorten the wait. */
   waitMs?: number;
@@ -49,10 +55,10 @@ export class Router {
     this.#o = o;
   }
 
-  /** The store answering reads of partition p when another node owns it now; undefined: this node's own. */
+  /** The store answering reads of partition p when another node owns it now, or this node has not caught it up yet; undefined: this node's own. */
   route(p: number): RoutedStore | undefined {
     const owner = this.#o.ownerOf(p);
-    if (owner === undefined || owner.id === this.#o.self) return undefined;
+    if (owner === undefined || (owner.id === this.#o.self && this.#o.serving(p))) return undefined;
     let routed = this.#routed.get(p);
     if (!routed) this.#routed.set(p, (routed = new RoutedStore(this, p)));
     return routed;
@@ -63,7 +69,12 @@ export class Router {
     const deadline = Date.now() + (this.#o.waitMs ?? FAILOVER_WAIT_MS);
     for (;;) {
       const owner = this.#o.ownerOf(p);
-      if (owner === undefined || owner.id === this.#o.self) return read(this.#o.local);
+      if (owner === undefined) return read(this.#o.local);
+      if (owner.id === this.#o.self) {
+        if (this.#o.serving(p) || this.#closed || Date.now() >= deadline) return read(this.#o.local);
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        continue;
+      }
       try {
         return await read(this.#remote(owner.read));
       } catch (err) {

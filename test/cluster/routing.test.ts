@@ -4,8 +4,9 @@
 // The owner table is the test's (what Ownership#ownerOf answers), so a dead
 // owner and the move of its lease are set exactly: an owner whose read port
 // refuses is waited through until the partition's owner changes, never failed
-// at once; the wait ends at its bound; the period of a windowed keyspace's
-// read goes along.
+// at once; a partition this node has just taken is read once it is caught
+// up; the wait ends at its bound; the period of a windowed keyspace's read
+// goes along.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -38,6 +39,8 @@ describe('cluster: reads routed to the owner, through a failover', function () {
   const self: NodeInfo = { id: 'self', read: 'unused' };
   /** The owner table: partition -> node. */
   let table: NodeInfo | undefined;
+  /** Whether this node serves the partitions it owns (restored and caught up: Applier#serving). */
+  let serving = true;
   let router: Router;
   let routing: ReaderHandle;
   let client: Client;
@@ -62,7 +65,8 @@ describe('cluster: reads routed to the owner, through a failover', function () {
 
   beforeEach(async () => {
     table = owner;
-    router = new Router({ self: self.id, ownerOf: () => table, local: localStore, sizes, waitMs: 3000 });
+    serving = true;
+    router = new Router({ self: self.id, ownerOf: () => table, local: localStore, serving: () => serving, sizes, waitMs: 3000 });
     routing = await startReader({ store: localStore, sizes, port: 0, route: (ks) => router.route(partitionOf(ks)) });
     client = new Client({ host: '127.0.0.1', readPort: routing.port, ...sizes });
   });
@@ -106,6 +110,22 @@ describe('cluster: reads routed to the owner, through a failover', function () {
     const timer = setTimeout(() => (table = self), 300);
     try {
       assert.equal(await client.get('scores', 'ann'), 100n);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+
+  it('a partition this node has just taken is read here only once it is restored and caught up: the read waits for that', async () => {
+    table = self;
+    serving = false;
+    let caughtUp = false;
+    const timer = setTimeout(() => {
+      caughtUp = true;
+      serving = true;
+    }, 300);
+    try {
+      assert.equal(await client.get('scores', 'ann'), 100n);
+      assert.ok(caughtUp, 'answered once the partition was caught up');
     } finally {
       clearTimeout(timer);
     }
