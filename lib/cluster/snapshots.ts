@@ -38,6 +38,9 @@ export interface SnapshotInfo {
   bytes: number;
 }
 
+/** How long reading a snapshot may take before it is tried again (plus a second per MB). */
+const LOAD_TIMEOUT_MS = 10_000;
+
 export class Snapshots {
   readonly #os: ObjectStore;
   readonly #jsm: JetStreamManager;
@@ -73,9 +76,23 @@ export class Snapshots {
     return { position, bytes: info.size };
   }
 
-  /** Partition p's latest snapshot, decoded; COUNTD_CORRUPTION if it is damaged or not p's. */
-  async load(p: number): Promise<Snapshot> {
-    const blob = await this.#os.getBlob(snapshotName(p));
+  /**
+   * Partition p's latest snapshot (of about `bytes`), decoded; COUNTD_CORRUPTION if it is damaged or not p's.
+   * The Object Store reads it through a consumer, which can go silent (seen on 2.9.10 after a node's loss: the
+   * partition then waited forever): past LOAD_TIMEOUT_MS plus a second per MB, COUNTD_CLUSTER, and the caller
+   * tries again (applier.ts creates the partition's consumer again).
+   */
+  async load(p: number, bytes = 0): Promise<Snapshot> {
+    const limit = LOAD_TIMEOUT_MS + Math.ceil(bytes / 1000);
+    let timer: NodeJS.Timeout | undefined;
+    const reading = this.#os.getBlob(snapshotName(p));
+    reading.catch(() => {}); // abandoned on a timeout
+    const blob = await Promise.race([
+      reading,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new CountdError(ErrorCodes.CLUSTER, `reading snapshot ${snapshotName(p)} took more than ${limit} ms`)), limit);
+      }),
+    ]).finally(() => clearTimeout(timer));
     if (blob === null) throw new CountdError(ErrorCodes.CLUSTER, `snapshot ${snapshotName(p)} vanished while being read`);
     const snap = decodeSnapshot(Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength));
     if (snap.partition !== p) throw new CountdError(ErrorCodes.CORRUPTION, `snapshot ${snapshotName(p)} holds partition ${snap.partition}`);
