@@ -219,7 +219,7 @@ export class Applier {
       return;
     }
     const started = Date.now();
-    const snap = await this.#snapshots!.load(p, latest!.bytes);
+    const snap = await this.#snapshots!.load(p);
     // A read answered by a server that is behind could hand an older snapshot than `latest`: the stream may be purged past it.
     if (snap.position < latest!.position) throw new CountdError(ErrorCodes.CLUSTER, `snapshot of partition ${p} read at position ${snap.position}, older than its latest ${latest!.position}`);
     if (owned.stopped || this.#closed) return;

@@ -22,7 +22,7 @@ import { clusterPositionMarkName, decodeClusterPosition, decodeU64Mark } from '.
 import type { Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { describe } from './nats.js';
-import { HDR_FLOOR, partitionOfStored, STREAM, subjectOf } from './partition.js';
+import { HDR_FLOOR, partitionOfStored, SNAPSHOTS_BUCKET, STREAM, subjectOf } from './partition.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot-format.js';
 
 /** The object holding partition p's latest snapshot. */
@@ -38,8 +38,6 @@ export interface SnapshotInfo {
   bytes: number;
 }
 
-/** How long reading a snapshot may take before it is tried again (plus a second per MB). */
-const LOAD_TIMEOUT_MS = 10_000;
 
 export class Snapshots {
   readonly #os: ObjectStore;
@@ -77,26 +75,38 @@ export class Snapshots {
   }
 
   /**
-   * Partition p's latest snapshot (of about `bytes`), decoded; COUNTD_CORRUPTION if it is damaged or not p's.
-   * The Object Store reads it through a consumer, which can go silent (seen on 2.9.10 after a node's loss: the
-   * partition then waited forever): past LOAD_TIMEOUT_MS plus a second per MB, COUNTD_CLUSTER, and the caller
-   * tries again (applier.ts creates the partition's consumer again).
+   * Partition p's latest snapshot, decoded; COUNTD_CORRUPTION if it is damaged or not p's.
+   * Its chunks are read one request each from the stream's leader (STREAM.MSG.GET, next message of the
+   * object's chunk subject), not through the Object Store's get(): that one reads through a push consumer,
+   * which went silent on nats-server 2.9.10 (a node taking every partition waited for ever). A request
+   * times out; an object replaced meanwhile (its chunks purged) is COUNTD_CLUSTER, and the caller tries again.
    */
-  async load(p: number, bytes = 0): Promise<Snapshot> {
-    const limit = LOAD_TIMEOUT_MS + Math.ceil(bytes / 1000);
-    let timer: NodeJS.Timeout | undefined;
-    const reading = this.#os.getBlob(snapshotName(p));
-    reading.catch(() => {}); // abandoned on a timeout
-    const blob = await Promise.race([
-      reading,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new CountdError(ErrorCodes.CLUSTER, `reading snapshot ${snapshotName(p)} took more than ${limit} ms`)), limit);
-      }),
-    ]).finally(() => clearTimeout(timer));
+  async load(p: number): Promise<Snapshot> {
+    const blob = await this.#read(snapshotName(p));
     if (blob === null) throw new CountdError(ErrorCodes.CLUSTER, `snapshot ${snapshotName(p)} vanished while being read`);
     const snap = decodeSnapshot(Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength));
     if (snap.partition !== p) throw new CountdError(ErrorCodes.CORRUPTION, `snapshot ${snapshotName(p)} holds partition ${snap.partition}`);
     return snap;
+  }
+
+  /** The bytes of object `name`, chunk after chunk; null when there is none. */
+  async #read(name: string): Promise<Uint8Array | null> {
+    const info = await this.#os.info(name);
+    if (!info || info.deleted) return null;
+    const subject = `$O.${SNAPSHOTS_BUCKET}.C.${info.nuid}`;
+    const parts: Uint8Array[] = [];
+    let bytes = 0;
+    let seq = 0;
+    while (bytes < info.size) {
+      // next_by_subj: the first message of the subject at or after seq (the server's STREAM.MSG.GET since 2.9).
+      const m = await this.#jsm.streams.getMessage(`OBJ_${SNAPSHOTS_BUCKET}`, { seq: seq + 1, next_by_subj: subject } as unknown as { seq: number });
+      if (m === null || m.seq <= seq) throw new CountdError(ErrorCodes.CLUSTER, `snapshot ${name} was replaced while being read (${bytes} of ${info.size} bytes read)`);
+      parts.push(m.data);
+      bytes += m.data.length;
+      seq = m.seq;
+    }
+    if (bytes !== info.size) throw new CountdError(ErrorCodes.CLUSTER, `snapshot ${name}: ${bytes} bytes read, its info says ${info.size}`);
+    return Buffer.concat(parts);
   }
 
   /**
