@@ -35,6 +35,18 @@ async function encode(items: ExportItem[], writers = [{ writer: 'w1', seq: 5 }])
   return Buffer.concat(parts);
 }
 
+/** The snapshot of partition p of `source` (its keyspaces `select` picks), through the encoder and the decoder. */
+async function snapshotOf(source: Store, p: number, select: (name: Buffer) => boolean): Promise<Snapshot> {
+  const items: ExportItem[] = [];
+  for await (const it of source.exportKeyspaces(select, 'cluster/')) items.push(it);
+  async function* rest() {
+    yield* items.slice(1);
+  }
+  const parts: Buffer[] = [];
+  for await (const x of encodeSnapshot({ partition: p, position: 10, epoch: 1, takenAt: 1 }, [], rest())) parts.push(x);
+  return decodeSnapshot(Buffer.concat(parts));
+}
+
 function expectCorrupt(bytes: Buffer, pattern: RegExp): void {
   assert.throws(() => decodeSnapshot(bytes), (err: unknown) => isCountdError(err, 'COUNTD_CORRUPTION') && pattern.test((err as Error).message) && /dropped/.test((err as Error).message));
 }
@@ -171,14 +183,7 @@ describe('partition snapshots (format, export, restore)', () => {
       }
       const ranked = async (s: Store) => (await s.page(ks, 0, 10)).map((e) => `${e.key.toString()}=${e.count}`);
       assert.deepEqual(await ranked(source), ['b=9', 'z=5', 'm=5', 'a=5', 'c=1']);
-      const items: ExportItem[] = [];
-      for await (const it of source.exportKeyspaces((n) => partitionOf(n) === p, 'cluster/')) items.push(it);
-      async function* rest() {
-        yield* items.slice(1);
-      }
-      const parts: Buffer[] = [];
-      for await (const x of encodeSnapshot({ partition: p, position: 10, epoch: 1, takenAt: 1 }, [], rest())) parts.push(x);
-      const { batch, marks } = await restoreBatch(target, decodeSnapshot(Buffer.concat(parts)), 2);
+      const { batch, marks } = await restoreBatch(target, await snapshotOf(source, p, (n) => partitionOf(n) === p), 2);
       await target.apply(batch, marks);
       assert.deepEqual(await ranked(target), ['b=9', 'z=5', 'm=5', 'a=5', 'c=1']);
       assert.deepEqual((await target.keyspaceSettings()).filter((x) => x.name.equals(ks)).map((x) => [x.settings[0], x.settings[1]]), [[2, 1]]);
@@ -212,16 +217,10 @@ describe('partition snapshots (format, export, restore)', () => {
         b.add(ks, Buffer.from(key), n);
       }
       await source.apply(b);
-      const items: ExportItem[] = [];
-      for await (const it of source.exportKeyspaces((n) => partitionOfStored(n) === p, 'cluster/')) items.push(it);
+      const snap = await snapshotOf(source, p, (n) => partitionOfStored(n) === p);
       // The periods' stored names hash elsewhere: picked by their keyspace's partition.
-      assert.equal(items.filter((i) => i.type === 'keyspace').length, 4);
-      async function* rest() {
-        yield* items.slice(1);
-      }
-      const parts: Buffer[] = [];
-      for await (const x of encodeSnapshot({ partition: p, position: 3, epoch: 1, takenAt: 1 }, [], rest())) parts.push(x);
-      const { batch, marks } = await restoreBatch(target, decodeSnapshot(Buffer.concat(parts)), 2);
+      assert.equal(snap.keyspaces.length, 4);
+      const { batch, marks } = await restoreBatch(target, snap, 2);
       await target.apply(batch, marks);
       for (const ago of [0, 1, 2]) assert.deepEqual(await target.page(ks, 0, 10, { ago, now }), await source.page(ks, 0, 10, { ago, now }), `--ago ${ago}`);
       assert.deepEqual((await target.page(ks, 0, 10, { ago: 1, now })).map((e) => e.count), [30n]);
