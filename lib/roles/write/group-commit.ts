@@ -26,6 +26,7 @@ import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, RECORD_BATCH, RECORD_OPS, entrySiz
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
+import { readI64LE, writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import type { CommitTrace } from './trace.js';
 
@@ -224,7 +225,7 @@ export class GroupCommit {
    */
   add(member: BatchMember, frame: Buffer, offset: number, ksLen: number, keyLen: number): boolean {
     const b = this.current;
-    if (b.ops) return this.addOp(member, OP_INCREMENT, frame.readBigInt64LE(offset), frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
+    if (b.ops) return this.addOp(member, OP_INCREMENT, readI64LE(frame, offset), frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
     const end = b.bytes + entrySize(ksLen, keyLen);
     if (end > b.buf.length || this.flow?.stopped === true) {
       this.waitForRoom(member);
@@ -248,7 +249,7 @@ export class GroupCommit {
     if (op === OP_INCREMENT && !b.ops) {
       const end = b.bytes + entrySize(ksLen, keyLen);
       if (end > b.buf.length) return this.noRoom(member);
-      b.buf.writeBigInt64LE(value, b.bytes);
+      writeI64LE(b.buf, b.bytes, value);
       b.buf.writeUInt16LE(ksLen, b.bytes + 8);
       b.buf.writeUInt16LE(keyLen, b.bytes + 10);
       src.copy(b.buf, b.bytes + 12, ksOff, ksOff + ksLen);
