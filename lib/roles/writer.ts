@@ -103,6 +103,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     logSize: options.logSize ?? DEFAULT_LOG_SIZE,
     ...(options.fileOps !== undefined ? { ops: options.fileOps } : {}),
     logger,
+    ...(tuning.flowPollMs !== undefined ? { pollMs: tuning.flowPollMs } : {}),
     changed: (r) => record.publish(r),
   });
   const log = await CommitLogWriter.open({
