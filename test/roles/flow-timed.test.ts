@@ -102,7 +102,7 @@ describe('flow control: bounds in time on a draining pool', function () {
     assert.ok(rate > offered / 3, `drain rate ${Math.round(rate)} bytes/s, logs handed over at ${Math.round(offered)} bytes/s`);
   });
 
-  it('counts a log being handed over once, before and after its chmod', async () => {
+  it('counts a log being handed over once, before and after its chmod: a writer that keeps up is not delayed', async () => {
     // A writer's hand-overs held at two points: log 0 chmodded dirty (its
     // fsync not done), log 1 before its chmod. The scan sees log 0 dirty.
     let release!: () => void;
@@ -125,7 +125,8 @@ describe('flow control: bounds in time on a draining pool', function () {
       const fd = await realFileOps.open(file, fs.constants.O_RDWR);
       handOvers.start({ index, path: file, fd, dirty: true, seal: null, sealAt: 0, reason: 'full', frames: 1, size: LOG });
     }
-    flow = new FlowControl({ dir, bounds: BYTES, seconds: 0, logSize: LOG, logger: silentLogger, pollMs: 20 });
+    // Soft at three logs: two logs (one applied, one handed over) are below it.
+    flow = new FlowControl({ dir, bounds: { soft: 3 * LOG, hard: 4 * LOG }, seconds: 0, logSize: LOG, logger: silentLogger, pollMs: 20 });
     flow.attach((seen) => handOvers.handingOver(seen), () => {});
     try {
       await waitUntil('log 0 dirty on disk', async () => ((await fsp.stat(path.join(dir, logName(0)))).mode & 0o777) === MODE_DIRTY, 5_000, 10);
@@ -133,6 +134,8 @@ describe('flow control: bounds in time on a draining pool', function () {
       await waitUntil('a scan that saw log 0', () => flow!.report().backlogBytes > 0, 5_000, 10);
       await new Promise((resolve) => setTimeout(resolve, 100));
       assert.equal(flow.backlog, 2 * LOG, 'log 0 once (dirty on disk, still being handed over), log 1 once (being handed over)');
+      assert.equal(flow.state, 'normal');
+      assert.equal(flow.delayMs(64 * 1024), 0, 'no acknowledgement held');
     } finally {
       release();
       await handOvers.settle();
