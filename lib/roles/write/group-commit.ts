@@ -184,6 +184,10 @@ export class GroupCommit {
   private lastToken = 0n;
   /** Token of the batch whose WINs deliver() sends. */
   private ackToken = 0n;
+  /** Seconds the in-flight append took (-1: no append), and what deliver() records for the batch it answers: after its WINs, off their path. */
+  private commitSeconds = -1;
+  private ackSeconds = -1;
+  private ackFrames = 0;
   private readonly appendedBound = (token: bigint | void): void => {
     if (typeof token === 'bigint') this.lastToken = token;
     this.done();
@@ -346,7 +350,7 @@ export class GroupCommit {
     const b = this.inflight!;
     if (!this.held) {
       if (b.entries > 0) {
-        metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
+        this.commitSeconds = (performance.now() - this.startedAt) / 1000;
         if (this.trace !== null) {
           this.trace.since('commit', this.startedAt);
           this.durableAt = performance.now();
@@ -365,7 +369,8 @@ export class GroupCommit {
     if (this.acking !== null) this.deliver();
     if (b.prompt && b.entries > 0) this.log.handOverSoon?.();
     this.ackToken = this.lastToken;
-    metrics.groupCommitFrames.observe(b.frames);
+    this.ackFrames = b.frames;
+    this.ackSeconds = b.entries > 0 ? this.commitSeconds : -1;
     // Take the batch's members and counts out before the batch is reused.
     const members = b.members;
     b.members = this.spareMembers;
@@ -414,6 +419,8 @@ export class GroupCommit {
     members.length = 0;
     this.spareMembers = members;
     if (acked > 0) metrics.framesAcked.inc(acked);
+    metrics.groupCommitFrames.observe(this.ackFrames);
+    if (this.ackSeconds >= 0) metrics.fsyncSeconds.observe(this.ackSeconds);
     if (this.trace !== null && this.durableAt > 0) {
       this.trace.since('reply', this.durableAt);
       this.durableAt = 0;
