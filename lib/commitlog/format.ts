@@ -202,13 +202,16 @@ export function writeEntryFromFrame(
   let p = offset + ENTRY_FIXED_SIZE;
   const ks = frameOffset + 8;
   const key = ks + sizes.keyspaceSize;
-  // Names are short as a rule; up to 64 bytes a plain loop beats the native call of Buffer.copy.
-  if (ksLen <= 64) for (let i = 0; i < ksLen; i++) target[p + i] = frame[ks + i]!;
-  else frame.copy(target, p, ks, ks + ksLen);
+  copyName(frame, ks, ksLen, target, p);
   p += ksLen;
-  if (keyLen <= 64) for (let i = 0; i < keyLen; i++) target[p + i] = frame[key + i]!;
-  else frame.copy(target, p, key, key + keyLen);
+  copyName(frame, key, keyLen, target, p);
   return p + keyLen;
+}
+
+/** Copy the `len` bytes of a name at src[from] to target[at]: names are short as a rule, and up to 64 bytes a plain loop beats the native call of Buffer.copy. */
+export function copyName(src: Buffer, from: number, len: number, target: Buffer, at: number): void {
+  if (len <= 64) for (let i = 0; i < len; i++) target[at + i] = src[from + i]!;
+  else src.copy(target, at, from, from + len);
 }
 
 /** Encode one entry at target[offset]; returns the offset after it. Names must be non-empty and at most 65535 bytes. */
@@ -336,9 +339,9 @@ export function writeOpEntry(target: Buffer, offset: number, op: number, value: 
   writeI64LE(target, offset + 1, value);
   writePairLengths(target, offset + 9, ksLen, keyLen);
   let p = offset + OP_ENTRY_FIXED_SIZE;
-  src.copy(target, p, ksOff, ksOff + ksLen);
+  copyName(src, ksOff, ksLen, target, p);
   p += ksLen;
-  if (keyLen > 0) src.copy(target, p, keyOff, keyOff + keyLen);
+  copyName(src, keyOff, keyLen, target, p);
   return p + keyLen;
 }
 

@@ -22,7 +22,7 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry, writeProducerTrailer } from '../../commitlog/format.js';
+import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry, writeProducerTrailer } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
@@ -256,8 +256,8 @@ export class GroupCommit {
       writeI64LE(b.buf, b.bytes, value);
       b.buf.writeUInt16LE(ksLen, b.bytes + 8);
       b.buf.writeUInt16LE(keyLen, b.bytes + 10);
-      src.copy(b.buf, b.bytes + 12, ksOff, ksOff + ksLen);
-      src.copy(b.buf, b.bytes + 12 + ksLen, keyOff, keyOff + keyLen);
+      copyName(src, ksOff, ksLen, b.buf, b.bytes + 12);
+      copyName(src, keyOff, keyLen, b.buf, b.bytes + 12 + ksLen);
       b.push(member, end);
       this.count(member, b);
       return true;
