@@ -17,13 +17,15 @@
 //           name goes, its id is recorded dead) until the background clear
 //           of its records (lib/store/collect.ts) has finished, with the same
 //           applies back to back in /applies modes (their latency printed);
-//   after   reads alone for PHASE_MS / 2 once the clear is done, then three
+//   after   reads alone for PHASE_MS once the clear is done, then three
 //           full scans of `edge-<round>`, whose ranges end just before the
 //           victim's: a scan that reaches its end walks every tombstone of
 //           the victim's range that no compaction has dropped yet.
 // Prints read p50 / p99 / max of each phase, the delete's duration, the
-// ratio of the p99s (deleting over alone, and over idle with the same
-// applies) with met/MISSED against 5x, the event loop's delay, the process's
+// ratio of the p99s with met/MISSED against 5x: deleting over alone before,
+// over alone after, over their geometric mean (the verdict: on a shared
+// machine the load drifts, and a baseline on both sides of the delete
+// cancels a steady drift), and over idle with the same applies, the event loop's delay, the process's
 // CPU, the load average around each phase and the victim's files left after
 // the clear, then a summary of every mode's ratios. Modes (COUNTD_BENCH_MODES,
 // comma-separated; default "paced/reads,paced,paced-nocompact/reads,native"):
@@ -151,6 +153,7 @@ function parseMode(text: string): Mode {
 
 interface RoundResult {
   mode: string;
+  /** Read p99 while deleting over the geometric mean of the reads-alone p99s before and after. */
   vsAlone: number;
   vsIdle: number | undefined;
   clearS: number;
@@ -223,7 +226,7 @@ async function round(store: Store, client: Client, rand: () => number, mode: Mod
   const busyWhere = busyProbe();
   const busy = figures(during);
   console.log(`load average after the delete: ${load()}`);
-  const after = figures(await reads(client, rand, deadline(PHASE_MS / 2)));
+  const after = figures(await reads(client, rand, deadline(PHASE_MS)));
   const scans = [await scanEdge(store, edge), await scanEdge(store, edge), await scanEdge(store, edge)].sort((a, b) => a - b);
 
   console.log(`delete of ${KEYS.toLocaleString('en')} keys: its apply ${took.applied.toFixed(1)} ms, background clear done after ${(took.cleared / 1000).toFixed(2)} s; victim's files left: ${(await onDisk(state.db, id) / 2 ** 20).toFixed(2)} MiB`);
@@ -231,9 +234,10 @@ async function round(store: Store, client: Client, rand: () => number, mode: Mod
   if (idle !== undefined) console.log(`reads idle (applies):  ${show(idle)}`);
   console.log(`reads while deleting:  ${show(busy)}${mode.withApplies ? ' (applies beside)' : ' (reads only)'}`);
   console.log(`reads alone (after):   ${show(after)}`);
-  const vsAlone = busy.p99 / alone.p99;
+  const vsAlone = busy.p99 / Math.sqrt(alone.p99 * after.p99);
   const vsIdle = idle === undefined ? undefined : busy.p99 / idle.p99;
-  console.log(`read p99 while deleting / reads alone before: ${verdict(vsAlone)}`);
+  console.log(`read p99 while deleting / reads alone before: ${(busy.p99 / alone.p99).toFixed(2)}x; after: ${(busy.p99 / after.p99).toFixed(2)}x`);
+  console.log(`read p99 while deleting / reads alone (geometric mean of before and after): ${verdict(vsAlone)}`);
   if (vsIdle !== undefined) console.log(`read p99 while deleting / idle with the same applies: ${verdict(vsIdle)}`);
   if (idleApplies !== undefined) console.log(`applies idle:           ${show(idleApplies)}`);
   if (mode.withApplies) console.log(`applies while deleting: ${show(figures(duringApplies))}`);
@@ -250,7 +254,7 @@ const deadline = (ms: number): (() => boolean) => {
 };
 
 function summary(results: RoundResult[]): void {
-  console.log('--- summary (read p99 while deleting over idle; target under 5x)');
+  console.log('--- summary (read p99 while deleting over idle: reads alone before and after, geometric mean; target under 5x)');
   const range = (xs: number[]): string => (xs.length === 0 ? '-' : `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`);
   for (const name of [...new Set(results.map((r) => r.mode))]) {
     const mine = results.filter((r) => r.mode === name);
