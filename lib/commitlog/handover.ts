@@ -38,7 +38,7 @@ export interface RetiringLog {
   /** The SEAL to write at `sealAt` first, or null (none, or already written by a cut). */
   seal: Buffer | null;
   sealAt: number;
-  reason: 'full' | 'time' | 'close' | 'error';
+  reason: 'full' | 'time' | 'idle' | 'close' | 'error';
   frames: number;
   /** The file's size (what it adds to the backlog once dirty). */
   size: number;
