@@ -278,7 +278,6 @@ export class Client {
   async #write2Op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null, options: WriteOptions, result = false): Promise<WriteAck> {
     const r = this.#resolved ?? (await this.#resolve());
     const visible = checkWriteOptions(options);
-    const flags = result ? 'result' : visible;
     this.#checkOpen();
     let ack: WriteAck;
     const producer = this.#options.producer;
@@ -286,10 +285,10 @@ export class Client {
       this.#producer ??= newSession(producer, { host: r.host, port: r.writePort }, r.sizes);
       const id = this.#producer.id;
       const sequence = options.sequence === undefined ? undefined : toUint64(options.sequence, 'sequence');
-      ack = await this.#producer.send((epoch, seq) => encodeOpFrame(op, value, keyspace, key, r.sizes, { producer: id, epoch, sequence: seq }, flags), sequence);
+      ack = await this.#producer.send((epoch, seq) => encodeOpFrame(op, value, keyspace, key, r.sizes, { producer: { producer: id, epoch, sequence: seq }, prompt: visible, result }), sequence);
     } else {
       if (options.sequence !== undefined) throw invalidArgument('sequence needs a producer (the producer client option)');
-      const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, undefined, flags); // validates first
+      const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, { prompt: visible, result }); // validates first
       ack = await (await this.#v2Connection(r)).send2(frame);
     }
     if (visible) await this.awaitToken(ack.token, options.timeoutMs ?? DEFAULT_VISIBLE_TIMEOUT_MS);
@@ -338,7 +337,7 @@ export class Client {
   /** Send an op frame on an extended write connection (opened with a hello if needed). */
   async #op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null, window?: WindowSettings): Promise<void> {
     const r = this.#resolved ?? (await this.#resolve());
-    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, window); // validates first
+    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, { window }); // validates first
     this.#checkOpen();
     let hello: Promise<void> | undefined;
     if (this.#write === undefined || !this.#write.usable || !this.#write.extended) {

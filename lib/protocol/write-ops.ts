@@ -242,11 +242,21 @@ export function encodeHello(sizes: FieldSizes, version = WRITE_OPS_VERSION): Buf
   return buf;
 }
 
+/** What an op frame may carry besides its op, value and names. */
+export interface OpFrameOptions {
+  /** A createKeyspace's window (settings bytes 2 … 15); no other op takes one. */
+  window?: WindowSettings;
+  /** Idempotent-producer fields (version 2: docs/write-protocol-extensions.md). */
+  producer?: ProducerFields;
+  /** Ask for a prompt hand-over of the log once this frame is durable (FLAG_PROMPT). */
+  prompt?: boolean;
+  /** Ask for the key's count and rank once applied (FLAG_RESULT, with FLAG_PROMPT; increment and set only). */
+  result?: boolean;
+}
+
 /**
  * Encode one op frame; validates its arguments (key null only for the
- * keyspace ops). `extra`: a window (createKeyspace only) or a producer's
- * fields; `producer` and `prompt` need a version-2 connection (`prompt`
- * 'result': FLAG_RESULT too, for an increment or set).
+ * keyspace ops). `producer`, `prompt` and `result` need a version-2 connection.
  */
 export function encodeOpFrame(
   op: WriteOpName,
@@ -254,11 +264,9 @@ export function encodeOpFrame(
   keyspace: string | Uint8Array,
   key: string | Uint8Array | null,
   sizes: FieldSizes,
-  extra?: WindowSettings | ProducerFields,
-  prompt: boolean | 'result' = false,
+  options: OpFrameOptions = {},
 ): Buffer {
-  const producer = extra !== undefined && 'producer' in extra ? extra : undefined;
-  const window = extra !== undefined && !('producer' in extra) ? extra : undefined;
+  const { window, producer, prompt = false, result = false } = options;
   const code = WriteOp[op];
   if (code === undefined) throw invalidArgument(`unknown write op ${String(op)}`);
   const v = toInt64(value, 'value');
@@ -295,8 +303,8 @@ export function encodeOpFrame(
     writeField(buf, OP_HEADER_SIZE + sizes.keyspaceSize, sizes.keySize, nameBytes(key, 'key', sizes.keySize));
   }
   if (producer !== undefined) writeProducerFields(buf, checkProducerFields(producer));
-  if (prompt === 'result' && code !== WriteOp.increment && code !== WriteOp.set) throw invalidArgument(`${op} cannot ask for the key's count and rank`);
-  if (prompt !== false) buf[1] = prompt === 'result' ? FLAG_PROMPT | FLAG_RESULT : FLAG_PROMPT;
+  if (result && code !== WriteOp.increment && code !== WriteOp.set) throw invalidArgument(`${op} cannot ask for the key's count and rank`);
+  if (prompt || result) buf[1] = result ? FLAG_PROMPT | FLAG_RESULT : FLAG_PROMPT;
   return buf;
 }
 

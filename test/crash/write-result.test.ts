@@ -78,9 +78,9 @@ describe('count and rank in the reply of a write (real daemon)', function () {
       raw.send(encodeHello(sizes, 2));
       await raw.until(() => raw.replies.length >= 3, 'the hello reply');
       // A set asking for the result, then a plain increment whose reply waits behind it.
-      raw.send(Buffer.concat([encodeOpFrame('set', 9, 'ks', 'x', sizes, undefined, 'result'), encodeOpFrame('increment', 1, 'ks', 'y', sizes)]));
+      raw.send(Buffer.concat([encodeOpFrame('set', 9, 'ks', 'x', sizes, { result: true }), encodeOpFrame('increment', 1, 'ks', 'y', sizes)]));
       await raw.until(() => raw.replies.length >= 3 + REPLY2_RESULT_SIZE + REPLY2_SIZE, 'two replies');
-      raw.send(encodeOpFrame('increment', 2, 'ks', 'x', sizes, undefined, 'result'));
+      raw.send(encodeOpFrame('increment', 2, 'ks', 'x', sizes, { result: true }));
       const want = 3 + REPLY2_RESULT_SIZE + REPLY2_SIZE + REPLY2_RESULT_SIZE;
       await raw.until(() => raw.replies.length >= want, 'three replies');
       const bytes = Buffer.from(raw.replies, 'latin1');
@@ -117,7 +117,7 @@ describe('count and rank in the reply of a write (real daemon)', function () {
       const pids = await d.pids();
       await d.kill('store');
       // The writer makes it durable at once; its count and rank wait for the new store process.
-      raw.send(encodeOpFrame('increment', 5, 'ks', 'k', sizes, undefined, 'result'));
+      raw.send(encodeOpFrame('increment', 5, 'ks', 'k', sizes, { result: true }));
       await d.waitForChild('store', pids.store);
       await raw.until(() => raw.replies.length >= 3 + REPLY2_RESULT_SIZE, 'the reply with a result', 30_000);
       const r = decodeReplyResult(Buffer.from(raw.replies, 'latin1'), 3);

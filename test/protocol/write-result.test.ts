@@ -28,7 +28,7 @@ describe('write protocol: count and rank in the reply (FLAG_RESULT)', () => {
     const doc = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/write-protocol-extensions.md'), 'utf8');
     const section = doc.slice(doc.indexOf('### Count and rank in the reply'));
     const [frame, reply] = docBlocksBytes(section);
-    assert.deepEqual(frame, encodeOpFrame('increment', 5, 'scores', 'alice', sizes, undefined, 'result'));
+    assert.deepEqual(frame, encodeOpFrame('increment', 5, 'scores', 'alice', sizes, { result: true }));
     const built = Buffer.alloc(REPLY2_RESULT_SIZE, 0xff);
     writeReplyResult(built, 0, Reply2.win, 0x1a2513bc00000009n, 0n, { state: ResultState.found, count: 35n, rank: 2n });
     assert.deepEqual(reply, built);
@@ -47,7 +47,7 @@ describe('write protocol: count and rank in the reply (FLAG_RESULT)', () => {
     assert.equal(validateOpFrame(withFlags('deleteKey', FLAG_RESULT), 0, sizes, lengths, 2), 0);
     assert.equal(validateOpFrame(withFlags('increment', 0x04), 0, sizes, lengths, 2), 0);
     assert.equal(validateOpFrame(withFlags('increment', FLAG_RESULT), 0, sizes, lengths, 1), 0);
-    assert.throws(() => encodeOpFrame('deleteKey', 0, 'ks', 'k', sizes, undefined, 'result'), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    assert.throws(() => encodeOpFrame('deleteKey', 0, 'ks', 'k', sizes, { result: true }), (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
   });
 
   it('decodeReplyResult refuses an unknown result state, status or non-zero padding', () => {
