@@ -48,15 +48,21 @@ function line(name: string, ms: number[]): string {
   return `  ${name.padEnd(8)} p50 ${percentile(s, 50).toFixed(0).padStart(5)} ms, p99 ${p99.toFixed(0).padStart(5)} ms, max ${s[s.length - 1]!.toFixed(0).padStart(5)} ms (${s.length} writes)  ${verdict} (p99 <= ${TARGET_MS} ms)\n`;
 }
 
-/** A plain write's time split by what the pool showed: WIN to hand-over, to the worker's claim, to its release after the apply; WIN to readable. */
+/**
+ * A plain write's time split by what the pool showed: WIN to the log's chmod
+ * 0400, to the writer's unlock (fsync), to the worker's claim, to its release
+ * after the apply; and WIN to readable. A write is paired with the first log
+ * handed over after its WIN (its own, as the modes are 250 ms apart).
+ */
 function phasesReport(pool: PoolPhases, writes: Array<{ ack: number; readable: number }>): string {
-  const phases: Record<string, number[]> = { 'win->handed over': [], 'handed->claimed': [], 'claimed->applied': [], 'win->readable': [] };
+  const phases: Record<string, number[]> = { 'win->chmod 0400': [], 'chmod->unlocked': [], 'unlocked->claimed': [], 'claimed->applied': [], 'win->readable': [] };
   for (const w of writes) {
     const use = pool.after(w.ack);
     phases['win->readable']!.push(w.readable - w.ack);
     if (use === undefined) continue;
-    phases['win->handed over']!.push(use.dirtyAt - w.ack);
-    if (use.claimedAt !== undefined) phases['handed->claimed']!.push(use.claimedAt - use.dirtyAt);
+    phases['win->chmod 0400']!.push(use.dirtyAt - w.ack);
+    if (use.unlockedAt !== undefined) phases['chmod->unlocked']!.push(use.unlockedAt - use.dirtyAt);
+    if (use.unlockedAt !== undefined && use.claimedAt !== undefined) phases['unlocked->claimed']!.push(use.claimedAt - use.unlockedAt);
     if (use.claimedAt !== undefined && use.cleanAt !== undefined) phases['claimed->applied']!.push(use.cleanAt - use.claimedAt);
   }
   const fmt = (ms: number[]): string => {

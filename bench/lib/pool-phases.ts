@@ -1,7 +1,8 @@
 // Where a light-load write's time to readable goes, seen from outside the
 // daemon: an inotify watch (fs.watch) on the commit-log pool timestamps
-// each log's hand-over (mode 0400: dirty), the worker's claim (its lock-<i>
-// link appears) and its release after the apply (mode 0200: clean). The
+// each log's hand-over (mode 0400: dirty), the writer's unlock (its lock-<i>
+// link goes: the hand-over's fsync done), the worker's claim (a lock-<i>
+// link again) and its release after the apply (mode 0200: clean). The
 // benchmark pairs a write with the first log handed over after its WIN.
 
 import fs from 'node:fs';
@@ -10,6 +11,8 @@ import { parsePoolName } from '../../lib/commitlog/filenames.js';
 
 export interface LogPhases {
   dirtyAt: number;
+  /** The writer's lock removed: the hand-over's fsync and unlock done, the log claimable. */
+  unlockedAt?: number;
   claimedAt?: number;
   cleanAt?: number;
 }
@@ -30,7 +33,9 @@ export class PoolPhases {
     const p = parsePoolName(name);
     if (p.kind === 'lock') {
       const use = this.#open.get(p.index);
-      if (use !== undefined && use.claimedAt === undefined && fs.existsSync(path.join(this.dir, name))) use.claimedAt = at;
+      if (use === undefined || use.claimedAt !== undefined) return;
+      if (!fs.existsSync(path.join(this.dir, name))) use.unlockedAt ??= at;
+      else if (use.unlockedAt !== undefined) use.claimedAt = at;
       return;
     }
     if (p.kind !== 'log') return;
