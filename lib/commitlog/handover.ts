@@ -94,6 +94,16 @@ export class HandOvers {
   private closing = false;
   private wake: Array<() => void> = [];
   /**
+   * Settles once the last dirty hand-over started has made its log dirty
+   * (chmod 0400) or given up. The next one's chmod waits for it: a worker
+   * claims a stream's dirty log only when no older dirty log of the stream
+   * is held elsewhere (pool.ts claimDirty), and a log still being handed
+   * over is not dirty yet, so two hand-overs that overlapped could make the
+   * later log claimable first, and apply a set, delete or create out of
+   * order (idle and prompt hand-overs follow each other closely).
+   */
+  private lastDirty: Promise<void> = Promise.resolve();
+  /**
    * Bytes of the logs being handed over dirty (until their hand-over ends):
    * flow control counts them in the backlog before a scan can see their
    * mode (a log whose chmod is done counts twice for a moment: the safe side).
@@ -110,7 +120,11 @@ export class HandOvers {
   start(log: RetiringLog): void {
     const bytes = log.dirty ? log.size : 0;
     this.dirtyBytes += bytes;
-    const run = this.run(log).finally(() => {
+    let marked = (): void => {};
+    const before = this.lastDirty;
+    if (log.dirty) this.lastDirty = new Promise<void>((resolve) => (marked = resolve));
+    const run = this.run(log, before, marked).finally(() => {
+      marked();
       this.dirtyBytes -= bytes;
       this.running.delete(run);
     });
@@ -124,7 +138,8 @@ export class HandOvers {
     while (this.running.size > 0) await Promise.all([...this.running]);
   }
 
-  private async run(log: RetiringLog): Promise<void> {
+  /** `before`: the previous dirty hand-over is marked dirty; `marked()`: this one is (or gave up). */
+  private async run(log: RetiringLog, before: Promise<void>, marked: () => void): Promise<void> {
     if (log.seal !== null) {
       try {
         await pwriteAll(this.ops, log.fd, [log.seal], log.sealAt);
@@ -141,7 +156,9 @@ export class HandOvers {
         if (!closed) {
           // The chmod is repeated on every attempt so that the fsync after it
           // has the mode to write even if an earlier failed fsync dropped it.
+          if (log.dirty) await before;
           await this.ops.chmod(log.path, log.dirty ? MODE_DIRTY : MODE_CLEAN);
+          if (log.dirty) marked();
           if (log.dirty) await this.ops.fsync(log.fd);
           closed = true;
           await this.ops.close(log.fd).catch(() => {}); // Linux frees the fd even when close fails

@@ -190,6 +190,34 @@ describe('commit log: writer', () => {
     assert.deepEqual(keysInOrder(logs), ['a-0', 'b-0', 'b-1', 'c-0']);
   });
 
+  it('marks logs dirty in their order: a later log waits for an earlier one whose hand-over is slow', async () => {
+    const ops = new FaultFileOps();
+    let open0!: () => void;
+    const gate = new Promise<void>((resolve) => (open0 = resolve));
+    const chmod = ops.chmod.bind(ops);
+    const dirtied: string[] = [];
+    ops.chmod = async (file, mode) => {
+      if (mode === 0o400 && /\/0000000000$/.test(file)) await gate;
+      if (mode === 0o400) dirtied.push(path.basename(file));
+      return chmod(file, mode);
+    };
+    const w = await open({ fileOps: ops, handoverMs: 3_600_000, idleHandoverMs: 5 });
+    await w.append(taggedBatch('a', 1), 1);
+    await waitFor('log 0 retired (its chmod held)', () => w.handingOverBytes > 0);
+    await w.append(taggedBatch('b', 1), 1);
+    const second = path.join(dir, logName(1));
+    // Log 1 retired too, its SEAL durable: the old code made it dirty next, before log 0.
+    for (let sealed = false; !sealed; ) {
+      sealed = fs.existsSync(second) && (await readLogFile(second, sizes)).sealed;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(modeOf(second), 0o200, 'log 1 is not dirty while log 0 is not');
+    open0();
+    await w.close();
+    assert.deepEqual(dirtied, ['0000000000', '0000000001']);
+  });
+
   it('defaults idleHandoverMs to a tenth of handoverMs, and rejects a bad one', async function () {
     this.timeout(30_000);
     // 20 s: handed over by the idle rule (2 s), long before the time rule.
