@@ -203,7 +203,7 @@ describe('commit log: writer', () => {
     };
     const w = await open({ fileOps: ops, handoverMs: 3_600_000, idleHandoverMs: 5 });
     await w.append(taggedBatch('a', 1), 1);
-    await waitFor('log 0 retired (its chmod held)', () => w.handingOverBytes > 0);
+    await waitFor('log 0 retired (its chmod held)', () => w.handingOverBytes() > 0);
     await w.append(taggedBatch('b', 1), 1);
     const second = path.join(dir, logName(1));
     // Log 1 retired too, its SEAL durable: the old code made it dirty next, before log 0.
