@@ -98,6 +98,8 @@ export interface StoreChildSettings {
   countCacheBytes: number;
   blockCacheBytes: number;
   pageCacheBytes: number;
+  /** The key filter (lib/store/key-filter.ts): new keys not read back. */
+  keyFilterBytes: number;
   maxBatchKeys: number;
   /** V8's old-space limit for the process (--max-old-space-size). */
   heapLimit: number;
@@ -123,11 +125,13 @@ export function storeChildSettingsFor(memory: number): StoreChildSettings {
   const countCacheBytes = share(rest, 16, 4 * MiB, 64 * MiB);
   const blockCacheBytes = share(rest, 32, 2 * MiB, 32 * MiB);
   const pageCacheBytes = share(rest, 32, 2 * MiB, 32 * MiB);
+  // 7 MiB at the default --memory: 10,000,000 new keys at ~6% false positives (reads), 1,000,000 at ~0.
+  const keyFilterBytes = share(rest, 32, 2 * MiB, 64 * MiB);
   // Less 1 MiB: the heap limit is rounded up to whole MiB.
-  const batches = rest - 2 * writeBufferSize - cacheSize - countCacheBytes - blockCacheBytes - pageCacheBytes - HEAP_RESERVE_BYTES - MiB;
+  const batches = rest - 2 * writeBufferSize - cacheSize - countCacheBytes - blockCacheBytes - pageCacheBytes - keyFilterBytes - HEAP_RESERVE_BYTES - MiB;
   const maxBatchKeys = Math.min(MAX_BATCH_KEYS, Math.floor(batches / (HEAP_BYTES_PER_KEY + NATIVE_BYTES_PER_KEY)));
   const heapLimit = Math.ceil((countCacheBytes + HEAP_RESERVE_BYTES + maxBatchKeys * HEAP_BYTES_PER_KEY) / MiB) * MiB;
-  return { cacheSize, writeBufferSize, countCacheBytes, blockCacheBytes, pageCacheBytes, maxBatchKeys, heapLimit };
+  return { cacheSize, writeBufferSize, countCacheBytes, blockCacheBytes, pageCacheBytes, keyFilterBytes, maxBatchKeys, heapLimit };
 }
 
 export const DEFAULT_STORE_CHILD_SETTINGS: StoreChildSettings = storeChildSettingsFor(DEFAULT_STORE_MEMORY);
@@ -140,6 +144,7 @@ export function storeChildMemoryBudget(s: StoreChildSettings = DEFAULT_STORE_CHI
     ['LevelDB write buffers (2)', 2 * s.writeBufferSize],
     ['rank-block cache', s.blockCacheBytes],
     ['page cache', s.pageCacheBytes],
+    ['key filter', s.keyFilterBytes],
     [`V8 heap limit (count cache ${formatSize(s.countCacheBytes)}, batches of ${s.maxBatchKeys.toLocaleString('en-US')} keys × ${HEAP_BYTES_PER_KEY} B, reserve)`, s.heapLimit],
     [`batches outside the heap (${s.maxBatchKeys.toLocaleString('en-US')} keys × ${NATIVE_BYTES_PER_KEY} B)`, s.maxBatchKeys * NATIVE_BYTES_PER_KEY],
   ];

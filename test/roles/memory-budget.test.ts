@@ -24,9 +24,9 @@ const MiB = 1024 * 1024;
 
 describe('store child memory budget', () => {
   it('adds up the parts: runtime, LevelDB, caches, the V8 heap limit, batches outside the heap', () => {
-    const s = { cacheSize: 1, writeBufferSize: 10, countCacheBytes: 100, blockCacheBytes: 1000, pageCacheBytes: 10_000, maxBatchKeys: 3, heapLimit: 100_000 };
+    const s = { cacheSize: 1, writeBufferSize: 10, countCacheBytes: 100, blockCacheBytes: 1000, pageCacheBytes: 10_000, keyFilterBytes: 7, maxBatchKeys: 3, heapLimit: 100_000 };
     const budget = storeChildMemoryBudget(s);
-    assert.equal(budget.total, NODE_BASELINE_BYTES + 1 + 20 + 1000 + 10_000 + 100_000 + 3 * NATIVE_BYTES_PER_KEY);
+    assert.equal(budget.total, NODE_BASELINE_BYTES + 1 + 20 + 1000 + 10_000 + 7 + 100_000 + 3 * NATIVE_BYTES_PER_KEY);
     assert.equal(budget.parts.reduce((sum, [, b]) => sum + b, 0), budget.total);
   });
 
