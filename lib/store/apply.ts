@@ -16,6 +16,7 @@ import { translateDbError } from './errors.js';
 import { updateFences } from './fence-update.js';
 import type { IncrementBatch, PendingIncrement, PendingKeyspace } from './increment-batch.js';
 import { InflightApply } from './inflight-apply.js';
+import { RawOps } from './raw-batch.js';
 import { Fences } from './rank-fences.js';
 import { FENCE_CONCURRENCY } from './schema.js';
 import type { BatchOp, Chained, KeyspaceInfo, StoreState } from './state.js';
@@ -351,6 +352,7 @@ function writeCounts(
   let firstSaturated: { keyspace: Buffer; key: Buffer } | undefined;
   let cursor = 0;
   let ordered = false;
+  const raw = new RawOps(chained);
   for (const group of groups) {
     const countPrefix = idPrefix(TAG_COUNT, group.info.id);
     const indexPrefix = idPrefix(TAG_INDEX, group.info.id);
@@ -365,9 +367,9 @@ function writeCounts(
         finals[cursor++] = undefined;
         if (old === undefined) continue;
         const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
-        chained.del(countKey);
+        raw.del(countKey);
         const oldIndex = indexKeyFromCount(indexPrefix, value ?? encodeCount(old), countKey, PREFIX_SIZE);
-        chained.del(oldIndex);
+        raw.del(oldIndex);
         removed.push(oldIndex.subarray(PREFIX_SIZE));
         group.info.size--;
         continue;
@@ -385,17 +387,17 @@ function writeCounts(
       // `--ties first`: the key reached this count at this apply (its order), whichever way it moved.
       const nextValue = group.tiesFirst ? encodeCountOrder(next, order) : encodeCount(next);
       ordered ||= group.tiesFirst;
-      chained.put(countKey, nextValue);
+      raw.put(countKey, nextValue);
       if (old === undefined) {
         group.info.size++;
         filter?.add(group.info.id, keyBytes, p.keyStart, p.keyLength);
       } else {
         const oldIndex = indexKeyFromCount(indexPrefix, value ?? encodeCount(old), countKey, PREFIX_SIZE);
-        chained.del(oldIndex);
+        raw.del(oldIndex);
         removed.push(oldIndex.subarray(PREFIX_SIZE));
       }
       const newIndex = indexKeyFromCount(indexPrefix, nextValue, countKey, PREFIX_SIZE);
-      chained.put(newIndex, EMPTY);
+      raw.put(newIndex, EMPTY);
       inserted.push(newIndex.subarray(PREFIX_SIZE));
     }
   }
