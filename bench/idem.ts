@@ -42,7 +42,7 @@ function frameSource(mode: Mode, connection: number): { size: number; fill(buf: 
   }
   const size = opFrameSize(sizes);
   const producer = mode === 'producer' ? { producer: BigInt(connection + 1), epoch: 1, sequence: 0n } : undefined;
-  const pool = Buffer.concat(Array.from({ length: KEYS }, (_, i) => encodeOpFrame('increment', 1, `ks${connection % 10}`, `key${i}`, sizes, producer)));
+  const pool = Buffer.concat(Array.from({ length: KEYS }, (_, i) => encodeOpFrame('increment', 1, `ks${connection % 10}`, `key${i}`, sizes, producer === undefined ? {} : { producer })));
   return {
     size,
     fill: (buf, n) => {

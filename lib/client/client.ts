@@ -279,10 +279,10 @@ export class Client {
       this.#producer ??= newSession(producer, { host: r.host, port: r.writePort }, r.sizes);
       const id = this.#producer.id;
       const sequence = options.sequence === undefined ? undefined : toUint64(options.sequence, 'sequence');
-      ack = await this.#producer.send((epoch, seq) => encodeOpFrame(op, value, keyspace, key, r.sizes, { producer: id, epoch, sequence: seq }, visible), sequence);
+      ack = await this.#producer.send((epoch, seq) => encodeOpFrame(op, value, keyspace, key, r.sizes, { producer: { producer: id, epoch, sequence: seq }, prompt: visible }), sequence);
     } else {
       if (options.sequence !== undefined) throw invalidArgument('sequence needs a producer (the producer client option)');
-      const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, undefined, visible); // validates first
+      const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, { prompt: visible }); // validates first
       ack = await (await this.#v2Connection(r)).send2(frame);
     }
     if (visible) await this.awaitToken(ack.token, options.timeoutMs ?? DEFAULT_VISIBLE_TIMEOUT_MS);
@@ -331,7 +331,7 @@ export class Client {
   /** Send an op frame on an extended write connection (opened with a hello if needed). */
   async #op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null, window?: WindowSettings): Promise<void> {
     const r = this.#resolved ?? (await this.#resolve());
-    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, window); // validates first
+    const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, { window }); // validates first
     this.#checkOpen();
     let hello: Promise<void> | undefined;
     if (this.#write === undefined || !this.#write.usable || !this.#write.extended) {

@@ -200,17 +200,25 @@ export function encodeHello(sizes: FieldSizes, version = WRITE_OPS_VERSION): Buf
  * keyspace ops). `extra`: a window (createKeyspace only) or a producer's
  * fields; `producer` and `prompt` need a version-2 connection.
  */
+/** What an op frame may carry besides its op, value and names. */
+export interface OpFrameOptions {
+  /** A createKeyspace's window (settings bytes 2 … 15); no other op takes one. */
+  window?: WindowSettings;
+  /** Idempotent-producer fields (version 2: docs/write-protocol-extensions.md). */
+  producer?: ProducerFields;
+  /** Ask for a prompt hand-over of the log once this frame is durable (FLAG_PROMPT). */
+  prompt?: boolean;
+}
+
 export function encodeOpFrame(
   op: WriteOpName,
   value: bigint | number,
   keyspace: string | Uint8Array,
   key: string | Uint8Array | null,
   sizes: FieldSizes,
-  extra?: WindowSettings | ProducerFields,
-  prompt = false,
+  options: OpFrameOptions = {},
 ): Buffer {
-  const producer = extra !== undefined && 'producer' in extra ? extra : undefined;
-  const window = extra !== undefined && !('producer' in extra) ? extra : undefined;
+  const { window, producer, prompt = false } = options;
   const code = WriteOp[op];
   if (code === undefined) throw invalidArgument(`unknown write op ${String(op)}`);
   const v = toInt64(value, 'value');

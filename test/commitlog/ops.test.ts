@@ -122,7 +122,7 @@ describe('create ops with settings bytes (the tie rule)', () => {
     const frame = encodeOpFrame('createKeyspace', 1, 'lb', null, sizes);
     frame[48 + 256 + 15] = 1;
     assert.equal(validateOpFrame(frame, 0, sizes, lengths), 0);
-    const window = encodeOpFrame('createKeyspace', 1, 'lb', Buffer.from([1]), sizes, parseWindow('day', 2));
+    const window = encodeOpFrame('createKeyspace', 1, 'lb', Buffer.from([1]), sizes, { window: parseWindow('day', 2) });
     assert.equal(validateOpFrame(window, 0, sizes, lengths), 5);
     window[48 + 256 + 1] = 9; // unit 9
     assert.equal(validateOpFrame(window, 0, sizes, lengths), 0);

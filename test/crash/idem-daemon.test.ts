@@ -85,7 +85,7 @@ describe('idempotent producers and tokens on the real daemon', function () {
       const raw = await RawClient.connect(ports.write);
       raw.send(encodeHello(sizes, 2));
       await raw.until(() => raw.replies.length >= 3, 'the hello reply');
-      raw.send(encodeOpFrame('increment', 40, 'ks', 'crash', sizes, { producer: 99n, epoch: 4, sequence: 17n }));
+      raw.send(encodeOpFrame('increment', 40, 'ks', 'crash', sizes, { producer: { producer: 99n, epoch: 4, sequence: 17n } }));
       // Durable: in the commit log. Whatever the reply did, the writer dies now and the client never reads it.
       const dataDir = await openDataDir(d.dataDir);
       await waitUntil('the frame durable in the commit log', async () => (await readPool(dataDir)).some((e) => e.key === 'crash'), 10_000, 20);

@@ -88,17 +88,17 @@ describe('window settings and periods', () => {
 
   it('a create carries the window in its key field (op frame) and its key (commit-log entry), trailing NULs cut', () => {
     const sizes = { keyspaceSize: 8, keySize: 16 };
-    const frame = encodeOpFrame('createKeyspace', 2, 'lap', null, sizes, parseWindow('10s', 3));
+    const frame = encodeOpFrame('createKeyspace', 2, 'lap', null, sizes, { window: parseWindow('10s', 3) });
     assert.equal(frame.subarray(OP_HEADER_SIZE + 8).toString('hex'), '000100' + '00000003' + '000000000000000a' + '00');
     const lengths = new Int32Array(2);
     assert.equal(validateOpFrame(frame, 0, sizes, lengths), 5);
     assert.deepEqual([...lengths], [3, 15]);
-    const day = encodeOpFrame('createKeyspace', 1, 'lap', null, sizes, parseWindow('day', 2));
+    const day = encodeOpFrame('createKeyspace', 1, 'lap', null, sizes, { window: parseWindow('day', 2) });
     assert.equal(validateOpFrame(day, 0, sizes, lengths), 5);
     assert.deepEqual([...lengths], [3, 7]);
     assert.deepEqual(createWindow(day, OP_HEADER_SIZE + 8, 7), { unit: 3, keep: 2, seconds: 0 });
     // Ties first with a window: the tie rule (the Buffer given as key) in byte 0, the window after it.
-    const first = encodeOpFrame('createKeyspace', 2, 'lap', Buffer.from([1]), sizes, parseWindow('10s', 3));
+    const first = encodeOpFrame('createKeyspace', 2, 'lap', Buffer.from([1]), sizes, { window: parseWindow('10s', 3) });
     assert.equal(first.subarray(OP_HEADER_SIZE + 8).toString('hex'), '010100' + '00000003' + '000000000000000a' + '00');
     assert.equal(validateOpFrame(first, 0, sizes, lengths), 5);
     assert.deepEqual([...lengths], [3, 15]);
@@ -108,8 +108,8 @@ describe('window settings and periods', () => {
       broken[offset] = byte;
       assert.equal(validateOpFrame(broken, 0, sizes, lengths), 0, `byte ${offset}`);
     }
-    assert.throws(() => encodeOpFrame('createKeyspace', 1, 'lap', null, { keyspaceSize: 8, keySize: 8 }, parseWindow('10s', 1)), /a window needs a key field of at least 15 bytes/);
-    assert.throws(() => encodeOpFrame('set', 1, 'lap', 'k', sizes, parseWindow('day', 1)), /set takes no window/);
+    assert.throws(() => encodeOpFrame('createKeyspace', 1, 'lap', null, { keyspaceSize: 8, keySize: 8 }, { window: parseWindow('10s', 1) }), /a window needs a key field of at least 15 bytes/);
+    assert.throws(() => encodeOpFrame('set', 1, 'lap', 'k', sizes, { window: parseWindow('day', 1) }), /set takes no window/);
     // The commit log's create entry: keyLen 15 holds the same bytes; a malformed window makes the record invalid.
     const tail = settingsTail(parseWindow('10s', 3));
     const payload = Buffer.alloc(64);

@@ -36,7 +36,7 @@ describe('write protocol version 2 (docs/write-protocol-extensions.md)', () => {
     const doc = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/write-protocol-extensions.md'), 'utf8');
     const section = doc.slice(doc.indexOf('### Worked example, version 2'));
     const [frame, win, dup] = docBlocksBytes(section);
-    assert.deepEqual(frame, encodeOpFrame('increment', 1, 'pages', 'home', sizes, { producer: 42n, epoch: 1, sequence: 7n }));
+    assert.deepEqual(frame, encodeOpFrame('increment', 1, 'pages', 'home', sizes, { producer: { producer: 42n, epoch: 1, sequence: 7n } }));
     const token = (1796659200000n << 20n) + 5n;
     assert.deepEqual(win, reply(Reply2.win, token, 7n));
     assert.deepEqual(dup, reply(Reply2.duplicate, token, 7n));
@@ -48,7 +48,7 @@ describe('write protocol version 2 (docs/write-protocol-extensions.md)', () => {
 
   it('validates a version-2 frame: producer fields allowed, reserved bytes and a stray flag refused', () => {
     const lengths = new Int32Array(2);
-    const ok = encodeOpFrame('increment', 1, 'a', 'b', sizes, { producer: 1n, epoch: 2, sequence: 3n }, true);
+    const ok = encodeOpFrame('increment', 1, 'a', 'b', sizes, { producer: { producer: 1n, epoch: 2, sequence: 3n }, prompt: true });
     assert.equal(ok[1], FLAG_PROMPT);
     assert.equal(validateOpFrame(ok, 0, sizes, lengths, 2), 1);
     assert.equal(validateOpFrame(ok, 0, sizes, lengths, 1), 0, 'version 1 refuses producer fields and flags');

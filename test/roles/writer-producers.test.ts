@@ -73,7 +73,7 @@ function waitReplies(c: RawClient, n: number): Promise<void> {
   return c.until(() => c.replies.length >= 3 + n * REPLY2_SIZE, `${n} version-2 replies`);
 }
 
-const inc = (by: number, key: string, producer: bigint, epoch: number, sequence: bigint): Buffer => encodeOpFrame('increment', by, 'p', key, SMALL, { producer, epoch, sequence });
+const inc = (by: number, key: string, producer: bigint, epoch: number, sequence: bigint): Buffer => encodeOpFrame('increment', by, 'p', key, SMALL, { producer: { producer, epoch, sequence } });
 
 /** The producer entries of the pool: [key, increment, sequence]. */
 async function logged(dataDir: DataDir): Promise<Array<[string, bigint]>> {
