@@ -2,8 +2,9 @@
 // one change of the write path on a machine that others share (absolute
 // figures drift there; runs taken A/B/A/B in the same minutes compare).
 // Each --variant is NAME or NAME:VAR=VALUE[,VAR=VALUE...], environment
-// variables for that daemon (e.g. COUNTD_COMMIT_DURABILITY, COUNTD_INLINE_MAX:
-// lib/roles/write/tuning.ts); `redis` adds Redis `appendfsync always`. Every
+// variables for that daemon (e.g. COUNTD_COMMIT_DURABILITY, COUNTD_INLINE_MAX,
+// COUNTD_FLOW_POLL_MS: lib/roles/write/tuning.ts) or, written --flag=VALUE,
+// flags of its `countd start` (e.g. --backlog-ms=0); `redis` adds Redis `appendfsync always`. Every
 // round runs each point once per variant, rotating the order, with the
 // pwrite + fdatasync floor first; prints the median and (min–max) per cell.
 
@@ -42,12 +43,15 @@ async function startVariant(spec: string): Promise<Variant> {
     return { name, port: r.port, stop: () => r.stop(), redis: true, cpu: () => processCpuSeconds(r.pid) };
   }
   const env: NodeJS.ProcessEnv = {};
+  const args: string[] = [];
   for (const kv of (vars ?? '').split(',').filter((x) => x !== '')) {
     const i = kv.indexOf('=');
-    if (i <= 0) throw new Error(`--variant ${spec}: expected NAME:VAR=VALUE[,VAR=VALUE]`);
-    env[kv.slice(0, i)] = kv.slice(i + 1);
+    if (i <= 0) throw new Error(`--variant ${spec}: expected NAME:VAR=VALUE[,VAR=VALUE] (or --flag=VALUE for countd start)`);
+    // --flag=VALUE: a flag of `countd start` (e.g. --backlog-ms=0); else an environment variable.
+    if (kv.startsWith('--')) args.push(kv.slice(0, i), kv.slice(i + 1));
+    else env[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  const d = await startCountd({ env });
+  const d = await startCountd({ env, extraArgs: args });
   return { name, port: d.writePort, stop: () => d.stop(), redis: false, cpu: () => d.cpuSeconds() };
 }
 

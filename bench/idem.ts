@@ -54,8 +54,17 @@ function frameSource(mode: Mode, connection: number): { size: number; fill(buf: 
   };
 }
 
-/** Run `mode` for `seconds` on a fresh set of connections; returns WINs per second. */
-async function throughput(port: number, mode: Mode, connections: number, inFlight: number, seconds: number, round: number): Promise<number> {
+interface ModeRun {
+  /** WINs per second. */
+  rate: number;
+  /** CPU of all the daemon's processes per WIN, µs (NaN when the daemon is not ours). */
+  cpuUs: number;
+  /** Seconds of the window in which flow control held acknowledgements or stopped the writer. */
+  held: number;
+}
+
+/** Run `mode` for `seconds` on a fresh set of connections. */
+async function throughput(port: number, mode: Mode, connections: number, inFlight: number, seconds: number, round: number, daemon: Daemon): Promise<ModeRun> {
   let acked = 0;
   let failed = 0;
   let sending = true;
@@ -105,13 +114,26 @@ async function throughput(port: number, mode: Mode, connections: number, inFligh
   }
   await sleep(1000); // warm-up
   const before = acked;
+  const cpu0 = daemon.cpuSeconds();
+  const flow0 = daemon.flowSeconds();
   const t0 = performance.now();
   await sleep(seconds * 1000);
   const rate = ((acked - before) * 1000) / (performance.now() - t0);
+  const cpuUs = ((daemon.cpuSeconds() - cpu0) * 1e6) / (acked - before);
+  const flow1 = daemon.flowSeconds();
+  const held = flow1.delayed + flow1.stopped - flow0.delayed - flow0.stopped;
   sending = false;
   await Promise.race([Promise.all(done), sleep(5000)]);
   if (failed > 0) throw new Error(`${mode}: ${failed} replies other than WIN`);
-  return rate;
+  return { rate, cpuUs, held };
+}
+
+type Daemon = { writePort: number; readPort: number; stop(): Promise<void>; cpuSeconds(): number; flowSeconds(): { delayed: number; stopped: number } };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -142,22 +164,31 @@ async function main(): Promise<void> {
   const inFlight = Number(values['in-flight']);
   const samples = Number(values.samples);
   // --write-port: load a server already running (throughput only; for profiling it).
-  const countd = values['write-port'] !== undefined ? { writePort: Number(values['write-port']), readPort: 0, stop: async () => {} } : await startCountd({ extraArgs: values['countd-arg'] as string[] });
+  const countd: Daemon =
+    values['write-port'] !== undefined
+      ? { writePort: Number(values['write-port']), readPort: 0, stop: async () => {}, cpuSeconds: () => NaN, flowSeconds: () => ({ delayed: 0, stopped: 0 }) }
+      : await startCountd({ extraArgs: values['countd-arg'] as string[] });
   try {
     process.stdout.write(`bench:idem: ${connections} connections x ${inFlight} in flight, ${seconds} s per mode, ${rounds} rounds (modes alternated)\n`);
-    const rates: Record<Mode, number[]> = { plain: [], v2: [], producer: [] };
+    const runs: Record<Mode, ModeRun[]> = { plain: [], v2: [], producer: [] };
     const modes = (values.modes as string).split(',') as Mode[];
     for (let r = 0; r < rounds; r++) {
       for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
-        const rate = await throughput(countd.writePort, mode, connections, inFlight, seconds, r);
-        rates[mode].push(rate);
-        process.stdout.write(`  round ${r + 1} ${mode.padEnd(8)} ${Math.round(rate).toLocaleString('en-US')} writes/s\n`);
+        const run = await throughput(countd.writePort, mode, connections, inFlight, seconds, r, countd);
+        runs[mode].push(run);
+        process.stdout.write(`  round ${r + 1} ${mode.padEnd(8)} ${Math.round(run.rate).toLocaleString('en-US')} writes/s, daemon CPU ${run.cpuUs.toFixed(1)} µs/write, flow control held ${run.held.toFixed(2)} s of ${seconds} s\n`);
       }
     }
-    const range = (xs: number[]): string => `${Math.round(Math.min(...xs)).toLocaleString('en-US')} … ${Math.round(Math.max(...xs)).toLocaleString('en-US')}`;
-    const ratios = rates.producer.map((p, i) => p / (rates.plain[i] ?? NaN));
-    process.stdout.write(`throughput  plain ${range(rates.plain)}, v2 ${range(rates.v2)}, producer ${range(rates.producer)} writes/s\n`);
-    process.stdout.write(`producer / plain per round: ${ratios.map((x) => `${(x * 100).toFixed(0)}%`).join(', ')} (mean ${((ratios.reduce((a, b) => a + b, 0) / ratios.length) * 100).toFixed(0)}%; target >= 90%)\n`);
+    const range = (xs: number[], digits = 0): string => (xs.length === 0 ? '–' : `${Math.min(...xs).toLocaleString('en-US', { maximumFractionDigits: digits })} … ${Math.max(...xs).toLocaleString('en-US', { maximumFractionDigits: digits })}`);
+    const rate = (m: Mode): number[] => runs[m].map((x) => x.rate);
+    const cpu = (m: Mode): number[] => runs[m].map((x) => x.cpuUs);
+    const ratios = runs.producer.map((p, i) => p.rate / (runs.plain[i]?.rate ?? NaN));
+    const cpuRatios = runs.producer.map((p, i) => (runs.plain[i]?.cpuUs ?? NaN) / p.cpuUs);
+    const pct = (xs: number[]): string => `${xs.map((x) => `${(x * 100).toFixed(0)}%`).join(', ')} (median ${(median(xs) * 100).toFixed(0)}%)`;
+    process.stdout.write(`throughput  plain ${range(rate('plain'))}, v2 ${range(rate('v2'))}, producer ${range(rate('producer'))} writes/s\n`);
+    process.stdout.write(`daemon CPU  plain ${range(cpu('plain'), 1)}, v2 ${range(cpu('v2'), 1)}, producer ${range(cpu('producer'), 1)} µs/write\n`);
+    process.stdout.write(`producer / plain per round, throughput: ${pct(ratios)}; target >= 90%\n`);
+    process.stdout.write(`producer / plain per round, writes per CPU-second of the daemon (steadier than throughput on a shared machine): ${pct(cpuRatios)}\n`);
 
     if (values['write-port'] !== undefined) return;
     const client = new Client({ writePort: countd.writePort, readPort: countd.readPort, producer: { id: 999_999n } });

@@ -29,13 +29,14 @@ async function main(): Promise<void> {
       repeat: { type: 'string', default: '3' },
       points: { type: 'string', default: '1x1,2x1,8x1,50x1,50x16' },
       'no-write': { type: 'boolean', default: false },
+      'no-unbounded': { type: 'boolean', default: false },
       output: { type: 'string', default: BENCHMARKS_MD },
       'countd-arg': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    say(`Usage: npm run bench:sweep -- [--seconds N (5)] [--repeat N (3)] [--points 1x1,2x1,8x1,50x1,50x16] [--no-write] [--output FILE] [--countd-arg ARG]...`);
+    say(`Usage: npm run bench:sweep -- [--seconds N (5)] [--repeat N (3)] [--points 1x1,2x1,8x1,50x1,50x16] [--no-write] [--no-unbounded (no second daemon with --backlog-ms 0 for the pipelined points)] [--output FILE] [--countd-arg ARG]...`);
     return;
   }
   const seconds = Number(values.seconds);
@@ -49,9 +50,10 @@ async function main(): Promise<void> {
   const started = new Date();
   const cpu0 = cpuSnapshot();
   const points = parsePoints(values.points as string);
-  const result = await runSweep({ points, seconds, repeat, redisBinary, countdArgs: values['countd-arg'] as string[], log: say });
+  const result = await runSweep({ points, seconds, repeat, redisBinary, countdArgs: values['countd-arg'] as string[], unbounded: !values['no-unbounded'], log: say });
   const other = otherCpuCores(cpu0, cpuSnapshot());
   facts.push(`Other work on the machine during the run: ${other.toFixed(2)} cores on average (busy CPU from /proc/stat minus this benchmark's processes)`);
+  facts.push(`Load average (1 min) at the end: ${os.loadavg()[0]!.toFixed(2)}`);
   say('');
   say(`floor: ${floorLine(result)}`);
   say(`floor with O_DSYNC: ${dsyncFloorLine(result)}`);
@@ -59,7 +61,7 @@ async function main(): Promise<void> {
   say(textTable(sweepTable(result)));
   say('');
   say(textTable(sweepTargets(result)));
-  say(`other work on the machine: ${other.toFixed(2)} cores on average`);
+  say(`other work on the machine: ${other.toFixed(2)} cores on average; load average (1 min) at the end ${os.loadavg()[0]!.toFixed(2)}`);
   if (!values['no-write']) {
     const body = [
       '## Concurrency sweep: countd vs Redis `appendfsync always` (`npm run bench:sweep`)',

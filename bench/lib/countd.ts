@@ -5,7 +5,7 @@
 // write-frame load.
 
 import { spawn, ChildProcess } from 'node:child_process';
-import { createWriteStream, promises as fsp, readFileSync } from 'node:fs';
+import { createWriteStream, promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,8 @@ export interface CountdDaemon {
   cpuSeconds(): number;
   /** Dirty logs right now. */
   dirtyLogs(): Promise<number>;
+  /** Seconds the writer has spent so far with its acknowledgements delayed, and stopped, by flow control (its flow.<pid>.json). */
+  flowSeconds(): { delayed: number; stopped: number };
   /** Sampled backlog since start (every `sampleMs`). */
   backlog: BacklogSample[];
   stop(): Promise<void>;
@@ -171,6 +173,7 @@ export async function startCountd(options: StartCountdOptions = {}): Promise<Cou
     },
     cpuSeconds: () => processTree(pid).reduce((s, p) => s + processCpuSeconds(p), 0),
     dirtyLogs,
+    flowSeconds: () => flowSeconds(dataDir),
     backlog,
     async stop() {
       clearInterval(timer);
@@ -203,6 +206,28 @@ export async function startCountd(options: StartCountdOptions = {}): Promise<Cou
       untrack(entry);
     },
   };
+}
+
+/** Delayed and stopped seconds of every writer's flow record in `dataDir` (lib/roles/write/flow-record.ts), the current stretch included. */
+export function flowSeconds(dataDir: string, now = Date.now()): { delayed: number; stopped: number } {
+  const out = { delayed: 0, stopped: 0 };
+  let names: string[];
+  try {
+    names = readdirSync(dataDir);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!/^flow\.\d+\.json$/.test(name)) continue;
+    try {
+      const r = JSON.parse(readFileSync(path.join(dataDir, name), 'utf8')) as { state: string; since: number; delayed: { seconds: number }; stopped: { seconds: number } };
+      out.delayed += r.delayed.seconds + (r.state === 'delayed' ? (now - r.since) / 1000 : 0);
+      out.stopped += r.stopped.seconds + (r.state === 'stopped' ? (now - r.since) / 1000 : 0);
+    } catch {
+      // being rewritten (rename) or gone
+    }
+  }
+  return out;
 }
 
 /**

@@ -21,6 +21,8 @@ export interface LatencyLoadOptions {
   warmupSeconds?: number;
   /** CPU seconds used so far by the server's processes: read at both ends of the window for serverCpuUs. */
   serverCpu?: () => number;
+  /** Figures of the server read at both ends of the window (e.g. seconds of flow control): their differences are the result's `window`. */
+  windowProbe?: () => Record<string, number>;
 }
 
 export interface LatencyLoadResult {
@@ -37,6 +39,8 @@ export interface LatencyLoadResult {
   clientCpuCores: number;
   /** Server CPU per reply over the window, µs (NaN without options.serverCpu). */
   serverCpuUs: number;
+  /** windowProbe's figures at the end of the window minus those at its start. */
+  window?: Record<string, number>;
 }
 
 /** Latencies in µs, 1% buckets up to 1 s. */
@@ -112,10 +116,13 @@ export async function runLatencyLoad(protocol: Protocol, options: LatencyLoadOpt
   measuring = true;
   const cpu0 = process.cpuUsage();
   const server0 = options.serverCpu?.() ?? NaN;
+  const probe0 = options.windowProbe?.();
   const t0 = performance.now();
   await sleep(options.seconds * 1000);
   measuring = false;
   const server1 = options.serverCpu?.() ?? NaN;
+  const probe1 = options.windowProbe?.();
+  const window = probe0 && probe1 ? Object.fromEntries(Object.keys(probe1).map((k) => [k, probe1[k]! - (probe0[k] ?? 0)])) : undefined;
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   stopping = true;
@@ -135,6 +142,7 @@ export async function runLatencyLoad(protocol: Protocol, options: LatencyLoadOpt
     p99Us: histogram.quantile(0.99),
     clientCpuCores: (cpu.user + cpu.system) / 1e6 / seconds,
     serverCpuUs: ((server1 - server0) * 1e6) / replies,
+    ...(window ? { window } : {}),
   };
 }
 

@@ -23,11 +23,18 @@ export interface Backlog {
   logs: number;
   /** Each dirty log's bytes, by index (how fast they leave: roles/write/flow-drain.ts). */
   dirty: Map<number, number>;
+  /**
+   * The same by use, `index@mtime`: each use of a log writes it (header,
+   * records, SEAL) and nothing else does (chmod, lock links and unlocks
+   * change its ctime, not its mtime), so a log applied and made dirty
+   * again between two scans is another use.
+   */
+  uses: Map<string, number>;
 }
 
 /** Scan the pool in `dir` for its dirty logs; a missing directory is an empty pool. */
 export async function scanBacklog(dir: string, ops: FileOps = realFileOps): Promise<Backlog> {
-  const backlog: Backlog = { bytes: 0, logs: 0, dirty: new Map() };
+  const backlog: Backlog = { bytes: 0, logs: 0, dirty: new Map(), uses: new Map() };
   let names: string[];
   try {
     names = await ops.readdir(dir);
@@ -44,6 +51,7 @@ export async function scanBacklog(dir: string, ops: FileOps = realFileOps): Prom
       backlog.bytes += st.size;
       backlog.logs++;
       backlog.dirty.set(p.index, st.size);
+      backlog.uses.set(`${p.index}@${st.mtimeMs}`, st.size);
     } catch (err) {
       // Gone since the readdir: nothing to count.
       if (errnoCode(err) !== 'ENOENT') throw translateFsError(err, `scan commit-log pool ${dir}`);

@@ -13,6 +13,8 @@ export interface FileStat {
   mode: number;
   size: number;
   ctimeMs: number;
+  /** Last write to its data: unchanged by chmod, link and unlink (a commit log's use, commitlog/backlog.ts). */
+  mtimeMs: number;
   ino: number;
   nlink: number;
 }
@@ -87,7 +89,7 @@ export const realFileOps: FileOps = {
   readFile: (path) => fs.promises.readFile(path),
   stat: async (path) => {
     const s = await fs.promises.stat(path);
-    return { mode: s.mode, size: s.size, ctimeMs: s.ctimeMs, ino: s.ino, nlink: s.nlink };
+    return { mode: s.mode, size: s.size, ctimeMs: s.ctimeMs, mtimeMs: s.mtimeMs, ino: s.ino, nlink: s.nlink };
   },
   link: (a, b) => fs.promises.link(a, b),
   unlink: (p) => fs.promises.unlink(p),

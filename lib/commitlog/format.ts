@@ -15,6 +15,7 @@ import { CountdError, ErrorCodes } from '../errors.js';
 import { FieldSizes } from '../protocol/fields.js';
 import { createWindow } from '../protocol/window-settings.js';
 import { PAIR_LENGTHS_SIZE, pairKeyLength, pairKeyspaceLength, writePairLengths } from '../protocol/pair-key.js';
+import { writeI64LE, writeU64LE } from '../util/int64.js';
 
 // ---- constants (docs/commit-log-format.md, "Constants") --------------------
 
@@ -140,10 +141,13 @@ export function writeTimedRecordHeader(target: Buffer, type: number, generation:
   target[9] = RECORD_FLAG_WRITTEN_AT;
   target[10] = 0;
   target[11] = 0;
-  target.writeBigUInt64LE(generation, 12);
-  target.writeBigUInt64LE(seq, 20);
+  writeU64LE(target, 12, generation);
+  writeU64LE(target, 20, seq);
   target.writeUInt32LE(count, 28);
-  target.writeBigUInt64LE(BigInt(writtenAt), RECORD_HEADER_SIZE);
+  // writtenAt is a whole number of ms below 2^53: two 32-bit halves, no BigInt.
+  if (!Number.isSafeInteger(writtenAt) || writtenAt < 0) throw new RangeError(`writtenAt must be a whole number of ms since the epoch, got ${writtenAt}`);
+  target.writeUInt32LE(writtenAt % 0x1_0000_0000, RECORD_HEADER_SIZE);
+  target.writeUInt32LE(Math.floor(writtenAt / 0x1_0000_0000), RECORD_HEADER_SIZE + 4);
   target.writeUInt32LE(crc32(entries, crc32(target.subarray(4, TIMED_RECORD_HEADER_SIZE))), 0);
 }
 
@@ -198,13 +202,16 @@ export function writeEntryFromFrame(
   let p = offset + ENTRY_FIXED_SIZE;
   const ks = frameOffset + 8;
   const key = ks + sizes.keyspaceSize;
-  // Names are short as a rule; up to 64 bytes a plain loop beats the native call of Buffer.copy.
-  if (ksLen <= 64) for (let i = 0; i < ksLen; i++) target[p + i] = frame[ks + i]!;
-  else frame.copy(target, p, ks, ks + ksLen);
+  copyName(frame, ks, ksLen, target, p);
   p += ksLen;
-  if (keyLen <= 64) for (let i = 0; i < keyLen; i++) target[p + i] = frame[key + i]!;
-  else frame.copy(target, p, key, key + keyLen);
+  copyName(frame, key, keyLen, target, p);
   return p + keyLen;
+}
+
+/** Copy the `len` bytes of a name at src[from] to target[at]: names are short as a rule, and up to 64 bytes a plain loop beats the native call of Buffer.copy. */
+export function copyName(src: Buffer, from: number, len: number, target: Buffer, at: number): void {
+  if (len <= 64) for (let i = 0; i < len; i++) target[at + i] = src[from + i]!;
+  else src.copy(target, at, from, from + len);
 }
 
 /** Encode one entry at target[offset]; returns the offset after it. Names must be non-empty and at most 65535 bytes. */
@@ -329,12 +336,12 @@ export function opEntrySize(ksLen: number, keyLen: number): number {
  */
 export function writeOpEntry(target: Buffer, offset: number, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): number {
   target[offset] = op;
-  target.writeBigInt64LE(value, offset + 1);
+  writeI64LE(target, offset + 1, value);
   writePairLengths(target, offset + 9, ksLen, keyLen);
   let p = offset + OP_ENTRY_FIXED_SIZE;
-  src.copy(target, p, ksOff, ksOff + ksLen);
+  copyName(src, ksOff, ksLen, target, p);
   p += ksLen;
-  if (keyLen > 0) src.copy(target, p, keyOff, keyOff + keyLen);
+  copyName(src, keyOff, keyLen, target, p);
   return p + keyLen;
 }
 
@@ -344,9 +351,9 @@ export function writeOpEntry(target: Buffer, offset: number, op: number, value: 
  */
 export function writeProducerTrailer(target: Buffer, entry: number, end: number, producer: bigint, epoch: number, sequence: bigint): number {
   target[entry] = target[entry]! | OP_PRODUCER_BIT;
-  target.writeBigUInt64LE(producer, end);
+  writeU64LE(target, end, producer);
   target.writeUInt32LE(epoch, end + 8);
-  target.writeBigUInt64LE(sequence, end + 12);
+  writeU64LE(target, end + 12, sequence);
   return end + PRODUCER_TRAILER_SIZE;
 }
 

@@ -94,11 +94,13 @@ export class HandOvers {
   private closing = false;
   private wake: Array<() => void> = [];
   /**
-   * Bytes of the logs being handed over dirty (until their hand-over ends):
-   * flow control counts them in the backlog before a scan can see their
-   * mode (a log whose chmod is done counts twice for a moment: the safe side).
+   * The logs being handed over dirty (index -> bytes), until their
+   * hand-over ends: flow control counts those its last scan did not see
+   * dirty (handingOver), so each counts once, before and after its chmod.
    */
-  dirtyBytes = 0;
+  private readonly dirtyLogs = new Map<number, number>();
+  /** Bytes of the logs this writer has made dirty so far (their chmod done): how fast it adds to the backlog. */
+  dirtiedBytes = 0;
 
   constructor(ops: FileOps, dir: string, logger: Logger) {
     this.ops = ops;
@@ -108,13 +110,19 @@ export class HandOvers {
 
   /** Retire `log` in the background; settle() waits for it. */
   start(log: RetiringLog): void {
-    const bytes = log.dirty ? log.size : 0;
-    this.dirtyBytes += bytes;
+    if (log.dirty) this.dirtyLogs.set(log.index, log.size);
     const run = this.run(log).finally(() => {
-      this.dirtyBytes -= bytes;
+      if (log.dirty) this.dirtyLogs.delete(log.index);
       this.running.delete(run);
     });
     this.running.add(run);
+  }
+
+  /** Bytes of the logs being handed over dirty, except those in `seen` (a scan saw them dirty: counted there). */
+  handingOver(seen?: ReadonlyMap<number, number>): number {
+    let bytes = 0;
+    for (const [index, size] of this.dirtyLogs) if (seen?.has(index) !== true) bytes += size;
+    return bytes;
   }
 
   /** Wait for every retirement; those still failing get one more attempt, then keep their locks until the process exits. */
@@ -142,6 +150,7 @@ export class HandOvers {
           // The chmod is repeated on every attempt so that the fsync after it
           // has the mode to write even if an earlier failed fsync dropped it.
           await this.ops.chmod(log.path, log.dirty ? MODE_DIRTY : MODE_CLEAN);
+          if (log.dirty && failures === 0) this.dirtiedBytes += log.size;
           if (log.dirty) await this.ops.fsync(log.fd);
           closed = true;
           await this.ops.close(log.fd).catch(() => {}); // Linux frees the fd even when close fails

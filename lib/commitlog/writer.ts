@@ -217,9 +217,14 @@ export class CommitLogWriter {
     return this.enqueue(() => this.appendNow(entries, count, inline === true, type));
   }
 
-  /** Bytes of this writer's logs being handed over dirty (not yet dirty on disk, or just). */
-  get handingOverBytes(): number {
-    return this.handOvers.dirtyBytes;
+  /** Bytes of this writer's logs being handed over dirty, except those a scan saw dirty (`seen`: index -> bytes). */
+  handingOverBytes(seen?: ReadonlyMap<number, number>): number {
+    return this.handOvers.handingOver(seen);
+  }
+
+  /** Bytes of the logs this writer has made dirty so far (cumulative: flow control's drain rate). */
+  get handedOverBytes(): number {
+    return this.handOvers.dirtiedBytes;
   }
 
   /** Seal and hand over the current log (or release it clean if empty) and the spare; later appends reject with COUNTD_CLOSED. */

@@ -15,6 +15,7 @@ import { invalidArgument } from '../errors.js';
 import { FieldSizes, fieldNameLength, nameBytes, writeField, writeFrameSize } from './fields.js';
 import { createWindow, settingsTail, windowProblem, type WindowSettings } from './window-settings.js';
 import { toInt64 } from './write-frame.js';
+import { writeU64LE } from '../util/int64.js';
 
 /** The version of the extensions this code speaks. */
 export const WRITE_OPS_VERSION = 2;
@@ -124,9 +125,9 @@ export function helloReply(asked: number, speaks: number = WRITE_OPS_VERSION): B
 /** Write one version-2 reply at target[offset]. */
 export function writeReply2(target: Buffer, offset: number, status: number, token: bigint, detail: bigint): void {
   target[offset] = status;
-  target.fill(0, offset + 1, offset + 8);
-  target.writeBigUInt64LE(token, offset + 8);
-  target.writeBigUInt64LE(detail, offset + 16);
+  for (let i = offset + 1; i < offset + 8; i++) target[i] = 0;
+  writeU64LE(target, offset + 8, token);
+  writeU64LE(target, offset + 16, detail);
 }
 
 export interface Reply2Decoded {

@@ -103,6 +103,7 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
     logSize: options.logSize ?? DEFAULT_LOG_SIZE,
     ...(options.fileOps !== undefined ? { ops: options.fileOps } : {}),
     logger,
+    ...(tuning.flowPollMs !== undefined ? { pollMs: tuning.flowPollMs } : {}),
     changed: (r) => record.publish(r),
   });
   const log = await CommitLogWriter.open({
@@ -152,13 +153,14 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
 }
 
 /** The commit log, with each append followed by `replicate` (the group commit sees one append). */
-function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['replicate']>): CommitLogSink & { close(): Promise<void>; readonly handingOverBytes: number } {
+function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['replicate']>): CommitLogSink & { close(): Promise<void>; handingOverBytes(seen?: ReadonlyMap<number, number>): number; readonly handedOverBytes: number } {
   return {
     get maxBatchBytes() {
       return log.maxBatchBytes;
     },
-    get handingOverBytes() {
-      return log.handingOverBytes;
+    handingOverBytes: (seen) => log.handingOverBytes(seen),
+    get handedOverBytes() {
+      return log.handedOverBytes;
     },
     append: async (entries, count, inline, type) => {
       // Connections of a replicating writer take no hello, so no OPS record can reach here.
@@ -207,7 +209,7 @@ function integer(value: number | undefined, fallback: number, min: number, max: 
 
 /** Serve the write protocol into `log`; the handle's close() closes the log. */
 async function serve(
-  log: CommitLogSink & { close(): Promise<void>; readonly handingOverBytes: number },
+  log: CommitLogSink & { close(): Promise<void>; handingOverBytes(seen?: ReadonlyMap<number, number>): number; readonly handedOverBytes: number },
   dataDir: DataDir,
   settings: Settings,
   logger: Logger,
@@ -218,7 +220,7 @@ async function serve(
   producers: ProducerTable | null,
 ): Promise<WriterHandle> {
   const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, commitTuningFromEnv().inlineMax);
-  flow.attach(() => log.handingOverBytes, () => groupCommit.resume());
+  flow.attach((seen) => log.handingOverBytes(seen), () => groupCommit.resume(), () => log.handedOverBytes);
   record.publish(flow.report());
   flow.start();
   const connections = new Set<WriteConnection>();

@@ -279,9 +279,10 @@ export async function fuzzRead(port: number, r: Rng, sizes: FieldSizes, keyspace
           if (p.closed) problems.push('plain offset 2^63 or more: connection closed');
           break;
         }
-        // After a hello, an unknown op: n = -1 after its first 8 bytes, then close.
+        // After a hello, an unknown op (low byte none of 0 … 9, 16, 17; any period bits above it): n = -1 after its first 8 bytes, then close.
+        const unknown = r.chance(0.5) ? r.int(10, 15) : r.int(18, 255);
         const head = Buffer.alloc(8);
-        head.writeBigUInt64LE((1n << 63n) | BigInt(r.int(6, 1 << 20)), 0);
+        head.writeBigUInt64LE((1n << 63n) | (BigInt(r.int(0, 1 << 12)) << 8n) | BigInt(unknown), 0);
         const hello = Buffer.alloc(16 + sizes.keyspaceSize);
         hello.writeBigUInt64LE(1n << 63n, 0);
         hello.writeBigUInt64LE(1n, 8);

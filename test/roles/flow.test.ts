@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { isCountdError } from '../../lib/errors.js';
 import { MAX_ACK_DELAY_MS, MIN_BACKLOG_LOGS, RATE_SPAN, DEFAULT_BACKLOG_HARD, DEFAULT_BACKLOG_SECONDS, DEFAULT_BACKLOG_SOFT, ackDelayMs, checkBacklogSeconds, checkFlowBounds, delayedRate, timedBounds, MIN_TIMED_HARD_LOGS, MIN_TIMED_SOFT_LOGS } from '../../lib/roles/write/flow-bounds.js';
-import { DrainMeter, WINDOW_MS } from '../../lib/roles/write/flow-drain.js';
+import { DrainMeter, FAST_WINDOW_LOGS, FAST_WINDOW_MS, WINDOW_MS } from '../../lib/roles/write/flow-drain.js';
 
 const MiB = 1024 * 1024;
 const LOG = 2 * MiB;
@@ -128,6 +128,33 @@ describe('flow control: bounds in time (--backlog-ms)', () => {
     assert.equal(meter.rate, undefined, 'nothing applied for a whole window');
     meter.observe(3 * WINDOW_MS, new Map([[3, LOG]]));
     assert.equal(meter.rate, (LOG * 1000) / WINDOW_MS / 2, 'applying again: the average of the last two windows');
+  });
+  it('counts the logs made dirty and applied between two scans (a recycled pool at full load)', () => {
+    const meter = new DrainMeter();
+    // Log 1 stays dirty (being applied) while this writer hands over 3 more that are applied before the next scan.
+    meter.observe(0, new Map([['1@a', LOG]]), 0);
+    meter.observe(1000, new Map([['1@a', LOG]]), 3 * LOG);
+    meter.observe(WINDOW_MS, new Map(), 3 * LOG);
+    assert.equal(meter.rate, (4 * LOG * 1000) / WINDOW_MS, 'backlog before + handed over - backlog now');
+  });
+  it('tells two uses of one log apart (applied, then dirty again between two scans)', () => {
+    const meter = new DrainMeter();
+    meter.observe(0, new Map([['1@a', LOG], ['2@a', LOG]]));
+    meter.observe(1000, new Map([['1@b', LOG], ['2@b', LOG]]));
+    meter.observe(WINDOW_MS, new Map([['1@c', LOG], ['2@c', LOG]]));
+    assert.equal(meter.rate, (4 * LOG * 1000) / WINDOW_MS, 'another writer\'s logs: each use that left counts');
+  });
+  it('closes a window early once it drained FAST_WINDOW_LOGS logs (a rising load meets its own rate soon)', () => {
+    const meter = new DrainMeter(LOG);
+    meter.observe(0, new Map([['1@a', LOG]]), 0);
+    meter.observe(FAST_WINDOW_MS - 1, new Map([['1@a', LOG]]), FAST_WINDOW_LOGS * LOG);
+    assert.equal(meter.rate, undefined, 'not before FAST_WINDOW_MS');
+    meter.observe(FAST_WINDOW_MS, new Map([['1@a', LOG]]), FAST_WINDOW_LOGS * LOG);
+    assert.equal(meter.rate, (FAST_WINDOW_LOGS * LOG * 1000) / FAST_WINDOW_MS);
+    const slow = new DrainMeter(LOG);
+    slow.observe(0, new Map([['1@a', LOG]]), 0);
+    slow.observe(FAST_WINDOW_MS, new Map([['1@a', LOG]]), (FAST_WINDOW_LOGS - 1) * LOG);
+    assert.equal(slow.rate, undefined, 'fewer logs: the window runs its WINDOW_MS');
   });
   it('averages the last two windows', () => {
     const meter = new DrainMeter();

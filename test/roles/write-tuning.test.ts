@@ -33,4 +33,15 @@ describe('countd-write tuning from the environment', function () {
       );
     }
   });
+
+  it('reads COUNTD_FLOW_POLL_MS and refuses one out of 10 … 10000 ms', function () {
+    assert.deepEqual(commitTuningFromEnv({ COUNTD_FLOW_POLL_MS: '250' }), { flowPollMs: 250 });
+    for (const bad of ['9', '10001', '1.5', 'soon']) {
+      assert.throws(
+        () => commitTuningFromEnv({ COUNTD_FLOW_POLL_MS: bad }),
+        (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT') && /COUNTD_FLOW_POLL_MS must be a whole number of ms from 10 to 10000/.test(err.message),
+        bad,
+      );
+    }
+  });
 });

@@ -17,6 +17,7 @@ import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { REPLY_BAD, validateFrame } from '../../protocol/write-frame.js';
 import { FLAG_PROMPT, Reply2, REPLY2_SIZE, WRITE_OPS_PRODUCERS, WriteOp, helloReply, helloVersion, opFrameSize, validateOpFrame, writeReply2, OP_HEADER_SIZE } from '../../protocol/write-ops.js';
+import { readI64LE, readU64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import type { BatchMember, GroupCommit } from './group-commit.js';
 import type { ReplyWriter } from './replies.js';
@@ -261,7 +262,7 @@ export class WriteConnection implements BatchMember {
       this.reject();
       return false;
     }
-    const value = buf.readBigInt64LE(off + 8);
+    const value = readI64LE(buf, off + 8);
     const ksOff = off + OP_HEADER_SIZE;
     const queue = this.replies2;
     if (queue !== null && (buf[off + 16]! | buf[off + 17]! | buf[off + 18]! | buf[off + 19]! | buf[off + 20]! | buf[off + 21]! | buf[off + 22]! | buf[off + 23]!) !== 0) {
@@ -285,9 +286,9 @@ export class WriteConnection implements BatchMember {
   private takeProducerOp(queue: ReplyQueue, op: number, value: bigint, buf: Buffer, off: number): boolean {
     const ctx = this.ctx;
     const table = ctx.producers!;
-    const id = buf.readBigUInt64LE(off + 16);
+    const id = readU64LE(buf, off + 16);
     const epoch = buf.readUInt32LE(off + 24);
-    const seq = buf.readBigUInt64LE(off + 32);
+    const seq = readU64LE(buf, off + 32);
     const verdict = table.admit(this, id, epoch, seq, Date.now());
     const st = table.state!;
     if (verdict === Verdict.Wait) {

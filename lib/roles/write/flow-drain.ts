@@ -1,44 +1,85 @@
 // How fast the workers drain the commit-log pool, as flow control sees it
-// (flow.ts): the bytes of the logs that stopped being dirty between two
-// scans of the pool, over the time the pool held a backlog. With it, the
-// backlog bounds can be set in seconds of applying (--backlog-seconds)
-// rather than only in bytes: a write waits behind the backlog ahead of it,
-// so a backlog of at most S seconds of applying keeps the write-to-readable
-// lag near S plus one apply, whatever the workload's keys cost to apply
-// (BENCHMARKS.md, "The engine keeps up").
+// (flow.ts). With it, the backlog bounds can be set in seconds of applying
+// (--backlog-ms) rather than only in bytes: a write waits behind the backlog
+// ahead of it, so a backlog of at most S seconds of applying keeps the
+// write-to-readable lag near S plus one apply, whatever the workload's keys
+// cost to apply (BENCHMARKS.md, "The engine keeps up").
 //
-// Only intervals that began with a backlog count: a pool with nothing dirty
-// says how fast writes came, not how fast they could be applied. Logs leave
-// the dirty state a batch at a time (several at once), so the rate is taken
-// over windows of at least WINDOW_MS of such time, the last two averaged.
+// Two lower bounds of what left the dirty state between two scans, summed
+// over a window, the larger one taken:
+//
+//   balance   backlog before + bytes this writer made dirty since - backlog
+//             now: exact with one writer per pool, whatever the timing,
+//             including logs made dirty and applied between two scans
+//             (at full load most are: the pool recycles a few logs
+//             several times a second)
+//   uses      the dirty uses seen at one scan and gone at the next, a use
+//             being a log index and the time of its last write (so an
+//             index applied and dirty again between two scans counts):
+//             sees other writers' logs too, but misses the short-lived
+//
+// Only intervals in which the pool held a backlog, or this writer added
+// to it, count: a pool with nothing dirty says how fast writes came, not
+// how fast they could be applied. Logs leave the dirty state a batch at a
+// time, so the rate is taken over windows of WINDOW_MS of such time (or of
+// FAST_WINDOW_MS once FAST_WINDOW_LOGS logs drained: a load that rises
+// meets a rate of its own within a second, not the one measured under the
+// light load before it), the last two averaged.
 
 /** Busy time (ms) of one measurement window. */
 export const WINDOW_MS = 2000;
+/** A window closes after this much busy time (ms) once it drained FAST_WINDOW_LOGS logs. */
+export const FAST_WINDOW_MS = 500;
+export const FAST_WINDOW_LOGS = 8;
 
 export class DrainMeter {
-  #previous: Map<number, number> | undefined;
+  readonly #logSize: number;
+  #previous: Map<unknown, number> | undefined;
+  #previousBytes = 0;
+  #previousAdded = 0;
   #previousAt = 0;
-  #windowBytes = 0;
+  #windowBalance = 0;
+  #windowUses = 0;
   #windowMs = 0;
   /** Rates (bytes/s) of the last two complete windows, newest last. */
   #rates: number[] = [];
 
-  /** A scan at `nowMs` found these dirty logs (index -> bytes). */
-  observe(nowMs: number, dirty: Map<number, number>): void {
+  /** `logSize`: bytes of one commit log (for FAST_WINDOW_LOGS); 0 turns fast windows off. */
+  constructor(logSize = 0) {
+    this.#logSize = logSize;
+  }
+
+  /**
+   * A scan at `nowMs` found these dirty uses (an identity of the use, such
+   * as `index@mtime` -> bytes); `added`: bytes this writer has made dirty
+   * so far (cumulative; read after the scan).
+   */
+  observe(nowMs: number, dirty: Map<unknown, number>, added = 0): void {
+    let bytes = 0;
+    for (const b of dirty.values()) bytes += b;
     const previous = this.#previous;
-    if (previous !== undefined && previous.size > 0 && nowMs > this.#previousAt) {
-      let drained = 0;
-      for (const [index, bytes] of previous) if (!dirty.has(index)) drained += bytes;
-      this.#windowBytes += drained;
+    const addedNow = added - this.#previousAdded;
+    if (previous !== undefined && (this.#previousBytes > 0 || addedNow > 0) && nowMs > this.#previousAt) {
+      let left = 0;
+      for (const [use, b] of previous) if (!dirty.has(use)) left += b;
+      this.#windowUses += left;
+      // Signed: a log made dirty just after the scan read its mode is
+      // "drained" in one interval and back in the next; the two cancel.
+      this.#windowBalance += this.#previousBytes + addedNow - bytes;
       this.#windowMs += nowMs - this.#previousAt;
-      if (this.#windowMs >= WINDOW_MS) {
-        this.#rates.push((this.#windowBytes * 1000) / this.#windowMs);
+      const drained = Math.max(0, this.#windowUses, this.#windowBalance);
+      const fast = this.#logSize > 0 && this.#windowMs >= FAST_WINDOW_MS && drained >= FAST_WINDOW_LOGS * this.#logSize;
+      if (this.#windowMs >= WINDOW_MS || fast) {
+        this.#rates.push((drained * 1000) / this.#windowMs);
         if (this.#rates.length > 2) this.#rates.shift();
-        this.#windowBytes = 0;
+        this.#windowBalance = 0;
+        this.#windowUses = 0;
         this.#windowMs = 0;
       }
     }
     this.#previous = dirty;
+    this.#previousBytes = bytes;
+    this.#previousAdded = added;
     this.#previousAt = nowMs;
   }
 

@@ -15,7 +15,8 @@
 //
 // The backlog is the dirty logs of the pool (commitlog/backlog.ts, a scan
 // every FLOW_POLL_MS and before every new log) plus this writer's logs being
-// handed over dirty. A new log is admitted only when backlog + its size <=
+// handed over dirty that the scan did not see dirty (each log counts once,
+// before and after its chmod). A new log is admitted only when backlog + its size <=
 // hard, so with one writer per pool the backlog never passes the hard bound
 // and the pool's disk is at most hard + the log being filled + the log
 // claimed ahead. Nothing is ever refused for slowness: frames wait.
@@ -73,7 +74,7 @@ export class FlowControl {
   readonly bounds: FlowBounds;
   private readonly seconds: number;
   private readonly logSize: number;
-  private readonly drain = new DrainMeter();
+  private readonly drain: DrainMeter;
   private readonly dir: string;
   private readonly ops: FileOps | undefined;
   private readonly logger: Logger;
@@ -86,14 +87,19 @@ export class FlowControl {
   private admitting = 0;
   private scanning: Promise<Backlog | null> | null = null;
   private timer: NodeJS.Timeout | null = null;
-  /** Bytes of this writer's logs being handed over dirty (set by attach). */
-  private pending: () => number = () => 0;
+  /** Bytes of this writer's logs being handed over dirty, but for those the scan saw dirty (set by attach). */
+  private pending: (seen: ReadonlyMap<number, number>) => number = () => 0;
+  /** The dirty logs of the last scan (index -> bytes). */
+  private seen: ReadonlyMap<number, number> = new Map();
+  /** Bytes this writer has made dirty so far (set by attach). */
+  private added: () => number = () => 0;
   private resumed: () => void = () => {};
 
   constructor(o: FlowControlOptions) {
     this.bounds = o.bounds;
     this.seconds = o.seconds ?? 0;
     this.logSize = o.logSize ?? 0;
+    this.drain = new DrainMeter(this.logSize);
     this.dir = o.dir;
     this.ops = o.ops;
     this.logger = o.logger;
@@ -102,10 +108,15 @@ export class FlowControl {
     metrics.flowState.set({ state: 'normal' }, 1);
   }
 
-  /** Wire in the commit-log writer's pending hand-overs and what to do when taking frames may go on. */
-  attach(pending: () => number, resumed: () => void): void {
+  /**
+   * Wire in the commit-log writer's pending hand-overs, what to do when
+   * taking frames may go on, and the bytes it has made dirty so far (for
+   * the drain rate).
+   */
+  attach(pending: (seen: ReadonlyMap<number, number>) => number, resumed: () => void, added?: () => number): void {
     this.pending = pending;
     this.resumed = resumed;
+    if (added !== undefined) this.added = added;
   }
 
   /** Start polling the backlog. */
@@ -142,7 +153,7 @@ export class FlowControl {
 
   /** The backlog as last seen: dirty logs of the pool plus this writer's hand-overs. */
   get backlog(): number {
-    return this.scanned + this.pending();
+    return this.scanned + this.pending(this.seen);
   }
 
   /** How long to hold the WINs of a batch of `bytes` just made durable. */
@@ -212,7 +223,8 @@ export class FlowControl {
       .then(
         (b) => {
           this.scanned = b.bytes;
-          this.drain.observe(performance.now(), b.dirty);
+          this.seen = b.dirty;
+          this.drain.observe(performance.now(), b.uses, this.added());
           metrics.backlogBytes.set(this.backlog);
           return b;
         },

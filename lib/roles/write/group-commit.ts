@@ -22,10 +22,11 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry, writeProducerTrailer } from '../../commitlog/format.js';
+import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry, writeProducerTrailer } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
+import { readI64LE, writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import type { CommitTrace } from './trace.js';
 
@@ -183,6 +184,10 @@ export class GroupCommit {
   private lastToken = 0n;
   /** Token of the batch whose WINs deliver() sends. */
   private ackToken = 0n;
+  /** Seconds the in-flight append took (-1: no append), and what deliver() records for the batch it answers: after its WINs, off their path. */
+  private commitSeconds = -1;
+  private ackSeconds = -1;
+  private ackFrames = 0;
   private readonly appendedBound = (token: bigint | void): void => {
     if (typeof token === 'bigint') this.lastToken = token;
     this.done();
@@ -224,7 +229,7 @@ export class GroupCommit {
    */
   add(member: BatchMember, frame: Buffer, offset: number, ksLen: number, keyLen: number): boolean {
     const b = this.current;
-    if (b.ops) return this.addOp(member, OP_INCREMENT, frame.readBigInt64LE(offset), frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
+    if (b.ops) return this.addOp(member, OP_INCREMENT, readI64LE(frame, offset), frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
     const end = b.bytes + entrySize(ksLen, keyLen);
     if (end > b.buf.length || this.flow?.stopped === true) {
       this.waitForRoom(member);
@@ -248,11 +253,11 @@ export class GroupCommit {
     if (op === OP_INCREMENT && !b.ops) {
       const end = b.bytes + entrySize(ksLen, keyLen);
       if (end > b.buf.length) return this.noRoom(member);
-      b.buf.writeBigInt64LE(value, b.bytes);
+      writeI64LE(b.buf, b.bytes, value);
       b.buf.writeUInt16LE(ksLen, b.bytes + 8);
       b.buf.writeUInt16LE(keyLen, b.bytes + 10);
-      src.copy(b.buf, b.bytes + 12, ksOff, ksOff + ksLen);
-      src.copy(b.buf, b.bytes + 12 + ksLen, keyOff, keyOff + keyLen);
+      copyName(src, ksOff, ksLen, b.buf, b.bytes + 12);
+      copyName(src, keyOff, keyLen, b.buf, b.bytes + 12 + ksLen);
       b.push(member, end);
       this.count(member, b);
       return true;
@@ -345,7 +350,7 @@ export class GroupCommit {
     const b = this.inflight!;
     if (!this.held) {
       if (b.entries > 0) {
-        metrics.fsyncSeconds.observe((performance.now() - this.startedAt) / 1000);
+        this.commitSeconds = (performance.now() - this.startedAt) / 1000;
         if (this.trace !== null) {
           this.trace.since('commit', this.startedAt);
           this.durableAt = performance.now();
@@ -364,7 +369,8 @@ export class GroupCommit {
     if (this.acking !== null) this.deliver();
     if (b.prompt && b.entries > 0) this.log.handOverSoon?.();
     this.ackToken = this.lastToken;
-    metrics.groupCommitFrames.observe(b.frames);
+    this.ackFrames = b.frames;
+    this.ackSeconds = b.entries > 0 ? this.commitSeconds : -1;
     // Take the batch's members and counts out before the batch is reused.
     const members = b.members;
     b.members = this.spareMembers;
@@ -413,6 +419,8 @@ export class GroupCommit {
     members.length = 0;
     this.spareMembers = members;
     if (acked > 0) metrics.framesAcked.inc(acked);
+    metrics.groupCommitFrames.observe(this.ackFrames);
+    if (this.ackSeconds >= 0) metrics.fsyncSeconds.observe(this.ackSeconds);
     if (this.trace !== null && this.durableAt > 0) {
       this.trace.since('reply', this.durableAt);
       this.durableAt = 0;

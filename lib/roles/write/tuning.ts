@@ -8,6 +8,8 @@
 //   COUNTD_INLINE_MAX         a batch of at most this many connections is
 //                             committed on the event-loop thread (default
 //                             in group-commit.ts; 0: never inline).
+//   COUNTD_FLOW_POLL_MS       how often flow control scans the pool for its
+//                             backlog (default FLOW_POLL_MS, 100; 10 to 10000).
 //
 // A value that is not understood is an error at start, never ignored.
 
@@ -17,6 +19,7 @@ import { invalidArgument } from '../../errors.js';
 export interface CommitTuning {
   durability?: Durability;
   inlineMax?: number;
+  flowPollMs?: number;
 }
 
 export function commitTuningFromEnv(env: NodeJS.ProcessEnv = process.env): CommitTuning {
@@ -33,6 +36,12 @@ export function commitTuningFromEnv(env: NodeJS.ProcessEnv = process.env): Commi
     const n = Number(m);
     if (!/^\d+$/.test(m) || !Number.isSafeInteger(n)) throw invalidArgument(`COUNTD_INLINE_MAX must be a whole number, got ${JSON.stringify(m)}`);
     out.inlineMax = n;
+  }
+  const p = env.COUNTD_FLOW_POLL_MS;
+  if (p !== undefined && p !== '') {
+    const n = Number(p);
+    if (!/^\d+$/.test(p) || n < 10 || n > 10_000) throw invalidArgument(`COUNTD_FLOW_POLL_MS must be a whole number of ms from 10 to 10000, got ${JSON.stringify(p)}`);
+    out.flowPollMs = n;
   }
   return out;
 }
