@@ -66,6 +66,7 @@ function parseSettings(argv: string[]): Settings {
       'no-write': { type: 'boolean', default: false },
       'countd-arg': { type: 'string', multiple: true, default: [] },
       'drain-timeout': { type: 'string', default: '900' },
+      quick: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -83,21 +84,27 @@ function parseSettings(argv: string[]): Settings {
   --no-write           print only; leave BENCHMARKS.md alone
   --countd-arg ARG     pass ARG to \`countd start\` (repeatable)
   --drain-timeout N    give up waiting until readable after N s (default 900)
+  --quick              a short check: --seconds 20 --light-seconds 5 --big-keys 1000000
+                       (unless given), and BENCHMARKS.md left alone
+  For the memory bound at more keys: --phase bigboard --big-keys 50000000 (hours on 2 cores).
 `);
     process.exit(0);
   }
   const phases = new Set(values.phase.length > 0 ? values.phase : ['light', 'sustained', 'bigboard']);
   for (const p of phases) if (!['light', 'sustained', 'bigboard'].includes(p)) throw new Error(`unknown phase ${p}`);
+  // --quick: shorter phases where the arguments did not set them (an explicit value wins).
+  const given = (name: string): boolean => argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  const quick = (name: string, short: string): string => (values.quick && !given(name) ? short : (values[name as 'seconds'] as string));
   return {
     phases,
-    seconds: Number(values.seconds),
-    lightSeconds: Number(values['light-seconds']),
+    seconds: Number(quick('seconds', '20')),
+    lightSeconds: Number(quick('light-seconds', '5')),
     keys: Number(values.keys),
     keyspaces: Number(values.keyspaces),
-    bigKeys: Number(values['big-keys']),
+    bigKeys: Number(quick('big-keys', '1000000')),
     runs: Number(values.runs),
     redis: !values['no-redis'],
-    write: !values['no-write'],
+    write: !values['no-write'] && !values.quick,
     countdArgs: values['countd-arg'],
     drainTimeout: Number(values['drain-timeout']),
   };

@@ -117,7 +117,7 @@ async function runWorkload(name: string, draw: () => number): Promise<Result> {
       location: dataDir.paths.db,
       sizes: dataDir.sizes,
       sync: SYNC,
-      ...(STORE_MEMORY && { cacheSize: STORE_MEMORY.cacheSize, writeBufferSize: STORE_MEMORY.writeBufferSize, countCacheBytes: STORE_MEMORY.countCacheBytes, blockCacheBytes: STORE_MEMORY.blockCacheBytes }),
+      ...(STORE_MEMORY && { cacheSize: STORE_MEMORY.cacheSize, writeBufferSize: STORE_MEMORY.writeBufferSize, countCacheBytes: STORE_MEMORY.countCacheBytes, blockCacheBytes: STORE_MEMORY.blockCacheBytes, keyFilterBytes: STORE_MEMORY.keyFilterBytes }),
       ...(COUNT_CACHE === undefined ? {} : { countCacheBytes: COUNT_CACHE }),
     });
     const peak = { rss: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };

@@ -16,6 +16,7 @@ export {
   type ReadAfter,
   type WriteAck,
   type WriteOptions,
+  type WriteResult,
 } from './client/client.js';
 export { CountdError, ErrorCodes, isCountdError, type ErrorCode } from './errors.js';
 export { DEFAULT_FIELD_SIZES, type FieldSizes } from './protocol/fields.js';

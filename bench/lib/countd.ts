@@ -25,6 +25,14 @@ import { Tracked, track, untrack } from './cleanup.js';
  */
 export const COUNTD_BIN = process.env.COUNTD_BENCH_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/countd');
 
+/**
+ * COUNTD_BENCH_PROF_DIR=<dir>: run the daemon under `node --cpu-prof` into
+ * that directory; its children inherit the flag (the supervisor passes its
+ * Node.js options on), so each process, the store child's summing thread
+ * included, writes a profile when it exits.
+ */
+const PROF_ARGS = process.env.COUNTD_BENCH_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.COUNTD_BENCH_PROF_DIR}`];
+
 export interface BacklogSample {
   /** performance.now() of the sample, ms. */
   at: number;
@@ -68,6 +76,7 @@ export async function startCountd(options: StartCountdOptions = {}): Promise<Cou
   const dataDir = path.join(root, 'data');
   const logFile = path.join(root, 'daemon.log');
   const args = [
+    ...PROF_ARGS,
     COUNTD_BIN, 'start',
     '--data-dir', dataDir,
     '--listen', '127.0.0.1',

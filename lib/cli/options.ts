@@ -36,7 +36,7 @@ export const producerWriteOptions: Record<string, Options> = {
   producer: { type: 'string', describe: 'write as idempotent producer ID (1 to 2^64-1): a repeat of the same --producer/--epoch/--seq applies nothing (needs --seq)', coerce: bigintParser('--producer', 1n, UINT64_MAX) },
   epoch: { type: 'string', describe: "the producer's epoch (0 to 2^32-1; default 0): a higher one fences writes of lower ones", coerce: bigintParser('--epoch', 0n, 0xffff_ffffn) },
   seq: { type: 'string', describe: "the write's sequence number within the producer's epoch (0 to 2^64-1)", coerce: bigintParser('--seq', 0n, UINT64_MAX) },
-  visible: { type: 'boolean', describe: 'exit once the write is readable (applied), not only durable', default: false },
+  visible: { type: 'boolean', describe: 'exit once the write is readable (applied), not only durable, printing the key\'s new rank<TAB>key<TAB>count', default: false },
   timeout: { type: 'string', describe: 'with --visible: ms to wait for it to be readable (default 10000)', coerce: intParser('--timeout', 0, 3_600_000) },
 };
 

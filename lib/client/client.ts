@@ -18,7 +18,7 @@ import { dataDirPaths } from '../datadir/layout.js';
 import { readMeta } from '../datadir/meta.js';
 import { DEFAULT_FIELD_SIZES, FieldSizes, INT64_MIN, checkFieldSizes, nameBytes } from '../protocol/fields.js';
 import { encodeFrame } from '../protocol/write-frame.js';
-import { OPERATOR_NAMES, Operator, TIES_NAMES, TiesRule, WRITE_OPS_PRODUCERS, encodeHello, encodeOpFrame, type OperatorName, type TiesName, type WriteOpName } from '../protocol/write-ops.js';
+import { OPERATOR_NAMES, Operator, ResultState, TIES_NAMES, TiesRule, WRITE_OPS_PRODUCERS, encodeHello, encodeOpFrame, type OperatorName, type TiesName, type WriteOpName } from '../protocol/write-ops.js';
 import { toInt64 } from '../protocol/write-frame.js';
 import { HealthReport, KeyspaceInfo, KeyspaceSettingsInfo, ReadEntry, ReadResponse } from '../protocol/read-response.js';
 import { MAX_AGO, toUint64 } from '../protocol/read-request.js';
@@ -26,27 +26,12 @@ import { parseWindow, readWindow, windowLabel, type WindowSettings } from '../pr
 import { DEFAULT_HOST, DEFAULT_READ_PORT, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { ReadConnection } from './read-connection.js';
 import { WriteConnection, type WriteAck } from './write-connection.js';
-import { ProducerSession, type ProducerOptions } from './producer-session.js';
+import { type ProducerOptions, type ProducerSession } from './producer-session.js';
+import { DEFAULT_VISIBLE_TIMEOUT_MS, checkProducerOptions, checkTimeout, checkWriteOptions, newSession, type ReadAfter, type WriteOptions, type WriteResult } from './write-options.js';
 
 export type { WriteAck, ProducerOptions };
 
-/** Options of a write (version 2 of the extended write protocol). */
-export interface WriteOptions {
-  /** Resolve only once the write is readable (applied): read-your-writes. */
-  visible?: boolean;
-  /** How long `visible` waits, in ms (default 10,000): then COUNTD_TOKEN_TIMEOUT (the write itself is durable). */
-  timeoutMs?: number;
-  /** A producer's write: this sequence number instead of the next one (later writes follow it). */
-  sequence?: bigint | number;
-}
-
-/** Options of a read that must see a write: its token, and how long to wait for it (default 10,000 ms). */
-export interface ReadAfter {
-  after?: bigint;
-  timeoutMs?: number;
-}
-
-const DEFAULT_VISIBLE_TIMEOUT_MS = 10_000;
+export type { WriteOptions, ReadAfter, WriteResult };
 
 /** Entries per request when dump() and keyspaces() page through a whole list. */
 export const DEFAULT_DUMP_PAGE = 1000;
@@ -253,6 +238,27 @@ export class Client {
   }
 
   /**
+   * increment(), answered once applied with the key's new count and 0-based
+   * rank (`undefined` when the key does not exist then): the writer reads
+   * them for the reply (flag 0x02 of version 2; a countd before 0.7.0
+   * answers it BAD: COUNTD_REJECTED). When the writer could not tell in
+   * time, they are read through the read port after the token instead.
+   * Rejects as incrementAck(), COUNTD_TOKEN_TIMEOUT after `timeoutMs`.
+   */
+  async incrementResult(keyspace: Name, key: Name, by: bigint | number = 1, options: Omit<WriteOptions, 'visible'> = {}): Promise<WriteResult> {
+    const t0 = Date.now();
+    const ack = await this.#write2Op('increment', by, keyspace, key, options, true);
+    const r = ack.result;
+    if (r !== undefined && (r.state === ResultState.found || r.state === ResultState.absent)) {
+      const found = r.state === ResultState.found;
+      return { token: ack.token, duplicate: ack.duplicate, count: found ? r.count : undefined, rank: found ? r.rank : undefined };
+    }
+    const left = Math.max(0, (options.timeoutMs ?? DEFAULT_VISIBLE_TIMEOUT_MS) - (Date.now() - t0));
+    const entry = await this.rank(keyspace, key, { after: ack.token, timeoutMs: left });
+    return { token: ack.token, duplicate: ack.duplicate, count: entry?.count, rank: entry?.rank };
+  }
+
+  /**
    * Resolves once every write whose token is at most `token` is applied
    * (readable), with the applied position; COUNTD_TOKEN_TIMEOUT after
    * `timeoutMs` (default 10,000).
@@ -269,7 +275,7 @@ export class Client {
   }
 
   /** A version-2 op: through the producer session (retried), or a version-2 connection without producer. */
-  async #write2Op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null, options: WriteOptions): Promise<WriteAck> {
+  async #write2Op(op: WriteOpName, value: bigint | number, keyspace: Name, key: Name | null, options: WriteOptions, result = false): Promise<WriteAck> {
     const r = this.#resolved ?? (await this.#resolve());
     const visible = checkWriteOptions(options);
     this.#checkOpen();
@@ -279,10 +285,10 @@ export class Client {
       this.#producer ??= newSession(producer, { host: r.host, port: r.writePort }, r.sizes);
       const id = this.#producer.id;
       const sequence = options.sequence === undefined ? undefined : toUint64(options.sequence, 'sequence');
-      ack = await this.#producer.send((epoch, seq) => encodeOpFrame(op, value, keyspace, key, r.sizes, { producer: { producer: id, epoch, sequence: seq }, prompt: visible }), sequence);
+      ack = await this.#producer.send((epoch, seq) => encodeOpFrame(op, value, keyspace, key, r.sizes, { producer: { producer: id, epoch, sequence: seq }, prompt: visible, result }), sequence);
     } else {
       if (options.sequence !== undefined) throw invalidArgument('sequence needs a producer (the producer client option)');
-      const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, { prompt: visible }); // validates first
+      const frame = encodeOpFrame(op, value, keyspace, key, r.sizes, { prompt: visible, result }); // validates first
       ack = await (await this.#v2Connection(r)).send2(frame);
     }
     if (visible) await this.awaitToken(ack.token, options.timeoutMs ?? DEFAULT_VISIBLE_TIMEOUT_MS);
@@ -557,35 +563,4 @@ function definedSizes(options: ClientOptions): Partial<FieldSizes> {
   if (options.keyspaceSize !== undefined) out.keyspaceSize = options.keyspaceSize;
   if (options.keySize !== undefined) out.keySize = options.keySize;
   return out;
-}
-
-function checkTimeout(ms: number | undefined): number {
-  if (ms === undefined) return DEFAULT_VISIBLE_TIMEOUT_MS;
-  if (!Number.isSafeInteger(ms) || ms < 0) throw invalidArgument(`timeoutMs must be a non-negative integer, got ${String(ms)}`);
-  return ms;
-}
-
-/** Validate a write's options; returns whether it must be visible. */
-function checkWriteOptions(options: WriteOptions): boolean {
-  if (options === null || typeof options !== 'object') throw invalidArgument('write options must be an object');
-  if (options.visible !== undefined && typeof options.visible !== 'boolean') throw invalidArgument('visible must be a boolean');
-  checkTimeout(options.timeoutMs);
-  return options.visible === true;
-}
-
-function checkProducerOptions(p: ProducerOptions): void {
-  if (p === null || typeof p !== 'object') throw invalidArgument('producer must be { id, epoch?, sequence?, retries?, retryDelayMs? }');
-  const id = typeof p.id === 'number' && Number.isSafeInteger(p.id) ? BigInt(p.id) : p.id;
-  if (typeof id !== 'bigint' || id < 1n || id >= 1n << 64n) throw invalidArgument(`producer id must be an integer from 1 to 2^64 - 1, got ${String(p.id)}`);
-  if (p.epoch !== undefined && (!Number.isInteger(p.epoch) || p.epoch < 0 || p.epoch > 0xffff_ffff)) throw invalidArgument(`producer epoch must be an integer from 0 to 2^32 - 1, got ${String(p.epoch)}`);
-  if (p.sequence !== undefined) toUint64(p.sequence, 'producer sequence');
-  if (p.retries !== undefined && (!Number.isSafeInteger(p.retries) || p.retries < 1)) throw invalidArgument(`producer retries must be a positive integer, got ${String(p.retries)}`);
-  if (p.retryDelayMs !== undefined && (!Number.isSafeInteger(p.retryDelayMs) || p.retryDelayMs < 0)) throw invalidArgument(`producer retryDelayMs must be a non-negative integer, got ${String(p.retryDelayMs)}`);
-}
-
-function newSession(p: ProducerOptions, endpoint: { host: string; port: number }, sizes: FieldSizes): ProducerSession {
-  const id = BigInt(p.id);
-  // Default epoch: seconds now, so a restarted instance fences the one before it.
-  const epoch = p.epoch ?? Math.floor(Date.now() / 1000);
-  return new ProducerSession(endpoint, sizes, id, epoch, toUint64(p.sequence ?? 0, 'sequence'), p.retries ?? 10, p.retryDelayMs ?? 50);
 }

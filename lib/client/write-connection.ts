@@ -1,11 +1,12 @@
 // A pipelined connection to the write port (docs/protocol.md section 1): frames
 // out, one 3-byte reply (WIN / BAD / ERR) per frame back, in order; after a
 // hello answered with version 2 (docs/write-protocol-extensions.md), one
-// 24-byte reply per frame (status, token, detail).
+// 24-byte reply per frame (status, token, detail); 40 bytes, with the key's
+// count and rank, for a frame with FLAG_RESULT (24 when it is answered BAD).
 
 import { CountdError, ErrorCodes } from '../errors.js';
 import { WRITE_REPLY_SIZE } from '../protocol/write-frame.js';
-import { REPLY2_SIZE, Reply2, decodeReply2 } from '../protocol/write-ops.js';
+import { FLAG_RESULT, REPLY2_RESULT_SIZE, REPLY2_SIZE, Reply2, decodeReply2, decodeReplyResult, type ReplyResult } from '../protocol/write-ops.js';
 import { Connection, Endpoint } from './connection.js';
 import { Pending } from './pending.js';
 
@@ -15,11 +16,15 @@ export interface WriteAck {
   token: bigint;
   /** True when this (producer, epoch, sequence) was made durable before: nothing new was written. */
   duplicate: boolean;
+  /** Asked for (FLAG_RESULT): the key's count and rank once the write was applied (ResultState in `state`). */
+  result?: ReplyResult;
 }
 
 /** A call waiting for its reply; `v2`: the reply is a 24-byte version-2 one. */
 interface WriteCall extends Pending<WriteAck | void> {
   v2?: boolean;
+  /** The frame asked for its key's count and rank: a 40-byte reply (24 when BAD). */
+  result?: boolean;
 }
 
 const W = 0x57; // 'W' of WIN
@@ -48,7 +53,8 @@ export class WriteConnection extends Connection<WriteCall> {
 
   /** Send one op frame on a connection whose hello was answered with version 2; resolves on WIN or duplicate. */
   send2(frame: Buffer): Promise<WriteAck> {
-    return new Promise<WriteAck>((resolve, reject) => this.enqueue(frame, { v2: true, resolve: (ack) => resolve(ack as WriteAck), reject }));
+    const result = (frame[1]! & FLAG_RESULT) !== 0; // its reply is 40 bytes
+    return new Promise<WriteAck>((resolve, reject) => this.enqueue(frame, { v2: true, result, resolve: (ack) => resolve(ack as WriteAck), reject }));
   }
 
   /**
@@ -80,7 +86,8 @@ export class WriteConnection extends Connection<WriteCall> {
     let pos = 0;
     for (;;) {
       const next = this.pending.peek();
-      const size = next?.v2 === true ? REPLY2_SIZE : WRITE_REPLY_SIZE;
+      if (next?.result === true && pos >= data.length) break;
+      const size = next?.result === true && data[pos] !== Reply2.bad ? REPLY2_RESULT_SIZE : next?.v2 === true ? REPLY2_SIZE : WRITE_REPLY_SIZE;
       if (pos + size > data.length) break;
       const call = this.pending.shift();
       if (call === undefined) {
@@ -88,7 +95,7 @@ export class WriteConnection extends Connection<WriteCall> {
         return;
       }
       if (call.v2 === true) {
-        if (!this.#reply2(call, data, pos)) return;
+        if (!this.#reply2(call, data, pos, size === REPLY2_RESULT_SIZE)) return;
         pos += size;
         continue;
       }
@@ -118,8 +125,8 @@ export class WriteConnection extends Connection<WriteCall> {
   }
 
   /** Settle `call` with the version-2 reply at data[pos]; false when the reply is no valid one (the connection failed). */
-  #reply2(call: WriteCall, data: Buffer, pos: number): boolean {
-    const r = decodeReply2(data, pos);
+  #reply2(call: WriteCall, data: Buffer, pos: number, withResult: boolean): boolean {
+    const r: (ReturnType<typeof decodeReply2> & { result?: ReplyResult }) | null = withResult ? withTail(decodeReplyResult(data, pos)) : decodeReply2(data, pos);
     if (r === null) {
       call.reject(this.connectionError('unexpected version-2 reply'));
       this.fail(this.connectionError('the connection failed after an unexpected reply'));
@@ -128,7 +135,7 @@ export class WriteConnection extends Connection<WriteCall> {
     switch (r.status) {
       case Reply2.win:
       case Reply2.duplicate:
-        call.resolve({ token: r.token, duplicate: r.status === Reply2.duplicate });
+        call.resolve({ token: r.token, duplicate: r.status === Reply2.duplicate, ...(r.result !== undefined ? { result: r.result } : {}) });
         break;
       case Reply2.fenced:
         call.reject(new CountdError(ErrorCodes.FENCED, `the producer is fenced: a newer instance (epoch ${r.detail}) writes with this producer id; nothing was written`));
@@ -149,4 +156,9 @@ export class WriteConnection extends Connection<WriteCall> {
     }
     return true;
   }
+}
+
+/** A 40-byte reply as the 24-byte one plus its count and rank. */
+function withTail(r: ReturnType<typeof decodeReplyResult>): (ReturnType<typeof decodeReply2> & { result: ReplyResult }) | null {
+  return r === null ? null : { status: r.status, token: r.token, detail: r.detail, result: { state: r.state, count: r.count, rank: r.rank } };
 }

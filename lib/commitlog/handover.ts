@@ -38,7 +38,7 @@ export interface RetiringLog {
   /** The SEAL to write at `sealAt` first, or null (none, or already written by a cut). */
   seal: Buffer | null;
   sealAt: number;
-  reason: 'full' | 'time' | 'close' | 'error';
+  reason: 'full' | 'time' | 'idle' | 'close' | 'error';
   frames: number;
   /** The file's size (what it adds to the backlog once dirty). */
   size: number;
@@ -94,6 +94,16 @@ export class HandOvers {
   private closing = false;
   private wake: Array<() => void> = [];
   /**
+   * Settles once the last dirty hand-over started has made its log dirty
+   * (chmod 0400) or given up. The next one's chmod waits for it: a worker
+   * claims a stream's dirty log only when no older dirty log of the stream
+   * is held elsewhere (pool.ts claimDirty), and a log still being handed
+   * over is not dirty yet, so two hand-overs that overlapped could make the
+   * later log claimable first, and apply a set, delete or create out of
+   * order (idle and prompt hand-overs follow each other closely).
+   */
+  private lastDirty: Promise<void> = Promise.resolve();
+  /**
    * The logs being handed over dirty (index -> bytes), until their
    * hand-over ends: flow control counts those its last scan did not see
    * dirty (handingOver), so each counts once, before and after its chmod.
@@ -111,7 +121,11 @@ export class HandOvers {
   /** Retire `log` in the background; settle() waits for it. */
   start(log: RetiringLog): void {
     if (log.dirty) this.dirtyLogs.set(log.index, log.size);
-    const run = this.run(log).finally(() => {
+    let marked = (): void => {};
+    const before = this.lastDirty;
+    if (log.dirty) this.lastDirty = new Promise<void>((resolve) => (marked = resolve));
+    const run = this.run(log, before, marked).finally(() => {
+      marked();
       if (log.dirty) this.dirtyLogs.delete(log.index);
       this.running.delete(run);
     });
@@ -132,7 +146,8 @@ export class HandOvers {
     while (this.running.size > 0) await Promise.all([...this.running]);
   }
 
-  private async run(log: RetiringLog): Promise<void> {
+  /** `before`: the previous dirty hand-over is marked dirty; `marked()`: this one is (or gave up). */
+  private async run(log: RetiringLog, before: Promise<void>, marked: () => void): Promise<void> {
     if (log.seal !== null) {
       try {
         await pwriteAll(this.ops, log.fd, [log.seal], log.sealAt);
@@ -149,7 +164,9 @@ export class HandOvers {
         if (!closed) {
           // The chmod is repeated on every attempt so that the fsync after it
           // has the mode to write even if an earlier failed fsync dropped it.
+          if (log.dirty) await before;
           await this.ops.chmod(log.path, log.dirty ? MODE_DIRTY : MODE_CLEAN);
+          if (log.dirty) marked();
           if (log.dirty && failures === 0) this.dirtiedBytes += log.size;
           if (log.dirty) await this.ops.fsync(log.fd);
           closed = true;

@@ -46,6 +46,14 @@ import { unlock } from './locks.js';
 import { CommitLogPool, MODE_CLEAN } from './pool.js';
 
 export const DEFAULT_HANDOVER_MS = 1000;
+/**
+ * Default idleHandoverMs, as a fraction of handoverMs (100 ms at the default
+ * 1 s): a log with records is handed over once no append came for this
+ * long. Under light traffic a write is then readable a little after it, not
+ * up to handoverMs later; under load appends never pause that long, and logs
+ * turn over at most 1000 / idleHandoverMs times a second.
+ */
+export const IDLE_HANDOVER_FRACTION = 10;
 /** Give up claiming/creating a log after this many lost races in a row. */
 const MAX_ACQUIRE_ATTEMPTS = 64;
 
@@ -62,6 +70,8 @@ export interface CommitLogWriterOptions {
   logSize?: number;
   /** Hand a log with records over after this long; default 1000. */
   handoverMs?: number;
+  /** Hand a log with records over once no append came for this long; default handoverMs / 10 (off when not below handoverMs). */
+  idleHandoverMs?: number;
   fileOps?: FileOps;
   logger?: Logger;
   /** Flow control (lib/roles/write/flow.ts): admits each new log, may forbid claiming ahead. */
@@ -134,6 +144,7 @@ export class CommitLogWriter {
   private readonly sizes: FieldSizes;
   private readonly logSize: number;
   private readonly handoverMs: number;
+  private readonly idleHandoverMs: number;
   private readonly handOvers: HandOvers;
   private readonly gate: LogGate | undefined;
   /** Logs are opened with O_DSYNC: an append's pwritev is durable when it returns, no fdatasync follows. */
@@ -148,6 +159,10 @@ export class CommitLogWriter {
   private nextSeq = 0n;
   private tail: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  /** Hands the current log over once appends pause for idleHandoverMs (armIdle). */
+  private idleTimer: NodeJS.Timeout | null = null;
+  /** performance.now() of the last append to the current log. */
+  private lastAppendAt = 0;
   private spareTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -158,6 +173,7 @@ export class CommitLogWriter {
     this.sizes = options.sizes;
     this.logSize = options.logSize;
     this.handoverMs = options.handoverMs;
+    this.idleHandoverMs = options.idleHandoverMs ?? options.handoverMs / IDLE_HANDOVER_FRACTION;
     this.handOvers = new HandOvers(this.ops, pool.dir, this.logger);
     this.gate = options.gate;
     this.now = options.now ?? Date.now;
@@ -184,6 +200,10 @@ export class CommitLogWriter {
     // setTimeout clamps anything above 2^31 - 1 ms to 1 ms.
     if (!Number.isFinite(handoverMs) || handoverMs <= 0 || handoverMs > 0x7fff_ffff) {
       throw invalidArgument(`handoverMs must be a positive number of at most ${0x7fff_ffff}, got ${String(handoverMs)}`);
+    }
+    const idle = options.idleHandoverMs;
+    if (idle !== undefined && (!Number.isFinite(idle) || idle <= 0 || idle > 0x7fff_ffff)) {
+      throw invalidArgument(`idleHandoverMs must be a positive number of at most ${0x7fff_ffff}, got ${String(idle)}`);
     }
     const pool = await CommitLogPool.open({ dir: options.dir, sizes: options.sizes, fileOps: options.fileOps, logger: options.logger });
     await pool.recoverStaleLocks();
@@ -273,8 +293,9 @@ export class CommitLogWriter {
     log.records++;
     log.frames += count;
     this.nextSeq += BigInt(count);
+    this.lastAppendAt = performance.now();
     if (log.records === 1) {
-      log.firstAt = performance.now();
+      log.firstAt = this.lastAppendAt;
       this.armTimer(log);
     }
     // Half full: claim the next log now, so that it is ready when this one is.
@@ -408,7 +429,7 @@ export class CommitLogWriter {
   }
 
   /** Stop using `log`: hand it over in the background (SEAL first) if it holds records, else release it clean. */
-  private retire(log: CurrentLog, reason: 'full' | 'time' | 'close'): void {
+  private retire(log: CurrentLog, reason: 'full' | 'time' | 'idle' | 'close'): void {
     if (this.current === log) this.current = null;
     this.clearTimer();
     if (log.records === 0) {
@@ -420,7 +441,7 @@ export class CommitLogWriter {
   }
 
   /** Give a log that holds no record of this writer's back clean, in the background. */
-  private release(log: ClaimedLog, reason: 'full' | 'time' | 'close'): void {
+  private release(log: ClaimedLog, reason: 'full' | 'time' | 'idle' | 'close'): void {
     this.handOvers.start({ ...log, dirty: false, seal: null, sealAt: 0, reason, frames: 0 });
   }
 
@@ -438,9 +459,42 @@ export class CommitLogWriter {
       });
     }, this.handoverMs);
     this.timer.unref();
+    if (this.idleHandoverMs < this.handoverMs) this.armIdle(log, this.idleHandoverMs);
+  }
+
+  /**
+   * Hand `log` over once no append came for idleHandoverMs. One timer per
+   * pause, not per append: when it fires early (appends came meanwhile) it
+   * waits out the rest of the pause since the last one. The next log is
+   * claimed at once, so that the next write does not wait for its claim.
+   */
+  private armIdle(log: CurrentLog, ms: number): void {
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.current !== log || this.closed) return;
+      const quiet = performance.now() - this.lastAppendAt;
+      if (quiet < this.idleHandoverMs) {
+        this.armIdle(log, this.idleHandoverMs - quiet);
+        return;
+      }
+      void this.enqueue(async () => {
+        if (this.current !== log || this.closed) return;
+        if (performance.now() - this.lastAppendAt < this.idleHandoverMs) {
+          this.armIdle(log, this.idleHandoverMs);
+          return;
+        }
+        this.retire(log, 'idle');
+        this.refillSpare();
+      });
+    }, Math.max(1, ms));
+    this.idleTimer.unref();
   }
 
   private clearTimer(): void {
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
     if (this.spareTimer) {
       clearTimeout(this.spareTimer);
       this.spareTimer = null;

@@ -64,7 +64,7 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
       location: dataDir.paths.db,
       sizes: dataDir.sizes,
       logger: logger.child('store'),
-      ...(memory && { cacheSize: memory.cacheSize, writeBufferSize: memory.writeBufferSize, countCacheBytes: memory.countCacheBytes, blockCacheBytes: memory.blockCacheBytes }),
+      ...(memory && { cacheSize: memory.cacheSize, writeBufferSize: memory.writeBufferSize, countCacheBytes: memory.countCacheBytes, blockCacheBytes: memory.blockCacheBytes, keyFilterBytes: memory.keyFilterBytes }),
     });
   } catch (err) {
     if (isCountdError(err, ErrorCodes.LOCKED) && options.lockedHint) {

@@ -9,7 +9,9 @@
 //             | keyspace KS | key K
 //   (version 2: producer, epoch and sequence name an idempotent producer's
 //   frame, flags bit 0 asks for a prompt hand-over; every frame is answered
-//   with a 24-byte reply2 := status u8 | zero 7 | token u64 | detail u64)
+//   with a 24-byte reply2 := status u8 | zero 7 | token u64 | detail u64;
+//   flags bit 1 on an increment or set asks for the 40-byte reply2 | count
+//   i64 | rank u64 once applied, its byte 1 the result state)
 
 import { invalidArgument } from '../errors.js';
 import { FieldSizes, fieldNameLength, nameBytes, writeField, writeFrameSize } from './fields.js';
@@ -23,6 +25,23 @@ export const WRITE_OPS_VERSION = 2;
 export const WRITE_OPS_PRODUCERS = 2;
 /** Flags bit (version 2): hand the commit log holding this frame to the worker right after it is durable (read-your-writes sooner). */
 export const FLAG_PROMPT = 0x01;
+/** Flags bit (version 2, increment and set only): answer with the key's count and rank once the write is applied (a 40-byte reply; implies FLAG_PROMPT). */
+export const FLAG_RESULT = 0x02;
+/** Bytes of the reply to a frame with FLAG_RESULT: reply2, count i64, rank u64. */
+export const REPLY2_RESULT_SIZE = 40;
+/** Byte 1 of a 40-byte reply: what count and rank hold. */
+export const ResultState = {
+  /** The write was not made durable (status other than W or D): count and rank 0. */
+  none: 0,
+  /** The key's count and 0-based rank, read once the write was applied. */
+  found: 1,
+  /** The key does not exist once the write was applied (it was deleted, or an increment of 0 created nothing): 0 and 0. */
+  absent: 2,
+  /** Not applied within the writer's wait (RESULT_WAIT_MS), or no read port answered: 0 and 0; the write is durable all the same. */
+  unknown: 3,
+} as const;
+/** How long a writer waits for a FLAG_RESULT write to be applied before it answers ResultState.unknown. */
+export const RESULT_WAIT_MS = 10_000;
 /** Idempotent producers a writer tracks at most (--max-producers). */
 export const DEFAULT_MAX_PRODUCERS = 100_000;
 /** Idle producers are forgotten after this long (--producer-expiry): one day, Kafka's default producer id expiry. */
@@ -136,6 +155,32 @@ export interface Reply2Decoded {
   detail: bigint;
 }
 
+/** The tail of a 40-byte reply (FLAG_RESULT). */
+export interface ReplyResult {
+  state: number;
+  count: bigint;
+  rank: bigint;
+}
+
+/** Write the 40-byte reply of a FLAG_RESULT frame at target[offset]. */
+export function writeReplyResult(target: Buffer, offset: number, status: number, token: bigint, detail: bigint, result: ReplyResult): void {
+  writeReply2(target, offset, status, token, detail);
+  target[offset + 1] = result.state;
+  target.writeBigInt64LE(result.count, offset + 24);
+  target.writeBigUInt64LE(result.rank, offset + 32);
+}
+
+/** Decode the 40-byte reply at buf[offset]; null when it is not one (unknown status or state, non-zero padding). */
+export function decodeReplyResult(buf: Buffer, offset: number): (Reply2Decoded & ReplyResult) | null {
+  const state = buf[offset + 1]!;
+  if (state > ResultState.unknown) return null;
+  const head = Buffer.from(buf.subarray(offset, offset + REPLY2_SIZE));
+  head[1] = 0;
+  const reply = decodeReply2(head, 0);
+  if (reply === null) return null;
+  return { ...reply, state, count: buf.readBigInt64LE(offset + 24), rank: buf.readBigUInt64LE(offset + 32) };
+}
+
 /** Decode the version-2 reply at buf[offset]; null when its status is unknown or its zero bytes are not. */
 export function decodeReply2(buf: Buffer, offset: number): Reply2Decoded | null {
   const status = buf[offset]!;
@@ -162,7 +207,9 @@ export function validateOpFrame(buf: Buffer, offset: number, sizes: FieldSizes, 
   if (op < WriteOp.increment || op > WriteOp.createKeyspace) return 0;
   if (version >= WRITE_OPS_PRODUCERS) {
     // Version 2: producer, epoch and sequence carry a producer's frame (all 0: none); reserved and token stay 0.
-    if ((buf[offset + 1]! & ~FLAG_PROMPT) !== 0 || !allZero(buf, offset + 2, offset + 8) || !allZero(buf, offset + 28, offset + 32) || !allZero(buf, offset + 40, offset + OP_HEADER_SIZE)) return 0;
+    const flags = buf[offset + 1]!;
+    if ((flags & ~(FLAG_PROMPT | FLAG_RESULT)) !== 0 || ((flags & FLAG_RESULT) !== 0 && op !== WriteOp.increment && op !== WriteOp.set)) return 0;
+    if (!allZero(buf, offset + 2, offset + 8) || !allZero(buf, offset + 28, offset + 32) || !allZero(buf, offset + 40, offset + OP_HEADER_SIZE)) return 0;
     if (allZero(buf, offset + 16, offset + 24) && !allZero(buf, offset + 24, offset + 40)) return 0;
   } else if (!allZero(buf, offset + 1, offset + 8) || !allZero(buf, offset + 16, offset + OP_HEADER_SIZE)) return 0;
   const ksOff = offset + OP_HEADER_SIZE;
@@ -196,11 +243,6 @@ export function encodeHello(sizes: FieldSizes, version = WRITE_OPS_VERSION): Buf
   return buf;
 }
 
-/**
- * Encode one op frame; validates its arguments (key null only for the
- * keyspace ops). `extra`: a window (createKeyspace only) or a producer's
- * fields; `producer` and `prompt` need a version-2 connection.
- */
 /** What an op frame may carry besides its op, value and names. */
 export interface OpFrameOptions {
   /** A createKeyspace's window (settings bytes 2 … 15); no other op takes one. */
@@ -209,8 +251,14 @@ export interface OpFrameOptions {
   producer?: ProducerFields;
   /** Ask for a prompt hand-over of the log once this frame is durable (FLAG_PROMPT). */
   prompt?: boolean;
+  /** Ask for the key's count and rank once applied (FLAG_RESULT, with FLAG_PROMPT; increment and set only). */
+  result?: boolean;
 }
 
+/**
+ * Encode one op frame; validates its arguments (key null only for the
+ * keyspace ops). `producer`, `prompt` and `result` need a version-2 connection.
+ */
 export function encodeOpFrame(
   op: WriteOpName,
   value: bigint | number,
@@ -219,7 +267,7 @@ export function encodeOpFrame(
   sizes: FieldSizes,
   options: OpFrameOptions = {},
 ): Buffer {
-  const { window, producer, prompt = false } = options;
+  const { window, producer, prompt = false, result = false } = options;
   const code = WriteOp[op];
   if (code === undefined) throw invalidArgument(`unknown write op ${String(op)}`);
   const v = toInt64(value, 'value');
@@ -256,7 +304,8 @@ export function encodeOpFrame(
     writeField(buf, OP_HEADER_SIZE + sizes.keyspaceSize, sizes.keySize, nameBytes(key, 'key', sizes.keySize));
   }
   if (producer !== undefined) writeProducerFields(buf, checkProducerFields(producer));
-  if (prompt) buf[1] = FLAG_PROMPT;
+  if (result && code !== WriteOp.increment && code !== WriteOp.set) throw invalidArgument(`${op} cannot ask for the key's count and rank`);
+  if (prompt || result) buf[1] = result ? FLAG_PROMPT | FLAG_RESULT : FLAG_PROMPT;
   return buf;
 }
 

@@ -77,6 +77,7 @@ import { LogSummer } from './work/log-summer.js';
 import { type ClaimedLog, type Prepared, emptyPrepared, takeOutcomes } from './work/prepared.js';
 import { appliedMarkName } from '../store/marks.js';
 import { ProducerMarks } from './work/producer-marks.js';
+import { PoolWatch } from './work/pool-watch.js';
 import type { Store } from '../store/store.js';
 
 export interface WorkerOptions {
@@ -196,6 +197,8 @@ class Worker {
   #settingsBarrier: Promise<void> = Promise.resolve();
   readonly health = new ApplyHealth();
   readonly #expiry = new PeriodExpiry();
+  /** Wakes the idle worker when a log is handed over (work/pool-watch.ts). */
+  readonly #watch: PoolWatch;
   /** What afterFailedApply needs (work/apply-health.ts). */
   readonly #recovery: Recovery;
 
@@ -212,6 +215,8 @@ class Worker {
     readonly producers: ProducerMarks, // producer and token marks written with each apply (issue 16)
   ) {
     this.summer = new LogSummer(sizes);
+    // Not while backing off after a failure: that keeps backing off.
+    this.#watch = new PoolWatch(pool.dir, () => this.#failures === 0 && this.#wake?.(), logger);
     this.#recovery = { health: this.health, store, logger, sleep: (ms) => this.#sleep(ms), stopping: () => this.#stopping };
   }
 
@@ -230,6 +235,7 @@ class Worker {
 
   async close(): Promise<void> {
     this.#stopping = true;
+    this.#watch.stop();
     this.#wake?.();
     await this.#loop;
     await this.summer.close();
@@ -298,9 +304,11 @@ class Worker {
         if (prepared) {
           // The store has a batch to work on: start the next one at once (#claimAndPrepare waits for logs while the store is busy).
           delay = 0;
+          this.#watch.stop();
         } else {
           await settle(0);
           this.health.succeeded(); // nothing left to apply, and nothing failed
+          this.#watch.start();
           await this.#idle();
         }
         if (prepared && prepared.unreadable > 0) throw new CountdError(ErrorCodes.IO_ERROR, `${prepared.unreadable} commit log(s) could not be read`);

@@ -26,6 +26,7 @@ import { DEFAULT_LOG_SIZE, RECORD_BATCH } from '../commitlog/format.js';
 import { DEFAULT_MAX_PRODUCERS, DEFAULT_PRODUCER_EXPIRY_MS } from '../protocol/write-ops.js';
 import { FlowRecordWriter, removeStaleFlowRecords } from './write/flow-record.js';
 import { ProducerTable } from './write/producers.js';
+import { ResultLookup } from './write/result-lookup.js';
 import { firstSequence, loadFromDatabase, scanPool } from './write/producer-load.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 10000;
@@ -125,7 +126,8 @@ export async function startWriter(options: WriterOptions): Promise<WriterHandle>
       producers = new ProducerTable(integer(idem.maxProducers, DEFAULT_MAX_PRODUCERS, 1, 100_000_000, 'maxProducers'), integer(idem.expiryMs, DEFAULT_PRODUCER_EXPIRY_MS, 1, Number.MAX_SAFE_INTEGER, 'producer expiryMs'));
       for (const r of scan!.producers) producers.merge(r);
     }
-    const handle = await serve(sink, options.dataDir, settings, logger, trace, flow, record, producers);
+    const results = idem === undefined ? null : new ResultLookup({ host: idem.readHost, port: idem.readPort }, options.dataDir.sizes, logger);
+    const handle = await serve(sink, options.dataDir, settings, logger, trace, flow, record, producers, results);
     if (producers !== null) {
       let stopped = false;
       const table = producers;
@@ -231,6 +233,7 @@ async function serve(
   flow: FlowControl,
   record: FlowRecordWriter,
   producers: ProducerTable | null,
+  results: ResultLookup | null,
 ): Promise<WriterHandle> {
   const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, commitTuningFromEnv().inlineMax);
   flow.attach((seen) => log.handingOverBytes(seen), () => groupCommit.resume(), () => log.handedOverBytes);
@@ -253,6 +256,7 @@ async function serve(
     // replicated log carries version-1 op entries only (docs/cluster.md).
     extensions: true,
     producers,
+    results,
     closed(conn) {
       evicting.delete(conn);
       connections.delete(conn);
@@ -277,6 +281,7 @@ async function serve(
     // Read nothing more; every frame already received is made durable and answered.
     for (const conn of connections) conn.drain();
     await groupCommit.whenIdle();
+    results?.close(); // replies waiting for a count and rank say "unknown" now
     // Each connection has ended itself once answered; give clients a moment to read, then cut.
     if (connections.size > 0) {
       let timer: NodeJS.Timeout | undefined;

@@ -16,6 +16,7 @@ import { translateDbError } from './errors.js';
 import { updateFences } from './fence-update.js';
 import type { IncrementBatch, PendingIncrement, PendingKeyspace } from './increment-batch.js';
 import { InflightApply } from './inflight-apply.js';
+import { RawOps } from './raw-batch.js';
 import { Fences } from './rank-fences.js';
 import { FENCE_CONCURRENCY } from './schema.js';
 import type { BatchOp, Chained, KeyspaceInfo, StoreState } from './state.js';
@@ -137,7 +138,8 @@ async function prepare(state: StoreState, batch: IncrementBatch, markOps: BatchO
     // alone (awaited below), so no apply prepares on top of it.
     const overlay = admit || lifecycle ? undefined : { groups, finals: finals as bigint[] };
     submitted = true;
-    const written = submitApply(state, chained, swaps, { nextId, order: ordered ? order : undefined }, batch.keys, saturation, overlay, lifecycle, settings);
+    const created = groups.filter((g) => g.created).map((g) => g.info.id);
+    const written = submitApply(state, chained, swaps, { nextId, order: ordered ? order : undefined, created }, batch.keys, saturation, overlay, lifecycle, settings);
     if (lifecycle) await written.catch(() => {});
     return { written };
   } finally {
@@ -243,6 +245,8 @@ function groupsOf(state: StoreState, batch: IncrementBatch, prev: InflightApply 
     const droppedId = pending.dropped === true ? stored?.id : undefined;
     const known = pending.dropped === true ? undefined : stored;
     const info = known ? { ...known } : { name: pending.name, id: nextId++, size: 0 };
+    // A fresh id: every key it will hold goes through this store's applies (key-filter.ts).
+    if (!known) state.keyFilter.track(info.id);
     const declare = pending.declare;
     // A period of a windowed keyspace combines and ranks ties by its keyspace's settings (windows.ts).
     const operator = operatorOf(state, pending, byId);
@@ -300,10 +304,16 @@ async function lookupCounts(state: StoreState, batch: IncrementBatch, groups: Ap
     // rather than trust it.)
     // A `--ties first` keyspace's counts are never cached (their order is in the record): read.
     const useCache = !group.tiesFirst;
+    // A keyspace this store created: a key the filter never saw is new (key-filter.ts), nothing to look up.
+    const filtered = state.keyFilter.covers(group.info.id);
     const complete = !useCache ? false : cache.enabled ? group.info.size > 0 && cache.cachedIn(group.ks) === group.info.size : prev !== undefined && !state.dir.has(group.ks);
     let prefix: Buffer | undefined;
     looked += group.items.length;
     for (const p of group.items) {
+      if (filtered && !state.keyFilter.mayContain(group.info.id, keyBytes, p.keyStart, p.keyLength)) {
+        n++;
+        continue;
+      }
       // A pair the apply in flight writes is in the cache, or (not admitted) in its own list.
       const cached = !useCache ? undefined : ((cache.enabled ? cache.get(p.pair) : undefined) ?? prev?.finalOf(p.pair));
       if (cached !== undefined) {
@@ -344,10 +354,12 @@ function writeCounts(
   let ordered = false;
   /** The last apply order handed out: `order` for every pair, or (`each`: a restore) one more per pair. */
   let handed = each ? order - 1 : order;
+  const raw = new RawOps(chained);
   for (const group of groups) {
     const countPrefix = idPrefix(TAG_COUNT, group.info.id);
     const indexPrefix = idPrefix(TAG_INDEX, group.info.id);
     const { inserted, removed } = group;
+    const filter = state.keyFilter.tracks(group.info.id) ? state.keyFilter : undefined;
     for (const p of group.items) {
       const slot = readSlot[cursor]!;
       const value = slot >= 0 ? current[slot] : undefined;
@@ -357,9 +369,9 @@ function writeCounts(
         finals[cursor++] = undefined;
         if (old === undefined) continue;
         const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
-        chained.del(countKey);
+        raw.del(countKey);
         const oldIndex = indexKeyFromCount(indexPrefix, value ?? encodeCount(old), countKey, PREFIX_SIZE);
-        chained.del(oldIndex);
+        raw.del(oldIndex);
         removed.push(oldIndex.subarray(PREFIX_SIZE));
         group.info.size--;
         continue;
@@ -378,16 +390,17 @@ function writeCounts(
       if (group.tiesFirst && each) handed++;
       const nextValue = group.tiesFirst ? encodeCountOrder(next, handed) : encodeCount(next);
       ordered ||= group.tiesFirst;
-      chained.put(countKey, nextValue);
+      raw.put(countKey, nextValue);
       if (old === undefined) {
         group.info.size++;
+        filter?.add(group.info.id, keyBytes, p.keyStart, p.keyLength);
       } else {
         const oldIndex = indexKeyFromCount(indexPrefix, value ?? encodeCount(old), countKey, PREFIX_SIZE);
-        chained.del(oldIndex);
+        raw.del(oldIndex);
         removed.push(oldIndex.subarray(PREFIX_SIZE));
       }
       const newIndex = indexKeyFromCount(indexPrefix, nextValue, countKey, PREFIX_SIZE);
-      chained.put(newIndex, EMPTY);
+      raw.put(newIndex, EMPTY);
       inserted.push(newIndex.subarray(PREFIX_SIZE));
     }
   }
@@ -428,7 +441,7 @@ function submitApply(
   state: StoreState,
   chained: Chained,
   swaps: StateSwap[],
-  after: { nextId: number; order: number | undefined },
+  after: { nextId: number; order: number | undefined; created: number[] },
   keys: number,
   saturation: Saturation | undefined,
   overlay: { groups: ApplyGroup[]; finals: bigint[] } | undefined,
@@ -439,6 +452,7 @@ function submitApply(
   const onCommitted = (): void => {
     state.nextId = nextId;
     if (after.order !== undefined) state.order = after.order;
+    for (const id of after.created) state.keyFilter.cover(id);
     for (const [ks, operator, tiesFirst, window] of settings) {
       if (operator === 0) state.settings.delete(ks);
       else state.settings.set(ks, operator);
@@ -452,6 +466,7 @@ function submitApply(
         if (g.info === null) state.dir.delete(g.ks);
         state.fenceCache.delete(g.gone);
         state.blockCache.dropKeyspace(g.gone);
+        state.keyFilter.uncover(g.gone);
         state.collect(g.gone);
         continue;
       }

@@ -41,6 +41,13 @@ export const FENCE_CONCURRENCY = 4;
 export const DEFAULT_COUNT_CACHE_BYTES = 64 * 1024 * 1024;
 
 /**
+ * Default bytes of the key filter (key-filter.ts): new keys of keyspaces the
+ * store created are not read back. 32 MiB holds ~22,000,000 keys at under
+ * 1% false positives.
+ */
+export const DEFAULT_KEY_FILTER_BYTES = 32 * 1024 * 1024;
+
+/**
  * Default bytes of the rank-block cache (block-cache.ts): decoded count-index
  * blocks for pages, ranks and arounds; at ~40 bytes an entry (a 30-byte key),
  * about 800,000 ranked entries.

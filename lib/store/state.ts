@@ -51,6 +51,7 @@ import {
 import { corruption, translateDbError } from './errors.js';
 import { BlockCache } from './block-cache.js';
 import { DEFAULT_CLEAR_PACE, clearDeadKeyspace } from './collect.js';
+import { KeyFilter } from './key-filter.js';
 import { CountCache } from './count-cache.js';
 import type { DirRecord, InflightApply } from './inflight-apply.js';
 import { Lru } from './lru.js';
@@ -75,6 +76,7 @@ export interface StateSettings {
   sync: boolean;
   countCacheBytes: number;
   blockCacheBytes: number;
+  keyFilterBytes: number;
 }
 
 /** LevelDB's open options (schema.ts LEVEL_OPTIONS with the Store's cache and write buffer sizes). */
@@ -100,6 +102,8 @@ export class StoreState {
   readonly dir = new Map<string, KeyspaceInfo>();
   readonly fenceCache: Lru<number, Fences>;
   readonly countCache: CountCache;
+  /** Keys written to the keyspaces this store created: new keys are not read (key-filter.ts). */
+  readonly keyFilter: KeyFilter;
   readonly blockCache: BlockCache;
   nextId = 1;
   /** Bumped by every committed write: a fence load from an older snapshot is not cached. */
@@ -145,6 +149,7 @@ export class StoreState {
     this.sync = settings.sync;
     this.fenceCache = new Lru(settings.rankCacheKeyspaces);
     this.countCache = new CountCache(settings.countCacheBytes);
+    this.keyFilter = new KeyFilter(settings.keyFilterBytes);
     this.blockCache = new BlockCache(settings.blockCacheBytes);
   }
 
@@ -178,6 +183,7 @@ export class StoreState {
       this.tiesFirst.clear();
       this.fenceCache.clear();
       this.countCache.clear();
+      this.keyFilter.clear();
       this.blockCache.clear();
       this.epoch++;
       try {

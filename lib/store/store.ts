@@ -24,6 +24,7 @@ import { checkRankIndex, createKeyspace, deleteKeyspace, rebuildRankIndex } from
 import {
   DEFAULT_BLOCK_CACHE_BYTES,
   DEFAULT_COUNT_CACHE_BYTES,
+  DEFAULT_KEY_FILTER_BYTES,
   DEFAULT_RANK_CACHE_KEYSPACES,
   DEFAULT_RANK_FENCE_SIZE,
   LEVEL_OPTIONS,
@@ -69,6 +70,12 @@ export interface StoreOptions {
    * page, rank and around (block-cache.ts; default 32 MiB; 0 disables).
    */
   blockCacheBytes?: number;
+  /**
+   * Bytes of the key filter (key-filter.ts): new keys of the keyspaces this
+   * store created are known absent without a read (default 32 MiB; under 64
+   * disables; rounded down to a power of two).
+   */
+  keyFilterBytes?: number;
   /** LevelDB block cache, bytes (default 64 MiB). */
   cacheSize?: number;
   /** LevelDB write buffer (memtable), bytes (default 64 MiB). Up to about twice this is in memory. */
@@ -125,9 +132,10 @@ function settingsOf(options: StoreOptions) {
   }
   const countCacheBytes = checkBytes(options.countCacheBytes, DEFAULT_COUNT_CACHE_BYTES, 'countCacheBytes', 0);
   const blockCacheBytes = checkBytes(options.blockCacheBytes, DEFAULT_BLOCK_CACHE_BYTES, 'blockCacheBytes', 0);
+  const keyFilterBytes = checkBytes(options.keyFilterBytes, DEFAULT_KEY_FILTER_BYTES, 'keyFilterBytes', 0);
   const cacheSize = checkBytes(options.cacheSize, LEVEL_OPTIONS.cacheSize, 'cacheSize', 0);
   const writeBufferSize = checkBytes(options.writeBufferSize, LEVEL_OPTIONS.writeBufferSize, 'writeBufferSize', MIN_WRITE_BUFFER_SIZE);
-  const state = { location: options.location, sizes, logger: options.logger ?? silentLogger, rankFenceSize, rankCacheKeyspaces, sync: options.sync ?? true, countCacheBytes, blockCacheBytes };
+  const state = { location: options.location, sizes, logger: options.logger ?? silentLogger, rankFenceSize, rankCacheKeyspaces, sync: options.sync ?? true, countCacheBytes, blockCacheBytes, keyFilterBytes };
   return { state, level: { ...LEVEL_OPTIONS, cacheSize, writeBufferSize } };
 }
 

@@ -172,6 +172,64 @@ describe('commit log: writer', () => {
     assert.deepEqual(keysInOrder(logs), ['t-0', 't-1', 'u-0']);
   });
 
+  it('hands a log over once appends pause for idleHandoverMs, long before handoverMs, with the next log claimed ahead', async () => {
+    const w = await open({ handoverMs: 3_600_000, idleHandoverMs: 30 });
+    await w.append(taggedBatch('a', 1), 1);
+    await w.append(taggedBatch('b', 2), 2);
+    const first = path.join(dir, logName(0));
+    await waitFor('hand-over once idle', () => modeOf(first) === 0o400);
+    const c = await readLogFile(first, sizes);
+    assert.equal(c.sealed, true);
+    assert.equal(c.frames, 3);
+    // The next log is claimed ahead (locked, not ours to fill yet): the next append does not wait for a claim.
+    await waitFor('the next log claimed ahead', () => locksIn(dir).length === 1 && locksIn(dir)[0] !== 0);
+    await w.append(taggedBatch('c', 1), 1);
+    await w.close();
+    const logs = await readAll(dir);
+    assert.deepEqual(streamGaps(logs), []);
+    assert.deepEqual(keysInOrder(logs), ['a-0', 'b-0', 'b-1', 'c-0']);
+  });
+
+  it('marks logs dirty in their order: a later log waits for an earlier one whose hand-over is slow', async () => {
+    const ops = new FaultFileOps();
+    let open0!: () => void;
+    const gate = new Promise<void>((resolve) => (open0 = resolve));
+    const chmod = ops.chmod.bind(ops);
+    const dirtied: string[] = [];
+    ops.chmod = async (file, mode) => {
+      if (mode === 0o400 && /\/0000000000$/.test(file)) await gate;
+      if (mode === 0o400) dirtied.push(path.basename(file));
+      return chmod(file, mode);
+    };
+    const w = await open({ fileOps: ops, handoverMs: 3_600_000, idleHandoverMs: 5 });
+    await w.append(taggedBatch('a', 1), 1);
+    await waitFor('log 0 retired (its chmod held)', () => w.handingOverBytes() > 0);
+    await w.append(taggedBatch('b', 1), 1);
+    const second = path.join(dir, logName(1));
+    // Log 1 retired too, its SEAL durable: the old code made it dirty next, before log 0.
+    for (let sealed = false; !sealed; ) {
+      sealed = fs.existsSync(second) && (await readLogFile(second, sizes)).sealed;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(modeOf(second), 0o200, 'log 1 is not dirty while log 0 is not');
+    open0();
+    await w.close();
+    assert.deepEqual(dirtied, ['0000000000', '0000000001']);
+  });
+
+  it('defaults idleHandoverMs to a tenth of handoverMs, and rejects a bad one', async function () {
+    this.timeout(30_000);
+    // 20 s: handed over by the idle rule (2 s), long before the time rule.
+    const w = await open({ handoverMs: 20_000 });
+    await w.append(taggedBatch('d', 1), 1);
+    await waitFor('hand-over once idle', () => modeOf(path.join(dir, logName(0))) === 0o400, 15_000);
+    await w.close();
+    for (const idleHandoverMs of [0, -1, Number.NaN, 2 ** 31]) {
+      await assert.rejects(open({ idleHandoverMs }), (err) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT'));
+    }
+  });
+
   it('accepts a batch of exactly maxBatchBytes (it fits an empty log), rejects one byte more', async () => {
     const w = await open({ logSize: 8192 });
     assert.equal(w.maxBatchBytes, 8192 - HEADER_SIZE - RECORD_HEADER_SIZE - WRITTEN_AT_SIZE - SEAL_RECORD_SIZE);
@@ -288,6 +346,8 @@ describe('commit log: writer', () => {
     await w.append(taggedBatch('h', 2), 2);
     const first = path.join(dir, logName(0));
     await waitFor('log 0 handed over after retries', () => modeOf(first) === 0o400 && !locksIn(dir).includes(0));
+    // The lock is gone from the directory a moment before the hand-over's promise settles (and the gauge falls).
+    await w.close();
     assert.deepEqual(ops.injected.map((f) => f.op), ['chmod', 'fsync', 'unlink'], 'each fault hit the hand-over once');
     assert.equal(((await metrics.handoverFailures.get()).values[0]?.value ?? 0) - failuresBefore, 3);
     assert.equal((await metrics.handoversPending.get()).values[0]?.value ?? 0, 0);

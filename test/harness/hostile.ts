@@ -289,7 +289,7 @@ export async function fuzzRead(port: number, r: Rng, sizes: FieldSizes, keyspace
         await p.write(Buffer.concat([hello, head]));
         await p.until(() => false, 5000);
         const helloSize = 8 + 8 + sizes.keySize;
-        if (p.received.length !== helloSize + 8 || p.received.readBigInt64LE(helloSize) !== -1n) problems.push(`opcode: answer of ${p.received.length} bytes, expected the hello's then n = -1`);
+        if (p.received.length !== helloSize + 8 || p.received.readBigInt64LE(helloSize) !== -1n) problems.push(`opcode ${head.readBigUInt64LE(0) & 0xffff_ffff_ffffn}: answer of ${p.received.length} bytes, expected the hello's then n = -1`);
         break;
       }
       case 'truncated': {

@@ -53,7 +53,7 @@ describe('write protocol version 2 (docs/write-protocol-extensions.md)', () => {
     assert.equal(validateOpFrame(ok, 0, sizes, lengths, 2), 1);
     assert.equal(validateOpFrame(ok, 0, sizes, lengths, 1), 0, 'version 1 refuses producer fields and flags');
     const damaged: Array<[string, (f: Buffer) => void]> = [
-      ['flag bit 1', (f) => (f[1] = 2)],
+      ['flag bit 2', (f) => (f[1] = 4)],
       ['reserved byte 2', (f) => (f[2] = 1)],
       ['reserved byte 28', (f) => (f[28] = 1)],
       ['a token in the request', (f) => (f[40] = 1)],

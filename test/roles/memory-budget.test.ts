@@ -3,6 +3,8 @@
 
 import assert from 'node:assert/strict';
 import {
+  JEMALLOC_PATHS,
+  STORE_JEMALLOC_CONF,
   STORE_MALLOC_ENV,
   withStoreMallocArenas,
   DEFAULT_STORE_CHILD_SETTINGS,
@@ -24,9 +26,9 @@ const MiB = 1024 * 1024;
 
 describe('store child memory budget', () => {
   it('adds up the parts: runtime, LevelDB, caches, the V8 heap limit, batches outside the heap', () => {
-    const s = { cacheSize: 1, writeBufferSize: 10, countCacheBytes: 100, blockCacheBytes: 1000, pageCacheBytes: 10_000, maxBatchKeys: 3, heapLimit: 100_000 };
+    const s = { cacheSize: 1, writeBufferSize: 10, countCacheBytes: 100, blockCacheBytes: 1000, pageCacheBytes: 10_000, keyFilterBytes: 7, maxBatchKeys: 3, heapLimit: 100_000 };
     const budget = storeChildMemoryBudget(s);
-    assert.equal(budget.total, NODE_BASELINE_BYTES + 1 + 20 + 1000 + 10_000 + 100_000 + 3 * NATIVE_BYTES_PER_KEY);
+    assert.equal(budget.total, NODE_BASELINE_BYTES + 1 + 20 + 1000 + 10_000 + 7 + 100_000 + 3 * NATIVE_BYTES_PER_KEY);
     assert.equal(budget.parts.reduce((sum, [, b]) => sum + b, 0), budget.total);
   });
 
@@ -102,6 +104,17 @@ describe('the store child\'s malloc settings', () => {
     assert.equal(env.MALLOC_ARENA_MAX, '4');
     assert.equal(env.MALLOC_MMAP_THRESHOLD_, STORE_MALLOC_ENV.MALLOC_MMAP_THRESHOLD_);
     assert.equal(env.MALLOC_TRIM_THRESHOLD_, '1048576');
-    assert.deepEqual(withStoreMallocArenas({}), { ...STORE_MALLOC_ENV });
+    assert.deepEqual(withStoreMallocArenas({}, () => false), { ...STORE_MALLOC_ENV });
+  });
+
+  it('preloads jemalloc where the system has it, unless COUNTD_STORE_ALLOCATOR=glibc or LD_PRELOAD is set', () => {
+    const only = (file: string) => (f: string) => f === file;
+    const env = withStoreMallocArenas({ PATH: '/bin' }, only('/usr/lib64/libjemalloc.so.2'));
+    assert.equal(env.LD_PRELOAD, '/usr/lib64/libjemalloc.so.2');
+    assert.equal(env.MALLOC_CONF, STORE_JEMALLOC_CONF);
+    assert.equal(withStoreMallocArenas({ MALLOC_CONF: 'narenas:1' }, only(JEMALLOC_PATHS[0]!)).MALLOC_CONF, 'narenas:1');
+    assert.equal(withStoreMallocArenas({ COUNTD_STORE_ALLOCATOR: 'glibc' }, () => true).LD_PRELOAD, undefined);
+    assert.equal(withStoreMallocArenas({ LD_PRELOAD: '/x.so' }, () => true).LD_PRELOAD, '/x.so');
+    assert.equal(withStoreMallocArenas({}, () => false).LD_PRELOAD, undefined);
   });
 });

@@ -377,13 +377,30 @@ describe('countd-worker', function () {
   });
 
   it('survives SIGKILL at random moments: the final counts equal the sum of every frame', async function () {
-    const { dataDir, store, model } = await setup('worker-kill');
-    // This store must not hold the database while the children run.
-    await store.close();
-    stores.splice(stores.indexOf(store), 1);
     const rnd = prng(1234);
     const frames: Frame[] = [];
     for (let i = 0; i < 30_000; i++) frames.push(frame(BigInt(1 + Math.floor(rnd() * 5)), `ks${i % 5}`, `k${Math.floor(rnd() * 3000)}`));
+    await survivesKills('worker-kill', frames, rnd);
+  });
+
+  it('survives SIGKILL at random moments on mostly new keys of keyspaces created as the logs go (the key filter: lib/store/key-filter.ts)', async function () {
+    const rnd = prng(4321);
+    const frames: Frame[] = [];
+    // Keyspace j first appears at frame 3,000 j; keys mostly new, one in five an existing one.
+    for (let i = 0; i < 30_000; i++) {
+      const ks = Math.floor(rnd() * (1 + i / 3000));
+      const key = rnd() < 0.2 ? Math.floor(rnd() * (i + 1)) : i;
+      frames.push(frame(BigInt(1 + Math.floor(rnd() * 5)), `fresh${ks}`, `k${key}`));
+    }
+    await survivesKills('worker-kill-fresh', frames, rnd);
+  });
+
+  /** Kill worker children at random moments while they apply `frames`; the final counts must equal the model's. */
+  async function survivesKills(tag: string, frames: Frame[], rnd: () => number): Promise<void> {
+    const { dataDir, store, model } = await setup(tag);
+    // This store must not hold the database while the children run.
+    await store.close();
+    stores.splice(stores.indexOf(store), 1);
     await writeFrames(dataDir, frames, { model, logSize: 16 * 1024, perAppend: 50 });
     const dirty = logFiles(dataDir).filter((f) => modeOf(f) === 0o400).length;
     assert.ok(dirty >= 40, `many dirty logs (${dirty})`);
@@ -433,7 +450,7 @@ describe('countd-worker', function () {
     stores.push(reopened);
     await assertStoreEqualsModel(reopened, model);
     for (const f of logFiles(dataDir)) assert.equal(modeOf(f), 0o200, `${path.basename(f)} is clean`);
-  });
+  }
 
   it('rejects invalid options', async () => {
     const { dataDir, store } = await setup('worker-options');

@@ -16,12 +16,14 @@ import type { Socket } from 'node:net';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { REPLY_BAD, validateFrame } from '../../protocol/write-frame.js';
-import { FLAG_PROMPT, Reply2, REPLY2_SIZE, WRITE_OPS_PRODUCERS, WriteOp, helloReply, helloVersion, opFrameSize, validateOpFrame, writeReply2, OP_HEADER_SIZE } from '../../protocol/write-ops.js';
+import { FLAG_PROMPT, FLAG_RESULT, Reply2, REPLY2_SIZE, WRITE_OPS_PRODUCERS, WriteOp, helloReply, helloVersion, opFrameSize, validateOpFrame, writeReply2, OP_HEADER_SIZE } from '../../protocol/write-ops.js';
 import { readI64LE, readU64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import type { BatchMember, GroupCommit } from './group-commit.js';
 import type { ReplyWriter } from './replies.js';
-import { ReplyQueue } from './reply-queue.js';
+import { ReplyQueue, type ResultSlot } from './reply-queue.js';
+import type { ResultLookup } from './result-lookup.js';
+import { HeldReplies } from './held-replies.js';
 import { Verdict, type ProducerTable } from './producers.js';
 
 /** Settings and shared objects of all connections of one server. */
@@ -43,6 +45,8 @@ export interface ConnectionContext {
    * only (a writer that cannot rebuild producer state: no read port given).
    */
   readonly producers: ProducerTable | null;
+  /** Version 2: looks up the count and rank a FLAG_RESULT frame asks for (null: none, with producers). */
+  readonly results: ResultLookup | null;
   /** Called when the socket is closed (for any reason). */
   closed(conn: WriteConnection): void;
 }
@@ -79,6 +83,8 @@ export class WriteConnection implements BatchMember {
   private version = 0;
   /** Version 2: one reply slot per frame not answered yet. */
   private replies2: ReplyQueue | null = null;
+  /** Replies waiting for the count and rank of a FLAG_RESULT frame, and every reply after them, in order. */
+  private held: HeldReplies | null = null;
   /** A hello waits until every frame before it is answered (its reply follows theirs). */
   private helloWaiting = false;
   /** A producer's frame waits for the outcome of that producer's frames on another connection. */
@@ -196,7 +202,7 @@ export class WriteConnection implements BatchMember {
   /** Validate and batch the frame at buf[off]; false when it was not taken (blocked or rejected). */
   private take(buf: Buffer, off: number): boolean {
     const ctx = this.ctx;
-    if (this.pending >= ctx.maxPendingFrames) {
+    if (this.pending + this.heldFrames >= ctx.maxPendingFrames) {
       this.pendingFull = true;
       this.pauseReading();
       return false;
@@ -227,7 +233,7 @@ export class WriteConnection implements BatchMember {
    * for the WINs before it rather than joining a batch.
    */
   private hello(version: number): boolean {
-    if (this.pending > 0) {
+    if (this.pending > 0 || this.heldFrames > 0) {
       this.helloWaiting = true;
       this.pauseReading();
       return false;
@@ -271,8 +277,8 @@ export class WriteConnection implements BatchMember {
       return false;
     }
     if (queue !== null) {
-      queue.push(Reply2.win, null, 0n, 0n, 0n);
-      if ((buf[off + 1]! & FLAG_PROMPT) !== 0) ctx.groupCommit.prompt();
+      queue.push(Reply2.win, null, 0n, 0n, 0n, resultNames(buf, off, ctx));
+      if ((buf[off + 1]! & (FLAG_PROMPT | FLAG_RESULT)) !== 0) ctx.groupCommit.prompt();
     }
     this.pending++;
     return true;
@@ -300,11 +306,11 @@ export class WriteConnection implements BatchMember {
         this.pauseReading();
         return false;
       }
-      queue.push(Reply2.win, st, seq, 0n, 0n);
-      if ((buf[off + 1]! & FLAG_PROMPT) !== 0) ctx.groupCommit.prompt();
+      queue.push(Reply2.win, st, seq, 0n, 0n, resultNames(buf, off, ctx));
+      if ((buf[off + 1]! & (FLAG_PROMPT | FLAG_RESULT)) !== 0) ctx.groupCommit.prompt();
     } else {
       const status = verdict === Verdict.Duplicate ? Reply2.duplicate : verdict === Verdict.Fenced ? Reply2.fenced : verdict === Verdict.Limit ? Reply2.limit : verdict === Verdict.OutOfSequence ? Reply2.outOfSequence : Reply2.err;
-      queue.push(status, null, 0n, verdict === Verdict.Duplicate ? st.token : 0n, table.detail);
+      queue.push(status, null, 0n, verdict === Verdict.Duplicate ? st.token : 0n, table.detail, resultNames(buf, off, ctx));
       ctx.groupCommit.addEmpty(this);
     }
     this.pending++;
@@ -324,24 +330,47 @@ export class WriteConnection implements BatchMember {
     this.pending -= frames;
     this.active = true;
     let sent = 0;
-    const v2 = this.replies2?.durable(frames, token);
-    if (this.state === State.Open || this.state === State.Rejecting) {
+    const lookups: ResultSlot[] = [];
+    const v2 = this.replies2?.durable(frames, token, lookups);
+    if (v2 !== undefined && (lookups.length > 0 || this.held !== null) && (this.state === State.Open || this.state === State.Rejecting)) {
+      this.hold(v2, lookups, frames);
+      sent = frames;
+    } else if (this.state === State.Open || this.state === State.Rejecting) {
       if (!(v2 !== undefined ? this.socket.write(v2) : this.ctx.replies.win(this.socket, frames)) && !this.writeFull) {
         this.writeFull = true;
         this.pauseReading();
       }
       sent = frames;
     }
-    if (this.pendingFull && this.pending < this.ctx.maxPendingFrames) {
+    this.unblocked();
+    return sent;
+  }
+
+  /** Frames whose replies are held (FLAG_RESULT lookups, and those after them). */
+  private get heldFrames(): number {
+    return this.held?.frames ?? 0;
+  }
+
+  /** Fewer frames wait for their replies: read again, answer a waiting hello, or end. */
+  private unblocked(): void {
+    if (this.pendingFull && this.pending + this.heldFrames < this.ctx.maxPendingFrames) {
       this.pendingFull = false;
       this.resume();
     }
-    if (this.helloWaiting && this.pending === 0) {
+    if (this.helloWaiting && this.pending === 0 && this.heldFrames === 0) {
       this.helloWaiting = false;
       this.resume();
     }
     this.finishIfDone();
-    return sent;
+  }
+
+  /** Queue `replies` behind those held: written once the lookups of theirs and of every reply before them are done. */
+  private hold(replies: Buffer, lookups: ResultSlot[], frames: number): void {
+    this.held ??= new HeldReplies(this.ctx.results, this.socket, () => {
+      this.held = null;
+      this.unblocked();
+    });
+    this.held.add(replies, lookups, frames);
   }
 
   failed(frames: number, _err: unknown, answer: boolean): number {
@@ -353,7 +382,8 @@ export class WriteConnection implements BatchMember {
     // Without an answer the client sees the connection lost before the
     // reply: "may or may not have been applied", which is the truth then.
     if (answer) {
-      if (v2 !== undefined) this.socket.write(v2);
+      if (v2 !== undefined && this.held !== null) this.hold(v2, [], 0);
+      else if (v2 !== undefined) this.socket.write(v2);
       else this.ctx.replies.err(this.socket, frames);
     }
     this.end();
@@ -408,7 +438,7 @@ export class WriteConnection implements BatchMember {
 
   /** End the connection once nothing it sent waits for an answer. */
   private finishIfDone(): void {
-    if (this.pending > 0) return;
+    if (this.pending > 0 || this.heldFrames > 0) return;
     if (this.state === State.Rejecting) {
       this.socket.write(this.replies2 !== null ? badReply2() : REPLY_BAD);
       this.end();
@@ -429,7 +459,9 @@ export class WriteConnection implements BatchMember {
     this.stash = null;
     this.carryLen = 0;
     this.ctx.groupCommit.forget(this);
-    this.socket.end();
+    // Replies still held go out first (HeldReplies ends the socket after them).
+    if (this.held !== null) this.held.endAfter();
+    else this.socket.end();
     if (!this.readEnded) {
       // Keep reading (and discarding) so the client's close is seen.
       this.paused = false;
@@ -457,6 +489,14 @@ export class WriteConnection implements BatchMember {
     this.ctx.groupCommit.forget(this);
     this.ctx.closed(this);
   }
+}
+
+/** The names of a FLAG_RESULT frame (copies: the frame's buffer is reused), else null. */
+function resultNames(buf: Buffer, off: number, ctx: ConnectionContext): [Buffer, Buffer] | null {
+  if ((buf[off + 1]! & FLAG_RESULT) === 0) return null;
+  const ksOff = off + OP_HEADER_SIZE;
+  const keyOff = ksOff + ctx.sizes.keyspaceSize;
+  return [Buffer.from(buf.subarray(ksOff, ksOff + ctx.lengths[0]!)), Buffer.from(buf.subarray(keyOff, keyOff + ctx.lengths[1]!))];
 }
 
 function badReply2(): Buffer {
