@@ -165,6 +165,11 @@ export interface ReplyResult {
 /** Write the 40-byte reply of a FLAG_RESULT frame at target[offset]. */
 export function writeReplyResult(target: Buffer, offset: number, status: number, token: bigint, detail: bigint, result: ReplyResult): void {
   writeReply2(target, offset, status, token, detail);
+  writeResultTail(target, offset, result);
+}
+
+/** Fill in the result of the 40-byte reply at target[offset] whose first 24 bytes are written: its state byte, count and rank. */
+export function writeResultTail(target: Buffer, offset: number, result: ReplyResult): void {
   target[offset + 1] = result.state;
   target.writeBigInt64LE(result.count, offset + 24);
   target.writeBigUInt64LE(result.rank, offset + 32);

@@ -5,7 +5,7 @@
 // Batches of replies are written in the order they were added, each once
 // the lookups of its own frames are done (they run at once, in parallel).
 
-import { writeReplyResult } from '../../protocol/write-ops.js';
+import { writeResultTail } from '../../protocol/write-ops.js';
 import type { ResultSlot } from './reply-queue.js';
 import { UNKNOWN_RESULT, type ResultLookup } from './result-lookup.js';
 import type { Socket } from 'node:net';
@@ -36,7 +36,7 @@ export class HeldReplies {
     const ready = Promise.all(
       slots.map(async (slot) => {
         const result = this.lookup === null ? UNKNOWN_RESULT : await this.lookup.lookup(slot.keyspace, slot.key, slot.token).catch(() => UNKNOWN_RESULT);
-        writeReplyResult(replies, slot.offset, replies[slot.offset]!, replies.readBigUInt64LE(slot.offset + 8), replies.readBigUInt64LE(slot.offset + 16), result);
+        writeResultTail(replies, slot.offset, result);
       }),
     ).then(() => {});
     this.#batches.push({ replies, frames, ready });
