@@ -133,6 +133,11 @@ export class HandOvers {
     this.running.add(run);
   }
 
+  /** A hand-over or release is under way. */
+  get busy(): boolean {
+    return this.running.size > 0;
+  }
+
   /** Bytes of the logs being handed over dirty, except those in `seen` (a scan saw them dirty: counted there). */
   handingOver(seen?: ReadonlyMap<number, number>): number {
     let bytes = 0;

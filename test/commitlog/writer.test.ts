@@ -218,6 +218,39 @@ describe('commit log: writer', () => {
     assert.deepEqual(dirtied, ['0000000000', '0000000001']);
   });
 
+  it('says what it does in the background (for commit tracing): a hand-over under way, a claim under way, then nothing', async () => {
+    const ops = new FaultFileOps();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const fsync = ops.fsync.bind(ops);
+    let holding = false;
+    ops.fsync = async (fd) => {
+      if (holding) await held;
+      return fsync(fd);
+    };
+    const w = await open({ fileOps: ops, handoverMs: 3_600_000, idleHandoverMs: 5 });
+    assert.equal(w.backgroundWork(), 0);
+    holding = true;
+    await w.append(taggedBatch('a', 1), 1);
+    await waitFor('log 0 handed over (its fsync held) and the next claimed', () => w.backgroundWork() & 1 ? true : false);
+    release();
+    await waitFor('nothing in the background', () => w.backgroundWork() === 0);
+    const link = ops.link.bind(ops);
+    let linkHeld!: () => void;
+    const linkGate = new Promise<void>((resolve) => (linkHeld = resolve));
+    let linking = false;
+    ops.link = async (a, b) => {
+      if (linking) await linkGate;
+      return link(a, b);
+    };
+    await w.append(taggedBatch('b', 1), 1);
+    // The idle hand-over of log 1 claims the next log at once: its lock link is held.
+    linking = true;
+    await waitFor('a claim under way', () => (w.backgroundWork() & 2) !== 0);
+    linkHeld();
+    await waitFor('nothing in the background', () => w.backgroundWork() === 0);
+  });
+
   it('defaults idleHandoverMs to a tenth of handoverMs, and rejects a bad one', async function () {
     this.timeout(30_000);
     // 20 s: handed over by the idle rule (2 s), long before the time rule.

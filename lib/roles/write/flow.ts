@@ -88,7 +88,7 @@ export class FlowControl {
   private scannedAt = 0;
   private addedAtScan = 0;
   private admitting = 0;
-  private scanning: Promise<Backlog | null> | null = null;
+  private scanningNow: Promise<Backlog | null> | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Bytes of this writer's logs being handed over dirty, but for those the scan saw dirty (set by attach). */
   private pending: (seen: ReadonlyMap<number, number>) => number = () => 0;
@@ -133,6 +133,11 @@ export class FlowControl {
   close(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  /** A scan of the pool is under way (commit tracing). */
+  get scanning(): boolean {
+    return this.scanningNow !== null;
   }
 
   get state(): FlowState {
@@ -242,10 +247,10 @@ export class FlowControl {
 
   /** One scan at a time; null when it failed (the last figure stands). */
   private scan(): Promise<Backlog | null> {
-    if (this.scanning !== null) return this.scanning;
+    if (this.scanningNow !== null) return this.scanningNow;
     // What this writer had made dirty when the scan began: later hand-overs may be missing from it.
     const started = this.added();
-    this.scanning = scanBacklog(this.dir, this.ops)
+    this.scanningNow = scanBacklog(this.dir, this.ops)
       .then(
         (b) => {
           this.scanned = b.bytes;
@@ -261,8 +266,8 @@ export class FlowControl {
           return null;
         },
       )
-      .finally(() => (this.scanning = null));
-    return this.scanning;
+      .finally(() => (this.scanningNow = null));
+    return this.scanningNow;
   }
 
   /** The state the backlog calls for, outside an admission. */

@@ -28,7 +28,7 @@ import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { readI64LE, writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
-import type { CommitTrace } from './trace.js';
+import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -37,6 +37,8 @@ export interface CommitLogSink {
   append(entries: Buffer, count: number, inline?: boolean, type?: number): Promise<bigint | void>;
   /** Hand the log being filled over to the worker now (a frame asked to be readable soon). */
   handOverSoon?(): void;
+  /** The background work under way now, as BACKGROUND_* bits of trace.ts (commit tracing only). */
+  backgroundWork?(): number;
 }
 
 /** The part of flow control (flow.ts) a group commit needs. */
@@ -45,6 +47,8 @@ export interface FlowGate {
   readonly stopped: boolean;
   /** How long to hold the WINs of a durable batch of `bytes` (and the next commit). */
   delayMs(bytes: number): number;
+  /** A scan of the pool for the backlog is under way (commit tracing only). */
+  readonly scanning?: boolean;
 }
 
 /** What a batch needs from a connection. */
@@ -177,6 +181,8 @@ export class GroupCommit {
   private readonly failBound = (err: unknown): void => this.fail(err);
   private readonly trace: CommitTrace | null;
   private durableAt = 0;
+  /** The background work under way when the in-flight commit started (tracing only). */
+  private backgroundAtStart = 0;
   private readonly flow: FlowGate | null;
   /** done() is holding the in-flight batch's WINs for flow control. */
   private held = false;
@@ -329,7 +335,10 @@ export class GroupCommit {
       appended = NO_APPEND;
     } else {
       this.startedAt = performance.now();
-      this.trace?.since('wait', b.firstAt);
+      if (this.trace !== null) {
+        this.trace.since('wait', b.firstAt);
+        this.backgroundAtStart = this.background();
+      }
       try {
         appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries, this.inline(b), b.ops ? RECORD_OPS : RECORD_BATCH);
       } catch (err) {
@@ -353,6 +362,7 @@ export class GroupCommit {
         this.commitSeconds = (performance.now() - this.startedAt) / 1000;
         if (this.trace !== null) {
           this.trace.since('commit', this.startedAt);
+          this.trace.overlapped(this.startedAt, this.backgroundAtStart | this.background());
           this.durableAt = performance.now();
         }
       }
@@ -406,6 +416,11 @@ export class GroupCommit {
    */
   private inline(b: Batch): boolean {
     return b.members.length <= this.inlineMax;
+  }
+
+  /** What runs beside a commit in this process (trace.ts BACKGROUND_*). */
+  private background(): number {
+    return (this.log.backgroundWork?.() ?? 0) | (this.flow?.scanning === true ? BACKGROUND_SCAN : 0);
   }
 
   /** Send the WINs of the batch done() took apart. */
