@@ -235,7 +235,8 @@ async function serve(
   producers: ProducerTable | null,
   results: ResultLookup | null,
 ): Promise<WriterHandle> {
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, commitTuningFromEnv().inlineMax);
+  const tuning = commitTuningFromEnv();
+  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, tuning.inlineMax, tuning.rejoinUs);
   flow.attach((seen) => log.handingOverBytes(seen), () => groupCommit.resume(), () => log.handedOverBytes);
   record.publish(flow.report());
   flow.start();

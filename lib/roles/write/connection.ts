@@ -67,6 +67,7 @@ export class WriteConnection implements BatchMember {
   readonly slotFrames = new Int32Array(2);
   failing = false;
   waitingRoom = false;
+  awaited = false;
   /** Bytes came in or replies went out since the idle sweep last looked (see writer.ts). */
   active = true;
   /** Idle sweeps in a row that found the connection inactive. */

@@ -29,6 +29,7 @@ import type { FieldSizes } from '../../protocol/fields.js';
 import { readI64LE, writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
+import { MAX_WAIT_US, Rejoin, type RejoinMember } from './rejoin.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -52,7 +53,7 @@ export interface FlowGate {
 }
 
 /** What a batch needs from a connection. */
-export interface BatchMember {
+export interface BatchMember extends RejoinMember {
   /** Frames of this member in batch slot 0 and 1; owned and updated by GroupCommit. */
   readonly slotFrames: Int32Array;
   /** Set by GroupCommit when an append holding frames of this member failed. */
@@ -199,9 +200,15 @@ export class GroupCommit {
     this.done();
   };
   private readonly inlineMax: number;
+  /** The next commit waits a moment for the connections just answered (rejoin.ts). */
+  readonly rejoin: Rejoin;
+  /** start() is waiting for them. */
+  private rejoining = false;
 
-  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS) {
+  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS, rejoinUs = MAX_WAIT_US) {
     if (!Number.isSafeInteger(inlineMax) || inlineMax < 0) throw invalidArgument(`inlineMax must be a whole number, got ${String(inlineMax)}`);
+    if (!Number.isSafeInteger(rejoinUs) || rejoinUs < 0) throw invalidArgument(`rejoinUs must be a whole number, got ${String(rejoinUs)}`);
+    this.rejoin = new Rejoin(rejoinUs);
     this.log = log;
     this.inlineMax = inlineMax;
     this.flow = flow;
@@ -304,6 +311,7 @@ export class GroupCommit {
 
   private count(member: BatchMember, b: Batch): void {
     if (b.frames === 0 && this.trace !== null) b.firstAt = performance.now();
+    if (member.awaited) this.rejoin.joined(member);
     if (member.slotFrames[b.slot]++ === 0) b.members.push(member);
     b.frames++;
   }
@@ -328,6 +336,15 @@ export class GroupCommit {
     this.scheduled = false;
     if (this.inflight !== null || this.current.frames === 0) return;
     const b = this.current;
+    if (b.entries > 0 && this.inline(b) && this.rejoin.holds(performance.now())) {
+      // Try again on the next turn of the event loop: its reads may bring them.
+      this.rejoining = true;
+      this.scheduled = true;
+      setImmediate(this.startBound);
+      return;
+    }
+    this.rejoin.starting(this.rejoining);
+    this.rejoining = false;
     this.inflight = b;
     this.current = this.batches[1 - b.slot]!;
     let appended: Promise<bigint | void>;
@@ -360,6 +377,7 @@ export class GroupCommit {
     if (!this.held) {
       if (b.entries > 0) {
         this.commitSeconds = (performance.now() - this.startedAt) / 1000;
+        this.rejoin.committed(this.commitSeconds * 1e6);
         if (this.trace !== null) {
           this.trace.since('commit', this.startedAt);
           this.trace.overlapped(this.startedAt, this.backgroundAtStart | this.background());
@@ -387,10 +405,13 @@ export class GroupCommit {
     const n = members.length;
     if (this.ackCounts.length < n) this.ackCounts = new Int32Array(n * 2);
     const counts = this.ackCounts;
+    const next = this.current.slot;
+    this.rejoin.answering(performance.now());
     for (let i = 0; i < n; i++) {
       const m = members[i]!;
       counts[i] = m.slotFrames[b.slot]!;
       m.slotFrames[b.slot] = 0;
+      this.rejoin.answered(m, m.slotFrames[next]! > 0);
     }
     b.reset();
     this.inflight = null;
@@ -532,6 +553,7 @@ export class GroupCommit {
 
   /** Forget a member that is gone (closed connection) from the waiting list. */
   forget(member: BatchMember): void {
+    this.rejoin.joined(member);
     if (!member.waitingRoom) return;
     member.waitingRoom = false;
     const i = this.waiters.indexOf(member);
