@@ -13,10 +13,11 @@
 //
 // The bound is half the recent commit time, at most MAX_WAIT_US (the
 // writer's COUNTD_REJOIN_US, tuning.ts; 0: never wait): waiting is
-// only worth it while it is shorter than the commit it saves. A wait in
-// which none of them came back (clients that think between writes) is a
-// miss; after MISSES_BEFORE_BACKOFF in a row, commits start at once for the
-// next BACKOFF_COMMITS commits, then waiting is tried again. Only a batch of
+// only worth it while it is shorter than the commit it saves. A wait that
+// ends at the bound with some of them not back (clients that think between
+// writes, or a machine too busy to run them in time) is a miss; after
+// MISSES_BEFORE_BACKOFF in a row, commits start at once for the next
+// BACKOFF_COMMITS commits, then waiting is tried again. Only a batch of
 // few connections waits (GroupCommit: those it commits inline): a large
 // batch gains little from a few more frames, and on two busy cores the
 // turns of the event loop a wait takes would slow the clients it waits for.
@@ -43,8 +44,6 @@ export class Rejoin {
   /** Recent commit time, µs (moving average). */
   private commitUs = 0;
   private misses = 0;
-  /** Connections awaited when the current wait began (-1: no wait under way). */
-  private awaitedAtWait = -1;
   private backoff = 0;
   /** Commits that waited, and how many of those the awaited connections all joined (for tests and tracing). */
   waited = 0;
@@ -89,9 +88,7 @@ export class Rejoin {
    */
   holds(now: number): boolean {
     if (this.awaited === 0 || this.backoff > 0 || this.commitUs === 0) return false;
-    if ((now - this.answeredAt) * 1000 >= Math.min(this.commitUs / 2, this.maxWaitUs)) return false;
-    if (this.awaitedAtWait < 0) this.awaitedAtWait = this.awaited;
-    return true;
+    return (now - this.answeredAt) * 1000 < Math.min(this.commitUs / 2, this.maxWaitUs);
   }
 
   /** The commit starts: count whether the wait before it (if any) got every connection back. */
@@ -100,15 +97,13 @@ export class Rejoin {
       this.backoff--;
       return;
     }
-    const before = this.awaitedAtWait;
-    this.awaitedAtWait = -1;
     if (!waitedBefore) return;
     this.waited++;
-    if (this.awaited === 0) this.joinedAll++;
-    if (this.awaited < before) {
+    if (this.awaited === 0) {
+      this.joinedAll++;
       this.misses = 0;
     } else if (++this.misses >= MISSES_BEFORE_BACKOFF) {
-      // Nobody came back within the bound, several commits in a row.
+      // Some did not come back within the bound, several commits in a row.
       this.misses = 0;
       this.backoff = BACKOFF_COMMITS;
     }
