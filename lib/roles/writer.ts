@@ -235,8 +235,7 @@ async function serve(
   producers: ProducerTable | null,
   results: ResultLookup | null,
 ): Promise<WriterHandle> {
-  const tuning = commitTuningFromEnv();
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, tuning.inlineMax, tuning.rejoinUs);
+  const { inlineMax, rejoinUs } = commitTuningFromEnv(), groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, inlineMax, rejoinUs);
   flow.attach((seen) => log.handingOverBytes(seen), () => groupCommit.resume(), () => log.handedOverBytes);
   record.publish(flow.report());
   flow.start();
