@@ -51,7 +51,8 @@ export interface TokenServiceOptions {
    * changed() after every apply (daemon/roles.ts): W then moves only at
    * those events, so a wait scans once, then once per event, and returns as
    * soon as the apply that holds its token commits, with no polling. Without
-   * it (a reader beside a worker in another process) waits poll every 20 ms.
+   * it (countd-read, which runs with no worker; in-process tests) waits poll
+   * every 20 ms.
    */
   wakeOnApply?: boolean;
 }

@@ -110,7 +110,7 @@ describe('token awaits woken by the apply (wakeOnApply)', function () {
     }
   });
 
-  it('without apply events (a reader beside a worker in another process) a wait polls, and still returns once applied', async () => {
+  it('without apply events (no worker in the process tells the service) a wait polls, and still returns once applied', async () => {
     const { root, dataDir } = await tempDataDir();
     const store = await Store.open({ location: dataDir.paths.db, sizes: dataDir.sizes });
     const tokens = tokenService(store, dataDir.paths.commitlog, dataDir.sizes);
