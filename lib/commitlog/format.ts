@@ -337,6 +337,11 @@ export function opEntrySize(ksLen: number, keyLen: number): number {
 export function writeOpEntry(target: Buffer, offset: number, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): number {
   target[offset] = op;
   writeI64LE(target, offset + 1, value);
+  return writeOpNames(target, offset, src, ksOff, ksLen, keyOff, keyLen);
+}
+
+/** The names' lengths and bytes of the op entry at target[offset]; returns the offset after it. */
+function writeOpNames(target: Buffer, offset: number, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): number {
   writePairLengths(target, offset + 9, ksLen, keyLen);
   let p = offset + OP_ENTRY_FIXED_SIZE;
   copyName(src, ksOff, ksLen, target, p);
@@ -353,12 +358,7 @@ export function writeOpEntry(target: Buffer, offset: number, op: number, value: 
 export function writeOpEntryCopy(target: Buffer, offset: number, op: number, valueSrc: Buffer, valueOff: number, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): number {
   target[offset] = op;
   for (let i = 0; i < 8; i++) target[offset + 1 + i] = valueSrc[valueOff + i]!;
-  writePairLengths(target, offset + 9, ksLen, keyLen);
-  let p = offset + OP_ENTRY_FIXED_SIZE;
-  copyName(src, ksOff, ksLen, target, p);
-  p += ksLen;
-  copyName(src, keyOff, keyLen, target, p);
-  return p + keyLen;
+  return writeOpNames(target, offset, src, ksOff, ksLen, keyOff, keyLen);
 }
 
 /**

@@ -271,7 +271,7 @@ export class WriteConnection implements BatchMember {
     }
     if (op === WriteOp.increment && isZero64(buf, off + 8)) {
       ctx.groupCommit.addEmpty(this);
-    } else if (!ctx.groupCommit.addOpCopy(this, op, buf, off + 8, ksOff, lengths[0]!, ksOff + ctx.sizes.keyspaceSize, lengths[1]!)) {
+    } else if (!ctx.groupCommit.addOpCopy(this, op, buf, off + 8, buf, ksOff, lengths[0]!, ksOff + ctx.sizes.keyspaceSize, lengths[1]!)) {
       this.pauseReading();
       return false;
     }

@@ -22,7 +22,7 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, copyProducerTrailer, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry, writeOpEntryCopy } from '../../commitlog/format.js';
+import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, copyProducerTrailer, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntryCopy } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
@@ -193,6 +193,8 @@ export class GroupCommit {
     this.done();
   };
   private readonly inlineMax: number;
+  /** addOp's value as bytes, for addOpCopy. */
+  private readonly valueScratch = Buffer.alloc(8);
 
   constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS) {
     if (!Number.isSafeInteger(inlineMax) || inlineMax < 0) throw invalidArgument(`inlineMax must be a whole number, got ${String(inlineMax)}`);
@@ -229,7 +231,7 @@ export class GroupCommit {
    */
   add(member: BatchMember, frame: Buffer, offset: number, ksLen: number, keyLen: number): boolean {
     const b = this.current;
-    if (b.ops) return this.addOpCopy(member, OP_INCREMENT, frame, offset, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
+    if (b.ops) return this.addOpCopy(member, OP_INCREMENT, frame, offset, frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
     const end = b.bytes + entrySize(ksLen, keyLen);
     if (end > b.buf.length || this.flow?.stopped === true) {
       this.waitForRoom(member);
@@ -249,36 +251,21 @@ export class GroupCommit {
    * room (as add()).
    */
   addOp(member: BatchMember, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
-    const b = this.current;
-    if (op === OP_INCREMENT && !b.ops) {
-      const end = b.bytes + entrySize(ksLen, keyLen);
-      if (end > b.buf.length) return this.noRoom(member);
-      writeI64LE(b.buf, b.bytes, value);
-      b.buf.writeUInt16LE(ksLen, b.bytes + 8);
-      b.buf.writeUInt16LE(keyLen, b.bytes + 10);
-      copyName(src, ksOff, ksLen, b.buf, b.bytes + 12);
-      copyName(src, keyOff, keyLen, b.buf, b.bytes + 12 + ksLen);
-      b.push(member, end);
-      this.count(member, b);
-      return true;
-    }
-    if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen))) return this.noRoom(member);
-    b.push(member, writeOpEntry(b.buf, b.bytes, op, value, src, ksOff, ksLen, keyOff, keyLen));
-    this.count(member, b);
-    return true;
+    writeI64LE(this.valueScratch, 0, value);
+    return this.addOpCopy(member, op, this.valueScratch, 0, src, ksOff, ksLen, keyOff, keyLen);
   }
 
   /**
    * addOp with the value's 8 bytes (little-endian i64) read from
-   * src[valueOff] rather than given as a BigInt: the hot path of
+   * valueSrc[valueOff] rather than given as a BigInt: the hot path of
    * version-2 frames, which makes no BigInt per frame.
    */
-  addOpCopy(member: BatchMember, op: number, src: Buffer, valueOff: number, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
+  addOpCopy(member: BatchMember, op: number, valueSrc: Buffer, valueOff: number, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
     const b = this.current;
     if (op === OP_INCREMENT && !b.ops) {
       const end = b.bytes + entrySize(ksLen, keyLen);
       if (end > b.buf.length) return this.noRoom(member);
-      for (let i = 0; i < 8; i++) b.buf[b.bytes + i] = src[valueOff + i]!;
+      for (let i = 0; i < 8; i++) b.buf[b.bytes + i] = valueSrc[valueOff + i]!;
       b.buf.writeUInt16LE(ksLen, b.bytes + 8);
       b.buf.writeUInt16LE(keyLen, b.bytes + 10);
       copyName(src, ksOff, ksLen, b.buf, b.bytes + 12);
@@ -288,7 +275,7 @@ export class GroupCommit {
       return true;
     }
     if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen))) return this.noRoom(member);
-    b.push(member, writeOpEntryCopy(b.buf, b.bytes, op, src, valueOff, src, ksOff, ksLen, keyOff, keyLen));
+    b.push(member, writeOpEntryCopy(b.buf, b.bytes, op, valueSrc, valueOff, src, ksOff, ksLen, keyOff, keyLen));
     this.count(member, b);
     return true;
   }
