@@ -22,11 +22,11 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry, writeProducerTrailer } from '../../commitlog/format.js';
+import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, copyProducerTrailer, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntryCopy } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
-import { readI64LE, writeI64LE } from '../../util/int64.js';
+import { writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
 import { MAX_WAIT_US, Rejoin, type RejoinMember } from './rejoin.js';
@@ -204,6 +204,8 @@ export class GroupCommit {
   readonly rejoin: Rejoin;
   /** start() is waiting for them. */
   private rejoining = false;
+  /** addOp's value as bytes, for addOpCopy. */
+  private readonly valueScratch = Buffer.alloc(8);
 
   constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS, rejoinUs = MAX_WAIT_US) {
     if (!Number.isSafeInteger(inlineMax) || inlineMax < 0) throw invalidArgument(`inlineMax must be a whole number, got ${String(inlineMax)}`);
@@ -242,7 +244,7 @@ export class GroupCommit {
    */
   add(member: BatchMember, frame: Buffer, offset: number, ksLen: number, keyLen: number): boolean {
     const b = this.current;
-    if (b.ops) return this.addOp(member, OP_INCREMENT, readI64LE(frame, offset), frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
+    if (b.ops) return this.addOpCopy(member, OP_INCREMENT, frame, offset, frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
     const end = b.bytes + entrySize(ksLen, keyLen);
     if (end > b.buf.length || this.flow?.stopped === true) {
       this.waitForRoom(member);
@@ -262,11 +264,21 @@ export class GroupCommit {
    * room (as add()).
    */
   addOp(member: BatchMember, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
+    writeI64LE(this.valueScratch, 0, value);
+    return this.addOpCopy(member, op, this.valueScratch, 0, src, ksOff, ksLen, keyOff, keyLen);
+  }
+
+  /**
+   * addOp with the value's 8 bytes (little-endian i64) read from
+   * valueSrc[valueOff] rather than given as a BigInt: the hot path of
+   * version-2 frames, which makes no BigInt per frame.
+   */
+  addOpCopy(member: BatchMember, op: number, valueSrc: Buffer, valueOff: number, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
     const b = this.current;
     if (op === OP_INCREMENT && !b.ops) {
       const end = b.bytes + entrySize(ksLen, keyLen);
       if (end > b.buf.length) return this.noRoom(member);
-      writeI64LE(b.buf, b.bytes, value);
+      for (let i = 0; i < 8; i++) b.buf[b.bytes + i] = valueSrc[valueOff + i]!;
       b.buf.writeUInt16LE(ksLen, b.bytes + 8);
       b.buf.writeUInt16LE(keyLen, b.bytes + 10);
       copyName(src, ksOff, ksLen, b.buf, b.bytes + 12);
@@ -276,20 +288,22 @@ export class GroupCommit {
       return true;
     }
     if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen))) return this.noRoom(member);
-    b.push(member, writeOpEntry(b.buf, b.bytes, op, value, src, ksOff, ksLen, keyOff, keyLen));
+    b.push(member, writeOpEntryCopy(b.buf, b.bytes, op, valueSrc, valueOff, src, ksOff, ksLen, keyOff, keyLen));
     this.count(member, b);
     return true;
   }
 
   /**
    * An op of an idempotent producer (docs/write-protocol-extensions.md,
-   * version 2): an op entry with the producer trailer, in an OPS batch.
+   * version 2): the op frame at frame[off], written as an op entry with the
+   * producer trailer (its fields copied from the frame's bytes 16 … 39), in
+   * an OPS batch.
    */
-  addProducerOp(member: BatchMember, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number, producer: bigint, epoch: number, sequence: bigint): boolean {
+  addProducerOp(member: BatchMember, op: number, frame: Buffer, off: number, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
     const b = this.current;
     if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen) + PRODUCER_TRAILER_SIZE)) return this.noRoom(member);
-    const end = writeOpEntry(b.buf, b.bytes, op, value, src, ksOff, ksLen, keyOff, keyLen);
-    b.push(member, writeProducerTrailer(b.buf, b.bytes, end, producer, epoch, sequence));
+    const end = writeOpEntryCopy(b.buf, b.bytes, op, frame, off + 8, frame, ksOff, ksLen, keyOff, keyLen);
+    b.push(member, copyProducerTrailer(b.buf, b.bytes, end, frame, off + 16));
     this.count(member, b);
     return true;
   }
