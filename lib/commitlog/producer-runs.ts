@@ -5,7 +5,7 @@
 // by the summing thread (what an apply records in the database) and by a
 // writer that starts (the producers of the logs not yet applied).
 
-import { OP_ENTRY_FIXED_SIZE, OP_PRODUCER_BIT, RECORD_OPS, forEachOpAt } from './format.js';
+import { RECORD_OPS, forEachOpAt } from './format.js';
 import { readU64LE } from '../util/int64.js';
 import type { LogRecord } from './reader.js';
 
@@ -28,22 +28,36 @@ export function collectProducerRuns(records: readonly LogRecord[], runs: Map<big
     if (token > lastToken) lastToken = token;
     if (record.type !== RECORD_OPS) continue;
     const payload = record.payload;
-    forEachOpAt(payload, (p, _op, ksLen, keyLen) => {
-      // The trailer read in place (producerTrailerAt without its object): this runs for every entry the worker applies.
-      if ((payload[p]! & OP_PRODUCER_BIT) === 0) return;
-      const t = p + OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
-      const producer = readU64LE(payload, t);
-      const epoch = payload.readUInt32LE(t + 8);
-      const sequence = readU64LE(payload, t + 12);
-      const run = runs.get(producer);
-      if (run === undefined || epoch > run.epoch) {
-        runs.set(producer, { epoch, first: sequence, last: sequence, token });
-      } else if (epoch === run.epoch) {
-        if (sequence < run.first) run.first = sequence;
-        if (sequence > run.last) run.last = sequence;
-        if (token > run.token) run.token = token;
+    // A run of the record (a trailer and the continuations after it, section 3c) is added once, when it ends:
+    // one BigInt addition per run, not per entry, on the summing thread's path.
+    let trailer = -1;
+    let continued = 0;
+    forEachOpAt(payload, (_p, _op, _ksLen, _keyLen, t, k) => {
+      if (t === trailer) {
+        continued = k;
+        return;
       }
+      if (trailer >= 0) addRun(runs, payload, trailer, continued, token);
+      trailer = t;
+      continued = k;
     });
+    if (trailer >= 0) addRun(runs, payload, trailer, continued, token);
   }
   return lastToken;
+}
+
+/** Add the sequences trailer … trailer + continued of the producer whose trailer is at payload[trailer] to `runs`. */
+function addRun(runs: Map<bigint, ProducerRun>, payload: Buffer, trailer: number, continued: number, token: bigint): void {
+  const producer = readU64LE(payload, trailer);
+  const epoch = payload.readUInt32LE(trailer + 8);
+  const first = readU64LE(payload, trailer + 12);
+  const last = continued === 0 ? first : first + BigInt(continued);
+  const run = runs.get(producer);
+  if (run === undefined || epoch > run.epoch) {
+    runs.set(producer, { epoch, first, last, token });
+  } else if (epoch === run.epoch) {
+    if (first < run.first) run.first = first;
+    if (last > run.last) run.last = last;
+    if (token > run.token) run.token = token;
+  }
 }

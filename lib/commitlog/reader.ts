@@ -30,6 +30,7 @@ import {
   SEAL_PAYLOAD_SIZE,
   WRITTEN_AT_SIZE,
   countEntries,
+  BROKEN_PRODUCER_RUN,
   countOps,
   decodeHeader,
   isZero,
@@ -295,7 +296,9 @@ function checkRecord(buf: Buffer, off: number, genBytes: Buffer, sizes: FieldSiz
   if (type === RECORD_BATCH) {
     if (count === 0 || countEntries(payload, sizes) !== count) return { ok: false, reason: 'entries do not match the record frame count' };
   } else if (type === RECORD_OPS) {
-    if (count === 0 || countOps(payload, sizes) !== count) return { ok: false, reason: 'op entries do not match the record frame count' };
+    const counted = countOps(payload, sizes);
+    if (counted === BROKEN_PRODUCER_RUN) return { ok: false, reason: 'producer continuation without a producer entry before it' };
+    if (count === 0 || counted !== count) return { ok: false, reason: 'op entries do not match the record frame count' };
   } else if (type === RECORD_SEAL) {
     if (count !== 0 || length !== SEAL_PAYLOAD_SIZE) return { ok: false, reason: 'malformed seal record' };
   } else {

@@ -22,7 +22,7 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, copyProducerTrailer, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntryCopy } from '../../commitlog/format.js';
+import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, copyProducerTrailer, markProducerContinuation, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntryCopy } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
@@ -30,6 +30,7 @@ import { writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
 import { MAX_WAIT_US, Rejoin, type RejoinMember } from './rejoin.js';
+import { ProducerRun } from './producer-run.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -100,6 +101,8 @@ class Batch {
   /** Owner and end offset of each entry, to remove a failed member's entries. */
   readonly owners: Array<BatchMember | undefined> = [];
   ends = new Int32Array(1024);
+  /** The producer run of the last entry (producer-run.ts). */
+  readonly run = new ProducerRun();
 
   constructor(slot: 0 | 1, size: number) {
     this.slot = slot;
@@ -114,6 +117,7 @@ class Batch {
     this.ops = false;
     this.prompt = false;
     this.members.length = 0;
+    this.run.entry = -1;
   }
 
   /** Room for `size` more bytes? */
@@ -301,9 +305,16 @@ export class GroupCommit {
    */
   addProducerOp(member: BatchMember, op: number, frame: Buffer, off: number, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
     const b = this.current;
-    if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen) + PRODUCER_TRAILER_SIZE)) return this.noRoom(member);
+    const continues = b.run.continues(b.entries - 1, b.owners[b.entries - 1] === member, frame, off + 16);
+    if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen) + (continues ? 0 : PRODUCER_TRAILER_SIZE))) return this.noRoom(member);
     const end = writeOpEntryCopy(b.buf, b.bytes, op, frame, off + 8, frame, ksOff, ksLen, keyOff, keyLen);
-    b.push(member, copyProducerTrailer(b.buf, b.bytes, end, frame, off + 16));
+    if (continues) {
+      markProducerContinuation(b.buf, b.bytes);
+      b.push(member, end);
+    } else {
+      b.push(member, copyProducerTrailer(b.buf, b.bytes, end, frame, off + 16));
+    }
+    b.run.extend(b.entries - 1, frame, off + 16);
     this.count(member, b);
     return true;
   }
@@ -538,6 +549,7 @@ export class GroupCommit {
     c.owners.fill(undefined, kept, c.entries);
     c.entries = kept;
     c.bytes = dst;
+    c.run.entry = -1;
     let keptMembers = 0;
     for (const m of c.members) {
       if (m.failing) c.frames -= m.slotFrames[c.slot]!;
