@@ -6,7 +6,11 @@
 
 import assert from 'node:assert/strict';
 import { realFileOps, type FileOps } from '../../lib/commitlog/fileops.js';
-import { OP_INCREMENT } from '../../lib/commitlog/format.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { OP_INCREMENT, RECORD_OPS, forEachOpAt } from '../../lib/commitlog/format.js';
+import { readLogFile } from '../../lib/commitlog/reader.js';
+import { scanPool } from '../../lib/roles/write/producer-load.js';
 import type { DataDir } from '../../lib/datadir/meta.js';
 import { tokenService } from '../../lib/roles/read/tokens.js';
 import { startReader, type ReaderHandle } from '../../lib/roles/reader.js';
@@ -254,6 +258,37 @@ describe('countd-write: idempotent producers (write protocol version 2)', functi
       }, 10_000, 50);
     } finally {
       await stopRig(r);
+    }
+  });
+
+  it('writes a connection\'s consecutive producer frames as continuations (no trailer), and a restarted writer rebuilds them exactly', async () => {
+    const first = await rig();
+    try {
+      const c = await client2(first.writer.port);
+      // One write: the four frames enter one batch; producer 5's sequences 0, 1, 2 run on, then another producer.
+      c.send(Buffer.concat([inc(1, 'a', 5n, 1, 0n), inc(2, 'b', 5n, 1, 1n), inc(4, 'c', 5n, 1, 2n), inc(8, 'd', 6n, 1, 0n)]));
+      await waitReplies(c, 4);
+      assert.equal(replies2(c).map((x) => x.status).join(''), 'WWWW');
+    } finally {
+      await stopRig(first, false);
+    }
+    const kinds: string[] = [];
+    for (const name of (await fs.readdir(first.dataDir.paths.commitlog)).filter((n) => /^\d{10}$/.test(n)).sort()) {
+      for (const r of (await readLogFile(path.join(first.dataDir.paths.commitlog, name), first.dataDir.sizes)).records) {
+        if (r.type === RECORD_OPS) forEachOpAt(r.payload, (_p, _op, _ks, _key, trailer, continued) => kinds.push(trailer < 0 ? 'none' : continued === 0 ? 'trailer' : 'cont'));
+      }
+    }
+    assert.deepEqual(kinds, ['trailer', 'cont', 'cont', 'trailer']);
+    const scan = await scanPool(first.dataDir.paths.commitlog, first.dataDir.sizes, 0);
+    assert.deepEqual(scan.producers.map((x) => [x.id, x.epoch, x.first, x.last]), [[5n, 1, 0n, 2n], [6n, 1, 0n, 0n]]);
+    const second = await rig({}, first);
+    try {
+      const c = await client2(second.writer.port);
+      c.send(Buffer.concat([inc(2, 'b', 5n, 1, 1n), inc(4, 'c', 5n, 1, 2n), inc(8, 'd', 6n, 1, 0n), inc(16, 'e', 5n, 1, 3n)]));
+      await waitReplies(c, 4);
+      assert.equal(replies2(c).map((x) => x.status).join(''), 'DDDW');
+    } finally {
+      await stopRig(second);
     }
   });
 
