@@ -12,7 +12,7 @@
 // (b) >= 300,000 frames/s.
 //
 // Options (environment): COUNTD_BENCH_FRAMES (default 2,000,000 per workload),
-// COUNTD_BENCH_DIR (default os.tmpdir()), COUNTD_BENCH_RUNS (default 3: the
+// COUNTD_BENCH_KEYS (default 1,000,000), COUNTD_BENCH_DIR (default os.tmpdir()), COUNTD_BENCH_RUNS (default 3: the
 // verdict is on the median run), COUNTD_BENCH_SYNC=0 to apply without fsync,
 // COUNTD_BENCH_COUNT_CACHE=<bytes> for the store's countCacheBytes (0: no count
 // cache), COUNTD_BENCH_NULL_STORE=1 to time the worker alone (read, verify, sum,
@@ -37,7 +37,8 @@ import { parseSize } from '../lib/util/size.js';
 import { mulberry32 as random } from '../test/harness/rng.js';
 import { zipfCdf, zipfIndex } from './lib/keys.js';
 
-const KEYS = 1_000_000;
+/** COUNTD_BENCH_KEYS: keys of workloads (a) and (b) (default 1,000,000; the sustained load has ~200,000). */
+const KEYS = Number(process.env.COUNTD_BENCH_KEYS ?? 1_000_000);
 /** Workload (c): every key new, one keyspace. */
 let ONE_KEYSPACE = false;
 const KEYSPACES = 1000;

@@ -10,12 +10,13 @@
 import { CountdError } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { ORDER_KEY, ORDER_SIZE, Ties, encodeCountOrder } from './encoding.js';
-import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_INDEX, TAG_KEYSPACE, TAG_SETTINGS, encodeCount, encodeSettingsValue, encodeKeyspaceValue, idPrefix, indexKeyFromCount, taggedName, writeId } from './encoding.js';
+import { EMPTY, NEXT_ID_KEY, PREFIX_SIZE, TAG_COUNT, TAG_DEAD, TAG_INDEX, TAG_KEYSPACE, TAG_SETTINGS, encodeSettingsValue, encodeKeyspaceValue, idPrefix, taggedName, writeId } from './encoding.js';
 import { Operator, PairMode, combineValues, saturate } from './combine.js';
 import { translateDbError } from './errors.js';
 import { updateFences } from './fence-update.js';
 import type { IncrementBatch, PendingIncrement, PendingKeyspace } from './increment-batch.js';
 import { InflightApply } from './inflight-apply.js';
+import { KeyScratch, suffixOf } from './apply-scratch.js';
 import { RawOps } from './raw-batch.js';
 import { Fences } from './rank-fences.js';
 import { FENCE_CONCURRENCY } from './schema.js';
@@ -85,6 +86,9 @@ interface Lookup {
   /** The values read for readKeys. */
   current: Array<Buffer | undefined>;
 }
+
+/** Buffers reused by every apply for what only goes into its batch (writeCounts runs without awaiting). */
+const scratch = new KeyScratch();
 
 /** Prepare an apply and hand its batch to LevelDB; `written` settles when it is committed (or failed). */
 export async function applyBatch(state: StoreState, batch: IncrementBatch, markOps: BatchOp[]): Promise<{ written: Promise<ApplyResult> }> {
@@ -368,11 +372,10 @@ function writeCounts(
         // combine.ts: the key goes (or stays absent).
         finals[cursor++] = undefined;
         if (old === undefined) continue;
-        const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
-        raw.del(countKey);
-        const oldIndex = indexKeyFromCount(indexPrefix, value ?? encodeCount(old), countKey, PREFIX_SIZE);
-        raw.del(oldIndex);
-        removed.push(oldIndex.subarray(PREFIX_SIZE));
+        raw.del(slot >= 0 ? readKeys[slot]! : scratch.countKey(countPrefix, keyBytes, p.keyStart, p.keyLength));
+        const oldSuffix = suffixOf(value ?? scratch.oldValue(old), keyBytes, p.keyStart, p.keyLength);
+        raw.del(scratch.prefixed(indexPrefix, oldSuffix));
+        removed.push(oldSuffix);
         group.info.size--;
         continue;
       }
@@ -385,23 +388,23 @@ function writeCounts(
       }
       finals[cursor++] = next;
       if (old === next) continue;
-      const countKey = slot >= 0 ? readKeys[slot]! : countKeyOf(countPrefix, keyBytes, p);
       // `--ties first`: the key reached this count at this apply (its order), whichever way it moved.
       if (group.tiesFirst && each) handed++;
-      const nextValue = group.tiesFirst ? encodeCountOrder(next, handed) : encodeCount(next);
+      // Keys and values that only go into the batch are reused buffers (apply-scratch.ts).
+      const nextValue = group.tiesFirst ? encodeCountOrder(next, handed) : scratch.nextValue(next);
       ordered ||= group.tiesFirst;
-      raw.put(countKey, nextValue);
+      raw.put(slot >= 0 ? readKeys[slot]! : scratch.countKey(countPrefix, keyBytes, p.keyStart, p.keyLength), nextValue);
       if (old === undefined) {
         group.info.size++;
         filter?.add(group.info.id, keyBytes, p.keyStart, p.keyLength);
       } else {
-        const oldIndex = indexKeyFromCount(indexPrefix, value ?? encodeCount(old), countKey, PREFIX_SIZE);
-        raw.del(oldIndex);
-        removed.push(oldIndex.subarray(PREFIX_SIZE));
+        const oldSuffix = suffixOf(value ?? scratch.oldValue(old), keyBytes, p.keyStart, p.keyLength);
+        raw.del(scratch.prefixed(indexPrefix, oldSuffix));
+        removed.push(oldSuffix);
       }
-      const newIndex = indexKeyFromCount(indexPrefix, nextValue, countKey, PREFIX_SIZE);
-      raw.put(newIndex, EMPTY);
-      inserted.push(newIndex.subarray(PREFIX_SIZE));
+      const newSuffix = suffixOf(nextValue, keyBytes, p.keyStart, p.keyLength);
+      raw.put(scratch.prefixed(indexPrefix, newSuffix), EMPTY);
+      inserted.push(newSuffix);
     }
   }
   const saturation = firstSaturated === undefined ? undefined : { keys: saturated, ...firstSaturated };

@@ -19,6 +19,7 @@ import {
   storeChildSettingsFor,
 } from '../../lib/roles/memory-budget.js';
 import { settingsOf } from '../../lib/daemon/settings.js';
+import { CountCache } from '../../lib/store/count-cache.js';
 import { childExecArgv } from '../../lib/daemon/supervisor.js';
 import { formatSize, parseSize } from '../../lib/util/size.js';
 
@@ -48,8 +49,17 @@ describe('store child memory budget', () => {
     const one = storeChildSettingsFor(1024 * MiB);
     const two = storeChildSettingsFor(2048 * MiB);
     assert.ok(two.maxBatchKeys > 2 * one.maxBatchKeys);
-    assert.equal(two.cacheSize, 64 * MiB);
+    assert.equal(storeChildSettingsFor(4096 * MiB).cacheSize, 64 * MiB);
+    assert.equal(two.countCacheBytes, 128 * MiB);
     assert.equal(storeChildSettingsFor(64 * 1024 * MiB).maxBatchKeys, MAX_BATCH_KEYS);
+  });
+
+  it("gives the count cache room for issue 14's sustained working set at the default (200,000 keys of ~20-byte pairs)", () => {
+    const cache = new CountCache(DEFAULT_STORE_CHILD_SETTINGS.countCacheBytes);
+    const items = Array.from({ length: 200_000 }, (_, i) => ({ pair: `\x04\x09ks${i % 1000}key${i}`.padEnd(20, 'x') }));
+    cache.record('ks', items, items.map((_, i) => BigInt(i)), new Uint8Array(items.length), 0);
+    cache.trim();
+    assert.equal(cache.size, 200_000);
   });
 
   it('refuses a setting outside its range', () => {

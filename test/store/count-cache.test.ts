@@ -28,6 +28,19 @@ describe('Store count cache', () => {
     }
   }
 
+  it('gives back every count exactly, small ones kept as numbers and large ones as bigints', () => {
+    const cache = new CountCache(1 << 20);
+    const counts = [0n, 5n, -7n, 2n ** 30n - 1n, -(2n ** 30n) + 1n, 2n ** 30n, -(2n ** 30n), 2n ** 53n + 1n, 2n ** 63n - 1n, -(2n ** 63n)];
+    const items = counts.map((_, i) => ({ pair: `pair${i}` }));
+    cache.record('ks', items, counts, new Uint8Array(counts.length), 0);
+    for (let i = 0; i < counts.length; i++) assert.equal(cache.get(`pair${i}`), counts[i], `count ${counts[i]}`);
+    // Updated in place across the boundary both ways.
+    const moved = counts.map((c) => (c > 0n ? -c : 2n ** 62n));
+    cache.record('ks', items, moved, new Uint8Array(counts.length).fill(1), 0);
+    for (let i = 0; i < counts.length; i++) assert.equal(cache.get(`pair${i}`), moved[i]);
+    assert.equal(cache.size, counts.length);
+  });
+
   // 0: disabled; 3,000 bytes: a few dozen entries, so evictions break "all
   // cached" all the time; default: everything stays cached.
   for (const countCacheBytes of [0, 3000, undefined]) {
