@@ -261,17 +261,22 @@ describe('countd-write: idempotent producers (write protocol version 2)', functi
     }
   });
 
+  /** Send `frames` in one write on a version-2 connection to `r`, wait for every reply, stop `r`: the replies' statuses. */
+  async function statusesThenStop(r: Rig, frames: Buffer[], remove: boolean): Promise<string> {
+    try {
+      const c = await client2(r.writer.port);
+      c.send(Buffer.concat(frames));
+      await waitReplies(c, frames.length);
+      return replies2(c).map((x) => x.status).join('');
+    } finally {
+      await stopRig(r, remove);
+    }
+  }
+
   it('writes a connection\'s consecutive producer frames as continuations (no trailer), and a restarted writer rebuilds them exactly', async () => {
     const first = await rig();
-    try {
-      const c = await client2(first.writer.port);
-      // One write: the four frames enter one batch; producer 5's sequences 0, 1, 2 run on, then another producer.
-      c.send(Buffer.concat([inc(1, 'a', 5n, 1, 0n), inc(2, 'b', 5n, 1, 1n), inc(4, 'c', 5n, 1, 2n), inc(8, 'd', 6n, 1, 0n)]));
-      await waitReplies(c, 4);
-      assert.equal(replies2(c).map((x) => x.status).join(''), 'WWWW');
-    } finally {
-      await stopRig(first, false);
-    }
+    // One write: the four frames enter one batch; producer 5's sequences 0, 1, 2 run on, then another producer.
+    assert.equal(await statusesThenStop(first, [inc(1, 'a', 5n, 1, 0n), inc(2, 'b', 5n, 1, 1n), inc(4, 'c', 5n, 1, 2n), inc(8, 'd', 6n, 1, 0n)], false), 'WWWW');
     const kinds: string[] = [];
     for (const name of (await fs.readdir(first.dataDir.paths.commitlog)).filter((n) => /^\d{10}$/.test(n)).sort()) {
       for (const r of (await readLogFile(path.join(first.dataDir.paths.commitlog, name), first.dataDir.sizes)).records) {
@@ -282,14 +287,7 @@ describe('countd-write: idempotent producers (write protocol version 2)', functi
     const scan = await scanPool(first.dataDir.paths.commitlog, first.dataDir.sizes, 0);
     assert.deepEqual(scan.producers.map((x) => [x.id, x.epoch, x.first, x.last]), [[5n, 1, 0n, 2n], [6n, 1, 0n, 0n]]);
     const second = await rig({}, first);
-    try {
-      const c = await client2(second.writer.port);
-      c.send(Buffer.concat([inc(2, 'b', 5n, 1, 1n), inc(4, 'c', 5n, 1, 2n), inc(8, 'd', 6n, 1, 0n), inc(16, 'e', 5n, 1, 3n)]));
-      await waitReplies(c, 4);
-      assert.equal(replies2(c).map((x) => x.status).join(''), 'DDDW');
-    } finally {
-      await stopRig(second);
-    }
+    assert.equal(await statusesThenStop(second, [inc(2, 'b', 5n, 1, 1n), inc(4, 'c', 5n, 1, 2n), inc(8, 'd', 6n, 1, 0n), inc(16, 'e', 5n, 1, 3n)], true), 'DDDW');
   });
 
   it('rebuilds producers after a restart from the logs not yet applied, then from the database', async () => {
