@@ -322,8 +322,8 @@ export const PRODUCER_TRAILER_SIZE = 8 + 4 + 8;
  * Op-code bit of a producer entry that continues the producer run of the
  * entry before it in the same record (docs/commit-log-format.md "Producer
  * trailer"): same producer and epoch, sequence + 1, and no trailer. Most of a
- * producer's frames sit together with consecutive sequences, so this halves
- * their bytes in the log (26 instead of 46 for `pages`/`home-page`).
+ * producer's frames sit together with consecutive sequences: their entries
+ * take about a plain entry's bytes instead of 1.8 times as many.
  */
 export const OP_CONTINUES_BIT = 0x40;
 /** The op-code bits that are not the op. */
@@ -520,7 +520,7 @@ export function decodeOps(payload: Buffer): OpEntry[] {
   return out;
 }
 
-/** countOps's answer for a payload whose only fault is a producer continuation that continues nothing (stepRun). */
+/** countOps's answer for a payload whose first fault is a producer continuation that continues nothing (stepRun). */
 export const BROKEN_PRODUCER_RUN = -2;
 
 /** countEntries for an OPS payload: the number of well-formed op entries, or -1 (BROKEN_PRODUCER_RUN: a continuation continues nothing). */

@@ -30,7 +30,7 @@ import { writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
 import { MAX_WAIT_US, Rejoin, type RejoinMember } from './rejoin.js';
-import { ProducerRun } from './producer-run.js';
+import { BatchRun } from './producer-run.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -102,7 +102,7 @@ class Batch {
   readonly owners: Array<BatchMember | undefined> = [];
   ends = new Int32Array(1024);
   /** The producer run of the last entry (producer-run.ts). */
-  readonly run = new ProducerRun();
+  readonly run = new BatchRun();
 
   constructor(slot: 0 | 1, size: number) {
     this.slot = slot;

@@ -5,7 +5,7 @@
 
 import { PRODUCER_TRAILER_SIZE } from '../../commitlog/format.js';
 
-export class ProducerRun {
+export class BatchRun {
   /** Index of the batch's last entry when it is a producer's; -1 otherwise. */
   entry = -1;
   /** Its producer u64, epoch u32 and sequence u64: the trailer's 20 bytes. */
