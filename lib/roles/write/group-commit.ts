@@ -37,7 +37,17 @@ export interface CommitLogSink {
   append(entries: Buffer, count: number, inline?: boolean, type?: number): Promise<bigint | void>;
   /** Hand the log being filled over to the worker now (a frame asked to be readable soon). */
   handOverSoon?(): void;
+  /**
+   * Appends this sink takes at once (default 1), at most MAX_IN_FLIGHT. Above
+   * 1 (cluster mode: lib/cluster/publisher.ts coalesces them) its failures must
+   * have an unknown outcome: a later append may succeed after an earlier one
+   * failed, so no frame of a failed one is answered ERR.
+   */
+  readonly maxInFlight?: number;
 }
+
+/** Most appends a sink may have in flight (BatchMember.slotFrames holds one count per batch: MAX_IN_FLIGHT + 1). */
+export const MAX_IN_FLIGHT = 3;
 
 /** The part of flow control (flow.ts) a group commit needs. */
 export interface FlowGate {
@@ -49,7 +59,7 @@ export interface FlowGate {
 
 /** What a batch needs from a connection. */
 export interface BatchMember {
-  /** Frames of this member in batch slot 0 and 1; owned and updated by GroupCommit. */
+  /** Frames of this member in each batch slot (MAX_IN_FLIGHT + 1 of them); owned and updated by GroupCommit. */
   readonly slotFrames: Int32Array;
   /** Set by GroupCommit when an append holding frames of this member failed. */
   failing: boolean;
@@ -72,7 +82,7 @@ export interface BatchMember {
 }
 
 class Batch {
-  readonly slot: 0 | 1;
+  readonly slot: number;
   readonly buf: Buffer;
   /** Bytes of encoded entries in buf. */
   bytes = 0;
@@ -96,7 +106,14 @@ class Batch {
   readonly owners: Array<BatchMember | undefined> = [];
   ends = new Int32Array(1024);
 
-  constructor(slot: 0 | 1, size: number) {
+  /** When its append started (performance.now()). */
+  startedAt = 0;
+  /** Its append settled (in flight batches are taken up in order: see GroupCommit.settled). */
+  settled: 'no' | 'done' | 'failed' = 'no';
+  token: bigint | void = undefined;
+  error: unknown = undefined;
+
+  constructor(slot: number, size: number) {
     this.slot = slot;
     this.buf = Buffer.allocUnsafe(size);
   }
@@ -159,10 +176,11 @@ export class GroupCommit {
   private readonly log: CommitLogSink;
   private readonly sizes: FieldSizes;
   private readonly logger: Logger;
-  private readonly batches: readonly [Batch, Batch];
+  private readonly batches: readonly Batch[];
   private current: Batch;
-  private inflight: Batch | null = null;
-  private startedAt = 0;
+  /** Batches being appended, oldest first; their outcomes are taken up in this order. */
+  private readonly inflight: Batch[] = [];
+  private readonly maxInFlight: number;
   private scheduled = false;
   private waiters: BatchMember[] = [];
   private spareWaiters: BatchMember[] = [];
@@ -172,9 +190,11 @@ export class GroupCommit {
   private readonly startBound = (): void => this.start();
   /** Members of the batch whose WINs deliver() is about to send. */
   private acking: BatchMember[] | null = null;
-  private readonly doneBound = (): void => this.done();
+  private readonly doneBound = (): void => {
+    this.done();
+    this.drain();
+  };
   private readonly deliverBound = (): void => this.deliver();
-  private readonly failBound = (err: unknown): void => this.fail(err);
   private readonly trace: CommitTrace | null;
   private durableAt = 0;
   private readonly flow: FlowGate | null;
@@ -188,10 +208,6 @@ export class GroupCommit {
   private commitSeconds = -1;
   private ackSeconds = -1;
   private ackFrames = 0;
-  private readonly appendedBound = (token: bigint | void): void => {
-    if (typeof token === 'bigint') this.lastToken = token;
-    this.done();
-  };
   private readonly inlineMax: number;
 
   constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS) {
@@ -207,13 +223,16 @@ export class GroupCommit {
     if (!(size >= largest)) {
       throw invalidArgument(`commit log batch size ${size} is below one entry of ${largest} bytes (raise logSize)`);
     }
-    this.batches = [new Batch(0, size), new Batch(1, size)];
+    const inFlight = log.maxInFlight ?? 1;
+    if (!Number.isSafeInteger(inFlight) || inFlight < 1 || inFlight > MAX_IN_FLIGHT) throw invalidArgument(`maxInFlight must be a whole number from 1 to ${MAX_IN_FLIGHT}, got ${String(inFlight)}`);
+    this.maxInFlight = inFlight;
+    this.batches = Array.from({ length: inFlight + 1 }, (_, slot) => new Batch(slot, size));
     this.current = this.batches[0];
   }
 
   /** True when no frame waits in a batch or an append. */
   get idle(): boolean {
-    return this.inflight === null && this.acking === null && this.current.frames === 0 && this.waiters.length === 0;
+    return this.inflight.length === 0 && this.acking === null && this.current.frames === 0 && this.waiters.length === 0;
   }
 
   /** Resolves once idle (used by close: every frame received is acked first). */
@@ -313,22 +332,24 @@ export class GroupCommit {
    * that every socket read of this event-loop turn joins the batch.
    */
   schedule(): void {
-    if (this.inflight !== null || this.scheduled || this.current.frames === 0) return;
+    if (this.inflight.length >= this.maxInFlight || this.scheduled || this.current.frames === 0) return;
     this.scheduled = true;
     setImmediate(this.startBound);
   }
 
   private start(): void {
     this.scheduled = false;
-    if (this.inflight !== null || this.current.frames === 0) return;
+    if (this.inflight.length >= this.maxInFlight || this.current.frames === 0) return;
     const b = this.current;
-    this.inflight = b;
-    this.current = this.batches[1 - b.slot]!;
+    this.inflight.push(b);
+    // The batches are a ring: the one after b is free (the oldest in flight finished before b could start).
+    this.current = this.batches[(b.slot + 1) % this.batches.length]!;
+    b.settled = 'no';
     let appended: Promise<bigint | void>;
     if (b.entries === 0) {
       appended = NO_APPEND;
     } else {
-      this.startedAt = performance.now();
+      b.startedAt = performance.now();
       this.trace?.since('wait', b.firstAt);
       try {
         appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries, this.inline(b), b.ops ? RECORD_OPS : RECORD_BATCH);
@@ -336,8 +357,32 @@ export class GroupCommit {
         appended = Promise.reject(err);
       }
     }
-    appended.then(this.appendedBound, this.failBound);
+    appended.then(
+      (token) => this.settled(b, 'done', token),
+      (err: unknown) => this.settled(b, 'failed', err),
+    );
     this.wakeWaiters();
+  }
+
+  /** Batch b's append settled: take up the in-flight batches in order, as far as they settled. */
+  private settled(b: Batch, how: 'done' | 'failed', result: unknown): void {
+    b.settled = how;
+    if (how === 'done') b.token = result as bigint | void;
+    else b.error = result;
+    this.drain();
+  }
+
+  /** Take up the settled batches at the head of the in-flight ones (not while done() holds one for flow control). */
+  private drain(): void {
+    while (this.inflight.length > 0 && this.inflight[0]!.settled !== 'no' && !this.held) {
+      const head = this.inflight[0]!;
+      if (head.settled === 'failed') {
+        this.fail(head.error);
+        continue;
+      }
+      if (typeof head.token === 'bigint') this.lastToken = head.token;
+      this.done();
+    }
   }
 
   /**
@@ -347,12 +392,12 @@ export class GroupCommit {
    * time answering.
    */
   private done(): void {
-    const b = this.inflight!;
+    const b = this.inflight[0]!;
     if (!this.held) {
       if (b.entries > 0) {
-        this.commitSeconds = (performance.now() - this.startedAt) / 1000;
+        this.commitSeconds = (performance.now() - b.startedAt) / 1000;
         if (this.trace !== null) {
-          this.trace.since('commit', this.startedAt);
+          this.trace.since('commit', b.startedAt);
           this.durableAt = performance.now();
         }
       }
@@ -383,7 +428,7 @@ export class GroupCommit {
       m.slotFrames[b.slot] = 0;
     }
     b.reset();
-    this.inflight = null;
+    this.inflight.shift();
     this.acking = members;
     if (this.current.entries > 0 && this.inline(this.current)) {
       // The next commit blocks this thread: answer first.
@@ -410,7 +455,9 @@ export class GroupCommit {
 
   /** Send the WINs of the batch done() took apart. */
   private deliver(): void {
-    const members = this.acking!;
+    // Already sent: a later batch settled in the same turn and sent these first (done()).
+    if (this.acking === null) return;
+    const members = this.acking;
     this.acking = null;
     const counts = this.ackCounts;
     let acked = 0;
@@ -431,7 +478,7 @@ export class GroupCommit {
 
   /** The in-flight append failed: ERR its frames and the later frames of the same connections. */
   private fail(err: unknown): void {
-    const b = this.inflight!;
+    const b = this.inflight[0]!;
     const c = this.current;
     const members = b.members;
     b.members = this.spareMembers;
@@ -445,15 +492,20 @@ export class GroupCommit {
     this.removeFailing(c);
     let failed = 0;
     const counts: number[] = [];
+    // Their frames in later batches, in flight or current, fail with them (those still in flight count 0 when they settle).
     for (const m of members) {
-      counts.push(m.slotFrames[0]! + m.slotFrames[1]!);
-      m.slotFrames[0] = 0;
-      m.slotFrames[1] = 0;
+      let n = 0;
+      for (let slot = 0; slot < this.batches.length; slot++) {
+        n += m.slotFrames[slot]!;
+        m.slotFrames[slot] = 0;
+      }
+      counts.push(n);
     }
     b.reset();
-    this.inflight = null;
-    // A failed commit that could not be cut off may still be applied: no ERR then.
-    const answer = (err as { outcomeUnknown?: boolean } | null)?.outcomeUnknown !== true;
+    this.inflight.shift();
+    // A failed commit that could not be cut off may still be applied: no ERR then; nor when
+    // later appends were in flight beside it (they may succeed: maxInFlight above 1).
+    const answer = this.maxInFlight === 1 && (err as { outcomeUnknown?: boolean } | null)?.outcomeUnknown !== true;
     let unanswered = 0;
     for (let i = 0; i < members.length; i++) {
       failed += members[i]!.failed(counts[i]!, err, answer);
