@@ -51,6 +51,8 @@ const APPLY_INTERVAL_MS = 250;
  * busy with applies all the time (BENCHMARKS.md, "Cluster").
  */
 const APPLY_SPACING = 3;
+/** But never more than this after the last apply started: the spacing adds to the visibility lag. */
+const APPLY_SPACING_MAX_MS = 1000;
 const APPLY_NOW_BYTES = 4 * 1024 * 1024;
 
 interface Owned {
@@ -311,7 +313,7 @@ export class Applier {
 
   #kick(): void {
     if (this.#applying || this.#queue.length === 0 || this.#closed || this.#paced !== undefined) return;
-    const wait = this.#lastApply + Math.max(APPLY_INTERVAL_MS, APPLY_SPACING * this.#lastApplyMs) - performance.now();
+    const wait = this.#lastApply + Math.max(APPLY_INTERVAL_MS, Math.min(APPLY_SPACING_MAX_MS, APPLY_SPACING * this.#lastApplyMs)) - performance.now();
     if (wait > 0 && this.#queuedBytes < APPLY_NOW_BYTES && !this.#closing) {
       this.#paced = setTimeout(() => {
         this.#paced = undefined;

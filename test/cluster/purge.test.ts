@@ -55,19 +55,34 @@ describe('cluster: purging the stream below the snapshots (3 nats-server, --nats
   }
 
   it('a node with an empty database restores every partition from its snapshot plus the stream left after the purge, exactly', async () => {
-    const a = new DaemonRunner(path.join(root, 'countd-a'), nodeArgs());
+    await purgeKillRestore('1', false);
+  });
+
+  it('the same with a nats-server killed after the purges began and brought back while the writes go on (where 0.6.0 lost a partition)', async () => {
+    await purgeKillRestore('2', true);
+  });
+
+  async function purgeKillRestore(run: string, serverKill: boolean): Promise<void> {
+    const a = new DaemonRunner(path.join(root, `countd-${run}a`), nodeArgs());
     await a.start(60_000);
-    const clients = [0, 1].map((i) => new LedgerClient({ ledger, rng: rng(seed + i), sizes: SIZES, port: () => a.writePort, name: `w${i}`, keyspaces: KEYSPACES, window: 32 }));
+    const clients = [0, 1].map((i) => new LedgerClient({ ledger, rng: rng(seed + 10 * Number(run) + i), sizes: SIZES, port: () => a.writePort, name: `w${run}-${i}`, keyspaces: KEYSPACES, window: 32 }));
     for (const c of clients) c.start();
-    let state = { messages: 0, lastSeq: 0 };
+    let state = await streamState();
+    const from = state.lastSeq;
     try {
       // Purged: most of what was ever stored is gone from the stream, while the writes go on.
       await waitUntil('the stream purged below the snapshots', async () => {
         state = await streamState();
-        return state.lastSeq >= 400 && state.messages < state.lastSeq / 2;
+        return state.lastSeq >= from + 400 && state.messages < (state.lastSeq - from) / 2;
       }, 120_000, 500);
       const wins = clients.reduce((n, c) => n + c.stats.wins, 0);
-      await waitUntil('more WINs after the purge', () => clients.reduce((n, c) => n + c.stats.wins, 0) >= wins + 300, 60_000);
+      if (serverKill) {
+        await nats!.kill(2);
+        await waitUntil('WINs with 2 of 3 servers', () => clients.reduce((n, c) => n + c.stats.wins, 0) >= wins + 300, 60_000);
+        await nats!.start(2);
+      }
+      const back = clients.reduce((n, c) => n + c.stats.wins, 0);
+      await waitUntil('more WINs after the purge', () => clients.reduce((n, c) => n + c.stats.wins, 0) >= back + 300, 60_000);
       await a.kill('daemon');
     } finally {
       await Promise.all(clients.map((c) => c.stop()));
@@ -75,8 +90,8 @@ describe('cluster: purging the stream below the snapshots (3 nats-server, --nats
     assert.deepEqual(clients.flatMap((c) => c.stats.protocolErrors), [], 'no protocol errors');
 
     const after = await streamState();
-    assert.ok(after.messages < after.lastSeq / 2, `the stream keeps ${after.messages} of ${after.lastSeq} messages: a replay from the start is impossible`);
-    const b = new DaemonRunner(path.join(root, 'countd-b'), nodeArgs());
+    assert.ok(after.messages < (after.lastSeq - from) / 2, `the stream keeps ${after.messages} of ${after.lastSeq} messages: a replay from the start is impossible`);
+    const b = new DaemonRunner(path.join(root, `countd-${run}b`), nodeArgs());
     await b.start(60_000);
     const client = new Client({ host: '127.0.0.1', readPort: b.readPort!, ...SIZES });
     let last = '';
@@ -102,5 +117,5 @@ describe('cluster: purging the stream below the snapshots (3 nats-server, --nats
     const restores = text.split('\n').filter((l) => l.startsWith('countd_cluster_restores_total')).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
     assert.ok(restores >= 1, `the fresh node restored from snapshots: ${b.stderr.split('\n').filter((l) => /restored|applying/.test(l)).join('\n')}`);
     await b.stop();
-  });
+  }
 });
