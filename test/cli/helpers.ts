@@ -104,7 +104,9 @@ export class Daemon {
       } catch {
         return undefined;
       }
-    });
+      // A daemon's start spawns three Node.js processes: on two cores shared
+      // with the other test file of `--jobs 2` that can take well over 10 s.
+    }, 25_000);
   }
 
   /** PIDs of the supervisor's children, by kind (from /proc). */
