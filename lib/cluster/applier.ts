@@ -7,10 +7,10 @@
 // exactly where the database is. A message whose per-writer sequence is at
 // or below that writer's watermark is a retry of an applied one: dropped.
 // Op entries (sets, deletes, creates) are applied in the stream's order, which
-// is each connection's order (publisher.ts): the sums of one apply keep it (PairSums, as the worker's).
+// is each connection's order (publisher.ts): one IncrementBatch keeps it.
 
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import { RECORD_OPS } from '../commitlog/format.js';
+import { OP_CREATE_KEYSPACE, OP_DELETE_KEY, OP_DELETE_KEYSPACE, OP_ENTRY_FIXED_SIZE, OP_INCREMENT, OP_SET, RECORD_OPS, forEachEntry, forEachOpAt } from '../commitlog/format.js';
 import { CountdError, ErrorCodes } from '../errors.js';
 import { metrics } from '../metrics.js';
 import {
@@ -21,9 +21,8 @@ import {
   encodeClusterPosition,
   encodeU64Mark,
 } from '../store/marks.js';
-import type { Store } from '../store/store.js';
-import { PairSums } from '../roles/work/pair-sums.js';
-import { batchFromSummed } from '../roles/work/summed-batch.js';
+import { createWindow } from '../protocol/window-settings.js';
+import { IncrementBatch, type Store } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { decodeMessage, type PartitionMessage } from './message.js';
 import { describe } from './nats.js';
@@ -360,14 +359,9 @@ export class Applier {
     if (run.length > 0) await this.#applyMessages(run);
   }
 
-  /**
-   * ONE atomic apply: the counts of `items`, each partition's position and each writer's watermark.
-   * Summed in place from the messages' bytes as the worker's summing thread does (PairSums: nothing
-   * allocated per entry), where an IncrementBatch built entry by entry spent the store's CPU in
-   * garbage collection (BENCHMARKS.md, "Cluster").
-   */
+  /** ONE atomic apply: the counts of `items`, each partition's position and each writer's watermark. */
   async #applyMessages(items: Array<Extract<Item, { m: JsMsg }>>): Promise<void> {
-    const sums = new PairSums(this.#store.operators(), this.#store.windows());
+    const batch = new IncrementBatch(this.#store.operators(), this.#store.windows());
     const positions = new Map<number, number>();
     const watermarks = new Map<string, { p: number; writer: string; seq: number }>();
     const now = Date.now();
@@ -375,9 +369,9 @@ export class Applier {
       positions.set(p, m.seq);
       if (msg === undefined) continue;
       // A windowed keyspace's period is that of the time JetStream stored the message: the same on every replay.
-      const writtenAt = Math.floor(m.info.timestampNanos / 1e6);
-      if (msg.type === RECORD_OPS) sums.addOps(msg.entries, writtenAt);
-      else sums.addPayload(msg.entries, writtenAt);
+      batch.writtenAt = Math.floor(m.info.timestampNanos / 1e6);
+      if (msg.type === RECORD_OPS) addOps(batch, msg.entries);
+      else forEachEntry(msg.entries, (inc, ks, key) => batch.add(ks, key, inc));
       watermarks.set(`${p}/${msg.writer}`, { p, writer: msg.writer, seq: msg.seq });
       metrics.clusterLagSeconds.observe(Math.max(0, now - m.info.timestampNanos / 1e6) / 1000);
     }
@@ -385,7 +379,7 @@ export class Applier {
       ...[...positions].map(([p, seq]) => ({ name: clusterPositionMarkName(p), value: encodeClusterPosition(seq, this.#owned.get(p)?.epoch ?? 0) })),
       ...[...watermarks.values()].map((w) => ({ name: clusterWriterMarkName(w.p, w.writer), value: encodeU64Mark(w.seq) })),
     ];
-    await this.#store.apply(batchFromSummed(sums.toSummed()), marks);
+    await this.#store.apply(batch, marks);
     for (const [p, seq] of positions) metrics.clusterPosition.set({ partition: String(p) }, seq);
   }
 
@@ -413,4 +407,20 @@ export class Applier {
   async #settle(): Promise<void> {
     for (let a = this.#applying; a !== undefined; a = this.#applying) await a.catch(() => {});
   }
+}
+
+/** The op entries of an OPS payload into `batch`, in order (IncrementBatch keeps a set or delete after what came before it). */
+function addOps(batch: IncrementBatch, payload: Buffer): void {
+  forEachOpAt(payload, (at, op, ksLen, keyLen) => {
+    const value = payload.readBigInt64LE(at + 1);
+    // Views: IncrementBatch copies what it keeps.
+    const ks = payload.subarray(at + OP_ENTRY_FIXED_SIZE, at + OP_ENTRY_FIXED_SIZE + ksLen);
+    const key = payload.subarray(at + OP_ENTRY_FIXED_SIZE + ksLen, at + OP_ENTRY_FIXED_SIZE + ksLen + keyLen);
+    if (op === OP_INCREMENT) batch.add(ks, key, value);
+    else if (op === OP_SET) batch.set(ks, key, value);
+    else if (op === OP_DELETE_KEY) batch.deleteKey(ks, key);
+    else if (op === OP_DELETE_KEYSPACE) batch.deleteKeyspace(ks);
+    // A create's key bytes, if any, are settings bytes 1 … 15 (docs/commit-log-format.md): the tie rule and the window, as the worker reads them.
+    else if (op === OP_CREATE_KEYSPACE) batch.createKeyspace(ks, Number(value), keyLen > 0 ? key[0]! : 0, createWindow(key, 0, keyLen) ?? undefined);
+  });
 }
