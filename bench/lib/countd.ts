@@ -69,6 +69,8 @@ export interface StartCountdOptions {
   sampleMs?: number;
   /** Added to the daemon's environment (e.g. COUNTD_COMMIT_DURABILITY for an A/B run). */
   env?: NodeJS.ProcessEnv;
+  /** The `countd` program to run (another build, for an A/B run of two builds); default COUNTD_BIN. */
+  bin?: string;
 }
 
 export async function startCountd(options: StartCountdOptions = {}): Promise<CountdDaemon> {
@@ -77,7 +79,7 @@ export async function startCountd(options: StartCountdOptions = {}): Promise<Cou
   const logFile = path.join(root, 'daemon.log');
   const args = [
     ...PROF_ARGS,
-    COUNTD_BIN, 'start',
+    options.bin ?? COUNTD_BIN, 'start',
     '--data-dir', dataDir,
     '--listen', '127.0.0.1',
     '--write-port', '0',
@@ -275,7 +277,8 @@ export function readSetFrameProtocol(set: ReadDataSet, sizes: FieldSizes): Proto
 }
 
 /** A child's role: the first argument after its script (`fork(childModule, [kind])`), else its PID. */
-function roleOf(pid: number): string {
+/** A daemon process's role from its command line: `writer`, `store` (children), else the script's first argument or `pid N`. */
+export function roleOf(pid: number): string {
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     const script = args.findIndex((a) => a.endsWith('.js'));

@@ -3,6 +3,12 @@
 // same client as countd and Redis. With the pwrite + fdatasync floor beside
 // it, floor + this round trip is about the least any server reached over
 // loopback TCP from a Node.js client can answer a durable write in.
+//
+// With a file (startLoopback's `durableFile`), the server makes the frames of
+// each read durable first: one write of them on that file, preallocated and
+// opened O_DSYNC (as countd's commit logs are), then "WIN"s. That is the
+// least server with a disk: one process, no batching, no log to hand over,
+// nothing applied; the part of countd's round trip above it is countd's own.
 
 import { spawn } from 'node:child_process';
 import { track, untrack } from './cleanup.js';
@@ -16,12 +22,29 @@ export interface LoopbackServer {
 const SERVER = `
 const net = require('node:net');
 const size = Number(process.argv[1]);
+const fs = require('node:fs');
+const file = process.argv[2];
 const WIN = Buffer.from('WIN');
+const LOG = 2 * 1024 * 1024;
+let fd = -1;
+let at = 0;
+if (file) {
+  fd = fs.openSync(file, 'w');
+  fs.writeSync(fd, Buffer.alloc(LOG), 0, LOG, 0);
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_DSYNC);
+}
 const server = net.createServer({ noDelay: true }, (socket) => {
   let carry = 0;
   socket.on('data', (chunk) => {
     const n = Math.floor((carry + chunk.length) / size);
     carry = (carry + chunk.length) % size;
+    if (fd >= 0) {
+      if (at + chunk.length > LOG) at = 0;
+      fs.writeSync(fd, chunk, 0, chunk.length, at);
+      at += chunk.length;
+    }
     if (n > 0) socket.write(n === 1 ? WIN : Buffer.alloc(3 * n, 'WIN'));
   });
   socket.on('error', () => {});
@@ -30,8 +53,9 @@ server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port +
 process.on('disconnect', () => process.exit(0));
 `;
 
-export async function startLoopback(frameSize: number): Promise<LoopbackServer> {
-  const child = spawn(process.execPath, ['-e', SERVER, String(frameSize)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** `durableFile`: make each read's bytes durable in this file (created, 2 MiB, O_DSYNC) before answering. */
+export async function startLoopback(frameSize: number, durableFile?: string): Promise<LoopbackServer> {
+  const child = spawn(process.execPath, ['-e', SERVER, String(frameSize), ...(durableFile !== undefined ? [durableFile] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const pid = child.pid;
   if (pid === undefined) throw new Error('cannot start the loopback server');
   const entry = track({ what: 'loopback server', pid });

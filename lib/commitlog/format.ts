@@ -15,7 +15,7 @@ import { CountdError, ErrorCodes } from '../errors.js';
 import { FieldSizes } from '../protocol/fields.js';
 import { createWindow } from '../protocol/window-settings.js';
 import { PAIR_LENGTHS_SIZE, pairKeyLength, pairKeyspaceLength, writePairLengths } from '../protocol/pair-key.js';
-import { writeI64LE, writeU64LE } from '../util/int64.js';
+import { readU64LE, writeI64LE, writeU64LE } from '../util/int64.js';
 
 // ---- constants (docs/commit-log-format.md, "Constants") --------------------
 
@@ -337,12 +337,40 @@ export function opEntrySize(ksLen: number, keyLen: number): number {
 export function writeOpEntry(target: Buffer, offset: number, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): number {
   target[offset] = op;
   writeI64LE(target, offset + 1, value);
+  return writeOpNames(target, offset, src, ksOff, ksLen, keyOff, keyLen);
+}
+
+/** The names' lengths and bytes of the op entry at target[offset]; returns the offset after it. */
+function writeOpNames(target: Buffer, offset: number, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): number {
   writePairLengths(target, offset + 9, ksLen, keyLen);
   let p = offset + OP_ENTRY_FIXED_SIZE;
   copyName(src, ksOff, ksLen, target, p);
   p += ksLen;
   copyName(src, keyOff, keyLen, target, p);
   return p + keyLen;
+}
+
+/**
+ * writeOpEntry with the value's 8 bytes copied from `valueSrc` at
+ * `valueOff` (an op frame's little-endian i64, docs/write-protocol-extensions.md):
+ * the same bytes without making a BigInt per frame.
+ */
+export function writeOpEntryCopy(target: Buffer, offset: number, op: number, valueSrc: Buffer, valueOff: number, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): number {
+  target[offset] = op;
+  for (let i = 0; i < 8; i++) target[offset + 1 + i] = valueSrc[valueOff + i]!;
+  return writeOpNames(target, offset, src, ksOff, ksLen, keyOff, keyLen);
+}
+
+/**
+ * writeProducerTrailer with the fields copied from a version-2 op frame's
+ * producer fields at frame[fields] (producer u64 | epoch u32 | reserved u32 |
+ * sequence u64: bytes 16 … 39 of the frame): the same bytes, no BigInt.
+ */
+export function copyProducerTrailer(target: Buffer, entry: number, end: number, frame: Buffer, fields: number): number {
+  target[entry] = target[entry]! | OP_PRODUCER_BIT;
+  for (let i = 0; i < 12; i++) target[end + i] = frame[fields + i]!;
+  for (let i = 0; i < 8; i++) target[end + 12 + i] = frame[fields + 16 + i]!;
+  return end + PRODUCER_TRAILER_SIZE;
 }
 
 /**
@@ -422,7 +450,7 @@ export interface OpEntry {
 export function producerTrailerAt(payload: Buffer, p: number, ksLen: number, keyLen: number): { producer: bigint; epoch: number; sequence: bigint } | null {
   if ((payload[p]! & OP_PRODUCER_BIT) === 0) return null;
   const t = p + OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
-  return { producer: payload.readBigUInt64LE(t), epoch: payload.readUInt32LE(t + 8), sequence: payload.readBigUInt64LE(t + 12) };
+  return { producer: readU64LE(payload, t), epoch: payload.readUInt32LE(t + 8), sequence: readU64LE(payload, t + 12) };
 }
 
 /** Every op entry of an OPS payload, decoded (names are views into `payload`). */

@@ -1,9 +1,9 @@
 // How a writer stops using a commit log (docs/commit-log-format.md, "Writing
 // a log"), apart from the append path so that appends never wait for it:
 //
-//   hand-over  the log holds acknowledged records: SEAL, fdatasync (none
-//              when the log is open O_DSYNC: the SEAL's write is durable),
-//              chmod 0400, fsync, close, unlock;
+//   hand-over  the log holds acknowledged records: SEAL (into the page
+//              cache), chmod 0400, fsync (SEAL and mode durable with one
+//              flush), close, unlock;
 //   release    it holds none: chmod 0200, close, unlock;
 //   cut        after a failed append: make the failed record unreadable for
 //              good BEFORE anyone is told ERR (cutFailedRecord).
@@ -15,6 +15,7 @@
 // (countd_write_handover_failures_total); logs waiting for a retry are the
 // gauge countd_write_handovers_pending.
 
+import fs from 'node:fs';
 import { translateFsError } from '../errors.js';
 import { metrics } from '../metrics.js';
 import type { Logger } from '../util/log.js';
@@ -132,6 +133,11 @@ export class HandOvers {
     this.running.add(run);
   }
 
+  /** A hand-over or release is under way. */
+  get busy(): boolean {
+    return this.running.size > 0;
+  }
+
   /** Bytes of the logs being handed over dirty, except those in `seen` (a scan saw them dirty: counted there). */
   handingOver(seen?: ReadonlyMap<number, number>): number {
     let bytes = 0;
@@ -150,8 +156,7 @@ export class HandOvers {
   private async run(log: RetiringLog, before: Promise<void>, marked: () => void): Promise<void> {
     if (log.seal !== null) {
       try {
-        await pwriteAll(this.ops, log.fd, [log.seal], log.sealAt);
-        if (log.dsync !== true) await this.ops.fdatasync(log.fd);
+        await this.writeSeal(log, log.seal);
       } catch (err) {
         // Every record in it was acknowledged: unsealed, it is applied all the same.
         this.logger.error('could not seal commit log; handing it over unsealed', { index: log.index, error: translateFsError(err, 'seal').message });
@@ -195,6 +200,35 @@ export class HandOvers {
     }
     if (log.dirty) metrics.logsHandedOver.inc({ reason: log.reason });
     this.logger.debug(log.dirty ? 'handed over commit log' : 'released commit log clean', { index: log.index, reason: log.reason, frames: log.frames });
+  }
+
+  /**
+   * Write the SEAL into the page cache only: the fsync after the chmod makes
+   * both durable with one flush of the disk (an fsync writes back every dirty
+   * page of the inode, whichever descriptor wrote it). On an O_DSYNC
+   * descriptor the write would flush the disk by itself, a second flush per
+   * hand-over competing with the commits, so it goes through a plain one.
+   * Nobody reads the log before that fsync: the log stays locked until after
+   * it (no worker claims it), and a SEAL lost to a crash before it leaves
+   * every acknowledged record readable (docs/commit-log-format.md section 5).
+   */
+  private async writeSeal(log: RetiringLog, seal: Buffer): Promise<void> {
+    if (log.dsync !== true) {
+      await pwriteAll(this.ops, log.fd, [seal], log.sealAt);
+      return;
+    }
+    let fd: number;
+    try {
+      fd = await this.ops.open(log.path, fs.constants.O_WRONLY);
+    } catch {
+      await pwriteAll(this.ops, log.fd, [seal], log.sealAt);
+      return;
+    }
+    try {
+      await pwriteAll(this.ops, fd, [seal], log.sealAt);
+    } finally {
+      await this.ops.close(fd).catch(() => {});
+    }
   }
 
   /** Sleep `ms`, cut short by settle(). */

@@ -5,7 +5,8 @@
 // by the summing thread (what an apply records in the database) and by a
 // writer that starts (the producers of the logs not yet applied).
 
-import { RECORD_OPS, forEachOpAt, producerTrailerAt } from './format.js';
+import { OP_ENTRY_FIXED_SIZE, OP_PRODUCER_BIT, RECORD_OPS, forEachOpAt } from './format.js';
+import { readU64LE } from '../util/int64.js';
 import type { LogRecord } from './reader.js';
 
 export interface ProducerRun {
@@ -28,14 +29,18 @@ export function collectProducerRuns(records: readonly LogRecord[], runs: Map<big
     if (record.type !== RECORD_OPS) continue;
     const payload = record.payload;
     forEachOpAt(payload, (p, _op, ksLen, keyLen) => {
-      const t = producerTrailerAt(payload, p, ksLen, keyLen);
-      if (t === null) return;
-      const run = runs.get(t.producer);
-      if (run === undefined || t.epoch > run.epoch) {
-        runs.set(t.producer, { epoch: t.epoch, first: t.sequence, last: t.sequence, token });
-      } else if (t.epoch === run.epoch) {
-        if (t.sequence < run.first) run.first = t.sequence;
-        if (t.sequence > run.last) run.last = t.sequence;
+      // The trailer read in place (producerTrailerAt without its object): this runs for every entry the worker applies.
+      if ((payload[p]! & OP_PRODUCER_BIT) === 0) return;
+      const t = p + OP_ENTRY_FIXED_SIZE + ksLen + keyLen;
+      const producer = readU64LE(payload, t);
+      const epoch = payload.readUInt32LE(t + 8);
+      const sequence = readU64LE(payload, t + 12);
+      const run = runs.get(producer);
+      if (run === undefined || epoch > run.epoch) {
+        runs.set(producer, { epoch, first: sequence, last: sequence, token });
+      } else if (epoch === run.epoch) {
+        if (sequence < run.first) run.first = sequence;
+        if (sequence > run.last) run.last = sequence;
         if (token > run.token) run.token = token;
       }
     });

@@ -165,6 +165,8 @@ export class CommitLogWriter {
   private lastAppendAt = 0;
   private spareTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Claims under way. */
+  private claiming = 0;
 
   private constructor(pool: CommitLogPool, options: Required<Pick<CommitLogWriterOptions, 'logSize' | 'handoverMs'>> & CommitLogWriterOptions) {
     this.pool = pool;
@@ -235,6 +237,11 @@ export class CommitLogWriter {
     if (countRecordEntries(type, entries, this.sizes) !== count) return Promise.reject(invalidArgument(`entries do not hold exactly ${count} well-formed entries`));
     if (this.closed) return Promise.reject(new CountdError(ErrorCodes.CLOSED, 'commit-log writer is closed'));
     return this.enqueue(() => this.appendNow(entries, count, inline === true, type));
+  }
+
+  /** What this writer does in the background now: 1 a hand-over or release, 2 the claim of the next log (lib/roles/write/trace.ts BACKGROUND_*). */
+  backgroundWork(): number {
+    return (this.handOvers.busy ? 1 : 0) | (this.claiming > 0 ? 2 : 0);
   }
 
   /** Bytes of this writer's logs being handed over dirty, except those a scan saw dirty (`seen`: index -> bytes). */
@@ -382,6 +389,15 @@ export class CommitLogWriter {
 
   /** Claim a clean log with room for a record of `recordSize` bytes (creating one if none); its lock link is made durable. */
   private async claim(recordSize: number): Promise<ClaimedLog> {
+    this.claiming++;
+    try {
+      return await this.claimNow(recordSize);
+    } finally {
+      this.claiming--;
+    }
+  }
+
+  private async claimNow(recordSize: number): Promise<ClaimedLog> {
     const minSize = HEADER_SIZE + recordSize + SEAL_RECORD_SIZE;
     let claimed: { index: number; path: string; size: number } | null = null;
     let created: number | undefined;

@@ -78,11 +78,12 @@ export async function runStore(dataDir: DataDir, s: DaemonSettings, logger: Logg
   let peer: Awaited<ReturnType<typeof startReader>> | undefined;
   const clustered = s.nats !== undefined && s.readPort !== undefined;
   try {
-    worker = await startWorker({ dataDir, store, logger: logger.child('worker'), countsElsewhere: clustered, ...(memory && { maxBatchKeys: memory.maxBatchKeys }), ...defined({ producerExpiryMs: s.producerExpiryMs }) });
+    // Token awaits are woken by this process's worker when an apply commits (read/tokens.ts).
+    const tokens = clustered || s.readPort === undefined ? undefined : tokenService(store, dataDir.paths.commitlog, dataDir.sizes, { wakeOnApply: true });
+    worker = await startWorker({ dataDir, store, logger: logger.child('worker'), countsElsewhere: clustered, ...(memory && { maxBatchKeys: memory.maxBatchKeys }), ...defined({ producerExpiryMs: s.producerExpiryMs }), ...(tokens && { onApplied: () => tokens.changed() }) });
     if (s.readPort !== undefined) {
       const health = worker.health;
       const route = clustered ? (keyspace: Buffer) => cluster?.route(keyspace) : undefined;
-      const tokens = clustered ? undefined : tokenService(store, dataDir.paths.commitlog, dataDir.sizes);
       read = await startReader({ store, sizes: dataDir.sizes, ...readerOptions(s), health, logger: logger.child('read'), ...(memory && { pageCacheBytes: memory.pageCacheBytes }), ...(route && { route }), ...(tokens && { tokens }) });
     }
     if (clustered) {

@@ -121,6 +121,8 @@ export interface WorkerOptions {
    */
   countsElsewhere?: boolean;
   /** Idle idempotent producers are removed from the database after this long (default one day). */ producerExpiryMs?: number;
+  /** Called once an apply has committed (or logs were quarantined): the applied position may have moved (read/tokens.ts wakes its awaits). */
+  onApplied?: () => void;
 }
 
 export interface WorkerHandle {
@@ -174,6 +176,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   });
   const worker = new Worker(pool, options.store, options.dataDir.sizes, logger, pollMs, maxLogs, new BatchPacer(batchTargetMs, maxBatchKeys), recoverEveryMs, options.heapPressure ?? heapUnderPressure, new ProducerMarks(options.store, options.producerExpiryMs));
   worker.countsElsewhere = options.countsElsewhere === true;
+  worker.onApplied = options.onApplied;
   await worker.recover();
   worker.start();
   return { close: () => worker.close(), drained: () => worker.drained(), health: () => worker.health.report() };
@@ -183,6 +186,7 @@ type Sizes = DataDir['sizes'];
 
 class Worker {
   countsElsewhere = false;
+  onApplied: (() => void) | undefined;
   #stopping = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -465,6 +469,7 @@ class Worker {
         throw err;
       }
       this.health.succeeded();
+      this.onApplied?.();
       metrics.applySeconds.observe(Number(process.hrtime.bigint() - p.started) / 1e9);
       metrics.framesApplied.inc(p.frames);
       if (p.salvagedFrames > 0) metrics.framesSalvaged.inc(p.salvagedFrames);
@@ -480,7 +485,10 @@ class Worker {
         this.#unreleased.push({ log, state });
       }
     }
-    if (p.quarantine.size > 0) await this.pool.counts().then(setPoolGauges, () => {});
+    if (p.quarantine.size > 0) {
+      this.onApplied?.();
+      await this.pool.counts().then(setPoolGauges, () => {});
+    }
   }
 
   async #retryReleases(): Promise<void> {

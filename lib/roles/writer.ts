@@ -247,7 +247,7 @@ async function serve(
   producers: ProducerTable | null,
   results: ResultLookup | null,
 ): Promise<WriterHandle> {
-  const groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, commitTuningFromEnv().inlineMax);
+  const { inlineMax, rejoinUs } = commitTuningFromEnv(), groupCommit = new GroupCommit(log, dataDir.sizes, logger, trace, flow, inlineMax, rejoinUs);
   flow.attach((seen) => log.handingOverBytes(seen), () => groupCommit.resume(), () => log.handedOverBytes);
   record.publish(flow.report());
   flow.start();

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OP_CREATE_KEYSPACE, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, RECORD_BATCH, TIMED_RECORD_HEADER_SIZE, countOps, decodeOps, encodeEntry, writeOpEntry, writeProducerTrailer, writeTimedRecordHeader } from '../../lib/commitlog/format.js';
-import { encodeHello, encodeOpFrame, helloReply, helloVersion, validateOpFrame } from '../../lib/protocol/write-ops.js';
+import { OP_CREATE_KEYSPACE, OP_DELETE_KEYSPACE, OP_INCREMENT, OP_SET, RECORD_BATCH, TIMED_RECORD_HEADER_SIZE, copyProducerTrailer, countOps, decodeOps, encodeEntry, writeOpEntry, writeOpEntryCopy, writeProducerTrailer, writeTimedRecordHeader } from '../../lib/commitlog/format.js';
+import { OP_HEADER_SIZE, encodeHello, encodeOpFrame, helloReply, helloVersion, validateOpFrame } from '../../lib/protocol/write-ops.js';
 import { parseWindow, settingsTail } from '../../lib/protocol/window-settings.js';
 import { docBlockBytes } from '../harness/doc-bytes.js';
 
@@ -49,6 +49,21 @@ describe('commit log: producer trailer (section 3b)', () => {
     const [op] = decodeOps(trailerExampleBytes());
     assert.equal(op!.op, OP_INCREMENT);
     assert.deepEqual(op!.producer, { producer: 42n, epoch: 1, sequence: 7n });
+  });
+
+  it('the write path copies the value and producer fields from the op frame: the same bytes as writeOpEntry + writeProducerTrailer', () => {
+    const cases: Array<[bigint, bigint, number, bigint]> = [[1n, 42n, 1, 7n], [-5n, 0xffff_ffff_ffff_ffffn, 0xffff_ffff, 0x1_0000_0001n], [-(1n << 63n), 1n, 0, 0n]];
+    for (const [value, producer, epoch, sequence] of cases) {
+      const frame = encodeOpFrame('increment', value, 'pages', 'home', sizes, { producer: { producer, epoch, sequence } });
+      const want = Buffer.alloc(80);
+      const wantEnd = writeProducerTrailer(want, 3, writeOpEntry(want, 3, OP_INCREMENT, value, Buffer.from('pageshome'), 0, 5, 5, 4), producer, epoch, sequence);
+      const got = Buffer.alloc(80);
+      const ksOff = OP_HEADER_SIZE;
+      const gotEnd = copyProducerTrailer(got, 3, writeOpEntryCopy(got, 3, OP_INCREMENT, frame, 8, frame, ksOff, 5, ksOff + sizes.keyspaceSize, 4), frame, 16);
+      assert.equal(gotEnd, wantEnd);
+      assert.deepEqual(got, want, `value ${value}, producer ${producer}, epoch ${epoch}, sequence ${sequence}`);
+      assert.deepEqual(decodeOps(got.subarray(3, gotEnd))[0]!.producer, { producer, epoch, sequence });
+    }
   });
 
   it('a trailer cut short makes the record malformed', () => {

@@ -218,6 +218,39 @@ describe('commit log: writer', () => {
     assert.deepEqual(dirtied, ['0000000000', '0000000001']);
   });
 
+  it('says what it does in the background (for commit tracing): a hand-over under way, a claim under way, then nothing', async () => {
+    const ops = new FaultFileOps();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const fsync = ops.fsync.bind(ops);
+    let holding = false;
+    ops.fsync = async (fd) => {
+      if (holding) await held;
+      return fsync(fd);
+    };
+    const w = await open({ fileOps: ops, handoverMs: 3_600_000, idleHandoverMs: 5 });
+    assert.equal(w.backgroundWork(), 0);
+    holding = true;
+    await w.append(taggedBatch('a', 1), 1);
+    await waitFor('log 0 handed over (its fsync held) and the next claimed', () => w.backgroundWork() & 1 ? true : false);
+    release();
+    await waitFor('nothing in the background', () => w.backgroundWork() === 0);
+    const link = ops.link.bind(ops);
+    let linkHeld!: () => void;
+    const linkGate = new Promise<void>((resolve) => (linkHeld = resolve));
+    let linking = false;
+    ops.link = async (a, b) => {
+      if (linking) await linkGate;
+      return link(a, b);
+    };
+    await w.append(taggedBatch('b', 1), 1);
+    // The idle hand-over of log 1 claims the next log at once: its lock link is held.
+    linking = true;
+    await waitFor('a claim under way', () => (w.backgroundWork() & 2) !== 0);
+    linkHeld();
+    await waitFor('nothing in the background', () => w.backgroundWork() === 0);
+  });
+
   it('defaults idleHandoverMs to a tenth of handoverMs, and rejects a bad one', async function () {
     this.timeout(30_000);
     // 20 s: handed over by the idle rule (2 s), long before the time rule.
@@ -289,16 +322,39 @@ describe('commit log: writer', () => {
     }
   });
 
-  it('hands a log over with no fdatasync at all under dsync (the SEAL write is durable, one fsync for the mode), SEAL + fdatasync + fsync under fdatasync', async () => {
+  it('hands a log over with one flush of the disk: the SEAL into the page cache (a descriptor without O_DSYNC), chmod 0400, one fsync; the SEAL survives a power cut after it', async () => {
     for (const durability of DURABILITY_MODES) {
       const sub = path.join(dir, durability);
-      const ops = new FaultFileOps();
+      const ops = new FaultFileOps(undefined, { shadowDir: path.join(dir, `${durability}-shadow`) });
+      // Which descriptors write without O_DSYNC, and what each of their writes was.
+      const dsyncFds = new Set<number>();
+      const open0 = ops.open;
+      ops.open = async (file, f, mode) => {
+        const fd = await open0(file, f, mode);
+        if ((f & fs.constants.O_DSYNC) === fs.constants.O_DSYNC) dsyncFds.add(fd);
+        else dsyncFds.delete(fd);
+        return fd;
+      };
+      const writes: Array<{ dsync: boolean; bytes: number; op: number }> = [];
+      const pwritev0 = ops.pwritev;
+      ops.pwritev = (fd, buffers, position, inline) => {
+        writes.push({ dsync: dsyncFds.has(fd), bytes: buffers.reduce((n, b) => n + b.length, 0), op: ops.count('pwritev') });
+        return pwritev0(fd, buffers, position, inline);
+      };
       const w = await open({ dir: sub, fileOps: ops, durability });
       await w.append(taggedBatch('a', 1), 1);
       await w.append(taggedBatch('b', 1), 1);
+      const fsyncs = ops.count('fsync');
       await w.close();
-      assert.equal(ops.count('fdatasync'), durability === 'dsync' ? 0 : 2 + 1 + 1, `${durability}: appends + SEAL + the placeholder of the claim at open`);
-      assert.ok(ops.count('fsync') >= 1, durability);
+      // The claim's placeholder and the two appends are flushed by their own call; the SEAL is not.
+      assert.equal(ops.count('fdatasync'), durability === 'dsync' ? 0 : 2 + 1, `${durability}: appends + the placeholder of the claim at open, none for the SEAL`);
+      const seal = writes.at(-1)!;
+      assert.equal(seal.bytes, SEAL_RECORD_SIZE, durability);
+      assert.equal(seal.dsync, false, `${durability}: the SEAL is written without O_DSYNC`);
+      assert.equal(writes.filter((x) => x.dsync).length, durability === 'dsync' ? 3 : 0, durability);
+      assert.equal(ops.count('fsync') - fsyncs, 1, `${durability}: one fsync makes SEAL and mode durable`);
+      // Only what was flushed survives: the SEAL and the mode are there.
+      await ops.cut({ survive: 0 });
       const c = await readLogFile(path.join(sub, logName(0)), sizes);
       assert.equal(c.sealed, true, durability);
       assert.equal(modeOf(path.join(sub, logName(0))), 0o400, durability);

@@ -151,4 +151,47 @@ describe('flow control: bounds in time on a draining pool', function () {
     assert.deepEqual(flow.current, BYTES);
     assert.equal(flow.report().inForce, undefined);
   });
+
+  it('admits a new log from a scan at most two polls old when it leaves room (no scan on the commit path), and scans afresh when the logs this writer made dirty since might not leave room', async () => {
+    for (let i = 0; i < 2; i++) {
+      const file = path.join(dir, logName(i));
+      await fsp.writeFile(file, Buffer.alloc(LOG));
+      await fsp.chmod(file, MODE_DIRTY);
+    }
+    let scans = 0;
+    const ops: FileOps = {
+      ...realFileOps,
+      readdir: (d) => {
+        scans++;
+        return realFileOps.readdir(d);
+      },
+    };
+    let added = 0;
+    // No poll during the test (10 s): only start()'s first scan and admit()'s own.
+    flow = new FlowControl({ dir, bounds: { soft: 4 * LOG, hard: 6 * LOG }, seconds: 0, logSize: LOG, ops, logger: silentLogger, pollMs: 10_000 });
+    flow.attach(() => 0, () => {}, () => added);
+    flow.start();
+    await waitUntil('the first scan', () => flow!.report().backlogBytes === 2 * LOG, 5_000, 10);
+    assert.equal(scans, 1);
+    await flow.admit(LOG);
+    assert.equal(scans, 1, 'two dirty logs + one: admitted by the last scan');
+    // This writer made three logs dirty since: 2 + 3 + 1 = 6 logs, at the hard bound, still fits.
+    added = 3 * LOG;
+    await flow.admit(LOG);
+    assert.equal(scans, 1);
+    // Four since: 7 logs by the last scan, over the bound; a fresh scan finds two (a worker applied them).
+    added = 4 * LOG;
+    await flow.admit(LOG);
+    assert.equal(scans, 2, 'scanned afresh');
+    assert.equal(flow.state, 'normal');
+    // A scan older than two polls is not used.
+    const stale = new FlowControl({ dir, bounds: { soft: 4 * LOG, hard: 6 * LOG }, seconds: 0, logSize: LOG, ops, logger: silentLogger, pollMs: 10 });
+    stale.attach(() => 0, () => {}, () => 0);
+    await stale.admit(LOG);
+    assert.equal(scans, 3);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await stale.admit(LOG);
+    assert.equal(scans, 4, 'the last scan is older than two polls');
+    stale.close();
+  });
 });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { realFileOps } from '../../lib/commitlog/fileops.js';
-import { CommitTrace, commitTraceFromEnv } from '../../lib/roles/write/trace.js';
+import { BACKGROUND_CLAIM, BACKGROUND_HANDOVER, BACKGROUND_SCAN, CommitTrace, backgroundName, commitTraceFromEnv } from '../../lib/roles/write/trace.js';
 import { createLogger } from '../../lib/util/log.js';
 
 describe('countd-write: commit tracing', function () {
@@ -37,7 +37,8 @@ describe('countd-write: commit tracing', function () {
       fs.closeSync(fd);
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    assert.equal(lines.length, 1);
+    assert.equal(lines.length, 2);
+    assert.equal((JSON.parse(lines[1]!) as Record<string, unknown>).msg, 'commit overlaps');
     const o = JSON.parse(lines[0]!) as Record<string, unknown>;
     assert.equal(o.msg, 'commit phases');
     assert.equal(o.commits, 5);
@@ -47,5 +48,24 @@ describe('countd-write: commit tracing', function () {
     }
     assert.ok((o.commitP50us as number) >= (o.syncP50us as number) * 0.9, 'a commit holds its fdatasync');
     assert.equal(o.waitP50us, null, 'no wait recorded: NaN, written as null');
+  });
+
+  it('logs the commits again by the background work they overlapped: count, p50 and p99 per kind', function () {
+    const lines: string[] = [];
+    const trace = new CommitTrace(createLogger({ role: 'test', format: 'json', write: (l) => lines.push(l) }));
+    const t = performance.now() - 0.5;
+    for (let i = 0; i < 3; i++) trace.since('commit', t);
+    trace.overlapped(t, 0);
+    trace.overlapped(t, 0);
+    trace.overlapped(t, BACKGROUND_HANDOVER | BACKGROUND_SCAN);
+    trace.stop();
+    const o = JSON.parse(lines[1]!) as Record<string, unknown>;
+    assert.equal(o.msg, 'commit overlaps');
+    assert.equal(o.noneCommits, 2);
+    assert.equal(o['handover+scanCommits'], 1);
+    assert.ok((o.noneP50us as number) >= 500, 'the commits lasted at least 0.5 ms');
+    assert.equal(o.claimCommits, undefined, 'no commit beside a claim');
+    assert.equal(backgroundName(BACKGROUND_CLAIM | BACKGROUND_HANDOVER), 'handover+claim');
+    assert.equal(backgroundName(0), 'none');
   });
 });

@@ -44,4 +44,16 @@ describe('countd-write tuning from the environment', function () {
       );
     }
   });
+
+  it('reads COUNTD_REJOIN_US (0: commits never wait for the connections just answered) and refuses one out of 0 … 100000 µs', function () {
+    assert.deepEqual(commitTuningFromEnv({ COUNTD_REJOIN_US: '0' }), { rejoinUs: 0 });
+    assert.deepEqual(commitTuningFromEnv({ COUNTD_REJOIN_US: '150' }), { rejoinUs: 150 });
+    for (const bad of ['-1', '100001', '1.5', 'brief']) {
+      assert.throws(
+        () => commitTuningFromEnv({ COUNTD_REJOIN_US: bad }),
+        (err: unknown) => isCountdError(err, 'COUNTD_INVALID_ARGUMENT') && /COUNTD_REJOIN_US must be a whole number of µs from 0 to 100000/.test(err.message),
+        bad,
+      );
+    }
+  });
 });

@@ -162,7 +162,7 @@ describe('GroupCommit: a set or delete in a batch of plain increments', () => {
     const appended: Array<{ entries: Buffer; count: number; type?: number }> = [];
     const sink = { maxBatchBytes: 4096, append: async (entries: Buffer, count: number, _inline?: boolean, type?: number) => void appended.push({ entries: Buffer.from(entries), count, type }) };
     const gc = new GroupCommit(sink, SMALL, recordingLogger([]));
-    const member = { slotFrames: new Int32Array(2), failing: false, waitingRoom: false, durable: (n: number) => n, failed: (n: number) => n, roomAvailable: () => {} };
+    const member = { slotFrames: new Int32Array(2), failing: false, waitingRoom: false, awaited: false, durable: (n: number) => n, failed: (n: number) => n, roomAvailable: () => {} };
     const f1 = frame(3, 'a', 'k1');
     const f2 = frame(-4, 'abcdefgh', 'k2');
     assert.equal(gc.add(member, f1, 0, 1, 2), true);

@@ -36,19 +36,48 @@ export interface TokenService {
   applied(): Promise<bigint>;
   /** Resolves to W once W >= token, or to null after timeoutMs. */
   waitApplied(token: bigint, timeoutMs: number): Promise<bigint | null>;
+  /** The worker of this process committed an apply: W may have moved (wakes the waits; wakeOnApply only). */
+  changed(): void;
+  /** Scans of the database and pool so far, apply events seen, and awaits waiting now (tests and metrics). */
+  stats(): { scans: number; changes: number; waiting: number };
 }
 
-/** How often waiting requests look again (one scan shared by all of them). */
+/** How often waiting requests look again without apply events (one scan shared by all of them). */
 const POLL_MS = 20;
 
-export function tokenService(store: Pick<Store, 'getMark' | 'listMarks'>, commitlogDir: string, _sizes: FieldSizes): TokenService {
-  let inFlight: Promise<bigint> | null = null;
-  const applied = (): Promise<bigint> => {
-    inFlight ??= appliedPosition(store, commitlogDir).finally(() => {
-      setTimeout(() => (inFlight = null), POLL_MS).unref();
-    });
-    return inFlight;
+export interface TokenServiceOptions {
+  /**
+   * The worker that applies this pool runs in this process and calls
+   * changed() after every apply (daemon/roles.ts): W then moves only at
+   * those events, so a wait scans once, then once per event, and returns as
+   * soon as the apply that holds its token commits, with no polling. Without
+   * it (countd-read, which runs with no worker; in-process tests) waits poll
+   * every 20 ms.
+   */
+  wakeOnApply?: boolean;
+}
+
+export function tokenService(store: Pick<Store, 'getMark' | 'listMarks'>, commitlogDir: string, _sizes: FieldSizes, options: TokenServiceOptions = {}): TokenService {
+  const events = options.wakeOnApply === true;
+  /** Bumped by every apply event: a scan is good for the generation it started in. */
+  let generation = 0;
+  let scans = 0;
+  let scan: { generation: number; position: Promise<Position> } | null = null;
+  const wakers = new Set<() => void>();
+  const position = (): Promise<Position> => {
+    if (scan !== null && scan.generation === generation) return scan.position;
+    scans++;
+    const current = { generation, position: scanPosition(store, commitlogDir) };
+    scan = current;
+    // Polling: a scan answers the requests of the next 20 ms. With events, it answers until the next event,
+    // unless it met a log it could not read (then it is not trusted beyond the 20 ms either).
+    void current.position.then(
+      (p) => (!events || p.uncertain ? setTimeout(() => scan === current && (scan = null), POLL_MS).unref() : undefined),
+      () => scan === current && (scan = null),
+    );
+    return current.position;
   };
+  const applied = async (): Promise<bigint> => (await position()).w;
   return {
     async producers(after, limit) {
       if (limit < 1) return [];
@@ -60,20 +89,43 @@ export function tokenService(store: Pick<Store, 'getMark' | 'listMarks'>, commit
     async waitApplied(token, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const w = await applied();
-        if (w >= token) return w;
+        const seen = generation;
+        const p = await position();
+        if (p.w >= token) return p.w;
         const left = deadline - Date.now();
         if (left <= 0) return null;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS, left)));
+        if (events && generation !== seen) continue; // an apply committed during the scan: look again at once
+        await new Promise<void>((resolve) => {
+          const wake = (): void => {
+            clearTimeout(timer);
+            wakers.delete(wake);
+            resolve();
+          };
+          // Without events, or after an uncertain scan, look again in 20 ms; with events, at the next apply (or the timeout).
+          const timer = setTimeout(wake, !events || p.uncertain ? Math.min(POLL_MS, left) : left);
+          if (events) wakers.add(wake);
+        });
       }
     },
+    changed() {
+      generation++;
+      for (const wake of [...wakers]) wake();
+    },
+    stats: () => ({ scans, changes: generation, waiting: wakers.size }),
   };
 }
 
+interface Position {
+  w: bigint;
+  /** A log could not be read: W was lowered below it, and may rise without an apply once it can be. */
+  uncertain: boolean;
+}
+
 /** W: the applied mark, lowered below every log use not yet applied. */
-export async function appliedPosition(store: Pick<Store, 'getMark'>, commitlogDir: string): Promise<bigint> {
+async function scanPosition(store: Pick<Store, 'getMark'>, commitlogDir: string): Promise<Position> {
   const mark = await store.getMark(APPLIED_TOKEN_MARK);
   let w = mark === undefined || mark.length !== 8 ? 0n : mark.readBigUInt64LE(0);
+  let uncertain = false;
   const names = await fs.readdir(commitlogDir);
   const present = new Set(names);
   for (const name of names) {
@@ -81,13 +133,20 @@ export async function appliedPosition(store: Pick<Store, 'getMark'>, commitlogDi
     if (parsed.kind !== 'log') continue;
     const file = path.join(commitlogDir, name);
     const first = await unappliedFirst(store, file, parsed.index, present.has(lockName(parsed.index)));
-    if (first !== null && first - 1n < w) w = first - 1n;
+    if (first === UNREADABLE) {
+      // It may hold anything, so nothing counts as applied.
+      uncertain = true;
+      w = 0n;
+    } else if (first !== null && first - 1n < w) w = first - 1n;
   }
-  return w < 0n ? 0n : w;
+  return { w: w < 0n ? 0n : w, uncertain };
 }
 
+/** What unappliedFirst answers for a log it cannot read. */
+const UNREADABLE = 'unreadable';
+
 /** The first sequence of the log's use if that use may hold frames not applied yet, else null. */
-async function unappliedFirst(store: Pick<Store, 'getMark'>, file: string, index: number, locked: boolean): Promise<bigint | null> {
+async function unappliedFirst(store: Pick<Store, 'getMark'>, file: string, index: number, locked: boolean): Promise<bigint | null | typeof UNREADABLE> {
   let handle: fs.FileHandle | undefined;
   try {
     const st = await fs.stat(file);
@@ -101,8 +160,8 @@ async function unappliedFirst(store: Pick<Store, 'getMark'>, file: string, index
     if (applied !== undefined && applied.equals(encodeAppliedMark(header.header.generation))) return null;
     return header.header.firstSeq;
   } catch (err) {
-    // Gone meanwhile (a temporary name): nothing of it waits. Unreadable: it may hold anything, so nothing counts as applied.
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? null : 1n;
+    // Gone meanwhile (a temporary name): nothing of it waits. Unreadable: see UNREADABLE.
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? null : UNREADABLE;
   } finally {
     await handle?.close();
   }

@@ -17,7 +17,7 @@ import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
 import { REPLY_BAD, validateFrame } from '../../protocol/write-frame.js';
 import { FLAG_PROMPT, FLAG_RESULT, Reply2, REPLY2_SIZE, WRITE_OPS_PRODUCERS, WriteOp, helloReply, helloVersion, opFrameSize, validateOpFrame, writeReply2, OP_HEADER_SIZE } from '../../protocol/write-ops.js';
-import { readI64LE, readU64LE } from '../../util/int64.js';
+import { readU64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import type { BatchMember, GroupCommit } from './group-commit.js';
 import { MAX_IN_FLIGHT } from './group-commit.js';
@@ -68,6 +68,7 @@ export class WriteConnection implements BatchMember {
   readonly slotFrames = new Int32Array(MAX_IN_FLIGHT + 1);
   failing = false;
   waitingRoom = false;
+  awaited = false;
   /** Bytes came in or replies went out since the idle sweep last looked (see writer.ts). */
   active = true;
   /** Idle sweeps in a row that found the connection inactive. */
@@ -265,28 +266,30 @@ export class WriteConnection implements BatchMember {
       this.reject();
       return false;
     }
-    const value = readI64LE(buf, off + 8);
     const ksOff = off + OP_HEADER_SIZE;
     const queue = this.replies2;
     if (queue !== null && (buf[off + 16]! | buf[off + 17]! | buf[off + 18]! | buf[off + 19]! | buf[off + 20]! | buf[off + 21]! | buf[off + 22]! | buf[off + 23]!) !== 0) {
-      return this.takeProducerOp(queue, op, value, buf, off);
+      return this.takeProducerOp(queue, op, buf, off);
     }
-    if (op === WriteOp.increment && value === 0n) {
+    if (op === WriteOp.increment && isZero64(buf, off + 8)) {
       ctx.groupCommit.addEmpty(this);
-    } else if (!ctx.groupCommit.addOp(this, op, value, buf, ksOff, lengths[0]!, ksOff + ctx.sizes.keyspaceSize, lengths[1]!)) {
+    } else if (!ctx.groupCommit.addOpCopy(this, op, buf, off + 8, buf, ksOff, lengths[0]!, ksOff + ctx.sizes.keyspaceSize, lengths[1]!)) {
       this.pauseReading();
       return false;
     }
     if (queue !== null) {
-      queue.push(Reply2.win, null, 0n, 0n, 0n, resultNames(buf, off, ctx));
-      if ((buf[off + 1]! & (FLAG_PROMPT | FLAG_RESULT)) !== 0) ctx.groupCommit.prompt();
+      if ((buf[off + 1]! & (FLAG_PROMPT | FLAG_RESULT)) === 0) queue.pushWin();
+      else {
+        queue.push(Reply2.win, null, 0n, 0n, 0n, resultNames(buf, off, ctx));
+        ctx.groupCommit.prompt();
+      }
     }
     this.pending++;
     return true;
   }
 
   /** An op frame of an idempotent producer (version 2): written, answered at once, or waiting (producers.ts). */
-  private takeProducerOp(queue: ReplyQueue, op: number, value: bigint, buf: Buffer, off: number): boolean {
+  private takeProducerOp(queue: ReplyQueue, op: number, buf: Buffer, off: number): boolean {
     const ctx = this.ctx;
     const table = ctx.producers!;
     const id = readU64LE(buf, off + 16);
@@ -302,7 +305,7 @@ export class WriteConnection implements BatchMember {
     }
     if (verdict === Verdict.Accept) {
       const ksOff = off + OP_HEADER_SIZE;
-      if (!ctx.groupCommit.addProducerOp(this, op, value, buf, ksOff, ctx.lengths[0]!, ksOff + ctx.sizes.keyspaceSize, ctx.lengths[1]!, id, epoch, seq)) {
+      if (!ctx.groupCommit.addProducerOp(this, op, buf, off, ksOff, ctx.lengths[0]!, ksOff + ctx.sizes.keyspaceSize, ctx.lengths[1]!)) {
         table.retract(st);
         this.pauseReading();
         return false;
@@ -498,6 +501,11 @@ function resultNames(buf: Buffer, off: number, ctx: ConnectionContext): [Buffer,
   const ksOff = off + OP_HEADER_SIZE;
   const keyOff = ksOff + ctx.sizes.keyspaceSize;
   return [Buffer.from(buf.subarray(ksOff, ksOff + ctx.lengths[0]!)), Buffer.from(buf.subarray(keyOff, keyOff + ctx.lengths[1]!))];
+}
+
+/** The 8 bytes at buf[off] are all 0 (an increment of 0), read without a BigInt. */
+function isZero64(buf: Buffer, off: number): boolean {
+  return (buf[off]! | buf[off + 1]! | buf[off + 2]! | buf[off + 3]! | buf[off + 4]! | buf[off + 5]! | buf[off + 6]! | buf[off + 7]!) === 0;
 }
 
 function badReply2(): Buffer {

@@ -84,8 +84,11 @@ export class FlowControl {
   private sinceMs = Date.now();
   private readonly totals: Record<'delayed' | 'stopped', StallTotals> = { delayed: { count: 0, seconds: 0 }, stopped: { count: 0, seconds: 0 } };
   private scanned = 0;
+  /** performance.now() at the end of the last scan that succeeded (0: none yet), and `added` when it began. */
+  private scannedAt = 0;
+  private addedAtScan = 0;
   private admitting = 0;
-  private scanning: Promise<Backlog | null> | null = null;
+  private scanningNow: Promise<Backlog | null> | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Bytes of this writer's logs being handed over dirty, but for those the scan saw dirty (set by attach). */
   private pending: (seen: ReadonlyMap<number, number>) => number = () => 0;
@@ -132,6 +135,11 @@ export class FlowControl {
     this.timer = null;
   }
 
+  /** A scan of the pool is under way (commit tracing). */
+  get scanning(): boolean {
+    return this.scanningNow !== null;
+  }
+
   get state(): FlowState {
     return this.stateNow;
   }
@@ -173,6 +181,10 @@ export class FlowControl {
    * backlog + size <= hard, scanning afresh every poll meanwhile (stopped).
    */
   async admit(size: number): Promise<void> {
+    if (this.admitsFromLastScan(size)) {
+      this.settle();
+      return;
+    }
     this.admitting++;
     try {
       for (;;) {
@@ -212,6 +224,22 @@ export class FlowControl {
 
   // ---- internals ----------------------------------------------------------------
 
+  /**
+   * A new log fits by the last scan if it is at most two polls old (one
+   * poll plus the time a scan takes): the
+   * backlog since can only have grown by this writer's own hand-overs
+   * (workers only shrink it), counted here from `added` on top of those
+   * still under way (a log in both counts twice: an overestimate). So the
+   * first append of a new log need not wait for a scan of the pool (a
+   * readdir and a stat per log through the threadpool, up to a few ms on a
+   * loaded machine); other writers of a shared pool are seen by the next scan.
+   */
+  private admitsFromLastScan(size: number): boolean {
+    if (this.stateNow === 'stopped' || this.scannedAt === 0 || performance.now() - this.scannedAt > 2 * this.pollMs) return false;
+    const since = this.added() - this.addedAtScan;
+    return this.scanned + since + this.pending(this.seen) + size <= this.current.hard;
+  }
+
   private async refresh(): Promise<void> {
     await this.scan();
     if (this.admitting === 0) this.settle();
@@ -219,11 +247,16 @@ export class FlowControl {
 
   /** One scan at a time; null when it failed (the last figure stands). */
   private scan(): Promise<Backlog | null> {
-    this.scanning ??= scanBacklog(this.dir, this.ops)
+    if (this.scanningNow !== null) return this.scanningNow;
+    // What this writer had made dirty when the scan began: later hand-overs may be missing from it.
+    const started = this.added();
+    this.scanningNow = scanBacklog(this.dir, this.ops)
       .then(
         (b) => {
           this.scanned = b.bytes;
           this.seen = b.dirty;
+          this.scannedAt = performance.now();
+          this.addedAtScan = started;
           this.drain.observe(performance.now(), b.uses, this.added());
           metrics.backlogBytes.set(this.backlog);
           return b;
@@ -233,8 +266,8 @@ export class FlowControl {
           return null;
         },
       )
-      .finally(() => (this.scanning = null));
-    return this.scanning;
+      .finally(() => (this.scanningNow = null));
+    return this.scanningNow;
   }
 
   /** The state the backlog calls for, outside an admission. */

@@ -22,13 +22,14 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntry, writeProducerTrailer } from '../../commitlog/format.js';
+import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, copyProducerTrailer, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntryCopy } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
-import { readI64LE, writeI64LE } from '../../util/int64.js';
+import { writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
-import type { CommitTrace } from './trace.js';
+import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
+import { MAX_WAIT_US, Rejoin, type RejoinMember } from './rejoin.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -44,6 +45,8 @@ export interface CommitLogSink {
    * failed, so no frame of a failed one is answered ERR.
    */
   readonly maxInFlight?: number;
+  /** The background work under way now, as BACKGROUND_* bits of trace.ts (commit tracing only). */
+  backgroundWork?(): number;
 }
 
 /** Most appends a sink may have in flight (BatchMember.slotFrames holds one count per batch: MAX_IN_FLIGHT + 1). */
@@ -55,10 +58,12 @@ export interface FlowGate {
   readonly stopped: boolean;
   /** How long to hold the WINs of a durable batch of `bytes` (and the next commit). */
   delayMs(bytes: number): number;
+  /** A scan of the pool for the backlog is under way (commit tracing only). */
+  readonly scanning?: boolean;
 }
 
 /** What a batch needs from a connection. */
-export interface BatchMember {
+export interface BatchMember extends RejoinMember {
   /** Frames of this member in each batch slot (MAX_IN_FLIGHT + 1 of them); owned and updated by GroupCommit. */
   readonly slotFrames: Int32Array;
   /** Set by GroupCommit when an append holding frames of this member failed. */
@@ -197,6 +202,8 @@ export class GroupCommit {
   private readonly deliverBound = (): void => this.deliver();
   private readonly trace: CommitTrace | null;
   private durableAt = 0;
+  /** The background work under way when the in-flight commit started (tracing only). */
+  private backgroundAtStart = 0;
   private readonly flow: FlowGate | null;
   /** done() is holding the in-flight batch's WINs for flow control. */
   private held = false;
@@ -209,9 +216,17 @@ export class GroupCommit {
   private ackSeconds = -1;
   private ackFrames = 0;
   private readonly inlineMax: number;
+  /** The next commit waits a moment for the connections just answered (rejoin.ts). */
+  readonly rejoin: Rejoin;
+  /** start() is waiting for them. */
+  private rejoining = false;
+  /** addOp's value as bytes, for addOpCopy. */
+  private readonly valueScratch = Buffer.alloc(8);
 
-  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS) {
+  constructor(log: CommitLogSink, sizes: FieldSizes, logger: Logger, trace: CommitTrace | null = null, flow: FlowGate | null = null, inlineMax = INLINE_MAX_MEMBERS, rejoinUs = MAX_WAIT_US) {
     if (!Number.isSafeInteger(inlineMax) || inlineMax < 0) throw invalidArgument(`inlineMax must be a whole number, got ${String(inlineMax)}`);
+    if (!Number.isSafeInteger(rejoinUs) || rejoinUs < 0) throw invalidArgument(`rejoinUs must be a whole number, got ${String(rejoinUs)}`);
+    this.rejoin = new Rejoin(rejoinUs);
     this.log = log;
     this.inlineMax = inlineMax;
     this.flow = flow;
@@ -248,7 +263,7 @@ export class GroupCommit {
    */
   add(member: BatchMember, frame: Buffer, offset: number, ksLen: number, keyLen: number): boolean {
     const b = this.current;
-    if (b.ops) return this.addOp(member, OP_INCREMENT, readI64LE(frame, offset), frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
+    if (b.ops) return this.addOpCopy(member, OP_INCREMENT, frame, offset, frame, offset + 8, ksLen, offset + 8 + this.sizes.keyspaceSize, keyLen);
     const end = b.bytes + entrySize(ksLen, keyLen);
     if (end > b.buf.length || this.flow?.stopped === true) {
       this.waitForRoom(member);
@@ -268,11 +283,21 @@ export class GroupCommit {
    * room (as add()).
    */
   addOp(member: BatchMember, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
+    writeI64LE(this.valueScratch, 0, value);
+    return this.addOpCopy(member, op, this.valueScratch, 0, src, ksOff, ksLen, keyOff, keyLen);
+  }
+
+  /**
+   * addOp with the value's 8 bytes (little-endian i64) read from
+   * valueSrc[valueOff] rather than given as a BigInt: the hot path of
+   * version-2 frames, which makes no BigInt per frame.
+   */
+  addOpCopy(member: BatchMember, op: number, valueSrc: Buffer, valueOff: number, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
     const b = this.current;
     if (op === OP_INCREMENT && !b.ops) {
       const end = b.bytes + entrySize(ksLen, keyLen);
       if (end > b.buf.length) return this.noRoom(member);
-      writeI64LE(b.buf, b.bytes, value);
+      for (let i = 0; i < 8; i++) b.buf[b.bytes + i] = valueSrc[valueOff + i]!;
       b.buf.writeUInt16LE(ksLen, b.bytes + 8);
       b.buf.writeUInt16LE(keyLen, b.bytes + 10);
       copyName(src, ksOff, ksLen, b.buf, b.bytes + 12);
@@ -282,20 +307,22 @@ export class GroupCommit {
       return true;
     }
     if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen))) return this.noRoom(member);
-    b.push(member, writeOpEntry(b.buf, b.bytes, op, value, src, ksOff, ksLen, keyOff, keyLen));
+    b.push(member, writeOpEntryCopy(b.buf, b.bytes, op, valueSrc, valueOff, src, ksOff, ksLen, keyOff, keyLen));
     this.count(member, b);
     return true;
   }
 
   /**
    * An op of an idempotent producer (docs/write-protocol-extensions.md,
-   * version 2): an op entry with the producer trailer, in an OPS batch.
+   * version 2): the op frame at frame[off], written as an op entry with the
+   * producer trailer (its fields copied from the frame's bytes 16 … 39), in
+   * an OPS batch.
    */
-  addProducerOp(member: BatchMember, op: number, value: bigint, src: Buffer, ksOff: number, ksLen: number, keyOff: number, keyLen: number, producer: bigint, epoch: number, sequence: bigint): boolean {
+  addProducerOp(member: BatchMember, op: number, frame: Buffer, off: number, ksOff: number, ksLen: number, keyOff: number, keyLen: number): boolean {
     const b = this.current;
     if (!b.toOps() || !b.fits(opEntrySize(ksLen, keyLen) + PRODUCER_TRAILER_SIZE)) return this.noRoom(member);
-    const end = writeOpEntry(b.buf, b.bytes, op, value, src, ksOff, ksLen, keyOff, keyLen);
-    b.push(member, writeProducerTrailer(b.buf, b.bytes, end, producer, epoch, sequence));
+    const end = writeOpEntryCopy(b.buf, b.bytes, op, frame, off + 8, frame, ksOff, ksLen, keyOff, keyLen);
+    b.push(member, copyProducerTrailer(b.buf, b.bytes, end, frame, off + 16));
     this.count(member, b);
     return true;
   }
@@ -317,6 +344,7 @@ export class GroupCommit {
 
   private count(member: BatchMember, b: Batch): void {
     if (b.frames === 0 && this.trace !== null) b.firstAt = performance.now();
+    if (member.awaited) this.rejoin.joined(member);
     if (member.slotFrames[b.slot]++ === 0) b.members.push(member);
     b.frames++;
   }
@@ -341,6 +369,15 @@ export class GroupCommit {
     this.scheduled = false;
     if (this.inflight.length >= this.maxInFlight || this.current.frames === 0) return;
     const b = this.current;
+    if (b.entries > 0 && this.inline(b) && this.rejoin.holds(performance.now())) {
+      // Try again on the next turn of the event loop: its reads may bring them.
+      this.rejoining = true;
+      this.scheduled = true;
+      setImmediate(this.startBound);
+      return;
+    }
+    this.rejoin.starting(this.rejoining);
+    this.rejoining = false;
     this.inflight.push(b);
     // The batches are a ring: the one after b is free (the oldest in flight finished before b could start).
     this.current = this.batches[(b.slot + 1) % this.batches.length]!;
@@ -350,7 +387,10 @@ export class GroupCommit {
       appended = NO_APPEND;
     } else {
       b.startedAt = performance.now();
-      this.trace?.since('wait', b.firstAt);
+      if (this.trace !== null) {
+        this.trace.since('wait', b.firstAt);
+        this.backgroundAtStart = this.background();
+      }
       try {
         appended = this.log.append(b.buf.subarray(0, b.bytes), b.entries, this.inline(b), b.ops ? RECORD_OPS : RECORD_BATCH);
       } catch (err) {
@@ -396,8 +436,10 @@ export class GroupCommit {
     if (!this.held) {
       if (b.entries > 0) {
         this.commitSeconds = (performance.now() - b.startedAt) / 1000;
+        this.rejoin.committed(this.commitSeconds * 1e6);
         if (this.trace !== null) {
           this.trace.since('commit', b.startedAt);
+          this.trace.overlapped(b.startedAt, this.backgroundAtStart | this.background());
           this.durableAt = performance.now();
         }
       }
@@ -422,10 +464,13 @@ export class GroupCommit {
     const n = members.length;
     if (this.ackCounts.length < n) this.ackCounts = new Int32Array(n * 2);
     const counts = this.ackCounts;
+    const next = this.current.slot;
+    this.rejoin.answering(performance.now());
     for (let i = 0; i < n; i++) {
       const m = members[i]!;
       counts[i] = m.slotFrames[b.slot]!;
       m.slotFrames[b.slot] = 0;
+      this.rejoin.answered(m, m.slotFrames[next]! > 0);
     }
     b.reset();
     this.inflight.shift();
@@ -451,6 +496,11 @@ export class GroupCommit {
    */
   private inline(b: Batch): boolean {
     return b.members.length <= this.inlineMax;
+  }
+
+  /** What runs beside a commit in this process (trace.ts BACKGROUND_*). */
+  private background(): number {
+    return (this.log.backgroundWork?.() ?? 0) | (this.flow?.scanning === true ? BACKGROUND_SCAN : 0);
   }
 
   /** Send the WINs of the batch done() took apart. */
@@ -569,6 +619,7 @@ export class GroupCommit {
 
   /** Forget a member that is gone (closed connection) from the waiting list. */
   forget(member: BatchMember): void {
+    this.rejoin.joined(member);
     if (!member.waitingRoom) return;
     member.waitingRoom = false;
     const i = this.waiters.indexOf(member);

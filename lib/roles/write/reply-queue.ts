@@ -9,6 +9,7 @@
 // rank its connection fills in once the write is applied (ResultSlot).
 
 import { Reply2, REPLY2_RESULT_SIZE, REPLY2_SIZE, ResultState, writeReply2, writeReplyResult } from '../../protocol/write-ops.js';
+import { writeU64LE } from '../../util/int64.js';
 import type { ProducerState, ProducerTable } from './producers.js';
 
 /** A 40-byte reply of a durable FLAG_RESULT frame whose count and rank are still to be looked up. */
@@ -25,19 +26,24 @@ const NO_RESULT = { state: ResultState.none, count: 0n, rank: 0n };
 
 export class ReplyQueue {
   #status: Uint8Array;
-  #detail: BigUint64Array;
-  #seq: BigUint64Array;
+  // Plain arrays of BigInts, not BigUint64Arrays: reading a BigUint64Array makes a new BigInt each time.
+  #detail: bigint[];
+  #seq: bigint[];
   #state: Array<ProducerState | null>;
   /** FLAG_RESULT frames: their names (keyspace, key), else null. */
   #names: Array<[Buffer, Buffer] | null>;
   #head = 0;
   #length = 0;
+  /** Slots pushed that are not a plain WIN (a producer's, a status decided at once, or a FLAG_RESULT frame). */
+  #special = 0;
+  /** The 24-byte WIN of a frame without producer, with the token of the batch being answered. */
+  readonly #win = Buffer.alloc(REPLY2_SIZE);
   readonly #table: ProducerTable;
 
   constructor(capacity: number, table: ProducerTable) {
     this.#status = new Uint8Array(capacity);
-    this.#detail = new BigUint64Array(capacity);
-    this.#seq = new BigUint64Array(capacity);
+    this.#detail = new Array<bigint>(capacity).fill(0n);
+    this.#seq = new Array<bigint>(capacity).fill(0n);
     this.#state = new Array<ProducerState | null>(capacity).fill(null);
     this.#names = new Array<[Buffer, Buffer] | null>(capacity).fill(null);
     this.#table = table;
@@ -57,6 +63,16 @@ export class ReplyQueue {
     this.#seq[i] = status === Reply2.win ? seq : token;
     this.#detail[i] = detail;
     this.#names[i] = names;
+    if (status !== Reply2.win || state !== null || names !== null) this.#special++;
+  }
+
+  /** push(Reply2.win, null, 0n, 0n, 0n): a frame without producer nor FLAG_RESULT, answered WIN once durable (the common case, kept cheap). */
+  pushWin(): void {
+    if (this.#length === this.#status.length) this.#grow();
+    const i = (this.#head + this.#length++) % this.#status.length;
+    this.#status[i] = Reply2.win;
+    this.#state[i] = null;
+    this.#names[i] = null;
   }
 
   /** Bytes of the replies of the next `frames` frames. */
@@ -72,17 +88,39 @@ export class ReplyQueue {
    * frames answered W or D are added to `lookups`, to be completed.
    */
   durable(frames: number, token: bigint, lookups?: ResultSlot[]): Buffer {
-    const out = Buffer.allocUnsafe(this.#bytes(frames));
+    const win = this.#win;
+    win[0] = Reply2.win;
+    writeU64LE(win, 8, token);
+    if (this.#special === 0) {
+      // Every reply is the same WIN: one native fill, no per-frame work.
+      this.#skip(frames);
+      return Buffer.allocUnsafe(frames * REPLY2_SIZE).fill(win);
+    }
+    const bytes = this.#bytes(frames);
+    const out = Buffer.allocUnsafe(bytes);
+    // Without 40-byte replies every reply is 24 bytes: start from the WIN in every slot, then write what differs.
+    const uniform = bytes === frames * REPLY2_SIZE;
+    if (uniform) out.fill(win);
     let at = 0;
     for (let k = 0; k < frames; k++) {
       const i = this.#shift();
       const status = this.#status[i]!;
       const state = this.#state[i]!;
       const names = this.#names[i]!;
+      if (status === Reply2.win && state === null && names === null) {
+        if (!uniform) win.copy(out, at);
+        at += REPLY2_SIZE;
+        continue;
+      }
+      this.#special--;
       const replyToken = status === Reply2.win ? token : this.#seq[i]!;
       const detail = status === Reply2.win ? (state !== null ? this.#seq[i]! : 0n) : this.#detail[i]!;
       if (status === Reply2.win && state !== null) this.#table.durable(state, this.#seq[i]!, token);
-      if (names === null) {
+      if (names === null && status === Reply2.win) {
+        if (!uniform) win.copy(out, at);
+        writeU64LE(out, at + 16, detail);
+        at += REPLY2_SIZE;
+      } else if (names === null) {
         writeReply2(out, at, status, replyToken, detail);
         at += REPLY2_SIZE;
       } else {
@@ -103,6 +141,7 @@ export class ReplyQueue {
     for (let k = 0; k < frames; k++) {
       const i = this.#shift();
       const state = this.#state[i]!;
+      if (this.#status[i] !== Reply2.win || state !== null || this.#names[i] !== null) this.#special--;
       if (this.#status[i] === Reply2.win && state !== null) this.#table.failed(state, unknown);
       this.#state[i] = null;
       writeReply2(out, at, Reply2.err, 0n, 0n);
@@ -110,6 +149,13 @@ export class ReplyQueue {
       this.#names[i] = null;
     }
     return out;
+  }
+
+  /** Drop the next `frames` slots, all plain WINs (nothing to clear). */
+  #skip(frames: number): void {
+    if (frames > this.#length) throw new Error('reply queue underflow');
+    this.#head = (this.#head + frames) % this.#status.length;
+    this.#length -= frames;
   }
 
   #shift(): number {
@@ -124,8 +170,8 @@ export class ReplyQueue {
     const n = this.#status.length;
     const order = Array.from({ length: this.#length }, (_, k) => (this.#head + k) % n);
     const status = new Uint8Array(n * 2);
-    const detail = new BigUint64Array(n * 2);
-    const seq = new BigUint64Array(n * 2);
+    const detail = new Array<bigint>(n * 2).fill(0n);
+    const seq = new Array<bigint>(n * 2).fill(0n);
     const state = new Array<ProducerState | null>(n * 2).fill(null);
     const names = new Array<[Buffer, Buffer] | null>(n * 2).fill(null);
     order.forEach((i, k) => {

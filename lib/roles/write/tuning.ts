@@ -10,6 +10,8 @@
 //                             in group-commit.ts; 0: never inline).
 //   COUNTD_FLOW_POLL_MS       how often flow control scans the pool for its
 //                             backlog (default FLOW_POLL_MS, 100; 10 to 10000).
+//   COUNTD_REJOIN_US          most a commit waits for the connections the last
+//                             one answered (rejoin.ts; default 200; 0: never).
 //
 // A value that is not understood is an error at start, never ignored.
 
@@ -20,6 +22,7 @@ export interface CommitTuning {
   durability?: Durability;
   inlineMax?: number;
   flowPollMs?: number;
+  rejoinUs?: number;
 }
 
 export function commitTuningFromEnv(env: NodeJS.ProcessEnv = process.env): CommitTuning {
@@ -42,6 +45,12 @@ export function commitTuningFromEnv(env: NodeJS.ProcessEnv = process.env): Commi
     const n = Number(p);
     if (!/^\d+$/.test(p) || n < 10 || n > 10_000) throw invalidArgument(`COUNTD_FLOW_POLL_MS must be a whole number of ms from 10 to 10000, got ${JSON.stringify(p)}`);
     out.flowPollMs = n;
+  }
+  const r = env.COUNTD_REJOIN_US;
+  if (r !== undefined && r !== '') {
+    const n = Number(r);
+    if (!/^\d+$/.test(r) || n > 100_000) throw invalidArgument(`COUNTD_REJOIN_US must be a whole number of µs from 0 to 100000, got ${JSON.stringify(r)}`);
+    out.rejoinUs = n;
   }
   return out;
 }
