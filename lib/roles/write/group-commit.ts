@@ -30,6 +30,7 @@ import { writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
 import { MAX_WAIT_US, Rejoin, type RejoinMember } from './rejoin.js';
+import { Batch } from './batch.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -84,93 +85,6 @@ export interface BatchMember extends RejoinMember {
   failed(frames: number, err: unknown, answer: boolean): number;
   /** The current batch has room again (after waitForRoom). */
   roomAvailable(): void;
-}
-
-class Batch {
-  readonly slot: number;
-  readonly buf: Buffer;
-  /** Bytes of encoded entries in buf. */
-  bytes = 0;
-  /** Entries in buf (frames with increment 0 take no entry). */
-  entries = 0;
-  /** Frames in the batch, entries or not. */
-  frames = 0;
-  /**
-   * The batch holds a set or a delete: every entry is then an op entry and
-   * the batch is one RECORD_OPS, so the order of its frames is kept
-   * (docs/commit-log-format.md, "OPS records").
-   */
-  ops = false;
-  /** A frame asked for a prompt hand-over of the log once this batch is durable. */
-  prompt = false;
-  /** When its first frame was added (performance.now(); tracing only). */
-  firstAt = 0;
-  /** Members with at least one frame here, each once (its slotFrames[slot] went 0 → 1). */
-  members: BatchMember[] = [];
-  /** Owner and end offset of each entry, to remove a failed member's entries. */
-  readonly owners: Array<BatchMember | undefined> = [];
-  ends = new Int32Array(1024);
-
-  /** When its append started (performance.now()). */
-  startedAt = 0;
-  /** Its append settled (in flight batches are taken up in order: see GroupCommit.settled). */
-  settled: 'no' | 'done' | 'failed' = 'no';
-  token: bigint | void = undefined;
-  error: unknown = undefined;
-
-  constructor(slot: number, size: number) {
-    this.slot = slot;
-    this.buf = Buffer.allocUnsafe(size);
-  }
-
-  reset(): void {
-    this.owners.fill(undefined, 0, this.entries);
-    this.bytes = 0;
-    this.entries = 0;
-    this.frames = 0;
-    this.ops = false;
-    this.prompt = false;
-    this.members.length = 0;
-  }
-
-  /** Room for `size` more bytes? */
-  fits(size: number): boolean {
-    return this.bytes + size <= this.buf.length;
-  }
-
-  /** Record the entry just written up to `end` as `member`'s. */
-  push(member: BatchMember, end: number): void {
-    this.bytes = end;
-    const i = this.entries++;
-    if (i === this.ends.length) {
-      const ends = new Int32Array(i * 2);
-      ends.set(this.ends);
-      this.ends = ends;
-    }
-    this.owners[i] = member;
-    this.ends[i] = end;
-  }
-
-  /**
-   * Turn the plain entries into op entries (OP_INCREMENT), in place: each
-   * entry moves right by one byte per entry before it, plus its op byte;
-   * working from the last entry, nothing is overwritten before it moved.
-   * False when the batch has no room for the extra bytes.
-   */
-  toOps(): boolean {
-    if (this.ops) return true;
-    if (!this.fits(this.entries)) return false;
-    for (let i = this.entries - 1; i >= 0; i--) {
-      const start = i === 0 ? 0 : this.ends[i - 1]!;
-      const end = this.ends[i]!;
-      this.buf.copyWithin(start + i + 1, start, end);
-      this.buf[start + i] = OP_INCREMENT;
-      this.ends[i] = end + i + 1;
-    }
-    this.bytes += this.entries;
-    this.ops = true;
-    return true;
-  }
 }
 
 const NO_APPEND: Promise<bigint | void> = Promise.resolve();
