@@ -6,7 +6,31 @@
 // appended.
 
 import { OP_INCREMENT } from '../../commitlog/format.js';
-import type { BatchMember } from './group-commit.js';
+import type { RejoinMember } from './rejoin.js';
+
+/** What a batch needs from a connection. */
+export interface BatchMember extends RejoinMember {
+  /** Frames of this member in each batch slot (MAX_IN_FLIGHT + 1 of them); owned and updated by GroupCommit. */
+  readonly slotFrames: Int32Array;
+  /** Set by GroupCommit when an append holding frames of this member failed. */
+  failing: boolean;
+  /** Set while the member waits in GroupCommit for room in the current batch. */
+  waitingRoom: boolean;
+  /**
+   * `frames` of this member are durable, in order; returns how many WINs it
+   * sent. `token`: the sequence number of the batch's last frame (or of the
+   * last durable batch, for a batch with no entries).
+   */
+  durable(frames: number, token: bigint): number;
+  /**
+   * `frames` of this member could not be made durable (err says why); returns
+   * how many ERRs it sent. `answer` false: their outcome is unknown (they may
+   * be applied), so the member closes without answering them.
+   */
+  failed(frames: number, err: unknown, answer: boolean): number;
+  /** The current batch has room again (after waitForRoom). */
+  roomAvailable(): void;
+}
 
 export class Batch {
   readonly slot: number;

@@ -29,8 +29,8 @@ import type { FieldSizes } from '../../protocol/fields.js';
 import { writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
-import { MAX_WAIT_US, Rejoin, type RejoinMember } from './rejoin.js';
-import { Batch } from './batch.js';
+import { MAX_WAIT_US, Rejoin } from './rejoin.js';
+import { Batch, type BatchMember } from './batch.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -63,29 +63,7 @@ export interface FlowGate {
   readonly scanning?: boolean;
 }
 
-/** What a batch needs from a connection. */
-export interface BatchMember extends RejoinMember {
-  /** Frames of this member in each batch slot (MAX_IN_FLIGHT + 1 of them); owned and updated by GroupCommit. */
-  readonly slotFrames: Int32Array;
-  /** Set by GroupCommit when an append holding frames of this member failed. */
-  failing: boolean;
-  /** Set while the member waits in GroupCommit for room in the current batch. */
-  waitingRoom: boolean;
-  /**
-   * `frames` of this member are durable, in order; returns how many WINs it
-   * sent. `token`: the sequence number of the batch's last frame (or of the
-   * last durable batch, for a batch with no entries).
-   */
-  durable(frames: number, token: bigint): number;
-  /**
-   * `frames` of this member could not be made durable (err says why); returns
-   * how many ERRs it sent. `answer` false: their outcome is unknown (they may
-   * be applied), so the member closes without answering them.
-   */
-  failed(frames: number, err: unknown, answer: boolean): number;
-  /** The current batch has room again (after waitForRoom). */
-  roomAvailable(): void;
-}
+export type { BatchMember } from './batch.js';
 
 const NO_APPEND: Promise<bigint | void> = Promise.resolve();
 /** Batches of at most this many connections are committed inline (see GroupCommit.inline). */
