@@ -141,12 +141,14 @@ describe('idempotent producers and tokens on the real daemon', function () {
 
   it('an idle producer expires: it leaves the database, and its old sequence is then a new write', async () => {
     const ports = { write: await freePort(), read: await freePort() };
-    const d = new DaemonRunner(dir(), ['--producer-expiry', '500', '--handover-ms', '50'], ports);
+    // The expiry must outlast the retry below even on a loaded machine, where
+    // a write can take a second to become visible: the retry comes first.
+    const d = new DaemonRunner(dir(), ['--producer-expiry', '3000', '--handover-ms', '50'], ports);
     await d.start();
     const c = new Client({ writePort: ports.write, readPort: ports.read, producer: { id: 5n, epoch: 1 } });
     try {
-      await c.incrementAck('ks', 'e', 1, { sequence: 0, visible: true });
-      assert.equal((await c.incrementAck('ks', 'e', 1, { sequence: 0 })).duplicate, true);
+      await c.incrementAck('ks', 'e', 1, { sequence: 0 });
+      assert.equal((await c.incrementAck('ks', 'e', 1, { sequence: 0, visible: true })).duplicate, true);
       const listed = async (): Promise<bigint[]> => {
         const { ReadConnection } = await import('../../lib/client/read-connection.js');
         const conn = new ReadConnection({ host: '127.0.0.1', port: ports.read }, DEFAULT_FIELD_SIZES);
