@@ -60,18 +60,48 @@ async function probeLag(nodes: CountdDaemon[], running: () => boolean): Promise<
   return samples.sort((a, b) => a - b);
 }
 
-async function measure(label: string, nodes: CountdDaemon[]): Promise<{ line: string; rate: number }> {
+/** CPU seconds (user + system) of the processes `pids` so far (/proc/<pid>/stat). */
+async function cpuOf(pids: number[]): Promise<number> {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / 100;
+}
+
+/** Messages stored in the COUNTD stream so far (0 without a cluster). */
+async function streamMessages(urls: string | undefined): Promise<number> {
+  if (urls === undefined) return 0;
+  const conn = await connectCluster({ servers: urls.split(','), replicas: 3, name: 'bench' });
+  try {
+    return (await conn.jsm.streams.info('COUNTD')).state.last_seq;
+  } finally {
+    await conn.close();
+  }
+}
+
+async function measure(label: string, nodes: CountdDaemon[], nats?: NatsCluster): Promise<{ line: string; rate: number }> {
   const requests = buildFramePool();
   let running = true;
   const lag = probeLag(nodes, () => running);
   const per = Math.max(1, Math.floor(CONNECTIONS / nodes.length));
+  const natsPids = nats?.servers.map((s) => s.proc?.pid ?? 0) ?? [];
+  const [countdBefore, natsBefore, messagesBefore, t0] = [nodes.reduce((s, n) => s + n.cpuSeconds(), 0), await cpuOf(natsPids), await streamMessages(nats?.urls), performance.now()];
   const results = await Promise.all(nodes.map((n) => runWriteLoad({ port: n.writePort, connections: per, inFlight: IN_FLIGHT, durationMs: SECONDS * 1000, warmupMs: 1000, requests })));
   running = false;
   const samples = await lag;
+  const seconds = (performance.now() - t0) / 1000;
+  const countdCores = (nodes.reduce((s, n) => s + n.cpuSeconds(), 0) - countdBefore) / seconds;
+  const natsCores = ((await cpuOf(natsPids)) - natsBefore) / seconds;
+  const messages = (await streamMessages(nats?.urls)) - messagesBefore;
   const rate = results.reduce((s, r) => s + r.perSecond, 0);
+  const total = results.reduce((s, r) => s + r.ackedTotal, 0);
   const failed = results.reduce((s, r) => s + r.failedReplies, 0);
   const q = (f: number): string => (samples.length ? samples[Math.min(samples.length - 1, Math.floor(f * samples.length))]!.toFixed(0) : '-');
-  return { line: `| ${label} | ${Math.round(rate).toLocaleString('en-US')} | ${q(0.5)} | ${q(0.99)} | ${samples.length} | ${failed} |`, rate };
+  const cells = [Math.round(rate).toLocaleString('en-US'), q(0.5), q(0.99), samples.length, failed, countdCores.toFixed(2), nats ? natsCores.toFixed(2) : '-', messages > 0 ? Math.round(total / messages) : '-'];
+  return { line: `| ${label} | ${cells.join(' | ')} |`, rate };
 }
 
 /** Messages per second one R3 stream takes from one connection, 4 group commits' worth in flight, `bytes` each. */
@@ -98,7 +128,10 @@ async function streamRate(urls: string, bytes: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const lines = ['| configuration | durable increments/s | lag p50 ms | lag p99 ms | lag samples | failed replies |', '| --- | ---: | ---: | ---: | ---: | ---: |'];
+  const lines = [
+    '| configuration | durable increments/s | lag p50 ms | lag p99 ms | lag samples | failed replies | countd CPU (cores) | nats-server CPU (cores) | increments per message |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
   const single = await startCountd();
   try {
     lines.push((await measure('1 node, no cluster', [single])).line);
@@ -122,7 +155,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < k; i++) nodes.push(await startCountd({ extraArgs: ['--nats', nats.urls] }));
       // Let the nodes share out the partitions (about two ownership rounds per join).
       await new Promise((r) => setTimeout(r, 4000));
-      const row = await measure(`${k} cluster node${k > 1 ? 's' : ''} (R3)`, nodes);
+      const row = await measure(`${k} cluster node${k > 1 ? 's' : ''} (R3)`, nodes, nats);
       lines.push(row.line);
       if (k === 1) {
         perNode = row.rate;

@@ -42,6 +42,8 @@ export interface WriteLoadResult {
   seconds: number;
   /** Successful replies within the window. */
   acked: number;
+  /** Successful replies in all (warm-up and drain too). */
+  ackedTotal: number;
   /** Successful replies per second within the window. */
   perSecond: number;
   /** Replies other than success (any time), and connections the server closed. */
@@ -186,6 +188,7 @@ export async function runWriteLoad(options: WriteLoadOptions): Promise<WriteLoad
     inFlight,
     seconds,
     acked: ackedInWindow,
+    ackedTotal: acked,
     perSecond,
     failedReplies,
     closedByServer,

@@ -44,6 +44,15 @@ const QUEUE_HIGH_WATER = 16 * 1024 * 1024;
  * visibility lag.
  */
 const APPLY_INTERVAL_MS = 250;
+/**
+ * And at least this many times as long as the last apply took: the apply's
+ * cost per key written is mostly fixed, so an apply that is slow (a loaded
+ * store, many keyspaces) makes the next one bigger rather than the store
+ * busy with applies all the time (BENCHMARKS.md, "Cluster").
+ */
+const APPLY_SPACING = 3;
+/** But never more than this after the last apply started: the spacing adds to the visibility lag. */
+const APPLY_SPACING_MAX_MS = 1000;
 const APPLY_NOW_BYTES = 4 * 1024 * 1024;
 
 interface Owned {
@@ -98,6 +107,8 @@ export class Applier {
   #closing = false;
   /** When the last apply started (performance.now()), and the timer of the next when it waits for APPLY_INTERVAL_MS. */
   #lastApply = -Infinity;
+  /** How long the last apply took (ms). */
+  #lastApplyMs = 0;
   #paced: NodeJS.Timeout | undefined;
 
   constructor(js: JetStreamClient, store: Store, logger: Logger, onFatal: (err: unknown) => void, snapshots?: Snapshots) {
@@ -302,7 +313,7 @@ export class Applier {
 
   #kick(): void {
     if (this.#applying || this.#queue.length === 0 || this.#closed || this.#paced !== undefined) return;
-    const wait = this.#lastApply + APPLY_INTERVAL_MS - performance.now();
+    const wait = this.#lastApply + Math.max(APPLY_INTERVAL_MS, Math.min(APPLY_SPACING_MAX_MS, APPLY_SPACING * this.#lastApplyMs)) - performance.now();
     if (wait > 0 && this.#queuedBytes < APPLY_NOW_BYTES && !this.#closing) {
       this.#paced = setTimeout(() => {
         this.#paced = undefined;
@@ -317,8 +328,10 @@ export class Applier {
     const waiters = this.#roomWaiters;
     this.#roomWaiters = [];
     for (const w of waiters) w();
+    const started = this.#lastApply;
     this.#applying = this.#apply(items).then(
       () => {
+        this.#lastApplyMs = performance.now() - started;
         this.#applying = undefined;
         this.#kick();
       },

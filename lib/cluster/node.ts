@@ -23,7 +23,7 @@ export interface ClusterSettings {
   replicas: number;
   /** ms between two snapshots of an owned partition (store process only). */
   snapshotMs?: number;
-  /** Purge the stream below the snapshots (store process only; default 'auto'). */
+  /** Purge the stream below the snapshots (store process only; default 'auto': from nats-server 2.10 on). */
   purge?: 'auto' | 'always' | 'never';
 }
 
@@ -51,8 +51,8 @@ export async function startClusterStore(
 ): Promise<ClusterStore> {
   const id = randomBytes(8).toString('hex');
   const conn = await connectCluster({ servers: s.servers, replicas: s.replicas, name: `countd-store ${id}` });
-  const purge = purgeAllowed(s.purge ?? 'never', conn.nc.info?.version ?? '0.0.0');
-  if (!purge) o.logger.info('the stream is not purged below the snapshots', { natsPurge: s.purge ?? 'never', server: conn.nc.info?.version });
+  const purge = purgeAllowed(s.purge ?? 'auto', conn.nc.info?.version ?? '0.0.0');
+  if (!purge) o.logger.info('the stream is not purged below the snapshots', { natsPurge: s.purge ?? 'auto', server: conn.nc.info?.version });
   const snapshots = new Snapshots(conn.snapshots, conn.js, conn.jsm, o.store, o.logger, purge);
   const applier = new Applier(conn.js, o.store, o.logger, o.onFatal, snapshots);
   const ownership = new Ownership(conn.nodes, conn.leases, { id, read: o.readAddress }, {

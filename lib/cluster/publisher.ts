@@ -1,16 +1,19 @@
 // The writer's side of the cluster (docs/cluster.md, "Write path"): the
-// entries of one group commit (BATCH entries, or OPS op entries when it holds
-// a set, a delete or a create) are split by partition, in their order, and
-// published as ONE JetStream message per partition (message.ts), each with
-// this writer's id and its next sequence in that partition. publish()
-// resolves once JetStream acknowledged every message (stored on a majority of
-// the stream's replicas); only then are the WINs sent.
+// entries of a group commit (BATCH entries, or OPS op entries when it holds a
+// set, a delete or a create) are split by partition, in their order, and
+// published with this writer's id and its next sequence in that partition.
+// publish() resolves once JetStream acknowledged every message holding them
+// (stored on a majority of the stream's replicas); only then are the WINs sent.
 //
-// Retries keep the message's sequence, so the applier's per-writer watermark
-// drops a copy. Group commits are published one after the other (the writer
-// has one in flight), so sequence s+1 of a partition is only published once s
-// was acknowledged: a watermark (highest sequence applied) is an exact dedupe,
-// and a connection's frames reach each partition in the order it sent them.
+// Each partition has at most ONE message in flight: the entries of the group
+// commits that arrive meanwhile (the writer has up to three in flight) wait,
+// and go out together as the partition's next message once it is acknowledged
+// (a group commit of publishes). So a message carries what a partition
+// received during one acknowledgement, however small the group commits, and
+// sequence s+1 of a partition is only published once s was acknowledged: the
+// applier's per-writer watermark (highest sequence applied) is an exact
+// dedupe, and a connection's frames reach each partition in the order sent.
+// Retries keep the message's sequence, so the watermark drops a copy.
 // No Nats-Msg-Id and no NATS headers: a message costs about 30% less without
 // them (BENCHMARKS.md, "Cluster"), and the watermark is exact anyway.
 
@@ -34,29 +37,123 @@ export interface PublisherOptions {
   attempts?: number;
 }
 
+/** A group commit being published: resolved when every partition message holding its entries was acknowledged. */
+interface Commit {
+  left: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Entries of one or more group commits waiting to go out as one message of a partition. */
+interface Pending {
+  type: number;
+  /** Entry bytes, each chunk one commit's (the first may carry room for the header before them). */
+  chunks: Buffer[];
+  bytes: number;
+  frames: number;
+  commits: Commit[];
+}
+
+/**
+ * Entries of later group commits join a waiting message up to this size (the
+ * NATS default max_payload is 1 MiB); one group commit's entries for a
+ * partition go out whole, as before.
+ */
+export const COALESCE_BYTES = 512 * 1024;
+
 export class Publisher {
   readonly #o: Required<PublisherOptions>;
   /** Last sequence used per partition. */
   readonly #seqs = new Float64Array(PARTITIONS);
   readonly #bytes = new Int32Array(PARTITIONS);
   readonly #frames = new Int32Array(PARTITIONS);
+  /** A message of the partition is being published (one at a time: the watermark dedupe relies on it). */
+  readonly #busy = new Uint8Array(PARTITIONS);
+  readonly #waiting: Pending[][] = Array.from({ length: PARTITIONS }, () => []);
+  /** Partitions whose message was acknowledged, to publish their next one at the next turn of the event loop. */
+  readonly #acked: number[] = [];
+  #flushing = false;
+  readonly #flushBound = (): void => this.#flushAcked();
+  /** Partition messages published (the bench's and the tests' figure). */
+  messages = 0;
 
   constructor(options: PublisherOptions) {
     this.#o = { timeoutMs: 5000, attempts: 4, ...options };
   }
 
-  /** Publish the entries (of record type `type`) of one group commit; resolves when JetStream acknowledged all of them. */
-  async publish(entries: Buffer, type: number): Promise<void> {
+  /**
+   * Publish the entries (of record type `type`) of one group commit; resolves
+   * when JetStream acknowledged every message holding them. A partition with
+   * a message in flight keeps the entries, and those of every later group
+   * commit meanwhile, for ONE next message (a group commit of publishes).
+   * Rejects when a message holding them failed for good; the entries of later
+   * group commits waiting behind it in that partition fail with it unsent.
+   */
+  publish(entries: Buffer, type: number): Promise<void> {
     const parts = this.#split(entries, type);
-    const sends: Array<Promise<void>> = [];
-    for (let p = 0; p < PARTITIONS; p++) {
-      const body = parts[p];
-      if (body === undefined) continue;
-      const seq = ++this.#seqs[p]!;
-      writeMessageHeader(body, type, this.#frames[p]!, this.#o.writer, seq);
-      sends.push(this.#send(p, seq, body));
+    return new Promise<void>((resolve, reject) => {
+      const commit: Commit = { left: 0, resolve, reject };
+      for (let p = 0; p < PARTITIONS; p++) if (parts[p] !== undefined) commit.left++;
+      if (commit.left === 0) return resolve();
+      for (let p = 0; p < PARTITIONS; p++) {
+        const body = parts[p];
+        if (body === undefined) continue;
+        this.#add(p, body, type, this.#frames[p]!, commit);
+        if (this.#busy[p] === 0) this.#next(p);
+      }
+    });
+  }
+
+  /** Queue one commit's entries of partition p (`body` has MESSAGE_HEADER_SIZE bytes of room first). */
+  #add(p: number, body: Buffer, type: number, frames: number, commit: Commit): void {
+    const queue = this.#waiting[p]!;
+    const last = queue[queue.length - 1];
+    const bytes = body.length - MESSAGE_HEADER_SIZE;
+    if (last !== undefined && last.type === type && last.bytes + bytes <= COALESCE_BYTES) {
+      last.chunks.push(body.subarray(MESSAGE_HEADER_SIZE));
+      last.bytes += bytes;
+      last.frames += frames;
+      last.commits.push(commit);
+    } else {
+      queue.push({ type, chunks: [body], bytes, frames, commits: [commit] });
     }
-    await Promise.all(sends);
+  }
+
+  /** Publish partition p's next waiting message, if any. */
+  #next(p: number): void {
+    const m = this.#waiting[p]!.shift();
+    if (m === undefined) {
+      this.#busy[p] = 0;
+      return;
+    }
+    this.#busy[p] = 1;
+    const seq = ++this.#seqs[p]!;
+    const body = m.chunks.length === 1 ? m.chunks[0]! : Buffer.concat(m.chunks, MESSAGE_HEADER_SIZE + m.bytes);
+    writeMessageHeader(body, m.type, m.frames, this.#o.writer, seq);
+    this.messages++;
+    this.#send(p, seq, body).then(
+      () => {
+        for (const c of m.commits) if (--c.left === 0) c.resolve();
+        // Not at once: the acks read together go out again together, in one socket write (nats.js writes per microtask turn).
+        this.#acked.push(p);
+        if (!this.#flushing) {
+          this.#flushing = true;
+          setImmediate(this.#flushBound);
+        }
+      },
+      (err: unknown) => {
+        // Later commits' entries behind it fail unsent: s+1 of a partition is only published once s is stored.
+        const behind = this.#waiting[p]!.splice(0);
+        for (const w of [m, ...behind]) for (const c of w.commits) c.reject(err);
+        this.#busy[p] = 0;
+      },
+    );
+  }
+
+  #flushAcked(): void {
+    this.#flushing = false;
+    const ps = this.#acked.splice(0);
+    for (const p of ps) this.#next(p);
   }
 
   /** Copy each entry into its partition's message, after room for the message header. */

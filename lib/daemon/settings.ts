@@ -300,9 +300,9 @@ export const SETTINGS: { [K in keyof DaemonSettings]: Setting<K> } = {
   },
   natsPurge: {
     flag: 'nats-purge',
-    option: { choices: ['auto', 'always', 'never'], default: 'never', describe: 'cluster mode: purge the stream below the snapshots (never, the default: purging is not proven yet; auto: only on nats-server 2.10 or later; docs/cluster.md, "Snapshots and purge")' },
+    option: { choices: ['auto', 'always', 'never'], default: 'auto', describe: 'cluster mode: purge the stream below the snapshots (auto, the default: on nats-server 2.10 or later, whose filtered purges survive a crash of every server; docs/cluster.md, "Snapshots and purge")' },
     programs: { start: true },
-    fallback: () => 'never' as const,
+    fallback: () => 'auto' as const,
   },
   logFormat: {
     flag: 'log-format',

@@ -17,7 +17,7 @@ import { writeFrameSize } from '../protocol/fields.js';
 import { DEFAULT_HOST, DEFAULT_WRITE_PORT } from '../protocol/ports.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { WriteConnection, type ConnectionContext } from './write/connection.js';
-import { GroupCommit, type CommitLogSink } from './write/group-commit.js';
+import { GroupCommit, MAX_IN_FLIGHT, type CommitLogSink } from './write/group-commit.js';
 import { ReplyWriter } from './write/replies.js';
 import { type CommitTrace, commitTraceFromEnv } from './write/trace.js';
 import { commitTuningFromEnv } from './write/tuning.js';
@@ -162,8 +162,18 @@ function outcomeUnknown(err: unknown): AppendFailure {
   return failure;
 }
 
+/** Group commits in flight at once in cluster mode (docs/cluster.md, "Write path"); COUNTD_REPLICATED_IN_FLIGHT=1 for an A/B run against one. */
+function replicatedInFlight(): number {
+  const raw = process.env.COUNTD_REPLICATED_IN_FLIGHT;
+  if (raw === undefined || raw === '') return MAX_IN_FLIGHT;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_IN_FLIGHT) throw invalidArgument(`COUNTD_REPLICATED_IN_FLIGHT must be a whole number from 1 to ${MAX_IN_FLIGHT}, got ${raw}`);
+  return n;
+}
+
 /** The commit log and `replicate`, together (the group commit sees one append). */
 function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['replicate']>): CommitLogSink & { close(): Promise<void>; handingOverBytes(seen?: ReadonlyMap<number, number>): number; readonly handedOverBytes: number } {
+  const maxInFlight = replicatedInFlight();
   return {
     get maxBatchBytes() {
       return log.maxBatchBytes;
@@ -172,6 +182,8 @@ function replicated(log: CommitLogWriter, replicate: NonNullable<WriterOptions['
     get handedOverBytes() {
       return log.handedOverBytes;
     },
+    // Group commits overlap: the publisher coalesces a partition's entries while its last publish is in flight.
+    maxInFlight,
     append: async (entries, count, _inline, type) => {
       // The publish goes out first and the durable commit-log write runs meanwhile: a WIN waits for both,
       // so the group commit costs the slower of the two, not their sum. Either failing

@@ -304,7 +304,8 @@ describe('cluster on NATS JetStream (3 nats-server, 3 countd nodes)', function (
   it('a node with an empty database restores every partition from its snapshot plus replay, exactly once', async () => {
     const [a, b] = nodes as [DaemonRunner, DaemonRunner, DaemonRunner];
     // Quiet: the owners' snapshots reach what they applied. The stream is not purged: the suite runs the default
-    // --nats-purge never (docs/cluster.md, "Snapshots and purge").
+    // --nats-purge auto, which does not purge on nats-server 2.9 (docs/cluster.md, "Snapshots and purge";
+    // test/cluster/purge.test.ts forces it).
     let last = '';
     await waitUntil('snapshots at the applied position', async () => {
       const status = await statusOf(a).catch(() => undefined);

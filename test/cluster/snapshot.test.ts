@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { purgeAllowed } from '../../lib/cluster/node.js';
+import { SETTINGS } from '../../lib/daemon/settings.js';
 import { partitionOf, partitionOfStored } from '../../lib/cluster/partition.js';
 import { parseWindow } from '../../lib/protocol/window-settings.js';
 import { restoreBatch } from '../../lib/cluster/restore.js';
@@ -247,6 +248,9 @@ describe('partition snapshots (format, export, restore)', () => {
   });
 
   it('purges on nats-server 2.10 and later unless told otherwise; 2.9 only when forced', () => {
+    // The default of `countd start --nats-purge` (0.7.0 had never).
+    assert.equal(SETTINGS.natsPurge.fallback(), 'auto');
+    assert.equal((SETTINGS.natsPurge.option as { default?: string }).default, 'auto');
     assert.equal(purgeAllowed('auto', '2.9.10'), false);
     assert.equal(purgeAllowed('auto', '2.10.0'), true);
     assert.equal(purgeAllowed('auto', '2.11.4'), true);

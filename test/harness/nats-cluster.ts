@@ -86,7 +86,8 @@ export class NatsCluster {
       `server_name: ${s.name}`,
       `listen: 127.0.0.1:${s.clientPort}`,
       `jetstream { store_dir: "${path.join(s.dir, 'js')}" }`,
-      `cluster { name: countd-test, listen: 127.0.0.1:${s.routePort}, routes: [${routes.join(', ')}] }`,
+      // One server alone is no cluster (JetStream refuses a cluster block without routes).
+      ...(routes.length > 0 ? [`cluster { name: countd-test, listen: 127.0.0.1:${s.routePort}, routes: [${routes.join(', ')}] }`] : []),
     ].join('\n');
     await fsp.writeFile(path.join(s.dir, 'nats.conf'), conf + '\n');
   }

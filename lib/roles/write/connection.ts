@@ -20,6 +20,7 @@ import { FLAG_PROMPT, FLAG_RESULT, Reply2, REPLY2_SIZE, WRITE_OPS_PRODUCERS, Wri
 import { readU64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import type { BatchMember, GroupCommit } from './group-commit.js';
+import { MAX_IN_FLIGHT } from './group-commit.js';
 import type { ReplyWriter } from './replies.js';
 import { ReplyQueue, type ResultSlot } from './reply-queue.js';
 import type { ResultLookup } from './result-lookup.js';
@@ -64,7 +65,7 @@ const enum State {
 
 export class WriteConnection implements BatchMember {
   readonly socket: Socket;
-  readonly slotFrames = new Int32Array(2);
+  readonly slotFrames = new Int32Array(MAX_IN_FLIGHT + 1);
   failing = false;
   waitingRoom = false;
   awaited = false;

@@ -29,8 +29,8 @@ import type { FieldSizes } from '../../protocol/fields.js';
 import { writeI64LE } from '../../util/int64.js';
 import type { Logger } from '../../util/log.js';
 import { BACKGROUND_SCAN, type CommitTrace } from './trace.js';
-import { MAX_WAIT_US, Rejoin, type RejoinMember } from './rejoin.js';
-import { BatchRun } from './producer-run.js';
+import { MAX_WAIT_US, Rejoin } from './rejoin.js';
+import { Batch, type BatchMember } from './batch.js';
 
 /** The part of CommitLogWriter (lib/commitlog/writer.ts) a group commit needs. */
 export interface CommitLogSink {
@@ -39,9 +39,19 @@ export interface CommitLogSink {
   append(entries: Buffer, count: number, inline?: boolean, type?: number): Promise<bigint | void>;
   /** Hand the log being filled over to the worker now (a frame asked to be readable soon). */
   handOverSoon?(): void;
+  /**
+   * Appends this sink takes at once (default 1), at most MAX_IN_FLIGHT. Above
+   * 1 (cluster mode: lib/cluster/publisher.ts coalesces them) its failures must
+   * have an unknown outcome: a later append may succeed after an earlier one
+   * failed, so no frame of a failed one is answered ERR.
+   */
+  readonly maxInFlight?: number;
   /** The background work under way now, as BACKGROUND_* bits of trace.ts (commit tracing only). */
   backgroundWork?(): number;
 }
+
+/** Most appends a sink may have in flight (BatchMember.slotFrames holds one count per batch: MAX_IN_FLIGHT + 1). */
+export const MAX_IN_FLIGHT = 3;
 
 /** The part of flow control (flow.ts) a group commit needs. */
 export interface FlowGate {
@@ -53,112 +63,7 @@ export interface FlowGate {
   readonly scanning?: boolean;
 }
 
-/** What a batch needs from a connection. */
-export interface BatchMember extends RejoinMember {
-  /** Frames of this member in batch slot 0 and 1; owned and updated by GroupCommit. */
-  readonly slotFrames: Int32Array;
-  /** Set by GroupCommit when an append holding frames of this member failed. */
-  failing: boolean;
-  /** Set while the member waits in GroupCommit for room in the current batch. */
-  waitingRoom: boolean;
-  /**
-   * `frames` of this member are durable, in order; returns how many WINs it
-   * sent. `token`: the sequence number of the batch's last frame (or of the
-   * last durable batch, for a batch with no entries).
-   */
-  durable(frames: number, token: bigint): number;
-  /**
-   * `frames` of this member could not be made durable (err says why); returns
-   * how many ERRs it sent. `answer` false: their outcome is unknown (they may
-   * be applied), so the member closes without answering them.
-   */
-  failed(frames: number, err: unknown, answer: boolean): number;
-  /** The current batch has room again (after waitForRoom). */
-  roomAvailable(): void;
-}
-
-class Batch {
-  readonly slot: 0 | 1;
-  readonly buf: Buffer;
-  /** Bytes of encoded entries in buf. */
-  bytes = 0;
-  /** Entries in buf (frames with increment 0 take no entry). */
-  entries = 0;
-  /** Frames in the batch, entries or not. */
-  frames = 0;
-  /**
-   * The batch holds a set or a delete: every entry is then an op entry and
-   * the batch is one RECORD_OPS, so the order of its frames is kept
-   * (docs/commit-log-format.md, "OPS records").
-   */
-  ops = false;
-  /** A frame asked for a prompt hand-over of the log once this batch is durable. */
-  prompt = false;
-  /** When its first frame was added (performance.now(); tracing only). */
-  firstAt = 0;
-  /** Members with at least one frame here, each once (its slotFrames[slot] went 0 → 1). */
-  members: BatchMember[] = [];
-  /** Owner and end offset of each entry, to remove a failed member's entries. */
-  readonly owners: Array<BatchMember | undefined> = [];
-  ends = new Int32Array(1024);
-  /** The producer run of the last entry (producer-run.ts). */
-  readonly run = new BatchRun();
-
-  constructor(slot: 0 | 1, size: number) {
-    this.slot = slot;
-    this.buf = Buffer.allocUnsafe(size);
-  }
-
-  reset(): void {
-    this.owners.fill(undefined, 0, this.entries);
-    this.bytes = 0;
-    this.entries = 0;
-    this.frames = 0;
-    this.ops = false;
-    this.prompt = false;
-    this.members.length = 0;
-    this.run.entry = -1;
-  }
-
-  /** Room for `size` more bytes? */
-  fits(size: number): boolean {
-    return this.bytes + size <= this.buf.length;
-  }
-
-  /** Record the entry just written up to `end` as `member`'s. */
-  push(member: BatchMember, end: number): void {
-    this.bytes = end;
-    const i = this.entries++;
-    if (i === this.ends.length) {
-      const ends = new Int32Array(i * 2);
-      ends.set(this.ends);
-      this.ends = ends;
-    }
-    this.owners[i] = member;
-    this.ends[i] = end;
-  }
-
-  /**
-   * Turn the plain entries into op entries (OP_INCREMENT), in place: each
-   * entry moves right by one byte per entry before it, plus its op byte;
-   * working from the last entry, nothing is overwritten before it moved.
-   * False when the batch has no room for the extra bytes.
-   */
-  toOps(): boolean {
-    if (this.ops) return true;
-    if (!this.fits(this.entries)) return false;
-    for (let i = this.entries - 1; i >= 0; i--) {
-      const start = i === 0 ? 0 : this.ends[i - 1]!;
-      const end = this.ends[i]!;
-      this.buf.copyWithin(start + i + 1, start, end);
-      this.buf[start + i] = OP_INCREMENT;
-      this.ends[i] = end + i + 1;
-    }
-    this.bytes += this.entries;
-    this.ops = true;
-    return true;
-  }
-}
+export type { BatchMember } from './batch.js';
 
 const NO_APPEND: Promise<bigint | void> = Promise.resolve();
 /** Batches of at most this many connections are committed inline (see GroupCommit.inline). */
@@ -168,10 +73,11 @@ export class GroupCommit {
   private readonly log: CommitLogSink;
   private readonly sizes: FieldSizes;
   private readonly logger: Logger;
-  private readonly batches: readonly [Batch, Batch];
+  private readonly batches: readonly Batch[];
   private current: Batch;
-  private inflight: Batch | null = null;
-  private startedAt = 0;
+  /** Batches being appended, oldest first; their outcomes are taken up in this order. */
+  private readonly inflight: Batch[] = [];
+  private readonly maxInFlight: number;
   private scheduled = false;
   private waiters: BatchMember[] = [];
   private spareWaiters: BatchMember[] = [];
@@ -181,9 +87,11 @@ export class GroupCommit {
   private readonly startBound = (): void => this.start();
   /** Members of the batch whose WINs deliver() is about to send. */
   private acking: BatchMember[] | null = null;
-  private readonly doneBound = (): void => this.done();
+  private readonly doneBound = (): void => {
+    this.done();
+    this.drain();
+  };
   private readonly deliverBound = (): void => this.deliver();
-  private readonly failBound = (err: unknown): void => this.fail(err);
   private readonly trace: CommitTrace | null;
   private durableAt = 0;
   /** The background work under way when the in-flight commit started (tracing only). */
@@ -199,10 +107,6 @@ export class GroupCommit {
   private commitSeconds = -1;
   private ackSeconds = -1;
   private ackFrames = 0;
-  private readonly appendedBound = (token: bigint | void): void => {
-    if (typeof token === 'bigint') this.lastToken = token;
-    this.done();
-  };
   private readonly inlineMax: number;
   /** The next commit waits a moment for the connections just answered (rejoin.ts). */
   readonly rejoin: Rejoin;
@@ -226,13 +130,16 @@ export class GroupCommit {
     if (!(size >= largest)) {
       throw invalidArgument(`commit log batch size ${size} is below one entry of ${largest} bytes (raise logSize)`);
     }
-    this.batches = [new Batch(0, size), new Batch(1, size)];
+    const inFlight = log.maxInFlight ?? 1;
+    if (!Number.isSafeInteger(inFlight) || inFlight < 1 || inFlight > MAX_IN_FLIGHT) throw invalidArgument(`maxInFlight must be a whole number from 1 to ${MAX_IN_FLIGHT}, got ${String(inFlight)}`);
+    this.maxInFlight = inFlight;
+    this.batches = Array.from({ length: inFlight + 1 }, (_, slot) => new Batch(slot, size));
     this.current = this.batches[0];
   }
 
   /** True when no frame waits in a batch or an append. */
   get idle(): boolean {
-    return this.inflight === null && this.acking === null && this.current.frames === 0 && this.waiters.length === 0;
+    return this.inflight.length === 0 && this.acking === null && this.current.frames === 0 && this.waiters.length === 0;
   }
 
   /** Resolves once idle (used by close: every frame received is acked first). */
@@ -352,14 +259,14 @@ export class GroupCommit {
    * that every socket read of this event-loop turn joins the batch.
    */
   schedule(): void {
-    if (this.inflight !== null || this.scheduled || this.current.frames === 0) return;
+    if (this.inflight.length >= this.maxInFlight || this.scheduled || this.current.frames === 0) return;
     this.scheduled = true;
     setImmediate(this.startBound);
   }
 
   private start(): void {
     this.scheduled = false;
-    if (this.inflight !== null || this.current.frames === 0) return;
+    if (this.inflight.length >= this.maxInFlight || this.current.frames === 0) return;
     const b = this.current;
     if (b.entries > 0 && this.inline(b) && this.rejoin.holds(performance.now())) {
       // Try again on the next turn of the event loop: its reads may bring them.
@@ -370,13 +277,15 @@ export class GroupCommit {
     }
     this.rejoin.starting(this.rejoining);
     this.rejoining = false;
-    this.inflight = b;
-    this.current = this.batches[1 - b.slot]!;
+    this.inflight.push(b);
+    // The batches are a ring: the one after b is free (the oldest in flight finished before b could start).
+    this.current = this.batches[(b.slot + 1) % this.batches.length]!;
+    b.settled = 'no';
     let appended: Promise<bigint | void>;
     if (b.entries === 0) {
       appended = NO_APPEND;
     } else {
-      this.startedAt = performance.now();
+      b.startedAt = performance.now();
       if (this.trace !== null) {
         this.trace.since('wait', b.firstAt);
         this.backgroundAtStart = this.background();
@@ -387,8 +296,32 @@ export class GroupCommit {
         appended = Promise.reject(err);
       }
     }
-    appended.then(this.appendedBound, this.failBound);
+    appended.then(
+      (token) => this.settled(b, 'done', token),
+      (err: unknown) => this.settled(b, 'failed', err),
+    );
     this.wakeWaiters();
+  }
+
+  /** Batch b's append settled: take up the in-flight batches in order, as far as they settled. */
+  private settled(b: Batch, how: 'done' | 'failed', result: unknown): void {
+    b.settled = how;
+    if (how === 'done') b.token = result as bigint | void;
+    else b.error = result;
+    this.drain();
+  }
+
+  /** Take up the settled batches at the head of the in-flight ones (not while done() holds one for flow control). */
+  private drain(): void {
+    while (this.inflight.length > 0 && this.inflight[0]!.settled !== 'no' && !this.held) {
+      const head = this.inflight[0]!;
+      if (head.settled === 'failed') {
+        this.fail(head.error);
+        continue;
+      }
+      if (typeof head.token === 'bigint') this.lastToken = head.token;
+      this.done();
+    }
   }
 
   /**
@@ -398,14 +331,14 @@ export class GroupCommit {
    * time answering.
    */
   private done(): void {
-    const b = this.inflight!;
+    const b = this.inflight[0]!;
     if (!this.held) {
       if (b.entries > 0) {
-        this.commitSeconds = (performance.now() - this.startedAt) / 1000;
+        this.commitSeconds = (performance.now() - b.startedAt) / 1000;
         this.rejoin.committed(this.commitSeconds * 1e6);
         if (this.trace !== null) {
-          this.trace.since('commit', this.startedAt);
-          this.trace.overlapped(this.startedAt, this.backgroundAtStart | this.background());
+          this.trace.since('commit', b.startedAt);
+          this.trace.overlapped(b.startedAt, this.backgroundAtStart | this.background());
           this.durableAt = performance.now();
         }
       }
@@ -439,7 +372,7 @@ export class GroupCommit {
       this.rejoin.answered(m, m.slotFrames[next]! > 0);
     }
     b.reset();
-    this.inflight = null;
+    this.inflight.shift();
     this.acking = members;
     if (this.current.entries > 0 && this.inline(this.current)) {
       // The next commit blocks this thread: answer first.
@@ -471,7 +404,9 @@ export class GroupCommit {
 
   /** Send the WINs of the batch done() took apart. */
   private deliver(): void {
-    const members = this.acking!;
+    // Already sent: a later batch settled in the same turn and sent these first (done()).
+    if (this.acking === null) return;
+    const members = this.acking;
     this.acking = null;
     const counts = this.ackCounts;
     let acked = 0;
@@ -492,7 +427,7 @@ export class GroupCommit {
 
   /** The in-flight append failed: ERR its frames and the later frames of the same connections. */
   private fail(err: unknown): void {
-    const b = this.inflight!;
+    const b = this.inflight[0]!;
     const c = this.current;
     const members = b.members;
     b.members = this.spareMembers;
@@ -506,15 +441,20 @@ export class GroupCommit {
     this.removeFailing(c);
     let failed = 0;
     const counts: number[] = [];
+    // Their frames in later batches, in flight or current, fail with them (those still in flight count 0 when they settle).
     for (const m of members) {
-      counts.push(m.slotFrames[0]! + m.slotFrames[1]!);
-      m.slotFrames[0] = 0;
-      m.slotFrames[1] = 0;
+      let n = 0;
+      for (let slot = 0; slot < this.batches.length; slot++) {
+        n += m.slotFrames[slot]!;
+        m.slotFrames[slot] = 0;
+      }
+      counts.push(n);
     }
     b.reset();
-    this.inflight = null;
-    // A failed commit that could not be cut off may still be applied: no ERR then.
-    const answer = (err as { outcomeUnknown?: boolean } | null)?.outcomeUnknown !== true;
+    this.inflight.shift();
+    // A failed commit that could not be cut off may still be applied: no ERR then; nor when
+    // later appends were in flight beside it (they may succeed: maxInFlight above 1).
+    const answer = this.maxInFlight === 1 && (err as { outcomeUnknown?: boolean } | null)?.outcomeUnknown !== true;
     let unanswered = 0;
     for (let i = 0; i < members.length; i++) {
       failed += members[i]!.failed(counts[i]!, err, answer);
