@@ -1,9 +1,13 @@
 // Ownership of commit logs between processes (docs/legacy-format.md,
 // docs/commit-log-format.md "Ownership"): a process owns log <i> while the
 // hard link lock-<i> it created exists; link(2) failing with EEXIST means
-// someone else owns it. Right after linking, the owner writes owner-<i>
-// (temp + rename) naming itself, so that a lock left by a dead process can
-// be told from a live one and recovered.
+// someone else owns it. The owner names itself in owner-<i>, so that a lock
+// left by a dead process can be told from a live one and recovered. The
+// owner file is written (as owner-<i>.tmp-<pid>) BEFORE linking and renamed
+// into place after; giving a log up renames it back before unlinking the
+// lock. So at every moment a live claimer or releaser has a file naming it,
+// however long it stalls in between: a recoverer never takes its lock for a
+// dead one (the grace period alone would, past the grace).
 //
 // Recovery runs under a pool-wide mutex: a Linux abstract-namespace Unix
 // socket named after the pool directory. Binding it is atomic, and the
@@ -17,7 +21,7 @@ import path from 'node:path';
 import { errnoCode } from '../errors.js';
 import { ProcessIdentity, isAlive, selfIdentity } from '../util/proc.js';
 import { FileOps, pwriteAll } from './fileops.js';
-import { lockName, logName, ownerName, ownerTempName } from './filenames.js';
+import { lockName, logName, ownerName, ownerTempName, parsePoolName } from './filenames.js';
 
 /** What owner-<i> holds (JSON). `boot` tells identities from before a reboot, whose PIDs mean nothing now. */
 export interface OwnerRecord extends ProcessIdentity {
@@ -48,37 +52,57 @@ export function ownerAlive(owner: OwnerRecord): boolean {
 }
 
 /**
- * Try to take log <index>: link lock-<index> to it, then write owner-<index>.
+ * Try to take log <index>: write our owner record as owner-<index>.tmp-<pid>,
+ * link lock-<index> to the log, then rename the record to owner-<index>.
  * Returns false when someone else holds the lock (EEXIST) or the log is gone.
  */
-export async function tryLock(ops: FileOps, dir: string, index: number): Promise<boolean> {
+export function tryLock(ops: FileOps, dir: string, index: number): Promise<boolean> {
+  return inFlight(dir, index, () => lockNow(ops, dir, index));
+}
+
+async function lockNow(ops: FileOps, dir: string, index: number): Promise<boolean> {
   const lock = path.join(dir, lockName(index));
+  const tmp = path.join(dir, ownerTempName(index, process.pid));
+  await writeFileAll(ops, tmp, Buffer.from(JSON.stringify(selfOwner())));
   try {
     await ops.link(path.join(dir, logName(index)), lock);
   } catch (err) {
+    await unlinkIfExists(ops, tmp);
     const code = errnoCode(err);
     if (code === 'EEXIST' || code === 'ENOENT') return false;
     throw err;
   }
   try {
-    await writeOwner(ops, dir, index, selfOwner());
+    await ops.rename(tmp, path.join(dir, ownerName(index)));
   } catch (err) {
     await ops.unlink(lock).catch(() => {});
+    await unlinkIfExists(ops, tmp).catch(() => {});
     throw err;
   }
   return true;
 }
 
 /**
- * Give up log <index>: owner file first, then the lock. In this order a
- * crash in between leaves a lock without owner (recovered as stale), never
- * an owner file of ours next to someone else's new lock. The caller has just
- * chmod-ed the log, which refreshes its ctime, so a recoverer never sees the
- * ownerless lock as stale during the microseconds in between.
+ * Give up log <index>: owner-<index> back to owner-<index>.tmp-<pid>, then
+ * the lock, then that file. A crash in between leaves a lock without owner
+ * (recovered as stale once the grace has passed: the temp file names a dead
+ * process), never an owner file of ours next to someone else's new lock; and
+ * a stall in between leaves the temp file naming a live process, so nobody
+ * recovers the lock while we are about to unlink it ourselves.
  */
-export async function unlock(ops: FileOps, dir: string, index: number): Promise<void> {
-  await unlinkIfExists(ops, path.join(dir, ownerName(index)));
+export function unlock(ops: FileOps, dir: string, index: number): Promise<void> {
+  return inFlight(dir, index, () => unlockNow(ops, dir, index));
+}
+
+async function unlockNow(ops: FileOps, dir: string, index: number): Promise<void> {
+  const tmp = path.join(dir, ownerTempName(index, process.pid));
+  try {
+    await ops.rename(path.join(dir, ownerName(index)), tmp);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
   await unlinkIfExists(ops, path.join(dir, lockName(index)));
+  await unlinkIfExists(ops, tmp);
 }
 
 export async function unlinkIfExists(ops: FileOps, file: string): Promise<void> {
@@ -89,17 +113,55 @@ export async function unlinkIfExists(ops: FileOps, file: string): Promise<void> 
   }
 }
 
-async function writeOwner(ops: FileOps, dir: string, index: number, owner: OwnerRecord): Promise<void> {
+async function writeFileAll(ops: FileOps, file: string, data: Buffer): Promise<void> {
   // Not fsynced: ownership only matters among running processes, and after
-  // a crash a missing owner file reads as "dead owner" anyway.
-  const tmp = path.join(dir, ownerTempName(index, process.pid));
-  const fd = await ops.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o644);
+  // a crash a missing or torn owner file reads as "dead owner" anyway.
+  const fd = await ops.open(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o644);
   try {
-    await pwriteAll(ops, fd, [Buffer.from(JSON.stringify(owner))], 0);
+    await pwriteAll(ops, fd, [data], 0);
   } finally {
     await ops.close(fd);
   }
-  await ops.rename(tmp, path.join(dir, ownerName(index)));
+}
+
+/** This process's claims and releases under way ("dir\0index"): what a temp record naming our own PID means. */
+const ourInFlight = new Set<string>();
+
+async function inFlight<T>(dir: string, index: number, fn: () => Promise<T>): Promise<T> {
+  const key = `${dir}\0${index}`;
+  ourInFlight.add(key);
+  try {
+    return await fn();
+  } finally {
+    ourInFlight.delete(key);
+  }
+}
+
+/**
+ * Is a live process taking or giving up log <index> (owner-<index>.tmp-<pid>
+ * naming it)? A record that does not parse is not one: it is complete
+ * before the link and after the rename back, so a torn one is a claim that
+ * has not linked yet, or one cut by a crash. A record naming this process
+ * is judged by what this process has under way (a leftover of an earlier
+ * pool of the same process is not).
+ */
+async function claimInFlight(ops: FileOps, dir: string, index: number): Promise<boolean> {
+  const prefix = ownerName(index) + '.tmp-';
+  for (const name of await ops.readdir(dir)) {
+    if (!name.startsWith(prefix)) continue;
+    const p = parsePoolName(name);
+    if (p.kind !== 'temp') continue;
+    let o: Partial<OwnerRecord>;
+    try {
+      o = JSON.parse((await ops.readFile(path.join(dir, name))).toString('utf8')) as Partial<OwnerRecord>;
+    } catch {
+      continue; // gone meanwhile, or torn
+    }
+    if (o.pid !== p.pid || typeof o.start !== 'string') continue;
+    if (!ownerAlive({ pid: p.pid, start: o.start, boot: typeof o.boot === 'string' ? o.boot : '' })) continue;
+    if (p.pid !== process.pid || ourInFlight.has(`${dir}\0${index}`)) return true;
+  }
+  return false;
 }
 
 /** The owner named by owner-<index>, or null when it is missing or unreadable. */
@@ -124,14 +186,19 @@ export type LockState = 'live' | 'grace' | 'stale' | 'gone';
 
 /**
  * Is lock-<index> stale? Stale = its owner file is missing, unreadable or
- * names a dead process, AND the locked inode's ctime is older than
+ * names a dead process, no owner-<index>.tmp-<pid> names a live one (a
+ * claim or a release under way: claimInFlight), AND the locked inode's ctime is older than
  * `graceMs`. The lock is a hard link to the log, so that ctime moves on
- * link(2), every write and every chmod: a live owner keeps it fresh, and the
- * grace covers the moment between link(2) and writing owner-<index>.
+ * link(2), every write and every chmod; the grace is a second line of
+ * defence (owner files of an older countd, written after the link).
  */
 export async function lockState(ops: FileOps, dir: string, index: number, graceMs: number, now = Date.now()): Promise<LockState> {
   const owner = await readOwner(ops, dir, index);
   if (owner && ownerAlive(owner)) return 'live';
+  if (await claimInFlight(ops, dir, index)) return 'live';
+  // Renamed into place between the two looks above: live after all.
+  const again = await readOwner(ops, dir, index);
+  if (again && ownerAlive(again)) return 'live';
   let ctimeMs: number;
   try {
     ctimeMs = (await ops.stat(path.join(dir, lockName(index)))).ctimeMs;

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { ChildProcess, fork } from 'node:child_process';
+import { ChildProcess, fork, spawn as nodeSpawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isCountdError } from '../../lib/errors.js';
-import { lockName, logName, ownerName, parsePoolName } from '../../lib/commitlog/filenames.js';
+import { lockName, logName, ownerName, ownerTempName, parsePoolName } from '../../lib/commitlog/filenames.js';
 import { realFileOps } from '../../lib/commitlog/fileops.js';
-import { lockState, tryPoolMutex } from '../../lib/commitlog/locks.js';
+import { currentBootId, lockState, selfOwner, tryLock, tryPoolMutex, unlock } from '../../lib/commitlog/locks.js';
+import { processStartTime } from '../../lib/util/proc.js';
 import { CommitLogPool, DEFAULT_STALE_LOCK_GRACE_MS, poolStatus } from '../../lib/commitlog/pool.js';
 import { waitUntil } from '../harness/daemon.js';
 import { FaultFileOps } from '../harness/fault-fileops.js';
@@ -266,6 +267,56 @@ describe('commit log: pool', () => {
     await w.append(taggedBatch('new', 1), 1);
     assert.deepEqual(names(dir, 'lock'), [1], 'the writer took another log');
     await w.close();
+  });
+
+  it('a claimer or a releaser stalled between its calls is never taken for dead, whatever the grace; a dead one is', async () => {
+    await dirtyLogs(dir, 1);
+    // FileOps whose next rename(2) waits until let go: a process stalled right before it.
+    let stall: (() => void) | undefined;
+    let stalled: (() => void) | undefined;
+    const atRename = new Promise<void>((resolve) => (stalled = resolve));
+    const ops = { ...realFileOps, rename: async (from: string, to: string) => {
+      stalled!();
+      await new Promise<void>((resolve) => (stall = resolve));
+      return realFileOps.rename(from, to);
+    } };
+    // Claim: owner record written, lock linked, rename not yet done.
+    const claim = tryLock(ops, dir, 0);
+    await atRename;
+    assert.ok(fs.existsSync(path.join(dir, lockName(0))), 'linked');
+    assert.ok(!fs.existsSync(path.join(dir, ownerName(0))), 'owner file not in place yet');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(await lockState(realFileOps, dir, 0, 0), 'live', 'a claim under way, past a zero grace');
+    const pool = await CommitLogPool.open({ dir, sizes, staleLockGraceMs: 0 });
+    assert.equal(await pool.recoverStaleLocks(), 0, 'recovery leaves it alone');
+    stall!();
+    assert.equal(await claim, true);
+    assert.equal(await lockState(realFileOps, dir, 0, 0), 'live');
+    // Release: owner file renamed back, lock not yet unlinked.
+    let stalled2: (() => void) | undefined;
+    const atRename2 = new Promise<void>((resolve) => (stalled2 = resolve));
+    stalled = stalled2;
+    const release = unlock(ops, dir, 0);
+    await atRename2;
+    stall!();
+    await release;
+    assert.ok(!fs.existsSync(path.join(dir, lockName(0))), 'released');
+    // Another process's release stalled after its rename: its temp record names it, alive.
+    fs.linkSync(path.join(dir, logName(0)), path.join(dir, lockName(0)));
+    const other = nodeSpawn('sleep', ['30'], { stdio: 'ignore' });
+    const who = { pid: other.pid!, start: processStartTime(other.pid!)!, boot: currentBootId() };
+    fs.writeFileSync(path.join(dir, ownerTempName(0, who.pid)), JSON.stringify(who));
+    // (A leftover record naming this process, with nothing of ours under way, and a torn one, do not count.)
+    fs.writeFileSync(path.join(dir, ownerTempName(0, process.pid)), JSON.stringify(selfOwner()));
+    fs.writeFileSync(path.join(dir, ownerTempName(0, 999_999_999)), '{"pid":');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(await lockState(realFileOps, dir, 0, 0), 'live', 'a release under way in another process');
+    // Once that process is dead: stale (the grace has passed).
+    other.kill('SIGKILL');
+    await new Promise((resolve) => other.once('exit', resolve));
+    assert.equal(await lockState(realFileOps, dir, 0, 0), 'stale');
+    assert.equal(await pool.recoverStaleLocks(), 1);
+    assert.ok(!fs.existsSync(path.join(dir, lockName(0))));
   });
 
   it('a quarantined log (mode 0000) is never claimed, keeps its mode through stale-lock recovery, is counted, and is released only on request', async () => {

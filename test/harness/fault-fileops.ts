@@ -556,12 +556,13 @@ function currentNames(dir: string): Map<string, number> {
 /**
  * After a simulated cut the test process is still alive, so owner files it
  * wrote would name a live process. A real reboot changes the kernel boot id:
- * rewrite every owner file in `poolDir` to name another boot.
+ * rewrite every owner file in `poolDir` (and every owner record of a claim
+ * or release that was under way) to name another boot.
  */
 export function simulateReboot(poolDir: string): number {
   let n = 0;
   for (const name of fs.readdirSync(poolDir)) {
-    if (!/^owner-\d{10}$/.test(name)) continue;
+    if (!/^owner-\d{10}(\.tmp-\d+)?$/.test(name)) continue;
     const file = path.join(poolDir, name);
     try {
       const o = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
