@@ -151,24 +151,24 @@ async function claimInFlight(ops: FileOps, dir: string, index: number): Promise<
     if (!name.startsWith(prefix)) continue;
     const p = parsePoolName(name);
     if (p.kind !== 'temp') continue;
-    let o: Partial<OwnerRecord>;
-    try {
-      o = JSON.parse((await ops.readFile(path.join(dir, name))).toString('utf8')) as Partial<OwnerRecord>;
-    } catch {
-      continue; // gone meanwhile, or torn
-    }
-    if (o.pid !== p.pid || typeof o.start !== 'string') continue;
-    if (!ownerAlive({ pid: p.pid, start: o.start, boot: typeof o.boot === 'string' ? o.boot : '' })) continue;
+    // Gone meanwhile, torn or unreadable: not a claim under way.
+    const o = await readOwnerFile(ops, path.join(dir, name)).catch(() => null);
+    if (o === null || o.pid !== p.pid || !ownerAlive(o)) continue;
     if (p.pid !== process.pid || ourInFlight.has(`${dir}\0${index}`)) return true;
   }
   return false;
 }
 
 /** The owner named by owner-<index>, or null when it is missing or unreadable. */
-export async function readOwner(ops: FileOps, dir: string, index: number): Promise<OwnerRecord | null> {
+export function readOwner(ops: FileOps, dir: string, index: number): Promise<OwnerRecord | null> {
+  return readOwnerFile(ops, path.join(dir, ownerName(index)));
+}
+
+/** An owner record (owner-<i> or owner-<i>.tmp-<pid>), or null when the file is missing or does not parse. */
+async function readOwnerFile(ops: FileOps, file: string): Promise<OwnerRecord | null> {
   let text: string;
   try {
-    text = (await ops.readFile(path.join(dir, ownerName(index)))).toString('utf8');
+    text = (await ops.readFile(file)).toString('utf8');
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return null;
     throw err;
