@@ -22,7 +22,7 @@
 // outcomeUnknown), those connections are closed without an answer instead:
 // their frames may be applied, and ERR would say they are not.
 
-import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyName, copyProducerTrailer, markProducerContinuation, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryFromFrame, writeOpEntryCopy } from '../../commitlog/format.js';
+import { OP_INCREMENT, PRODUCER_TRAILER_SIZE, copyProducerTrailer, markProducerContinuation, RECORD_BATCH, RECORD_OPS, entrySize, opEntrySize, writeEntryCopy, writeEntryFromFrame, writeOpEntryCopy } from '../../commitlog/format.js';
 import { invalidArgument } from '../../errors.js';
 import { metrics } from '../../metrics.js';
 import type { FieldSizes } from '../../protocol/fields.js';
@@ -189,12 +189,7 @@ export class GroupCommit {
     if (op === OP_INCREMENT && !b.ops) {
       const end = b.bytes + entrySize(ksLen, keyLen);
       if (end > b.buf.length) return this.noRoom(member);
-      for (let i = 0; i < 8; i++) b.buf[b.bytes + i] = valueSrc[valueOff + i]!;
-      b.buf.writeUInt16LE(ksLen, b.bytes + 8);
-      b.buf.writeUInt16LE(keyLen, b.bytes + 10);
-      copyName(src, ksOff, ksLen, b.buf, b.bytes + 12);
-      copyName(src, keyOff, keyLen, b.buf, b.bytes + 12 + ksLen);
-      b.push(member, end);
+      b.push(member, writeEntryCopy(b.buf, b.bytes, valueSrc, valueOff, src, ksOff, ksLen, keyOff, keyLen));
       this.count(member, b);
       return true;
     }
