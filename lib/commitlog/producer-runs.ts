@@ -5,8 +5,7 @@
 // by the summing thread (what an apply records in the database) and by a
 // writer that starts (the producers of the logs not yet applied).
 
-import { RECORD_OPS, forEachOpAt } from './format.js';
-import { readU64LE } from '../util/int64.js';
+import { RECORD_OPS, forEachOpAt, producerOfRun } from './format.js';
 import type { LogRecord } from './reader.js';
 
 export interface ProducerRun {
@@ -48,9 +47,7 @@ export function collectProducerRuns(records: readonly LogRecord[], runs: Map<big
 
 /** Add the sequences trailer … trailer + continued of the producer whose trailer is at payload[trailer] to `runs`. */
 function addRun(runs: Map<bigint, ProducerRun>, payload: Buffer, trailer: number, continued: number, token: bigint): void {
-  const producer = readU64LE(payload, trailer);
-  const epoch = payload.readUInt32LE(trailer + 8);
-  const first = readU64LE(payload, trailer + 12);
+  const { producer, epoch, sequence: first } = producerOfRun(payload, trailer, 0);
   const last = continued === 0 ? first : first + BigInt(continued);
   const run = runs.get(producer);
   if (run === undefined || epoch > run.epoch) {
